@@ -1,0 +1,55 @@
+/*
+ * Internal compute kernels for the mobilellm engine. Not part of the public C ABI (include/mobilellm.h).
+ * Every function here has a portable scalar implementation plus SIMD versions selected at run time
+ * (AVX-512, AVX2+FMA+F16C); Swift tests compare each against a Swift reference.
+ */
+#ifndef MOBILELLM_KERNELS_H
+#define MOBILELLM_KERNELS_H
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** Storage types a weight matrix row may have. Values are stable: Swift mirrors them. */
+typedef enum {
+    MLK_DTYPE_F32 = 0,
+    MLK_DTYPE_F16 = 1,
+    MLK_DTYPE_BF16 = 2,
+} mlk_dtype;
+
+/** Instruction-set levels the dispatcher can choose. */
+typedef enum {
+    MLK_ISA_SCALAR = 0,
+    MLK_ISA_AVX2 = 1,
+    MLK_ISA_AVX512 = 2,
+} mlk_isa;
+
+/** The best level this CPU supports. */
+mlk_isa mlk_detect_isa(void);
+
+/** The level in use (defaults to mlk_detect_isa()). */
+mlk_isa mlk_active_isa(void);
+
+/** Force a level (for tests). Levels above what the CPU supports are clamped. Returns the level now in use. */
+mlk_isa mlk_set_isa(mlk_isa isa);
+
+/**
+ * y[i * ldy + j] = sum_t x[i * k + t] * w[j * k + t]   for i in [0, n), j in [j0, j1).
+ * `w` is a row-major [m, k] matrix of `dtype` elements (a PyTorch Linear weight); x is [n, k] f32.
+ * Rows [j0, j1) only, so callers can split the output rows across threads.
+ */
+void mlk_matmul_rows(const float *x, int64_t n, int64_t k,
+                     const void *w, mlk_dtype dtype,
+                     int64_t j0, int64_t j1,
+                     float *y, int64_t ldy);
+
+/** dst[t] = (float)src[t] for t in [0, count): one weight row converted to f32. */
+void mlk_convert_to_f32(const void *src, mlk_dtype dtype, int64_t count, float *dst);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,292 @@
+/*
+ * Dense f32/f16/bf16 matrix kernels with run-time ISA dispatch.
+ *
+ * SIMD code is compiled through per-function target attributes, so the package needs no global
+ * -m flags (and therefore no unsafeFlags). Each SIMD variant computes the same sums as the scalar
+ * variant up to floating-point summation order.
+ */
+#include "mobilellm_kernels.h"
+
+#include <string.h>
+
+#if defined(__x86_64__) || defined(_M_X64)
+#define MLK_X86 1
+#include <immintrin.h>
+#define TARGET_AVX2 __attribute__((target("avx2,fma,f16c")))
+#define TARGET_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx2,fma,f16c")))
+#endif
+
+/* ---------------------------------------------------------------- scalar element conversion */
+
+static inline float mlk_bf16_to_f32(uint16_t h) {
+    uint32_t bits = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &bits, sizeof f);
+    return f;
+}
+
+static inline float mlk_f16_to_f32(uint16_t h) {
+    uint32_t sign = (uint32_t)(h & 0x8000u) << 16;
+    uint32_t exponent = (h >> 10) & 0x1Fu;
+    uint32_t mantissa = h & 0x3FFu;
+    uint32_t bits;
+    if (exponent == 0) {
+        if (mantissa == 0) {
+            bits = sign;
+        } else { /* subnormal: normalise */
+            int e = -1;
+            do {
+                e++;
+                mantissa <<= 1;
+            } while ((mantissa & 0x400u) == 0);
+            bits = sign | ((uint32_t)(127 - 15 - e) << 23) | ((mantissa & 0x3FFu) << 13);
+        }
+    } else if (exponent == 0x1F) {
+        bits = sign | 0x7F800000u | (mantissa << 13);
+    } else {
+        bits = sign | ((exponent + 127 - 15) << 23) | (mantissa << 13);
+    }
+    float f;
+    memcpy(&f, &bits, sizeof f);
+    return f;
+}
+
+static inline float mlk_load_scalar(const void *w, mlk_dtype dtype, int64_t index) {
+    switch (dtype) {
+    case MLK_DTYPE_F16: return mlk_f16_to_f32(((const uint16_t *)w)[index]);
+    case MLK_DTYPE_BF16: return mlk_bf16_to_f32(((const uint16_t *)w)[index]);
+    case MLK_DTYPE_F32:
+    default: return ((const float *)w)[index];
+    }
+}
+
+static size_t mlk_element_size(mlk_dtype dtype) { return dtype == MLK_DTYPE_F32 ? 4 : 2; }
+
+/* ---------------------------------------------------------------- ISA selection */
+
+static mlk_isa mlk_current = (mlk_isa)-1;
+
+mlk_isa mlk_detect_isa(void) {
+#ifdef MLK_X86
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+        __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("f16c") && __builtin_cpu_supports("fma"))
+        return MLK_ISA_AVX512;
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c"))
+        return MLK_ISA_AVX2;
+#endif
+    return MLK_ISA_SCALAR;
+}
+
+mlk_isa mlk_active_isa(void) {
+    mlk_isa current = __atomic_load_n(&mlk_current, __ATOMIC_RELAXED);
+    if ((int)current < 0) {
+        current = mlk_detect_isa();
+        __atomic_store_n(&mlk_current, current, __ATOMIC_RELAXED);
+    }
+    return current;
+}
+
+mlk_isa mlk_set_isa(mlk_isa isa) {
+    mlk_isa best = mlk_detect_isa();
+    if ((int)isa < 0) isa = MLK_ISA_SCALAR;
+    if (isa > best) isa = best;
+    __atomic_store_n(&mlk_current, isa, __ATOMIC_RELAXED);
+    return isa;
+}
+
+/* ---------------------------------------------------------------- scalar kernels */
+
+static void mlk_matmul_scalar(const float *x, int64_t n, int64_t k, const void *w, mlk_dtype dtype,
+                              int64_t j0, int64_t j1, float *y, int64_t ldy) {
+    for (int64_t j = j0; j < j1; j++) {
+        const char *row = (const char *)w + (size_t)j * (size_t)k * mlk_element_size(dtype);
+        for (int64_t i = 0; i < n; i++) {
+            const float *xi = x + i * k;
+            float sum = 0.0f;
+            for (int64_t t = 0; t < k; t++) sum += xi[t] * mlk_load_scalar(row, dtype, t);
+            y[i * ldy + j] = sum;
+        }
+    }
+}
+
+void mlk_convert_to_f32(const void *src, mlk_dtype dtype, int64_t count, float *dst) {
+    if (dtype == MLK_DTYPE_F32) {
+        memcpy(dst, src, (size_t)count * sizeof(float));
+        return;
+    }
+    for (int64_t t = 0; t < count; t++) dst[t] = mlk_load_scalar(src, dtype, t);
+}
+
+#ifdef MLK_X86
+
+/* ---------------------------------------------------------------- AVX-512 kernels
+ * A 4-row x 4-input register tile (16 accumulators), a masked tail for k % 16, and 4x1 / 1x1 edges.
+ */
+
+TARGET_AVX512 static inline __m512 l512_f32(const void *p, int64_t t, __mmask16 m) {
+    return _mm512_maskz_loadu_ps(m, (const float *)p + t);
+}
+TARGET_AVX512 static inline __m512 l512_bf16(const void *p, int64_t t, __mmask16 m) {
+    __m256i h = _mm256_maskz_loadu_epi16(m, (const uint16_t *)p + t);
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+}
+TARGET_AVX512 static inline __m512 l512_f16(const void *p, int64_t t, __mmask16 m) {
+    __m256i h = _mm256_maskz_loadu_epi16(m, (const uint16_t *)p + t);
+    return _mm512_cvtph_ps(h);
+}
+
+#define MLK_DEFINE_AVX512(NAME, LOAD, ESIZE)                                                              \
+    TARGET_AVX512 static void NAME(const float *x, int64_t n, int64_t k, const void *w, int64_t j0,        \
+                                   int64_t j1, float *y, int64_t ldy) {                                  \
+        const char *wb = (const char *)w;                                                                 \
+        const int64_t kfull = k & ~(int64_t)15;                                                           \
+        const __mmask16 tail = (__mmask16)((1u << (k - kfull)) - 1u);                                     \
+        int64_t j = j0;                                                                                   \
+        for (; j + 4 <= j1; j += 4) {                                                                     \
+            const void *r[4];                                                                             \
+            for (int a = 0; a < 4; a++) r[a] = wb + (size_t)(j + a) * (size_t)k * (ESIZE);                \
+            int64_t i = 0;                                                                                \
+            for (; i + 4 <= n; i += 4) {                                                                  \
+                __m512 acc[4][4];                                                                         \
+                for (int a = 0; a < 4; a++)                                                               \
+                    for (int b = 0; b < 4; b++) acc[a][b] = _mm512_setzero_ps();                          \
+                for (int64_t t = 0; t < k; t += 16) {                                                     \
+                    __mmask16 m = t < kfull ? (__mmask16)0xFFFF : tail;                                   \
+                    __m512 wv[4], xv[4];                                                                  \
+                    for (int a = 0; a < 4; a++) wv[a] = LOAD(r[a], t, m);                                 \
+                    for (int b = 0; b < 4; b++) xv[b] = _mm512_maskz_loadu_ps(m, x + (i + b) * k + t);    \
+                    for (int a = 0; a < 4; a++)                                                           \
+                        for (int b = 0; b < 4; b++) acc[a][b] = _mm512_fmadd_ps(wv[a], xv[b], acc[a][b]); \
+                }                                                                                         \
+                for (int a = 0; a < 4; a++)                                                               \
+                    for (int b = 0; b < 4; b++) y[(i + b) * ldy + j + a] = _mm512_reduce_add_ps(acc[a][b]); \
+            }                                                                                             \
+            for (; i < n; i++) {                                                                          \
+                __m512 acc[4];                                                                            \
+                for (int a = 0; a < 4; a++) acc[a] = _mm512_setzero_ps();                                 \
+                for (int64_t t = 0; t < k; t += 16) {                                                     \
+                    __mmask16 m = t < kfull ? (__mmask16)0xFFFF : tail;                                   \
+                    __m512 xv = _mm512_maskz_loadu_ps(m, x + i * k + t);                                  \
+                    for (int a = 0; a < 4; a++) acc[a] = _mm512_fmadd_ps(LOAD(r[a], t, m), xv, acc[a]);   \
+                }                                                                                         \
+                for (int a = 0; a < 4; a++) y[i * ldy + j + a] = _mm512_reduce_add_ps(acc[a]);            \
+            }                                                                                             \
+        }                                                                                                 \
+        for (; j < j1; j++) {                                                                             \
+            const void *row = wb + (size_t)j * (size_t)k * (ESIZE);                                       \
+            for (int64_t i = 0; i < n; i++) {                                                             \
+                __m512 acc = _mm512_setzero_ps();                                                         \
+                for (int64_t t = 0; t < k; t += 16) {                                                     \
+                    __mmask16 m = t < kfull ? (__mmask16)0xFFFF : tail;                                   \
+                    acc = _mm512_fmadd_ps(LOAD(row, t, m), _mm512_maskz_loadu_ps(m, x + i * k + t), acc); \
+                }                                                                                         \
+                y[i * ldy + j] = _mm512_reduce_add_ps(acc);                                               \
+            }                                                                                             \
+        }                                                                                                 \
+    }
+
+MLK_DEFINE_AVX512(mlk_matmul_avx512_f32, l512_f32, 4)
+MLK_DEFINE_AVX512(mlk_matmul_avx512_bf16, l512_bf16, 2)
+MLK_DEFINE_AVX512(mlk_matmul_avx512_f16, l512_f16, 2)
+
+/* ---------------------------------------------------------------- AVX2 kernels
+ * A 4-row x 2-input tile over 8-wide vectors; the k % 8 tail is summed in scalar code.
+ */
+
+TARGET_AVX2 static inline __m256 l256_f32(const void *p, int64_t t) { return _mm256_loadu_ps((const float *)p + t); }
+TARGET_AVX2 static inline __m256 l256_bf16(const void *p, int64_t t) {
+    __m128i h = _mm_loadu_si128((const __m128i *)((const uint16_t *)p + t));
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+}
+TARGET_AVX2 static inline __m256 l256_f16(const void *p, int64_t t) {
+    return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((const uint16_t *)p + t)));
+}
+TARGET_AVX2 static inline float hsum256(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+#define MLK_DEFINE_AVX2(NAME, LOAD, ESIZE, DTYPE)                                                          \
+    TARGET_AVX2 static void NAME(const float *x, int64_t n, int64_t k, const void *w, int64_t j0,          \
+                                 int64_t j1, float *y, int64_t ldy) {                                    \
+        const char *wb = (const char *)w;                                                                 \
+        const int64_t kfull = k & ~(int64_t)7;                                                            \
+        int64_t j = j0;                                                                                   \
+        for (; j + 4 <= j1; j += 4) {                                                                     \
+            const void *r[4];                                                                             \
+            for (int a = 0; a < 4; a++) r[a] = wb + (size_t)(j + a) * (size_t)k * (ESIZE);                \
+            int64_t i = 0;                                                                                \
+            for (; i + 2 <= n; i += 2) {                                                                  \
+                __m256 acc[4][2];                                                                         \
+                for (int a = 0; a < 4; a++) acc[a][0] = acc[a][1] = _mm256_setzero_ps();                  \
+                for (int64_t t = 0; t < kfull; t += 8) {                                                  \
+                    __m256 x0 = _mm256_loadu_ps(x + i * k + t), x1 = _mm256_loadu_ps(x + (i + 1) * k + t); \
+                    for (int a = 0; a < 4; a++) {                                                         \
+                        __m256 wv = LOAD(r[a], t);                                                        \
+                        acc[a][0] = _mm256_fmadd_ps(wv, x0, acc[a][0]);                                   \
+                        acc[a][1] = _mm256_fmadd_ps(wv, x1, acc[a][1]);                                   \
+                    }                                                                                     \
+                }                                                                                         \
+                for (int a = 0; a < 4; a++)                                                               \
+                    for (int b = 0; b < 2; b++) {                                                         \
+                        float s = hsum256(acc[a][b]);                                                     \
+                        for (int64_t t = kfull; t < k; t++)                                               \
+                            s += x[(i + b) * k + t] * mlk_load_scalar(r[a], DTYPE, t);                    \
+                        y[(i + b) * ldy + j + a] = s;                                                     \
+                    }                                                                                     \
+            }                                                                                             \
+            for (; i < n; i++) {                                                                          \
+                __m256 acc[4];                                                                            \
+                for (int a = 0; a < 4; a++) acc[a] = _mm256_setzero_ps();                                 \
+                for (int64_t t = 0; t < kfull; t += 8) {                                                  \
+                    __m256 xv = _mm256_loadu_ps(x + i * k + t);                                           \
+                    for (int a = 0; a < 4; a++) acc[a] = _mm256_fmadd_ps(LOAD(r[a], t), xv, acc[a]);      \
+                }                                                                                         \
+                for (int a = 0; a < 4; a++) {                                                             \
+                    float s = hsum256(acc[a]);                                                            \
+                    for (int64_t t = kfull; t < k; t++) s += x[i * k + t] * mlk_load_scalar(r[a], DTYPE, t); \
+                    y[i * ldy + j + a] = s;                                                               \
+                }                                                                                         \
+            }                                                                                             \
+        }                                                                                                 \
+        if (j < j1) mlk_matmul_scalar(x, n, k, w, DTYPE, j, j1, y, ldy);                                  \
+    }
+
+MLK_DEFINE_AVX2(mlk_matmul_avx2_f32, l256_f32, 4, MLK_DTYPE_F32)
+MLK_DEFINE_AVX2(mlk_matmul_avx2_bf16, l256_bf16, 2, MLK_DTYPE_BF16)
+MLK_DEFINE_AVX2(mlk_matmul_avx2_f16, l256_f16, 2, MLK_DTYPE_F16)
+
+#endif /* MLK_X86 */
+
+void mlk_matmul_rows(const float *x, int64_t n, int64_t k, const void *w, mlk_dtype dtype, int64_t j0,
+                     int64_t j1, float *y, int64_t ldy) {
+    if (n <= 0 || k <= 0 || j1 <= j0) {
+        if (k <= 0)
+            for (int64_t i = 0; i < n; i++)
+                for (int64_t j = j0; j < j1; j++) y[i * ldy + j] = 0.0f;
+        return;
+    }
+#ifdef MLK_X86
+    switch (mlk_active_isa()) {
+    case MLK_ISA_AVX512:
+        switch (dtype) {
+        case MLK_DTYPE_F32: mlk_matmul_avx512_f32(x, n, k, w, j0, j1, y, ldy); return;
+        case MLK_DTYPE_BF16: mlk_matmul_avx512_bf16(x, n, k, w, j0, j1, y, ldy); return;
+        case MLK_DTYPE_F16: mlk_matmul_avx512_f16(x, n, k, w, j0, j1, y, ldy); return;
+        }
+        break;
+    case MLK_ISA_AVX2:
+        switch (dtype) {
+        case MLK_DTYPE_F32: mlk_matmul_avx2_f32(x, n, k, w, j0, j1, y, ldy); return;
+        case MLK_DTYPE_BF16: mlk_matmul_avx2_bf16(x, n, k, w, j0, j1, y, ldy); return;
+        case MLK_DTYPE_F16: mlk_matmul_avx2_f16(x, n, k, w, j0, j1, y, ldy); return;
+        }
+        break;
+    default: break;
+    }
+#endif
+    mlk_matmul_scalar(x, n, k, w, dtype, j0, j1, y, ldy);
+}

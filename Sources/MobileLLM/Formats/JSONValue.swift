@@ -1,0 +1,179 @@
+import Foundation
+
+/// A parsed JSON document, kept as plain values so that readers can report precisely which field is wrong.
+public enum JSONValue: Sendable, Equatable, Decodable {
+    case null
+    case bool(Bool)
+    case number(Double)
+    case string(String)
+    case array([JSONValue])
+    case object([String: JSONValue])
+
+    public init(from decoder: Decoder) throws {
+        let container = try decoder.singleValueContainer()
+        if container.decodeNil() {
+            self = .null
+        } else if let value = try? container.decode(Bool.self) {
+            self = .bool(value)
+        } else if let value = try? container.decode(Double.self) {
+            self = .number(value)
+        } else if let value = try? container.decode(String.self) {
+            self = .string(value)
+        } else if let value = try? container.decode([JSONValue].self) {
+            self = .array(value)
+        } else if let value = try? container.decode([String: JSONValue].self) {
+            self = .object(value)
+        } else {
+            throw DecodingError.dataCorruptedError(in: container, debugDescription: "not a JSON value")
+        }
+    }
+
+    /// Parses `data`; `path` names the source in errors.
+    public static func parse(_ data: Data, path: String) throws -> JSONValue {
+        do {
+            return try JSONDecoder().decode(JSONValue.self, from: data)
+        } catch {
+            throw MobileLLMError.invalidFile(path: path, field: "(document)", problem: "not valid JSON (\(Self.summary(of: error)))")
+        }
+    }
+
+    /// Reads and parses the file at `path`.
+    public static func load(path: String) throws -> JSONValue {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw MobileLLMError.fileNotFound(path: path, reason: "cannot read the file")
+        }
+        return try parse(data, path: path)
+    }
+
+    /// A short, human-readable name of the JSON type, for error messages.
+    public var typeName: String {
+        switch self {
+        case .null: return "null"
+        case .bool: return "a boolean"
+        case .number: return "a number"
+        case .string: return "a string"
+        case .array: return "an array"
+        case .object: return "an object"
+        }
+    }
+
+    private static func summary(of error: Error) -> String {
+        if case let DecodingError.dataCorrupted(context) = error {
+            if let underlying = context.underlyingError { return "\(underlying.localizedDescription)" }
+            return context.debugDescription
+        }
+        return "\(error)"
+    }
+}
+
+/// Typed, error-reporting access to the fields of one JSON object from one file.
+public struct JSONObjectReader: Sendable {
+    /// The file the object came from.
+    public let path: String
+    /// A prefix for field names in errors (e.g. `rope_scaling.`).
+    public let prefix: String
+    /// The object's members.
+    public let members: [String: JSONValue]
+
+    /// Wraps `value`, which must be an object.
+    public init(_ value: JSONValue, path: String, prefix: String = "") throws {
+        guard case let .object(members) = value else {
+            throw MobileLLMError.invalidFile(path: path, field: prefix.isEmpty ? "(document)" : String(prefix.dropLast()),
+                                             problem: "expected a JSON object, found \(value.typeName)")
+        }
+        self.path = path
+        self.prefix = prefix
+        self.members = members
+    }
+
+    /// True when the key exists and is not null.
+    public func has(_ key: String) -> Bool {
+        if let value = members[key], value != .null { return true }
+        return false
+    }
+
+    func fail(_ key: String, _ problem: String) -> MobileLLMError {
+        .invalidFile(path: path, field: prefix + key, problem: problem)
+    }
+
+    /// An integer field; nil when absent or null.
+    public func optionalInt(_ key: String) throws -> Int? {
+        guard let value = members[key], value != .null else { return nil }
+        guard case let .number(number) = value else { throw fail(key, "expected an integer, found \(value.typeName)") }
+        guard number.rounded() == number, abs(number) <= 9.0e15 else {
+            throw fail(key, "expected an integer, found \(number)")
+        }
+        return Int(number)
+    }
+
+    /// A required integer field.
+    public func int(_ key: String) throws -> Int {
+        guard let value = try optionalInt(key) else { throw fail(key, "missing (expected an integer)") }
+        return value
+    }
+
+    /// A required integer field that must lie in `range`.
+    public func int(_ key: String, in range: ClosedRange<Int>) throws -> Int {
+        let value = try int(key)
+        guard range.contains(value) else { throw fail(key, "expected a value in \(range.lowerBound)...\(range.upperBound), found \(value)") }
+        return value
+    }
+
+    /// A number field; nil when absent or null.
+    public func optionalDouble(_ key: String) throws -> Double? {
+        guard let value = members[key], value != .null else { return nil }
+        guard case let .number(number) = value else { throw fail(key, "expected a number, found \(value.typeName)") }
+        guard number.isFinite else { throw fail(key, "expected a finite number") }
+        return number
+    }
+
+    /// A boolean field; nil when absent or null.
+    public func optionalBool(_ key: String) throws -> Bool? {
+        guard let value = members[key], value != .null else { return nil }
+        guard case let .bool(flag) = value else { throw fail(key, "expected true or false, found \(value.typeName)") }
+        return flag
+    }
+
+    /// A string field; nil when absent or null.
+    public func optionalString(_ key: String) throws -> String? {
+        guard let value = members[key], value != .null else { return nil }
+        guard case let .string(text) = value else { throw fail(key, "expected a string, found \(value.typeName)") }
+        return text
+    }
+
+    /// An array of integers; nil when absent or null.
+    public func optionalIntArray(_ key: String) throws -> [Int]? {
+        guard let value = members[key], value != .null else { return nil }
+        guard case let .array(items) = value else { throw fail(key, "expected an array of integers, found \(value.typeName)") }
+        return try items.enumerated().map { index, item in
+            guard case let .number(number) = item, number.rounded() == number, abs(number) <= 9.0e15 else {
+                throw fail("\(key)[\(index)]", "expected an integer, found \(item.typeName)")
+            }
+            return Int(number)
+        }
+    }
+
+    /// An array of strings; nil when absent or null.
+    public func optionalStringArray(_ key: String) throws -> [String]? {
+        guard let value = members[key], value != .null else { return nil }
+        guard case let .array(items) = value else { throw fail(key, "expected an array of strings, found \(value.typeName)") }
+        return try items.enumerated().map { index, item in
+            guard case let .string(text) = item else { throw fail("\(key)[\(index)]", "expected a string, found \(item.typeName)") }
+            return text
+        }
+    }
+
+    /// An integer or an array of integers (as HF writes `eos_token_id`); empty when absent or null.
+    public func intOrIntArray(_ key: String) throws -> [Int] {
+        guard let value = members[key], value != .null else { return [] }
+        if case .number = value, let single = try optionalInt(key) { return [single] }
+        if case .array = value { return try optionalIntArray(key) ?? [] }
+        throw fail(key, "expected an integer or an array of integers, found \(value.typeName)")
+    }
+
+    /// A nested object; nil when absent or null.
+    public func optionalObject(_ key: String) throws -> JSONObjectReader? {
+        guard let value = members[key], value != .null else { return nil }
+        return try JSONObjectReader(value, path: path, prefix: prefix + key + ".")
+    }
+}

@@ -1,0 +1,109 @@
+import Foundation
+
+/// A Hugging Face model directory: `config.json`, weights in `model.safetensors` or shards listed by
+/// `model.safetensors.index.json`, optional `generation_config.json` and tokenizer files.
+public struct ModelDirectory: Sendable {
+    /// The directory.
+    public let path: String
+    /// The parsed, validated configuration (EOS ids from generation_config.json merged in).
+    public let configuration: ModelConfiguration
+    /// Every tensor of every weight file, by name.
+    let tensors: [String: StoredTensor]
+    /// The weight files that were mapped.
+    public let weightFiles: [String]
+    /// `tokenizer.json`, when present.
+    public let tokenizerFile: String?
+    /// `tokenizer_config.json`, when present.
+    public let tokenizerConfigFile: String?
+
+    /// Opens the directory at `path`, reading and validating config and weight headers. Tensor bytes stay mapped, not read.
+    public init(path: String) throws {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
+            throw MobileLLMError.fileNotFound(path: path, reason: "no such file or directory")
+        }
+        guard isDirectory.boolValue else {
+            throw MobileLLMError.invalidFile(path: path, field: "(path)", problem: "expected a model directory holding config.json and *.safetensors")
+        }
+        self.path = path
+        let configPath = Self.join(path, "config.json")
+        guard FileManager.default.fileExists(atPath: configPath) else {
+            throw MobileLLMError.fileNotFound(path: configPath, reason: "missing: a model directory needs config.json")
+        }
+        var configuration = try ModelConfiguration.parse(try JSONValue.load(path: configPath), path: configPath)
+
+        let generationPath = Self.join(path, "generation_config.json")
+        if FileManager.default.fileExists(atPath: generationPath) {
+            let generation = try JSONObjectReader(try JSONValue.load(path: generationPath), path: generationPath)
+            for id in try generation.intOrIntArray("eos_token_id") where !configuration.eosTokenIDs.contains(id) {
+                guard id >= 0, id < configuration.vocabularySize else {
+                    throw MobileLLMError.invalidFile(path: generationPath, field: "eos_token_id", problem: "token id \(id) is outside the vocabulary of \(configuration.vocabularySize)")
+                }
+                configuration.eosTokenIDs.append(id)
+            }
+            if configuration.bosTokenID == nil, let bos = try generation.optionalInt("bos_token_id"), bos >= 0, bos < configuration.vocabularySize {
+                configuration.bosTokenID = bos
+            }
+        }
+        self.configuration = configuration
+
+        let single = Self.join(path, "model.safetensors")
+        let index = Self.join(path, "model.safetensors.index.json")
+        var tensors: [String: StoredTensor] = [:]
+        var files: [String] = []
+        if FileManager.default.fileExists(atPath: single) {
+            tensors = try SafeTensorsFile(path: single).tensors
+            files = [single]
+        } else if FileManager.default.fileExists(atPath: index) {
+            let reader = try JSONObjectReader(try JSONValue.load(path: index), path: index)
+            guard let map = try reader.optionalObject("weight_map") else {
+                throw MobileLLMError.invalidFile(path: index, field: "weight_map", problem: "missing (expected an object from tensor name to shard file)")
+            }
+            var shardOfTensor: [String: String] = [:]
+            for (name, value) in map.members {
+                guard case let .string(file) = value else {
+                    throw MobileLLMError.invalidFile(path: index, field: "weight_map.\(name)", problem: "expected a file name, found \(value.typeName)")
+                }
+                guard !file.contains("/"), !file.hasPrefix(".") else {
+                    throw MobileLLMError.invalidFile(path: index, field: "weight_map.\(name)", problem: "\"\(file)\" must be a file name inside the model directory")
+                }
+                shardOfTensor[name] = file
+            }
+            for file in Set(shardOfTensor.values).sorted() {
+                let shardPath = Self.join(path, file)
+                guard FileManager.default.fileExists(atPath: shardPath) else {
+                    throw MobileLLMError.fileNotFound(path: shardPath, reason: "missing: listed in model.safetensors.index.json")
+                }
+                let shard = try SafeTensorsFile(path: shardPath)
+                files.append(shardPath)
+                for (name, tensor) in shard.tensors {
+                    if tensors[name] != nil {
+                        throw MobileLLMError.invalidFile(path: shardPath, field: name, problem: "tensor also present in another shard")
+                    }
+                    tensors[name] = tensor
+                }
+            }
+            for (name, file) in shardOfTensor where tensors[name] == nil {
+                throw MobileLLMError.invalidFile(path: Self.join(path, file), field: name, problem: "tensor listed in model.safetensors.index.json but absent from the shard")
+            }
+        } else {
+            throw MobileLLMError.fileNotFound(path: single, reason: "missing: expected model.safetensors or model.safetensors.index.json with shards")
+        }
+        self.tensors = tensors
+        self.weightFiles = files
+
+        let tokenizer = Self.join(path, "tokenizer.json")
+        tokenizerFile = FileManager.default.fileExists(atPath: tokenizer) ? tokenizer : nil
+        let tokenizerConfig = Self.join(path, "tokenizer_config.json")
+        tokenizerConfigFile = FileManager.default.fileExists(atPath: tokenizerConfig) ? tokenizerConfig : nil
+    }
+
+    static func join(_ directory: String, _ name: String) -> String {
+        directory.hasSuffix("/") ? directory + name : directory + "/" + name
+    }
+}
+
+extension ModelDirectory: TensorSource {
+    func tensor(named name: String) -> StoredTensor? { tensors[name] }
+    var location: String { weightFiles.count == 1 ? weightFiles[0] : path + " (safetensors shards)" }
+}

@@ -1,0 +1,111 @@
+import Foundation
+
+/// Element types a stored tensor may have.
+public enum DType: String, Sendable, CaseIterable {
+    case f32 = "F32"
+    case f16 = "F16"
+    case bf16 = "BF16"
+
+    /// Bytes per element.
+    public var byteSize: Int {
+        switch self {
+        case .f32: return 4
+        case .f16, .bf16: return 2
+        }
+    }
+}
+
+/// One tensor inside a mapped file: its type, shape and bytes. Holds its file alive.
+public struct StoredTensor: @unchecked Sendable {
+    /// The tensor's name in its file.
+    public let name: String
+    /// Element type.
+    public let dtype: DType
+    /// Shape, outermost dimension first (PyTorch order).
+    public let shape: [Int]
+    /// The file holding the bytes (kept alive as long as the tensor).
+    public let file: MappedFile
+    /// Pointer to the first element, inside `file`'s mapping.
+    public let pointer: UnsafeRawPointer
+
+    /// Number of elements.
+    public var count: Int { shape.reduce(1, *) }
+}
+
+/// A `.safetensors` file: an 8-byte little-endian header length, a JSON header, then raw tensor bytes.
+/// Opening validates the header completely, so no later read can leave the mapping.
+public struct SafeTensorsFile: Sendable {
+    /// The mapped file.
+    public let file: MappedFile
+    /// Tensors by name.
+    public let tensors: [String: StoredTensor]
+
+    /// The largest header this reader accepts (the format's own limit is 100 MB).
+    public static let maximumHeaderSize = 100_000_000
+
+    /// Maps and validates the file at `path`.
+    public init(path: String) throws {
+        let file = try MappedFile(path: path)
+        self.file = file
+        guard file.size >= 8, let base = file.base else {
+            throw MobileLLMError.invalidFile(path: path, field: "header length", problem: "the file has \(file.size) bytes; a safetensors file starts with an 8-byte header length")
+        }
+        var headerLength: UInt64 = 0
+        withUnsafeMutableBytes(of: &headerLength) { $0.copyMemory(from: UnsafeRawBufferPointer(start: base, count: 8)) }
+        headerLength = UInt64(littleEndian: headerLength)
+        guard headerLength <= UInt64(Self.maximumHeaderSize), Int(headerLength) <= file.size - 8 else {
+            throw MobileLLMError.invalidFile(path: path, field: "header length",
+                                             problem: "says \(headerLength) bytes but the file has \(file.size - 8) bytes after it (limit \(Self.maximumHeaderSize))")
+        }
+        let dataStart = 8 + Int(headerLength)
+        let headerData = Data(file.bytes(8..<dataStart))
+        let header = try JSONObjectReader(JSONValue.parse(headerData, path: path), path: path)
+        let dataSize = file.size - dataStart
+
+        var tensors: [String: StoredTensor] = [:]
+        var spans: [(Range<Int>, String)] = []
+        for (name, value) in header.members where name != "__metadata__" {
+            let entry = try JSONObjectReader(value, path: path, prefix: name + ".")
+            guard let dtypeName = try entry.optionalString("dtype") else {
+                throw MobileLLMError.invalidFile(path: path, field: name + ".dtype", problem: "missing")
+            }
+            guard let dtype = DType(rawValue: dtypeName) else {
+                throw MobileLLMError.unsupported(path: path, feature: "tensor '\(name)' has dtype \(dtypeName); expected one of F32, F16, BF16")
+            }
+            guard let shape = try entry.optionalIntArray("shape") else {
+                throw MobileLLMError.invalidFile(path: path, field: name + ".shape", problem: "missing")
+            }
+            guard let offsets = try entry.optionalIntArray("data_offsets"), offsets.count == 2 else {
+                throw MobileLLMError.invalidFile(path: path, field: name + ".data_offsets", problem: "expected [begin, end]")
+            }
+            var elements = 1
+            for dimension in shape {
+                guard dimension >= 0 else {
+                    throw MobileLLMError.invalidFile(path: path, field: name + ".shape", problem: "negative dimension \(dimension)")
+                }
+                let (product, overflow) = elements.multipliedReportingOverflow(by: dimension)
+                guard !overflow, product <= dataSize else {
+                    throw MobileLLMError.invalidFile(path: path, field: name + ".shape", problem: "\(shape) has more elements than the file can hold")
+                }
+                elements = product
+            }
+            let (begin, end) = (offsets[0], offsets[1])
+            guard begin >= 0, begin <= end, end <= dataSize else {
+                throw MobileLLMError.invalidFile(path: path, field: name + ".data_offsets",
+                                                 problem: "[\(begin), \(end)] is outside the \(dataSize) data bytes")
+            }
+            guard end - begin == elements * dtype.byteSize else {
+                throw MobileLLMError.invalidFile(path: path, field: name + ".data_offsets",
+                                                 problem: "spans \(end - begin) bytes but shape \(shape) of \(dtypeName) needs \(elements * dtype.byteSize)")
+            }
+            spans.append((begin..<end, name))
+            tensors[name] = StoredTensor(name: name, dtype: dtype, shape: shape, file: file, pointer: base + dataStart + begin)
+        }
+        spans.sort { $0.0.lowerBound < $1.0.lowerBound }
+        for index in spans.indices.dropFirst() where spans[index].0.lowerBound < spans[index - 1].0.upperBound && !spans[index].0.isEmpty {
+            throw MobileLLMError.invalidFile(path: path, field: spans[index].1 + ".data_offsets",
+                                             problem: "overlaps tensor '\(spans[index - 1].1)'")
+        }
+        self.tensors = tensors
+    }
+}

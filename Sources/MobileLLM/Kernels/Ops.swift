@@ -1,0 +1,82 @@
+import Foundation
+
+/// Element-wise and per-row operations of the forward pass, on raw f32 buffers.
+/// Each documents its buffer shapes; all are exact transcriptions of transformers' f32 arithmetic.
+enum Ops {
+    /// RMS normalisation of `rows` rows of width `width`: `out = x * rsqrt(mean(x²) + eps) * weight`
+    /// (weightless when `weight` is nil, as Llama-4's QK norm). `x` and `out` may alias.
+    static func rmsNorm(_ x: UnsafePointer<Float>, rows: Int, width: Int, weight: UnsafePointer<Float>?, epsilon: Float,
+                        into out: UnsafeMutablePointer<Float>) {
+        for r in 0..<rows {
+            let row = x + r * width
+            let destination = out + r * width
+            var sum: Float = 0
+            for t in 0..<width { sum += row[t] * row[t] }
+            let scale = 1 / (sum / Float(width) + epsilon).squareRoot()
+            if let weight {
+                for t in 0..<width { destination[t] = (row[t] * scale) * weight[t] }
+            } else {
+                for t in 0..<width { destination[t] = row[t] * scale }
+            }
+        }
+    }
+
+    /// Rotates `heads` heads of width `dimension` (one token, `x` is [heads, dimension]) by `position`.
+    static func rope(_ x: UnsafeMutablePointer<Float>, heads: Int, dimension: Int, position: Int,
+                     inverseFrequencies: [Float], pairing: RoPEPairing) {
+        let half = dimension / 2
+        for i in 0..<half {
+            let angle = Float(position) * inverseFrequencies[i]
+            let c = cos(angle), s = sin(angle)
+            for h in 0..<heads {
+                let head = x + h * dimension
+                let (first, second) = pairing == .interleaved ? (2 * i, 2 * i + 1) : (i, i + half)
+                let a = head[first], b = head[second]
+                head[first] = a * c - b * s
+                head[second] = a * s + b * c
+            }
+        }
+    }
+
+    /// `gate[t] = silu(gate[t]) * up[t]` over `count` values.
+    static func swiGLU(_ gate: UnsafeMutablePointer<Float>, _ up: UnsafePointer<Float>, count: Int) {
+        for t in 0..<count {
+            let g = gate[t]
+            gate[t] = g / (1 + exp(-g)) * up[t]
+        }
+    }
+
+    /// `x[t] += y[t]` over `count` values.
+    static func add(_ x: UnsafeMutablePointer<Float>, _ y: UnsafePointer<Float>, count: Int) {
+        for t in 0..<count { x[t] += y[t] }
+    }
+
+    /// Attention of one query head over `length` cached positions.
+    /// - `query`: [dimension]; `keys`/`values`: [length, dimension] (one KV head's cache from the first visible
+    ///   position); `scores`: scratch of `length`; `out`: [dimension].
+    static func attend(query: UnsafePointer<Float>, keys: UnsafePointer<Float>, values: UnsafePointer<Float>, length: Int,
+                       dimension: Int, scale: Float, scores: UnsafeMutablePointer<Float>, out: UnsafeMutablePointer<Float>) {
+        var maximum = -Float.infinity
+        for p in 0..<length {
+            let key = keys + p * dimension
+            var dot: Float = 0
+            for t in 0..<dimension { dot += query[t] * key[t] }
+            let score = dot * scale
+            scores[p] = score
+            maximum = max(maximum, score)
+        }
+        var total: Float = 0
+        for p in 0..<length {
+            let e = exp(scores[p] - maximum)
+            scores[p] = e
+            total += e
+        }
+        let inverse = 1 / total
+        for t in 0..<dimension { out[t] = 0 }
+        for p in 0..<length {
+            let weight = scores[p] * inverse
+            let value = values + p * dimension
+            for t in 0..<dimension { out[t] += weight * value[t] }
+        }
+    }
+}

@@ -1,0 +1,60 @@
+import Foundation
+
+/// Options for loading a model.
+public struct ModelLoadOptions: Sendable {
+    /// Threads each session of this model uses for its matrix work (nil: every core).
+    public var threadCount: Int?
+
+    /// Options with the given thread count (nil: every core).
+    public init(threadCount: Int? = nil) {
+        self.threadCount = threadCount
+    }
+}
+
+/// A loaded model: configuration and weights. Immutable after loading, so one `Model` may serve any number of
+/// sessions on any threads. Weights stay memory-mapped from their files.
+public final class Model: @unchecked Sendable {
+    /// Where the model was loaded from.
+    public let path: String
+    /// The validated configuration.
+    public let configuration: ModelConfiguration
+    /// Threads a session uses.
+    public let threadCount: Int
+    /// `tokenizer.json` of the model, when it has one.
+    public let tokenizerFile: String?
+
+    let weights: TransformerWeights
+    let ropeFrequencies: [Float]
+
+    /// Loads a Hugging Face model directory (config.json + safetensors). Throws `MobileLLMError` naming the file and
+    /// field when anything is missing or inconsistent.
+    public init(path: String, options: ModelLoadOptions = ModelLoadOptions()) throws {
+        if let threads = options.threadCount, threads < 1 || threads > 1024 {
+            throw MobileLLMError.invalidArgument(name: "threadCount", problem: "expected 1...1024, found \(threads)")
+        }
+        let directory = try ModelDirectory(path: path)
+        guard let architecture = ArchitectureRegistry.architecture(for: directory.configuration.modelType) else {
+            throw MobileLLMError.unsupported(path: path, feature: "model_type \(directory.configuration.modelType)")
+        }
+        self.path = path
+        configuration = directory.configuration
+        weights = try TransformerWeights(configuration: configuration, architecture: architecture, source: directory)
+        ropeFrequencies = configuration.ropeInverseFrequencies()
+        threadCount = options.threadCount ?? ProcessInfo.processInfo.activeProcessorCount
+        tokenizerFile = directory.tokenizerFile
+    }
+
+    /// Vocabulary size (length of a logits row).
+    public var vocabularySize: Int { configuration.vocabularySize }
+
+    /// Token ids that end generation (config.json and generation_config.json merged).
+    public var eosTokenIDs: [Int] { configuration.eosTokenIDs }
+
+    /// Bytes of weights read to produce one token.
+    public var weightBytesPerToken: Int { weights.bytesPerToken }
+
+    /// A new session with its own KV cache of `contextLength` positions (default: min(4096, max positions)).
+    public func makeSession(contextLength: Int? = nil) throws -> Session {
+        try Session(model: self, capacity: contextLength ?? min(4096, configuration.maxPositions))
+    }
+}

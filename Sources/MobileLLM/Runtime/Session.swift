@@ -1,0 +1,281 @@
+import Foundation
+import Synchronization
+
+/// Which positions' logits a call to `Session.feed` returns.
+public enum LogitsRequest: Sendable {
+    /// None (the tokens only extend the KV cache).
+    case none
+    /// The last fed position's.
+    case last
+    /// One row for every fed position.
+    case all
+}
+
+/// Logits rows, each `vocabularySize` long, stored contiguously.
+public struct Logits: Sendable, Equatable {
+    /// Length of each row.
+    public let vocabularySize: Int
+    /// Row-major values: `rowCount × vocabularySize`.
+    public let values: [Float]
+
+    /// Number of rows.
+    public var rowCount: Int { vocabularySize == 0 ? 0 : values.count / vocabularySize }
+
+    /// Row `index`.
+    public func row(_ index: Int) -> ArraySlice<Float> {
+        values[(index * vocabularySize)..<((index + 1) * vocabularySize)]
+    }
+
+    /// The last row (empty when there are none).
+    public var last: ArraySlice<Float> { rowCount == 0 ? [] : row(rowCount - 1) }
+}
+
+/// One conversation's state: a KV cache of fixed capacity, the tokens fed so far and scratch buffers.
+///
+/// A session is used by one thread at a time; `cancel()` alone may be called from any thread.
+public final class Session: @unchecked Sendable {
+    /// The model this session runs.
+    public let model: Model
+    /// Positions the KV cache holds.
+    public let capacity: Int
+    /// Tokens fed so far (the KV cache holds exactly these).
+    public private(set) var tokens: [Int32] = []
+    /// Number of positions in the KV cache.
+    public var position: Int { tokens.count }
+
+    /// Largest number of tokens one forward pass computes at once during prefill (bounds scratch memory).
+    public static let batchLimit = 256
+
+    private let cancelRequested = Atomic<Bool>(false)
+    private let parallel: Parallel
+    // KV cache, per layer: [kvHeads, capacity, headDim].
+    private let keys: [UnsafeMutablePointer<Float>]
+    private let values: [UnsafeMutablePointer<Float>]
+    private var scratch = Scratch()
+
+    init(model: Model, capacity: Int) throws {
+        let c = model.configuration
+        guard capacity >= 1, capacity <= c.maxPositions else {
+            throw MobileLLMError.invalidArgument(name: "contextLength", problem: "expected 1...\(c.maxPositions) (the model's max_position_embeddings), found \(capacity)")
+        }
+        self.model = model
+        self.capacity = capacity
+        parallel = Parallel(threadCount: model.threadCount)
+        let layerFloats = c.kvHeadCount * capacity * c.headDimension
+        keys = (0..<c.layerCount).map { _ in
+            let buffer = UnsafeMutablePointer<Float>.allocate(capacity: layerFloats)
+            buffer.initialize(repeating: 0, count: layerFloats)
+            return buffer
+        }
+        values = (0..<c.layerCount).map { _ in
+            let buffer = UnsafeMutablePointer<Float>.allocate(capacity: layerFloats)
+            buffer.initialize(repeating: 0, count: layerFloats)
+            return buffer
+        }
+    }
+
+    deinit {
+        for buffer in keys { buffer.deallocate() }
+        for buffer in values { buffer.deallocate() }
+        scratch.release()
+    }
+
+    /// Bytes the KV cache occupies.
+    public var kvCacheBytes: Int {
+        let c = model.configuration
+        return 2 * c.layerCount * c.kvHeadCount * capacity * c.headDimension * MemoryLayout<Float>.size
+    }
+
+    /// Asks the running (or, if none is running, the next) `feed` or generation on this session to stop; it then throws
+    /// `MobileLLMError.cancelled` and the request is consumed. Safe from any thread.
+    public func cancel() {
+        cancelRequested.store(true, ordering: .relaxed)
+    }
+
+    /// Empties the KV cache (and clears a pending cancel request).
+    public func reset() {
+        tokens.removeAll(keepingCapacity: true)
+        cancelRequested.store(false, ordering: .relaxed)
+    }
+
+    /// Drops every position from `newPosition` on, so the next token fed goes to `newPosition`.
+    public func rewind(to newPosition: Int) throws {
+        guard newPosition >= 0, newPosition <= position else {
+            throw MobileLLMError.invalidArgument(name: "position", problem: "expected 0...\(position) (the current position), found \(newPosition)")
+        }
+        tokens.removeSubrange(newPosition...)
+    }
+
+    func checkCancelled() throws {
+        if cancelRequested.exchange(false, ordering: .relaxed) { throw MobileLLMError.cancelled }
+    }
+
+    /// Feeds `newTokens` at the current position and returns the requested logits.
+    ///
+    /// Prefill (many tokens) and decode (one) give the same results. Throws `invalidArgument` for ids outside the
+    /// vocabulary, `contextFull` when the tokens do not fit (nothing is fed), and `cancelled` after `cancel()` (the
+    /// position is then back where it was before the call).
+    @discardableResult
+    public func feed(_ newTokens: [Int32], logits request: LogitsRequest = .last) throws -> Logits {
+        let c = model.configuration
+        for (index, token) in newTokens.enumerated() where token < 0 || Int(token) >= c.vocabularySize {
+            throw MobileLLMError.invalidArgument(name: "tokens[\(index)]", problem: "token id \(token) is outside the vocabulary (0..<\(c.vocabularySize))")
+        }
+        guard newTokens.count <= capacity - position else {
+            throw MobileLLMError.contextFull(capacity: capacity, position: position, requested: newTokens.count)
+        }
+        let start = position
+        var output: [Float] = []
+        do {
+            var offset = 0
+            while offset < newTokens.count {
+                let count = min(Self.batchLimit, newTokens.count - offset)
+                let isFinal = offset + count == newTokens.count
+                let rows: LogitsRequest = request == .all ? .all : (isFinal ? request : .none)
+                let batch = Array(newTokens[offset..<(offset + count)])
+                try forward(batch, at: start + offset, logits: rows, into: &output)
+                tokens.append(contentsOf: batch)
+                offset += count
+            }
+        } catch {
+            tokens.removeSubrange(start...)
+            throw error
+        }
+        return Logits(vocabularySize: request == .none || newTokens.isEmpty ? 0 : c.vocabularySize, values: output)
+    }
+
+    // MARK: - Forward pass
+
+    /// Runs `batch` (n tokens) at positions `start..<start+n` through every layer, writing K/V into the cache and
+    /// appending the requested logits rows to `output`.
+    private func forward(_ batch: [Int32], at start: Int, logits request: LogitsRequest, into output: inout [Float]) throws {
+        let c = model.configuration
+        let w = model.weights
+        let n = batch.count
+        let hidden = c.hiddenSize
+        let headDim = c.headDimension
+        let qWidth = c.headCount * headDim
+        let kvWidth = c.kvHeadCount * headDim
+        scratch.reserve(tokens: n, configuration: c, capacity: capacity)
+        let s = scratch
+
+        // x: [n, hidden] — the residual stream, starting from the token embeddings.
+        for (i, token) in batch.enumerated() { w.embedding.row(Int(token), into: s.x + i * hidden) }
+
+        let attentionScale = Float(1.0 / Double(headDim).squareRoot())
+        for (layerIndex, layer) in w.layers.enumerated() {
+            try checkCancelled()
+            let spec = c.layers[layerIndex]
+            // h = RMSNorm(x); q [n, heads*headDim], k/v [n, kvHeads*headDim].
+            layer.attentionNorm.withUnsafeBufferPointer { weight in
+                Ops.rmsNorm(s.x, rows: n, width: hidden, weight: weight.baseAddress, epsilon: c.rmsNormEpsilon, into: s.h)
+            }
+            layer.query(s.h, count: n, into: s.q, parallel: parallel)
+            layer.key(s.h, count: n, into: s.k, parallel: parallel)
+            layer.value(s.h, count: n, into: s.v, parallel: parallel)
+
+            for i in 0..<n {
+                let position = start + i
+                let q = s.q + i * qWidth, k = s.k + i * kvWidth
+                if spec.usesRoPE {
+                    Ops.rope(q, heads: c.headCount, dimension: headDim, position: position, inverseFrequencies: model.ropeFrequencies, pairing: c.ropePairing)
+                    Ops.rope(k, heads: c.kvHeadCount, dimension: headDim, position: position, inverseFrequencies: model.ropeFrequencies, pairing: c.ropePairing)
+                }
+                if spec.qkNorm {
+                    Ops.rmsNorm(q, rows: c.headCount, width: headDim, weight: nil, epsilon: c.rmsNormEpsilon, into: q)
+                    Ops.rmsNorm(k, rows: c.kvHeadCount, width: headDim, weight: nil, epsilon: c.rmsNormEpsilon, into: k)
+                }
+                if spec.temperatureTuning {
+                    let floorScale = Float(c.attentionFloorScale)
+                    let scale = log1p(((Float(position) + 1) / floorScale).rounded(.down)) * Float(c.attentionTemperatureScale) + 1
+                    for t in 0..<qWidth { q[t] *= scale }
+                }
+                // Cache K/V: layer cache is [kvHeads, capacity, headDim].
+                for head in 0..<c.kvHeadCount {
+                    let destination = (head * capacity + position) * headDim
+                    (keys[layerIndex] + destination).update(from: k + head * headDim, count: headDim)
+                    (values[layerIndex] + destination).update(from: s.v + i * kvWidth + head * headDim, count: headDim)
+                }
+            }
+
+            // attention output: [n, heads*headDim]; one work item per (token, head).
+            nonisolated(unsafe) let layerKeys = keys[layerIndex]
+            nonisolated(unsafe) let layerValues = values[layerIndex]
+            let capacity = self.capacity, group = c.groupSize, heads = c.headCount
+            parallel.forEach(n * heads, minimumPerThread: 4) { range in
+                let scores = UnsafeMutablePointer<Float>.allocate(capacity: capacity)
+                defer { scores.deallocate() }
+                for item in range {
+                    let i = item / heads, head = item % heads
+                    let position = start + i
+                    let first = spec.chunkSize.map { (position / $0) * $0 } ?? 0
+                    let kvHead = head / group
+                    let base = (kvHead * capacity + first) * headDim
+                    Ops.attend(query: s.q + i * qWidth + head * headDim, keys: layerKeys + base, values: layerValues + base,
+                               length: position - first + 1, dimension: headDim, scale: attentionScale, scores: scores,
+                               out: s.attention + i * qWidth + head * headDim)
+                }
+            }
+            layer.output(s.attention, count: n, into: s.h, parallel: parallel)
+            Ops.add(s.x, s.h, count: n * hidden)
+
+            // MLP: x += down(silu(gate(h)) * up(h)), h = RMSNorm(x).
+            layer.mlpNorm.withUnsafeBufferPointer { weight in
+                Ops.rmsNorm(s.x, rows: n, width: hidden, weight: weight.baseAddress, epsilon: c.rmsNormEpsilon, into: s.h)
+            }
+            layer.gate(s.h, count: n, into: s.gate, parallel: parallel)
+            layer.up(s.h, count: n, into: s.up, parallel: parallel)
+            Ops.swiGLU(s.gate, s.up, count: n * c.intermediateSize)
+            layer.down(s.gate, count: n, into: s.h, parallel: parallel)
+            Ops.add(s.x, s.h, count: n * hidden)
+        }
+        try checkCancelled()
+
+        guard request != .none else { return }
+        let firstRow = request == .all ? 0 : n - 1
+        let rows = n - firstRow
+        w.finalNorm.withUnsafeBufferPointer { weight in
+            Ops.rmsNorm(s.x + firstRow * hidden, rows: rows, width: hidden, weight: weight.baseAddress, epsilon: c.rmsNormEpsilon, into: s.h)
+        }
+        let vocabulary = c.vocabularySize
+        let previous = output.count
+        output.append(contentsOf: repeatElement(0, count: rows * vocabulary))
+        output.withUnsafeMutableBufferPointer { buffer in
+            if let base = buffer.baseAddress {
+                w.output.multiply(s.h, count: rows, into: base + previous, parallel: parallel)
+            }
+        }
+    }
+}
+
+/// Per-session scratch buffers for one forward batch, grown on demand.
+private struct Scratch {
+    private(set) var tokens = 0
+    var x = UnsafeMutablePointer<Float>.allocate(capacity: 1)
+    var h = UnsafeMutablePointer<Float>.allocate(capacity: 1)
+    var q = UnsafeMutablePointer<Float>.allocate(capacity: 1)
+    var k = UnsafeMutablePointer<Float>.allocate(capacity: 1)
+    var v = UnsafeMutablePointer<Float>.allocate(capacity: 1)
+    var attention = UnsafeMutablePointer<Float>.allocate(capacity: 1)
+    var gate = UnsafeMutablePointer<Float>.allocate(capacity: 1)
+    var up = UnsafeMutablePointer<Float>.allocate(capacity: 1)
+
+    mutating func reserve(tokens n: Int, configuration c: ModelConfiguration, capacity: Int) {
+        guard n > tokens else { return }
+        release()
+        tokens = n
+        let qWidth = c.headCount * c.headDimension, kvWidth = c.kvHeadCount * c.headDimension
+        x = .allocate(capacity: n * c.hiddenSize)
+        h = .allocate(capacity: n * max(c.hiddenSize, qWidth))
+        q = .allocate(capacity: n * qWidth)
+        k = .allocate(capacity: n * kvWidth)
+        v = .allocate(capacity: n * kvWidth)
+        attention = .allocate(capacity: n * qWidth)
+        gate = .allocate(capacity: n * c.intermediateSize)
+        up = .allocate(capacity: n * c.intermediateSize)
+    }
+
+    func release() {
+        for buffer in [x, h, q, k, v, attention, gate, up] { buffer.deallocate() }
+    }
+}
