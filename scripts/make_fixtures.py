@@ -69,6 +69,7 @@ from transformers.models.llama import modeling_llama  # noqa: E402
 from transformers.models.llama4 import modeling_llama4  # noqa: E402
 
 transformers.logging.set_verbosity_error()
+transformers.utils.logging.disable_progress_bar()
 torch.use_deterministic_algorithms(True)
 torch.set_num_threads(1)  # fixed reduction order -> byte-identical reruns
 

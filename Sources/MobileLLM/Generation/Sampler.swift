@@ -106,13 +106,31 @@ public struct Sampler: Sendable {
 
     /// Picks the next token. `history` is every token so far (prompt included), used by the penalties.
     public mutating func sample<C: Collection>(_ logits: C, history: [Int32]) -> Int32 where C.Element == Float {
+        if parameters.temperature == 0 {
+            var scores = Array(logits)
+            applyPenalties(&scores, history: history)
+            return Int32(Self.argmax(scores))
+        }
+        let candidates = distribution(logits, history: history)
+        let draw = generator.unitFloat()
+        var cumulative: Float = 0
+        for candidate in candidates {
+            cumulative += candidate.probability
+            if draw < cumulative { return candidate.token }
+        }
+        return candidates.last?.token ?? Int32(Self.argmax(logits))
+    }
+
+    /// The distribution `sample` draws from: the tokens that survive penalties, temperature, top-k, top-p and min-p,
+    /// most likely first (lower id first on ties), with probabilities summing to 1. Greedy parameters give the
+    /// single arg-max token with probability 1.
+    public func distribution<C: Collection>(_ logits: C, history: [Int32]) -> [(token: Int32, probability: Float)] where C.Element == Float {
         var scores = Array(logits)
         applyPenalties(&scores, history: history)
-        if parameters.temperature == 0 { return Int32(Self.argmax(scores)) }
+        if parameters.temperature == 0 { return [(Int32(Self.argmax(scores)), 1)] }
 
-        // Candidates sorted by score, best first (stable: lower id first on ties).
         var candidates = scores.indices.filter { !scores[$0].isNaN && scores[$0] > -Float.infinity }
-        if candidates.isEmpty { return Int32(Self.argmax(scores)) }
+        if candidates.isEmpty { return [(Int32(Self.argmax(scores)), 1)] }
         candidates.sort { scores[$0] > scores[$1] || (scores[$0] == scores[$1] && $0 < $1) }
         for index in candidates { scores[index] /= parameters.temperature }
 
@@ -122,6 +140,7 @@ public struct Sampler: Sendable {
         }
         var probabilities = Self.softmax(candidates.map { scores[$0] })
         if parameters.topP < 1 {
+            // Keep token r while the probability of the tokens before it is still below top-p (transformers' rule).
             var cumulative: Float = 0
             var keep = 0
             while keep < probabilities.count {
@@ -138,13 +157,7 @@ public struct Sampler: Sendable {
             candidates = kept.map { candidates[$0] }
             probabilities = Self.softmax(candidates.map { scores[$0] })
         }
-        let draw = generator.unitFloat()
-        var cumulative: Float = 0
-        for (index, probability) in probabilities.enumerated() {
-            cumulative += probability
-            if draw < cumulative { return Int32(candidates[index]) }
-        }
-        return Int32(candidates[candidates.count - 1])
+        return zip(candidates, probabilities).map { (Int32($0), $1) }
     }
 
     private func applyPenalties(_ scores: inout [Float], history: [Int32]) {

@@ -1,0 +1,93 @@
+import Foundation
+import Testing
+@testable import MobileLLM
+
+/// The engine against transformers: logits at every position and greedy continuations recorded by
+/// scripts/make_fixtures.py from a float32 `from_pretrained` of the committed weights.
+@Suite("Golden outputs from transformers")
+struct GoldenModelTests {
+    @Test("logits match transformers within 1e-3", arguments: Fixtures.models)
+    func logitsMatch(fixture: String) throws {
+        let reference = try ModelReference.load(fixture)
+        let model = try Model(path: Fixtures.path(fixture))
+        #expect(model.configuration.modelType == reference.model_type)
+        #expect(model.vocabularySize == reference.vocab_size)
+        for sequence in reference.sequences {
+            let session = try model.makeSession(contextLength: 128)
+            let logits = try session.feed(sequence.tokens, logits: .all)
+            #expect(logits.rowCount == sequence.tokens.count)
+            var worst: Float = 0
+            for (row, expected) in sequence.logits.enumerated() {
+                #expect(expected.count == model.vocabularySize)
+                worst = max(worst, maxAbsDifference(logits.row(row), expected))
+                #expect(Sampler.argmax(logits.row(row)) == Sampler.argmax(expected), "argmax differs at position \(row)")
+            }
+            #expect(worst <= 1e-3, "\(fixture): max |Δlogit| \(worst) over \(sequence.tokens.count) positions")
+        }
+    }
+
+    @Test("greedy continuations are identical to transformers", arguments: Fixtures.models)
+    func greedyMatches(fixture: String) throws {
+        let reference = try ModelReference.load(fixture)
+        let model = try Model(path: Fixtures.path(fixture))
+        for greedy in reference.greedy {
+            let session = try model.makeSession(contextLength: 128)
+            let result = try session.generate(prompt: greedy.prompt, options: GenerationOptions(maxTokens: greedy.continuation.count))
+            #expect(result.tokens == greedy.continuation)
+            #expect(result.stopReason == .maxTokens)
+        }
+    }
+
+    @Test("prefill and token-by-token decode give identical logits", arguments: Fixtures.models)
+    func prefillEqualsDecode(fixture: String) throws {
+        let reference = try ModelReference.load(fixture)
+        let model = try Model(path: Fixtures.path(fixture))
+        guard let tokens = reference.sequences.map(\.tokens).max(by: { $0.count < $1.count }) else { return }
+        let prefill = try model.makeSession(contextLength: 128).feed(tokens, logits: .all)
+        let decoder = try model.makeSession(contextLength: 128)
+        for (index, token) in tokens.enumerated() {
+            let row = try decoder.feed([token])
+            #expect(Array(row.last) == Array(prefill.row(index)), "position \(index) differs between prefill and decode")
+        }
+        #expect(decoder.position == tokens.count)
+    }
+
+    @Test("prefill longer than one internal batch equals decode")
+    func longPrefillCrossesBatches() throws {
+        let model = try Model(path: Fixtures.path("llama4-nope-f32"))
+        var generator = SeededGenerator(seed: 7)
+        let tokens = (0..<(Session.batchLimit + 37)).map { _ in Int32(generator.next() % UInt64(model.vocabularySize)) }
+        let prefill = try model.makeSession(contextLength: 512).feed(tokens, logits: .all)
+        #expect(prefill.rowCount == tokens.count)
+        let decoder = try model.makeSession(contextLength: 512)
+        try decoder.feed(Array(tokens.prefix(Session.batchLimit - 3)), logits: .none)
+        for index in (Session.batchLimit - 3)..<tokens.count {
+            let row = try decoder.feed([tokens[index]])
+            #expect(Array(row.last) == Array(prefill.row(index)), "position \(index)")
+        }
+    }
+
+    @Test("rewinding the KV cache reproduces a fresh session", arguments: Fixtures.models)
+    func rewind(fixture: String) throws {
+        let model = try Model(path: Fixtures.path(fixture))
+        let prefix: [Int32] = [5, 17, 42, 9, 101, 7, 64, 3, 250, 11]
+        let first: [Int32] = [33, 44, 55, 66, 77]
+        let second: [Int32] = [12, 13, 14]
+        let session = try model.makeSession(contextLength: 64)
+        try session.feed(prefix + first)
+        try session.rewind(to: prefix.count)
+        #expect(session.position == prefix.count)
+        let rewound = try session.feed(second, logits: .all)
+        let fresh = try model.makeSession(contextLength: 64).feed(prefix + second, logits: .all)
+        for row in 0..<second.count {
+            #expect(Array(rewound.row(row)) == Array(fresh.row(prefix.count + row)))
+        }
+        session.reset()
+        #expect(session.position == 0)
+        let afterReset = try session.feed(prefix)
+        let freshPrefix = try model.makeSession(contextLength: 64).feed(prefix)
+        #expect(afterReset == freshPrefix)
+        #expect(throws: MobileLLMError.self) { try session.rewind(to: prefix.count + 1) }
+        #expect(throws: MobileLLMError.self) { try session.rewind(to: -1) }
+    }
+}
