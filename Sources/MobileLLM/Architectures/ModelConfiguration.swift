@@ -154,7 +154,7 @@ public struct ModelConfiguration: Sendable, Equatable {
             guard factor > 0 else { throw scaling.fail("factor", "expected a positive number, found \(factor)") }
             return (theta, .linear(factor: factor))
         default:
-            throw MobileLLMError.unsupported(path: reader.path, feature: "RoPE scaling type \"\(kind)\" (supported: default, llama3, linear)")
+            throw MobileLLMError.unsupported(path: reader.path, feature: "\(scaling.prefix)rope_type \"\(kind)\" (RoPE scaling types supported: default, llama3, linear)")
         }
     }
 

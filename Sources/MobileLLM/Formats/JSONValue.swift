@@ -100,9 +100,8 @@ public struct JSONObjectReader: Sendable {
     public func optionalInt(_ key: String) throws -> Int? {
         guard let value = members[key], value != .null else { return nil }
         guard case let .number(number) = value else { throw fail(key, "expected an integer, found \(value.typeName)") }
-        guard number.rounded() == number, abs(number) <= 9.0e15 else {
-            throw fail(key, "expected an integer, found \(number)")
-        }
+        guard number.rounded() == number else { throw fail(key, "expected an integer, found \(number)") }
+        guard abs(number) <= 9.0e15 else { throw fail(key, "integer \(number) is out of range") }
         return Int(number)
     }
 
@@ -146,9 +145,11 @@ public struct JSONObjectReader: Sendable {
         guard let value = members[key], value != .null else { return nil }
         guard case let .array(items) = value else { throw fail(key, "expected an array of integers, found \(value.typeName)") }
         return try items.enumerated().map { index, item in
-            guard case let .number(number) = item, number.rounded() == number, abs(number) <= 9.0e15 else {
+            guard case let .number(number) = item else {
                 throw fail("\(key)[\(index)]", "expected an integer, found \(item.typeName)")
             }
+            guard number.rounded() == number else { throw fail("\(key)[\(index)]", "expected an integer, found \(number)") }
+            guard abs(number) <= 9.0e15 else { throw fail("\(key)[\(index)]", "integer \(number) is out of range") }
             return Int(number)
         }
     }

@@ -1,0 +1,78 @@
+import CMobileLLMKernels
+import Foundation
+import Testing
+@testable import MobileLLM
+
+/// Every SIMD matrix kernel against a double-precision Swift reference, on odd sizes and all element types.
+@Suite("Matrix kernels", .serialized)
+struct KernelTests {
+    static let shapes: [(n: Int, k: Int, m: Int)] = [(1, 1, 1), (1, 17, 5), (3, 33, 9), (4, 64, 8), (5, 100, 13), (9, 129, 7), (2, 7, 4), (16, 48, 32)]
+
+    func reference(x: [Float], w: [Float], n: Int, k: Int, m: Int) -> [Double] {
+        var y = [Double](repeating: 0, count: n * m)
+        for i in 0..<n { for j in 0..<m { for t in 0..<k { y[i * m + j] += Double(x[i * k + t]) * Double(w[j * k + t]) } } }
+        return y
+    }
+
+    /// Rounds values to what the stored type can hold, and returns the stored bytes.
+    func store(_ values: [Float], as dtype: mlk_dtype) -> (rounded: [Float], bytes: [UInt8]) {
+        switch dtype {
+        case MLK_DTYPE_F16:
+            let halves = values.map { Float16($0) }
+            return (halves.map { Float($0) }, halves.withUnsafeBytes { Array($0) })
+        case MLK_DTYPE_BF16:
+            let bits = values.map { UInt16(truncatingIfNeeded: $0.bitPattern >> 16) }
+            return (bits.map { Float(bitPattern: UInt32($0) << 16) }, bits.withUnsafeBytes { Array($0) })
+        default:
+            return (values, values.withUnsafeBytes { Array($0) })
+        }
+    }
+
+    @Test("matmul equals the reference for every ISA and dtype")
+    func matmul() {
+        let best = mlk_detect_isa()
+        defer { mlk_set_isa(best) }
+        var generator = SeededGenerator(seed: 99)
+        func random() -> Float { Float(Int(generator.next() % 2001) - 1000) / 500 }
+        var isas = [MLK_ISA_SCALAR]
+        if best.rawValue >= MLK_ISA_AVX2.rawValue { isas.append(MLK_ISA_AVX2) }
+        if best.rawValue >= MLK_ISA_AVX512.rawValue { isas.append(MLK_ISA_AVX512) }
+        for isa in isas {
+            #expect(mlk_set_isa(isa) == isa)
+            for dtype in [MLK_DTYPE_F32, MLK_DTYPE_F16, MLK_DTYPE_BF16] {
+                for shape in Self.shapes {
+                    let x = (0..<(shape.n * shape.k)).map { _ in random() }
+                    let (w, bytes) = store((0..<(shape.m * shape.k)).map { _ in random() }, as: dtype)
+                    let expected = reference(x: x, w: w, n: shape.n, k: shape.k, m: shape.m)
+                    var y = [Float](repeating: .nan, count: shape.n * shape.m)
+                    bytes.withUnsafeBytes { wb in
+                        x.withUnsafeBufferPointer { xb in
+                            y.withUnsafeMutableBufferPointer { yb in
+                                // Two calls over split row ranges, as threads do.
+                                let split = Int64(shape.m / 2)
+                                mlk_matmul_rows(xb.baseAddress, Int64(shape.n), Int64(shape.k), wb.baseAddress, dtype, 0, split, yb.baseAddress, Int64(shape.m))
+                                mlk_matmul_rows(xb.baseAddress, Int64(shape.n), Int64(shape.k), wb.baseAddress, dtype, split, Int64(shape.m), yb.baseAddress, Int64(shape.m))
+                            }
+                        }
+                    }
+                    let worst = zip(y, expected).map { abs(Double($0) - $1) }.max() ?? .nan
+                    #expect(worst <= 1e-4 * Double(shape.k), "isa \(isa.rawValue) dtype \(dtype.rawValue) shape \(shape): error \(worst)")
+                }
+            }
+        }
+    }
+
+    @Test("f16 and bf16 conversion handle subnormals, infinities and signs")
+    func conversion() {
+        let halves: [Float16] = [0, -0, 1, -2.5, 65504, .infinity, -.infinity, Float16(bitPattern: 0x0001), Float16(bitPattern: 0x03FF), 0.000061035156]
+        var out = [Float](repeating: 0, count: halves.count)
+        halves.withUnsafeBytes { source in
+            out.withUnsafeMutableBufferPointer { mlk_convert_to_f32(source.baseAddress, MLK_DTYPE_F16, Int64(halves.count), $0.baseAddress) }
+        }
+        #expect(out == halves.map { Float($0) })
+        let nan = [Float16.nan]
+        var nanOut: [Float] = [0]
+        nan.withUnsafeBytes { source in nanOut.withUnsafeMutableBufferPointer { mlk_convert_to_f32(source.baseAddress, MLK_DTYPE_F16, 1, $0.baseAddress) } }
+        #expect(nanOut[0].isNaN)
+    }
+}
