@@ -19,13 +19,18 @@ Each fixture is a Hugging Face model directory (config.json, *.safetensors [+ in
      "greedy": [{"prompt": [...], "continuation": [...], "min_margin": float}, ...],
      "discrimination": {"<mutation>": {"positions": N, "argmax_changed": M}, ...}}
 
-* Weights are random but fan-in scaled (Linear ~ N(0, 1/fan_in), embeddings ~ N(0, 1), RMSNorm weights
-  1 + 0.2 N(0, 1)) so the logits are far from uniform and a missing norm weight is visible.
+* Weights are random but fan-in scaled: Linear ~ gain * N(0, 1/fan_in), embeddings ~ N(0, embed_std^2), RMSNorm
+  weights 1 + 0.2 N(0, 1) (so a missing norm weight is visible). Per fixture, embed_std is 0.3-0.5 and q/k/o/down
+  (and an untied lm_head) get gains of 1.5-4: with N(0, 1) embeddings the residual stream is dominated by the
+  token's own embedding and a tied model's argmax is simply the input token at every position, which would make
+  the references blind to attention bugs. The gains make attention sharp and the layers dominate the residual.
 * References come from a FRESH float32 `from_pretrained` of the saved directory with eager attention, never from
   the live model (casting a live model to bf16 also rounds its RoPE inv_freq buffer).
 * `sequences[*].logits` is a full-sequence forward without cache: one row per input position.
 * `greedy[*].continuation` is the argmax continuation computed by repeated full forwards without cache; the script
-  asserts that `model.generate(do_sample=False)` (with KV cache) produces the same tokens. `min_margin` is the
+  asserts that `model.generate(do_sample=False)` (with KV cache) produces the same tokens, and that prefill +
+  one-token-at-a-time decoding with transformers' KV cache reproduces the full-sequence logits (also across
+  chunked-attention boundaries). `min_margin` is the
   smallest top1-top2 logit gap along the continuation; prompts are chosen so it exceeds MIN_MARGIN and so no
   end-of-sequence id is generated (a runtime that stops at EOS therefore produces the full continuation).
 * `discrimination` proves the reference would catch the classic implementation mistakes: the script recomputes the
