@@ -66,7 +66,7 @@ static size_t mlk_element_size(mlk_dtype dtype) { return dtype == MLK_DTYPE_F32 
 
 static mlk_isa mlk_current = (mlk_isa)-1;
 
-mlk_isa mlk_detect_isa(void) {
+static mlk_isa mlk_probe_isa(void) {
 #ifdef MLK_X86
     __builtin_cpu_init();
     if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
@@ -76,6 +76,17 @@ mlk_isa mlk_detect_isa(void) {
         return MLK_ISA_AVX2;
 #endif
     return MLK_ISA_SCALAR;
+}
+
+static int mlk_detected = -1;
+
+mlk_isa mlk_detect_isa(void) {
+    int detected = __atomic_load_n(&mlk_detected, __ATOMIC_RELAXED);
+    if (detected < 0) {
+        detected = (int)mlk_probe_isa();
+        __atomic_store_n(&mlk_detected, detected, __ATOMIC_RELAXED);
+    }
+    return (mlk_isa)detected;
 }
 
 mlk_isa mlk_active_isa(void) {
@@ -263,6 +274,13 @@ MLK_DEFINE_AVX2(mlk_matmul_avx2_f16, l256_f16, 2, MLK_DTYPE_F16)
 
 void mlk_matmul_rows(const float *x, int64_t n, int64_t k, const void *w, mlk_dtype dtype, int64_t j0,
                      int64_t j1, float *y, int64_t ldy) {
+    mlk_matmul_rows_isa(mlk_active_isa(), x, n, k, w, dtype, j0, j1, y, ldy);
+}
+
+void mlk_matmul_rows_isa(mlk_isa isa, const float *x, int64_t n, int64_t k, const void *w, mlk_dtype dtype,
+                         int64_t j0, int64_t j1, float *y, int64_t ldy) {
+    mlk_isa best = mlk_detect_isa();
+    if (isa > best) isa = best;
     if (n <= 0 || k <= 0 || j1 <= j0) {
         if (k <= 0)
             for (int64_t i = 0; i < n; i++)
@@ -270,7 +288,7 @@ void mlk_matmul_rows(const float *x, int64_t n, int64_t k, const void *w, mlk_dt
         return;
     }
 #ifdef MLK_X86
-    switch (mlk_active_isa()) {
+    switch (isa) {
     case MLK_ISA_AVX512:
         switch (dtype) {
         case MLK_DTYPE_F32: mlk_matmul_avx512_f32(x, n, k, w, j0, j1, y, ldy); return;

@@ -32,7 +32,8 @@ mlk_isa mlk_detect_isa(void);
 /** The level in use (defaults to mlk_detect_isa()). */
 mlk_isa mlk_active_isa(void);
 
-/** Force a level (for tests). Levels above what the CPU supports are clamped. Returns the level now in use. */
+/** Force a level for the whole process (benchmarks). Levels above what the CPU supports are clamped.
+ *  Returns the level now in use. Not for tests that run concurrently: use the *_isa variants instead. */
 mlk_isa mlk_set_isa(mlk_isa isa);
 
 /**
@@ -44,6 +45,12 @@ void mlk_matmul_rows(const float *x, int64_t n, int64_t k,
                      const void *w, mlk_dtype dtype,
                      int64_t j0, int64_t j1,
                      float *y, int64_t ldy);
+
+/** mlk_matmul_rows with an explicit ISA level (clamped to what the CPU supports); touches no global state. */
+void mlk_matmul_rows_isa(mlk_isa isa, const float *x, int64_t n, int64_t k,
+                         const void *w, mlk_dtype dtype,
+                         int64_t j0, int64_t j1,
+                         float *y, int64_t ldy);
 
 /** dst[t] = (float)src[t] for t in [0, count): one weight row converted to f32. */
 void mlk_convert_to_f32(const void *src, mlk_dtype dtype, int64_t count, float *dst);
