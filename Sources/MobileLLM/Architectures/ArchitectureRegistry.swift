@@ -28,6 +28,21 @@ public struct ArchitectureDefinition: Sendable {
     public let layerNames: @Sendable (Int) -> LayerTensorNames
 }
 
+extension LayerTensorNames {
+    /// The names transformers gives a pre-norm decoder layer `index`, with the MLP under `mlp` (`mlp` for Llama,
+    /// `feed_forward` for Llama-4).
+    static func huggingFace(layer index: Int, mlp: String) -> LayerTensorNames {
+        let prefix = "model.layers.\(index)."
+        return LayerTensorNames(
+            attentionNorm: prefix + "input_layernorm.weight",
+            query: prefix + "self_attn.q_proj.weight", key: prefix + "self_attn.k_proj.weight",
+            value: prefix + "self_attn.v_proj.weight", output: prefix + "self_attn.o_proj.weight",
+            mlpNorm: prefix + "post_attention_layernorm.weight",
+            gate: prefix + "\(mlp).gate_proj.weight", up: prefix + "\(mlp).up_proj.weight",
+            down: prefix + "\(mlp).down_proj.weight")
+    }
+}
+
 /// The table from `model_type` to architecture family.
 public enum ArchitectureRegistry {
     /// All families, in the order they are tried.

@@ -13,16 +13,7 @@ public enum Llama4Text {
         embeddingName: "model.embed_tokens.weight",
         finalNormName: "model.norm.weight",
         outputName: "lm_head.weight",
-        layerNames: { index in
-            let prefix = "model.layers.\(index)."
-            return LayerTensorNames(
-                attentionNorm: prefix + "input_layernorm.weight",
-                query: prefix + "self_attn.q_proj.weight", key: prefix + "self_attn.k_proj.weight",
-                value: prefix + "self_attn.v_proj.weight", output: prefix + "self_attn.o_proj.weight",
-                mlpNorm: prefix + "post_attention_layernorm.weight",
-                gate: prefix + "feed_forward.gate_proj.weight", up: prefix + "feed_forward.up_proj.weight",
-                down: prefix + "feed_forward.down_proj.weight")
-        })
+        layerNames: { LayerTensorNames.huggingFace(layer: $0, mlp: "feed_forward") })
 
     static func configuration(_ reader: JSONObjectReader) throws -> ModelConfiguration {
         let layerCount = try reader.int("num_hidden_layers", in: 1...4096)
