@@ -47,7 +47,7 @@ public final class Session: @unchecked Sendable {
     public static let batchLimit = 256
 
     private let cancelRequested = Atomic<Bool>(false)
-    private let parallel: Parallel
+    private let pool: ComputePool
     // KV cache, per layer: [kvHeads, capacity, headDim].
     private let keys: [UnsafeMutablePointer<Float>]
     private let values: [UnsafeMutablePointer<Float>]
@@ -60,7 +60,7 @@ public final class Session: @unchecked Sendable {
         }
         self.model = model
         self.capacity = capacity
-        parallel = Parallel(threadCount: model.threadCount)
+        pool = ComputePool(threadCount: model.threadCount)
         let layerFloats = c.kvHeadCount * capacity * c.headDimension
         keys = (0..<c.layerCount).map { _ in
             let buffer = UnsafeMutablePointer<Float>.allocate(capacity: layerFloats)
@@ -170,9 +170,9 @@ public final class Session: @unchecked Sendable {
             layer.attentionNorm.withUnsafeBufferPointer { weight in
                 Ops.rmsNorm(s.x, rows: n, width: hidden, weight: weight.baseAddress, epsilon: c.rmsNormEpsilon, into: s.h)
             }
-            layer.query(s.h, count: n, into: s.q, parallel: parallel)
-            layer.key(s.h, count: n, into: s.k, parallel: parallel)
-            layer.value(s.h, count: n, into: s.v, parallel: parallel)
+            layer.query(s.h, count: n, into: s.q, pool: pool)
+            layer.key(s.h, count: n, into: s.k, pool: pool)
+            layer.value(s.h, count: n, into: s.v, pool: pool)
 
             for i in 0..<n {
                 let position = start + i
@@ -202,7 +202,7 @@ public final class Session: @unchecked Sendable {
             nonisolated(unsafe) let layerKeys = keys[layerIndex]
             nonisolated(unsafe) let layerValues = values[layerIndex]
             let capacity = self.capacity, group = c.groupSize, heads = c.headCount
-            parallel.forEach(n * heads, minimumPerThread: 4) { range in
+            pool.forEach(n * heads, minimumPerThread: 4) { range in
                 let scores = UnsafeMutablePointer<Float>.allocate(capacity: capacity)
                 defer { scores.deallocate() }
                 for item in range {
@@ -216,17 +216,17 @@ public final class Session: @unchecked Sendable {
                                out: s.attention + i * qWidth + head * headDim)
                 }
             }
-            layer.output(s.attention, count: n, into: s.h, parallel: parallel)
+            layer.output(s.attention, count: n, into: s.h, pool: pool)
             Ops.add(s.x, s.h, count: n * hidden)
 
             // MLP: x += down(silu(gate(h)) * up(h)), h = RMSNorm(x).
             layer.mlpNorm.withUnsafeBufferPointer { weight in
                 Ops.rmsNorm(s.x, rows: n, width: hidden, weight: weight.baseAddress, epsilon: c.rmsNormEpsilon, into: s.h)
             }
-            layer.gate(s.h, count: n, into: s.gate, parallel: parallel)
-            layer.up(s.h, count: n, into: s.up, parallel: parallel)
+            layer.gate(s.h, count: n, into: s.gate, pool: pool)
+            layer.up(s.h, count: n, into: s.up, pool: pool)
             Ops.swiGLU(s.gate, s.up, count: n * c.intermediateSize)
-            layer.down(s.gate, count: n, into: s.h, parallel: parallel)
+            layer.down(s.gate, count: n, into: s.h, pool: pool)
             Ops.add(s.x, s.h, count: n * hidden)
         }
         try checkCancelled()
@@ -242,7 +242,7 @@ public final class Session: @unchecked Sendable {
         output.append(contentsOf: repeatElement(0, count: rows * vocabulary))
         output.withUnsafeMutableBufferPointer { buffer in
             if let base = buffer.baseAddress {
-                w.output.multiply(s.h, count: rows, into: base + previous, parallel: parallel)
+                w.output.multiply(s.h, count: rows, into: base + previous, pool: pool)
             }
         }
     }

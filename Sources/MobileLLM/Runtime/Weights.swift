@@ -40,16 +40,13 @@ public struct WeightMatrix: @unchecked Sendable {
     }
 
     /// `y[i, j] = Σ_t x[i, t] · W[j, t]` for `count` input rows; `x` is [count, columns], `y` is [count, rows].
-    func multiply(_ x: UnsafePointer<Float>, count: Int, into y: UnsafeMutablePointer<Float>, parallel: Parallel) {
+    func multiply(_ x: UnsafePointer<Float>, count: Int, into y: UnsafeMutablePointer<Float>, pool: ComputePool) {
         nonisolated(unsafe) let x = x
         nonisolated(unsafe) let y = y
         let type = kernelType
-        // Split output rows in multiples of 4 (the kernels' row tile).
-        let blocks = (rows + 3) / 4
-        parallel.forEach(blocks, minimumPerThread: max(1, 4096 / max(1, columns * count))) { range in
-            let start = range.lowerBound * 4
-            let end = min(rows, range.upperBound * 4)
-            mlk_matmul_rows(x, Int64(count), Int64(columns), pointer, type, Int64(start), Int64(end), y, Int64(rows))
+        // Split output rows in multiples of 4 (the kernels' row tile); keep at least ~16k multiply-adds per thread.
+        pool.forEach(rows, granularity: 4, minimumPerThread: max(4, 16_384 / max(1, columns * count))) { range in
+            mlk_matmul_rows(x, Int64(count), Int64(columns), pointer, type, Int64(range.lowerBound), Int64(range.upperBound), y, Int64(rows))
         }
     }
 }
@@ -59,8 +56,8 @@ struct Linear: Sendable {
     let weight: WeightMatrix
     let bias: [Float]?
 
-    func callAsFunction(_ x: UnsafePointer<Float>, count: Int, into y: UnsafeMutablePointer<Float>, parallel: Parallel) {
-        weight.multiply(x, count: count, into: y, parallel: parallel)
+    func callAsFunction(_ x: UnsafePointer<Float>, count: Int, into y: UnsafeMutablePointer<Float>, pool: ComputePool) {
+        weight.multiply(x, count: count, into: y, pool: pool)
         if let bias {
             for i in 0..<count {
                 let row = y + i * weight.rows

@@ -1,0 +1,38 @@
+/*
+ * A persistent fork-join thread pool with low-overhead synchronisation: workers spin briefly on a generation
+ * counter (so back-to-back parallel regions cost about a microsecond), then sleep on a condition variable.
+ * One pool serves one caller thread at a time (each inference session owns one).
+ */
+#ifndef MOBILELLM_POOL_H
+#define MOBILELLM_POOL_H
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** A task: called once on every thread of the pool with that thread's index (0 = the caller) and the count. */
+typedef void (*mlk_task_fn)(void *context, int thread, int thread_count);
+
+typedef struct mlk_pool mlk_pool;
+
+/** A pool of `thread_count` threads including the caller (thread_count - 1 workers are started).
+ *  Returns NULL if threads cannot be created; thread_count < 1 is treated as 1. */
+mlk_pool *mlk_pool_create(int thread_count);
+
+/** Stops and joins the workers and frees the pool. NULL is ignored. */
+void mlk_pool_destroy(mlk_pool *pool);
+
+/** Number of threads, caller included. */
+int mlk_pool_thread_count(const mlk_pool *pool);
+
+/** Runs `task` on every thread (the caller runs index 0) and returns when all have finished. */
+void mlk_pool_run(mlk_pool *pool, mlk_task_fn task, void *context);
+
+/** A CPU hint for spin loops. */
+void mlk_cpu_relax(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
