@@ -7,6 +7,7 @@
  */
 #include "mobilellm_kernels.h"
 
+#include <math.h>
 #include <string.h>
 
 #if defined(__x86_64__) || defined(_M_X64)
@@ -307,4 +308,162 @@ void mlk_matmul_rows_isa(mlk_isa isa, const float *x, int64_t n, int64_t k, cons
     }
 #endif
     mlk_matmul_scalar(x, n, k, w, dtype, j0, j1, y, ldy);
+}
+
+/* ---------------------------------------------------------------- attention */
+
+static uint16_t mlk_f32_to_f16_scalar(float value) {
+    uint32_t bits;
+    memcpy(&bits, &value, sizeof bits);
+    uint32_t sign = (bits >> 16) & 0x8000u;
+    uint32_t exponent = (bits >> 23) & 0xFFu;
+    uint32_t mantissa = bits & 0x7FFFFFu;
+    if (exponent == 0xFF) return (uint16_t)(sign | 0x7C00u | (mantissa ? 0x200u : 0)); /* inf / nan */
+    int32_t e = (int32_t)exponent - 127 + 15;
+    if (e >= 0x1F) return (uint16_t)(sign | 0x7C00u); /* overflow -> inf */
+    if (e <= 0) {                                     /* subnormal or zero */
+        if (e < -10) return (uint16_t)sign;
+        mantissa |= 0x800000u;
+        uint32_t shift = (uint32_t)(14 - e);
+        uint32_t half = mantissa >> shift;
+        uint32_t rest = mantissa & ((1u << shift) - 1u);
+        uint32_t midpoint = 1u << (shift - 1);
+        if (rest > midpoint || (rest == midpoint && (half & 1u))) half++;
+        return (uint16_t)(sign | half);
+    }
+    uint32_t half = sign | ((uint32_t)e << 10) | (mantissa >> 13);
+    uint32_t rest = mantissa & 0x1FFFu;
+    if (rest > 0x1000u || (rest == 0x1000u && (half & 1u))) half++; /* may carry into the exponent: correct */
+    return (uint16_t)half;
+}
+
+#ifdef MLK_X86
+TARGET_AVX512 static void mlk_convert_f32_to_f16_avx512(const float *src, int64_t count, uint16_t *dst) {
+    int64_t t = 0;
+    for (; t + 16 <= count; t += 16)
+        _mm256_storeu_si256((__m256i *)(dst + t), _mm512_cvtps_ph(_mm512_loadu_ps(src + t), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+    for (; t < count; t++) dst[t] = mlk_f32_to_f16_scalar(src[t]);
+}
+#endif
+
+void mlk_convert_f32_to_f16(const float *src, int64_t count, uint16_t *dst) {
+#ifdef MLK_X86
+    if (mlk_active_isa() == MLK_ISA_AVX512) {
+        mlk_convert_f32_to_f16_avx512(src, count, dst);
+        return;
+    }
+#endif
+    for (int64_t t = 0; t < count; t++) dst[t] = mlk_f32_to_f16_scalar(src[t]);
+}
+
+static void mlk_softmax_rows(float *scores, int64_t group, int64_t length) {
+    for (int64_t g = 0; g < group; g++) {
+        float *row = scores + g * length;
+        float maximum = row[0];
+        for (int64_t p = 1; p < length; p++) maximum = row[p] > maximum ? row[p] : maximum;
+        float total = 0;
+        for (int64_t p = 0; p < length; p++) {
+            row[p] = expf(row[p] - maximum);
+            total += row[p];
+        }
+        float inverse = 1.0f / total;
+        for (int64_t p = 0; p < length; p++) row[p] *= inverse;
+    }
+}
+
+static void mlk_attention_scalar(const float *q, int64_t group, int64_t d, const void *keys, const void *values,
+                                 mlk_dtype kv_dtype, int64_t length, float scale, float *scores, float *out) {
+    const size_t row_bytes = (size_t)d * mlk_element_size(kv_dtype);
+    for (int64_t p = 0; p < length; p++) {
+        const void *key = (const char *)keys + (size_t)p * row_bytes;
+        for (int64_t g = 0; g < group; g++) {
+            float dot = 0;
+            for (int64_t t = 0; t < d; t++) dot += q[g * d + t] * mlk_load_scalar(key, kv_dtype, t);
+            scores[g * length + p] = dot * scale;
+        }
+    }
+    mlk_softmax_rows(scores, group, length);
+    for (int64_t i = 0; i < group * d; i++) out[i] = 0;
+    for (int64_t p = 0; p < length; p++) {
+        const void *value = (const char *)values + (size_t)p * row_bytes;
+        for (int64_t g = 0; g < group; g++) {
+            float w = scores[g * length + p];
+            for (int64_t t = 0; t < d; t++) out[g * d + t] += w * mlk_load_scalar(value, kv_dtype, t);
+        }
+    }
+}
+
+#ifdef MLK_X86
+/* AVX-512: head dimension in 16-wide chunks (masked tail); each K/V row converted once and used by every query row. */
+TARGET_AVX512 static void mlk_attention_avx512(const float *q, int64_t group, int64_t d, const void *keys, const void *values,
+                                               mlk_dtype kv_dtype, int64_t length, float scale, float *scores, float *out) {
+    const int64_t chunks = (d + 15) / 16;
+    const __mmask16 tail = (d % 16) ? (__mmask16)((1u << (d % 16)) - 1u) : (__mmask16)0xFFFF;
+    const size_t row_bytes = (size_t)d * mlk_element_size(kv_dtype);
+    __m512 row[16]; /* up to d = 256 */
+    if (chunks > 16) {
+        mlk_attention_scalar(q, group, d, keys, values, kv_dtype, length, scale, scores, out);
+        return;
+    }
+    for (int64_t p = 0; p < length; p++) {
+        const void *key = (const char *)keys + (size_t)p * row_bytes;
+        for (int64_t c = 0; c < chunks; c++) {
+            __mmask16 m = c == chunks - 1 ? tail : (__mmask16)0xFFFF;
+            row[c] = kv_dtype == MLK_DTYPE_F16 ? l512_f16(key, c * 16, m) : l512_f32(key, c * 16, m);
+        }
+        for (int64_t g = 0; g < group; g++) {
+            __m512 acc = _mm512_setzero_ps();
+            for (int64_t c = 0; c < chunks; c++) {
+                __mmask16 m = c == chunks - 1 ? tail : (__mmask16)0xFFFF;
+                acc = _mm512_fmadd_ps(row[c], _mm512_maskz_loadu_ps(m, q + g * d + c * 16), acc);
+            }
+            scores[g * length + p] = _mm512_reduce_add_ps(acc) * scale;
+        }
+    }
+    mlk_softmax_rows(scores, group, length);
+    for (int64_t g = 0; g < group; g += 4) {
+        const int64_t rows = group - g < 4 ? group - g : 4;
+        __m512 acc[4][16];
+        for (int64_t r = 0; r < rows; r++)
+            for (int64_t c = 0; c < chunks; c++) acc[r][c] = _mm512_setzero_ps();
+        for (int64_t p = 0; p < length; p++) {
+            const void *value = (const char *)values + (size_t)p * row_bytes;
+            for (int64_t c = 0; c < chunks; c++) {
+                __mmask16 m = c == chunks - 1 ? tail : (__mmask16)0xFFFF;
+                row[c] = kv_dtype == MLK_DTYPE_F16 ? l512_f16(value, c * 16, m) : l512_f32(value, c * 16, m);
+            }
+            for (int64_t r = 0; r < rows; r++) {
+                __m512 w = _mm512_set1_ps(scores[(g + r) * length + p]);
+                for (int64_t c = 0; c < chunks; c++) acc[r][c] = _mm512_fmadd_ps(w, row[c], acc[r][c]);
+            }
+        }
+        for (int64_t r = 0; r < rows; r++)
+            for (int64_t c = 0; c < chunks; c++) {
+                __mmask16 m = c == chunks - 1 ? tail : (__mmask16)0xFFFF;
+                _mm512_mask_storeu_ps(out + (g + r) * d + c * 16, m, acc[r][c]);
+            }
+    }
+}
+#endif
+
+void mlk_attention(const float *q, int64_t group, int64_t d, const void *keys, const void *values, mlk_dtype kv_dtype,
+                   int64_t length, float scale, float *scores, float *out) {
+    mlk_attention_isa(mlk_active_isa(), q, group, d, keys, values, kv_dtype, length, scale, scores, out);
+}
+
+void mlk_attention_isa(mlk_isa isa, const float *q, int64_t group, int64_t d, const void *keys, const void *values,
+                       mlk_dtype kv_dtype, int64_t length, float scale, float *scores, float *out) {
+    if (isa > mlk_detect_isa()) isa = mlk_detect_isa();
+    if (group <= 0 || d <= 0) return;
+    if (length <= 0) {
+        for (int64_t i = 0; i < group * d; i++) out[i] = 0;
+        return;
+    }
+#ifdef MLK_X86
+    if (isa == MLK_ISA_AVX512) {
+        mlk_attention_avx512(q, group, d, keys, values, kv_dtype, length, scale, scores, out);
+        return;
+    }
+#endif
+    mlk_attention_scalar(q, group, d, keys, values, kv_dtype, length, scale, scores, out);
 }

@@ -91,3 +91,25 @@ struct GoldenModelTests {
         #expect(throws: MobileLLMError.self) { try session.rewind(to: -1) }
     }
 }
+
+/// The f16 KV cache: same arg-max almost everywhere and prefill == decode, with the expected small drift.
+@Suite("f16 KV cache")
+struct HalfCacheTests {
+    @Test("an f16 cache stays close to transformers and prefill equals decode", arguments: Fixtures.models)
+    func halfCache(fixture: String) throws {
+        let reference = try ModelReference.load(fixture)
+        let model = try Model(path: Fixtures.path(fixture))
+        #expect(try model.makeSession().kvCacheType == .f32, "float weights default to an exact cache")
+        guard let sequence = reference.sequences.max(by: { $0.tokens.count < $1.tokens.count }) else { return }
+        let prefill = try model.makeSession(contextLength: 128, kvCacheType: .f16).feed(sequence.tokens, logits: .all)
+        let decoder = try model.makeSession(contextLength: 128, kvCacheType: .f16)
+        var agree = 0
+        for (index, token) in sequence.tokens.enumerated() {
+            let row = try decoder.feed([token])
+            #expect(Array(row.last) == Array(prefill.row(index)))
+            #expect(maxAbsDifference(prefill.row(index), sequence.logits[index]) < 0.2)
+            if Sampler.argmax(prefill.row(index)) == Sampler.argmax(sequence.logits[index]) { agree += 1 }
+        }
+        #expect(Double(agree) >= 0.95 * Double(sequence.tokens.count))
+    }
+}

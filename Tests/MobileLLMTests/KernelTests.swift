@@ -74,3 +74,42 @@ struct KernelTests {
         #expect(nanOut[0].isNaN)
     }
 }
+
+/// The attention kernel against a double-precision reference, for f32 and f16 caches, GQA groups and odd head sizes.
+@Suite("Attention kernel")
+struct AttentionKernelTests {
+    @Test("grouped attention equals the reference", arguments: [(1, 16, 1), (4, 64, 37), (3, 24, 5), (6, 40, 130), (2, 128, 9), (4, 300, 3)])
+    func attention(group: Int, d: Int, length: Int) {
+        var generator = SeededGenerator(seed: UInt64(group * 1000 + d + length))
+        func random() -> Float { Float(Int(generator.next() % 2001) - 1000) / 400 }
+        let q = (0..<(group * d)).map { _ in random() }
+        let keys = (0..<(length * d)).map { _ in Float(Float16(random())) }
+        let values = (0..<(length * d)).map { _ in Float(Float16(random())) }
+        let scale = Float(1 / Double(d).squareRoot())
+        var expected = [Double](repeating: 0, count: group * d)
+        for g in 0..<group {
+            let scores = (0..<length).map { p in (0..<d).reduce(0.0) { $0 + Double(q[g * d + $1]) * Double(keys[p * d + $1]) } * Double(scale) }
+            let maximum = scores.max() ?? 0
+            let weights = scores.map { exp($0 - maximum) }
+            let total = weights.reduce(0, +)
+            for p in 0..<length { for t in 0..<d { expected[g * d + t] += weights[p] / total * Double(values[p * d + t]) } }
+        }
+        let halves = (keys.map { Float16($0) }, values.map { Float16($0) })
+        for isa in [MLK_ISA_SCALAR, MLK_ISA_AVX2, MLK_ISA_AVX512] where isa.rawValue <= mlk_detect_isa().rawValue {
+            for dtype in [MLK_DTYPE_F32, MLK_DTYPE_F16] {
+                var out = [Float](repeating: .nan, count: group * d)
+                var scores = [Float](repeating: 0, count: group * length)
+                func run(_ k: UnsafeRawPointer?, _ v: UnsafeRawPointer?) {
+                    mlk_attention_isa(isa, q, Int64(group), Int64(d), k, v, dtype, Int64(length), scale, &scores, &out)
+                }
+                if dtype == MLK_DTYPE_F32 {
+                    keys.withUnsafeBytes { k in values.withUnsafeBytes { v in run(k.baseAddress, v.baseAddress) } }
+                } else {
+                    halves.0.withUnsafeBytes { k in halves.1.withUnsafeBytes { v in run(k.baseAddress, v.baseAddress) } }
+                }
+                let worst = zip(out, expected).map { abs(Double($0) - $1) }.max() ?? .nan
+                #expect(worst < 1e-4, "isa \(isa.rawValue) dtype \(dtype.rawValue) group \(group) d \(d) length \(length): \(worst)")
+            }
+        }
+    }
+}

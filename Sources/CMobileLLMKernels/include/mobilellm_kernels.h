@@ -52,6 +52,27 @@ void mlk_matmul_rows_isa(mlk_isa isa, const float *x, int64_t n, int64_t k,
                          int64_t j0, int64_t j1,
                          float *y, int64_t ldy);
 
+/**
+ * Causal attention of `group` query heads that share one key/value head, over `length` cached positions.
+ *   q:      [group, d] f32 query rows
+ *   keys:   [length, d] rows of `kv_dtype` (F32 or F16), consecutive positions `d` elements apart
+ *   values: same layout as keys
+ *   scores: scratch of group * length floats
+ *   out:    [group, d] f32: softmax(q·kᵀ · scale) · v for each query row
+ * Each key and value row is read once for the whole group.
+ */
+void mlk_attention(const float *q, int64_t group, int64_t d,
+                   const void *keys, const void *values, mlk_dtype kv_dtype, int64_t length,
+                   float scale, float *scores, float *out);
+
+/** mlk_attention with an explicit ISA level (for tests). */
+void mlk_attention_isa(mlk_isa isa, const float *q, int64_t group, int64_t d,
+                       const void *keys, const void *values, mlk_dtype kv_dtype, int64_t length,
+                       float scale, float *scores, float *out);
+
+/** f32 -> f16 (round to nearest even), for writing the KV cache. */
+void mlk_convert_f32_to_f16(const float *src, int64_t count, uint16_t *dst);
+
 /** dst[t] = (float)src[t] for t in [0, count): one weight row converted to f32. */
 void mlk_convert_to_f32(const void *src, mlk_dtype dtype, int64_t count, float *dst);
 

@@ -15,7 +15,8 @@ public enum DType: String, Sendable, CaseIterable {
     }
 }
 
-/// One tensor inside a mapped file: its type, shape and bytes. Holds its file alive.
+/// One stored tensor: its type, shape and bytes, and the object that keeps the bytes alive (a mapped file, or an
+/// owned buffer for weights made in memory).
 public struct StoredTensor: @unchecked Sendable {
     /// The tensor's name in its file.
     public let name: String
@@ -23,9 +24,9 @@ public struct StoredTensor: @unchecked Sendable {
     public let dtype: DType
     /// Shape, outermost dimension first (PyTorch order).
     public let shape: [Int]
-    /// The file holding the bytes (kept alive as long as the tensor).
-    public let file: MappedFile
-    /// Pointer to the first element, inside `file`'s mapping.
+    /// Keeps the bytes alive as long as the tensor (a `MappedFile` or an `OwnedBuffer`).
+    public let owner: AnyObject
+    /// Pointer to the first element.
     public let pointer: UnsafeRawPointer
 
     /// Number of elements.
@@ -99,7 +100,7 @@ public struct SafeTensorsFile: Sendable {
                                                  problem: "spans \(end - begin) bytes but shape \(shape) of \(dtypeName) needs \(elements * dtype.byteSize)")
             }
             spans.append((begin..<end, name))
-            tensors[name] = StoredTensor(name: name, dtype: dtype, shape: shape, file: file, pointer: base + dataStart + begin)
+            tensors[name] = StoredTensor(name: name, dtype: dtype, shape: shape, owner: file, pointer: base + dataStart + begin)
         }
         spans.sort { $0.0.lowerBound < $1.0.lowerBound }
         for index in spans.indices.dropFirst() where spans[index].0.lowerBound < spans[index - 1].0.upperBound && !spans[index].0.isEmpty {
@@ -108,4 +109,20 @@ public struct SafeTensorsFile: Sendable {
         }
         self.tensors = tensors
     }
+}
+
+/// Heap memory owned by tensors made in memory (synthetic or converted weights). Freed when the last tensor goes.
+public final class OwnedBuffer: @unchecked Sendable {
+    /// The bytes.
+    public let pointer: UnsafeMutableRawPointer
+    /// Their count.
+    public let byteCount: Int
+
+    /// Allocates `byteCount` bytes aligned to 64.
+    public init(byteCount: Int) {
+        self.byteCount = byteCount
+        pointer = UnsafeMutableRawPointer.allocate(byteCount: max(1, byteCount), alignment: 64)
+    }
+
+    deinit { pointer.deallocate() }
 }

@@ -50,33 +50,4 @@ enum Ops {
     static func add(_ x: UnsafeMutablePointer<Float>, _ y: UnsafePointer<Float>, count: Int) {
         for t in 0..<count { x[t] += y[t] }
     }
-
-    /// Attention of one query head over `length` cached positions.
-    /// - `query`: [dimension]; `keys`/`values`: [length, dimension] (one KV head's cache from the first visible
-    ///   position); `scores`: scratch of `length`; `out`: [dimension].
-    static func attend(query: UnsafePointer<Float>, keys: UnsafePointer<Float>, values: UnsafePointer<Float>, length: Int,
-                       dimension: Int, scale: Float, scores: UnsafeMutablePointer<Float>, out: UnsafeMutablePointer<Float>) {
-        var maximum = -Float.infinity
-        for p in 0..<length {
-            let key = keys + p * dimension
-            var dot: Float = 0
-            for t in 0..<dimension { dot += query[t] * key[t] }
-            let score = dot * scale
-            scores[p] = score
-            maximum = max(maximum, score)
-        }
-        var total: Float = 0
-        for p in 0..<length {
-            let e = exp(scores[p] - maximum)
-            scores[p] = e
-            total += e
-        }
-        let inverse = 1 / total
-        for t in 0..<dimension { out[t] = 0 }
-        for p in 0..<length {
-            let weight = scores[p] * inverse
-            let value = values + p * dimension
-            for t in 0..<dimension { out[t] += weight * value[t] }
-        }
-    }
 }

@@ -28,20 +28,26 @@ public final class Model: @unchecked Sendable {
 
     /// Loads a Hugging Face model directory (config.json + safetensors). Throws `MobileLLMError` naming the file and
     /// field when anything is missing or inconsistent.
-    public init(path: String, options: ModelLoadOptions = ModelLoadOptions()) throws {
+    public convenience init(path: String, options: ModelLoadOptions = ModelLoadOptions()) throws {
+        let directory = try ModelDirectory(path: path)
+        try self.init(path: path, configuration: directory.configuration, source: directory,
+                      tokenizerFile: directory.tokenizerFile, options: options)
+    }
+
+    /// Builds a model from a configuration and a source of tensors named as the architecture expects.
+    init(path: String, configuration: ModelConfiguration, source: TensorSource, tokenizerFile: String?, options: ModelLoadOptions) throws {
         if let threads = options.threadCount, threads < 1 || threads > 1024 {
             throw MobileLLMError.invalidArgument(name: "threadCount", problem: "expected 1...1024, found \(threads)")
         }
-        let directory = try ModelDirectory(path: path)
-        guard let architecture = ArchitectureRegistry.architecture(for: directory.configuration.modelType) else {
-            throw MobileLLMError.unsupported(path: path, feature: "model_type \(directory.configuration.modelType)")
+        guard let architecture = ArchitectureRegistry.architecture(for: configuration.modelType) else {
+            throw MobileLLMError.unsupported(path: path, feature: "model_type \(configuration.modelType)")
         }
         self.path = path
-        configuration = directory.configuration
-        weights = try TransformerWeights(configuration: configuration, architecture: architecture, source: directory)
+        self.configuration = configuration
+        weights = try TransformerWeights(configuration: configuration, architecture: architecture, source: source)
         ropeFrequencies = configuration.ropeInverseFrequencies()
         threadCount = options.threadCount ?? ProcessInfo.processInfo.activeProcessorCount
-        tokenizerFile = directory.tokenizerFile
+        self.tokenizerFile = tokenizerFile
     }
 
     /// Vocabulary size (length of a logits row).
@@ -53,8 +59,15 @@ public final class Model: @unchecked Sendable {
     /// Bytes of weights read to produce one token.
     public var weightBytesPerToken: Int { weights.bytesPerToken }
 
+    /// True when any weight matrix is stored in a block-quantized format.
+    public var isQuantized: Bool { weights.isQuantized }
+
     /// A new session with its own KV cache of `contextLength` positions (default: min(4096, max positions)).
-    public func makeSession(contextLength: Int? = nil) throws -> Session {
-        try Session(model: self, capacity: contextLength ?? min(4096, configuration.maxPositions))
+    ///
+    /// `kvCacheType` defaults to `.f32` for float weights, so results stay within float rounding of transformers
+    /// (an f16 cache moves logits by ~1e-2), and to `.f16` for quantized weights, whose own rounding dominates.
+    public func makeSession(contextLength: Int? = nil, kvCacheType: KVCacheType? = nil) throws -> Session {
+        try Session(model: self, capacity: contextLength ?? min(4096, configuration.maxPositions),
+                    kvCacheType: kvCacheType ?? (isQuantized ? .f16 : .f32))
     }
 }

@@ -1,3 +1,4 @@
+import CMobileLLMKernels
 import Foundation
 import Synchronization
 
@@ -30,6 +31,17 @@ public struct Logits: Sendable, Equatable {
     public var last: ArraySlice<Float> { rowCount == 0 ? [] : row(rowCount - 1) }
 }
 
+/// Element type of the KV cache.
+public enum KVCacheType: String, Sendable, CaseIterable {
+    /// Exact (4 bytes per value): bit-for-bit what the f32 forward pass computes.
+    case f32
+    /// Half precision (2 bytes per value): half the memory and bandwidth, ~1e-3 relative rounding of K and V.
+    case f16
+
+    var byteSize: Int { self == .f32 ? 4 : 2 }
+    var kernelType: mlk_dtype { self == .f32 ? MLK_DTYPE_F32 : MLK_DTYPE_F16 }
+}
+
 /// One conversation's state: a KV cache of fixed capacity, the tokens fed so far and scratch buffers.
 ///
 /// A session is used by one thread at a time; `cancel()` alone may be called from any thread.
@@ -48,30 +60,25 @@ public final class Session: @unchecked Sendable {
 
     private let cancelRequested = Atomic<Bool>(false)
     private let pool: ComputePool
-    // KV cache, per layer: [kvHeads, capacity, headDim].
-    private let keys: [UnsafeMutablePointer<Float>]
-    private let values: [UnsafeMutablePointer<Float>]
+    /// Element type of the KV cache.
+    public let kvCacheType: KVCacheType
+    // KV cache, per layer: [kvHeads, capacity, headDim] of `kvCacheType`.
+    private let keys: [UnsafeMutableRawPointer]
+    private let values: [UnsafeMutableRawPointer]
     private var scratch = Scratch()
 
-    init(model: Model, capacity: Int) throws {
+    init(model: Model, capacity: Int, kvCacheType: KVCacheType) throws {
         let c = model.configuration
         guard capacity >= 1, capacity <= c.maxPositions else {
             throw MobileLLMError.invalidArgument(name: "contextLength", problem: "expected 1...\(c.maxPositions) (the model's max_position_embeddings), found \(capacity)")
         }
         self.model = model
         self.capacity = capacity
+        self.kvCacheType = kvCacheType
         pool = ComputePool(threadCount: model.threadCount)
-        let layerFloats = c.kvHeadCount * capacity * c.headDimension
-        keys = (0..<c.layerCount).map { _ in
-            let buffer = UnsafeMutablePointer<Float>.allocate(capacity: layerFloats)
-            buffer.initialize(repeating: 0, count: layerFloats)
-            return buffer
-        }
-        values = (0..<c.layerCount).map { _ in
-            let buffer = UnsafeMutablePointer<Float>.allocate(capacity: layerFloats)
-            buffer.initialize(repeating: 0, count: layerFloats)
-            return buffer
-        }
+        let layerBytes = c.kvHeadCount * capacity * c.headDimension * kvCacheType.byteSize
+        keys = (0..<c.layerCount).map { _ in UnsafeMutableRawPointer.allocate(byteCount: layerBytes, alignment: 64) }
+        values = (0..<c.layerCount).map { _ in UnsafeMutableRawPointer.allocate(byteCount: layerBytes, alignment: 64) }
     }
 
     deinit {
@@ -80,10 +87,18 @@ public final class Session: @unchecked Sendable {
         scratch.release()
     }
 
+    /// Writes `count` floats into a KV cache buffer at element `offset`, converting to the cache's type.
+    private func store(_ source: UnsafePointer<Float>, into cache: UnsafeMutableRawPointer, at offset: Int, count: Int) {
+        switch kvCacheType {
+        case .f32: (cache.assumingMemoryBound(to: Float.self) + offset).update(from: source, count: count)
+        case .f16: mlk_convert_f32_to_f16(source, Int64(count), cache.assumingMemoryBound(to: UInt16.self) + offset)
+        }
+    }
+
     /// Bytes the KV cache occupies.
     public var kvCacheBytes: Int {
         let c = model.configuration
-        return 2 * c.layerCount * c.kvHeadCount * capacity * c.headDimension * MemoryLayout<Float>.size
+        return 2 * c.layerCount * c.kvHeadCount * capacity * c.headDimension * kvCacheType.byteSize
     }
 
     /// Asks the running (or, if none is running, the next) `feed` or generation on this session to stop; it then throws
@@ -192,28 +207,30 @@ public final class Session: @unchecked Sendable {
                 }
                 // Cache K/V: layer cache is [kvHeads, capacity, headDim].
                 for head in 0..<c.kvHeadCount {
-                    let destination = (head * capacity + position) * headDim
-                    (keys[layerIndex] + destination).update(from: k + head * headDim, count: headDim)
-                    (values[layerIndex] + destination).update(from: s.v + i * kvWidth + head * headDim, count: headDim)
+                    let offset = (head * capacity + position) * headDim
+                    store(k + head * headDim, into: keys[layerIndex], at: offset, count: headDim)
+                    store(s.v + i * kvWidth + head * headDim, into: values[layerIndex], at: offset, count: headDim)
                 }
             }
 
-            // attention output: [n, heads*headDim]; one work item per (token, head).
-            nonisolated(unsafe) let layerKeys = keys[layerIndex]
-            nonisolated(unsafe) let layerValues = values[layerIndex]
-            let capacity = self.capacity, group = c.groupSize, heads = c.headCount
-            pool.forEach(n * heads, minimumPerThread: 4) { range in
-                let scores = UnsafeMutablePointer<Float>.allocate(capacity: capacity)
+            // attention output: [n, heads*headDim]; one work item per (token, KV head) covering its query-head group,
+            // so each cached K/V row is read once per group.
+            nonisolated(unsafe) let layerKeys = UnsafeRawPointer(keys[layerIndex])
+            nonisolated(unsafe) let layerValues = UnsafeRawPointer(values[layerIndex])
+            let capacity = self.capacity, group = c.groupSize, kvHeads = c.kvHeadCount
+            let kvType = kvCacheType.kernelType, rowBytes = headDim * kvCacheType.byteSize
+            pool.forEach(n * kvHeads, minimumPerThread: 2) { range in
+                let scores = UnsafeMutablePointer<Float>.allocate(capacity: group * (start + n))
                 defer { scores.deallocate() }
                 for item in range {
-                    let i = item / heads, head = item % heads
+                    let i = item / kvHeads, kvHead = item % kvHeads
                     let position = start + i
                     let first = spec.chunkSize.map { (position / $0) * $0 } ?? 0
-                    let kvHead = head / group
-                    let base = (kvHead * capacity + first) * headDim
-                    Ops.attend(query: s.q + i * qWidth + head * headDim, keys: layerKeys + base, values: layerValues + base,
-                               length: position - first + 1, dimension: headDim, scale: attentionScale, scores: scores,
-                               out: s.attention + i * qWidth + head * headDim)
+                    let base = (kvHead * capacity + first) * rowBytes
+                    let firstHead = kvHead * group
+                    mlk_attention(s.q + i * qWidth + firstHead * headDim, Int64(group), Int64(headDim),
+                                  layerKeys + base, layerValues + base, kvType, Int64(position - first + 1),
+                                  attentionScale, scores, s.attention + i * qWidth + firstHead * headDim)
                 }
             }
             layer.output(s.attention, count: n, into: s.h, pool: pool)

@@ -20,7 +20,7 @@ public struct WeightMatrix: @unchecked Sendable {
         columns = tensor.shape.count > 1 ? tensor.shape[1] : 1
         dtype = tensor.dtype
         pointer = tensor.pointer
-        owner = tensor.file
+        owner = tensor.owner
     }
 
     /// Bytes the matrix occupies.
@@ -86,6 +86,9 @@ struct TransformerWeights: Sendable {
     let layers: [LayerWeights]
     let finalNorm: [Float]
     let output: WeightMatrix
+
+    /// True when any matrix is block-quantized (always false until quantized formats land).
+    var isQuantized: Bool { false }
 
     /// Bytes of weights read to produce one token (every matrix once, one embedding row).
     var bytesPerToken: Int {

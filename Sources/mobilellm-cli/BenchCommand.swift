@@ -1,0 +1,103 @@
+import ArgumentParser
+import Dispatch
+import Foundation
+import MobileLLM
+
+/// `mobilellm bench`: prefill and decode speed, load time and peak memory, as JSON.
+struct BenchCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bench",
+        abstract: "Measure prefill and decode speed, load time and peak memory.",
+        discussion: """
+        Loads --model (or builds --synthetic random weights with a real model's exact shapes), then per repetition \
+        prefills --prompt-tokens tokens in a fresh session and decodes --gen-tokens tokens greedily. Reports the best \
+        repetition: {"prefill_tok_s", "decode_tok_s", "weight_bytes_per_token", "load_ms", "peak_rss_bytes"}.
+        Synthetic shapes: \(SyntheticModel.allCases.map(\.rawValue).joined(separator: ", ")).
+        """
+    )
+
+    @Option(name: .long, help: "A model directory.")
+    var model: String?
+
+    @Option(name: .long, help: "Random weights with the shapes of a known model (see below).")
+    var synthetic: String?
+
+    @Option(name: .long, help: "Weight format to run (default: as stored).")
+    var quant: String?
+
+    @Option(name: .long, help: "Compute threads.")
+    var threads: Int?
+
+    @Option(name: .long, help: "Prompt length for the prefill measurement.")
+    var promptTokens: Int = 512
+
+    @Option(name: .long, help: "Tokens to decode.")
+    var genTokens: Int = 128
+
+    @Option(name: .long, help: "Repetitions; the best is reported.")
+    var repetitions: Int = 3
+
+    @Flag(name: .long, help: "Print JSON on stdout.")
+    var json = false
+
+    func validate() throws {
+        guard (model == nil) != (synthetic == nil) else { throw ValidationError("give exactly one of --model or --synthetic") }
+        if let synthetic, SyntheticModel(rawValue: synthetic) == nil {
+            throw ValidationError("--synthetic: unknown shape \"\(synthetic)\" (known: \(SyntheticModel.allCases.map(\.rawValue).joined(separator: ", ")))")
+        }
+        guard promptTokens >= 1, genTokens >= 0, repetitions >= 1 else {
+            throw ValidationError("--prompt-tokens must be >= 1, --gen-tokens >= 0 and --repetitions >= 1")
+        }
+        if let quant { throw ValidationError("--quant \(quant): quantized formats are not available in this build yet") }
+    }
+
+    func run() throws {
+        let options = ModelLoadOptions(threadCount: threads)
+        let loadStart = DispatchTime.now().uptimeNanoseconds
+        let loaded: Model
+        if let synthetic, let shape = SyntheticModel(rawValue: synthetic) {
+            loaded = try Model.synthetic(shape, options: options)
+        } else {
+            loaded = try Model(path: model ?? "", options: options)
+        }
+        let loadMilliseconds = Double(DispatchTime.now().uptimeNanoseconds - loadStart) / 1e6
+
+        var generator = SystemRandomNumberGenerator()
+        let prompt = (0..<promptTokens).map { _ in Int32.random(in: 0..<Int32(loaded.vocabularySize), using: &generator) }
+        var bestPrefill = 0.0, bestDecode = 0.0
+        for repetition in 0..<repetitions {
+            let session = try loaded.makeSession(contextLength: min(loaded.configuration.maxPositions, promptTokens + genTokens + 1))
+            let start = DispatchTime.now().uptimeNanoseconds
+            var logits = try session.feed(prompt)
+            let prefillSeconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+            bestPrefill = max(bestPrefill, Double(promptTokens) / prefillSeconds)
+            let decodeStart = DispatchTime.now().uptimeNanoseconds
+            for _ in 0..<genTokens {
+                logits = try session.feed([Int32(Sampler.argmax(logits.last))])
+            }
+            let decodeSeconds = Double(DispatchTime.now().uptimeNanoseconds - decodeStart) / 1e9
+            if genTokens > 0 { bestDecode = max(bestDecode, Double(genTokens) / decodeSeconds) }
+            FileHandle.standardError.write(Data(String(format: "repetition %d: prefill %.1f tok/s, decode %.1f tok/s\n", repetition + 1,
+                                                       Double(promptTokens) / prefillSeconds,
+                                                       genTokens > 0 ? Double(genTokens) / decodeSeconds : 0).utf8))
+        }
+        let peak = peakResidentBytes()
+        if json {
+            emit(String(format: "{\"prefill_tok_s\": %.2f, \"decode_tok_s\": %.2f, \"weight_bytes_per_token\": %d, \"load_ms\": %.1f, \"peak_rss_bytes\": %d, \"threads\": %d}",
+                        bestPrefill, bestDecode, loaded.weightBytesPerToken, loadMilliseconds, peak, loaded.threadCount))
+        } else {
+            emit(String(format: "prefill %.1f tok/s, decode %.1f tok/s, %.1f MB weights/token, load %.0f ms, peak RSS %.1f MB",
+                        bestPrefill, bestDecode, Double(loaded.weightBytesPerToken) / 1e6, loadMilliseconds, Double(peak) / 1e6))
+        }
+    }
+}
+
+/// The process's peak resident set (VmHWM) in bytes, or 0 where /proc is unavailable.
+func peakResidentBytes() -> Int {
+    guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return 0 }
+    for line in status.split(separator: "\n") where line.hasPrefix("VmHWM:") {
+        let digits = line.filter(\.isNumber)
+        return (Int(digits) ?? 0) * 1024
+    }
+    return 0
+}
