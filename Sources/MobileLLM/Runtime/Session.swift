@@ -51,7 +51,7 @@ public final class Session: @unchecked Sendable {
     /// Positions the KV cache holds.
     public let capacity: Int
     /// Tokens fed so far (the KV cache holds exactly these).
-    public private(set) var tokens: [Int32] = []
+    public internal(set) var tokens: [Int32] = []
     /// Number of positions in the KV cache.
     public var position: Int { tokens.count }
 
@@ -63,8 +63,8 @@ public final class Session: @unchecked Sendable {
     /// Element type of the KV cache.
     public let kvCacheType: KVCacheType
     // KV cache, per layer: [kvHeads, capacity, headDim] of `kvCacheType`.
-    private let keys: [UnsafeMutableRawPointer]
-    private let values: [UnsafeMutableRawPointer]
+    let keys: [UnsafeMutableRawPointer]
+    let values: [UnsafeMutableRawPointer]
     private var scratch = Scratch()
 
     init(model: Model, capacity: Int, kvCacheType: KVCacheType) throws {
