@@ -65,7 +65,42 @@ MESSAGE_SETS = [
     [
         {"role": "user", "content": [{"type": "text", "text": "Describe this."}]},
     ],
+    # Tool use: tools passed as a variable, an assistant tool call (arguments as an object), a tool result.
+    [
+        {"role": "system", "content": "You can call tools."},
+        {"role": "user", "content": "Weather in Paris for 2 days?"},
+        {"role": "assistant", "content": "", "tool_calls": [
+            {"type": "function", "id": "call_1", "function": {"name": "get_weather", "arguments": {"location": "Paris", "days": 2}}}]},
+        {"role": "tool", "tool_call_id": "call_1", "name": "get_weather", "content": "{\"temp_c\": 21.5, \"sky\": \"clear\"}"},
+        {"role": "user", "content": "Thanks!"},
+    ],
+    # Reasoning: reasoning_content on an earlier assistant turn, thinking disabled.
+    [
+        {"role": "user", "content": "1+1?"},
+        {"role": "assistant", "content": "2", "reasoning_content": "Adding one and one."},
+        {"role": "user", "content": "2+2?"},
+    ],
 ]
+
+TOOLS = [{
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "Get the weather forecast for a city.",
+        "parameters": {
+            "type": "object",
+            "properties": {
+                "location": {"type": "string", "description": "City name, e.g. Paris"},
+                "days": {"type": "integer", "minimum": 1, "default": 3, "description": "Forecast length"},
+                "unit": {"type": "string", "enum": ["celsius", "fahrenheit"]},
+            },
+            "required": ["location"],
+        },
+    },
+}]
+
+# Extra variables per message list (merged over VARIABLES).
+MESSAGE_SET_VARIABLES = [{}, {}, {}, {}, {}, {"tools": TOOLS}, {"enable_thinking": False}]
 
 # mobilellm's built-in template for models without one (the Llama-3 header format MobileLLM-R1 uses).
 # Must equal ChatTemplate.llama3HeaderSource in Sources/MobileLLM/ChatTemplate/ChatTemplate.swift.
@@ -137,7 +172,8 @@ def make_expected():
             for agp in (False, True):
                 case = {"messages": index, "add_generation_prompt": agp}
                 try:
-                    case["text"] = render(source, json.loads(json.dumps(messages)), agp, dict(VARIABLES))
+                    variables = dict(VARIABLES, **json.loads(json.dumps(MESSAGE_SET_VARIABLES[index])))
+                    case["text"] = render(source, json.loads(json.dumps(messages)), agp, variables)
                 except Exception as exc:  # noqa: BLE001
                     case["error"] = error_text(exc)
                 entry["renders"].append(case)
@@ -148,6 +184,7 @@ def make_expected():
         "now": FIXED_NOW.isoformat(),
         "variables": VARIABLES,
         "message_sets": MESSAGE_SETS,
+        "message_set_variables": MESSAGE_SET_VARIABLES,
         "templates": templates,
     }
 
@@ -240,6 +277,14 @@ SEMANTICS = [
     ("f_sort_attr", "{{ xs|sort(attribute='k')|map(attribute='k')|join }}", {"xs": [{"k": "b"}, {"k": "a"}, {"k": "c"}]}),
     ("f_safe_string", "{{ '<b>'|safe }} {{ none|string }} {{ [1]|string }}", {}),
     ("f_wordcount_center", "{{ 'a b c'|wordcount }} [{{ 'ab'|center(6) }}]", {}),
+    ("markup_add", "{{ 'a'|safe + '<b>' }}|{{ '<i>' + 'x'|safe }}|{{ 'a'|safe ~ '<b>' }}|{{ ('a'|safe + {'k': '\"'}|tojson) }}|{{ '<'|e }}|{{ ('<'|e + '<')|length }}", {}),
+    ("markup_mul", "{{ ('<'|safe) * 2 + '<' }}", {}),
+    ("generators", "{{ 'T' if ([]|select) else 'F' }} {{ [1,2]|map('string')|join('-') }} {{ [3,1]|unique|list }} {{ {'a': 1}|items|list }} {{ [1,2]|reverse|list }}", {}),
+    ("generator_tojson_error", "{{ [1]|map('string')|tojson }}", {}),
+    ("generator_length_error", "{{ [1]|select|length }}", {}),
+    ("soft_unknown_filter", "{% if false %}{{ x|no_such_filter }}{% endif %}ok", {}),
+    ("soft_unknown_filter_runs", "{% if true %}{{ 'x'|no_such_filter }}{% endif %}", {}),
+    ("int_dict_keys", "{% set d = {0: 'a', 2: 'b', 1.0: 'c'} %}{{ d[1] }}{{ d[0] }} {{ d }} {{ d|tojson }} {% for k, v in d|dictsort %}{{ k }}{{ v }}{% endfor %}", {}),
     # tests
     ("tests_types", "{{ 1 is number }} {{ 1.5 is number }} {{ true is number }} {{ 'a' is string }} {{ {} is mapping }} {{ [] is sequence }} {{ 'a' is sequence }} {{ {} is sequence }} {{ 1 is iterable }} {{ 'a' is iterable }} {{ true is boolean }} {{ 1 is boolean }} {{ 1 is integer }} {{ 1.0 is float }} {{ true is integer }}", {}),
     ("tests_defined_none", "{{ x is defined }} {{ y is defined }} {{ y is undefined }} {{ none is none }} {{ x is none }} {{ x is not none }} {{ z is none }}", {"x": None}),

@@ -41,6 +41,8 @@ struct TemplateOutcome {
     var name: String
     var identical = 0
     var total = 0
+    /// Renders where jinja2 and we both raised (counted in `identical`).
+    var bothRaised = 0
     var mismatches: [String] = []
     var unsupported: [String] = []
 }
@@ -84,8 +86,12 @@ func renderFixtureTemplates() throws -> [TemplateOutcome] {
                   case let .array(messages) = messageSets[setIndex] else { continue }
             outcome.total += 1
             let label = "messages[\(setIndex)] add_generation_prompt=\(agp)"
+            var renderVariables = variables
+            if case let .array(extras)? = expected["message_set_variables"], setIndex < extras.count, case let .object(extra) = extras[setIndex] {
+                for member in extra { renderVariables[member.key] = member.value }
+            }
             do {
-                let text = try compiled.render(messages: messages, addGenerationPrompt: agp, variables: variables, now: TemplateFixtures.now)
+                let text = try compiled.render(messages: messages, addGenerationPrompt: agp, variables: renderVariables, now: TemplateFixtures.now)
                 if case let .string(want)? = render["text"] {
                     if text == want && text.unicodeScalars.elementsEqual(want.unicodeScalars) {
                         outcome.identical += 1
@@ -98,6 +104,7 @@ func renderFixtureTemplates() throws -> [TemplateOutcome] {
             } catch {
                 if case .string? = render["error"] {
                     outcome.identical += 1  // both raise
+                    outcome.bothRaised += 1
                 } else if "\(error)".contains("unsupported") {
                     outcome.unsupported.append("\(label): \(error)")
                 } else {
@@ -135,7 +142,8 @@ func renderFixtureTemplates() throws -> [TemplateOutcome] {
         }
         let renders = outcomes.reduce(0) { $0 + $1.total }
         let identical = outcomes.reduce(0) { $0 + $1.identical }
-        print("chat templates: \(fullyIdentical)/\(outcomes.count) templates identical for every message list; \(identical)/\(renders) renders identical")
+        let bothRaised = outcomes.reduce(0) { $0 + $1.bothRaised }
+        print("chat templates: \(fullyIdentical)/\(outcomes.count) templates identical for every message list; \(identical)/\(renders) renders identical (\(identical - bothRaised) texts byte-identical, \(bothRaised) raise in both)")
         for outcome in outcomes where outcome.identical != outcome.total {
             print("  \(outcome.name): \(outcome.identical)/\(outcome.total); \((outcome.unsupported + outcome.mismatches).first ?? "")")
         }

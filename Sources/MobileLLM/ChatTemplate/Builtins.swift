@@ -201,7 +201,8 @@ enum Builtins {
 
     /// Python's `list(iter(value))`.
     static func iterate(_ value: Value) throws -> [Value] {
-        switch value {
+        switch value.plain {
+        case let .generator(items): return items
         case let .list(items), let .tuple(items): return items
         case let .string(text): return text.unicodeScalars.map { .string(String($0)) }
         case let .dict(dict): return dict.keys
@@ -216,6 +217,7 @@ enum Builtins {
 
     /// jinja2's sandboxed `getattr(obj, name)`: a Python attribute first, then the item.
     static func attribute(_ value: Value, _ name: String) throws -> Value {
+        let value = value.plain
         if let error = undefinedError(value) { throw error }
         if name.hasPrefix("_") {
             if case let .dict(dict) = value, let found = dict[name] { return found }
@@ -235,6 +237,7 @@ enum Builtins {
 
     /// jinja2's sandboxed `getitem(obj, key)`: the item first, then (for a string key) the attribute.
     static func item(_ value: Value, _ key: Value) throws -> Value {
+        let value = value.plain, key = key.plain
         if let error = undefinedError(value) { throw error }
         switch (value, key) {
         case let (.dict(dict), _):
@@ -271,6 +274,7 @@ enum Builtins {
 
     /// Python slicing `value[start:stop:step]`.
     static func slice(_ value: Value, _ start: Value?, _ stop: Value?, _ step: Value?) throws -> Value {
+        let value = value.plain
         if let error = undefinedError(value) { throw error }
         let stepValue = try sliceIndex(step) ?? 1
         guard stepValue != 0 else { throw TemplateRuntimeError("slice step cannot be zero") }
@@ -364,8 +368,36 @@ enum Builtins {
 
     static let maximumRepeat = 16 << 20
 
+    /// markupsafe's `escape` of a value added to a `Markup`.
+    static func escapeHTML(_ value: Value) -> String {
+        if case let .markup(text) = value { return text }
+        var out = ""
+        for scalar in PythonText.str(value).unicodeScalars {
+            switch scalar {
+            case "&": out += "&amp;"
+            case "<": out += "&lt;"
+            case ">": out += "&gt;"
+            case "\"": out += "&#34;"
+            case "'": out += "&#39;"
+            default: out.unicodeScalars.append(scalar)
+            }
+        }
+        return out
+    }
+
     static func binary(_ op: String, _ left: Value, _ right: Value) throws -> Value {
         if op == "~" { return .string(PythonText.str(left) + PythonText.str(right)) }
+        // Markup + str escapes the str; str + Markup too (Markup.__radd__ wins as the subclass).
+        switch (op, left, right) {
+        case let ("+", .markup(text), .string), let ("+", .markup(text), .markup):
+            return .markup(text + escapeHTML(right))
+        case let ("+", .string, .markup(text)):
+            return .markup(escapeHTML(left) + text)
+        case let ("*", .markup(text), other), let ("*", other, .markup(text)):
+            if case let .string(result) = try binary("*", .string(text), other) { return .markup(result) }
+        default: break
+        }
+        let left = left.plain, right = right.plain
         switch (op, left, right) {
         case let ("+", .string(a), .string(b)): return .string(a + b)
         case let ("+", .list(a), .list(b)): return .list(a + b)
@@ -441,6 +473,7 @@ enum Builtins {
 
     /// Python `==`.
     static func equal(_ left: Value, _ right: Value) -> Bool {
+        let left = left.plain, right = right.plain
         if let a = number(left), let b = number(right) {
             if case let .int(x) = a, case let .int(y) = b { return x == y }
             return a.double == b.double
@@ -465,6 +498,7 @@ enum Builtins {
 
     /// Python ordering `<`: -1, 0, 1; throws for types Python cannot order.
     static func order(_ left: Value, _ right: Value, _ op: String) throws -> Int {
+        let left = left.plain, right = right.plain
         if let error = undefinedError(left) ?? undefinedError(right) { throw error }
         if let a = number(left), let b = number(right) {
             if case let .int(x) = a, case let .int(y) = b { return x < y ? -1 : (x > y ? 1 : 0) }
@@ -484,7 +518,9 @@ enum Builtins {
     }
 
     static func contains(_ container: Value, _ item: Value) throws -> Bool {
+        let container = container.plain, item = item.plain
         switch container {
+        case let .generator(items): return items.contains { equal($0, item) }
         case let .string(text):
             guard case let .string(needle) = item else {
                 if let error = undefinedError(item) { throw error }
@@ -515,7 +551,7 @@ enum Builtins {
     }
 
     static func length(_ value: Value) throws -> Int {
-        switch value {
+        switch value.plain {
         case let .string(text): return text.unicodeScalars.count
         case let .list(items), let .tuple(items): return items.count
         case let .dict(dict): return dict.count
@@ -550,7 +586,7 @@ enum Builtins {
 
     /// A bound Python method of `value` named `name`, or nil when the type has no such method.
     static func method(_ value: Value, _ name: String) -> Value? {
-        switch value {
+        switch value.plain {
         case let .string(text): return stringMethod(text, name)
         case let .dict(dict):
             if mutatingDictMethods.contains(name) { return .unsafe(message: "access to attribute '\(name)' of 'dict' object is unsafe.") }

@@ -57,6 +57,17 @@ extension Builtins {
     /// Applies the jinja2 filter `name` (transformers' `tojson`).
     static func filter(_ name: String, _ value: Value, _ arguments: Arguments, interpreter: Interpreter) throws -> Value {
         switch name {
+        case "safe": return .markup(try softString(value))
+        case "e", "escape", "forceescape":
+            if case .unsafe = value { _ = try softString(value) }
+            return .markup(escapeHTML(value))
+        case "string":
+            if case .markup = value { return value }
+            return .string(try softString(value))
+        default: break
+        }
+        let value = value.plain
+        switch name {
         case "trim":
             let chars = try stringArgumentValue(arguments.value(0, "chars"))
             return .string(PyString.strip(try softString(value), chars, left: true, right: true))
@@ -68,21 +79,6 @@ extension Builtins {
         case "lower": return .string(try softString(value).lowercased())
         case "capitalize": return .string(PyString.capitalize(try softString(value)))
         case "title": return .string(PyString.jinjaTitle(try softString(value)))
-        case "string": return .string(try softString(value))
-        case "safe": return .string(try softString(value))
-        case "e", "escape", "forceescape":
-            var out = ""
-            for scalar in try softString(value).unicodeScalars {
-                switch scalar {
-                case "&": out += "&amp;"
-                case "<": out += "&lt;"
-                case ">": out += "&gt;"
-                case "\"": out += "&#34;"
-                case "'": out += "&#39;"
-                default: out.unicodeScalars.append(scalar)
-                }
-            }
-            return .string(out)
         case "replace":
             guard let old = arguments.value(0, "old"), let new = arguments.value(1, "new") else {
                 throw TemplateRuntimeError("replace filter needs 'old' and 'new' arguments")
@@ -118,8 +114,8 @@ extension Builtins {
             return .list(try iterate(value))
         case "items":
             switch value {
-            case .undefined: return .list([])
-            case let .dict(dict): return .list(dict.pairs.map { .tuple([$0.0, $0.1]) })
+            case .undefined: return .generator([])
+            case let .dict(dict): return .generator(dict.pairs.map { .tuple([$0.0, $0.1]) })
             default: throw TemplateRuntimeError("Can only get item pairs from a mapping.")
             }
         case "dictsort":
@@ -160,7 +156,7 @@ extension Builtins {
                     result.append(item)
                 }
             }
-            return .list(result)
+            return .generator(result)
         case "min", "max":
             let caseSensitive = boolArgument(arguments.value(0, "case_sensitive"))
             let attribute = arguments.value(1, "attribute")
@@ -184,8 +180,11 @@ extension Builtins {
             }
             return total
         case "reverse":
-            if case let .string(text) = value { return .string(PyString.make(text.unicodeScalars.reversed())) }
-            return .list(try iterate(value).reversed())
+            switch value {
+            case let .string(text): return .string(PyString.make(text.unicodeScalars.reversed()))
+            case .list, .tuple, .dict: return .generator(try iterate(value).reversed())  // a reverse iterator
+            default: return .list(try iterate(value).reversed())
+            }
         case "abs":
             switch value {
             case let .int(number):
@@ -272,7 +271,7 @@ extension Builtins {
             let items = value.truthy ? try iterate(value) : []
             if let attribute = arguments.keywordValue("attribute") {
                 let fallback = arguments.keywordValue("default")
-                return .list(try items.map { item in
+                return .generator(try items.map { item in
                     let found = try attributePath(item, attribute)
                     if found.isUndefined, let fallback { return fallback }
                     return found
@@ -283,27 +282,27 @@ extension Builtins {
             }
             guard JinjaNames.filters.contains(filterName) else { throw TemplateRuntimeError("No filter named '\(filterName)'.") }
             let rest = Arguments(positional: Array(arguments.positional.dropFirst()), keyword: arguments.keyword)
-            return .list(try items.map { try filter(filterName, $0, rest, interpreter: interpreter) })
+            return .generator(try items.map { try filter(filterName, $0, rest, interpreter: interpreter) })
         case "select", "reject":
             let items = value.truthy ? try iterate(value) : []
             let keep = name == "select"
             guard case let .string(testName)? = arguments.positional.first else {
-                return .list(items.filter { $0.truthy == keep })
+                return .generator(items.filter { $0.truthy == keep })
             }
             guard JinjaNames.tests.contains(testName) else { throw TemplateRuntimeError("No test named '\(testName)'.") }
             let rest = Arguments(positional: Array(arguments.positional.dropFirst()), keyword: arguments.keyword)
-            return .list(try items.filter { try test(testName, $0, rest, interpreter: interpreter) == keep })
+            return .generator(try items.filter { try test(testName, $0, rest, interpreter: interpreter) == keep })
         case "selectattr", "rejectattr":
             let items = value.truthy ? try iterate(value) : []
             let keep = name == "selectattr"
             guard let attribute = arguments.positional.first else { throw TemplateRuntimeError("\(name) requires an attribute argument") }
             if arguments.positional.count < 2 {
-                return .list(try items.filter { try attributePath($0, attribute).truthy == keep })
+                return .generator(try items.filter { try attributePath($0, attribute).truthy == keep })
             }
             guard case let .string(testName) = arguments.positional[1] else { throw TemplateRuntimeError("\(name): the test name must be a string") }
             guard JinjaNames.tests.contains(testName) else { throw TemplateRuntimeError("No test named '\(testName)'.") }
             let rest = Arguments(positional: Array(arguments.positional.dropFirst(2)), keyword: arguments.keyword)
-            return .list(try items.filter { try test(testName, try attributePath($0, attribute), rest, interpreter: interpreter) == keep })
+            return .generator(try items.filter { try test(testName, try attributePath($0, attribute), rest, interpreter: interpreter) == keep })
         default:
             if !JinjaNames.filters.contains(name) { throw TemplateRuntimeError("no filter named '\(name)' found") }
             throw TemplateRuntimeError("unsupported filter '\(name)'")
@@ -380,6 +379,7 @@ extension Builtins {
 
     /// Applies the jinja2 test `name`.
     static func test(_ name: String, _ value: Value, _ arguments: Arguments, interpreter: Interpreter) throws -> Bool {
+        let value = value.plain
         let argument = arguments.positional.first
         func needArgument() throws -> Value {
             guard let argument else { throw TemplateRuntimeError("test '\(name)' needs an argument") }
@@ -404,7 +404,7 @@ extension Builtins {
             }
         case "iterable":
             switch value {
-            case .string, .list, .tuple, .dict, .undefined: return true
+            case .string, .list, .tuple, .dict, .undefined, .generator: return true
             default: return false
             }
         case "callable":

@@ -348,8 +348,8 @@ final class Interpreter {
     }
 
     func evaluateArguments(_ arguments: [Expr], _ keywords: [KeywordArgument], scope: Scope) throws -> Arguments {
-        Arguments(positional: try arguments.map { try evaluate($0, scope: scope) },
-                  keyword: try keywords.map { ($0.name, try evaluate($0.value, scope: scope)) })
+        Arguments(positional: try arguments.map { try evaluate($0, scope: scope).plain },
+                  keyword: try keywords.map { ($0.name, try evaluate($0.value, scope: scope).plain) })
     }
 
     func call(_ function: Value, _ arguments: Arguments) throws -> Value {

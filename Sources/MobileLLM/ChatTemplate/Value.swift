@@ -15,7 +15,7 @@ enum DictKey: Hashable {
         case let .int(number): self = .int(number)
         case let .float(number):
             if number.rounded() == number, abs(number) < 9.2e18 { self = .int(Int(number)) } else { self = .float(number.bitPattern) }
-        case let .string(text): self = .string(text)
+        case let .string(text), let .markup(text): self = .string(text)
         default: return nil
         }
     }
@@ -114,6 +114,11 @@ enum Value {
     case callable(Callable)
     /// A method jinja2's immutable sandbox refuses (e.g. `list.append`): an undefined that raises when called.
     case unsafe(message: String)
+    /// markupsafe's `Markup` (from `|safe`, `|escape`): a string that HTML-escapes what `+` adds to it.
+    case markup(String)
+    /// A one-pass iterator (what `map`, `select`, `selectattr`, `unique`, `items`, `reverse` return in jinja2):
+    /// always truthy, no `len()`, not JSON serializable.
+    case generator([Value])
 
     init(_ value: TemplateValue) {
         switch value {
@@ -125,6 +130,12 @@ enum Value {
         case let .array(items): self = .list(items.map(Value.init))
         case let .object(members): self = .dict(OrderedDict(members.map { ($0.key, Value($0.value)) }))
         }
+    }
+
+    /// The value with `Markup` turned into a plain string (where Python treats both alike).
+    var plain: Value {
+        if case let .markup(text) = self { return .string(text) }
+        return self
     }
 
     var isUndefined: Bool {
@@ -141,7 +152,8 @@ enum Value {
         case let .bool(flag): return flag
         case let .int(number): return number != 0
         case let .float(number): return number != 0
-        case let .string(text): return !text.isEmpty
+        case let .string(text), let .markup(text): return !text.isEmpty
+        case .generator: return true
         case let .list(items), let .tuple(items): return !items.isEmpty
         case let .dict(dict): return dict.count > 0
         case .namespace, .callable: return true
@@ -157,6 +169,8 @@ enum Value {
         case .int: return "int"
         case .float: return "float"
         case .string: return "str"
+        case .markup: return "Markup"
+        case .generator: return "generator"
         case .list: return "list"
         case .tuple: return "tuple"
         case .dict: return "dict"
@@ -173,7 +187,7 @@ enum PythonText {
     static func str(_ value: Value) -> String {
         switch value {
         case .undefined, .unsafe: return ""
-        case let .string(text): return text
+        case let .string(text), let .markup(text): return text
         default: return repr(value)
         }
     }
@@ -187,6 +201,8 @@ enum PythonText {
         case let .int(number): return String(number)
         case let .float(number): return floatRepr(number)
         case let .string(text): return stringRepr(text)
+        case let .markup(text): return "Markup(" + stringRepr(text) + ")"
+        case .generator: return "<generator object>"
         case let .list(items): return "[" + items.map(repr).joined(separator: ", ") + "]"
         case let .tuple(items):
             if items.count == 1 { return "(" + repr(items[0]) + ",)" }
@@ -310,7 +326,7 @@ struct JSONDumper {
             if number.isNaN { return "NaN" }
             if number.isInfinite { return number < 0 ? "-Infinity" : "Infinity" }
             return PythonText.floatRepr(number)
-        case let .string(text): return Self.quote(text)
+        case let .string(text), let .markup(text): return Self.quote(text)
         case let .list(items), let .tuple(items):
             if items.isEmpty { return "[]" }
             return try container(open: "[", close: "]", parts: items.map { try dump($0, level: level + 1) }, level: level)
@@ -322,7 +338,7 @@ struct JSONDumper {
             return container(open: "{", close: "}", parts: parts, level: level)
         case .undefined, .unsafe:
             throw TemplateRuntimeError("Object of type Undefined is not JSON serializable")
-        case .namespace, .callable:
+        case .namespace, .callable, .generator:
             throw TemplateRuntimeError("Object of type \(value.typeName) is not JSON serializable")
         }
     }
