@@ -87,10 +87,25 @@ import Testing
         #expect(error(nested) != nil)
         #expect(error("{% macro f(n) %}{{ f(n + 1) }}{% endmacro %}{{ f(0) }}") != nil)
         #expect(error("{% for i in range(100000000) %}{% endfor %}") != nil)
-        #expect(error("{% for a in range(2000) %}{% for b in range(2000) %}{% endfor %}{% endfor %}") != nil)
+        // The iteration limit (lowered here to keep the test fast in debug builds).
+        do {
+            var template = try ChatTemplate(source: "{% for a in range(2000) %}{% for b in range(2000) %}{% endfor %}{% endfor %}", name: "loops")
+            template.limits.maximumIterations = 50_000
+            _ = try template.render(messages: [TemplateValue](), addGenerationPrompt: false)
+            Issue.record("the iteration limit did not stop the loops")
+        } catch {
+            #expect("\(error)".contains("too many loop iterations"))
+        }
         #expect(error("{% set s = 'x' * 1000 %}{% for i in range(1000000) %}{{ s }}{% endfor %}") != nil)
         #expect(error("{{ 'x' * 100000000000 }}") != nil)
         #expect(error("{{ 9223372036854775807 + 1 }}") != nil)
+        #expect(error("{% set ns = namespace(x=[]) %}{% for i in range(100000) %}{% set ns.x = [ns.x] %}{% endfor %}{{ ns.x }}") != nil)
+        #expect(error("{% set ns = namespace(d={}) %}{% for i in range(100000) %}{% set ns.d = {'a': ns.d} %}{% endfor %}") != nil)
+        #expect(error("{% set h = namespace(n=none) %}{% for i in range(100000) %}{% set h.n = namespace(p=h.n) %}{% endfor %}") != nil)
+        #expect((try? render("{% set ns = namespace() %}{% set ns.me = [ns] %}{{ ns }}")) == "<Namespace {'me': [<Namespace {...}>]}>")
+        #expect(throws: MobileLLMError.self) {
+            try TemplateValue.parse(Data((String(repeating: "[", count: 100_000) + String(repeating: "]", count: 100_000)).utf8), path: "deep.json")
+        }
         #expect(error("{{ '") != nil)
         #expect(error("{# never closed") != nil)
         #expect(error("{% if true %}") != nil)

@@ -197,6 +197,37 @@ enum Builtins {
         }
     }
 
+    /// Deepest nesting a value built at run time may have. Values are freed and printed recursively, so a
+    /// template such as `{% set ns.x = [ns.x] %}` in a long loop must stop here rather than exhaust the stack.
+    static let maximumNesting = 200
+
+    /// Throws when `value` nests deeper than `maximumNesting` (namespaces count, cycles through them stop).
+    static func checkNesting(_ value: Value) throws {
+        var visiting = Set<ObjectIdentifier>()
+        if nesting(value, 0, &visiting) > maximumNesting {
+            throw TemplateRuntimeError("value nested too deeply (more than \(maximumNesting) levels)")
+        }
+    }
+
+    private static func nesting(_ value: Value, _ depth: Int, _ visiting: inout Set<ObjectIdentifier>) -> Int {
+        if depth > maximumNesting { return depth }
+        var deepest = depth
+        switch value {
+        case let .list(items), let .tuple(items), let .generator(items):
+            for item in items { deepest = max(deepest, nesting(item, depth + 1, &visiting)); if deepest > maximumNesting { break } }
+        case let .dict(dict):
+            for item in dict.values { deepest = max(deepest, nesting(item, depth + 1, &visiting)); if deepest > maximumNesting { break } }
+        case let .namespace(namespace):
+            let id = ObjectIdentifier(namespace)
+            guard !visiting.contains(id) else { return depth }
+            visiting.insert(id)
+            defer { visiting.remove(id) }
+            for item in namespace.attributes.values { deepest = max(deepest, nesting(item, depth + 1, &visiting)); if deepest > maximumNesting { break } }
+        default: break
+        }
+        return deepest
+    }
+
     // MARK: iteration, attributes, items
 
     /// Python's `list(iter(value))`.
@@ -791,7 +822,9 @@ enum Builtins {
             for key in attributes.stringKeys where key.hasPrefix("_") {
                 throw TemplateRuntimeError("SecurityError: chat templates cannot store underscore-prefixed attributes on a namespace, but got '\(key)'")
             }
-            return .namespace(Namespace(attributes))
+            let namespace = Value.namespace(Namespace(attributes))
+            try checkNesting(namespace)
+            return namespace
         })
         globals["dict"] = .callable(Callable(name: "dict") { _, arguments in
             var result = OrderedDict()
@@ -807,6 +840,7 @@ enum Builtins {
                 }
             }
             for (key, item) in arguments.keyword { result[key] = item }
+            try checkNesting(.dict(result))
             return .dict(result)
         })
         globals["raise_exception"] = .callable(Callable(name: "raise_exception") { _, arguments in

@@ -161,6 +161,10 @@ final class Interpreter {
                 throw TemplateError(position: position, message: "chat templates cannot store underscore-prefixed attributes on a namespace ('\(attribute)')")
             }
             namespace.attributes[attribute] = value
+            do { try Builtins.checkNesting(.namespace(namespace)) } catch let error as TemplateRuntimeError {
+                namespace.attributes[attribute] = Value.none
+                throw TemplateError(position: position, message: error.message)
+            }
         }
     }
 
@@ -278,8 +282,14 @@ final class Interpreter {
         case let .name(name):
             if let value = scope.lookup(name) { return value }
             return .undefined(hint: "'\(name)' is undefined")
-        case let .list(items): return .list(try items.map { try evaluate($0, scope: scope) })
-        case let .tuple(items): return .tuple(try items.map { try evaluate($0, scope: scope) })
+        case let .list(items):
+            let value = Value.list(try items.map { try evaluate($0, scope: scope) })
+            try Builtins.checkNesting(value)
+            return value
+        case let .tuple(items):
+            let value = Value.tuple(try items.map { try evaluate($0, scope: scope) })
+            try Builtins.checkNesting(value)
+            return value
         case let .dict(items):
             var dict = OrderedDict()
             for item in items {
@@ -289,6 +299,7 @@ final class Interpreter {
                     throw TemplateError(position: item.key.position, message: error.message)
                 }
             }
+            try Builtins.checkNesting(.dict(dict))
             return .dict(dict)
         case let .attribute(object, name):
             return try Builtins.attribute(try evaluate(object, scope: scope), name)

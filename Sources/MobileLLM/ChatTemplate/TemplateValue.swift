@@ -84,7 +84,7 @@ struct JSONTextParser {
     let path: String
     var position = 0
     var depth = 0
-    static let maximumDepth = 512
+    static let maximumDepth = 128
 
     init(bytes: [UInt8], path: String) {
         self.bytes = bytes

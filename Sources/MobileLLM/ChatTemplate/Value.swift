@@ -70,6 +70,8 @@ struct OrderedDict {
 /// A `namespace()` object: the one mutable value templates have.
 final class Namespace {
     var attributes: OrderedDict
+    /// Set while `repr` prints it, to cut cycles (`{% set ns.me = [ns] %}`).
+    var printing = false
     init(_ attributes: OrderedDict) { self.attributes = attributes }
 }
 
@@ -210,6 +212,10 @@ enum PythonText {
         case let .dict(dict):
             return "{" + dict.pairs.map { repr($0.0) + ": " + repr($0.1) }.joined(separator: ", ") + "}"
         case let .namespace(namespace):
+            // Python's recursion guard prints a dict already being printed as {...}.
+            if namespace.printing { return "<Namespace {...}>" }
+            namespace.printing = true
+            defer { namespace.printing = false }
             return "<Namespace " + repr(.dict(namespace.attributes)) + ">"
         case let .callable(callable): return "<function \(callable.name)>"
         }
