@@ -105,6 +105,7 @@ func renderFixtureTemplates() throws -> [TemplateOutcome] {
                 if case .string? = render["error"] {
                     outcome.identical += 1  // both raise
                     outcome.bothRaised += 1
+                    if "\(error)".contains("unsupported") { outcome.unsupported.append("\(label) (jinja2 raised too): \(error)") }
                 } else if "\(error)".contains("unsupported") {
                     outcome.unsupported.append("\(label): \(error)")
                 } else {
@@ -144,7 +145,7 @@ func renderFixtureTemplates() throws -> [TemplateOutcome] {
         let identical = outcomes.reduce(0) { $0 + $1.identical }
         let bothRaised = outcomes.reduce(0) { $0 + $1.bothRaised }
         print("chat templates: \(fullyIdentical)/\(outcomes.count) templates identical for every message list; \(identical)/\(renders) renders identical (\(identical - bothRaised) texts byte-identical, \(bothRaised) raise in both)")
-        for outcome in outcomes where outcome.identical != outcome.total {
+        for outcome in outcomes where outcome.identical != outcome.total || !outcome.unsupported.isEmpty {
             print("  \(outcome.name): \(outcome.identical)/\(outcome.total); \((outcome.unsupported + outcome.mismatches).first ?? "")")
         }
     }
