@@ -48,9 +48,7 @@ struct TemplateCommand: ParsableCommand {
             text = try ModelChatTemplate.load(modelDirectory: model)
                 .render(messages: messageList, addGenerationPrompt: addGenerationPrompt, variables: variables)
         } else if let template {
-            guard let data = FileManager.default.contents(atPath: template) else {
-                throw MobileLLMError.fileNotFound(path: template, reason: "cannot read the template file")
-            }
+            let data = try readWholeFile(template)
             guard let source = String(data: data, encoding: .utf8) else {
                 throw MobileLLMError.invalidFile(path: template, field: "(document)", problem: "not valid UTF-8")
             }

@@ -196,9 +196,7 @@ public struct ModelChatTemplate: Sendable {
 
         let jinjaPath = (path as NSString).appendingPathComponent("chat_template.jinja")
         if FileManager.default.fileExists(atPath: jinjaPath) {
-            guard let data = FileManager.default.contents(atPath: jinjaPath) else {
-                throw MobileLLMError.fileNotFound(path: jinjaPath, reason: "cannot read the file")
-            }
+            let data = try readWholeFile(jinjaPath)
             guard let text = String(data: data, encoding: .utf8) else {
                 throw MobileLLMError.invalidFile(path: jinjaPath, field: "(document)", problem: "not valid UTF-8")
             }

@@ -65,10 +65,7 @@ public enum TemplateValue: Sendable, Equatable {
 
     /// Reads and parses the JSON file at `path` (see `parse(_:path:)`).
     public static func load(path: String) throws -> TemplateValue {
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw MobileLLMError.fileNotFound(path: path, reason: "cannot read the file")
-        }
-        return try parse(data, path: path)
+        try parse(readWholeFile(path), path: path)
     }
 
     /// The member named `key` of an object; nil for other values or a missing key.
