@@ -8,7 +8,7 @@ struct MobileLLMCommand: ParsableCommand {
         commandName: "mobilellm",
         abstract: "Run MobileLLM-R1 and Llama-architecture models on the CPU.",
         discussion: "Machine-readable output goes to stdout as JSON; diagnostics go to stderr. Exit codes: 0 success, 1 bad input (a one-line message on stderr), 2 bad usage.",
-        subcommands: [LogitsCommand.self, GenerateCommand.self]
+        subcommands: [LogitsCommand.self, GenerateCommand.self, TokenizeCommand.self, DetokenizeCommand.self]
     )
 }
 
