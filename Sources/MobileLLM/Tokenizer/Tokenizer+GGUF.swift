@@ -47,22 +47,13 @@ extension Tokenizer {
         guard let mergeStrings = try gguf.stringArray("tokenizer.ggml.merges") else {
             throw MobileLLMError.invalidFile(path: path, field: "tokenizer.ggml.merges", problem: "missing (a gpt2 vocabulary needs merges)")
         }
-        var merges: [(String, String)] = []
-        merges.reserveCapacity(mergeStrings.count)
-        for (index, text) in mergeStrings.enumerated() {
-            let parts = text.split(separator: " ", omittingEmptySubsequences: false)
-            guard parts.count == 2 else {
-                throw MobileLLMError.invalidFile(path: path, field: "tokenizer.ggml.merges[\(index)]", problem: "expected \"left right\", found \"\(text)\"")
-            }
-            merges.append((String(parts[0]), String(parts[1])))
-        }
         var added: [AddedToken] = []
         for (index, type) in types.enumerated() where type == 3 || type == 4 {
             guard !tokens[index].isEmpty else { continue }
             added.append(AddedToken(id: Int32(index), content: tokens[index], special: type == 3))
         }
         let entries = tokens.enumerated().map { ($0.element, Int32($0.offset)) }
-        let bpe = try Self.buildModel(tokens: entries, merges: merges, ignoreMerges: pipeline.ignoreMerges, path: path,
+        let bpe = try Self.buildModel(tokens: entries, merges: .joined(mergeStrings), ignoreMerges: pipeline.ignoreMerges, path: path,
                                       mergesField: "tokenizer.ggml.merges")
         func tokenID(_ key: String) throws -> Int32? {
             guard let id = try gguf.integer(key) else { return nil }

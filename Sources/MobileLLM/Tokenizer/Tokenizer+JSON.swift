@@ -94,24 +94,19 @@ extension Tokenizer {
         guard let mergesValue = modelReader.members["merges"], case let .array(mergeItems) = mergesValue else {
             throw MobileLLMError.invalidFile(path: path, field: "model.merges", problem: "missing or not an array")
         }
-        var merges: [(String, String)] = []
-        merges.reserveCapacity(mergeItems.count)
-        for (index, item) in mergeItems.enumerated() {
-            switch item {
-            case let .string(text):
-                let parts = text.split(separator: " ", omittingEmptySubsequences: false)
-                guard parts.count == 2 else {
-                    throw MobileLLMError.invalidFile(path: path, field: "model.merges[\(index)]", problem: "expected \"left right\", found \"\(text)\"")
+        let merges: MergeList
+        if mergeItems.allSatisfy({ if case .string = $0 { return true } else { return false } }) {
+            merges = .joined(mergeItems.map { if case let .string(text) = $0 { return text } else { return "" } })
+        } else {
+            var pairs: [(String, String)] = []
+            pairs.reserveCapacity(mergeItems.count)
+            for (index, item) in mergeItems.enumerated() {
+                guard case let .array(pair) = item, pair.count == 2, case let .string(left) = pair[0], case let .string(right) = pair[1] else {
+                    throw MobileLLMError.invalidFile(path: path, field: "model.merges[\(index)]", problem: "expected \"left right\" or a pair of strings, found \(item.typeName)")
                 }
-                merges.append((String(parts[0]), String(parts[1])))
-            case let .array(pair):
-                guard pair.count == 2, case let .string(left) = pair[0], case let .string(right) = pair[1] else {
-                    throw MobileLLMError.invalidFile(path: path, field: "model.merges[\(index)]", problem: "expected a pair of strings")
-                }
-                merges.append((left, right))
-            default:
-                throw MobileLLMError.invalidFile(path: path, field: "model.merges[\(index)]", problem: "expected a string or a pair of strings, found \(item.typeName)")
+                pairs.append((left, right))
             }
+            merges = .pairs(pairs)
         }
         let model = try Self.buildModel(tokens: entries, merges: merges, ignoreMerges: ignoreMerges, path: path, mergesField: "model.merges")
 
@@ -278,32 +273,104 @@ extension Tokenizer {
         }
     }
 
+    /// Merges as tokenizer.json (either format) or GGUF stores them.
+    enum MergeList {
+        /// "left right" strings.
+        case joined([String])
+        /// [left, right] pairs.
+        case pairs([(String, String)])
+
+        var count: Int {
+            switch self {
+            case let .joined(list): return list.count
+            case let .pairs(list): return list.count
+            }
+        }
+    }
+
     /// Builds the BPE tables from spelled tokens and merges. Tokens not spelled in the byte-level alphabet cannot come
-    /// out of BPE on bytes and are left out of the lookup table (they stay decodable).
-    static func buildModel(tokens: [(String, Int32)], merges: [(String, String)], ignoreMerges: Bool, path: String,
+    /// out of BPE on bytes and are left out of the lookup table (they stay decodable). Works on UTF-8 bytes
+    /// throughout: Swift `String` hashing would dominate the load time.
+    static func buildModel(tokens: [(String, Int32)], merges: MergeList, ignoreMerges: Bool, path: String,
                            mergesField: String) throws -> BytePairModel {
         var table = ByteTable(capacity: tokens.count)
         var byteIDs = [Int32](repeating: -1, count: 256)
-        var bySpelling: [String: Int32] = [:]
-        bySpelling.reserveCapacity(tokens.count)
+        // Spellings in id order, for the merged-token guess below.
+        var maxID = -1
+        for (_, id) in tokens { maxID = max(maxID, Int(id)) }
+        var spellingOfID = [String?](repeating: nil, count: maxID + 1)
         for (spelling, id) in tokens {
-            bySpelling[spelling] = id
+            let spelling = spelling
+            spellingOfID[Int(id)] = spelling
             guard let raw = ByteLevelAlphabet.decode(spelling), !raw.isEmpty else { continue }
             table.insert(raw, value: id)
             if raw.count == 1 { byteIDs[Int(raw[0])] = id }
         }
+        var arena: [UInt8] = []
+        var offsets = [Int](repeating: 0, count: maxID + 2)
+        for id in 0...max(maxID, 0) where id <= maxID {
+            if var spelling = spellingOfID[id] { spelling.withUTF8 { arena.append(contentsOf: $0) } }
+            offsets[id + 1] = arena.count
+        }
+        spellingOfID = []
+        let bySpelling = SpellingIndex(arena: arena, offsets: offsets)
+        /// Whether token `id` is spelled exactly `bytes`.
+        func isSpelled(_ id: Int, _ bytes: [UInt8]) -> Bool {
+            guard id >= 0, id <= maxID, offsets[id + 1] - offsets[id] == bytes.count else { return false }
+            let start = offsets[id]
+            for index in 0..<bytes.count where arena[start + index] != bytes[index] { return false }
+            return true
+        }
+        // In BPE vocabularies merged ids mostly follow the merge order (the same id or the next one), so try those
+        // two before a hash lookup: sequential memory instead of a cache miss per merge.
+        var lastMerged = -1
         var mergeTable = MergeTable(capacity: merges.count)
-        for (rank, (left, right)) in merges.enumerated() {
-            guard let leftID = bySpelling[left] else {
-                throw MobileLLMError.invalidFile(path: path, field: "\(mergesField)[\(rank)]", problem: "token \"\(left)\" is not in the vocabulary")
+        var joined: [UInt8] = []
+        func add(_ rank: Int, _ left: UnsafeBufferPointer<UInt8>, _ right: UnsafeBufferPointer<UInt8>) throws {
+            var field: String { "\(mergesField)[\(rank)]" }
+            guard let leftID = bySpelling.get(left) else {
+                throw MobileLLMError.invalidFile(path: path, field: field, problem: "token \"\(String(decoding: left, as: UTF8.self))\" is not in the vocabulary")
             }
-            guard let rightID = bySpelling[right] else {
-                throw MobileLLMError.invalidFile(path: path, field: "\(mergesField)[\(rank)]", problem: "token \"\(right)\" is not in the vocabulary")
+            guard let rightID = bySpelling.get(right) else {
+                throw MobileLLMError.invalidFile(path: path, field: field, problem: "token \"\(String(decoding: right, as: UTF8.self))\" is not in the vocabulary")
             }
-            guard let mergedID = bySpelling[left + right] else {
-                throw MobileLLMError.invalidFile(path: path, field: "\(mergesField)[\(rank)]", problem: "merged token \"\(left + right)\" is not in the vocabulary")
+            joined.removeAll(keepingCapacity: true)
+            joined.append(contentsOf: left)
+            joined.append(contentsOf: right)
+            let mergedID: Int32
+            if isSpelled(lastMerged, joined) {
+                mergedID = Int32(lastMerged)
+            } else if isSpelled(lastMerged + 1, joined) {
+                mergedID = Int32(lastMerged + 1)
+            } else if let found = joined.withUnsafeBufferPointer({ bySpelling.get($0) }) {
+                mergedID = found
+            } else {
+                throw MobileLLMError.invalidFile(path: path, field: field, problem: "merged token \"\(String(decoding: joined, as: UTF8.self))\" is not in the vocabulary")
             }
+            lastMerged = Int(mergedID)
             mergeTable.insert(leftID, rightID, rank: Int32(rank), result: mergedID)
+        }
+        switch merges {
+        case let .joined(list):
+            for (rank, original) in list.enumerated() {
+                var text = original
+                try text.withUTF8 { bytes in
+                    var space = -1
+                    for index in 0..<bytes.count where bytes[index] == 0x20 {
+                        guard space < 0 else { space = -2; break }
+                        space = index
+                    }
+                    guard space >= 0 else {
+                        throw MobileLLMError.invalidFile(path: path, field: "\(mergesField)[\(rank)]", problem: "expected \"left right\", found \"\(original)\"")
+                    }
+                    try add(rank, UnsafeBufferPointer(rebasing: bytes[0..<space]), UnsafeBufferPointer(rebasing: bytes[(space + 1)...]))
+                }
+            }
+        case let .pairs(list):
+            for (rank, pair) in list.enumerated() {
+                var left = pair.0, right = pair.1
+                try left.withUTF8 { l in try right.withUTF8 { r in try add(rank, l, r) } }
+            }
         }
         return BytePairModel(vocabulary: table, byteIDs: byteIDs, merges: mergeTable, ignoreMerges: ignoreMerges)
     }
