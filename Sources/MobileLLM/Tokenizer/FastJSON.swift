@@ -7,13 +7,21 @@ import Foundation
 enum FastJSON {
     /// Parses `data`; `path` names the source in errors.
     static func parse(_ data: Data, path: String) throws -> JSONValue {
+        try parse(data, path: path, captureKey: nil).value
+    }
+
+    /// Parses `data`; the members of the object under `captureKey` inside the top-level `model` member (`model.vocab`) are
+    /// returned in file order as pairs instead of being put in a dictionary (that value becomes `null` in the tree):
+    /// building a 128k-entry `[String: JSONValue]` costs more than the rest of the parse.
+    static func parse(_ data: Data, path: String, captureKey: String?) throws -> (value: JSONValue, captured: [(String, JSONValue)]?) {
         try data.withUnsafeBytes { raw in
             var parser = Parser(bytes: raw, path: path)
+            parser.captureKey = captureKey
             parser.skipWhitespace()
             let value = try parser.parseValue(depth: 0)
             parser.skipWhitespace()
             guard parser.position == raw.count else { throw parser.fail("unexpected data after the JSON value") }
-            return value
+            return (value, parser.captured)
         }
     }
 
@@ -30,6 +38,9 @@ enum FastJSON {
         let path: String
         var position = 0
         var scratch: [UInt8] = []
+        var captureKey: String?
+        var topLevelKey = ""
+        var captured: [(String, JSONValue)]?
 
         init(bytes: UnsafeRawBufferPointer, path: String) {
             self.bytes = bytes
@@ -79,7 +90,14 @@ enum FastJSON {
                     guard peek() == UInt8(ascii: ":") else { throw fail("expected ':'") }
                     position += 1
                     skipWhitespace()
-                    members[key] = try parseValue(depth: depth + 1)
+                    if depth == 0 { topLevelKey = key }
+                    if depth == 1, topLevelKey == "model", captured == nil, let captureKey, key == captureKey,
+                       peek() == UInt8(ascii: "{") {
+                        captured = try parsePairs(depth: depth + 1)
+                        members[key] = .null
+                    } else {
+                        members[key] = try parseValue(depth: depth + 1)
+                    }
                     skipWhitespace()
                     guard let next = peek() else { throw fail("unexpected end of data in an object") }
                     position += 1
@@ -112,6 +130,29 @@ enum FastJSON {
                 return .number(try parseNumber())
             default:
                 throw fail("unexpected character")
+            }
+        }
+
+        /// An object's members in file order (duplicates kept).
+        mutating func parsePairs(depth: Int) throws -> [(String, JSONValue)] {
+            position += 1
+            var pairs: [(String, JSONValue)] = []
+            skipWhitespace()
+            if peek() == UInt8(ascii: "}") { position += 1; return pairs }
+            while true {
+                skipWhitespace()
+                guard peek() == UInt8(ascii: "\"") else { throw fail("expected a string key") }
+                let key = try parseString()
+                skipWhitespace()
+                guard peek() == UInt8(ascii: ":") else { throw fail("expected ':'") }
+                position += 1
+                skipWhitespace()
+                pairs.append((key, try parseValue(depth: depth + 1)))
+                skipWhitespace()
+                guard let next = peek() else { throw fail("unexpected end of data in an object") }
+                position += 1
+                if next == UInt8(ascii: "}") { return pairs }
+                guard next == UInt8(ascii: ",") else { throw fail("expected ',' or '}'") }
             }
         }
 

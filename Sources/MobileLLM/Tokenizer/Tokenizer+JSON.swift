@@ -5,7 +5,11 @@ extension Tokenizer {
     /// BOS/EOS token names and the chat template. Every `type` we do not implement throws `unsupported` naming the file
     /// and the type; malformed content throws `invalidFile` naming the file and field.
     public convenience init(tokenizerJSON path: String, tokenizerConfig configPath: String? = nil) throws {
-        let root = try JSONObjectReader(try FastJSON.load(path: path), path: path)
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw MobileLLMError.fileNotFound(path: path, reason: "cannot read the file")
+        }
+        let parsed = try FastJSON.parse(data, path: path, captureKey: "vocab")
+        let root = try JSONObjectReader(parsed.value, path: path)
         guard let modelReader = try root.optionalObject("model") else {
             throw MobileLLMError.invalidFile(path: path, field: "model", problem: "missing (expected the tokenizer model object)")
         }
@@ -44,7 +48,12 @@ extension Tokenizer {
         }
 
         // Vocabulary.
-        guard let vocabValue = modelReader.members["vocab"], case let .object(vocab) = vocabValue else {
+        let vocab: [(String, JSONValue)]
+        if root.members["model"] != nil, let captured = parsed.captured, modelReader.members["vocab"] == .null {
+            vocab = captured
+        } else if case let .object(members)? = modelReader.members["vocab"] {
+            vocab = members.map { ($0.key, $0.value) }
+        } else {
             throw MobileLLMError.invalidFile(path: path, field: "model.vocab", problem: "missing or not an object of token → id")
         }
         var maxID = -1
