@@ -2,13 +2,14 @@
 """Tokenizer throughput: mobilellm vs HF `tokenizers`, one thread each, whole processes timed (start + load + encode).
 
     swift build -c release
-    /work/refvenv/bin/python scripts/bench_tokenizer.py [--mb 8] [--runs 3] [--binary .build/release/mobilellm]
+    /work/refvenv/bin/python scripts/bench_tokenizer.py [--mb 8] [--runs 3] [--lines] [--binary .build/release/mobilellm]
 
 Generates a deterministic multi-MB mixed-script text (English prose and code, CJK, Cyrillic, Arabic, Devanagari,
 Greek, Hangul, Thai, emoji, numbers, whitespace runs) as one JSON string in a JSONL file, then times:
   ours: `mobilellm tokenize --model <llama3-tokenizer dir> --input-jsonl FILE` (ids printed as JSON, to a file)
   HF:   python -c "Tokenizer.from_file(tokenizer.json).encode(text)" with RAYON_NUM_THREADS=1 (ids written too)
-and checks the two id lists are identical. MB/s = input bytes / wall-clock seconds of the whole process (best run).
+and checks the two id lists are identical. With --lines the text is split into its ~paragraphs (one JSON string per
+JSONL line) and HF runs `encode_batch` over them (still one thread: RAYON_NUM_THREADS=1). MB/s = input bytes / wall-clock seconds of the whole process (best run).
 """
 import argparse
 import json
@@ -88,10 +89,14 @@ import json, sys
 from tokenizers import Tokenizer
 tk = Tokenizer.from_file(sys.argv[1])
 with open(sys.argv[2], encoding="utf-8") as f:
-    text = json.loads(f.readline())
-ids = tk.encode(text, add_special_tokens=False).ids
+    texts = [json.loads(line) for line in f]
+if len(texts) == 1:
+    rows = [tk.encode(texts[0], add_special_tokens=False).ids]
+else:
+    rows = [e.ids for e in tk.encode_batch(texts, add_special_tokens=False)]
 with open(sys.argv[3], "w") as f:
-    f.write(json.dumps(ids) + "\n")
+    for ids in rows:
+        f.write(json.dumps(ids) + "\n")
 """
 
 
@@ -107,6 +112,7 @@ def main():
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--binary", default=os.path.join(ROOT, ".build", "release", "mobilellm"))
     parser.add_argument("--python", default=sys.executable)
+    parser.add_argument("--lines", action="store_true", help="one JSONL line per paragraph instead of one string")
     args = parser.parse_args()
     if not os.path.exists(os.path.join(TOKENIZER_DIR, "tokenizer.json")):
         sys.exit("missing the Llama-3 tokenizer: run python3 scripts/fetch_assets.py")
@@ -117,7 +123,11 @@ def main():
     nbytes = len(text.encode("utf-8"))
     input_path = os.path.join(WORK, "bench.jsonl")
     with open(input_path, "w", encoding="utf-8") as f:
-        f.write(json.dumps(text, ensure_ascii=False) + "\n")
+        if args.lines:
+            for line in text.splitlines(keepends=True):
+                f.write(json.dumps(line, ensure_ascii=False) + "\n")
+        else:
+            f.write(json.dumps(text, ensure_ascii=False) + "\n")
     ours_out = os.path.join(WORK, "ours.jsonl")
     hf_out = os.path.join(WORK, "hf.jsonl")
     env = dict(os.environ, RAYON_NUM_THREADS="1", TOKENIZERS_PARALLELISM="false")
@@ -132,12 +142,14 @@ def main():
             ours_times.append(time.perf_counter() - start)
         hf_times.append(timed(hf_cmd, env))
     with open(ours_out) as f:
-        ours_ids = json.loads(f.readline())
+        ours_ids = [json.loads(line) for line in f]
     with open(hf_out) as f:
-        hf_ids = json.loads(f.readline())
+        hf_ids = [json.loads(line) for line in f]
     identical = ours_ids == hf_ids
+    token_count = sum(len(ids) for ids in hf_ids)
     ours, hf = min(ours_times), min(hf_times)
-    print(f"input: {nbytes / 1e6:.2f} MB, {len(hf_ids)} tokens (one JSON string), one thread (taskset -c 0)")
+    shape = f"{len(hf_ids)} JSONL lines" if args.lines else "one JSON string"
+    print(f"input: {nbytes / 1e6:.2f} MB, {token_count} tokens ({shape}), one thread (taskset -c 0)")
     print(f"mobilellm tokenize : {ours:.3f} s  {nbytes / 1e6 / ours:7.2f} MB/s  (runs: {', '.join(f'{t:.3f}' for t in ours_times)})")
     print(f"HF tokenizers      : {hf:.3f} s  {nbytes / 1e6 / hf:7.2f} MB/s  (runs: {', '.join(f'{t:.3f}' for t in hf_times)})")
     print(f"speed-up: {hf / ours:.2f}x; ids identical: {identical}")

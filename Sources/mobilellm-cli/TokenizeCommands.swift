@@ -16,7 +16,7 @@ func readJSONLines<T>(_ path: String, _ parse: (JSONValue, Int) throws -> T) thr
         if slice.allSatisfy({ $0 == 0x20 || $0 == 0x09 }) { continue }
         let value: JSONValue
         do {
-            value = try JSONValue.parse(Data(slice), path: path)
+            value = try JSONValue.parseFast(Data(slice), path: path)
         } catch {
             throw MobileLLMError.invalidFile(path: path, field: "line \(lineNumber)", problem: "not a JSON value")
         }
@@ -86,8 +86,8 @@ struct TokenizeCommand: ParsableCommand {
             return text
         }
         var writer = LineWriter()
-        for text in texts {
-            writer.write(jsonIDs(tokenizer.encode(text, addSpecial: addSpecial, parseSpecial: parseSpecial)))
+        for ids in tokenizer.encodeBatch(texts, addSpecial: addSpecial, parseSpecial: parseSpecial) {
+            writer.write(jsonIDs(ids))
         }
         writer.flush()
     }

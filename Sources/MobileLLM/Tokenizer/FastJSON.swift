@@ -286,3 +286,11 @@ extension UTF8 {
         return out
     }
 }
+
+extension JSONValue {
+    /// Parses `data` with the dedicated byte-level parser (several times faster than `parse`, which goes through
+    /// `JSONDecoder`); the same values and the same `invalidFile` error for malformed input. `path` names the source.
+    public static func parseFast(_ data: Data, path: String) throws -> JSONValue {
+        try FastJSON.parse(data, path: path)
+    }
+}
