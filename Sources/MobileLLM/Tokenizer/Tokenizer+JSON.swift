@@ -125,6 +125,9 @@ extension Tokenizer {
         // Post-processor.
         if let post = try root.optionalObject("post_processor") {
             let (prefix, suffix) = try Self.postProcessor(post, path: path)
+            for id in prefix + suffix where id < 0 || Int(id) >= present.count || !present[Int(id)] {
+                throw MobileLLMError.invalidFile(path: path, field: "post_processor", problem: "special token id \(id) is not in the vocabulary")
+            }
             parts.prefixIDs = prefix
             parts.suffixIDs = suffix
         }
