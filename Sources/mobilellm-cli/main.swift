@@ -11,6 +11,8 @@ struct MobileLLMCommand: ParsableCommand {
         subcommands: [
             LogitsCommand.self,
             GenerateCommand.self,
+            TokenizeCommand.self,
+            DetokenizeCommand.self,
             TemplateCommand.self,
             BenchCommand.self,
         ]
@@ -165,7 +167,8 @@ struct GenerateCommand: ParsableCommand {
             ids = try parseTokenList(tokens)
             guard !ids.isEmpty else { throw ValidationError("--tokens: needs at least one token id") }
         } else {
-            throw MobileLLMError.tokenizerMissing(path: model.path)
+            ids = try model.tokenizer().encode(prompt ?? "", addSpecial: true, parseSpecial: true)
+            guard !ids.isEmpty else { throw ValidationError("--prompt: the prompt has no tokens") }
         }
         let sampling = SamplingParameters(temperature: temperature ?? 0, topK: topK, topP: topP, minP: minP,
                                           repetitionPenalty: repetitionPenalty, seed: seed)
@@ -177,7 +180,9 @@ struct GenerateCommand: ParsableCommand {
             return true
         }
         if json {
-            emit("{\"tokens\": [\(result.tokens.map(String.init).joined(separator: ", "))], \"text\": null, \"stop_reason\": \(jsonString(result.stopReason.rawValue))}")
+            // "text": the generated tokens decoded without special tokens (null when the model has no tokenizer).
+            let text = (try? model.tokenizer().decode(result.tokens, skipSpecial: true)).map(jsonString) ?? "null"
+            emit("{\"tokens\": [\(result.tokens.map(String.init).joined(separator: ", "))], \"text\": \(text), \"stop_reason\": \(jsonString(result.stopReason.rawValue))}")
         } else {
             emit("")
         }

@@ -25,6 +25,8 @@ public final class Model: @unchecked Sendable {
 
     let weights: TransformerWeights
     let ropeFrequencies: [Float]
+    /// The tokenizer, loaded on first use (loading a 9 MB tokenizer.json is skipped by token-id-only callers).
+    private let tokenizerState = LazyTokenizer()
 
     /// Loads a Hugging Face model directory (config.json + safetensors). Throws `MobileLLMError` naming the file and
     /// field when anything is missing or inconsistent.
@@ -50,6 +52,12 @@ public final class Model: @unchecked Sendable {
         self.tokenizerFile = tokenizerFile
     }
 
+    /// The model's tokenizer (tokenizer.json + tokenizer_config.json of the directory), loaded on first use and then
+    /// shared. Throws `tokenizerMissing` when the directory has no tokenizer.json, or the load error of a bad one.
+    public func tokenizer() throws -> Tokenizer {
+        try tokenizerState.get(path: path, tokenizerFile: tokenizerFile)
+    }
+
     /// Vocabulary size (length of a logits row).
     public var vocabularySize: Int { configuration.vocabularySize }
 
@@ -69,5 +77,25 @@ public final class Model: @unchecked Sendable {
     public func makeSession(contextLength: Int? = nil, kvCacheType: KVCacheType? = nil) throws -> Session {
         try Session(model: self, capacity: contextLength ?? min(4096, configuration.maxPositions),
                     kvCacheType: kvCacheType ?? (isQuantized ? .f16 : .f32))
+    }
+}
+
+/// A thread-safe, load-once holder for a model's tokenizer.
+final class LazyTokenizer: @unchecked Sendable {
+    private let lock = NSLock()
+    private var result: Result<Tokenizer, Error>?
+
+    func get(path: String, tokenizerFile: String?) throws -> Tokenizer {
+        lock.lock()
+        defer { lock.unlock() }
+        if let result { return try result.get() }
+        let loaded: Result<Tokenizer, Error>
+        if tokenizerFile == nil {
+            loaded = .failure(MobileLLMError.tokenizerMissing(path: path))
+        } else {
+            loaded = Result { try Tokenizer.load(path: path) }
+        }
+        result = loaded
+        return try loaded.get()
     }
 }
