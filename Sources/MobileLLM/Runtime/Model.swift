@@ -26,7 +26,8 @@ public final class Model: @unchecked Sendable {
     let weights: TransformerWeights
     let ropeFrequencies: [Float]
     /// The tokenizer, loaded on first use (loading a 9 MB tokenizer.json is skipped by token-id-only callers).
-    private let tokenizerState = LazyTokenizer()
+    private let tokenizerState = LoadOnce<Tokenizer>()
+    private let templateState = LoadOnce<ModelChatTemplate>()
 
     /// Loads a Hugging Face model directory (config.json + safetensors). Throws `MobileLLMError` naming the file and
     /// field when anything is missing or inconsistent.
@@ -55,7 +56,23 @@ public final class Model: @unchecked Sendable {
     /// The model's tokenizer (tokenizer.json + tokenizer_config.json of the directory), loaded on first use and then
     /// shared. Throws `tokenizerMissing` when the directory has no tokenizer.json, or the load error of a bad one.
     public func tokenizer() throws -> Tokenizer {
-        try tokenizerState.get(path: path, tokenizerFile: tokenizerFile)
+        try tokenizerState.get {
+            guard tokenizerFile != nil else { throw MobileLLMError.tokenizerMissing(path: path) }
+            return try Tokenizer.load(path: path)
+        }
+    }
+
+    /// The model's chat template (chat_template.jinja or tokenizer_config.json's `chat_template`, with its BOS/EOS
+    /// strings), or the built-in Llama-3 header format when the model has none. Loaded on first use.
+    public func chatTemplate() throws -> ModelChatTemplate {
+        try templateState.get { try ModelChatTemplate.load(modelDirectory: path) }
+    }
+
+    /// Renders `messages` with the model's chat template (see `chatTemplate()`), as transformers'
+    /// `apply_chat_template(..., tokenize=False)` does.
+    public func applyChatTemplate(_ messages: [ChatMessage], addGenerationPrompt: Bool = true,
+                                  variables: [String: TemplateValue] = [:]) throws -> String {
+        try chatTemplate().render(messages: messages, addGenerationPrompt: addGenerationPrompt, variables: variables)
     }
 
     /// Vocabulary size (length of a logits row).
@@ -80,21 +97,16 @@ public final class Model: @unchecked Sendable {
     }
 }
 
-/// A thread-safe, load-once holder for a model's tokenizer.
-final class LazyTokenizer: @unchecked Sendable {
+/// A thread-safe, load-once holder: the first `get` runs `load`; every later call returns its result (or error).
+final class LoadOnce<Value>: @unchecked Sendable {
     private let lock = NSLock()
-    private var result: Result<Tokenizer, Error>?
+    private var result: Result<Value, Error>?
 
-    func get(path: String, tokenizerFile: String?) throws -> Tokenizer {
+    func get(_ load: () throws -> Value) throws -> Value {
         lock.lock()
         defer { lock.unlock() }
         if let result { return try result.get() }
-        let loaded: Result<Tokenizer, Error>
-        if tokenizerFile == nil {
-            loaded = .failure(MobileLLMError.tokenizerMissing(path: path))
-        } else {
-            loaded = Result { try Tokenizer.load(path: path) }
-        }
+        let loaded = Result { try load() }
         result = loaded
         return try loaded.get()
     }
