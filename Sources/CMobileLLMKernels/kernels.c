@@ -71,7 +71,7 @@ mlk_isa mlk_detect_isa(void) {
     __builtin_cpu_init();
     if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
         __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("f16c") && __builtin_cpu_supports("fma"))
-        return MLK_ISA_AVX512;
+        return __builtin_cpu_supports("avx512vnni") ? MLK_ISA_AVX512_VNNI : MLK_ISA_AVX512;
     if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c"))
         return MLK_ISA_AVX2;
 #endif
@@ -271,6 +271,7 @@ void mlk_matmul_rows(const float *x, int64_t n, int64_t k, const void *w, mlk_dt
     }
 #ifdef MLK_X86
     switch (mlk_active_isa()) {
+    case MLK_ISA_AVX512_VNNI:
     case MLK_ISA_AVX512:
         switch (dtype) {
         case MLK_DTYPE_F32: mlk_matmul_avx512_f32(x, n, k, w, j0, j1, y, ldy); return;

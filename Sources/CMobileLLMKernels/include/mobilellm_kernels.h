@@ -24,6 +24,8 @@ typedef enum {
     MLK_ISA_SCALAR = 0,
     MLK_ISA_AVX2 = 1,
     MLK_ISA_AVX512 = 2,
+    /** AVX-512 F/BW/VL plus VNNI (vpdpbusd): the dense kernels run as MLK_ISA_AVX512, the quantized ones use VNNI. */
+    MLK_ISA_AVX512_VNNI = 3,
 } mlk_isa;
 
 /** The best level this CPU supports. */

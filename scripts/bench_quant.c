@@ -1,0 +1,106 @@
+/*
+ * Micro-benchmark of the quantized matmul kernels (not part of the build or CI).
+ *
+ *   clang -O2 -march=native -pthread -I Sources/CMobileLLMKernels/include \
+ *       scripts/bench_quant.c -o /tmp/bench_quant -lm && /tmp/bench_quant [m k]
+ *
+ * Decode (n = 1): GB/s of weight bytes streamed, 1 and 2 threads (rows split in halves, multiples of 8).
+ * Prefill (n = 64): GFLOP/s (2*n*m*k / time). Also checks every ISA level against the scalar kernel.
+ */
+#include "../Sources/CMobileLLMKernels/kernels.c"
+#include "../Sources/CMobileLLMKernels/quant.c"
+#include "../Sources/CMobileLLMKernels/quant_x86.c"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+
+static double now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+typedef struct {
+    int type;
+    mlk_isa isa;
+    const void *xq;
+    int64_t n, k;
+    const void *w;
+    int64_t j0, j1;
+    float *y;
+    int64_t ldy;
+    int reps;
+} job;
+
+static void *run(void *p) {
+    job *j = (job *)p;
+    for (int r = 0; r < j->reps; r++) mlk_q_matmul_rows_isa(j->isa, j->type, j->xq, j->n, j->k, j->w, j->j0, j->j1, j->y, j->ldy);
+    return NULL;
+}
+
+/* Runs reps matmuls with `threads` threads (persistent per call batch: one thread per half, reps inside). */
+static double timed(int type, mlk_isa isa, const void *xq, int64_t n, int64_t k, const void *w, int64_t m, float *y,
+                    int threads, int reps) {
+    pthread_t th[8];
+    job jobs[8];
+    int64_t per = ((m / threads) + 7) / 8 * 8;
+    double t0 = now();
+    for (int t = 0; t < threads; t++) {
+        int64_t a = t * per, b = t == threads - 1 ? m : (t + 1) * per;
+        if (b > m) b = m;
+        jobs[t] = (job){type, isa, xq, n, k, w, a, b, y, m, reps};
+        pthread_create(&th[t], NULL, run, &jobs[t]);
+    }
+    for (int t = 0; t < threads; t++) pthread_join(th[t], NULL);
+    return (now() - t0) / reps;
+}
+
+int main(int argc, char **argv) {
+    int64_t m = argc > 2 ? atoll(argv[1]) : 6144, k = argc > 2 ? atoll(argv[2]) : 1536;
+    const int types[] = {MLK_Q_Q4_0, MLK_Q_Q4_1, MLK_Q_Q8_0, MLK_Q_Q4_K, MLK_Q_Q6_K};
+    const char *names[] = {"q4_0", "q4_1", "q8_0", "q4_K", "q6_K"};
+    const int nprefill = 64;
+    float *wf = malloc(sizeof(float) * m * k), *x = malloc(sizeof(float) * nprefill * k);
+    srand(1);
+    for (int64_t i = 0; i < m * k; i++) wf[i] = (float)rand() / RAND_MAX - 0.5f;
+    for (int64_t i = 0; i < nprefill * k; i++) x[i] = (float)rand() / RAND_MAX - 0.5f;
+    float *y = malloc(sizeof(float) * nprefill * m), *yr = malloc(sizeof(float) * nprefill * m);
+    printf("matrix %lld x %lld (rows x k), isa detected %d\n", (long long)m, (long long)k, mlk_detect_isa());
+    for (int ti = 0; ti < 5; ti++) {
+        int type = types[ti];
+        size_t rb = mlk_q_row_bytes(type, k);
+        void *w = aligned_alloc(64, (rb * m + 63) / 64 * 64);
+        mlk_q_quantize_rows(type, wf, m, k, w);
+        void *xq = aligned_alloc(64, (mlk_q_act_row_bytes(type, k) * nprefill + 63) / 64 * 64);
+        mlk_q_quantize_activations(type, x, nprefill, k, xq);
+        /* correctness vs scalar on 9 activation rows */
+        mlk_q_matmul_rows_isa(MLK_ISA_SCALAR, type, xq, 9, k, w, 0, m, yr, m);
+        for (int isa = MLK_ISA_AVX2; isa <= (int)mlk_detect_isa(); isa++) {
+            mlk_q_matmul_rows_isa((mlk_isa)isa, type, xq, 9, k, w, 0, m, y, m);
+            double worst = 0;
+            for (int64_t i = 0; i < 9 * m; i++) {
+                double e = fabs(y[i] - yr[i]) / (fabs(yr[i]) + 1e-3);
+                if (e > worst) worst = e;
+            }
+            printf("  %s isa %d: max rel diff vs scalar %.2e\n", names[ti], isa, worst);
+        }
+        double bytes = (double)rb * m;
+        for (int isa = MLK_ISA_AVX2; isa <= (int)mlk_detect_isa(); isa += (isa == MLK_ISA_AVX2 ? 2 : 1)) {
+            for (int threads = 1; threads <= 2; threads++) {
+                timed(type, (mlk_isa)isa, xq, 1, k, w, m, y, threads, 20);
+                double t = timed(type, (mlk_isa)isa, xq, 1, k, w, m, y, threads, 200);
+                printf("%s isa %d decode  %d thr: %7.1f us  %6.2f GB/s\n", names[ti], isa, threads, t * 1e6, bytes / t / 1e9);
+            }
+            for (int threads = 1; threads <= 2; threads++) {
+                double t = timed(type, (mlk_isa)isa, xq, nprefill, k, w, m, y, threads, 5);
+                printf("%s isa %d prefill %d thr: %7.2f ms  %6.1f GFLOP/s\n", names[ti], isa, threads, t * 1e3,
+                       2.0 * nprefill * m * k / t / 1e9);
+            }
+        }
+        free(w);
+        free(xq);
+    }
+    return 0;
+}
