@@ -28,6 +28,8 @@ typedef struct {
     const void *xq;
     int64_t n, k;
     const void *w;
+    size_t wstride; /* bytes between weight copies; reps cycle through `copies` copies (defeats the caches) */
+    int copies;
     int64_t j0, j1;
     float *y;
     int64_t ldy;
@@ -36,13 +38,15 @@ typedef struct {
 
 static void *run(void *p) {
     job *j = (job *)p;
-    for (int r = 0; r < j->reps; r++) mlk_q_matmul_rows_isa(j->isa, j->type, j->xq, j->n, j->k, j->w, j->j0, j->j1, j->y, j->ldy);
+    for (int r = 0; r < j->reps; r++)
+        mlk_q_matmul_rows_isa(j->isa, j->type, j->xq, j->n, j->k, (const char *)j->w + (size_t)(r % j->copies) * j->wstride,
+                              j->j0, j->j1, j->y, j->ldy);
     return NULL;
 }
 
 /* Runs reps matmuls with `threads` threads (persistent per call batch: one thread per half, reps inside). */
-static double timed(int type, mlk_isa isa, const void *xq, int64_t n, int64_t k, const void *w, int64_t m, float *y,
-                    int threads, int reps) {
+static double timed(int type, mlk_isa isa, const void *xq, int64_t n, int64_t k, const void *w, size_t wstride,
+                    int copies, int64_t m, float *y, int threads, int reps) {
     pthread_t th[8];
     job jobs[8];
     int64_t per = ((m / threads) + 7) / 8 * 8;
@@ -50,7 +54,7 @@ static double timed(int type, mlk_isa isa, const void *xq, int64_t n, int64_t k,
     for (int t = 0; t < threads; t++) {
         int64_t a = t * per, b = t == threads - 1 ? m : (t + 1) * per;
         if (b > m) b = m;
-        jobs[t] = (job){type, isa, xq, n, k, w, a, b, y, m, reps};
+        jobs[t] = (job){type, isa, xq, n, k, w, wstride, copies, a, b, y, m, reps};
         pthread_create(&th[t], NULL, run, &jobs[t]);
     }
     for (int t = 0; t < threads; t++) pthread_join(th[t], NULL);
@@ -64,15 +68,19 @@ int main(int argc, char **argv) {
     const int nprefill = 64;
     float *wf = malloc(sizeof(float) * m * k), *x = malloc(sizeof(float) * nprefill * k);
     srand(1);
-    for (int64_t i = 0; i < m * k; i++) wf[i] = (float)rand() / RAND_MAX - 0.5f;
-    for (int64_t i = 0; i < nprefill * k; i++) x[i] = (float)rand() / RAND_MAX - 0.5f;
+    for (int64_t i = 0; i < m * k; i++) wf[i] = (float)rand() / (float)RAND_MAX - 0.5f;
+    for (int64_t i = 0; i < nprefill * k; i++) x[i] = (float)rand() / (float)RAND_MAX - 0.5f;
     float *y = malloc(sizeof(float) * nprefill * m), *yr = malloc(sizeof(float) * nprefill * m);
     printf("matrix %lld x %lld (rows x k), isa detected %d\n", (long long)m, (long long)k, mlk_detect_isa());
     for (int ti = 0; ti < 5; ti++) {
         int type = types[ti];
         size_t rb = mlk_q_row_bytes(type, k);
-        void *w = aligned_alloc(64, (rb * m + 63) / 64 * 64);
+        /* decode streams from DRAM: cycle through copies totalling >= 512 MB (far beyond the L3) */
+        const size_t wstride = (rb * m + 4095) / 4096 * 4096;
+        const int copies = (int)((512u << 20) / wstride) + 1;
+        char *w = aligned_alloc(4096, wstride * copies);
         mlk_q_quantize_rows(type, wf, m, k, w);
+        for (int c = 1; c < copies; c++) memcpy(w + c * wstride, w, wstride);
         void *xq = aligned_alloc(64, (mlk_q_act_row_bytes(type, k) * nprefill + 63) / 64 * 64);
         mlk_q_quantize_activations(type, x, nprefill, k, xq);
         /* correctness vs scalar on 9 activation rows */
@@ -89,12 +97,12 @@ int main(int argc, char **argv) {
         double bytes = (double)rb * m;
         for (int isa = MLK_ISA_AVX2; isa <= (int)mlk_detect_isa(); isa += (isa == MLK_ISA_AVX2 ? 2 : 1)) {
             for (int threads = 1; threads <= 2; threads++) {
-                timed(type, (mlk_isa)isa, xq, 1, k, w, m, y, threads, 20);
-                double t = timed(type, (mlk_isa)isa, xq, 1, k, w, m, y, threads, 200);
+                timed(type, (mlk_isa)isa, xq, 1, k, w, wstride, copies, m, y, threads, copies);
+                double t = timed(type, (mlk_isa)isa, xq, 1, k, w, wstride, copies, m, y, threads, 4 * copies);
                 printf("%s isa %d decode  %d thr: %7.1f us  %6.2f GB/s\n", names[ti], isa, threads, t * 1e6, bytes / t / 1e9);
             }
             for (int threads = 1; threads <= 2; threads++) {
-                double t = timed(type, (mlk_isa)isa, xq, nprefill, k, w, m, y, threads, 5);
+                double t = timed(type, (mlk_isa)isa, xq, nprefill, k, w, wstride, 1, m, y, threads, 5);
                 printf("%s isa %d prefill %d thr: %7.2f ms  %6.1f GFLOP/s\n", names[ti], isa, threads, t * 1e3,
                        2.0 * nprefill * m * k / t / 1e9);
             }
