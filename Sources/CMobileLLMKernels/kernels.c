@@ -64,6 +64,10 @@ static size_t mlk_element_size(mlk_dtype dtype) { return dtype == MLK_DTYPE_F32 
 
 /* ---------------------------------------------------------------- ISA selection */
 
+#if defined(__aarch64__)
+int mlk_q_neon_dotprod(void); /* quant_neon.c */
+#endif
+
 static mlk_isa mlk_current = (mlk_isa)-1;
 
 mlk_isa mlk_detect_isa(void) {
@@ -74,6 +78,8 @@ mlk_isa mlk_detect_isa(void) {
         return __builtin_cpu_supports("avx512vnni") ? MLK_ISA_AVX512_VNNI : MLK_ISA_AVX512;
     if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c"))
         return MLK_ISA_AVX2;
+#elif defined(__aarch64__)
+    if (mlk_q_neon_dotprod()) return MLK_ISA_NEON_DOTPROD;
 #endif
     return MLK_ISA_SCALAR;
 }

@@ -618,7 +618,7 @@ void mlk_q_matmul_rows_isa(mlk_isa isa, int wtype, const void *xq, int64_t n, in
     if (isa >= MLK_ISA_AVX2 && mlk_q_matmul_avx2(wtype, xq, n, k, w, j0, j1, y, ldy)) return;
 #endif
 #if defined(__aarch64__)
-    if (mlk_q_matmul_neon(wtype, xq, n, k, w, j0, j1, y, ldy)) return;
+    if (isa == MLK_ISA_NEON_DOTPROD && mlk_q_matmul_neon(wtype, xq, n, k, w, j0, j1, y, ldy)) return;
 #endif
     (void)isa;
     mlk_q_matmul_scalar(wtype, xq, n, k, w, j0, j1, y, ldy);

@@ -135,6 +135,7 @@ int mlk_q_matmul_avx512vnni(int wtype, const void *xq, int64_t n, int64_t k, con
 void mlk_q_quantize_act_avx512(const float *x, int64_t k, void *row);
 #endif
 #if defined(__aarch64__)
+int mlk_q_neon_dotprod(void);
 int mlk_q_matmul_neon(int wtype, const void *xq, int64_t n, int64_t k, const void *w, int64_t j0, int64_t j1,
                       float *y, int64_t ldy);
 #endif

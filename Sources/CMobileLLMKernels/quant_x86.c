@@ -310,6 +310,9 @@ int mlk_q_matmul_avx512vnni(int wtype, const void *xq, int64_t n, int64_t k, con
 
 /* ================================================================ AVX2 */
 
+/* f16 -> f32 with F16C. */
+MLK_INLINE MLK_T256 float h2f256(uint16_t h) { return _cvtsh_ss(h); }
+
 /* Integer dot of 32 unsigned codes (<= 128 each; pairs cannot saturate int16) with 32 int8 activations. */
 MLK_INLINE MLK_T256 __m256i dot_u8s8_256(__m256i u, __m256i s) {
     return _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1));
@@ -347,7 +350,7 @@ MLK_INLINE MLK_T256 __m256i unpack256(const int TYPE, const uint8_t *row, int64_
 }
 
 MLK_INLINE MLK_T256 void tile256(const int TYPE, const int R, const int C, const uint8_t *const *rows,
-                                 const mlk_q_act *acts, int64_t k, float out[4][4]) {
+                                 const mlk_q_act *acts, int64_t k, float out[4][4], int64_t pf) {
     __m256 acc[4][4];
     float corr[4][4];
     for (int r = 0; r < R; r++)
@@ -356,33 +359,37 @@ MLK_INLINE MLK_T256 void tile256(const int TYPE, const int R, const int C, const
             corr[r][c] = 0.0f;
         }
     const int64_t nu = k / 32;
+    const int64_t ubytes = TYPE == MLK_Q_Q4_0 ? MLK_Q4_0_BYTES : TYPE == MLK_Q_Q4_1 ? MLK_Q4_1_BYTES
+                         : TYPE == MLK_Q_Q8_0 ? MLK_Q8_0_BYTES : TYPE == MLK_Q_Q4_K ? MLK_Q4_K_BYTES / 8 : MLK_Q6_K_BYTES / 8;
     for (int64_t u = 0; u < nu; u++) {
+        if (pf && (u & 1) == 0)
+            for (int r = 0; r < R; r++) _mm_prefetch((const char *)rows[r] + pf + u * ubytes, _MM_HINT_T0);
         /* weight factors: two lane scales (lanes 0..3 and 4..7) and corrections */
         float ws0[4], ws1[4], wc0[4], wc1[4];
         __m256i wv[4];
         for (int r = 0; r < R; r++) {
             const uint8_t *row = rows[r];
             switch (TYPE) {
-            case MLK_Q_Q4_0: ws0[r] = mlk_q_h2f(mlk_q_rd16(row + (size_t)u * MLK_Q4_0_BYTES)); ws1[r] = ws0[r]; wc0[r] = -8.0f * ws0[r]; break;
+            case MLK_Q_Q4_0: ws0[r] = h2f256(mlk_q_rd16(row + (size_t)u * MLK_Q4_0_BYTES)); ws1[r] = ws0[r]; wc0[r] = -8.0f * ws0[r]; break;
             case MLK_Q_Q4_1: {
                 const uint8_t *b = row + (size_t)u * MLK_Q4_1_BYTES;
-                ws0[r] = ws1[r] = mlk_q_h2f(mlk_q_rd16(b));
-                wc0[r] = mlk_q_h2f(mlk_q_rd16(b + 2));
+                ws0[r] = ws1[r] = h2f256(mlk_q_rd16(b));
+                wc0[r] = h2f256(mlk_q_rd16(b + 2));
                 break;
             }
-            case MLK_Q_Q8_0: ws0[r] = ws1[r] = mlk_q_h2f(mlk_q_rd16(row + (size_t)u * MLK_Q8_0_BYTES)); wc0[r] = 0.0f; break;
+            case MLK_Q_Q8_0: ws0[r] = ws1[r] = h2f256(mlk_q_rd16(row + (size_t)u * MLK_Q8_0_BYTES)); wc0[r] = 0.0f; break;
             case MLK_Q_Q4_K: {
                 const uint8_t *b = row + (size_t)(u / 8) * MLK_Q4_K_BYTES;
                 int s, m;
                 mlk_q4k_scale_min((int)(u % 8), b + 4, &s, &m);
-                ws0[r] = ws1[r] = mlk_q_h2f(mlk_q_rd16(b)) * (float)s;
-                wc0[r] = -mlk_q_h2f(mlk_q_rd16(b + 2)) * (float)m;
+                ws0[r] = ws1[r] = h2f256(mlk_q_rd16(b)) * (float)s;
+                wc0[r] = -h2f256(mlk_q_rd16(b + 2)) * (float)m;
                 break;
             }
             case MLK_Q_Q6_K:
             default: {
                 const uint8_t *b = row + (size_t)(u / 8) * MLK_Q6_K_BYTES;
-                const float d = mlk_q_h2f(mlk_q_rd16(b + MLK_Q6K_D));
+                const float d = h2f256(mlk_q_rd16(b + MLK_Q6K_D));
                 const int8_t *sc = (const int8_t *)(b + MLK_Q6K_SC) + 2 * (u % 8);
                 ws0[r] = d * (float)sc[0];
                 ws1[r] = d * (float)sc[1];
@@ -437,13 +444,13 @@ MLK_INLINE MLK_T256 void tile256(const int TYPE, const int R, const int C, const
             int64_t i = 0;                                                                                     \
             for (; i + 2 <= n; i += 2) {                                                                       \
                 mlk_q_act acts[2] = {mlk_q_act_row(xq, k, i), mlk_q_act_row(xq, k, i + 1)};                    \
-                tile256(TYPE, 4, 2, rows, acts, k, out);                                                       \
+                tile256(TYPE, 4, 2, rows, acts, k, out, 0);                                                       \
                 for (int r = 0; r < 4; r++)                                                                    \
                     for (int c = 0; c < 2; c++) y[(i + c) * ldy + j + r] = out[r][c];                          \
             }                                                                                                  \
             for (; i < n; i++) {                                                                               \
                 mlk_q_act acts[1] = {mlk_q_act_row(xq, k, i)};                                                 \
-                tile256(TYPE, 4, 1, rows, acts, k, out);                                                       \
+                tile256(TYPE, 4, 1, rows, acts, k, out, n == 1 ? (int64_t)(8 * rb) : 0);                                                       \
                 for (int r = 0; r < 4; r++) y[i * ldy + j + r] = out[r][0];                                    \
             }                                                                                                  \
         }                                                                                                      \
@@ -451,7 +458,7 @@ MLK_INLINE MLK_T256 void tile256(const int TYPE, const int R, const int C, const
             const uint8_t *rows[1] = {(const uint8_t *)w + (size_t)j * rb};                                   \
             for (int64_t i = 0; i < n; i++) {                                                                  \
                 mlk_q_act acts[1] = {mlk_q_act_row(xq, k, i)};                                                 \
-                tile256(TYPE, 1, 1, rows, acts, k, out);                                                       \
+                tile256(TYPE, 1, 1, rows, acts, k, out, n == 1 ? (int64_t)(2 * rb) : 0);                                                       \
                 y[i * ldy + j] = out[0][0];                                                                    \
             }                                                                                                  \
         }                                                                                                      \

@@ -13,6 +13,7 @@ enum QuantTestSupport {
     /// The instruction-set levels this CPU can run, lowest first.
     static var isas: [mlk_isa] {
         let best = mlk_detect_isa()
+        if best == MLK_ISA_NEON_DOTPROD { return [MLK_ISA_SCALAR, MLK_ISA_NEON_DOTPROD] }
         return [MLK_ISA_SCALAR, MLK_ISA_AVX2, MLK_ISA_AVX512, MLK_ISA_AVX512_VNNI].filter { $0.rawValue <= best.rawValue }
     }
 

@@ -107,8 +107,9 @@ void mlk_q_matmul_rows(int wtype, const void *xq, int64_t n, int64_t k, const vo
 
 /**
  * mlk_q_matmul_rows with an explicit instruction-set level (for tests; never changes global state).
- * Levels above what this CPU supports are clamped to mlk_detect_isa(). MLK_ISA_AVX512 without VNNI runs the
- * AVX2 kernels; MLK_ISA_AVX512_VNNI runs the 512-bit vpdpbusd kernels.
+ * Levels above what this CPU supports are clamped to mlk_detect_isa(). MLK_ISA_AVX2 and MLK_ISA_AVX512 run the
+ * AVX2 kernels (vpmaddubsw), MLK_ISA_AVX512_VNNI the 512-bit vpdpbusd kernels, MLK_ISA_NEON_DOTPROD (ARM64)
+ * the sdot kernels, MLK_ISA_SCALAR (or a level not compiled for this architecture) the portable C kernel.
  */
 void mlk_q_matmul_rows_isa(mlk_isa isa, int wtype, const void *xq, int64_t n, int64_t k, const void *w,
                            int64_t j0, int64_t j1, float *y, int64_t ldy);
