@@ -21,6 +21,9 @@
 #define MLK_T256 __attribute__((target("avx2,fma,f16c")))
 #define MLK_T512F __attribute__((target("avx512f,avx512bw,avx512vl,avx2,fma,f16c")))
 #define MLK_INLINE static inline __attribute__((always_inline))
+#ifndef MLK_PF_ROWS
+#define MLK_PF_ROWS 16 /* decode prefetch distance, in weight rows */
+#endif
 
 /* ================================================================ AVX-512 VNNI */
 
@@ -186,14 +189,14 @@ MLK_INLINE MLK_T512 __m512i unpack512(const int TYPE, const uint8_t *row, int64_
 
 /* R weight rows x C activation rows, the whole k; out[r][c]. */
 MLK_INLINE MLK_T512 void tile512(const int TYPE, const int R, const int C, const uint8_t *const *rows,
-                                 const mlk_q_act *acts, int64_t k, float out[4][4], int64_t pf) {
+                                 const mlk_q_act *acts, int64_t k, float out[8][4], int64_t pf) {
     const int legacy = TYPE == MLK_Q_Q4_0 || TYPE == MLK_Q_Q4_1 || TYPE == MLK_Q_Q8_0;
     const int64_t nb = k / 32;
     const int64_t ngroups = legacy ? (nb + 15) / 16 : k / 256;
-    __m512 acc[4][4];
+    __m512 acc[8][4];
     for (int r = 0; r < R; r++)
         for (int c = 0; c < C; c++) acc[r][c] = _mm512_setzero_ps();
-    __attribute__((aligned(64))) float sc[4][4][16];
+    __attribute__((aligned(64))) float sc[8][4][16];
     for (int64_t g = 0; g < ngroups; g++) {
         int cnt = 16;
         if (legacy && g == ngroups - 1) cnt = (int)(nb - 16 * g);
@@ -226,7 +229,7 @@ MLK_INLINE MLK_T512 void tile512(const int TYPE, const int R, const int C, const
             else
                 idx = _mm512_add_epi32(_mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1),
                                        _mm512_set1_epi32(2 * p));
-            __m512i wv[4];
+            __m512i wv[8];
             for (int r = 0; r < R; r++) wv[r] = unpack512(TYPE, rows[r], g, p, second_valid);
             for (int c = 0; c < C; c++) {
                 const int8_t *aq = acts[c].q + e0 + 64 * p;
@@ -248,8 +251,17 @@ MLK_INLINE MLK_T512 void tile512(const int TYPE, const int R, const int C, const
     MLK_T512 static void NAME(const void *xq, int64_t n, int64_t k, const void *w, int64_t j0, int64_t j1,      \
                               float *y, int64_t ldy) {                                                         \
         const size_t rb = mlk_q_row_bytes(TYPE, k);                                                            \
-        float out[4][4];                                                                                       \
+        float out[8][4];                                                                                       \
         int64_t j = j0;                                                                                        \
+        if (n == 1) { /* decode: 8 rows at a time, prefetching the tile after next */                         \
+            for (; j + 8 <= j1; j += 8) {                                                                      \
+                const uint8_t *rows[8];                                                                        \
+                for (int r = 0; r < 8; r++) rows[r] = (const uint8_t *)w + (size_t)(j + r) * rb;               \
+                mlk_q_act acts[1] = {mlk_q_act_row(xq, k, 0)};                                                 \
+                tile512(TYPE, 8, 1, rows, acts, k, out, (int64_t)(MLK_PF_ROWS * rb));                          \
+                for (int r = 0; r < 8; r++) y[j + r] = out[r][0];                                              \
+            }                                                                                                  \
+        }                                                                                                      \
         for (; j + 4 <= j1; j += 4) {                                                                          \
             const uint8_t *rows[4];                                                                            \
             for (int r = 0; r < 4; r++) rows[r] = (const uint8_t *)w + (size_t)(j + r) * rb;                   \

@@ -229,7 +229,7 @@ struct QuantKernelTests {
     func kernels(type: QuantType) throws {
         let ks = type.blockSize == 256 ? [256, 512, 1280] : [32, 64, 96, 160, 544, 1056]
         let ns = [1, 2, 3, 5, 8, 17]
-        let m = 13
+        let m = 17
         var worst = 0.0
         for k in ks {
             let wf = QuantTestSupport.normals(m * k, seed: UInt64(k), scale: 0.05)
@@ -251,8 +251,9 @@ struct QuantKernelTests {
                     xq.withUnsafeBytes { xb in
                         w.withUnsafeBytes { wb in
                             y.withUnsafeMutableBufferPointer { yb in
-                                // Three calls over split row ranges (4, 5, 4 rows), as threads do.
-                                for (j0, j1) in [(0, 4), (4, 9), (9, m)] {
+                                // Calls over split row ranges (9 = 8 + 1, 1, 3 and 4 rows: every tile shape of
+                                // the drivers), as threads do.
+                                for (j0, j1) in [(0, 9), (9, 10), (10, 14), (14, m)] {
                                     mlk_q_matmul_rows_isa(isa, type.rawValue, xb.baseAddress, Int64(n), Int64(k), wb.baseAddress,
                                                           Int64(j0), Int64(j1), yb.baseAddress, Int64(ldy))
                                 }
