@@ -7,10 +7,12 @@ CI never runs this; the JSON is committed.
 For Q8_0, Q4_0 and Q4_1, gguf-py (gguf.quants) is the external reference for both directions: the stored bytes
 are what gguf.quants.quantize produces, the stored floats what gguf.quants.dequantize returns.
 
-gguf-py has no quantizer for Q4_K and Q6_K (only dequantize). For those the bytes come from this project's C
-quantizer (mlk_q_quantize_rows, built here with clang and called through ctypes) and the floats from
-gguf.quants.dequantize of those bytes, so the fixture pins our K-quant layout to gguf's reading of it and pins
-the quantizer's output; the Swift tests check that the Swift reference quantizer gives the same bytes.
+gguf-py has no quantizer for Q4_K and Q6_K (only dequantize). For those the bytes come from ggml itself:
+quantize_row_q4_K_ref / quantize_row_q6_K_ref in the libggml-base.so that the llama-cpp-python wheel installs
+in the same venv (called through ctypes), and the floats from gguf.quants.dequantize of those bytes. Without
+llama-cpp-python the script falls back to this project's C quantizer (built here with clang) and says so in
+"quantized_by". The script also prints how many rows our C quantizer (and, for the legacy types, ggml's _ref
+functions) differ on: 0 for every type when this fixture was made.
 
 Every type also gets "random_blocks": random bytes (with finite f16 scale fields) and gguf's dequantization of
 them, which exercises every bit of the block layouts, including scale/min bit patterns the quantizer never
@@ -54,6 +56,35 @@ def build_c_quantizer():
     return handle
 
 
+def load_ggml():
+    """ggml's own reference quantizers (quantize_row_*_ref) from the llama-cpp-python wheel's libggml-base, if
+    installed in this venv; None otherwise."""
+    try:
+        import llama_cpp
+    except ImportError:
+        return None
+    path = os.path.join(os.path.dirname(llama_cpp.__file__), "lib", "libggml-base.so")
+    if not os.path.exists(path):
+        return None
+    handle = ctypes.CDLL(path)
+    for fn in ("quantize_row_q4_0_ref", "quantize_row_q4_1_ref", "quantize_row_q8_0_ref",
+               "quantize_row_q4_K_ref", "quantize_row_q6_K_ref"):
+        getattr(handle, fn).argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64]
+    return handle
+
+
+def ggml_quantize(ggml, name, rows):
+    rows = np.ascontiguousarray(rows, dtype=np.float32)
+    n, k = rows.shape
+    _, nbytes = quants.GGML_QUANT_SIZES[TYPES[name][0]]
+    bs = quants.GGML_QUANT_SIZES[TYPES[name][0]][0]
+    out = np.zeros((n, k // bs * nbytes), dtype=np.uint8)
+    fn = getattr(ggml, f"quantize_row_{name}_ref")
+    for i in range(n):
+        fn(rows[i].ctypes.data, out[i].ctypes.data, k)
+    return out
+
+
 def c_quantize(lib, type_id, rows):
     rows = np.ascontiguousarray(rows, dtype=np.float32)
     n, k = rows.shape
@@ -88,6 +119,8 @@ def input_rows(rng):
     rows.append(r)
     r = rng.standard_normal(k) * np.repeat(np.exp(rng.uniform(-6, 3, k // 16)), 16)  # scale varies per 16
     rows.append(r)
+    for i in range(6):                                            # more ordinary rows for the K-quant searches
+        rows.append(rng.standard_t(3 + i, k) * 10.0 ** rng.uniform(-3, 1))
     return np.array(rows, dtype=np.float32)
 
 
@@ -121,19 +154,25 @@ def main():
         "k": int(rows.shape[1]),
         "rows": [f32hex(r) for r in rows],
         "types": {},
-        "note": "bytes for q8_0/q4_0/q4_1 from gguf.quants.quantize; for q4_K/q6_K from mlk_q_quantize_rows "
-                "(gguf-py has no K-quant quantizer); dequantized floats always from gguf.quants.dequantize",
+        "note": "bytes for q8_0/q4_0/q4_1 from gguf.quants.quantize; for q4_K/q6_K from ggml's "
+                "quantize_row_*_ref (libggml-base of llama-cpp-python; gguf-py has no K-quant quantizer); "
+                "dequantized floats always from gguf.quants.dequantize",
     }
+    ggml = load_ggml()
     for name, (qt, type_id) in TYPES.items():
-        entry = {"type_id": type_id, "quantized_by": "gguf" if name in HAS_GGUF_QUANTIZE else "mobilellm-c",
-                 "rows": []}
+        ours = c_quantize(lib, type_id, rows)
         if name in HAS_GGUF_QUANTIZE:
-            qbytes = quants.quantize(rows, qt)
-            ours = c_quantize(lib, type_id, rows)
-            mismatched = int((qbytes != ours).any(axis=1).sum())
-            print(f"{name}: C quantizer differs from gguf on {mismatched} of {len(rows)} rows")
+            qbytes, source = quants.quantize(rows, qt), "gguf"
+        elif ggml is not None:
+            qbytes, source = ggml_quantize(ggml, name, rows), "ggml"
         else:
-            qbytes = c_quantize(lib, type_id, rows)
+            qbytes, source = ours, "mobilellm-c"
+        entry = {"type_id": type_id, "quantized_by": source, "rows": []}
+        mismatched = int((qbytes != ours).any(axis=1).sum())
+        print(f"{name}: bytes from {source}; our C quantizer differs on {mismatched} of {len(rows)} rows")
+        if ggml is not None and source != "ggml":
+            g = ggml_quantize(ggml, name, rows)
+            print(f"{name}: ggml's quantize_row_{name}_ref differs from {source} on {int((g != qbytes).any(axis=1).sum())} rows")
         deq = quants.dequantize(qbytes, qt)
         for i in range(len(rows)):
             entry["rows"].append({"bytes": qbytes[i].tobytes().hex(), "dequantized": f32hex(deq[i])})
