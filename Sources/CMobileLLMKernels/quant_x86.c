@@ -24,6 +24,9 @@
 #ifndef MLK_PF_ROWS
 #define MLK_PF_ROWS 16 /* decode prefetch distance, in weight rows */
 #endif
+#ifndef MLK_PF_HINT
+#define MLK_PF_HINT _MM_HINT_T0
+#endif
 
 /* ================================================================ AVX-512 VNNI */
 
@@ -207,7 +210,7 @@ MLK_INLINE MLK_T512 void tile512(const int TYPE, const int R, const int C, const
             const int64_t gbytes = legacy ? 16 * (TYPE == MLK_Q_Q4_0 ? MLK_Q4_0_BYTES : TYPE == MLK_Q_Q4_1 ? MLK_Q4_1_BYTES : MLK_Q8_0_BYTES)
                                           : (TYPE == MLK_Q_Q4_K ? MLK_Q4_K_BYTES : MLK_Q6_K_BYTES);
             for (int r = 0; r < R; r++)
-                for (int64_t o = 0; o < gbytes; o += 64) _mm_prefetch((const char *)rows[r] + pf + g * gbytes + o, _MM_HINT_T0);
+                for (int64_t o = 0; o < gbytes; o += 64) _mm_prefetch((const char *)rows[r] + pf + g * gbytes + o, MLK_PF_HINT);
         }
         __m512 da[4], sa[4];
         for (int c = 0; c < C; c++) afac512(TYPE, acts[c], g, gm, &da[c], &sa[c]);
