@@ -130,20 +130,21 @@ MLK_INLINE MLK_T512 mlk_wfac512 wfac512(const int TYPE, const uint8_t *row, int6
         break;
     }
     case MLK_Q_Q4_K: {
-        const uint8_t *blk = row + (size_t)g * MLK_Q4_K_BYTES;
-        const float d = mlk_q_h2f(mlk_q_rd16(blk)), dmin = mlk_q_h2f(mlk_q_rd16(blk + 2));
-        /* Unpack the 12 scale bytes into 8 scales (bytes 0..7) and 8 mins (bytes 8..15) with 32-bit ops. */
-        uint32_t u[3];
-        memcpy(u, blk + 4, 12);
-        const uint32_t kmask1 = 0x3f3f3f3fu, kmask2 = 0x0f0f0f0fu, kmask3 = 0x03030303u;
-        uint32_t sc_lo = u[0] & kmask1;                                            /* scales 0..3 */
-        uint32_t sc_hi = (u[2] & kmask2) | (((u[0] >> 6) & kmask3) << 4);          /* scales 4..7 */
-        uint32_t m_lo = u[1] & kmask1;                                             /* mins 0..3 */
-        uint32_t m_hi = ((u[2] >> 4) & kmask2) | (((u[1] >> 6) & kmask3) << 4);    /* mins 4..7 */
-        const __m128i packed = _mm_setr_epi32((int)sc_lo, (int)sc_hi, (int)m_lo, (int)m_hi);
-        const __m512 v = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(packed));
-        /* lanes 0..7: scales, 8..15: mins -> wsc lanes 0..7 = d*sc, wcorr lanes 0..7 = -dmin*m */
-        const __m512 mul = _mm512_mask_blend_ps(0xFF00, _mm512_set1_ps(d), _mm512_set1_ps(-dmin));
+        /* d, dmin and the 12 packed 6-bit scale/min bytes in one 16-byte load; unpacked with 32-bit lane ops:
+         * lanes [u0 & 0x3f.., (u2 & 0x0f..) | ((u0 >> 6) & 0x03..) << 4, u1 & 0x3f.., ((u2 >> 4) & 0x0f..) |
+         * ((u1 >> 6) & 0x03..) << 4] = scales 0..3, scales 4..7, mins 0..3, mins 4..7. */
+        const __m128i raw = _mm_loadu_si128((const __m128i *)(row + (size_t)g * MLK_Q4_K_BYTES));
+        const __m128 dd = _mm_cvtph_ps(raw); /* lane 0: d, lane 1: dmin */
+        const __m128i x = _mm_srli_si128(raw, 4);
+        const __m128i A = _mm_shuffle_epi32(x, _MM_SHUFFLE(2, 1, 2, 0)), B = _mm_shuffle_epi32(x, _MM_SHUFFLE(1, 1, 0, 0));
+        const __m128i lo = _mm_and_si128(_mm_srlv_epi32(A, _mm_setr_epi32(0, 0, 0, 4)),
+                                         _mm_setr_epi32(0x3f3f3f3f, 0x0f0f0f0f, 0x3f3f3f3f, 0x0f0f0f0f));
+        const __m128i hi = _mm_slli_epi32(_mm_and_si128(_mm_srli_epi32(B, 6), _mm_setr_epi32(0, 0x03030303, 0, 0x03030303)), 4);
+        const __m512 v = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_or_si128(lo, hi)));
+        /* lanes 0..7: scales * d, 8..15: mins * -dmin */
+        const __m512 mul = _mm512_mul_ps(_mm512_permutexvar_ps(_mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1),
+                                                               _mm512_castps128_ps512(dd)),
+                                         _mm512_setr_ps(1, 1, 1, 1, 1, 1, 1, 1, -1, -1, -1, -1, -1, -1, -1, -1));
         const __m512 prod = _mm512_mul_ps(v, mul);
         f.wsc = _mm512_maskz_mov_ps(0x00FF, prod);
         f.wcorr = _mm512_maskz_mov_ps(0x00FF, _mm512_shuffle_f32x4(prod, prod, 0x0E)); /* move lanes 8..15 down */
@@ -152,7 +153,7 @@ MLK_INLINE MLK_T512 mlk_wfac512 wfac512(const int TYPE, const uint8_t *row, int6
     case MLK_Q_Q6_K:
     default: {
         const uint8_t *blk = row + (size_t)g * MLK_Q6_K_BYTES;
-        const float d = mlk_q_h2f(mlk_q_rd16(blk + MLK_Q6K_D));
+        const float d = _cvtsh_ss(mlk_q_rd16(blk + MLK_Q6K_D));
         const __m128i sc = _mm_loadu_si128((const __m128i *)(blk + MLK_Q6K_SC));
         f.wsc = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(sc)), _mm512_set1_ps(d));
         f.wcorr = _mm512_mul_ps(f.wsc, _mm512_set1_ps(-32.0f));
