@@ -241,9 +241,12 @@ public final class Session: @unchecked Sendable {
             layer.mlpNorm.withUnsafeBufferPointer { weight in
                 Ops.rmsNorm(s.x, rows: n, width: hidden, weight: weight.baseAddress, epsilon: c.rmsNormEpsilon, into: s.h)
             }
+            // gate = silu(gate) * up, applied by each thread to the rows it just computed.
+            let width = c.intermediateSize
             pool.project([layer.gate, layer.up], input: prepare(s.h, count: n, columns: hidden, for: [layer.gate, layer.up]),
-                         outputs: [s.gate, s.up])
-            Ops.swiGLU(s.gate, s.up, count: n * c.intermediateSize)
+                         outputs: [s.gate, s.up]) { rows in
+                for i in 0..<n { Ops.swiGLU(s.gate + i * width + rows.lowerBound, s.up + i * width + rows.lowerBound, count: rows.count) }
+            }
             pool.project([layer.down], input: prepare(s.gate, count: n, columns: c.intermediateSize, for: [layer.down]), outputs: [s.h])
             Ops.add(s.x, s.h, count: n * hidden)
         }
