@@ -20,6 +20,9 @@ static inline int test_contains(const char *message, const char *fragment) {
     return fragment == NULL || strstr(message, fragment) != NULL;
 }
 
+/* `text`, or "(null)". */
+static inline const char *test_text(const char *text) { return text ? text : "(null)"; }
+
 static int test_failures = 0;
 static int test_checks = 0;
 
@@ -37,7 +40,7 @@ static int test_checks = 0;
 #define CHECK_STATUS(call, expected, fragment)                                                             \
     do {                                                                                                   \
         mobilellm_status status_ = (call);                                                                 \
-        const char *message_ = mobilellm_last_error();                                                     \
+        const char *message_ = test_text(mobilellm_last_error());                                          \
         test_checks++;                                                                                     \
         if (status_ != (expected)) {                                                                       \
             test_failures++;                                                                               \
