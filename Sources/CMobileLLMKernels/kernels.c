@@ -65,6 +65,10 @@ static size_t mlk_element_size(mlk_dtype dtype) { return dtype == MLK_DTYPE_F32 
 
 /* ---------------------------------------------------------------- ISA selection */
 
+#if defined(__aarch64__)
+int mlk_q_neon_dotprod(void); /* quant_neon.c */
+#endif
+
 static mlk_isa mlk_current = (mlk_isa)-1;
 
 static mlk_isa mlk_probe_isa(void) {
@@ -72,9 +76,11 @@ static mlk_isa mlk_probe_isa(void) {
     __builtin_cpu_init();
     if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
         __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("f16c") && __builtin_cpu_supports("fma"))
-        return MLK_ISA_AVX512;
+        return __builtin_cpu_supports("avx512vnni") ? MLK_ISA_AVX512_VNNI : MLK_ISA_AVX512;
     if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c"))
         return MLK_ISA_AVX2;
+#elif defined(__aarch64__)
+    if (mlk_q_neon_dotprod()) return MLK_ISA_NEON_DOTPROD;
 #endif
     return MLK_ISA_SCALAR;
 }
@@ -290,6 +296,7 @@ void mlk_matmul_rows_isa(mlk_isa isa, const float *x, int64_t n, int64_t k, cons
     }
 #ifdef MLK_X86
     switch (isa) {
+    case MLK_ISA_AVX512_VNNI:
     case MLK_ISA_AVX512:
         switch (dtype) {
         case MLK_DTYPE_F32: mlk_matmul_avx512_f32(x, n, k, w, j0, j1, y, ldy); return;
@@ -348,7 +355,7 @@ TARGET_AVX512 static void mlk_convert_f32_to_f16_avx512(const float *src, int64_
 
 void mlk_convert_f32_to_f16(const float *src, int64_t count, uint16_t *dst) {
 #ifdef MLK_X86
-    if (mlk_active_isa() == MLK_ISA_AVX512) {
+    if ((mlk_active_isa() == MLK_ISA_AVX512 || mlk_active_isa() == MLK_ISA_AVX512_VNNI)) {
         mlk_convert_f32_to_f16_avx512(src, count, dst);
         return;
     }
@@ -460,7 +467,7 @@ void mlk_attention_isa(mlk_isa isa, const float *q, int64_t group, int64_t d, co
         return;
     }
 #ifdef MLK_X86
-    if (isa == MLK_ISA_AVX512) {
+    if ((isa == MLK_ISA_AVX512 || isa == MLK_ISA_AVX512_VNNI)) {
         mlk_attention_avx512(q, group, d, keys, values, kv_dtype, length, scale, scores, out);
         return;
     }

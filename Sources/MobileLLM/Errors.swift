@@ -17,6 +17,9 @@ public enum MobileLLMError: Error, Equatable, Sendable, CustomStringConvertible 
     case cancelled
     /// An I/O operation failed.
     case io(path: String, reason: String)
+    /// A chat template failed to compile or render; `path` names the template (a file or a config field),
+    /// `line` and `column` (1-based) the construct at fault.
+    case template(path: String, line: Int, column: Int, message: String)
 
     public var description: String {
         switch self {
@@ -36,6 +39,8 @@ public enum MobileLLMError: Error, Equatable, Sendable, CustomStringConvertible 
             return "cancelled"
         case let .io(path, reason):
             return "\(path): \(reason)"
+        case let .template(path, line, column, message):
+            return "\(path): line \(line) column \(column): \(message)"
         }
     }
 }

@@ -8,7 +8,14 @@ struct MobileLLMCommand: ParsableCommand {
         commandName: "mobilellm",
         abstract: "Run MobileLLM-R1 and Llama-architecture models on the CPU.",
         discussion: "Machine-readable output goes to stdout as JSON; diagnostics go to stderr. Exit codes: 0 success, 1 bad input (a one-line message on stderr), 2 bad usage.",
-        subcommands: [LogitsCommand.self, GenerateCommand.self, BenchCommand.self]
+        subcommands: [
+            LogitsCommand.self,
+            GenerateCommand.self,
+            TokenizeCommand.self,
+            DetokenizeCommand.self,
+            TemplateCommand.self,
+            BenchCommand.self,
+        ]
     )
 }
 
@@ -148,8 +155,15 @@ struct GenerateCommand: ParsableCommand {
     @Flag(name: .long, help: "Print {\"tokens\": [...], \"text\": \"...\"} on stdout.")
     var json = false
 
+    @Flag(name: .long, help: "Wrap --prompt in the model's chat template as a user message (with the generation prompt).")
+    var chat = false
+
+    @Option(name: .long, help: "A system message for the chat template (implies --chat).")
+    var system: String?
+
     func validate() throws {
         guard (tokens == nil) != (prompt == nil) else { throw ValidationError("give exactly one of --tokens or --prompt") }
+        if tokens != nil, chat || system != nil { throw ValidationError("--chat and --system need --prompt TEXT") }
         guard maxTokens >= 0 else { throw ValidationError("--max-tokens: expected a count >= 0, found \(maxTokens)") }
     }
 
@@ -159,20 +173,39 @@ struct GenerateCommand: ParsableCommand {
         if let tokens {
             ids = try parseTokenList(tokens)
             guard !ids.isEmpty else { throw ValidationError("--tokens: needs at least one token id") }
+        } else if chat || system != nil {
+            // As transformers' apply_chat_template(tokenize=True): the template writes BOS itself.
+            var messages: [ChatMessage] = []
+            if let system { messages.append(ChatMessage(role: "system", content: system)) }
+            messages.append(ChatMessage(role: "user", content: prompt ?? ""))
+            let text = try model.applyChatTemplate(messages, addGenerationPrompt: true)
+            ids = try model.tokenizer().encode(text, addSpecial: false, parseSpecial: true)
         } else {
-            throw MobileLLMError.tokenizerMissing(path: model.path)
+            ids = try model.tokenizer().encode(prompt ?? "", addSpecial: true, parseSpecial: true)
         }
+        guard !ids.isEmpty else { throw ValidationError("--prompt: the prompt has no tokens") }
         let sampling = SamplingParameters(temperature: temperature ?? 0, topK: topK, topP: topP, minP: minP,
                                           repetitionPenalty: repetitionPenalty, seed: seed)
         let capacity = contextLength ?? min(model.configuration.maxPositions, ids.count + max(maxTokens, 1))
         let session = try model.makeSession(contextLength: capacity)
         let options = GenerationOptions(maxTokens: maxTokens, sampling: sampling, ignoreEOS: ignoreEos)
+        // Without --json, stream text pieces (whole UTF-8 sequences only), or token ids when there is no tokenizer.
+        var detokenizer = (try? model.tokenizer())?.makeStreamingDetokenizer(skipSpecial: true)
         let result = try session.generate(prompt: ids, options: options) { token in
-            if !json { FileHandle.standardOutput.write(Data("\(token) ".utf8)) }
+            guard !json else { return true }
+            if detokenizer != nil {
+                let piece = (try? detokenizer?.push(token)) ?? ""
+                if !piece.isEmpty { FileHandle.standardOutput.write(Data(piece.utf8)) }
+            } else {
+                FileHandle.standardOutput.write(Data("\(token) ".utf8))
+            }
             return true
         }
+        if !json, let rest = detokenizer?.flush(), !rest.isEmpty { FileHandle.standardOutput.write(Data(rest.utf8)) }
         if json {
-            emit("{\"tokens\": [\(result.tokens.map(String.init).joined(separator: ", "))], \"text\": null, \"stop_reason\": \(jsonString(result.stopReason.rawValue))}")
+            // "text": the generated tokens decoded without special tokens (null when the model has no tokenizer).
+            let text = (try? model.tokenizer().decode(result.tokens, skipSpecial: true)).map(jsonString) ?? "null"
+            emit("{\"tokens\": [\(result.tokens.map(String.init).joined(separator: ", "))], \"text\": \(text), \"stop_reason\": \(jsonString(result.stopReason.rawValue))}")
         } else {
             emit("")
         }

@@ -24,6 +24,10 @@ typedef enum {
     MLK_ISA_SCALAR = 0,
     MLK_ISA_AVX2 = 1,
     MLK_ISA_AVX512 = 2,
+    /** AVX-512 F/BW/VL plus VNNI (vpdpbusd): the dense kernels run as MLK_ISA_AVX512, the quantized ones use VNNI. */
+    MLK_ISA_AVX512_VNNI = 3,
+    /** ARM64 NEON with the DotProd extension (sdot): quantized kernels only; the x86 levels do not apply on ARM. */
+    MLK_ISA_NEON_DOTPROD = 4,
 } mlk_isa;
 
 /** The best level this CPU supports. */

@@ -39,10 +39,7 @@ public enum JSONValue: Sendable, Equatable, Decodable {
 
     /// Reads and parses the file at `path`.
     public static func load(path: String) throws -> JSONValue {
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw MobileLLMError.fileNotFound(path: path, reason: "cannot read the file")
-        }
-        return try parse(data, path: path)
+        try parse(readWholeFile(path), path: path)
     }
 
     /// A short, human-readable name of the JSON type, for error messages.

@@ -6,6 +6,15 @@ public enum DType: String, Sendable, CaseIterable {
     case f16 = "F16"
     case bf16 = "BF16"
 
+    /// The same type in ggml numbering, as weight matrices record it.
+    public var tensorType: QuantType {
+        switch self {
+        case .f32: return .f32
+        case .f16: return .f16
+        case .bf16: return .bf16
+        }
+    }
+
     /// Bytes per element.
     public var byteSize: Int {
         switch self {
@@ -20,8 +29,8 @@ public enum DType: String, Sendable, CaseIterable {
 public struct StoredTensor: @unchecked Sendable {
     /// The tensor's name in its file.
     public let name: String
-    /// Element type.
-    public let dtype: DType
+    /// Element type: a float type or a ggml block-quantized type (blocks run along the innermost dimension).
+    public let type: QuantType
     /// Shape, outermost dimension first (PyTorch order).
     public let shape: [Int]
     /// Keeps the bytes alive as long as the tensor (a `MappedFile` or an `OwnedBuffer`).
@@ -100,7 +109,7 @@ public struct SafeTensorsFile: Sendable {
                                                  problem: "spans \(end - begin) bytes but shape \(shape) of \(dtypeName) needs \(elements * dtype.byteSize)")
             }
             spans.append((begin..<end, name))
-            tensors[name] = StoredTensor(name: name, dtype: dtype, shape: shape, owner: file, pointer: base + dataStart + begin)
+            tensors[name] = StoredTensor(name: name, type: dtype.tensorType, shape: shape, owner: file, pointer: base + dataStart + begin)
         }
         spans.sort { $0.0.lowerBound < $1.0.lowerBound }
         for index in spans.indices.dropFirst() where spans[index].0.lowerBound < spans[index - 1].0.upperBound && !spans[index].0.isEmpty {

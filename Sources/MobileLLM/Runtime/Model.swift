@@ -25,6 +25,9 @@ public final class Model: @unchecked Sendable {
 
     let weights: TransformerWeights
     let ropeFrequencies: [Float]
+    /// The tokenizer, loaded on first use (loading a 9 MB tokenizer.json is skipped by token-id-only callers).
+    private let tokenizerState = LoadOnce<Tokenizer>()
+    private let templateState = LoadOnce<ModelChatTemplate>()
 
     /// Loads a Hugging Face model directory (config.json + safetensors). Throws `MobileLLMError` naming the file and
     /// field when anything is missing or inconsistent.
@@ -50,6 +53,28 @@ public final class Model: @unchecked Sendable {
         self.tokenizerFile = tokenizerFile
     }
 
+    /// The model's tokenizer (tokenizer.json + tokenizer_config.json of the directory), loaded on first use and then
+    /// shared. Throws `tokenizerMissing` when the directory has no tokenizer.json, or the load error of a bad one.
+    public func tokenizer() throws -> Tokenizer {
+        try tokenizerState.get {
+            guard tokenizerFile != nil else { throw MobileLLMError.tokenizerMissing(path: path) }
+            return try Tokenizer.load(path: path)
+        }
+    }
+
+    /// The model's chat template (chat_template.jinja or tokenizer_config.json's `chat_template`, with its BOS/EOS
+    /// strings), or the built-in Llama-3 header format when the model has none. Loaded on first use.
+    public func chatTemplate() throws -> ModelChatTemplate {
+        try templateState.get { try ModelChatTemplate.load(modelDirectory: path) }
+    }
+
+    /// Renders `messages` with the model's chat template (see `chatTemplate()`), as transformers'
+    /// `apply_chat_template(..., tokenize=False)` does.
+    public func applyChatTemplate(_ messages: [ChatMessage], addGenerationPrompt: Bool = true,
+                                  variables: [String: TemplateValue] = [:]) throws -> String {
+        try chatTemplate().render(messages: messages, addGenerationPrompt: addGenerationPrompt, variables: variables)
+    }
+
     /// Vocabulary size (length of a logits row).
     public var vocabularySize: Int { configuration.vocabularySize }
 
@@ -69,5 +94,20 @@ public final class Model: @unchecked Sendable {
     public func makeSession(contextLength: Int? = nil, kvCacheType: KVCacheType? = nil) throws -> Session {
         try Session(model: self, capacity: contextLength ?? min(4096, configuration.maxPositions),
                     kvCacheType: kvCacheType ?? (isQuantized ? .f16 : .f32))
+    }
+}
+
+/// A thread-safe, load-once holder: the first `get` runs `load`; every later call returns its result (or error).
+final class LoadOnce<Value>: @unchecked Sendable {
+    private let lock = NSLock()
+    private var result: Result<Value, Error>?
+
+    func get(_ load: () throws -> Value) throws -> Value {
+        lock.lock()
+        defer { lock.unlock() }
+        if let result { return try result.get() }
+        let loaded = Result { try load() }
+        result = loaded
+        return try loaded.get()
     }
 }

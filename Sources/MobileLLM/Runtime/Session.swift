@@ -185,9 +185,8 @@ public final class Session: @unchecked Sendable {
             layer.attentionNorm.withUnsafeBufferPointer { weight in
                 Ops.rmsNorm(s.x, rows: n, width: hidden, weight: weight.baseAddress, epsilon: c.rmsNormEpsilon, into: s.h)
             }
-            layer.query(s.h, count: n, into: s.q, pool: pool)
-            layer.key(s.h, count: n, into: s.k, pool: pool)
-            layer.value(s.h, count: n, into: s.v, pool: pool)
+            pool.project([layer.query, layer.key, layer.value], input: prepare(s.h, count: n, columns: hidden, for: [layer.query]),
+                         outputs: [s.q, s.k, s.v])
 
             for i in 0..<n {
                 let position = start + i
@@ -233,17 +232,17 @@ public final class Session: @unchecked Sendable {
                                   attentionScale, scores, s.attention + i * qWidth + firstHead * headDim)
                 }
             }
-            layer.output(s.attention, count: n, into: s.h, pool: pool)
+            pool.project([layer.output], input: prepare(s.attention, count: n, columns: qWidth, for: [layer.output]), outputs: [s.h])
             Ops.add(s.x, s.h, count: n * hidden)
 
             // MLP: x += down(silu(gate(h)) * up(h)), h = RMSNorm(x).
             layer.mlpNorm.withUnsafeBufferPointer { weight in
                 Ops.rmsNorm(s.x, rows: n, width: hidden, weight: weight.baseAddress, epsilon: c.rmsNormEpsilon, into: s.h)
             }
-            layer.gate(s.h, count: n, into: s.gate, pool: pool)
-            layer.up(s.h, count: n, into: s.up, pool: pool)
+            pool.project([layer.gate, layer.up], input: prepare(s.h, count: n, columns: hidden, for: [layer.gate, layer.up]),
+                         outputs: [s.gate, s.up])
             Ops.swiGLU(s.gate, s.up, count: n * c.intermediateSize)
-            layer.down(s.gate, count: n, into: s.h, pool: pool)
+            pool.project([layer.down], input: prepare(s.gate, count: n, columns: c.intermediateSize, for: [layer.down]), outputs: [s.h])
             Ops.add(s.x, s.h, count: n * hidden)
         }
         try checkCancelled()
@@ -257,11 +256,28 @@ public final class Session: @unchecked Sendable {
         let vocabulary = c.vocabularySize
         let previous = output.count
         output.append(contentsOf: repeatElement(0, count: rows * vocabulary))
+        let input = prepare(s.h, count: rows, columns: hidden, for: [w.output])
         output.withUnsafeMutableBufferPointer { buffer in
             if let base = buffer.baseAddress {
-                w.output.multiply(s.h, count: rows, into: base + previous, pool: pool)
+                pool.project([w.output], input: input, outputs: [base + previous])
             }
         }
+    }
+
+    /// Wraps `count` rows of `columns` f32 values as a projection input; when one of `linears` is quantized, the rows are
+    /// also quantized (once, split across threads for prefill) to the Q8A activation format into scratch memory.
+    private func prepare(_ x: UnsafeMutablePointer<Float>, count: Int, columns: Int, for linears: [Linear]) -> ProjectionInput {
+        guard let quantized = linears.first(where: { $0.weight.isQuantized })?.weight.type else {
+            return ProjectionInput(x: x, count: count, quantized: nil)
+        }
+        let rowBytes = quantized.activationRowBytes(columns) ?? 0
+        nonisolated(unsafe) let destination = scratch.activations
+        nonisolated(unsafe) let source = x
+        pool.forEach(count, minimumPerThread: 8) { range in
+            mlk_q_quantize_activations(quantized.rawValue, source + range.lowerBound * columns, Int64(range.count), Int64(columns),
+                                       destination + range.lowerBound * rowBytes)
+        }
+        return ProjectionInput(x: x, count: count, quantized: UnsafeRawPointer(destination))
     }
 }
 
@@ -276,6 +292,8 @@ private struct Scratch {
     var attention = UnsafeMutablePointer<Float>.allocate(capacity: 1)
     var gate = UnsafeMutablePointer<Float>.allocate(capacity: 1)
     var up = UnsafeMutablePointer<Float>.allocate(capacity: 1)
+    /// Q8A activation rows (1.5 bytes per value) for quantized projections.
+    var activations = UnsafeMutableRawPointer.allocate(byteCount: 1, alignment: 64)
 
     mutating func reserve(tokens n: Int, configuration c: ModelConfiguration, capacity: Int) {
         guard n > tokens else { return }
@@ -290,9 +308,11 @@ private struct Scratch {
         attention = .allocate(capacity: n * qWidth)
         gate = .allocate(capacity: n * c.intermediateSize)
         up = .allocate(capacity: n * c.intermediateSize)
+        activations = .allocate(byteCount: n * 2 * max(c.hiddenSize, qWidth, c.intermediateSize) + 64, alignment: 64)
     }
 
     func release() {
         for buffer in [x, h, q, k, v, attention, gate, up] { buffer.deallocate() }
+        activations.deallocate()
     }
 }

@@ -58,7 +58,7 @@ struct SyntheticTensorSource: TensorSource {
                 let unit = Float(state >> 40) / Float(1 << 24) * 2 - 1
                 values[index] = UInt16(truncatingIfNeeded: (center + unit * scale).bitPattern >> 16)
             }
-            tensors[name] = StoredTensor(name: name, dtype: .bf16, shape: shape, owner: buffer, pointer: UnsafeRawPointer(buffer.pointer))
+            tensors[name] = StoredTensor(name: name, type: .bf16, shape: shape, owner: buffer, pointer: UnsafeRawPointer(buffer.pointer))
         }
         let hidden = c.hiddenSize, q = c.headCount * c.headDimension, kv = c.kvHeadCount * c.headDimension
         let fanIn = { (n: Int) in Float(3.0 / Double(n)).squareRoot() }

@@ -1,6 +1,7 @@
 import CMobileLLMKernels
 
-/// A [rows, columns] weight matrix (a PyTorch `Linear` weight: one row per output) in its stored element type.
+/// A [rows, columns] weight matrix (a PyTorch `Linear` weight: one row per output feature) in its stored type:
+/// f32/f16/bf16 (multiplied in f32) or a GGUF block-quantized type (multiplied with 8-bit quantized activations).
 /// The bytes usually live in a memory-mapped file that `owner` keeps alive. Immutable; safe to share.
 public struct WeightMatrix: @unchecked Sendable {
     /// Output features.
@@ -8,63 +9,83 @@ public struct WeightMatrix: @unchecked Sendable {
     /// Input features.
     public let columns: Int
     /// Element type of the stored bytes.
-    public let dtype: DType
-    /// First element.
+    public let type: QuantType
+    /// Bytes of one row.
+    public let rowBytes: Int
+    /// First row.
     let pointer: UnsafeRawPointer
     /// Whatever owns the bytes.
     let owner: AnyObject
 
-    /// Wraps a stored 2-D tensor.
+    /// Wraps a stored 1-D or 2-D tensor whose shape has been checked by the caller.
     init(_ tensor: StoredTensor) {
-        rows = tensor.shape[0]
+        rows = tensor.shape.first ?? 1
         columns = tensor.shape.count > 1 ? tensor.shape[1] : 1
-        dtype = tensor.dtype
+        type = tensor.type
+        rowBytes = tensor.type.rowBytes(columns) ?? 0
         pointer = tensor.pointer
         owner = tensor.owner
     }
 
     /// Bytes the matrix occupies.
-    public var byteCount: Int { rows * columns * dtype.byteSize }
+    public var byteCount: Int { rows * rowBytes }
 
-    var kernelType: mlk_dtype {
-        switch dtype {
-        case .f32: return MLK_DTYPE_F32
+    /// True for block-quantized storage.
+    public var isQuantized: Bool { type.hasQuantizedMatmul }
+
+    /// The kernel element type for float storage.
+    var denseKernelType: mlk_dtype {
+        switch type {
         case .f16: return MLK_DTYPE_F16
         case .bf16: return MLK_DTYPE_BF16
+        default: return MLK_DTYPE_F32
         }
     }
 
-    /// Copies row `index` into `destination` as f32.
+    /// Copies row `index` into `destination` as f32 (dequantizing if needed).
     func row(_ index: Int, into destination: UnsafeMutablePointer<Float>) {
-        mlk_convert_to_f32(pointer + index * columns * dtype.byteSize, kernelType, Int64(columns), destination)
+        mlk_q_dequantize_row(type.rawValue, pointer + index * rowBytes, Int64(columns), destination)
     }
 
-    /// `y[i, j] = Σ_t x[i, t] · W[j, t]` for `count` input rows; `x` is [count, columns], `y` is [count, rows].
-    func multiply(_ x: UnsafePointer<Float>, count: Int, into y: UnsafeMutablePointer<Float>, pool: ComputePool) {
-        nonisolated(unsafe) let x = x
-        nonisolated(unsafe) let y = y
-        let type = kernelType
-        // Split output rows in multiples of 4 (the kernels' row tile); keep at least ~16k multiply-adds per thread.
-        pool.forEach(rows, granularity: 4, minimumPerThread: max(4, 16_384 / max(1, columns * count))) { range in
-            mlk_matmul_rows(x, Int64(count), Int64(columns), pointer, type, Int64(range.lowerBound), Int64(range.upperBound), y, Int64(rows))
+    /// The whole matrix as f32 values (for small tensors such as norm weights).
+    func floats() -> [Float] {
+        [Float](unsafeUninitializedCapacity: rows * columns) { buffer, initialized in
+            if let base = buffer.baseAddress {
+                for r in 0..<rows { row(r, into: base + r * columns) }
+            }
+            initialized = rows * columns
         }
     }
+
+    /// Computes rows `range` of `y = x · Wᵀ` on the calling thread. `x` is [count, columns] f32 (float storage)
+    /// or `count` Q8A activation rows (quantized storage); `y` is [count, rows].
+    func multiplyRows(_ range: Range<Int>, input: ProjectionInput, output y: UnsafeMutablePointer<Float>) {
+        guard !range.isEmpty else { return }
+        if isQuantized {
+            mlk_q_matmul_rows(type.rawValue, input.quantized, Int64(input.count), Int64(columns), pointer,
+                              Int64(range.lowerBound), Int64(range.upperBound), y, Int64(rows))
+        } else {
+            mlk_matmul_rows(input.x, Int64(input.count), Int64(columns), pointer, denseKernelType,
+                            Int64(range.lowerBound), Int64(range.upperBound), y, Int64(rows))
+        }
+    }
+}
+
+/// The input of one or more projections: f32 rows, plus (when a quantized matrix reads them) the same rows
+/// quantized once to the kernels' Q8A activation format.
+struct ProjectionInput {
+    /// [count, columns] f32.
+    let x: UnsafePointer<Float>
+    /// Rows.
+    let count: Int
+    /// Q8A rows (valid only when some matrix in the projection is quantized).
+    let quantized: UnsafeRawPointer?
 }
 
 /// A linear layer: a weight matrix and an optional bias.
 struct Linear: Sendable {
     let weight: WeightMatrix
     let bias: [Float]?
-
-    func callAsFunction(_ x: UnsafePointer<Float>, count: Int, into y: UnsafeMutablePointer<Float>, pool: ComputePool) {
-        weight.multiply(x, count: count, into: y, pool: pool)
-        if let bias {
-            for i in 0..<count {
-                let row = y + i * weight.rows
-                for j in 0..<weight.rows { row[j] += bias[j] }
-            }
-        }
-    }
 }
 
 /// Weights of one decoder layer.
@@ -85,26 +106,23 @@ struct TransformerWeights: Sendable {
     let embedding: WeightMatrix
     let layers: [LayerWeights]
     let finalNorm: [Float]
-    let output: WeightMatrix
+    let output: Linear
 
-    /// True when any matrix is block-quantized (always false until quantized formats land).
-    var isQuantized: Bool { false }
+    /// Every projection matrix, the output included.
+    var matrices: [WeightMatrix] {
+        layers.flatMap { [$0.query, $0.key, $0.value, $0.output, $0.gate, $0.up, $0.down].map(\.weight) } + [output.weight]
+    }
+
+    /// True when any projection is block-quantized.
+    var isQuantized: Bool { matrices.contains { $0.isQuantized } }
 
     /// Bytes of weights read to produce one token (every matrix once, one embedding row).
-    var bytesPerToken: Int {
-        var total = output.byteCount + embedding.columns * embedding.dtype.byteSize
-        for layer in layers {
-            for linear in [layer.query, layer.key, layer.value, layer.output, layer.gate, layer.up, layer.down] {
-                total += linear.weight.byteCount
-            }
-        }
-        return total
-    }
+    var bytesPerToken: Int { matrices.reduce(embedding.rowBytes) { $0 + $1.byteCount } }
 }
 
-/// Where tensors come from: a set of safetensors files (or, later, a GGUF file), looked up by checkpoint name.
+/// Where tensors come from: safetensors files, a GGUF file or memory, looked up by transformers' checkpoint names.
 protocol TensorSource {
-    /// The tensor named `name`, or nil.
+    /// The tensor named `name` (a transformers name such as `model.layers.0.self_attn.q_proj.weight`), or nil.
     func tensor(named name: String) -> StoredTensor?
     /// A description of where tensors are looked up, for error messages.
     var location: String { get }
@@ -118,16 +136,16 @@ extension TransformerWeights {
                 throw MobileLLMError.invalidFile(path: source.location, field: name, problem: "tensor missing (expected shape \(shape))")
             }
             guard tensor.shape == shape else {
-                throw MobileLLMError.invalidFile(path: source.location, field: name, problem: "shape \(tensor.shape), expected \(shape) from config.json")
+                throw MobileLLMError.invalidFile(path: source.location, field: name, problem: "shape \(tensor.shape), expected \(shape) from the configuration")
+            }
+            guard tensor.type.rowBytes(shape.last ?? 1) != nil else {
+                throw MobileLLMError.invalidFile(path: source.location, field: name,
+                                                 problem: "\(tensor.type) blocks of \(tensor.type.blockSize) do not divide the row length \(shape.last ?? 1)")
             }
             return tensor
         }
         func vector(_ name: String, _ length: Int) throws -> [Float] {
-            let tensor = try require(name, [length])
-            return [Float](unsafeUninitializedCapacity: length) { buffer, initialized in
-                WeightMatrix(tensor).rowsAsVector(into: buffer.baseAddress)
-                initialized = length
-            }
+            WeightMatrix(try require(name, [length])).floats()
         }
         func linear(_ name: String, rows: Int, columns: Int, bias: Bool) throws -> Linear {
             let weight = WeightMatrix(try require(name, [rows, columns]))
@@ -140,9 +158,9 @@ extension TransformerWeights {
         embedding = WeightMatrix(try require(architecture.embeddingName, [c.vocabularySize, hidden]))
         finalNorm = try vector(architecture.finalNormName, hidden)
         if !c.tiedEmbeddings, source.tensor(named: architecture.outputName) != nil {
-            output = WeightMatrix(try require(architecture.outputName, [c.vocabularySize, hidden]))
+            output = try linear(architecture.outputName, rows: c.vocabularySize, columns: hidden, bias: false)
         } else {
-            output = embedding
+            output = Linear(weight: embedding, bias: nil)
         }
         layers = try (0..<c.layerCount).map { index in
             let names = architecture.layerNames(index)
@@ -160,10 +178,30 @@ extension TransformerWeights {
     }
 }
 
-extension WeightMatrix {
-    /// Converts a 1-D tensor (stored as [rows, 1]) to f32.
-    func rowsAsVector(into destination: UnsafeMutablePointer<Float>?) {
-        guard let destination else { return }
-        mlk_convert_to_f32(pointer, kernelType, Int64(rows * columns), destination)
+extension ComputePool {
+    /// Computes `outputs[m] = input · linears[m].weightᵀ (+ bias)` for every matrix in one parallel region: each
+    /// thread takes the same share of every matrix's rows (in multiples of 8, the kernels' row tiles). When a matrix is
+    /// quantized, `input` must carry the Q8A rows (see `Session.prepare`).
+    func project(_ linears: [Linear], input: ProjectionInput, outputs: [UnsafeMutablePointer<Float>]) {
+        nonisolated(unsafe) let outputs = outputs
+        nonisolated(unsafe) let input = input
+        let work = linears.reduce(0) { $0 + $1.weight.rows * $1.weight.columns } * input.count
+        let threads = work < 32_768 ? 1 : threadCount
+        let body = { (thread: Int, threads: Int) in
+            for (index, linear) in linears.enumerated() {
+                let rows = linear.weight.rows
+                let tiles = (rows + 7) / 8
+                let start = min(rows, tiles * thread / threads * 8)
+                let end = min(rows, tiles * (thread + 1) / threads * 8)
+                linear.weight.multiplyRows(start..<end, input: input, output: outputs[index])
+                if let bias = linear.bias, start < end {
+                    for i in 0..<input.count {
+                        let row = outputs[index] + i * rows
+                        for j in start..<end { row[j] += bias[j] }
+                    }
+                }
+            }
+        }
+        if threads == 1 { body(0, 1) } else { run(body) }
     }
 }

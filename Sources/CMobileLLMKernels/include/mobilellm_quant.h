@@ -1,0 +1,121 @@
+/*
+ * Quantized weight formats (GGUF/ggml block layouts) and their integer dot-product kernels.
+ *
+ * Weight types use ggml's type ids so GGUF tensor types map directly. Block layouts are byte-identical
+ * to ggml's (all multi-byte fields little-endian, blocks packed with no padding):
+ *
+ *   Q8_0  (32 weights, 34 bytes):  f16 d | int8 q[32]                          w = d * q
+ *   Q4_0  (32 weights, 18 bytes):  f16 d | u8 qs[16]                           w = d * (nibble - 8)
+ *         qs[i] low nibble = weight i, high nibble = weight i + 16
+ *   Q4_1  (32 weights, 20 bytes):  f16 d | f16 m | u8 qs[16]                   w = d * nibble + m
+ *   Q4_K  (256 weights, 144 bytes): f16 d | f16 dmin | u8 scales[12] | u8 qs[128]
+ *         8 sub-blocks of 32 with 6-bit scale sc_j and 6-bit min m_j:   w = d*sc_j*nibble - dmin*m_j
+ *         qs[32c + l]: low nibble = weight 64c + l, high nibble = weight 64c + 32 + l
+ *   Q6_K  (256 weights, 210 bytes): u8 ql[128] | u8 qh[64] | int8 scales[16] | f16 d
+ *         16 sub-blocks of 16 with int8 scale sc_j:                       w = d*sc_j*(q6 - 32)
+ *
+ * Activations are quantized once per matmul into this library's own "Q8A" row format (not a ggml type;
+ * the same format serves every weight type). For a row of k values (k % 32 == 0) it holds, in order:
+ *
+ *   int8  q[k]          q = round_half_even(x * (127 / max|x|)), |q| <= 127 (0 for an all-zero block)
+ *   float d[k / 32]     d = max|x| / 127 over the 32-block
+ *   float s[k / 32]     d * (sum of the block's 32 q)
+ *   float s16[k / 16]   d * (sum of each 16-half's q)    (used by Q6_K's -32 offset)
+ *
+ * so act_row_bytes = 1.5 * k. A float32 block scale (ggml's Q8_0/Q8_1/Q8_K activations use f16 scales or one
+ * scale per 256) keeps activations at least as accurate as ggml's; the precomputed sums fold the weights'
+ * offsets (-8, m, dmin*m, -32) into one multiply-add per block.
+ *
+ * Threading contract: every function is reentrant and touches only the memory it is given, so several threads
+ * may call them at once (e.g. on disjoint [j0, j1) ranges of one matmul).
+ *
+ * Invalid input (unknown type id, k not a multiple of the block size, negative sizes) never crashes: size
+ * queries return 0 and the other functions do nothing.
+ */
+#ifndef MOBILELLM_QUANT_H
+#define MOBILELLM_QUANT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "mobilellm_kernels.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** Tensor element types, with ggml's numeric ids. */
+typedef enum {
+    MLK_Q_F32 = 0,
+    MLK_Q_F16 = 1,
+    MLK_Q_Q4_0 = 2,
+    MLK_Q_Q4_1 = 3,
+    MLK_Q_Q8_0 = 8,
+    MLK_Q_Q4_K = 12,
+    MLK_Q_Q6_K = 14,
+    MLK_Q_BF16 = 30,
+} mlk_qtype;
+
+/** 1 if `type` is one of the mlk_qtype values (quantize / dequantize / sizes work), else 0. */
+int mlk_q_is_supported(int type);
+
+/** 1 if mlk_q_matmul_rows accepts `wtype` (Q4_0, Q4_1, Q8_0, Q4_K, Q6_K), else 0. */
+int mlk_q_has_matmul(int wtype);
+
+/** Weights per block: 32 (Q4_0, Q4_1, Q8_0), 256 (Q4_K, Q6_K), 1 (F32, F16, BF16); 0 for an unknown type. */
+int64_t mlk_q_block_size(int type);
+
+/** Bytes of one row of k weights; 0 if the type is unknown, k < 0 or k % block size != 0. */
+size_t mlk_q_row_bytes(int type, int64_t k);
+
+/**
+ * Quantizes `rows` rows of `k` floats (row-major) into `dst` (rows * mlk_q_row_bytes(type, k) bytes), with
+ * ggml's reference rounding (quantize_row_*_ref), so the bytes equal what ggml/gguf-py produce.
+ * F16/BF16 round to nearest even (BF16 quiets NaNs as ggml does); F32 copies. Does nothing on invalid input.
+ */
+void mlk_q_quantize_rows(int type, const float *src, int64_t rows, int64_t k, void *dst);
+
+/** Dequantizes one row of k weights (ggml's dequantize_row_*, same float operations). Nothing on bad input. */
+void mlk_q_dequantize_row(int type, const void *src, int64_t k, float *dst);
+
+/**
+ * Bytes of one activation row of k values quantized for weights of type `wtype` (the Q8A format above,
+ * 1.5 * k); 0 if mlk_q_has_matmul(wtype) is 0 or k is not a multiple of wtype's block size.
+ */
+size_t mlk_q_act_row_bytes(int wtype, int64_t k);
+
+/**
+ * Quantizes n rows of k activations (x is [n, k] row-major f32) into xq, row i at
+ * xq + i * mlk_q_act_row_bytes(wtype, k). Call once per matmul; the result serves every weight row.
+ * Non-finite inputs give unspecified (but memory-safe) values. Does nothing on invalid input.
+ */
+void mlk_q_quantize_activations(int wtype, const float *x, int64_t n, int64_t k, void *xq);
+
+/** mlk_q_quantize_activations with an explicit level (for tests). Every level gives identical bytes. */
+void mlk_q_quantize_activations_isa(mlk_isa isa, int wtype, const float *x, int64_t n, int64_t k, void *xq);
+
+/**
+ * y[i * ldy + j] = dot(activation row i, weight row j) for i in [0, n), j in [j0, j1).
+ * xq: n activation rows from mlk_q_quantize_activations(wtype, ...); w: the whole weight matrix, row j at
+ * w + j * mlk_q_row_bytes(wtype, k). Uses the best kernel for this CPU (mlk_active_isa()). Decode is n = 1,
+ * prefill n > 1 (rows are register-tiled). Ranges whose length is a multiple of 4 are fastest.
+ * Results equal the exact dot product of the dequantized operands up to float32 rounding (see the tests).
+ * Does nothing on invalid input.
+ */
+void mlk_q_matmul_rows(int wtype, const void *xq, int64_t n, int64_t k, const void *w, int64_t j0, int64_t j1,
+                       float *y, int64_t ldy);
+
+/**
+ * mlk_q_matmul_rows with an explicit instruction-set level (for tests; never changes global state).
+ * Levels above what this CPU supports are clamped to mlk_detect_isa(). MLK_ISA_AVX2 and MLK_ISA_AVX512 run the
+ * AVX2 kernels (vpmaddubsw), MLK_ISA_AVX512_VNNI the 512-bit vpdpbusd kernels, MLK_ISA_NEON_DOTPROD (ARM64)
+ * the sdot kernels, MLK_ISA_SCALAR (or a level not compiled for this architecture) the portable C kernel.
+ */
+void mlk_q_matmul_rows_isa(mlk_isa isa, int wtype, const void *xq, int64_t n, int64_t k, const void *w,
+                           int64_t j0, int64_t j1, float *y, int64_t ldy);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,497 @@
+/*
+ * x86 kernels for the quantized matmul: AVX-512 VNNI (512-bit vpdpbusd) and AVX2 (vpmaddubsw + vpmaddwd).
+ *
+ * Both compute, per weight row r and activation row c, sum over 32-element (or 16-element, Q6_K) sub-blocks of
+ *     wscale_b * ascale_b * isum_b  +  wcorr_b * asum_b
+ * where isum_b is the exact integer dot of the stored unsigned weight codes with the int8 activations and the
+ * second term folds the weight offsets (-8 for Q4_0, +m for Q4_1, -128 for Q8_0 via the xor-0x80 trick of the
+ * VNNI path, -dmin*m for Q4_K, -32 for Q6_K) using the activation sums stored in the Q8A row.
+ *
+ * Tiling: R weight rows x C activation rows per pass (4x4 for prefill, 4x1 for decode); each weight unit is
+ * unpacked once and used for all C activation rows. Results differ from the scalar kernel only by float32
+ * rounding order.
+ */
+#include "quant_internal.h"
+
+#if defined(__x86_64__) || defined(_M_X64)
+
+#include <immintrin.h>
+
+#define MLK_T512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c")))
+#define MLK_T256 __attribute__((target("avx2,fma,f16c")))
+#define MLK_T512F __attribute__((target("avx512f,avx512bw,avx512vl,avx2,fma,f16c")))
+#define MLK_INLINE static inline __attribute__((always_inline))
+#ifndef MLK_PF_ROWS
+#define MLK_PF_ROWS 16 /* decode prefetch distance, in weight rows */
+#endif
+
+/* ================================================================ AVX-512 VNNI */
+
+/* Activation quantization, bit-identical to the scalar version (same operations; cvtps2dq rounds half-even). */
+MLK_T512F void mlk_q_quantize_act_avx512(const float *x, int64_t k, void *row) {
+    uint8_t *base = (uint8_t *)row;
+    int8_t *q = (int8_t *)base;
+    float *d = (float *)(base + k), *s = (float *)(base + k + (k / 32) * 4), *s16 = (float *)(base + k + (k / 32) * 8);
+    for (int64_t b = 0; b < k / 32; b++) {
+        __m512 x0 = _mm512_loadu_ps(x + 32 * b), x1 = _mm512_loadu_ps(x + 32 * b + 16);
+        __m512 m = _mm512_max_ps(_mm512_abs_ps(x0), _mm512_abs_ps(x1));
+        const float amax = _mm512_reduce_max_ps(m);
+        const float db = amax / 127.0f;
+        const float id = db != 0.0f ? 127.0f / amax : 0.0f;
+        const __m512 vid = _mm512_set1_ps(id);
+        const __m512i lo = _mm512_set1_epi32(-127), hi = _mm512_set1_epi32(127);
+        __m512i q0 = _mm512_cvtps_epi32(_mm512_mul_ps(x0, vid));
+        __m512i q1 = _mm512_cvtps_epi32(_mm512_mul_ps(x1, vid));
+        q0 = _mm512_min_epi32(_mm512_max_epi32(q0, lo), hi);
+        q1 = _mm512_min_epi32(_mm512_max_epi32(q1, lo), hi);
+        _mm_storeu_si128((__m128i *)(q + 32 * b), _mm512_cvtepi32_epi8(q0));
+        _mm_storeu_si128((__m128i *)(q + 32 * b + 16), _mm512_cvtepi32_epi8(q1));
+        const int s0 = _mm512_reduce_add_epi32(q0), s1 = _mm512_reduce_add_epi32(q1);
+        d[b] = db;
+        s[b] = db * (float)(s0 + s1);
+        s16[2 * b] = db * (float)s0;
+        s16[2 * b + 1] = db * (float)s1;
+    }
+}
+
+/* Per-group weight factors of one row: scale per sub-block lane and the coefficient of the activation sums. */
+typedef struct {
+    __m512 wsc, wcorr;
+} mlk_wfac512;
+
+/* Weight factors for group g (blocks b0.. of 32 for the legacy types, super-block g for K-quants). */
+MLK_INLINE MLK_T512 mlk_wfac512 wfac512(const int TYPE, const uint8_t *row, int64_t g, __mmask16 gm) {
+    mlk_wfac512 f;
+    switch (TYPE) {
+    case MLK_Q_Q4_0:
+    case MLK_Q_Q8_0: {
+        const int stride = TYPE == MLK_Q_Q4_0 ? MLK_Q4_0_BYTES : MLK_Q8_0_BYTES;
+        const __m512i idx = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                                               _mm512_set1_epi32(stride));
+        const __m512i raw = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), gm, idx,
+                                                        row + (size_t)g * 16 * stride, 1);
+        f.wsc = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(raw));
+        f.wcorr = _mm512_mul_ps(f.wsc, _mm512_set1_ps(TYPE == MLK_Q_Q4_0 ? -8.0f : -128.0f));
+        break;
+    }
+    case MLK_Q_Q4_1: {
+        const __m512i idx = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                                               _mm512_set1_epi32(MLK_Q4_1_BYTES));
+        const __m512i raw = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), gm, idx,
+                                                        row + (size_t)g * 16 * MLK_Q4_1_BYTES, 1);
+        f.wsc = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(raw));
+        f.wcorr = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(raw, 16)));
+        break;
+    }
+    case MLK_Q_Q4_K: {
+        const uint8_t *blk = row + (size_t)g * MLK_Q4_K_BYTES;
+        const float d = mlk_q_h2f(mlk_q_rd16(blk)), dmin = mlk_q_h2f(mlk_q_rd16(blk + 2));
+        /* Unpack the 12 scale bytes into 8 scales (bytes 0..7) and 8 mins (bytes 8..15) with 32-bit ops. */
+        uint32_t u[3];
+        memcpy(u, blk + 4, 12);
+        const uint32_t kmask1 = 0x3f3f3f3fu, kmask2 = 0x0f0f0f0fu, kmask3 = 0x03030303u;
+        uint32_t sc_lo = u[0] & kmask1;                                            /* scales 0..3 */
+        uint32_t sc_hi = (u[2] & kmask2) | (((u[0] >> 6) & kmask3) << 4);          /* scales 4..7 */
+        uint32_t m_lo = u[1] & kmask1;                                             /* mins 0..3 */
+        uint32_t m_hi = ((u[2] >> 4) & kmask2) | (((u[1] >> 6) & kmask3) << 4);    /* mins 4..7 */
+        const __m128i packed = _mm_setr_epi32((int)sc_lo, (int)sc_hi, (int)m_lo, (int)m_hi);
+        const __m512 v = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(packed));
+        /* lanes 0..7: scales, 8..15: mins -> wsc lanes 0..7 = d*sc, wcorr lanes 0..7 = -dmin*m */
+        const __m512 mul = _mm512_mask_blend_ps(0xFF00, _mm512_set1_ps(d), _mm512_set1_ps(-dmin));
+        const __m512 prod = _mm512_mul_ps(v, mul);
+        f.wsc = _mm512_maskz_mov_ps(0x00FF, prod);
+        f.wcorr = _mm512_maskz_mov_ps(0x00FF, _mm512_shuffle_f32x4(prod, prod, 0x0E)); /* move lanes 8..15 down */
+        break;
+    }
+    case MLK_Q_Q6_K:
+    default: {
+        const uint8_t *blk = row + (size_t)g * MLK_Q6_K_BYTES;
+        const float d = mlk_q_h2f(mlk_q_rd16(blk + MLK_Q6K_D));
+        const __m128i sc = _mm_loadu_si128((const __m128i *)(blk + MLK_Q6K_SC));
+        f.wsc = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(sc)), _mm512_set1_ps(d));
+        f.wcorr = _mm512_mul_ps(f.wsc, _mm512_set1_ps(-32.0f));
+        break;
+    }
+    }
+    (void)gm;
+    return f;
+}
+
+/* Activation factors for group g: scale per weight-scale lane, and the sums matching wcorr's lanes. */
+MLK_INLINE MLK_T512 void afac512(const int TYPE, mlk_q_act a, int64_t g, __mmask16 gm, __m512 *da, __m512 *sa) {
+    switch (TYPE) {
+    case MLK_Q_Q4_0:
+    case MLK_Q_Q4_1:
+    case MLK_Q_Q8_0:
+        *da = _mm512_maskz_loadu_ps(gm, a.d + 16 * g);
+        *sa = _mm512_maskz_loadu_ps(gm, a.s + 16 * g);
+        break;
+    case MLK_Q_Q4_K:
+        *da = _mm512_maskz_loadu_ps(0x00FF, a.d + 8 * g);
+        *sa = _mm512_maskz_loadu_ps(0x00FF, a.s + 8 * g);
+        break;
+    case MLK_Q_Q6_K:
+    default: {
+        const __m512 d8 = _mm512_maskz_loadu_ps(0x00FF, a.d + 8 * g);
+        *da = _mm512_permutexvar_ps(_mm512_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7), d8);
+        *sa = _mm512_loadu_ps(a.s16 + 16 * g);
+        break;
+    }
+    }
+}
+
+/* 64 unsigned weight codes of unit p (0..7 legacy pairs, 0..3 K-quant units) of group g, in element order. */
+MLK_INLINE MLK_T512 __m512i unpack512(const int TYPE, const uint8_t *row, int64_t g, int p, int second_valid) {
+    const __m512i m4 = _mm512_set1_epi8(0x0F);
+    switch (TYPE) {
+    case MLK_Q_Q4_0:
+    case MLK_Q_Q4_1: {
+        const int stride = TYPE == MLK_Q_Q4_0 ? MLK_Q4_0_BYTES : MLK_Q4_1_BYTES;
+        const int off = TYPE == MLK_Q_Q4_0 ? 2 : 4;
+        const uint8_t *b0 = row + (size_t)(16 * g + 2 * p) * stride + off;
+        __m512i v = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)b0));
+        if (second_valid) v = _mm512_mask_broadcast_i32x4(v, 0xFF00, _mm_loadu_si128((const __m128i *)(b0 + stride)));
+        else v = _mm512_maskz_mov_epi32(0x00FF, v);
+        const __m512i sh = _mm512_setr_epi64(0, 0, 4, 4, 0, 0, 4, 4);
+        return _mm512_and_si512(_mm512_srlv_epi64(v, sh), m4);
+    }
+    case MLK_Q_Q8_0: {
+        const uint8_t *b0 = row + (size_t)(16 * g + 2 * p) * MLK_Q8_0_BYTES + 2;
+        __m512i v = _mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)b0));
+        v = _mm512_inserti64x4(v, second_valid ? _mm256_loadu_si256((const __m256i *)(b0 + MLK_Q8_0_BYTES))
+                                               : _mm256_setzero_si256(), 1);
+        return _mm512_xor_si512(v, _mm512_set1_epi8((char)0x80));
+    }
+    case MLK_Q_Q4_K: {
+        const uint8_t *qs = row + (size_t)g * MLK_Q4_K_BYTES + 16 + 32 * p;
+        const __m512i v = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)qs));
+        const __m512i sh = _mm512_setr_epi64(0, 0, 0, 0, 4, 4, 4, 4);
+        return _mm512_and_si512(_mm512_srlv_epi64(v, sh), m4);
+    }
+    case MLK_Q_Q6_K:
+    default: {
+        const uint8_t *blk = row + (size_t)g * MLK_Q6_K_BYTES;
+        const int half = p >> 1;
+        const __m512i A = _mm512_loadu_si512((const void *)(blk + MLK_Q6K_QL + 64 * half));
+        const __m512i H = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(blk + MLK_Q6K_QH + 32 * half)));
+        __m512i lo, hs;
+        if ((p & 1) == 0) {
+            lo = _mm512_and_si512(A, m4);
+            hs = _mm512_srlv_epi64(H, _mm512_setr_epi64(0, 0, 0, 0, 2, 2, 2, 2));
+        } else {
+            lo = _mm512_and_si512(_mm512_srli_epi64(A, 4), m4);
+            hs = _mm512_srlv_epi64(H, _mm512_setr_epi64(4, 4, 4, 4, 6, 6, 6, 6));
+        }
+        return _mm512_or_si512(lo, _mm512_and_si512(_mm512_slli_epi64(hs, 4), _mm512_set1_epi8(0x30)));
+    }
+    }
+}
+
+/* R weight rows x C activation rows, the whole k; out[r][c]. */
+MLK_INLINE MLK_T512 void tile512(const int TYPE, const int R, const int C, const uint8_t *const *rows,
+                                 const mlk_q_act *acts, int64_t k, float out[8][4], int64_t pf) {
+    const int legacy = TYPE == MLK_Q_Q4_0 || TYPE == MLK_Q_Q4_1 || TYPE == MLK_Q_Q8_0;
+    const int64_t nb = k / 32;
+    const int64_t ngroups = legacy ? (nb + 15) / 16 : k / 256;
+    __m512 acc[8][4];
+    for (int r = 0; r < R; r++)
+        for (int c = 0; c < C; c++) acc[r][c] = _mm512_setzero_ps();
+    __attribute__((aligned(64))) float sc[8][4][16];
+    for (int64_t g = 0; g < ngroups; g++) {
+        int cnt = 16;
+        if (legacy && g == ngroups - 1) cnt = (int)(nb - 16 * g);
+        const __mmask16 gm = (__mmask16)(cnt >= 16 ? 0xFFFF : ((1u << cnt) - 1u));
+        /* Software prefetch of the same bytes `pf` ahead (the next row tile): keeps enough lines in flight for
+         * DRAM bandwidth in decode, where the hardware prefetcher alone falls short. Prefetches never fault. */
+        if (pf) {
+            const int64_t gbytes = legacy ? 16 * (TYPE == MLK_Q_Q4_0 ? MLK_Q4_0_BYTES : TYPE == MLK_Q_Q4_1 ? MLK_Q4_1_BYTES : MLK_Q8_0_BYTES)
+                                          : (TYPE == MLK_Q_Q4_K ? MLK_Q4_K_BYTES : MLK_Q6_K_BYTES);
+            for (int r = 0; r < R; r++)
+                for (int64_t o = 0; o < gbytes; o += 64) _mm_prefetch((const char *)rows[r] + pf + g * gbytes + o, _MM_HINT_T0);
+        }
+        __m512 da[4], sa[4];
+        for (int c = 0; c < C; c++) afac512(TYPE, acts[c], g, gm, &da[c], &sa[c]);
+        for (int r = 0; r < R; r++) {
+            const mlk_wfac512 f = wfac512(TYPE, rows[r], g, gm);
+            for (int c = 0; c < C; c++) {
+                _mm512_store_ps(sc[r][c], _mm512_mul_ps(f.wsc, da[c]));
+                acc[r][c] = _mm512_fmadd_ps(f.wcorr, sa[c], acc[r][c]);
+            }
+        }
+        const int units = legacy ? (cnt + 1) / 2 : 4;
+        const int64_t e0 = legacy ? 512 * g : 256 * g;
+        for (int p = 0; p < units; p++) {
+            const int second_valid = !legacy || 2 * p + 1 < cnt;
+            __m512i idx;
+            if (TYPE == MLK_Q_Q6_K)
+                idx = _mm512_add_epi32(_mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3),
+                                       _mm512_set1_epi32(4 * p));
+            else
+                idx = _mm512_add_epi32(_mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1),
+                                       _mm512_set1_epi32(2 * p));
+            __m512i wv[8];
+            for (int r = 0; r < R; r++) wv[r] = unpack512(TYPE, rows[r], g, p, second_valid);
+            for (int c = 0; c < C; c++) {
+                const int8_t *aq = acts[c].q + e0 + 64 * p;
+                const __m512i av = second_valid ? _mm512_loadu_si512((const void *)aq)
+                                                : _mm512_maskz_loadu_epi8(0xFFFFFFFFull, aq);
+                for (int r = 0; r < R; r++) {
+                    const __m512i dot = _mm512_dpbusd_epi32(_mm512_setzero_si512(), wv[r], av);
+                    const __m512 s = _mm512_permutexvar_ps(idx, _mm512_load_ps(sc[r][c]));
+                    acc[r][c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), s, acc[r][c]);
+                }
+            }
+        }
+    }
+    for (int r = 0; r < R; r++)
+        for (int c = 0; c < C; c++) out[r][c] = _mm512_reduce_add_ps(acc[r][c]);
+}
+
+#define MLK_DEFINE_DRIVER512(NAME, TYPE)                                                                        \
+    MLK_T512 static void NAME(const void *xq, int64_t n, int64_t k, const void *w, int64_t j0, int64_t j1,      \
+                              float *y, int64_t ldy) {                                                         \
+        const size_t rb = mlk_q_row_bytes(TYPE, k);                                                            \
+        float out[8][4];                                                                                       \
+        int64_t j = j0;                                                                                        \
+        if (n == 1) { /* decode: 8 rows at a time, prefetching the tile after next */                         \
+            for (; j + 8 <= j1; j += 8) {                                                                      \
+                const uint8_t *rows[8];                                                                        \
+                for (int r = 0; r < 8; r++) rows[r] = (const uint8_t *)w + (size_t)(j + r) * rb;               \
+                mlk_q_act acts[1] = {mlk_q_act_row(xq, k, 0)};                                                 \
+                tile512(TYPE, 8, 1, rows, acts, k, out, (int64_t)(MLK_PF_ROWS * rb));                          \
+                for (int r = 0; r < 8; r++) y[j + r] = out[r][0];                                              \
+            }                                                                                                  \
+        }                                                                                                      \
+        for (; j + 4 <= j1; j += 4) {                                                                          \
+            const uint8_t *rows[4];                                                                            \
+            for (int r = 0; r < 4; r++) rows[r] = (const uint8_t *)w + (size_t)(j + r) * rb;                   \
+            int64_t i = 0;                                                                                     \
+            for (; i + 4 <= n; i += 4) {                                                                       \
+                mlk_q_act acts[4];                                                                             \
+                for (int c = 0; c < 4; c++) acts[c] = mlk_q_act_row(xq, k, i + c);                             \
+                tile512(TYPE, 4, 4, rows, acts, k, out, 0);                                                       \
+                for (int r = 0; r < 4; r++)                                                                    \
+                    for (int c = 0; c < 4; c++) y[(i + c) * ldy + j + r] = out[r][c];                          \
+            }                                                                                                  \
+            for (; i + 2 <= n; i += 2) {                                                                       \
+                mlk_q_act acts[2] = {mlk_q_act_row(xq, k, i), mlk_q_act_row(xq, k, i + 1)};                    \
+                tile512(TYPE, 4, 2, rows, acts, k, out, 0);                                                       \
+                for (int r = 0; r < 4; r++)                                                                    \
+                    for (int c = 0; c < 2; c++) y[(i + c) * ldy + j + r] = out[r][c];                          \
+            }                                                                                                  \
+            for (; i < n; i++) {                                                                               \
+                mlk_q_act acts[1] = {mlk_q_act_row(xq, k, i)};                                                 \
+                tile512(TYPE, 4, 1, rows, acts, k, out, n == 1 ? (int64_t)(8 * rb) : 0);                                                       \
+                for (int r = 0; r < 4; r++) y[i * ldy + j + r] = out[r][0];                                    \
+            }                                                                                                  \
+        }                                                                                                      \
+        for (; j < j1; j++) {                                                                                  \
+            const uint8_t *rows[1] = {(const uint8_t *)w + (size_t)j * rb};                                   \
+            int64_t i = 0;                                                                                     \
+            for (; i + 4 <= n; i += 4) {                                                                       \
+                mlk_q_act acts[4];                                                                             \
+                for (int c = 0; c < 4; c++) acts[c] = mlk_q_act_row(xq, k, i + c);                             \
+                tile512(TYPE, 1, 4, rows, acts, k, out, 0);                                                       \
+                for (int c = 0; c < 4; c++) y[(i + c) * ldy + j] = out[0][c];                                  \
+            }                                                                                                  \
+            for (; i < n; i++) {                                                                               \
+                mlk_q_act acts[1] = {mlk_q_act_row(xq, k, i)};                                                 \
+                tile512(TYPE, 1, 1, rows, acts, k, out, n == 1 ? (int64_t)(2 * rb) : 0);                                                       \
+                y[i * ldy + j] = out[0][0];                                                                    \
+            }                                                                                                  \
+        }                                                                                                      \
+    }
+
+MLK_DEFINE_DRIVER512(mm512_q4_0, MLK_Q_Q4_0)
+MLK_DEFINE_DRIVER512(mm512_q4_1, MLK_Q_Q4_1)
+MLK_DEFINE_DRIVER512(mm512_q8_0, MLK_Q_Q8_0)
+MLK_DEFINE_DRIVER512(mm512_q4_k, MLK_Q_Q4_K)
+MLK_DEFINE_DRIVER512(mm512_q6_k, MLK_Q_Q6_K)
+
+int mlk_q_matmul_avx512vnni(int wtype, const void *xq, int64_t n, int64_t k, const void *w, int64_t j0, int64_t j1,
+                            float *y, int64_t ldy) {
+    switch (wtype) {
+    case MLK_Q_Q4_0: mm512_q4_0(xq, n, k, w, j0, j1, y, ldy); return 1;
+    case MLK_Q_Q4_1: mm512_q4_1(xq, n, k, w, j0, j1, y, ldy); return 1;
+    case MLK_Q_Q8_0: mm512_q8_0(xq, n, k, w, j0, j1, y, ldy); return 1;
+    case MLK_Q_Q4_K: mm512_q4_k(xq, n, k, w, j0, j1, y, ldy); return 1;
+    case MLK_Q_Q6_K: mm512_q6_k(xq, n, k, w, j0, j1, y, ldy); return 1;
+    default: return 0;
+    }
+}
+
+/* ================================================================ AVX2 */
+
+/* f16 -> f32 with F16C. */
+MLK_INLINE MLK_T256 float h2f256(uint16_t h) { return _cvtsh_ss(h); }
+
+/* Integer dot of 32 unsigned codes (<= 128 each; pairs cannot saturate int16) with 32 int8 activations. */
+MLK_INLINE MLK_T256 __m256i dot_u8s8_256(__m256i u, __m256i s) {
+    return _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1));
+}
+
+/* One 32-element unit u (block for legacy types; sub-block of 32 for K-quants) of one row: codes, lane scales
+ * (8 floats, weight part) and the correction term coefficient applied to the activation sum(s). */
+MLK_INLINE MLK_T256 __m256i unpack256(const int TYPE, const uint8_t *row, int64_t u) {
+    const __m256i m4 = _mm256_set1_epi8(0x0F);
+    switch (TYPE) {
+    case MLK_Q_Q4_0:
+    case MLK_Q_Q4_1: {
+        const int stride = TYPE == MLK_Q_Q4_0 ? MLK_Q4_0_BYTES : MLK_Q4_1_BYTES;
+        const __m128i q = _mm_loadu_si128((const __m128i *)(row + (size_t)u * stride + (TYPE == MLK_Q_Q4_0 ? 2 : 4)));
+        const __m256i v = _mm256_set_m128i(_mm_srli_epi16(q, 4), q);
+        return _mm256_and_si256(v, m4);
+    }
+    case MLK_Q_Q8_0:
+        return _mm256_loadu_si256((const __m256i *)(row + (size_t)u * MLK_Q8_0_BYTES + 2));
+    case MLK_Q_Q4_K: {
+        const __m256i q = _mm256_loadu_si256((const __m256i *)(row + (size_t)(u / 8) * MLK_Q4_K_BYTES + 16 + 32 * ((u % 8) / 2)));
+        return (u & 1) ? _mm256_and_si256(_mm256_srli_epi16(q, 4), m4) : _mm256_and_si256(q, m4);
+    }
+    case MLK_Q_Q6_K:
+    default: {
+        const uint8_t *blk = row + (size_t)(u / 8) * MLK_Q6_K_BYTES;
+        const int e = (int)(u % 8) * 32, half = e / 128, quarter = (e % 128) / 32;
+        const __m256i l = _mm256_loadu_si256((const __m256i *)(blk + MLK_Q6K_QL + 64 * half + 32 * (quarter & 1)));
+        const __m256i h = _mm256_loadu_si256((const __m256i *)(blk + MLK_Q6K_QH + 32 * half));
+        const __m256i lo = quarter < 2 ? _mm256_and_si256(l, m4) : _mm256_and_si256(_mm256_srli_epi16(l, 4), m4);
+        const __m256i hi = _mm256_and_si256(_mm256_srl_epi16(h, _mm_cvtsi32_si128(2 * quarter)), _mm256_set1_epi8(3));
+        return _mm256_or_si256(lo, _mm256_slli_epi16(hi, 4));
+    }
+    }
+}
+
+MLK_INLINE MLK_T256 void tile256(const int TYPE, const int R, const int C, const uint8_t *const *rows,
+                                 const mlk_q_act *acts, int64_t k, float out[4][4], int64_t pf) {
+    __m256 acc[4][4];
+    float corr[4][4];
+    for (int r = 0; r < R; r++)
+        for (int c = 0; c < C; c++) {
+            acc[r][c] = _mm256_setzero_ps();
+            corr[r][c] = 0.0f;
+        }
+    const int64_t nu = k / 32;
+    const int64_t ubytes = TYPE == MLK_Q_Q4_0 ? MLK_Q4_0_BYTES : TYPE == MLK_Q_Q4_1 ? MLK_Q4_1_BYTES
+                         : TYPE == MLK_Q_Q8_0 ? MLK_Q8_0_BYTES : TYPE == MLK_Q_Q4_K ? MLK_Q4_K_BYTES / 8 : MLK_Q6_K_BYTES / 8;
+    for (int64_t u = 0; u < nu; u++) {
+        if (pf && (u & 1) == 0)
+            for (int r = 0; r < R; r++) _mm_prefetch((const char *)rows[r] + pf + u * ubytes, _MM_HINT_T0);
+        /* weight factors: two lane scales (lanes 0..3 and 4..7) and corrections */
+        float ws0[4], ws1[4], wc0[4], wc1[4];
+        __m256i wv[4];
+        for (int r = 0; r < R; r++) {
+            const uint8_t *row = rows[r];
+            switch (TYPE) {
+            case MLK_Q_Q4_0: ws0[r] = h2f256(mlk_q_rd16(row + (size_t)u * MLK_Q4_0_BYTES)); ws1[r] = ws0[r]; wc0[r] = -8.0f * ws0[r]; break;
+            case MLK_Q_Q4_1: {
+                const uint8_t *b = row + (size_t)u * MLK_Q4_1_BYTES;
+                ws0[r] = ws1[r] = h2f256(mlk_q_rd16(b));
+                wc0[r] = h2f256(mlk_q_rd16(b + 2));
+                break;
+            }
+            case MLK_Q_Q8_0: ws0[r] = ws1[r] = h2f256(mlk_q_rd16(row + (size_t)u * MLK_Q8_0_BYTES)); wc0[r] = 0.0f; break;
+            case MLK_Q_Q4_K: {
+                const uint8_t *b = row + (size_t)(u / 8) * MLK_Q4_K_BYTES;
+                int s, m;
+                mlk_q4k_scale_min((int)(u % 8), b + 4, &s, &m);
+                ws0[r] = ws1[r] = h2f256(mlk_q_rd16(b)) * (float)s;
+                wc0[r] = -h2f256(mlk_q_rd16(b + 2)) * (float)m;
+                break;
+            }
+            case MLK_Q_Q6_K:
+            default: {
+                const uint8_t *b = row + (size_t)(u / 8) * MLK_Q6_K_BYTES;
+                const float d = h2f256(mlk_q_rd16(b + MLK_Q6K_D));
+                const int8_t *sc = (const int8_t *)(b + MLK_Q6K_SC) + 2 * (u % 8);
+                ws0[r] = d * (float)sc[0];
+                ws1[r] = d * (float)sc[1];
+                wc0[r] = -32.0f * ws0[r];
+                wc1[r] = -32.0f * ws1[r];
+                break;
+            }
+            }
+            wv[r] = unpack256(TYPE, row, u);
+        }
+        for (int c = 0; c < C; c++) {
+            const __m256i av = _mm256_loadu_si256((const __m256i *)(acts[c].q + 32 * u));
+            const float da = acts[c].d[u];
+            __m256i as = av;
+            for (int r = 0; r < R; r++) {
+                __m256i dot;
+                if (TYPE == MLK_Q_Q8_0) {
+                    (void)as;
+                    dot = dot_u8s8_256(_mm256_sign_epi8(wv[r], wv[r]), _mm256_sign_epi8(av, wv[r]));
+                } else {
+                    dot = dot_u8s8_256(wv[r], av);
+                }
+                const __m256 s = TYPE == MLK_Q_Q6_K
+                                     ? _mm256_set_m128(_mm_set1_ps(ws1[r] * da), _mm_set1_ps(ws0[r] * da))
+                                     : _mm256_set1_ps(ws0[r] * da);
+                acc[r][c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), s, acc[r][c]);
+                if (TYPE == MLK_Q_Q6_K)
+                    corr[r][c] += wc0[r] * acts[c].s16[2 * u] + wc1[r] * acts[c].s16[2 * u + 1];
+                else if (TYPE != MLK_Q_Q8_0)
+                    corr[r][c] += wc0[r] * acts[c].s[u];
+            }
+        }
+    }
+    for (int r = 0; r < R; r++)
+        for (int c = 0; c < C; c++) {
+            __m128 s = _mm_add_ps(_mm256_castps256_ps128(acc[r][c]), _mm256_extractf128_ps(acc[r][c], 1));
+            s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+            s = _mm_add_ss(s, _mm_movehdup_ps(s));
+            out[r][c] = _mm_cvtss_f32(s) + corr[r][c];
+        }
+}
+
+#define MLK_DEFINE_DRIVER256(NAME, TYPE)                                                                        \
+    MLK_T256 static void NAME(const void *xq, int64_t n, int64_t k, const void *w, int64_t j0, int64_t j1,      \
+                              float *y, int64_t ldy) {                                                         \
+        const size_t rb = mlk_q_row_bytes(TYPE, k);                                                            \
+        float out[4][4];                                                                                       \
+        int64_t j = j0;                                                                                        \
+        for (; j + 4 <= j1; j += 4) {                                                                          \
+            const uint8_t *rows[4];                                                                            \
+            for (int r = 0; r < 4; r++) rows[r] = (const uint8_t *)w + (size_t)(j + r) * rb;                   \
+            int64_t i = 0;                                                                                     \
+            for (; i + 2 <= n; i += 2) {                                                                       \
+                mlk_q_act acts[2] = {mlk_q_act_row(xq, k, i), mlk_q_act_row(xq, k, i + 1)};                    \
+                tile256(TYPE, 4, 2, rows, acts, k, out, 0);                                                       \
+                for (int r = 0; r < 4; r++)                                                                    \
+                    for (int c = 0; c < 2; c++) y[(i + c) * ldy + j + r] = out[r][c];                          \
+            }                                                                                                  \
+            for (; i < n; i++) {                                                                               \
+                mlk_q_act acts[1] = {mlk_q_act_row(xq, k, i)};                                                 \
+                tile256(TYPE, 4, 1, rows, acts, k, out, n == 1 ? (int64_t)(8 * rb) : 0);                                                       \
+                for (int r = 0; r < 4; r++) y[i * ldy + j + r] = out[r][0];                                    \
+            }                                                                                                  \
+        }                                                                                                      \
+        for (; j < j1; j++) {                                                                                  \
+            const uint8_t *rows[1] = {(const uint8_t *)w + (size_t)j * rb};                                   \
+            for (int64_t i = 0; i < n; i++) {                                                                  \
+                mlk_q_act acts[1] = {mlk_q_act_row(xq, k, i)};                                                 \
+                tile256(TYPE, 1, 1, rows, acts, k, out, n == 1 ? (int64_t)(2 * rb) : 0);                                                       \
+                y[i * ldy + j] = out[0][0];                                                                    \
+            }                                                                                                  \
+        }                                                                                                      \
+    }
+
+MLK_DEFINE_DRIVER256(mm256_q4_0, MLK_Q_Q4_0)
+MLK_DEFINE_DRIVER256(mm256_q4_1, MLK_Q_Q4_1)
+MLK_DEFINE_DRIVER256(mm256_q8_0, MLK_Q_Q8_0)
+MLK_DEFINE_DRIVER256(mm256_q4_k, MLK_Q_Q4_K)
+MLK_DEFINE_DRIVER256(mm256_q6_k, MLK_Q_Q6_K)
+
+int mlk_q_matmul_avx2(int wtype, const void *xq, int64_t n, int64_t k, const void *w, int64_t j0, int64_t j1,
+                      float *y, int64_t ldy) {
+    switch (wtype) {
+    case MLK_Q_Q4_0: mm256_q4_0(xq, n, k, w, j0, j1, y, ldy); return 1;
+    case MLK_Q_Q4_1: mm256_q4_1(xq, n, k, w, j0, j1, y, ldy); return 1;
+    case MLK_Q_Q8_0: mm256_q8_0(xq, n, k, w, j0, j1, y, ldy); return 1;
+    case MLK_Q_Q4_K: mm256_q4_k(xq, n, k, w, j0, j1, y, ldy); return 1;
+    case MLK_Q_Q6_K: mm256_q6_k(xq, n, k, w, j0, j1, y, ldy); return 1;
+    default: return 0;
+    }
+}
+
+#endif /* x86 */

@@ -1,0 +1,67 @@
+/// A tensor element type the quantized kernels understand, numbered with ggml's type ids so a GGUF tensor's
+/// type field maps directly (`QuantType(rawValue: ggmlType)`).
+///
+/// Block layouts are ggml's, byte for byte (see `Sources/CMobileLLMKernels/include/mobilellm_quant.h`):
+/// Q8_0, Q4_0 and Q4_1 hold 32 weights per block with an f16 scale (and an f16 minimum for Q4_1); Q4_K and
+/// Q6_K hold 256 weights per super-block with 6-bit (Q4_K) or 8-bit (Q6_K) sub-block scales.
+public enum QuantType: Int32, Sendable, CaseIterable {
+    /// 32-bit IEEE float.
+    case f32 = 0
+    /// 16-bit IEEE half.
+    case f16 = 1
+    /// 4-bit symmetric blocks of 32: `w = d * (q - 8)`.
+    case q4_0 = 2
+    /// 4-bit blocks of 32 with a minimum: `w = d * q + m`.
+    case q4_1 = 3
+    /// 8-bit symmetric blocks of 32: `w = d * q`.
+    case q8_0 = 8
+    /// 4-bit super-blocks of 256 with 8 sub-blocks of 32, 6-bit scales and mins.
+    case q4_K = 12
+    /// 6-bit super-blocks of 256 with 16 sub-blocks of 16 and 8-bit scales.
+    case q6_K = 14
+    /// bfloat16.
+    case bf16 = 30
+
+    /// Weights per block: 32, 256, or 1 for the float types.
+    public var blockSize: Int {
+        switch self {
+        case .f32, .f16, .bf16: return 1
+        case .q4_0, .q4_1, .q8_0: return 32
+        case .q4_K, .q6_K: return 256
+        }
+    }
+
+    /// Bytes per block.
+    public var blockBytes: Int {
+        switch self {
+        case .f32: return 4
+        case .f16, .bf16: return 2
+        case .q4_0: return 18
+        case .q4_1: return 20
+        case .q8_0: return 34
+        case .q4_K: return 144
+        case .q6_K: return 210
+        }
+    }
+
+    /// True for the block-quantized types, which `mlk_q_matmul_rows` multiplies with quantized activations.
+    public var hasQuantizedMatmul: Bool {
+        switch self {
+        case .q4_0, .q4_1, .q8_0, .q4_K, .q6_K: return true
+        case .f32, .f16, .bf16: return false
+        }
+    }
+
+    /// Bytes of one row of `k` weights, or nil when `k` is negative or not a multiple of `blockSize`.
+    public func rowBytes(_ k: Int) -> Int? {
+        guard k >= 0, k % blockSize == 0 else { return nil }
+        return k / blockSize * blockBytes
+    }
+
+    /// Bytes of one activation row of `k` values in the Q8A format the kernels use (1.5 * k), or nil when this
+    /// type has no quantized matmul or `k` is not a multiple of `blockSize`.
+    public func activationRowBytes(_ k: Int) -> Int? {
+        guard hasQuantizedMatmul, k >= 0, k % blockSize == 0 else { return nil }
+        return k + k / 32 * 8 + k / 16 * 4
+    }
+}

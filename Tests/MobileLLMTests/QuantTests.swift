@@ -1,0 +1,312 @@
+import CMobileLLMKernels
+import Foundation
+import Testing
+@testable import MobileLLM
+
+/// Test data helpers for the quantized formats.
+enum QuantTestSupport {
+    static let fixtureURL = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("Fixtures/quant/quant_reference.json")
+
+    static let matmulTypes: [QuantType] = [.q4_0, .q4_1, .q8_0, .q4_K, .q6_K]
+
+    /// The instruction-set levels this CPU can run, lowest first.
+    static var isas: [mlk_isa] {
+        let best = mlk_detect_isa()
+        if best == MLK_ISA_NEON_DOTPROD { return [MLK_ISA_SCALAR, MLK_ISA_NEON_DOTPROD] }
+        return [MLK_ISA_SCALAR, MLK_ISA_AVX2, MLK_ISA_AVX512, MLK_ISA_AVX512_VNNI].filter { $0.rawValue <= best.rawValue }
+    }
+
+    static func hex(_ s: String) -> [UInt8] {
+        var out = [UInt8](), chars = Array(s.utf8)
+        out.reserveCapacity(chars.count / 2)
+        var i = 0
+        func nibble(_ c: UInt8) -> UInt8 { c >= 97 ? c - 87 : c - 48 }
+        while i + 1 < chars.count {
+            out.append(nibble(chars[i]) << 4 | nibble(chars[i + 1]))
+            i += 2
+        }
+        return out
+    }
+
+    static func floats(_ s: String) -> [Float] {
+        let b = hex(s)
+        return (0..<(b.count / 4)).map { Float(bitPattern: QuantReference.load32(b, 4 * $0)) }
+    }
+
+    /// Deterministic roughly normal values (Box-Muller over SeededGenerator).
+    static func normals(_ count: Int, seed: UInt64, scale: Float = 1) -> [Float] {
+        var g = SeededGenerator(seed: seed)
+        return (0..<count).map { _ in
+            let u1 = (Double(g.next() >> 11) + 1) / 9_007_199_254_740_993.0
+            let u2 = Double(g.next() >> 11) / 9_007_199_254_740_992.0
+            return Float((-2 * log(u1)).squareRoot() * cos(2 * Double.pi * u2)) * scale
+        }
+    }
+
+    /// C quantization of `rows` rows of k floats.
+    static func cQuantize(_ x: [Float], type: QuantType, rows: Int, k: Int) -> [UInt8] {
+        var out = [UInt8](repeating: 0xAA, count: rows * (type.rowBytes(k) ?? 0))
+        x.withUnsafeBufferPointer { xb in
+            out.withUnsafeMutableBytes { ob in mlk_q_quantize_rows(type.rawValue, xb.baseAddress, Int64(rows), Int64(k), ob.baseAddress) }
+        }
+        return out
+    }
+
+    static func cDequantize(_ bytes: [UInt8], type: QuantType, k: Int) -> [Float] {
+        var out = [Float](repeating: .nan, count: k)
+        bytes.withUnsafeBytes { bb in
+            out.withUnsafeMutableBufferPointer { ob in mlk_q_dequantize_row(type.rawValue, bb.baseAddress, Int64(k), ob.baseAddress) }
+        }
+        return out
+    }
+
+    static func cActivations(_ x: [Float], type: QuantType, rows: Int, k: Int, isa: mlk_isa) -> [UInt8] {
+        let rb = Int(mlk_q_act_row_bytes(type.rawValue, Int64(k)))
+        var out = [UInt8](repeating: 0xAA, count: rows * rb)
+        x.withUnsafeBufferPointer { xb in
+            out.withUnsafeMutableBytes { ob in
+                mlk_q_quantize_activations_isa(isa, type.rawValue, xb.baseAddress, Int64(rows), Int64(k), ob.baseAddress)
+            }
+        }
+        return out
+    }
+}
+
+/// The JSON written by scripts/make_quant_fixtures.py.
+struct QuantFixture: Decodable {
+    struct Row: Decodable {
+        let bytes: String
+        let dequantized: String
+    }
+    struct RandomBlocks: Decodable {
+        let count: Int
+        let bytes: String
+        let dequantized: String
+    }
+    struct TypeEntry: Decodable {
+        let type_id: Int32
+        let quantized_by: String
+        let rows: [Row]
+        let random_blocks: RandomBlocks
+    }
+    let k: Int
+    let rows: [String]
+    let types: [String: TypeEntry]
+
+    static func load() throws -> QuantFixture {
+        try JSONDecoder().decode(QuantFixture.self, from: Data(contentsOf: QuantTestSupport.fixtureURL))
+    }
+}
+
+@Suite("Quantized formats")
+struct QuantFormatTests {
+    @Test("type ids, block sizes and row bytes match ggml and the C API")
+    func sizes() {
+        let expected: [(QuantType, Int32, Int, Int)] = [
+            (.f32, 0, 1, 4), (.f16, 1, 1, 2), (.q4_0, 2, 32, 18), (.q4_1, 3, 32, 20), (.q8_0, 8, 32, 34),
+            (.q4_K, 12, 256, 144), (.q6_K, 14, 256, 210), (.bf16, 30, 1, 2),
+        ]
+        for (type, id, block, bytes) in expected {
+            #expect(type.rawValue == id)
+            #expect(type.blockSize == block)
+            #expect(type.blockBytes == bytes)
+            #expect(mlk_q_block_size(id) == Int64(block))
+            #expect(mlk_q_row_bytes(id, 512) == 512 / block * bytes)
+            #expect(type.rowBytes(512) == 512 / block * bytes)
+            #expect(Int(mlk_q_act_row_bytes(id, 512)) == (type.activationRowBytes(512) ?? 0))
+        }
+    }
+
+    @Test("invalid type ids and sizes give 0 / nil / no writes, never a crash")
+    func invalidInput() {
+        for bad: Int32 in [-1, 4, 5, 6, 7, 9, 10, 11, 13, 15, 29, 31, 1000] {
+            #expect(mlk_q_row_bytes(bad, 256) == 0)
+            #expect(mlk_q_block_size(bad) == 0)
+            #expect(mlk_q_act_row_bytes(bad, 256) == 0)
+            #expect(mlk_q_is_supported(bad) == 0)
+        }
+        #expect(mlk_q_row_bytes(QuantType.q4_0.rawValue, 33) == 0)
+        #expect(mlk_q_row_bytes(QuantType.q4_K.rawValue, 32) == 0)
+        #expect(mlk_q_row_bytes(QuantType.q4_K.rawValue, -256) == 0)
+        #expect(mlk_q_act_row_bytes(QuantType.f16.rawValue, 256) == 0)
+        #expect(QuantType.q6_K.rowBytes(100) == nil)
+        #expect(QuantReference.quantize([1, 2, 3], type: .q8_0) == nil)
+        #expect(QuantReference.dequantize([1, 2, 3], type: .q8_0, count: 32) == nil)
+        #expect(QuantReference.quantizeActivations([Float](repeating: 1, count: 33)) == nil)
+
+        // Functions with outputs leave them untouched on invalid input.
+        var y = [Float](repeating: 7, count: 8)
+        let x = [Float](repeating: 1, count: 64)
+        let w = [UInt8](repeating: 0, count: 64)
+        x.withUnsafeBufferPointer { xb in
+            w.withUnsafeBytes { wb in
+                y.withUnsafeMutableBufferPointer { yb in
+                    mlk_q_matmul_rows(99, xb.baseAddress, 1, 64, wb.baseAddress, 0, 2, yb.baseAddress, 8)        // bad type
+                    mlk_q_matmul_rows(2, xb.baseAddress, 1, 48, wb.baseAddress, 0, 2, yb.baseAddress, 8)         // k % 32
+                    mlk_q_matmul_rows(2, xb.baseAddress, 2, 32, wb.baseAddress, 0, 2, yb.baseAddress, 1)         // ldy < j1
+                    mlk_q_matmul_rows(2, xb.baseAddress, 1, 32, wb.baseAddress, 3, 2, yb.baseAddress, 8)         // j1 < j0
+                    mlk_q_matmul_rows(2, nil, 1, 32, wb.baseAddress, 0, 2, yb.baseAddress, 8)                    // null
+                    mlk_q_dequantize_row(77, wb.baseAddress, 32, yb.baseAddress)
+                    mlk_q_quantize_rows(12, xb.baseAddress, 1, 64, nil)
+                }
+            }
+        }
+        #expect(y.allSatisfy { $0 == 7 })
+    }
+
+    @Test("Swift and C quantizers give gguf's bytes; both dequantizers give gguf's floats bit for bit")
+    func fixtures() throws {
+        let fixture = try QuantFixture.load()
+        let inputs = fixture.rows.map(QuantTestSupport.floats)
+        #expect(inputs.count >= 10)
+        for (name, entry) in fixture.types.sorted(by: { $0.key < $1.key }) {
+            let type = try #require(QuantType(rawValue: entry.type_id), "\(name)")
+            for (i, row) in entry.rows.enumerated() {
+                let expectedBytes = QuantTestSupport.hex(row.bytes)
+                let expectedFloats = QuantTestSupport.floats(row.dequantized)
+                let swiftBytes = try #require(QuantReference.quantize(inputs[i], type: type))
+                #expect(swiftBytes == expectedBytes, "\(name) row \(i): Swift quantize differs from \(entry.quantized_by)")
+                let cBytes = QuantTestSupport.cQuantize(inputs[i], type: type, rows: 1, k: fixture.k)
+                #expect(cBytes == expectedBytes, "\(name) row \(i): C quantize differs from \(entry.quantized_by)")
+                let swiftFloats = try #require(QuantReference.dequantize(expectedBytes, type: type, count: fixture.k))
+                #expect(swiftFloats.map(\.bitPattern) == expectedFloats.map(\.bitPattern), "\(name) row \(i): Swift dequantize")
+                let cFloats = QuantTestSupport.cDequantize(expectedBytes, type: type, k: fixture.k)
+                #expect(cFloats.map(\.bitPattern) == expectedFloats.map(\.bitPattern), "\(name) row \(i): C dequantize")
+            }
+            let random = entry.random_blocks
+            let bytes = QuantTestSupport.hex(random.bytes)
+            let expected = QuantTestSupport.floats(random.dequantized).map(\.bitPattern)
+            #expect(try #require(QuantReference.dequantize(bytes, type: type, count: random.count)).map(\.bitPattern) == expected,
+                    "\(name) random blocks: Swift dequantize")
+            #expect(QuantTestSupport.cDequantize(bytes, type: type, k: random.count).map(\.bitPattern) == expected,
+                    "\(name) random blocks: C dequantize")
+        }
+    }
+
+    @Test("C quantization equals the Swift reference on many rows, every type")
+    func cEqualsSwift() throws {
+        let k = 512, rows = 24
+        var x = QuantTestSupport.normals(k * rows, seed: 5)
+        for r in 0..<rows { for t in 0..<k { x[r * k + t] *= Float(1 << (r % 8)) / 16 } }
+        for t in 0..<64 { x[3 * k + t] = 0 }
+        for type in QuantType.allCases {
+            let c = QuantTestSupport.cQuantize(x, type: type, rows: rows, k: k)
+            let rb = try #require(type.rowBytes(k))
+            for r in 0..<rows {
+                let swift = try #require(QuantReference.quantize(Array(x[(r * k)..<(r * k + k)]), type: type))
+                #expect(Array(c[(r * rb)..<(r * rb + rb)]) == swift, "\(type) row \(r)")
+            }
+        }
+    }
+
+    @Test("activation quantization: every ISA gives the Swift reference's bytes")
+    func activations() throws {
+        let k = 320, rows = 5
+        var x = QuantTestSupport.normals(k * rows, seed: 11, scale: 3)
+        for t in 0..<32 { x[t] = 0 }                    // all-zero block
+        for t in 32..<64 { x[t] = Float(t % 5) - 2 }    // exact ties
+        x[70] = 1e6
+        let expected = try (0..<rows).flatMap { r in
+            try #require(QuantReference.quantizeActivations(Array(x[(r * k)..<(r * k + k)]))).bytes
+        }
+        for isa in QuantTestSupport.isas {
+            for type in [QuantType.q4_0, .q8_0, .q4_1] {
+                #expect(QuantTestSupport.cActivations(x, type: type, rows: rows, k: k, isa: isa) == expected, "isa \(isa.rawValue) \(type)")
+            }
+        }
+    }
+}
+
+@Suite("Quantized matmul kernels")
+struct QuantKernelTests {
+    /// Relative tolerance against the magnitude (sum of |terms|) of the exact dot product. Each kernel adds
+    /// per-block products of three float32 roundings (int->float is exact: |isum| < 2^24) in some summation
+    /// order; the observed worst case is reported by the test and is about 1e-7 of the magnitude.
+    static let tolerance = 2e-6
+
+    @Test("every fast kernel equals the Swift reference dot product", arguments: QuantTestSupport.matmulTypes)
+    func kernels(type: QuantType) throws {
+        let ks = type.blockSize == 256 ? [256, 512, 1280] : [32, 64, 96, 160, 544, 1056]
+        let ns = [1, 2, 3, 5, 8, 17]
+        let m = 17
+        var worst = 0.0
+        for k in ks {
+            let wf = QuantTestSupport.normals(m * k, seed: UInt64(k), scale: 0.05)
+            let w = QuantTestSupport.cQuantize(wf, type: type, rows: m, k: k)
+            let rb = try #require(type.rowBytes(k))
+            for n in ns {
+                let x = QuantTestSupport.normals(n * k, seed: UInt64(1000 + n * k))
+                let xq = QuantTestSupport.cActivations(x, type: type, rows: n, k: k, isa: mlk_detect_isa())
+                let acts = try (0..<n).map { try #require(QuantReference.quantizeActivations(Array(x[($0 * k)..<($0 * k + k)]))) }
+                var reference = [(value: Double, magnitude: Double)]()
+                for i in 0..<n {
+                    for j in 0..<m {
+                        reference.append(try #require(QuantReference.dot(weights: Array(w[(j * rb)..<(j * rb + rb)]), type: type, activations: acts[i])))
+                    }
+                }
+                for isa in QuantTestSupport.isas {
+                    let ldy = m + 3
+                    var y = [Float](repeating: .nan, count: n * ldy)
+                    xq.withUnsafeBytes { xb in
+                        w.withUnsafeBytes { wb in
+                            y.withUnsafeMutableBufferPointer { yb in
+                                // Calls over split row ranges (9 = 8 + 1, 1, 3 and 4 rows: every tile shape of
+                                // the drivers), as threads do.
+                                for (j0, j1) in [(0, 9), (9, 10), (10, 14), (14, m)] {
+                                    mlk_q_matmul_rows_isa(isa, type.rawValue, xb.baseAddress, Int64(n), Int64(k), wb.baseAddress,
+                                                          Int64(j0), Int64(j1), yb.baseAddress, Int64(ldy))
+                                }
+                            }
+                        }
+                    }
+                    for i in 0..<n {
+                        for j in 0..<m {
+                            let ref = reference[i * m + j]
+                            let err = abs(Double(y[i * ldy + j]) - ref.value) / max(ref.magnitude, 1e-30)
+                            worst = max(worst, err)
+                            #expect(err <= Self.tolerance, "\(type) isa \(isa.rawValue) k \(k) n \(n) row \(j) act \(i): \(y[i * ldy + j]) vs \(ref.value)")
+                        }
+                        for j in m..<ldy { #expect(y[i * ldy + j].isNaN, "wrote outside [j0, j1)") }
+                    }
+                }
+            }
+        }
+        print("quant kernels \(type): worst |fast - reference| / magnitude = \(worst)")
+    }
+
+    /// Expected relative RMS error of a quantized matmul against float32 on Gaussian data: the weight format's
+    /// rounding error (4-bit: about 7-9 %, 6-bit: about 2 %, 8-bit: about 0.5 %) plus the 8-bit activations
+    /// (about 0.5 %). The bounds leave roughly 1.5x headroom over the measured values.
+    static let errorBounds: [QuantType: Double] = [.q4_0: 0.13, .q4_1: 0.12, .q4_K: 0.1, .q6_K: 0.035, .q8_0: 0.015]
+
+    @Test("quantized matmul stays within the format's error bound of the float32 matmul", arguments: QuantTestSupport.matmulTypes)
+    func quantizationError(type: QuantType) throws {
+        let k = 1024, m = 48, n = 3
+        let wf = QuantTestSupport.normals(m * k, seed: 77, scale: 0.02)
+        let x = QuantTestSupport.normals(n * k, seed: 78)
+        let w = QuantTestSupport.cQuantize(wf, type: type, rows: m, k: k)
+        let xq = QuantTestSupport.cActivations(x, type: type, rows: n, k: k, isa: mlk_detect_isa())
+        var y = [Float](repeating: 0, count: n * m)
+        xq.withUnsafeBytes { xb in
+            w.withUnsafeBytes { wb in
+                y.withUnsafeMutableBufferPointer { yb in
+                    mlk_q_matmul_rows(type.rawValue, xb.baseAddress, Int64(n), Int64(k), wb.baseAddress, 0, Int64(m), yb.baseAddress, Int64(m))
+                }
+            }
+        }
+        var errSq = 0.0, refSq = 0.0
+        for i in 0..<n {
+            for j in 0..<m {
+                var exact = 0.0
+                for t in 0..<k { exact += Double(x[i * k + t]) * Double(wf[j * k + t]) }
+                errSq += (Double(y[i * m + j]) - exact) * (Double(y[i * m + j]) - exact)
+                refSq += exact * exact
+            }
+        }
+        let relative = (errSq / refSq).squareRoot()
+        print("quant error \(type): relative RMS vs float32 = \(relative)")
+        let bound = try #require(Self.errorBounds[type])
+        #expect(relative <= bound, "\(type): \(relative)")
+    }
+}

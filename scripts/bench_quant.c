@@ -1,0 +1,158 @@
+/*
+ * Micro-benchmark of the quantized matmul kernels (not part of the build or CI).
+ *
+ *   clang -O2 -march=native -pthread -I Sources/CMobileLLMKernels/include \
+ *       scripts/bench_quant.c -o /tmp/bench_quant -lm && /tmp/bench_quant [m k]
+ *
+ * Decode (n = 1): GB/s of weight bytes streamed, 1 and 2 threads (rows split in halves, multiples of 8).
+ * Prefill (n = 64): GFLOP/s (2*n*m*k / time). Also checks every ISA level against the scalar kernel.
+ */
+#include "../Sources/CMobileLLMKernels/kernels.c"
+#include "../Sources/CMobileLLMKernels/quant.c"
+#include "../Sources/CMobileLLMKernels/quant_x86.c"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+
+static double now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+typedef struct {
+    int type;
+    mlk_isa isa;
+    const void *xq;
+    int64_t n, k;
+    const void *w;
+    size_t wstride; /* bytes between weight copies; reps cycle through `copies` copies (defeats the caches) */
+    int copies;
+    int64_t j0, j1;
+    float *y;
+    int64_t ldy;
+    int reps;
+} job;
+
+static void *run(void *p) {
+    job *j = (job *)p;
+    for (int r = 0; r < j->reps; r++)
+        mlk_q_matmul_rows_isa(j->isa, j->type, j->xq, j->n, j->k, (const char *)j->w + (size_t)(r % j->copies) * j->wstride,
+                              j->j0, j->j1, j->y, j->ldy);
+    return NULL;
+}
+
+/* Runs reps matmuls with `threads` threads (persistent per call batch: one thread per half, reps inside). */
+static double timed(int type, mlk_isa isa, const void *xq, int64_t n, int64_t k, const void *w, size_t wstride,
+                    int copies, int64_t m, float *y, int threads, int reps) {
+    pthread_t th[8];
+    job jobs[8];
+    int64_t per = ((m / threads) + 7) / 8 * 8;
+    double t0 = now();
+    for (int t = 0; t < threads; t++) {
+        int64_t a = t * per, b = t == threads - 1 ? m : (t + 1) * per;
+        if (b > m) b = m;
+        jobs[t] = (job){type, isa, xq, n, k, w, wstride, copies, a, b, y, m, reps};
+        pthread_create(&th[t], NULL, run, &jobs[t]);
+    }
+    for (int t = 0; t < threads; t++) pthread_join(th[t], NULL);
+    return (now() - t0) / reps;
+}
+
+/* Plain streaming read of 1 GB (64-byte vector loads), 1 and 2 threads: the roofline for decode. */
+static char *bwbuf;
+static const size_t BWN = (size_t)1 << 30;
+typedef struct { size_t a, b; long long s; } bwjob;
+__attribute__((target("avx512f"))) static void *bwread(void *p) {
+    bwjob *j = (bwjob *)p;
+    __m512i acc = _mm512_setzero_si512();
+    for (size_t i = j->a; i < j->b; i += 64) acc = _mm512_add_epi64(acc, _mm512_load_si512(bwbuf + i));
+    j->s = _mm512_reduce_add_epi64(acc);
+    return NULL;
+}
+static void read_bandwidth(void) {
+    bwbuf = aligned_alloc(64, BWN);
+    memset(bwbuf, 1, BWN);
+    for (int th = 1; th <= 2; th++) {
+        double best = 1e9;
+        for (int r = 0; r < 3; r++) {
+            pthread_t t[2];
+            bwjob j[2];
+            double t0 = now();
+            for (int i = 0; i < th; i++) {
+                j[i].a = BWN / th * i;
+                j[i].b = BWN / th * (i + 1);
+                pthread_create(&t[i], NULL, bwread, &j[i]);
+            }
+            for (int i = 0; i < th; i++) pthread_join(t[i], NULL);
+            if (now() - t0 < best) best = now() - t0;
+        }
+        printf("read bandwidth %d thr: %.2f GB/s\n", th, BWN / best / 1e9);
+    }
+    free(bwbuf);
+}
+
+int main(int argc, char **argv) {
+    int64_t m = argc > 2 ? atoll(argv[1]) : 6144, k = argc > 2 ? atoll(argv[2]) : 1536;
+    const int types[] = {MLK_Q_Q4_0, MLK_Q_Q4_1, MLK_Q_Q8_0, MLK_Q_Q4_K, MLK_Q_Q6_K};
+    const char *names[] = {"q4_0", "q4_1", "q8_0", "q4_K", "q6_K"};
+    const int nprefill = 64;
+    float *wf = malloc(sizeof(float) * m * k), *x = malloc(sizeof(float) * nprefill * k);
+    srand(1);
+    for (int64_t i = 0; i < m * k; i++) wf[i] = (float)rand() / (float)RAND_MAX - 0.5f;
+    for (int64_t i = 0; i < nprefill * k; i++) x[i] = (float)rand() / (float)RAND_MAX - 0.5f;
+    float *y = malloc(sizeof(float) * nprefill * m), *yr = malloc(sizeof(float) * nprefill * m);
+    printf("matrix %lld x %lld (rows x k), isa detected %d\n", (long long)m, (long long)k, mlk_detect_isa());
+    const char *only = getenv("TYPES"); /* e.g. TYPES=q4_0,q4_1 */
+    const int min_isa = getenv("ALL_ISAS") ? MLK_ISA_AVX2 : (int)mlk_detect_isa();
+    read_bandwidth();
+    for (int ti = 0; ti < 5; ti++) {
+        int type = types[ti];
+        if (only && !strstr(only, names[ti])) continue;
+        size_t rb = mlk_q_row_bytes(type, k);
+        /* decode streams from DRAM: cycle through copies totalling >= 512 MB (far beyond the L3) */
+        const size_t wstride = (rb * m + 4095) / 4096 * 4096;
+        const int copies = (int)((512u << 20) / wstride) + 1;
+        char *w = aligned_alloc(4096, wstride * copies);
+        mlk_q_quantize_rows(type, wf, m, k, w);
+        for (int c = 1; c < copies; c++) memcpy(w + c * wstride, w, wstride);
+        void *xq = aligned_alloc(64, (mlk_q_act_row_bytes(type, k) * nprefill + 63) / 64 * 64);
+        mlk_q_quantize_activations(type, x, nprefill, k, xq);
+        /* correctness vs scalar on 9 activation rows */
+        mlk_q_matmul_rows_isa(MLK_ISA_SCALAR, type, xq, 9, k, w, 0, m, yr, m);
+        for (int isa = MLK_ISA_AVX2; isa <= (int)mlk_detect_isa(); isa++) {
+            mlk_q_matmul_rows_isa((mlk_isa)isa, type, xq, 9, k, w, 0, m, y, m);
+            double worst = 0;
+            for (int64_t i = 0; i < 9 * m; i++) {
+                double e = fabs(y[i] - yr[i]) / (fabs(yr[i]) + 1e-3);
+                if (e > worst) worst = e;
+            }
+            printf("  %s isa %d: max rel diff vs scalar %.2e\n", names[ti], isa, worst);
+        }
+        double bytes = (double)rb * m;
+        for (int isa = min_isa; isa <= (int)mlk_detect_isa(); isa += (isa == MLK_ISA_AVX2 ? 2 : 1)) {
+            for (int threads = 1; threads <= 2; threads++) {
+                double t = 1e9;
+                for (int rep = 0; rep < 7; rep++) { /* best of 7 (the machine is shared) */
+                    double tr = timed(type, (mlk_isa)isa, xq, 1, k, w, wstride, copies, m, y, threads, copies);
+                    if (tr < t) t = tr;
+                }
+                printf("%s isa %d decode  %d thr: %7.1f us  %6.2f GB/s\n", names[ti], isa, threads, t * 1e6, bytes / t / 1e9);
+            }
+            for (int threads = 1; threads <= 2; threads++) {
+                double t = 1e9;
+                for (int rep = 0; rep < 3; rep++) {
+                    double tr = timed(type, (mlk_isa)isa, xq, nprefill, k, w, wstride, 1, m, y, threads, 3);
+                    if (tr < t) t = tr;
+                }
+                printf("%s isa %d prefill %d thr: %7.2f ms  %6.1f GFLOP/s\n", names[ti], isa, threads, t * 1e3,
+                       2.0 * nprefill * m * k / t / 1e9);
+            }
+        }
+        free(w);
+        free(xq);
+    }
+    return 0;
+}

@@ -1,0 +1,58 @@
+/*
+ * Cross-check of the ARM64 NEON DotProd kernel against the scalar kernel, for machines without an ARM64 host
+ * (not part of the build or CI). On Debian: apt-get install qemu-user libc6-dev-arm64-cross libgcc-12-dev-arm64-cross
+ *
+ *   clang --target=aarch64-linux-gnu -O2 -static -fuse-ld=lld -I Sources/CMobileLLMKernels/include \
+ *       scripts/check_quant_arm64.c -o /tmp/check_quant_arm64 -lm && qemu-aarch64 -cpu max /tmp/check_quant_arm64
+ *
+ * Prints the worst |neon - scalar| relative to the sum of |y| terms per type and exits non-zero above 1e-5.
+ */
+#include "../Sources/CMobileLLMKernels/kernels.c"
+#include "../Sources/CMobileLLMKernels/quant.c"
+#include "../Sources/CMobileLLMKernels/quant_neon.c"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+int main(void) {
+    const int types[] = {MLK_Q_Q4_0, MLK_Q_Q4_1, MLK_Q_Q8_0, MLK_Q_Q4_K, MLK_Q_Q6_K};
+    const int64_t ks[] = {256, 512, 1280};
+    const int ns[] = {1, 2, 3, 5, 8, 17};
+    const int64_t m = 13;
+    int failed = 0;
+    printf("detected isa %d (4 = NEON DotProd)\n", mlk_detect_isa());
+    if (mlk_detect_isa() != MLK_ISA_NEON_DOTPROD) return 2;
+    srand(3);
+    for (int ti = 0; ti < 5; ti++) {
+        double worst = 0;
+        for (int ki = 0; ki < 3; ki++) {
+            int64_t k = ks[ki];
+            float *wf = malloc(sizeof(float) * m * k), *x = malloc(sizeof(float) * 17 * k);
+            for (int64_t i = 0; i < m * k; i++) wf[i] = ((float)rand() / (float)RAND_MAX - 0.5f) * 0.1f;
+            for (int64_t i = 0; i < 17 * k; i++) x[i] = (float)rand() / (float)RAND_MAX - 0.5f;
+            void *w = malloc(mlk_q_row_bytes(types[ti], k) * m), *xq = malloc(mlk_q_act_row_bytes(types[ti], k) * 17);
+            mlk_q_quantize_rows(types[ti], wf, m, k, w);
+            for (int ni = 0; ni < 6; ni++) {
+                int n = ns[ni];
+                mlk_q_quantize_activations(types[ti], x, n, k, xq);
+                float *y = malloc(sizeof(float) * n * m), *yr = malloc(sizeof(float) * n * m);
+                mlk_q_matmul_rows_isa(MLK_ISA_SCALAR, types[ti], xq, n, k, w, 0, m, yr, m);
+                mlk_q_matmul_rows_isa(MLK_ISA_NEON_DOTPROD, types[ti], xq, n, k, w, 0, 5, y, m);
+                mlk_q_matmul_rows_isa(MLK_ISA_NEON_DOTPROD, types[ti], xq, n, k, w, 5, m, y, m);
+                double scale = 0;
+                for (int64_t i = 0; i < n * m; i++) scale += fabs(yr[i]);
+                scale /= n * m;
+                for (int64_t i = 0; i < n * m; i++) {
+                    double e = fabs(y[i] - yr[i]) / scale;
+                    if (e > worst) worst = e;
+                }
+                free(y);
+                free(yr);
+            }
+            free(wf); free(x); free(w); free(xq);
+        }
+        printf("type %2d: worst |neon - scalar| / mean|y| = %.3e\n", types[ti], worst);
+        if (worst > 1e-5) failed = 1;
+    }
+    return failed;
+}
