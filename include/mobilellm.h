@@ -4,6 +4,7 @@
  *
  * THREADING: a model may be shared by any number of sessions on any threads; a session (and a sampler or
  * detokenizer) is used by one thread at a time; mobilellm_session_cancel() is safe from anywhere.
+ * (Model functions, the text functions included, may be called from any thread at once.)
  *
  * Conventions that hold for every function below unless its comment says otherwise:
  *
@@ -104,7 +105,9 @@ enum mobilellm_status_code {
     /** A memory allocation would be unreasonably large. */
     MOBILELLM_ERROR_OUT_OF_MEMORY = 13,
     /** A bug in mobilellm; the message says where. */
-    MOBILELLM_ERROR_INTERNAL = 14
+    MOBILELLM_ERROR_INTERNAL = 14,
+    /** A chat template failed to compile or render (the message gives the template, line and column). */
+    MOBILELLM_ERROR_TEMPLATE = 15
 };
 
 /** A short constant name for a status ("MOBILELLM_ERROR_CONTEXT_FULL"); "unknown status" for other values.
@@ -211,7 +214,8 @@ typedef struct mobilellm_model_info {
     int32_t n_eos_token_ids;
     /** Whether the model has tokenizer files (text functions work). */
     bool has_tokenizer;
-    /** Whether the model carries a chat template. */
+    /** Whether the model carries its own chat template (without one, mobilellm_apply_chat_template() uses the
+     *  built-in Llama-3 header format). */
     bool has_chat_template;
     /** Whether any weight is block-quantized. */
     bool is_quantized;
@@ -226,10 +230,101 @@ MOBILELLM_API mobilellm_status mobilellm_model_eos_token_ids(const mobilellm_mod
                                                              size_t capacity, size_t *out_count);
 
 /** Copies the text metadata value `key` into `buffer` (see the buffer convention). Keys: "architecture"
- *  (config.json model_type: "llama4_text", "llama"), "path" (what was loaded) and "kv_cache_type" ("f32" or
- *  "f16", what MOBILELLM_KV_AUTO picks). INVALID_ARGUMENT names an unknown key. Any thread. */
+ *  (config.json model_type: "llama4_text", "llama"), "path" (what was loaded), "kv_cache_type" ("f32" or
+ *  "f16", what MOBILELLM_KV_AUTO picks), "bos_token" and "eos_token" (their text as chat templates see it; empty
+ *  when the model names none) and "chat_template" (the model's Jinja source; empty when it has none).
+ *  INVALID_ARGUMENT names an unknown key; INVALID_FILE a malformed tokenizer_config.json. Any thread. */
 MOBILELLM_API mobilellm_status mobilellm_model_get_metadata(const mobilellm_model *model, const char *key,
                                                             char *buffer, size_t capacity, size_t *out_length);
+
+/* ------------------------------------------------------------------------------------------------------------ */
+/* Text: tokenizer and chat template (these need tokenizer files: MOBILELLM_ERROR_NO_TOKENIZER otherwise)       */
+/* ------------------------------------------------------------------------------------------------------------ */
+
+/** Token ids of `text_length` bytes of UTF-8 `text` (NULL allowed when text_length is 0), as Hugging Face
+ *  tokenizers' encode gives them. `add_special` adds the model's BOS/EOS framing; `parse_special` turns special
+ *  tokens written in the text (e.g. "<|eot_id|>") into their ids; leave it false for user input. The ids go to
+ *  `tokens` (capacity `capacity`), their number to *out_count. INVALID_UTF8 names the first bad byte's offset.
+ *  The tokenizer is loaded on the first text call (INVALID_FILE when tokenizer.json is malformed). Any thread. */
+MOBILELLM_API mobilellm_status mobilellm_tokenize(const mobilellm_model *model, const char *text, size_t text_length,
+                                                  bool add_special, bool parse_special, int32_t *tokens,
+                                                  size_t capacity, size_t *out_count);
+
+/** The text of `n_tokens` ids (as HF's decode: bytes joined, invalid UTF-8 replaced by U+FFFD; special tokens
+ *  left out with `skip_special`) into `buffer` (see the buffer convention). INVALID_ARGUMENT names an id outside
+ *  the vocabulary. Any thread. */
+MOBILELLM_API mobilellm_status mobilellm_detokenize(const mobilellm_model *model, const int32_t *tokens, size_t n_tokens,
+                                                    bool skip_special, char *buffer, size_t capacity,
+                                                    size_t *out_length);
+
+/** The raw bytes token `token` decodes to (possibly part of a UTF-8 sequence; use the streaming detokenizer to
+ *  print text) into `buffer`, NUL-terminated, *out_length without the NUL. Any thread. */
+MOBILELLM_API mobilellm_status mobilellm_token_to_piece(const mobilellm_model *model, int32_t token, char *buffer,
+                                                        size_t capacity, size_t *out_length);
+
+/** Stores in *out_special whether `token` is a special token (BOS, EOS, chat markers). INVALID_ARGUMENT for an id
+ *  outside the vocabulary. Any thread. */
+MOBILELLM_API mobilellm_status mobilellm_token_is_special(const mobilellm_model *model, int32_t token, bool *out_special);
+
+/** Copies the ids of every special token into `ids` and their number into *out_count. Any thread. */
+MOBILELLM_API mobilellm_status mobilellm_model_special_token_ids(const mobilellm_model *model, int32_t *ids,
+                                                                 size_t capacity, size_t *out_count);
+
+/** Turns token ids into text one at a time without ever splitting a UTF-8 character. */
+typedef struct mobilellm_detokenizer mobilellm_detokenizer;
+
+/** Creates a streaming detokenizer for `model` (which it keeps alive). Caller owns it (mobilellm_detokenizer_free). */
+MOBILELLM_API mobilellm_status mobilellm_detokenizer_create(const mobilellm_model *model, bool skip_special,
+                                                            mobilellm_detokenizer **out_detokenizer);
+
+/** Frees a detokenizer (NULL: no-op). */
+MOBILELLM_API mobilellm_status mobilellm_detokenizer_free(mobilellm_detokenizer *detokenizer);
+
+/** Adds one token and points *out_piece at the text that became complete (*out_length bytes, possibly 0,
+ *  NUL-terminated). The text is owned by the detokenizer and valid until its next call. The pieces concatenate
+ *  to mobilellm_detokenize() of the same ids. INVALID_ARGUMENT (detokenizer unchanged) for an id outside the
+ *  vocabulary. One thread at a time per detokenizer. */
+MOBILELLM_API mobilellm_status mobilellm_detokenizer_push(mobilellm_detokenizer *detokenizer, int32_t token,
+                                                          const char **out_piece, size_t *out_length);
+
+/** Emits what is held back (an incomplete character becomes U+FFFD) like push, and starts over. */
+MOBILELLM_API mobilellm_status mobilellm_detokenizer_flush(mobilellm_detokenizer *detokenizer, const char **out_piece,
+                                                           size_t *out_length);
+
+/** One chat message: a role ("system", "user", "assistant", ...) and its content, both UTF-8. */
+typedef struct mobilellm_chat_message {
+    const char *role;
+    const char *content;
+} mobilellm_chat_message;
+
+/** How to render a chat. */
+typedef struct mobilellm_chat_params {
+    /** sizeof(mobilellm_chat_params). */
+    uint32_t struct_size;
+    /** End with the header of an assistant turn (default true). */
+    bool add_generation_prompt;
+    /** Extra template variables as a JSON object, e.g. {"enable_thinking": false} or {"tools": [...]}; NULL
+     *  (the default): none. INVALID_ARGUMENT names the line and column of malformed JSON. */
+    const char *variables_json;
+    /** The messages as a JSON array of objects (any fields, e.g. tool calls), used instead of the `messages`
+     *  argument when not NULL (the default). */
+    const char *messages_json;
+    /** A Jinja template to use instead of the model's (NULL, the default: the model's chat template, or the
+     *  built-in Llama-3 header format when the model has none). */
+    const char *template_override;
+} mobilellm_chat_params;
+
+/** Fills `params` with the defaults, struct_size included. Does nothing for NULL. Any thread. */
+MOBILELLM_API void mobilellm_chat_params_init(mobilellm_chat_params *params);
+
+/** Renders `n_messages` messages with the model's chat template exactly as transformers'
+ *  apply_chat_template(..., tokenize=False) does, into `buffer` (see the buffer convention). Tokenize the result
+ *  with add_special false and parse_special true. TEMPLATE for a template that fails (raise_exception included),
+ *  INVALID_ARGUMENT for a NULL role or content, INVALID_UTF8 for bad text. Any thread. */
+MOBILELLM_API mobilellm_status mobilellm_apply_chat_template(const mobilellm_model *model,
+                                                             const mobilellm_chat_message *messages, size_t n_messages,
+                                                             const mobilellm_chat_params *params, char *buffer,
+                                                             size_t capacity, size_t *out_length);
 
 /* ------------------------------------------------------------------------------------------------------------ */
 /* Sessions                                                                                                     */
@@ -391,9 +486,10 @@ MOBILELLM_API mobilellm_status mobilellm_sampler_sample_logits(mobilellm_sampler
 /* One-call generation                                                                                          */
 /* ------------------------------------------------------------------------------------------------------------ */
 
-/** Sees each generated token as it is chosen. `piece` is the token's text as complete UTF-8 (possibly empty
- *  while a character is split across tokens; not NUL-terminated, `piece_length` bytes, valid during the call),
- *  or NULL with length 0 when the model has no tokenizer. Return true to go on, false to stop generating. */
+/** Sees each generated token as it is chosen. `piece` is the text that token completes, from a streaming
+ *  detokenizer: only whole UTF-8 characters (possibly empty while a character is split across tokens; special
+ *  tokens appear as their text), `piece_length` bytes, NUL-terminated, valid during the call. NULL with length 0
+ *  when the model has no (loadable) tokenizer. Return true to go on, false to stop generating. */
 typedef bool (*mobilellm_token_callback)(int32_t token, const char *piece, size_t piece_length, void *user_data);
 
 /** Why a generation ended. */

@@ -13,5 +13,7 @@ int main(void) {
     printf("struct mobilellm_sampler_params %zu\n", sizeof(mobilellm_sampler_params));
     printf("struct mobilellm_generate_params %zu\n", sizeof(mobilellm_generate_params));
     printf("struct mobilellm_generate_result %zu\n", sizeof(mobilellm_generate_result));
+    printf("struct mobilellm_chat_message %zu\n", sizeof(mobilellm_chat_message));
+    printf("struct mobilellm_chat_params %zu\n", sizeof(mobilellm_chat_params));
     return 0;
 }

@@ -304,4 +304,91 @@ static inline float test_max_abs_diff(const float *a, const float *b, size_t n) 
     return worst;
 }
 
+/* Reads a JSON string (escapes and \uXXXX surrogate pairs decoded to UTF-8) into a malloc'ed buffer. */
+static inline char *json_string(test_json *j) {
+    json_space(j);
+    size_t capacity = 64, n = 0;
+    char *out = (char *)malloc(capacity);
+    j->p++; /* " */
+    while (*j->p && *j->p != '"') {
+        unsigned long code = (unsigned char)*j->p++;
+        int raw = 1;
+        if (code == '\\') {
+            char e = *j->p++;
+            raw = 0;
+            switch (e) {
+            case 'n': code = '\n'; break;
+            case 't': code = '\t'; break;
+            case 'r': code = '\r'; break;
+            case 'b': code = '\b'; break;
+            case 'f': code = '\f'; break;
+            case 'u': {
+                char hex[5] = {j->p[0], j->p[1], j->p[2], j->p[3], 0};
+                code = strtoul(hex, NULL, 16);
+                j->p += 4;
+                if (code >= 0xD800 && code < 0xDC00 && j->p[0] == '\\' && j->p[1] == 'u') {
+                    char low[5] = {j->p[2], j->p[3], j->p[4], j->p[5], 0};
+                    code = 0x10000 + ((code - 0xD800) << 10) + (strtoul(low, NULL, 16) - 0xDC00);
+                    j->p += 6;
+                }
+                break;
+            }
+            default: code = (unsigned char)e; break;
+            }
+        }
+        if (n + 5 >= capacity) {
+            capacity *= 2;
+            out = (char *)realloc(out, capacity);
+        }
+        if (raw || code < 0x80) out[n++] = (char)code;
+        else if (code < 0x800) {
+            out[n++] = (char)(0xC0 | (code >> 6));
+            out[n++] = (char)(0x80 | (code & 0x3F));
+        } else if (code < 0x10000) {
+            out[n++] = (char)(0xE0 | (code >> 12));
+            out[n++] = (char)(0x80 | ((code >> 6) & 0x3F));
+            out[n++] = (char)(0x80 | (code & 0x3F));
+        } else {
+            out[n++] = (char)(0xF0 | (code >> 18));
+            out[n++] = (char)(0x80 | ((code >> 12) & 0x3F));
+            out[n++] = (char)(0x80 | ((code >> 6) & 0x3F));
+            out[n++] = (char)(0x80 | (code & 0x3F));
+        }
+    }
+    j->p++;
+    out[n] = 0;
+    return out;
+}
+
+/* Reads a whole file into a malloc'ed NUL-terminated buffer; exits when it cannot. */
+static inline char *test_read_file(const char *path) {
+    FILE *file = fopen(path, "rb");
+    if (!file) {
+        fprintf(stderr, "cannot open %s\n", path);
+        exit(1);
+    }
+    fseek(file, 0, SEEK_END);
+    long size = ftell(file);
+    fseek(file, 0, SEEK_SET);
+    char *text = (char *)malloc((size_t)size + 1);
+    size_t read = fread(text, 1, (size_t)size, file);
+    text[read] = 0;
+    fclose(file);
+    return text;
+}
+
+/* Whether `n` bytes are valid UTF-8. */
+static inline int test_valid_utf8(const char *text, size_t n) {
+    const unsigned char *s = (const unsigned char *)text;
+    size_t i = 0;
+    while (i < n) {
+        int extra = s[i] < 0x80 ? 0 : (s[i] >> 5) == 6 ? 1 : (s[i] >> 4) == 14 ? 2 : (s[i] >> 3) == 30 ? 3 : -1;
+        if (extra < 0 || i + (size_t)extra >= n + (extra ? 0 : 1)) return 0;
+        for (int k = 1; k <= extra; k++)
+            if (i + (size_t)k >= n || (s[i + (size_t)k] & 0xC0) != 0x80) return 0;
+        i += (size_t)extra + 1;
+    }
+    return 1;
+}
+
 #endif

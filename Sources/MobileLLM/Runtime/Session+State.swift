@@ -148,7 +148,7 @@ extension Model {
         }
         Array(c.modelType.utf8).withUnsafeBytes { mix($0) }
         let embedding = weights.embedding
-        let rowBytes = embedding.columns * embedding.dtype.byteSize
+        let rowBytes = embedding.rowBytes
         mix(UnsafeRawBufferPointer(start: embedding.pointer, count: rowBytes))
         mix(UnsafeRawBufferPointer(start: embedding.pointer + (embedding.rows - 1) * rowBytes, count: rowBytes))
         return hash

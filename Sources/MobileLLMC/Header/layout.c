@@ -38,6 +38,13 @@ CHECK(mobilellm_generate_params, callback, 32);
 CHECK(mobilellm_generate_params, user_data, 40);
 
 SIZE(mobilellm_generate_result, 16);
+
+SIZE(mobilellm_chat_message, 16);
+SIZE(mobilellm_chat_params, 32);
+CHECK(mobilellm_chat_params, add_generation_prompt, 4);
+CHECK(mobilellm_chat_params, variables_json, 8);
+CHECK(mobilellm_chat_params, messages_json, 16);
+CHECK(mobilellm_chat_params, template_override, 24);
 #endif
 
 /* Keeps this translation unit non-empty on every platform without exporting anything. */

@@ -26,7 +26,7 @@ nonisolated(unsafe) private let statusNames: [UnsafePointer<CChar>] = [
     "MOBILELLM_ERROR_INVALID_FILE", "MOBILELLM_ERROR_UNSUPPORTED", "MOBILELLM_ERROR_BUFFER_TOO_SMALL",
     "MOBILELLM_ERROR_CONTEXT_FULL", "MOBILELLM_ERROR_CANCELLED", "MOBILELLM_ERROR_INVALID_UTF8",
     "MOBILELLM_ERROR_NO_TOKENIZER", "MOBILELLM_ERROR_BUSY", "MOBILELLM_ERROR_IO", "MOBILELLM_ERROR_OUT_OF_MEMORY",
-    "MOBILELLM_ERROR_INTERNAL",
+    "MOBILELLM_ERROR_INTERNAL", "MOBILELLM_ERROR_TEMPLATE",
 ].map(makeStaticCString)
 
 nonisolated(unsafe) private let unknownStatusName = makeStaticCString("unknown status")
@@ -141,8 +141,8 @@ public func mobilellm_model_get_info(_ model: OpaquePointer?, _ info: UnsafeMuta
         value.n_threads = Int32(m.threadCount)
         value.bos_token_id = Int32(c.bosTokenID ?? -1)
         value.n_eos_token_ids = Int32(m.eosTokenIDs.count)
-        value.has_tokenizer = false
-        value.has_chat_template = false
+        value.has_tokenizer = m.tokenizerFile != nil
+        value.has_chat_template = (try? m.chatTemplate())?.isBuiltInDefault == false
         value.is_quantized = m.isQuantized
         try writeOutput(value, to: info, minimumSize: VersionOneSize.modelInfo, name: "info")
     }
@@ -170,8 +170,13 @@ public func mobilellm_model_get_metadata(_ model: OpaquePointer?, _ key: UnsafeP
         case "architecture": value = box.model.configuration.modelType
         case "path": value = box.model.path
         case "kv_cache_type": value = box.model.isQuantized ? "f16" : "f32"
+        case "bos_token": value = try box.model.chatTemplate().bosToken ?? ""
+        case "eos_token": value = try box.model.chatTemplate().eosToken ?? ""
+        case "chat_template":
+            let template = try box.model.chatTemplate()
+            value = template.isBuiltInDefault ? "" : template.template.source
         default:
-            throw ABIError.invalidArgument("key", "unknown metadata key \"\(key)\" (expected architecture, path or kv_cache_type)")
+            throw ABIError.invalidArgument("key", "unknown metadata key \"\(key)\" (expected architecture, path, kv_cache_type, bos_token, eos_token or chat_template)")
         }
         try copyOut(text: value, to: buffer, capacity: capacity, length: outLength, name: "buffer")
     }
@@ -496,13 +501,25 @@ public func mobilellm_session_generate(_ session: OpaquePointer?, _ prompt: Unsa
         let options = GenerationOptions(maxTokens: Int(p.max_tokens), sampling: sampling, stopTokenIDs: stops,
                                         ignoreEOS: readBool(p, \.ignore_eos))
         let callback = p.callback.map { CallbackBox(function: $0, userData: p.user_data) }
+        // Text pieces for the callback, when the model has a tokenizer that loads.
+        var detokenizer: StreamingDetokenizer?
+        if callback != nil, box.session.model.tokenizerFile != nil {
+            do {
+                detokenizer = try box.session.model.tokenizer().makeStreamingDetokenizer(skipSpecial: false)
+            } catch {
+                MobileLLMLog.log(.warning, "mobilellm_session_generate: no text pieces, the tokenizer does not load: \(error)")
+            }
+        }
         let generated = try box.exclusively {
             let session = box.session
             let input = try tokenArgument(prompt, nPrompt, "prompt", session: session)
             box.lastLogits = nil
             return try session.generate(prompt: input, options: options) { token in
                 guard let callback else { return true }
-                return callback.function(token, nil, 0, callback.userData)
+                guard detokenizer != nil, let piece = try? detokenizer?.push(token) else {
+                    return callback.function(token, nil, 0, callback.userData)
+                }
+                return piece.withCString { callback.function(token, $0, strlen($0), callback.userData) }
             }
         }
         if let outTokens {

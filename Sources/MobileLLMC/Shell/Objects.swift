@@ -51,6 +51,7 @@ enum VersionOneSize {
     static let samplerParams = 56
     static let generateParams = 48
     static let generateResult = 16
+    static let chatParams = 32
 }
 
 extension mobilellm_model_params {

@@ -60,6 +60,7 @@ struct ABIError: Error {
         case .tokenizerMissing: code = MOBILELLM_ERROR_NO_TOKENIZER
         case .cancelled: code = MOBILELLM_ERROR_CANCELLED
         case .io: code = MOBILELLM_ERROR_IO
+        case .template: code = MOBILELLM_ERROR_TEMPLATE
         @unknown default: code = MOBILELLM_ERROR_INVALID_ARGUMENT
         }
         self.init(status: Int32(code.rawValue), message: error.description)
