@@ -31,10 +31,11 @@ extension Session {
     /// }
     /// ```
     ///
-    /// The stream ends after the last token (a final end-of-sequence token is not delivered) and throws what
-    /// `generate(prompt:options:onToken:)` throws. Ending the iteration early, or cancelling the consuming task,
-    /// stops the generation (during prefill too) and leaves the session usable. Use the session for nothing else
-    /// until the stream has finished.
+    /// Each piece carries the token and, when the model has a tokenizer, the text it completes (whole UTF-8
+    /// characters from a streaming detokenizer). The stream ends after the last token (a final end-of-sequence
+    /// token is not delivered) and throws what `generate(prompt:options:onToken:)` throws. Ending the iteration
+    /// early, or cancelling the consuming task, stops the generation (during prefill too) and leaves the session
+    /// usable. Use the session for nothing else until the stream has finished.
     public func generate(_ prompt: [Int32], options: GenerationOptions = GenerationOptions()) -> AsyncThrowingStream<GenerationPiece, Error> {
         let (stream, continuation) = AsyncThrowingStream<GenerationPiece, Error>.makeStream()
         let control = StreamControl()
@@ -45,9 +46,11 @@ extension Session {
         }
         let thread = Thread { [self] in
             do {
+                var detokenizer = model.tokenizerFile == nil ? nil : try? model.tokenizer().makeStreamingDetokenizer(skipSpecial: false)
                 _ = try generate(prompt: prompt, options: options) { token in
                     if control.stopRequested.load(ordering: .sequentiallyConsistent) { return false }
-                    continuation.yield(GenerationPiece(token: token, text: ""))
+                    let text = (try? detokenizer?.push(token)) ?? ""
+                    continuation.yield(GenerationPiece(token: token, text: text))
                     return true
                 }
                 control.running.store(false, ordering: .sequentiallyConsistent)
@@ -61,5 +64,24 @@ extension Session {
         }
         thread.start()
         return stream
+    }
+}
+
+extension Session {
+    /// Generates from text: `prompt` is tokenized with the model's tokenizer (special tokens such as
+    /// `<|eot_id|>` written in it are parsed, so chat-template output works; BOS is added on an empty session unless
+    /// the text already starts with it), then streamed like `generate(_:options:)` with the text of each piece.
+    ///
+    /// ```swift
+    /// let prompt = try model.applyChatTemplate([ChatMessage(role: "user", content: "Hi!")])
+    /// for try await piece in try session.generate(prompt) { print(piece.text, terminator: "") }
+    /// ```
+    ///
+    /// Throws `tokenizerMissing` at once when the model has no tokenizer.
+    public func generate(_ prompt: String, options: GenerationOptions = GenerationOptions()) throws -> AsyncThrowingStream<GenerationPiece, Error> {
+        let tokenizer = try model.tokenizer()
+        let startsWithBOS = tokenizer.bosToken.map { !$0.isEmpty && prompt.hasPrefix($0) } ?? false
+        let ids = tokenizer.encode(prompt, addSpecial: position == 0 && !startsWithBOS, parseSpecial: true)
+        return generate(ids, options: options)
     }
 }
