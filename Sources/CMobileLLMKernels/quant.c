@@ -614,7 +614,11 @@ void mlk_q_matmul_rows_isa(mlk_isa isa, int wtype, const void *xq, int64_t n, in
     const mlk_isa best = mlk_detect_isa();
     if ((int)isa > (int)best) isa = best;
 #if defined(__x86_64__) || defined(_M_X64)
-    if (isa == MLK_ISA_AVX512_VNNI && mlk_q_matmul_avx512vnni(wtype, xq, n, k, w, j0, j1, y, ldy)) return;
+    /* The 512-bit kernels also use AVX512DQ and VBMI (Ice Lake and later, Zen 4 and later have both; Cascade
+     * Lake has VNNI without VBMI and runs the AVX2 kernels). mlk_detect_isa checks neither, so check here. */
+    if (isa == MLK_ISA_AVX512_VNNI && __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vbmi") &&
+        mlk_q_matmul_avx512vnni(wtype, xq, n, k, w, j0, j1, y, ldy))
+        return;
     if (isa >= MLK_ISA_AVX2 && mlk_q_matmul_avx2(wtype, xq, n, k, w, j0, j1, y, ldy)) return;
 #endif
 #if defined(__aarch64__)

@@ -17,12 +17,15 @@
 
 #include <immintrin.h>
 
-#define MLK_T512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c")))
+#define MLK_T512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx512vbmi,avx2,fma,f16c")))
 #define MLK_T256 __attribute__((target("avx2,fma,f16c")))
 #define MLK_T512F __attribute__((target("avx512f,avx512bw,avx512vl,avx2,fma,f16c")))
 #define MLK_INLINE static inline __attribute__((always_inline))
 #ifndef MLK_PF_ROWS
 #define MLK_PF_ROWS 16 /* decode prefetch distance, in weight rows */
+#endif
+#ifndef MLK_PF_HINT
+#define MLK_PF_HINT _MM_HINT_T0
 #endif
 
 /* ================================================================ AVX-512 VNNI */
@@ -64,6 +67,30 @@ MLK_INLINE MLK_T512 mlk_wfac512 wfac512(const int TYPE, const uint8_t *row, int6
     mlk_wfac512 f;
     switch (TYPE) {
     case MLK_Q_Q4_0:
+        if (gm == 0xFFFF) {
+            /* A full group is 288 bytes; its 16 f16 scales sit at 18*b. Four 64-byte loads and two byte
+             * permutes (VBMI) collect scales 0..14, a masked word broadcast adds scale 15 (at 270): much cheaper
+             * than a 16-element gather on current cores. */
+            const uint8_t *base = row + (size_t)g * 16 * MLK_Q4_0_BYTES;
+            const __m512i c0 = _mm512_loadu_si512((const void *)base), c1 = _mm512_loadu_si512((const void *)(base + 64));
+            const __m512i c2 = _mm512_loadu_si512((const void *)(base + 128)), c3 = _mm512_loadu_si512((const void *)(base + 192));
+            const __m512i i01 = _mm512_set_epi8(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+                                                0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+                                                127, 126, 109, 108, 91, 90, 73, 72, 55, 54, 37, 36, 19, 18, 1, 0);
+            /* scales 8..14 at 144 + 18*(b-8) - 128 = 16 + 18*(b-8) relative to c2, into bytes 16..29 */
+            const __m512i i23 = _mm512_set_epi8(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+                                                0, 0, 0, 0, 0, 0, 125, 124, 107, 106, 89, 88, 71, 70, 53, 52, 35, 34, 17, 16,
+                                                0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0);
+            __m512i h = _mm512_mask_blend_epi8(0x3FFF0000ull, _mm512_permutex2var_epi8(c0, i01, c1),
+                                               _mm512_permutex2var_epi8(c2, i23, c3));
+            uint16_t last;
+            memcpy(&last, base + 270, 2);
+            h = _mm512_mask_set1_epi16(h, (__mmask32)0x8000, (short)last);
+            f.wsc = _mm512_cvtph_ps(_mm512_castsi512_si256(h));
+            f.wcorr = _mm512_mul_ps(f.wsc, _mm512_set1_ps(-8.0f));
+            break;
+        }
+        /* fall through: partial group */
     case MLK_Q_Q8_0: {
         const int stride = TYPE == MLK_Q_Q4_0 ? MLK_Q4_0_BYTES : MLK_Q8_0_BYTES;
         const __m512i idx = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
@@ -75,6 +102,25 @@ MLK_INLINE MLK_T512 mlk_wfac512 wfac512(const int TYPE, const uint8_t *row, int6
         break;
     }
     case MLK_Q_Q4_1: {
+        if (gm == 0xFFFF) {
+            /* A full group is 320 bytes = five 64-byte chunks; (d, m) pairs sit at 20*b. Byte permutes (VBMI)
+             * collect them into the layout the gather would give (d | m << 16 per 32-bit lane). */
+            const uint8_t *base = row + (size_t)g * 16 * MLK_Q4_1_BYTES;
+            const __m512i c0 = _mm512_loadu_si512((const void *)base), c1 = _mm512_loadu_si512((const void *)(base + 64));
+            const __m512i c2 = _mm512_loadu_si512((const void *)(base + 128)), c3 = _mm512_loadu_si512((const void *)(base + 192));
+            const __m512i c4 = _mm512_loadu_si512((const void *)(base + 256));
+            /* byte 4b+i of the result = group byte 20b+i, taken from c0|c1, c2|c3 or c4 */
+            static const uint8_t ia[64] __attribute__((aligned(64))) = {0, 1, 2, 3, 20, 21, 22, 23, 40, 41, 42, 43, 60, 61, 62, 63, 80, 81, 82, 83, 100, 101, 102, 103, 120, 121, 122, 123, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
+            static const uint8_t ib[64] __attribute__((aligned(64))) = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 12, 13, 14, 15, 32, 33, 34, 35, 52, 53, 54, 55, 72, 73, 74, 75, 92, 93, 94, 95, 112, 113, 114, 115, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
+            static const uint8_t ic[64] __attribute__((aligned(64))) = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 4, 5, 6, 7, 24, 25, 26, 27, 44, 45, 46, 47};
+            /* blocks 0..6 from c0|c1, 7..12 from c2|c3, 13..15 from c4 */
+            __m512i raw = _mm512_permutex2var_epi8(c0, _mm512_load_si512((const void *)ia), c1);
+            raw = _mm512_mask_blend_epi8(0x000FFFFFF0000000ull, raw, _mm512_permutex2var_epi8(c2, _mm512_load_si512((const void *)ib), c3));
+            raw = _mm512_mask_blend_epi8(0xFFF0000000000000ull, raw, _mm512_permutexvar_epi8(_mm512_load_si512((const void *)ic), c4));
+            f.wsc = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(raw));
+            f.wcorr = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(raw, 16)));
+            break;
+        }
         const __m512i idx = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
                                                _mm512_set1_epi32(MLK_Q4_1_BYTES));
         const __m512i raw = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), gm, idx,
@@ -84,20 +130,21 @@ MLK_INLINE MLK_T512 mlk_wfac512 wfac512(const int TYPE, const uint8_t *row, int6
         break;
     }
     case MLK_Q_Q4_K: {
-        const uint8_t *blk = row + (size_t)g * MLK_Q4_K_BYTES;
-        const float d = mlk_q_h2f(mlk_q_rd16(blk)), dmin = mlk_q_h2f(mlk_q_rd16(blk + 2));
-        /* Unpack the 12 scale bytes into 8 scales (bytes 0..7) and 8 mins (bytes 8..15) with 32-bit ops. */
-        uint32_t u[3];
-        memcpy(u, blk + 4, 12);
-        const uint32_t kmask1 = 0x3f3f3f3fu, kmask2 = 0x0f0f0f0fu, kmask3 = 0x03030303u;
-        uint32_t sc_lo = u[0] & kmask1;                                            /* scales 0..3 */
-        uint32_t sc_hi = (u[2] & kmask2) | (((u[0] >> 6) & kmask3) << 4);          /* scales 4..7 */
-        uint32_t m_lo = u[1] & kmask1;                                             /* mins 0..3 */
-        uint32_t m_hi = ((u[2] >> 4) & kmask2) | (((u[1] >> 6) & kmask3) << 4);    /* mins 4..7 */
-        const __m128i packed = _mm_setr_epi32((int)sc_lo, (int)sc_hi, (int)m_lo, (int)m_hi);
-        const __m512 v = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(packed));
-        /* lanes 0..7: scales, 8..15: mins -> wsc lanes 0..7 = d*sc, wcorr lanes 0..7 = -dmin*m */
-        const __m512 mul = _mm512_mask_blend_ps(0xFF00, _mm512_set1_ps(d), _mm512_set1_ps(-dmin));
+        /* d, dmin and the 12 packed 6-bit scale/min bytes in one 16-byte load; unpacked with 32-bit lane ops:
+         * lanes [u0 & 0x3f.., (u2 & 0x0f..) | ((u0 >> 6) & 0x03..) << 4, u1 & 0x3f.., ((u2 >> 4) & 0x0f..) |
+         * ((u1 >> 6) & 0x03..) << 4] = scales 0..3, scales 4..7, mins 0..3, mins 4..7. */
+        const __m128i raw = _mm_loadu_si128((const __m128i *)(row + (size_t)g * MLK_Q4_K_BYTES));
+        const __m128 dd = _mm_cvtph_ps(raw); /* lane 0: d, lane 1: dmin */
+        const __m128i x = _mm_srli_si128(raw, 4);
+        const __m128i A = _mm_shuffle_epi32(x, _MM_SHUFFLE(2, 1, 2, 0)), B = _mm_shuffle_epi32(x, _MM_SHUFFLE(1, 1, 0, 0));
+        const __m128i lo = _mm_and_si128(_mm_srlv_epi32(A, _mm_setr_epi32(0, 0, 0, 4)),
+                                         _mm_setr_epi32(0x3f3f3f3f, 0x0f0f0f0f, 0x3f3f3f3f, 0x0f0f0f0f));
+        const __m128i hi = _mm_slli_epi32(_mm_and_si128(_mm_srli_epi32(B, 6), _mm_setr_epi32(0, 0x03030303, 0, 0x03030303)), 4);
+        const __m512 v = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_or_si128(lo, hi)));
+        /* lanes 0..7: scales * d, 8..15: mins * -dmin */
+        const __m512 mul = _mm512_mul_ps(_mm512_permutexvar_ps(_mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1),
+                                                               _mm512_castps128_ps512(dd)),
+                                         _mm512_setr_ps(1, 1, 1, 1, 1, 1, 1, 1, -1, -1, -1, -1, -1, -1, -1, -1));
         const __m512 prod = _mm512_mul_ps(v, mul);
         f.wsc = _mm512_maskz_mov_ps(0x00FF, prod);
         f.wcorr = _mm512_maskz_mov_ps(0x00FF, _mm512_shuffle_f32x4(prod, prod, 0x0E)); /* move lanes 8..15 down */
@@ -106,7 +153,7 @@ MLK_INLINE MLK_T512 mlk_wfac512 wfac512(const int TYPE, const uint8_t *row, int6
     case MLK_Q_Q6_K:
     default: {
         const uint8_t *blk = row + (size_t)g * MLK_Q6_K_BYTES;
-        const float d = mlk_q_h2f(mlk_q_rd16(blk + MLK_Q6K_D));
+        const float d = _cvtsh_ss(mlk_q_rd16(blk + MLK_Q6K_D));
         const __m128i sc = _mm_loadu_si128((const __m128i *)(blk + MLK_Q6K_SC));
         f.wsc = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(sc)), _mm512_set1_ps(d));
         f.wcorr = _mm512_mul_ps(f.wsc, _mm512_set1_ps(-32.0f));
@@ -207,7 +254,7 @@ MLK_INLINE MLK_T512 void tile512(const int TYPE, const int R, const int C, const
             const int64_t gbytes = legacy ? 16 * (TYPE == MLK_Q_Q4_0 ? MLK_Q4_0_BYTES : TYPE == MLK_Q_Q4_1 ? MLK_Q4_1_BYTES : MLK_Q8_0_BYTES)
                                           : (TYPE == MLK_Q_Q4_K ? MLK_Q4_K_BYTES : MLK_Q6_K_BYTES);
             for (int r = 0; r < R; r++)
-                for (int64_t o = 0; o < gbytes; o += 64) _mm_prefetch((const char *)rows[r] + pf + g * gbytes + o, _MM_HINT_T0);
+                for (int64_t o = 0; o < gbytes; o += 64) _mm_prefetch((const char *)rows[r] + pf + g * gbytes + o, MLK_PF_HINT);
         }
         __m512 da[4], sa[4];
         for (int c = 0; c < C; c++) afac512(TYPE, acts[c], g, gm, &da[c], &sa[c]);

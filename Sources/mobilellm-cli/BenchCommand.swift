@@ -28,6 +28,9 @@ struct BenchCommand: ParsableCommand {
     @Option(name: .long, help: "Compute threads.")
     var threads: Int?
 
+    @Option(name: .long, help: "Quantized weights: exact (f32 activations) or int8 (integer dot products).")
+    var activations: ActivationPrecision = .exact
+
     @Option(name: .long, help: "Prompt length for the prefill measurement.")
     var promptTokens: Int = 512
 
@@ -52,7 +55,7 @@ struct BenchCommand: ParsableCommand {
     }
 
     func run() throws {
-        let options = ModelLoadOptions(threadCount: threads)
+        let options = ModelLoadOptions(threadCount: threads, activationPrecision: activations)
         let loadStart = DispatchTime.now().uptimeNanoseconds
         let loaded: Model
         if let synthetic, let shape = SyntheticModel(rawValue: synthetic) {

@@ -21,16 +21,21 @@ struct MobileLLMCommand: ParsableCommand {
 
 /// Options shared by every command that loads a model.
 struct ModelOptions: ParsableArguments {
-    @Option(name: .long, help: "A Hugging Face model directory (config.json + *.safetensors).")
+    @Option(name: .long, help: "A Hugging Face model directory (config.json + *.safetensors) or a .gguf file.")
     var model: String
 
     @Option(name: .long, help: "Threads for matrix work (default: every core).")
     var threads: Int?
 
+    @Option(name: .long, help: "Quantized weights: 'exact' (f32 activations, as transformers on the dequantized model) or 'int8' (faster integer dot products, as llama.cpp).")
+    var activations: ActivationPrecision = .exact
+
     func load() throws -> Model {
-        try Model(path: model, options: ModelLoadOptions(threadCount: threads))
+        try Model(path: model, options: ModelLoadOptions(threadCount: threads, activationPrecision: activations))
     }
 }
+
+extension ActivationPrecision: ExpressibleByArgument {}
 
 /// Parses "1,2,3" into token ids.
 func parseTokenList(_ text: String) throws -> [Int32] {

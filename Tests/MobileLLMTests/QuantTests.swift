@@ -275,6 +275,41 @@ struct QuantKernelTests {
         print("quant kernels \(type): worst |fast - reference| / magnitude = \(worst)")
     }
 
+    @Test("random block bytes (any scales, NaN and infinite included) never crash; finite results agree across ISAs")
+    func randomBytes() throws {
+        var g = SeededGenerator(seed: 4242)
+        for type in QuantTestSupport.matmulTypes {
+            let k = 512, m = 9, n = 3
+            let rb = try #require(type.rowBytes(k))
+            let w = (0..<(m * rb)).map { _ in UInt8(truncatingIfNeeded: g.next()) }
+            let x = QuantTestSupport.normals(n * k, seed: 9)
+            let xq = QuantTestSupport.cActivations(x, type: type, rows: n, k: k, isa: mlk_detect_isa())
+            var results = [[Float]]()
+            for isa in QuantTestSupport.isas {
+                var y = [Float](repeating: 0, count: n * m)
+                xq.withUnsafeBytes { xb in
+                    w.withUnsafeBytes { wb in
+                        y.withUnsafeMutableBufferPointer { yb in
+                            mlk_q_matmul_rows_isa(isa, type.rawValue, xb.baseAddress, Int64(n), Int64(k), wb.baseAddress, 0, Int64(m), yb.baseAddress, Int64(m))
+                        }
+                    }
+                }
+                results.append(y)
+            }
+            for y in results.dropFirst() {
+                for (a, b) in zip(results[0], y) where a.isFinite && b.isFinite {
+                    #expect(abs(a - b) <= 1e-4 * max(1, abs(a)), "\(type): \(a) vs \(b)")
+                }
+            }
+            for j in 0..<m {
+                let row = Array(w[(j * rb)..<(j * rb + rb)])
+                let c = QuantTestSupport.cDequantize(row, type: type, k: k)
+                let swift = try #require(QuantReference.dequantize(row, type: type, count: k))
+                #expect(c.map(\.bitPattern) == swift.map(\.bitPattern) || zip(c, swift).allSatisfy { $0 == $1 || ($0.isNaN && $1.isNaN) }, "\(type) row \(j)")
+            }
+        }
+    }
+
     /// Expected relative RMS error of a quantized matmul against float32 on Gaussian data: the weight format's
     /// rounding error (4-bit: about 7-9 %, 6-bit: about 2 %, 8-bit: about 0.5 %) plus the 8-bit activations
     /// (about 0.5 %). The bounds leave roughly 1.5x headroom over the measured values.

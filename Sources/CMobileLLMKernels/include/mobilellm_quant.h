@@ -26,6 +26,16 @@
  * scale per 256) keeps activations at least as accurate as ggml's; the precomputed sums fold the weights'
  * offsets (-8, m, dmin*m, -32) into one multiply-add per block.
  *
+ * The Q8A bytes do not depend on the weight type (wtype only decides which k are valid), so one quantized x can
+ * serve several matrices of different types with the same k (e.g. Q4_K attention and Q6_K FFN weights).
+ *
+ * Typical use (no repacking: GGUF tensor bytes are used in place, e.g. straight from the mmap):
+ *
+ *   size_t rb = mlk_q_act_row_bytes(wtype, k);            // 0 -> unsupported type or k
+ *   mlk_q_quantize_activations(wtype, x, n, k, xq);       // xq: n * rb bytes, 64-byte alignment recommended
+ *   // each thread t of T, on its own slice of output rows (multiples of 8 rows stream best in decode):
+ *   mlk_q_matmul_rows(wtype, xq, n, k, w, j0_t, j1_t, y, ldy);
+ *
  * Threading contract: every function is reentrant and touches only the memory it is given, so several threads
  * may call them at once (e.g. on disjoint [j0, j1) ranges of one matmul).
  *

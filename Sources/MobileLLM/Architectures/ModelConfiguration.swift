@@ -16,6 +16,8 @@ public enum RoPEScaling: Sendable, Equatable {
     case llama3(factor: Double, lowFrequencyFactor: Double, highFrequencyFactor: Double, originalMaxPositions: Int)
     /// Positions divided by `factor`.
     case linear(factor: Double)
+    /// Each pair's frequency divided by its own factor (GGUF `rope_freqs.weight`, how llama.cpp stores llama3 scaling).
+    case frequencyFactors([Float])
 }
 
 /// The attention behaviour of one decoder layer.
@@ -170,6 +172,8 @@ public struct ModelConfiguration: Sendable, Equatable {
             break
         case let .linear(factor):
             frequencies = frequencies.map { $0 / Float(factor) }
+        case let .frequencyFactors(factors):
+            frequencies = zip(frequencies, factors).map { $0 / $1 }
         case let .llama3(factor, low, high, original):
             let lowWavelength = Double(original) / low
             let highWavelength = Double(original) / high

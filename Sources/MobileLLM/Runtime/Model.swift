@@ -1,13 +1,26 @@
 import Foundation
 
+/// How activations meet quantized weights.
+public enum ActivationPrecision: String, Sendable, CaseIterable {
+    /// f32 activations times weights dequantized in registers: the same numbers transformers computes on the
+    /// dequantized model (up to summation order).
+    case exact
+    /// Activations quantized to 8 bits per 32-value block for integer (VNNI) dot products, as llama.cpp does:
+    /// faster prefill, and results that drift from the dequantized model by about the activation rounding.
+    case int8
+}
+
 /// Options for loading a model.
 public struct ModelLoadOptions: Sendable {
     /// Threads each session of this model uses for its matrix work (nil: every core).
     public var threadCount: Int?
+    /// How quantized weights are multiplied (no effect on float weights).
+    public var activationPrecision: ActivationPrecision
 
-    /// Options with the given thread count (nil: every core).
-    public init(threadCount: Int? = nil) {
+    /// Options with the given thread count (nil: every core) and activation precision.
+    public init(threadCount: Int? = nil, activationPrecision: ActivationPrecision = .exact) {
         self.threadCount = threadCount
+        self.activationPrecision = activationPrecision
     }
 }
 
@@ -20,6 +33,8 @@ public final class Model: @unchecked Sendable {
     public let configuration: ModelConfiguration
     /// Threads a session uses.
     public let threadCount: Int
+    /// How quantized weights are multiplied.
+    public let activationPrecision: ActivationPrecision
     /// `tokenizer.json` of the model, when it has one.
     public let tokenizerFile: String?
 
@@ -29,9 +44,22 @@ public final class Model: @unchecked Sendable {
     private let tokenizerState = LoadOnce<Tokenizer>()
     private let templateState = LoadOnce<ModelChatTemplate>()
 
-    /// Loads a Hugging Face model directory (config.json + safetensors). Throws `MobileLLMError` naming the file and
-    /// field when anything is missing or inconsistent.
+    /// Loads a model: a Hugging Face directory (config.json + safetensors, tokenizer files optional) or a GGUF file
+    /// (llama.cpp's `llama` / `llama4` layouts, float or Q4_0/Q4_1/Q8_0/Q4_K/Q6_K tensors). Weights stay memory-mapped.
+    /// Throws `MobileLLMError` naming the file and field when anything is missing or inconsistent.
     public convenience init(path: String, options: ModelLoadOptions = ModelLoadOptions()) throws {
+        var isDirectory: ObjCBool = false
+        if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), !isDirectory.boolValue {
+            guard try GGUFFile.hasMagic(path: path) else {
+                throw MobileLLMError.invalidFile(path: path, field: "(file)",
+                                                 problem: "not a GGUF file (no 'GGUF' magic) and not a model directory")
+            }
+            let source = try GGUFModelSource(path: path)
+            let hasTokenizer = source.gguf.metadata["tokenizer.ggml.model"] != nil
+            try self.init(path: path, configuration: source.configuration, source: source,
+                          tokenizerFile: hasTokenizer ? path : nil, options: options)
+            return
+        }
         let directory = try ModelDirectory(path: path)
         try self.init(path: path, configuration: directory.configuration, source: directory,
                       tokenizerFile: directory.tokenizerFile, options: options)
@@ -50,6 +78,7 @@ public final class Model: @unchecked Sendable {
         weights = try TransformerWeights(configuration: configuration, architecture: architecture, source: source)
         ropeFrequencies = configuration.ropeInverseFrequencies()
         threadCount = options.threadCount ?? ProcessInfo.processInfo.activeProcessorCount
+        activationPrecision = options.activationPrecision
         self.tokenizerFile = tokenizerFile
     }
 
@@ -65,7 +94,13 @@ public final class Model: @unchecked Sendable {
     /// The model's chat template (chat_template.jinja or tokenizer_config.json's `chat_template`, with its BOS/EOS
     /// strings), or the built-in Llama-3 header format when the model has none. Loaded on first use.
     public func chatTemplate() throws -> ModelChatTemplate {
-        try templateState.get { try ModelChatTemplate.load(modelDirectory: path) }
+        try templateState.get {
+            if isGGUF {
+                let tokenizer = try tokenizer()
+                return try ModelChatTemplate(source: tokenizer.chatTemplate, name: path, bosToken: tokenizer.bosToken, eosToken: tokenizer.eosToken)
+            }
+            return try ModelChatTemplate.load(modelDirectory: path)
+        }
     }
 
     /// Renders `messages` with the model's chat template (see `chatTemplate()`), as transformers'
@@ -74,6 +109,9 @@ public final class Model: @unchecked Sendable {
                                   variables: [String: TemplateValue] = [:]) throws -> String {
         try chatTemplate().render(messages: messages, addGenerationPrompt: addGenerationPrompt, variables: variables)
     }
+
+    /// True when the model was loaded from a GGUF file (the tokenizer and chat template come from its metadata).
+    public var isGGUF: Bool { tokenizerFile == path || path.hasSuffix(".gguf") }
 
     /// Vocabulary size (length of a logits row).
     public var vocabularySize: Int { configuration.vocabularySize }

@@ -264,10 +264,10 @@ public final class Session: @unchecked Sendable {
         }
     }
 
-    /// Wraps `count` rows of `columns` f32 values as a projection input; when one of `linears` is quantized, the rows are
-    /// also quantized (once, split across threads for prefill) to the Q8A activation format into scratch memory.
+    /// Wraps `count` rows of `columns` f32 values as a projection input; in the int8-activation mode, when one of
+    /// `linears` is quantized, the rows are also quantized (once, split across threads for prefill) to the Q8A activation format into scratch memory.
     private func prepare(_ x: UnsafeMutablePointer<Float>, count: Int, columns: Int, for linears: [Linear]) -> ProjectionInput {
-        guard let quantized = linears.first(where: { $0.weight.isQuantized })?.weight.type else {
+        guard model.activationPrecision == .int8, let quantized = linears.first(where: { $0.weight.isQuantized })?.weight.type else {
             return ProjectionInput(x: x, count: count, quantized: nil)
         }
         let rowBytes = quantized.activationRowBytes(columns) ?? 0

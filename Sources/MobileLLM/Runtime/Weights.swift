@@ -57,13 +57,17 @@ public struct WeightMatrix: @unchecked Sendable {
         }
     }
 
-    /// Computes rows `range` of `y = x · Wᵀ` on the calling thread. `x` is [count, columns] f32 (float storage)
-    /// or `count` Q8A activation rows (quantized storage); `y` is [count, rows].
+    /// Computes rows `range` of `y = x · Wᵀ` on the calling thread; `y` is [count, rows]. Quantized storage multiplies
+    /// the Q8A activation rows when the input carries them (fast mode), otherwise the f32 rows with each weight block
+    /// dequantized in registers (exact mode).
     func multiplyRows(_ range: Range<Int>, input: ProjectionInput, output y: UnsafeMutablePointer<Float>) {
         guard !range.isEmpty else { return }
-        if isQuantized {
-            mlk_q_matmul_rows(type.rawValue, input.quantized, Int64(input.count), Int64(columns), pointer,
+        if isQuantized, let quantized = input.quantized {
+            mlk_q_matmul_rows(type.rawValue, quantized, Int64(input.count), Int64(columns), pointer,
                               Int64(range.lowerBound), Int64(range.upperBound), y, Int64(rows))
+        } else if isQuantized {
+            mlk_qf32_matmul_rows(type.rawValue, input.x, Int64(input.count), Int64(columns), pointer,
+                                 Int64(range.lowerBound), Int64(range.upperBound), y, Int64(rows))
         } else {
             mlk_matmul_rows(input.x, Int64(input.count), Int64(columns), pointer, denseKernelType,
                             Int64(range.lowerBound), Int64(range.upperBound), y, Int64(rows))
@@ -78,7 +82,7 @@ struct ProjectionInput {
     let x: UnsafePointer<Float>
     /// Rows.
     let count: Int
-    /// Q8A rows (valid only when some matrix in the projection is quantized).
+    /// Q8A rows, present only in the int8-activation mode when some matrix in the projection is quantized.
     let quantized: UnsafeRawPointer?
 }
 

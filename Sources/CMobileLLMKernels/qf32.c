@@ -1,0 +1,216 @@
+/* Quantized weights x f32 activations; see mobilellm_qf32.h. */
+#include "mobilellm_qf32.h"
+#include "mobilellm_quant.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#if defined(__x86_64__) || defined(_M_X64)
+#define QF_X86 1
+#include <immintrin.h>
+#define QF_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx2,fma,f16c")))
+#endif
+
+enum { QF_Q4_0 = 2, QF_Q4_1 = 3, QF_Q8_0 = 8, QF_Q4_K = 12, QF_Q6_K = 14 };
+
+int mlk_qf32_supported(int wtype) {
+    return wtype == QF_Q4_0 || wtype == QF_Q4_1 || wtype == QF_Q8_0 || wtype == QF_Q4_K || wtype == QF_Q6_K;
+}
+
+static int64_t qf_block(int wtype) { return (wtype == QF_Q4_K || wtype == QF_Q6_K) ? 256 : 32; }
+
+/* ------------------------------------------------------------------ portable path: dequantize, then dot */
+
+static void qf_scalar(int wtype, const float *x, int64_t n, int64_t k, const void *w, int64_t j0, int64_t j1,
+                      float *y, int64_t ldy) {
+    const size_t row_bytes = mlk_q_row_bytes(wtype, k);
+    float *row = malloc((size_t)k * sizeof(float));
+    if (!row) return;
+    for (int64_t j = j0; j < j1; j++) {
+        mlk_q_dequantize_row(wtype, (const char *)w + (size_t)j * row_bytes, k, row);
+        for (int64_t i = 0; i < n; i++) {
+            const float *xi = x + i * k;
+            float sum = 0;
+            for (int64_t t = 0; t < k; t++) sum += xi[t] * row[t];
+            y[i * ldy + j] = sum;
+        }
+    }
+    free(row);
+}
+
+#ifdef QF_X86
+
+/* ------------------------------------------------------------------ AVX-512: one 32-weight group in registers
+ * Each dequantizer writes weights [32g, 32g + 32) of a row into lo (first 16) and hi (next 16).
+ */
+
+QF_AVX512 static inline float qf_half(const uint8_t *p) {
+    uint16_t h;
+    memcpy(&h, p, 2);
+    return _cvtsh_ss(h);
+}
+
+QF_AVX512 static inline void qf_q4_0(const uint8_t *row, int64_t g, __m512 *lo, __m512 *hi) {
+    const uint8_t *b = row + g * 18;
+    const __m512 d = _mm512_set1_ps(qf_half(b));
+    const __m512i q = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(b + 2)));
+    const __m512i eight = _mm512_set1_epi32(8), mask = _mm512_set1_epi32(15);
+    *lo = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_and_si512(q, mask), eight)), d);
+    *hi = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_srli_epi32(q, 4), eight)), d);
+}
+
+QF_AVX512 static inline void qf_q4_1(const uint8_t *row, int64_t g, __m512 *lo, __m512 *hi) {
+    const uint8_t *b = row + g * 20;
+    const __m512 d = _mm512_set1_ps(qf_half(b)), m = _mm512_set1_ps(qf_half(b + 2));
+    const __m512i q = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(b + 4)));
+    const __m512i mask = _mm512_set1_epi32(15);
+    /* ggml / gguf-py: d * q + m, rounded after the multiply */
+    *lo = _mm512_add_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_and_si512(q, mask)), d), m);
+    *hi = _mm512_add_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_srli_epi32(q, 4)), d), m);
+}
+
+QF_AVX512 static inline void qf_q8_0(const uint8_t *row, int64_t g, __m512 *lo, __m512 *hi) {
+    const uint8_t *b = row + g * 34;
+    const __m512 d = _mm512_set1_ps(qf_half(b));
+    *lo = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(b + 2)))), d);
+    *hi = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(b + 18)))), d);
+}
+
+/* Q4_K: 144-byte super-blocks of 256: f16 d, f16 dmin, scales[12] (6-bit scale/min pairs), qs[128]. */
+QF_AVX512 static inline void qf_q4_k(const uint8_t *row, int64_t g, __m512 *lo, __m512 *hi) {
+    const uint8_t *b = row + (g >> 3) * 144;
+    const int j = (int)(g & 7);
+    const uint8_t *scales = b + 4;
+    int sc, mn;
+    if (j < 4) {
+        sc = scales[j] & 63;
+        mn = scales[j + 4] & 63;
+    } else {
+        sc = (scales[j + 4] & 0xF) | ((scales[j - 4] >> 6) << 4);
+        mn = (scales[j + 4] >> 4) | ((scales[j] >> 6) << 4);
+    }
+    const __m512 d = _mm512_set1_ps(qf_half(b) * (float)sc);
+    const __m512 m = _mm512_set1_ps(qf_half(b + 2) * (float)mn);
+    const uint8_t *qs = b + 16 + (j >> 1) * 32;
+    const int shift = (j & 1) ? 4 : 0;
+    const __m512i mask = _mm512_set1_epi32(15);
+    const __m512i q0 = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)qs));
+    const __m512i q1 = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(qs + 16)));
+    *lo = _mm512_sub_ps(_mm512_mul_ps(d, _mm512_cvtepi32_ps(_mm512_and_si512(_mm512_srli_epi32(q0, (unsigned)shift), mask))), m);
+    *hi = _mm512_sub_ps(_mm512_mul_ps(d, _mm512_cvtepi32_ps(_mm512_and_si512(_mm512_srli_epi32(q1, (unsigned)shift), mask))), m);
+}
+
+/* Q6_K: 210-byte super-blocks of 256: ql[128], qh[64], int8 scales[16], f16 d. */
+QF_AVX512 static inline void qf_q6_k(const uint8_t *row, int64_t g, __m512 *lo, __m512 *hi) {
+    const uint8_t *b = row + (g >> 3) * 210;
+    const int within = (int)(g & 7), half = within >> 2, which = within & 3;
+    const uint8_t *ql = b + half * 64 + ((which & 1) ? 32 : 0);
+    const uint8_t *qh = b + 128 + half * 32;
+    const int8_t *scales = (const int8_t *)(b + 192) + half * 8 + which * 2;
+    const float d = qf_half(b + 208);
+    const unsigned low_shift = (which >= 2) ? 4 : 0, high_shift = (unsigned)(which * 2);
+    const __m512i mask4 = _mm512_set1_epi32(15), mask2 = _mm512_set1_epi32(3), offset = _mm512_set1_epi32(32);
+    for (int part = 0; part < 2; part++) {
+        const __m512i l = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(ql + part * 16)));
+        const __m512i h = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(qh + part * 16)));
+        const __m512i q = _mm512_sub_epi32(
+            _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi32(l, low_shift), mask4),
+                            _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(h, high_shift), mask2), 4)),
+            offset);
+        /* ggml: d * sc * q, rounded as (d * sc) * q */
+        const __m512 v = _mm512_mul_ps(_mm512_set1_ps(d * (float)scales[part]), _mm512_cvtepi32_ps(q));
+        if (part == 0) *lo = v; else *hi = v;
+    }
+}
+
+/* A 4-row x 4-input register tile per 32-weight group; 4x1 and 1x1 edges. */
+#define QF_DEFINE(NAME, DEQ, BLOCK_BYTES, BLOCK)                                                             \
+    QF_AVX512 static void NAME(const float *x, int64_t n, int64_t k, const void *w, int64_t j0, int64_t j1,  \
+                               float *y, int64_t ldy) {                                                     \
+        const size_t row_bytes = (size_t)(k / (BLOCK)) * (BLOCK_BYTES);                                     \
+        const int64_t groups = k / 32;                                                                      \
+        const uint8_t *base = (const uint8_t *)w;                                                           \
+        int64_t j = j0;                                                                                     \
+        for (; j + 4 <= j1; j += 4) {                                                                       \
+            const uint8_t *r[4];                                                                            \
+            for (int a = 0; a < 4; a++) r[a] = base + (size_t)(j + a) * row_bytes;                          \
+            int64_t i = 0;                                                                                  \
+            for (; i + 4 <= n; i += 4) {                                                                    \
+                __m512 acc[4][4];                                                                           \
+                for (int a = 0; a < 4; a++)                                                                 \
+                    for (int c = 0; c < 4; c++) acc[a][c] = _mm512_setzero_ps();                            \
+                for (int64_t g = 0; g < groups; g++) {                                                      \
+                    __m512 lo[4], hi[4];                                                                    \
+                    for (int a = 0; a < 4; a++) DEQ(r[a], g, &lo[a], &hi[a]);                               \
+                    for (int c = 0; c < 4; c++) {                                                           \
+                        const float *xc = x + (i + c) * k + g * 32;                                         \
+                        const __m512 xl = _mm512_loadu_ps(xc), xh = _mm512_loadu_ps(xc + 16);              \
+                        for (int a = 0; a < 4; a++)                                                         \
+                            acc[a][c] = _mm512_fmadd_ps(hi[a], xh, _mm512_fmadd_ps(lo[a], xl, acc[a][c]));  \
+                    }                                                                                       \
+                }                                                                                           \
+                for (int a = 0; a < 4; a++)                                                                 \
+                    for (int c = 0; c < 4; c++) y[(i + c) * ldy + j + a] = _mm512_reduce_add_ps(acc[a][c]); \
+            }                                                                                               \
+            for (; i < n; i++) {                                                                            \
+                __m512 acc[4];                                                                              \
+                for (int a = 0; a < 4; a++) acc[a] = _mm512_setzero_ps();                                   \
+                const float *xi = x + i * k;                                                                \
+                for (int64_t g = 0; g < groups; g++) {                                                      \
+                    const __m512 xl = _mm512_loadu_ps(xi + g * 32), xh = _mm512_loadu_ps(xi + g * 32 + 16); \
+                    for (int a = 0; a < 4; a++) {                                                           \
+                        __m512 lo, hi;                                                                      \
+                        DEQ(r[a], g, &lo, &hi);                                                             \
+                        acc[a] = _mm512_fmadd_ps(hi, xh, _mm512_fmadd_ps(lo, xl, acc[a]));                  \
+                    }                                                                                       \
+                }                                                                                           \
+                for (int a = 0; a < 4; a++) y[i * ldy + j + a] = _mm512_reduce_add_ps(acc[a]);              \
+            }                                                                                               \
+        }                                                                                                   \
+        for (; j < j1; j++) {                                                                               \
+            const uint8_t *row = base + (size_t)j * row_bytes;                                              \
+            for (int64_t i = 0; i < n; i++) {                                                               \
+                __m512 acc = _mm512_setzero_ps();                                                           \
+                const float *xi = x + i * k;                                                                \
+                for (int64_t g = 0; g < groups; g++) {                                                      \
+                    __m512 lo, hi;                                                                          \
+                    DEQ(row, g, &lo, &hi);                                                                  \
+                    acc = _mm512_fmadd_ps(hi, _mm512_loadu_ps(xi + g * 32 + 16),                            \
+                                          _mm512_fmadd_ps(lo, _mm512_loadu_ps(xi + g * 32), acc));          \
+                }                                                                                           \
+                y[i * ldy + j] = _mm512_reduce_add_ps(acc);                                                 \
+            }                                                                                               \
+        }                                                                                                   \
+    }
+
+QF_DEFINE(qf_avx512_q4_0, qf_q4_0, 18, 32)
+QF_DEFINE(qf_avx512_q4_1, qf_q4_1, 20, 32)
+QF_DEFINE(qf_avx512_q8_0, qf_q8_0, 34, 32)
+QF_DEFINE(qf_avx512_q4_k, qf_q4_k, 144, 256)
+QF_DEFINE(qf_avx512_q6_k, qf_q6_k, 210, 256)
+
+#endif /* QF_X86 */
+
+void mlk_qf32_matmul_rows_isa(mlk_isa isa, int wtype, const float *x, int64_t n, int64_t k, const void *w,
+                              int64_t j0, int64_t j1, float *y, int64_t ldy) {
+    if (!mlk_qf32_supported(wtype) || n <= 0 || k <= 0 || j1 <= j0 || j0 < 0 || k % qf_block(wtype) != 0) return;
+    if (isa > mlk_detect_isa()) isa = mlk_detect_isa();
+#ifdef QF_X86
+    if (isa == MLK_ISA_AVX512 || isa == MLK_ISA_AVX512_VNNI) {
+        switch (wtype) {
+        case QF_Q4_0: qf_avx512_q4_0(x, n, k, w, j0, j1, y, ldy); return;
+        case QF_Q4_1: qf_avx512_q4_1(x, n, k, w, j0, j1, y, ldy); return;
+        case QF_Q8_0: qf_avx512_q8_0(x, n, k, w, j0, j1, y, ldy); return;
+        case QF_Q4_K: qf_avx512_q4_k(x, n, k, w, j0, j1, y, ldy); return;
+        case QF_Q6_K: qf_avx512_q6_k(x, n, k, w, j0, j1, y, ldy); return;
+        default: break;
+        }
+    }
+#endif
+    qf_scalar(wtype, x, n, k, w, j0, j1, y, ldy);
+}
+
+void mlk_qf32_matmul_rows(int wtype, const float *x, int64_t n, int64_t k, const void *w, int64_t j0, int64_t j1,
+                          float *y, int64_t ldy) {
+    mlk_qf32_matmul_rows_isa(mlk_active_isa(), wtype, x, n, k, w, j0, j1, y, ldy);
+}

