@@ -302,3 +302,20 @@ def test_pip_install_works(tmp_path):
             "print(pathlib.Path(mobilellm.__file__).parent.parent, m.vocab_size)") % str(FIXTURES / "llama-f16")
     out = subprocess.run([sys.executable, "-c", code], env=env, cwd=str(tmp_path), capture_output=True, text=True, check=True)
     assert out.stdout.split() == [str(target), "512"]
+
+
+GGUF = REPO / ".cache" / "assets" / "smollm2" / "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+@pytest.mark.skipif(not GGUF.exists(), reason="run scripts/fetch_assets.py for the SmolLM2 GGUF")
+def test_real_gguf_model_chat_answer():
+    ref = json.loads((FIXTURES / "smollm2" / "reference.json").read_text())["chat"]
+    with mobilellm.Model(GGUF) as model:
+        assert model.architecture == "llama" and model.has_tokenizer
+        prompt = model.apply_chat_template(ref["messages"])
+        ids = model.tokenize(prompt, add_special=False, parse_special=True)
+        assert ids == ref["prompt_tokens"]
+        session = model.session(n_ctx=512)
+        answer = session.generate(prompt, max_tokens=len(ref["answer_tokens"]) + 8, temperature=0)
+        assert answer.tokens == ref["answer_tokens"]
+        assert answer.text == ref["answer"] and answer.stop_reason == "eos"
