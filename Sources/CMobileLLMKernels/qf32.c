@@ -11,6 +11,10 @@
 #define QF_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx2,fma,f16c")))
 #endif
 
+/* Decode prefetch distance in rows (a few KB ahead of the 4-row tile being read; measured best on Zen 4). */
+#define QF_PREFETCH_ROWS_Q4 8
+#define QF_PREFETCH_ROWS_Q8 16
+
 enum { QF_Q4_0 = 2, QF_Q4_1 = 3, QF_Q8_0 = 8, QF_Q4_K = 12, QF_Q6_K = 14 };
 
 int mlk_qf32_supported(int wtype) {
@@ -158,7 +162,7 @@ QF_AVX512 static void qf_gemv_q4(int wtype, const float *x, int64_t k, const uin
             const __m512 xl = _mm512_loadu_ps(x + g * 32), xh = _mm512_loadu_ps(x + g * 32 + 16);
             for (int a = 0; a < 4; a++) {
                 const uint8_t *b = r[a] + g * block_bytes;
-                _mm_prefetch((const char *)(b + 512), _MM_HINT_T0);
+                _mm_prefetch((const char *)(b + QF_PREFETCH_ROWS_Q4 * row_bytes), _MM_HINT_T0);
                 const __m512i q = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(b + quants)));
                 const __m512 lo = _mm512_permutexvar_ps(q, table);
                 const __m512 hi = _mm512_permutexvar_ps(_mm512_srli_epi32(q, 4), table);
@@ -184,7 +188,7 @@ QF_AVX512 static void qf_gemv_q8_0(const float *x, int64_t k, const uint8_t *w, 
             const __m512 xl = _mm512_loadu_ps(x + g * 32), xh = _mm512_loadu_ps(x + g * 32 + 16);
             for (int a = 0; a < 4; a++) {
                 const uint8_t *b = r[a] + g * 34;
-                _mm_prefetch((const char *)(b + 512), _MM_HINT_T0);
+                _mm_prefetch((const char *)(b + QF_PREFETCH_ROWS_Q8 * row_bytes), _MM_HINT_T0);
                 const __m512 lo = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(b + 2))));
                 const __m512 hi = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(b + 18))));
                 const __m512 partial = _mm512_fmadd_ps(hi, xh, _mm512_mul_ps(lo, xl));
