@@ -36,8 +36,20 @@ def make_hf_directory(out):
 
     directory, name = os.path.split(SMOLLM2_GGUF)
     tokenizer = AutoTokenizer.from_pretrained(directory, gguf_file=name)
+    from safetensors.torch import save_file
+
     model = AutoModelForCausalLM.from_pretrained(directory, gguf_file=name, torch_dtype=torch.bfloat16)
-    model.save_pretrained(out, safe_serialization=True)
+    # transformers refuses save_pretrained on a GGUF-loaded model: save the tensors and the config directly.
+    state = {key: value.contiguous() for key, value in model.state_dict().items()}
+    if model.config.tie_word_embeddings:
+        state.pop("lm_head.weight", None)
+    os.makedirs(out, exist_ok=True)
+    save_file(state, os.path.join(out, "model.safetensors"), metadata={"format": "pt"})
+    config = model.config.to_dict()
+    config.pop("quantization_config", None)
+    config["torch_dtype"] = "bfloat16"
+    with open(os.path.join(out, "config.json"), "w") as handle:
+        json.dump(config, handle, indent=2)
     tokenizer.save_pretrained(out)
     print(f"made {out} from {SMOLLM2_GGUF}")
 

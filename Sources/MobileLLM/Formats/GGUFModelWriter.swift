@@ -289,8 +289,15 @@ public enum GGUFExport {
         if let directory = opened.directory, let tokenizerFile = directory.tokenizerFile {
             let tokenizer = try Tokenizer.load(path: directory.path)
             let merges = try Tokenizer.mergeStrings(tokenizerJSON: tokenizerFile)
-            for (key, value) in try tokenizer.ggufMetadata(vocabularySize: c.vocabularySize, merges: merges, location: tokenizerFile) {
-                try writer.set(key, value)
+            let exported = try tokenizer.ggufMetadata(vocabularySize: c.vocabularySize, merges: merges, location: tokenizerFile)
+            for (key, value) in exported.metadata { try writer.set(key, value) }
+            notes += exported.notes
+            // llama.cpp also records the unknown and padding tokens.
+            for (field, key) in [("unk_token", "tokenizer.ggml.unknown_token_id"), ("pad_token", "tokenizer.ggml.padding_token_id")] {
+                if let configFile = directory.tokenizerConfigFile, let text = try tokenName(field, configFile: configFile),
+                   let id = tokenizer.tokenID(forPiece: text) {
+                    try writer.set(key, .uint32(UInt32(id)))
+                }
             }
             tokenizerEOS = tokenizer.eosTokenID.map(Int.init)
             tokenizerBOS = tokenizer.bosTokenID.map(Int.init)
@@ -315,6 +322,16 @@ public enum GGUFExport {
             notes.append("end-of-sequence ids \(eos.dropFirst(3).map(String.init).joined(separator: ", ")) dropped: GGUF keeps at most three (eos, eot, eom)")
         }
         return notes
+    }
+
+    /// A token name from tokenizer_config.json (a string or an AddedToken object), or nil.
+    static func tokenName(_ field: String, configFile: String) throws -> String? {
+        let config = try JSONObjectReader(try FastJSON.load(path: configFile), path: configFile)
+        switch config.members[field] {
+        case let .string(text)?: return text
+        case .object?: return try config.optionalObject(field)?.optionalString("content")
+        default: return nil
+        }
     }
 
     /// The directory's chat template text: chat_template.jinja, else tokenizer_config.json's (as the tokenizer read it).

@@ -2,15 +2,16 @@ import Foundation
 
 extension Tokenizer {
     /// The `tokenizer.ggml.pre` name whose pipeline (as `Tokenizer(gguf:)` and llama.cpp implement it) equals this
-    /// tokenizer's pre-tokenizer and `ignore_merges` setting, or nil when no known name matches.
-    var ggufPreTokenizerName: String? {
-        for name in ["llama-bpe", "smollm", "gpt-2", "qwen2"] {
-            if let pipeline = Self.ggufPreTokenizer(name), pipeline.stages == preTokenizer.stages,
-               pipeline.ignoreMerges == model.ignoreMerges {
-                return name
-            }
+    /// tokenizer's pre-tokenizer, or nil when no known name matches. A name whose `ignore_merges` setting also
+    /// matches is preferred; `exact` is false when only the pre-tokenizer stages match (e.g. a Llama-3 tokenizer.json
+    /// with `ignore_merges: false`, which llama.cpp also calls llama-bpe).
+    var ggufPreTokenizerName: (name: String, exact: Bool)? {
+        let names = ["llama-bpe", "smollm", "gpt-2", "qwen2"]
+        let matching = names.filter { Self.ggufPreTokenizer($0)?.stages == preTokenizer.stages }
+        if let exact = matching.first(where: { Self.ggufPreTokenizer($0)?.ignoreMerges == model.ignoreMerges }) {
+            return (exact, true)
         }
-        return nil
+        return matching.first.map { ($0, false) }
     }
 
     /// The merges of a `tokenizer.json` in rank order, as GGUF stores them ("left right").
@@ -41,8 +42,11 @@ extension Tokenizer {
     ///
     /// Throws `unsupported` naming `location` when the pre-tokenizer has no GGUF name, when the post-processor adds
     /// something other than a single BOS / EOS, or when the tokenizer has more ids than `vocabularySize`.
-    func ggufMetadata(vocabularySize: Int, merges: [String], location: String) throws -> [(String, GGUFValue)] {
-        guard let pre = ggufPreTokenizerName else {
+    ///
+    /// `notes` says when the GGUF pipeline differs in `ignore_merges` from this tokenizer (rare words may then split
+    /// differently, as they do in llama.cpp for the same file).
+    func ggufMetadata(vocabularySize: Int, merges: [String], location: String) throws -> (metadata: [(String, GGUFValue)], notes: [String]) {
+        guard let (pre, exact) = ggufPreTokenizerName else {
             throw MobileLLMError.unsupported(path: location, feature: "pre_tokenizer \(preTokenizer.stages) has no GGUF tokenizer.ggml.pre name (known: llama-bpe, smollm, gpt-2, qwen2)")
         }
         guard spellings.count <= vocabularySize else {
@@ -82,6 +86,10 @@ extension Tokenizer {
         ]
         metadata.append(("tokenizer.ggml.add_bos_token", .bool(!prefixIDs.isEmpty)))
         metadata.append(("tokenizer.ggml.add_eos_token", .bool(!suffixIDs.isEmpty)))
-        return metadata
+        var notes: [String] = []
+        if !exact {
+            notes.append("\(location): tokenizer.ggml.pre \"\(pre)\" implies ignore_merges \(!model.ignoreMerges) but the tokenizer has \(model.ignoreMerges); a few words may tokenize differently from tokenizer.json (llama.cpp's converter writes the same name)")
+        }
+        return (metadata, notes)
     }
 }
