@@ -115,6 +115,7 @@ public enum GGUFExport {
         if !c.tiedEmbeddings, opened.source.tensor(named: architecture.outputName) != nil { sourceNames.append(architecture.outputName) }
 
         var report: [GGUFExportReport.Tensor] = []
+        var fallbacks: [(name: String, columns: Int, requested: QuantType, type: QuantType)] = []
         func add(_ ggufName: String, _ tensor: StoredTensor, type: QuantType, sourceRow: (@Sendable (Int) -> Int)?) throws {
             guard let ggmlType = GGMLType(rawValue: UInt32(type.rawValue)) else {
                 throw MobileLLMError.unsupported(path: path, feature: "storage type \(type)")
@@ -149,9 +150,9 @@ public enum GGUFExport {
                 sourceRow = llamaCppPermutation(headCount: c.kvHeadCount, headDimension: c.headDimension)
             }
             let type: QuantType
-            if tensor.shape.count == 2, let (planned, note) = options.plan.type(for: role, columns: tensor.shape[1], name: sourceName) {
+            if tensor.shape.count == 2, let (planned, requested) = options.plan.type(for: role, columns: tensor.shape[1]) {
                 type = planned
-                if let note { notes.append(note) }
+                fallbacks.append((sourceName, tensor.shape[1], requested, planned))
             } else {
                 type = .f32
             }
@@ -168,6 +169,7 @@ public enum GGUFExport {
             try add(ggufName, tensor, type: type, sourceRow: sourceRow)
         }
 
+        notes += QuantizationPlan.fallbackNotes(fallbacks)
         try writer.write(to: destination, progress: progress)
         let size = (try? FileManager.default.attributesOfItem(atPath: destination)[.size] as? Int) ?? 0
         let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9

@@ -191,7 +191,7 @@ public struct GGUFWriter {
         let temporary = directory + "/." + url.lastPathComponent + ".tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         let descriptor = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_TRUNC, 0o644)
         guard descriptor >= 0 else {
-            throw MobileLLMError.io(path: path, reason: "cannot create \(temporary): \(String(cString: strerror(errno)))")
+            throw MobileLLMError.io(path: path, reason: "cannot create a file in \(directory): \(String(cString: strerror(errno)))")
         }
         var file = FileSink(descriptor: descriptor, path: path)
         var finished = false

@@ -30,17 +30,33 @@ public struct QuantizationPlan: Sendable, Equatable {
         case vector
     }
 
-    /// The type a [rows, k] matrix of `role` gets, and a note when it had to fall back from the requested type.
-    func type(for role: Role, columns k: Int, name: String) -> (type: QuantType, note: String?)? {
+    /// The type a [rows, k] matrix of `role` gets, and the type the plan asked for (they differ after a fallback);
+    /// nil for vectors.
+    func type(for role: Role, columns k: Int) -> (type: QuantType, requested: QuantType)? {
         let wanted: QuantType
         switch role {
         case .projection: wanted = projectionType
         case .output: wanted = outputType ?? projectionType
         case .vector: return nil
         }
-        if k % wanted.blockSize == 0 { return (wanted, nil) }
-        let fallback: QuantType = k % QuantType.q8_0.blockSize == 0 ? .q8_0 : .f16
-        return (fallback, "\(name): row length \(k) is not a multiple of the \(wanted) block size \(wanted.blockSize); stored as \(fallback)")
+        if k % wanted.blockSize == 0 { return (wanted, wanted) }
+        return (k % QuantType.q8_0.blockSize == 0 ? .q8_0 : .f16, wanted)
+    }
+
+    /// One line per kind of fallback: "3 matrices with rows of 144 (not a multiple of the q4_0 block size 32) stored as
+    /// f16: model.layers.0.mlp.down_proj.weight, ...".
+    static func fallbackNotes(_ fallbacks: [(name: String, columns: Int, requested: QuantType, type: QuantType)]) -> [String] {
+        var groups: [String: [String]] = [:]
+        var order: [String] = []
+        for item in fallbacks where item.type != item.requested {
+            let key = "rows of \(item.columns) (not a multiple of the \(item.requested.name) block size \(item.requested.blockSize)) stored as \(item.type.name)"
+            if groups[key] == nil { order.append(key) }
+            groups[key, default: []].append(item.name)
+        }
+        return order.map { key in
+            let names = groups[key] ?? []
+            return "\(names.count) \(names.count == 1 ? "matrix" : "matrices") with \(key): \(names.joined(separator: ", "))"
+        }
     }
 
     /// The role of a tensor named `name` (transformers naming) in a model of `architecture`.
@@ -145,19 +161,19 @@ struct QuantizingSource: TensorSource {
             names += [n.query, n.key, n.value, n.output, n.gate, n.up, n.down]
         }
         var converted: [String: StoredTensor] = [:]
-        var notes: [String] = []
+        var fallbacks: [(name: String, columns: Int, requested: QuantType, type: QuantType)] = []
         for name in names {
             // Missing or misshapen tensors are left to the shape checks of the model loader, which name them.
             guard let tensor = base.tensor(named: name), tensor.shape.count == 2,
-                  let (type, note) = plan.type(for: QuantizationPlan.role(of: name, architecture: architecture, layerCount: c.layerCount),
-                                               columns: tensor.shape[1], name: name),
+                  let (type, requested) = plan.type(for: QuantizationPlan.role(of: name, architecture: architecture, layerCount: c.layerCount),
+                                                    columns: tensor.shape[1]),
                   tensor.type.rowBytes(tensor.shape[1]) != nil else { continue }
-            if let note { notes.append(note) }
+            fallbacks.append((name, tensor.shape[1], requested, type))
             if tensor.type == type { continue }
             converted[name] = TensorConversion.converted(tensor, to: type, threads: threads)
         }
         self.converted = converted
-        self.notes = notes
+        notes = QuantizationPlan.fallbackNotes(fallbacks)
     }
 
     func tensor(named name: String) -> StoredTensor? {

@@ -87,7 +87,7 @@ struct SyntheticTensorSource: TensorSource {
                 let index = order[position]
                 let (name, shape, scale, center, seed) = work[index]
                 let role = QuantizationPlan.role(of: name, architecture: architecture, layerCount: c.layerCount)
-                let quantized = shape.count == 2 ? plan?.type(for: role, columns: shape[1], name: name)?.type : nil
+                let quantized = shape.count == 2 ? plan?.type(for: role, columns: shape[1])?.type : nil
                 output.results[index] = Self.generate(name, shape, scale: scale, center: center, seed: seed, as: quantized ?? .bf16)
             }
         }
