@@ -2,11 +2,18 @@
 // mobilellm: an embeddable inference engine for MobileLLM-R1 and Llama-architecture models.
 import PackageDescription
 
+/// The package root, for the absolute path of the linker version script.
+let packageRoot = Context.packageDirectory
+
 let package = Package(
     name: "mobilellm",
     products: [
         // The Swift API. No unsafe flags anywhere in its targets, so other packages can depend on it.
         .library(name: "MobileLLM", targets: ["MobileLLM"]),
+        // The C ABI (include/mobilellm.h) as a self-contained shared library: Swift runtime and Foundation linked
+        // statically, only mobilellm_* exported. SwiftPM names it libMobileLLMC.so (the product name `mobilellm` is
+        // the CLI's); scripts/build_library.sh copies it to .build/release/libmobilellm.so, its soname.
+        .library(name: "MobileLLMC", type: .dynamic, targets: ["MobileLLMC"]),
         // The command-line tool.
         .executable(name: "mobilellm", targets: ["mobilellm-cli"]),
     ],
@@ -18,6 +25,30 @@ let package = Package(
         .target(name: "CMobileLLMKernels"),
         // The engine: formats, architectures, runtime, sampling.
         .target(name: "MobileLLM", dependencies: ["CMobileLLMKernels"]),
+        // include/mobilellm.h as a Clang module for the shell, plus compile-time checks of its struct layouts.
+        .target(name: "CMobileLLMABI", path: "Sources/MobileLLMC/Header"),
+        // The @_cdecl shell behind include/mobilellm.h: handle tables, status codes, thread-local errors.
+        // Its unsafe linker flags apply only to the MobileLLMC product; the MobileLLM product stays free of them.
+        .target(
+            name: "MobileLLMC",
+            dependencies: ["MobileLLM", "CMobileLLMABI"],
+            path: "Sources/MobileLLMC/Shell",
+            linkerSettings: [
+                .unsafeFlags([
+                    "-static-stdlib",
+                    "-Xlinker", "--version-script=\(packageRoot)/abi/mobilellm.map",
+                    "-Xlinker", "-soname=libmobilellm.so",
+                    "-Xlinker", "--no-undefined",
+                    // swiftc's -static-stdlib leaves out Foundation's own static dependencies; list them here.
+                    "-Xlinker", "--start-group",
+                    "-Xlinker", "-lFoundation", "-Xlinker", "-lCoreFoundation", "-Xlinker", "-lFoundationEssentials",
+                    "-Xlinker", "-lFoundationInternationalization", "-Xlinker", "-l_FoundationICU",
+                    "-Xlinker", "-l_FoundationCShims", "-Xlinker", "-l_FoundationCollections",
+                    "-Xlinker", "-lswiftSynchronization",
+                    "-Xlinker", "--end-group",
+                ], .when(platforms: [.linux])),
+            ]
+        ),
         .executableTarget(
             name: "mobilellm-cli",
             dependencies: [

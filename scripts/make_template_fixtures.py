@@ -107,7 +107,7 @@ MESSAGE_SET_VARIABLES = [{}, {}, {}, {}, {}, {"tools": TOOLS}, {"enable_thinking
 LLAMA3_DEFAULT = (
     "{% for message in messages %}"
     "{% set content = '<|start_header_id|>' + message['role'] + '<|end_header_id|>\\n\\n' + message['content'] | trim + '<|eot_id|>' %}"
-    "{% if loop.index0 == 0 %}{% set content = bos_token + content %}{% endif %}"
+    "{% if loop.index0 == 0 %}{% set content = (bos_token | default('')) + content %}{% endif %}"
     "{{ content }}"
     "{% endfor %}"
     "{% if add_generation_prompt %}{{ '<|start_header_id|>assistant<|end_header_id|>\\n\\n' }}{% endif %}"

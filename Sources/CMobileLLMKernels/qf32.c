@@ -123,6 +123,78 @@ QF_AVX512 static inline void qf_q6_k(const uint8_t *row, int64_t g, __m512 *lo, 
     }
 }
 
+/* ------------------------------------------------------------------ decode (one input row): 4 weight rows at a time
+ * Nibbles become floats through a 16-entry vpermps table (the low 4 bits of each lane index it, so no masking),
+ * the block scale multiplies the block's partial dot product once, and Q4_1's minimum is folded in through the
+ * block sums of x: sum_t (d q_t + m) x_t = d * sum_t q_t x_t + m * sum_t x_t. */
+
+QF_AVX512 static inline __m512 qf_bcast_half(const uint8_t *p) {
+    uint16_t h;
+    memcpy(&h, p, 2);
+    return _mm512_cvtph_ps(_mm256_set1_epi16((short)h));
+}
+
+QF_AVX512 static void qf_gemv_q4(int wtype, const float *x, int64_t k, const uint8_t *w, int64_t j0, int64_t j1, float *y) {
+    const int has_min = wtype == QF_Q4_1;
+    const size_t block_bytes = has_min ? 20 : 18, quants = has_min ? 4 : 2;
+    const int64_t groups = k / 32;
+    const size_t row_bytes = (size_t)groups * block_bytes;
+    const __m512 table = has_min ? _mm512_setr_ps(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15)
+                                 : _mm512_setr_ps(-8, -7, -6, -5, -4, -3, -2, -1, 0, 1, 2, 3, 4, 5, 6, 7);
+    float sums_stack[256];
+    float *sums = groups <= 256 ? sums_stack : malloc((size_t)groups * sizeof(float));
+    if (!sums) return;
+    if (has_min)
+        for (int64_t g = 0; g < groups; g++)
+            sums[g] = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_loadu_ps(x + g * 32), _mm512_loadu_ps(x + g * 32 + 16)));
+    int64_t j = j0;
+    for (; j < j1; j += 4) {
+        const int rows = j1 - j < 4 ? (int)(j1 - j) : 4;
+        const uint8_t *r[4];
+        for (int a = 0; a < 4; a++) r[a] = w + (size_t)(j + (a < rows ? a : 0)) * row_bytes;
+        __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
+        float mins[4] = {0, 0, 0, 0};
+        for (int64_t g = 0; g < groups; g++) {
+            const __m512 xl = _mm512_loadu_ps(x + g * 32), xh = _mm512_loadu_ps(x + g * 32 + 16);
+            for (int a = 0; a < 4; a++) {
+                const uint8_t *b = r[a] + g * block_bytes;
+                _mm_prefetch((const char *)(b + 512), _MM_HINT_T0);
+                const __m512i q = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(b + quants)));
+                const __m512 lo = _mm512_permutexvar_ps(q, table);
+                const __m512 hi = _mm512_permutexvar_ps(_mm512_srli_epi32(q, 4), table);
+                const __m512 partial = _mm512_fmadd_ps(hi, xh, _mm512_mul_ps(lo, xl));
+                acc[a] = _mm512_fmadd_ps(partial, qf_bcast_half(b), acc[a]);
+                if (has_min) mins[a] += qf_half(b + 2) * sums[g];
+            }
+        }
+        for (int a = 0; a < rows; a++) y[j + a] = _mm512_reduce_add_ps(acc[a]) + mins[a];
+    }
+    if (sums != sums_stack) free(sums);
+}
+
+QF_AVX512 static void qf_gemv_q8_0(const float *x, int64_t k, const uint8_t *w, int64_t j0, int64_t j1, float *y) {
+    const int64_t groups = k / 32;
+    const size_t row_bytes = (size_t)groups * 34;
+    for (int64_t j = j0; j < j1; j += 4) {
+        const int rows = j1 - j < 4 ? (int)(j1 - j) : 4;
+        const uint8_t *r[4];
+        for (int a = 0; a < 4; a++) r[a] = w + (size_t)(j + (a < rows ? a : 0)) * row_bytes;
+        __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
+        for (int64_t g = 0; g < groups; g++) {
+            const __m512 xl = _mm512_loadu_ps(x + g * 32), xh = _mm512_loadu_ps(x + g * 32 + 16);
+            for (int a = 0; a < 4; a++) {
+                const uint8_t *b = r[a] + g * 34;
+                _mm_prefetch((const char *)(b + 512), _MM_HINT_T0);
+                const __m512 lo = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(b + 2))));
+                const __m512 hi = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(b + 18))));
+                const __m512 partial = _mm512_fmadd_ps(hi, xh, _mm512_mul_ps(lo, xl));
+                acc[a] = _mm512_fmadd_ps(partial, qf_bcast_half(b), acc[a]);
+            }
+        }
+        for (int a = 0; a < rows; a++) y[j + a] = _mm512_reduce_add_ps(acc[a]);
+    }
+}
+
 /* A 4-row x 4-input register tile per 32-weight group; 4x1 and 1x1 edges. */
 #define QF_DEFINE(NAME, DEQ, BLOCK_BYTES, BLOCK)                                                             \
     QF_AVX512 static void NAME(const float *x, int64_t n, int64_t k, const void *w, int64_t j0, int64_t j1,  \
@@ -196,6 +268,14 @@ void mlk_qf32_matmul_rows_isa(mlk_isa isa, int wtype, const float *x, int64_t n,
     if (!mlk_qf32_supported(wtype) || n <= 0 || k <= 0 || j1 <= j0 || j0 < 0 || k % qf_block(wtype) != 0) return;
     if (isa > mlk_detect_isa()) isa = mlk_detect_isa();
 #ifdef QF_X86
+    if ((isa == MLK_ISA_AVX512 || isa == MLK_ISA_AVX512_VNNI) && n == 1) {
+        switch (wtype) {
+        case QF_Q4_0:
+        case QF_Q4_1: qf_gemv_q4(wtype, x, k, (const uint8_t *)w, j0, j1, y); return;
+        case QF_Q8_0: qf_gemv_q8_0(x, k, (const uint8_t *)w, j0, j1, y); return;
+        default: break;
+        }
+    }
     if (isa == MLK_ISA_AVX512 || isa == MLK_ISA_AVX512_VNNI) {
         switch (wtype) {
         case QF_Q4_0: qf_avx512_q4_0(x, n, k, w, j0, j1, y, ldy); return;

@@ -15,7 +15,7 @@ struct TemplateCommand: ParsableCommand {
         """
     )
 
-    @Option(name: .long, help: "A model directory (reads tokenizer_config.json / chat_template.jinja).")
+    @Option(name: .long, help: "A model directory (reads tokenizer_config.json / chat_template.jinja) or a .gguf file (tokenizer.chat_template).")
     var model: String?
 
     @Option(name: .long, help: "A standalone Jinja chat template file.")
@@ -45,7 +45,7 @@ struct TemplateCommand: ParsableCommand {
         }
         let text: String
         if let model {
-            text = try ModelChatTemplate.load(modelDirectory: model)
+            text = try ModelChatTemplate.load(modelPath: model)
                 .render(messages: messageList, addGenerationPrompt: addGenerationPrompt, variables: variables)
         } else if let template {
             let data = try readWholeFile(template)

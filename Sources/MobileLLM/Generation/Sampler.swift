@@ -177,7 +177,9 @@ public struct Sampler: Sendable {
 
     /// Offset (from the start) of the largest value; the lowest offset among equal maxima, as torch.argmax.
     /// NaN never wins; all-NaN or empty input gives 0.
+    @inlinable
     public static func argmax<C: Collection>(_ values: C) -> Int where C.Element == Float {
+        if let fast = values.withContiguousStorageIfAvailable({ argmax(buffer: $0) }) { return fast }
         var best = 0, bestValue = -Float.infinity, offset = 0
         for value in values {
             if value > bestValue {
@@ -185,6 +187,17 @@ public struct Sampler: Sendable {
                 bestValue = value
             }
             offset += 1
+        }
+        return best
+    }
+
+    /// `argmax` over contiguous memory.
+    @inlinable
+    public static func argmax(buffer: UnsafeBufferPointer<Float>) -> Int {
+        var best = 0, bestValue = -Float.infinity
+        for index in 0..<buffer.count where buffer[index] > bestValue {
+            best = index
+            bestValue = buffer[index]
         }
         return best
     }

@@ -37,18 +37,24 @@ public final class ComputePool: @unchecked Sendable {
     /// Splits `0..<count` into one contiguous range per thread (in multiples of `granularity`, except the last) and
     /// calls `body` with each non-empty range. Work smaller than `minimumPerThread` per thread runs on the caller only.
     public func forEach(_ count: Int, granularity: Int = 1, minimumPerThread: Int = 1, _ body: (Range<Int>) -> Void) {
+        forEach(count, granularity: granularity, minimumPerThread: minimumPerThread) { range, _ in body(range) }
+    }
+
+    /// `forEach` that also passes the index (0..<threadCount) of the thread running each range, so callers can give
+    /// every thread its own scratch memory.
+    public func forEach(_ count: Int, granularity: Int = 1, minimumPerThread: Int = 1, _ body: (Range<Int>, Int) -> Void) {
         guard count > 0 else { return }
         let units = (count + granularity - 1) / granularity
         let workers = min(threadCount, max(1, count / max(1, minimumPerThread)), units)
         if workers == 1 {
-            body(0..<count)
+            body(0..<count, 0)
             return
         }
         run { thread, _ in
             guard thread < workers else { return }
             let start = min(count, units * thread / workers * granularity)
             let end = min(count, units * (thread + 1) / workers * granularity)
-            if start < end { body(start..<end) }
+            if start < end { body(start..<end, thread) }
         }
     }
 }

@@ -104,11 +104,7 @@ public final class Model: @unchecked Sendable {
     /// strings), or the built-in Llama-3 header format when the model has none. Loaded on first use.
     public func chatTemplate() throws -> ModelChatTemplate {
         try templateState.get {
-            if isGGUF {
-                let tokenizer = try tokenizer()
-                return try ModelChatTemplate(source: tokenizer.chatTemplate, name: path, bosToken: tokenizer.bosToken, eosToken: tokenizer.eosToken)
-            }
-            return try ModelChatTemplate.load(modelDirectory: path)
+            isGGUF ? try ModelChatTemplate.load(gguf: try tokenizer(), path: path) : try ModelChatTemplate.load(modelDirectory: path)
         }
     }
 

@@ -172,6 +172,7 @@ public final class Session: @unchecked Sendable {
         let qWidth = c.headCount * headDim
         let kvWidth = c.kvHeadCount * headDim
         scratch.reserve(tokens: n, configuration: c, capacity: capacity)
+        scratch.reserveScores(threads: pool.threadCount, group: c.groupSize, capacity: capacity)
         let s = scratch
 
         // x: [n, hidden] — the residual stream, starting from the token embeddings.
@@ -218,9 +219,10 @@ public final class Session: @unchecked Sendable {
             nonisolated(unsafe) let layerValues = UnsafeRawPointer(values[layerIndex])
             let capacity = self.capacity, group = c.groupSize, kvHeads = c.kvHeadCount
             let kvType = kvCacheType.kernelType, rowBytes = headDim * kvCacheType.byteSize
-            pool.forEach(n * kvHeads, minimumPerThread: 2) { range in
-                let scores = UnsafeMutablePointer<Float>.allocate(capacity: group * (start + n))
-                defer { scores.deallocate() }
+            let scoreStride = group * capacity
+            nonisolated(unsafe) let scoreBuffers = s.scores
+            pool.forEach(n * kvHeads, minimumPerThread: 2) { range, thread in
+                let scores = scoreBuffers + thread * scoreStride
                 for item in range {
                     let i = item / kvHeads, kvHead = item % kvHeads
                     let position = start + i
@@ -239,9 +241,12 @@ public final class Session: @unchecked Sendable {
             layer.mlpNorm.withUnsafeBufferPointer { weight in
                 Ops.rmsNorm(s.x, rows: n, width: hidden, weight: weight.baseAddress, epsilon: c.rmsNormEpsilon, into: s.h)
             }
+            // gate = silu(gate) * up, applied by each thread to the rows it just computed.
+            let width = c.intermediateSize
             pool.project([layer.gate, layer.up], input: prepare(s.h, count: n, columns: hidden, for: [layer.gate, layer.up]),
-                         outputs: [s.gate, s.up])
-            Ops.swiGLU(s.gate, s.up, count: n * c.intermediateSize)
+                         outputs: [s.gate, s.up]) { rows in
+                for i in 0..<n { Ops.swiGLU(s.gate + i * width + rows.lowerBound, s.up + i * width + rows.lowerBound, count: rows.count) }
+            }
             pool.project([layer.down], input: prepare(s.gate, count: n, columns: c.intermediateSize, for: [layer.down]), outputs: [s.h])
             Ops.add(s.x, s.h, count: n * hidden)
         }
@@ -294,10 +299,13 @@ private struct Scratch {
     var up = UnsafeMutablePointer<Float>.allocate(capacity: 1)
     /// Q8A activation rows (1.5 bytes per value) for quantized projections.
     var activations = UnsafeMutableRawPointer.allocate(byteCount: 1, alignment: 64)
+    /// Attention scores: one [group, capacity] block per thread.
+    var scores = UnsafeMutablePointer<Float>.allocate(capacity: 1)
+    private(set) var scoreThreads = 0
 
     mutating func reserve(tokens n: Int, configuration c: ModelConfiguration, capacity: Int) {
         guard n > tokens else { return }
-        release()
+        releaseTokenBuffers()
         tokens = n
         let qWidth = c.headCount * c.headDimension, kvWidth = c.kvHeadCount * c.headDimension
         x = .allocate(capacity: n * c.hiddenSize)
@@ -311,8 +319,23 @@ private struct Scratch {
         activations = .allocate(byteCount: n * 2 * max(c.hiddenSize, qWidth, c.intermediateSize) + 64, alignment: 64)
     }
 
-    func release() {
+    /// Makes room for `threads` attention score blocks of [group, capacity].
+    mutating func reserveScores(threads: Int, group: Int, capacity: Int) {
+        guard threads > scoreThreads else { return }
+        scores.deallocate()
+        scores = .allocate(capacity: threads * group * capacity)
+        scoreThreads = threads
+    }
+
+    /// Frees the buffers sized by the batch length.
+    private func releaseTokenBuffers() {
         for buffer in [x, h, q, k, v, attention, gate, up] { buffer.deallocate() }
         activations.deallocate()
+    }
+
+    /// Frees everything.
+    func release() {
+        releaseTokenBuffers()
+        scores.deallocate()
     }
 }

@@ -186,17 +186,22 @@ extension ComputePool {
     /// Computes `outputs[m] = input · linears[m].weightᵀ (+ bias)` for every matrix in one parallel region: each
     /// thread takes the same share of every matrix's rows (in multiples of 8, the kernels' row tiles). When a matrix is
     /// quantized, `input` must carry the Q8A rows (see `Session.prepare`).
-    func project(_ linears: [Linear], input: ProjectionInput, outputs: [UnsafeMutablePointer<Float>]) {
+    /// `epilogue(rows, thread)`, when given, runs on each thread right after its share, with the output rows it wrote
+    /// (only meaningful when every matrix has the same number of rows, e.g. gate and up).
+    func project(_ linears: [Linear], input: ProjectionInput, outputs: [UnsafeMutablePointer<Float>],
+                 epilogue: ((Range<Int>) -> Void)? = nil) {
         nonisolated(unsafe) let outputs = outputs
         nonisolated(unsafe) let input = input
         let work = linears.reduce(0) { $0 + $1.weight.rows * $1.weight.columns } * input.count
         let threads = work < 32_768 ? 1 : threadCount
         let body = { (thread: Int, threads: Int) in
+            var share = 0..<0
             for (index, linear) in linears.enumerated() {
                 let rows = linear.weight.rows
                 let tiles = (rows + 7) / 8
                 let start = min(rows, tiles * thread / threads * 8)
                 let end = min(rows, tiles * (thread + 1) / threads * 8)
+                share = start..<end
                 linear.weight.multiplyRows(start..<end, input: input, output: outputs[index])
                 if let bias = linear.bias, start < end {
                     for i in 0..<input.count {
@@ -205,6 +210,7 @@ extension ComputePool {
                     }
                 }
             }
+            if let epilogue, !share.isEmpty { epilogue(share) }
         }
         if threads == 1 { body(0, 1) } else { run(body) }
     }

@@ -1,0 +1,43 @@
+import Synchronization
+
+/// Severity of a log message; a sink set for a level receives that level and every more severe one.
+public enum LogLevel: Int, Sendable, Comparable, CaseIterable {
+    /// Something failed.
+    case error = 1
+    /// Something looks wrong but work goes on.
+    case warning = 2
+    /// One line per significant event (a model loaded).
+    case info = 3
+    /// Details for debugging (sessions created, errors returned to callers).
+    case debug = 4
+
+    /// Orders by verbosity: `.error < .debug`.
+    public static func < (a: LogLevel, b: LogLevel) -> Bool { a.rawValue < b.rawValue }
+}
+
+/// The engine's process-wide log. Silent by default: nothing is formatted or delivered until a sink is set.
+public enum MobileLLMLog {
+    /// Receives one message; called on the thread that logs, possibly several at once, so it must be thread-safe.
+    public typealias Sink = @Sendable (LogLevel, String) -> Void
+
+    private static let sink = Mutex<Sink?>(nil)
+    /// The most verbose level delivered (0: none), read without the lock on every log call.
+    private static let maximumLevel = Atomic<Int>(0)
+
+    /// Sends messages of `level` and more severe to `sink`; nil for either silences the log.
+    public static func setSink(level: LogLevel?, _ newSink: Sink?) {
+        sink.withLock { $0 = newSink }
+        maximumLevel.store(newSink == nil ? 0 : (level?.rawValue ?? 0), ordering: .releasing)
+    }
+
+    /// Whether a message of `level` would be delivered.
+    public static func isEnabled(_ level: LogLevel) -> Bool {
+        level.rawValue <= maximumLevel.load(ordering: .acquiring)
+    }
+
+    /// Delivers `message` if its level is enabled; the text is only built then.
+    public static func log(_ level: LogLevel, _ message: @autoclosure () -> String) {
+        guard isEnabled(level), let current = sink.withLock({ $0 }) else { return }
+        current(level, message())
+    }
+}

@@ -1,0 +1,51 @@
+// Compile-time checks of include/mobilellm.h: the version-1 layout of every struct. Changing a field's offset or a
+// struct's size fails this build; that is an ABI break and needs MOBILELLM_ABI_VERSION bumped (and these numbers,
+// abi/abi-v<N>.txt and the struct_size minimums in Sources/MobileLLMC/Shell updated). Layouts assume LP64.
+#include "../../../include/mobilellm.h"
+
+#if defined(__LP64__)
+#define CHECK(type, field, offset) _Static_assert(__builtin_offsetof(type, field) == (offset), #type "." #field)
+#define SIZE(type, size) _Static_assert(sizeof(type) == (size), "sizeof " #type)
+
+SIZE(mobilellm_model_params, 40);
+CHECK(mobilellm_model_params, n_threads, 4);
+CHECK(mobilellm_model_params, default_context_length, 8);
+CHECK(mobilellm_model_params, quantize, 16);
+CHECK(mobilellm_model_params, progress_callback, 24);
+CHECK(mobilellm_model_params, progress_user_data, 32);
+
+SIZE(mobilellm_model_info, 52);
+CHECK(mobilellm_model_info, vocab_size, 4);
+CHECK(mobilellm_model_info, n_eos_token_ids, 44);
+CHECK(mobilellm_model_info, has_tokenizer, 48);
+CHECK(mobilellm_model_info, is_quantized, 50);
+
+SIZE(mobilellm_session_params, 12);
+CHECK(mobilellm_session_params, kv_cache_type, 8);
+
+SIZE(mobilellm_sampler_params, 56);
+CHECK(mobilellm_sampler_params, temperature, 4);
+CHECK(mobilellm_sampler_params, penalty_window, 32);
+CHECK(mobilellm_sampler_params, seed, 40);
+CHECK(mobilellm_sampler_params, use_seed, 48);
+
+SIZE(mobilellm_generate_params, 48);
+CHECK(mobilellm_generate_params, max_tokens, 4);
+CHECK(mobilellm_generate_params, stop_token_ids, 8);
+CHECK(mobilellm_generate_params, n_stop_token_ids, 16);
+CHECK(mobilellm_generate_params, ignore_eos, 24);
+CHECK(mobilellm_generate_params, callback, 32);
+CHECK(mobilellm_generate_params, user_data, 40);
+
+SIZE(mobilellm_generate_result, 16);
+
+SIZE(mobilellm_chat_message, 16);
+SIZE(mobilellm_chat_params, 32);
+CHECK(mobilellm_chat_params, add_generation_prompt, 4);
+CHECK(mobilellm_chat_params, variables_json, 8);
+CHECK(mobilellm_chat_params, messages_json, 16);
+CHECK(mobilellm_chat_params, template_override, 24);
+#endif
+
+/* Keeps this translation unit non-empty on every platform without exporting anything. */
+typedef int mobilellm_layout_checked;

@@ -1,0 +1,63 @@
+import CMobileLLMKernels
+import Foundation
+import Testing
+@testable import MobileLLM
+
+/// The exact (f32-activation) quantized kernels against the Swift reference: dequantize with `QuantReference`
+/// (byte-identical to gguf-py), then a double-precision dot product.
+@Suite("Exact quantized kernels")
+struct QuantExactKernelTests {
+    @Test("every type, ISA, tile shape and odd row range equals dequantize-then-dot",
+          arguments: [QuantType.q4_0, .q4_1, .q8_0, .q4_K, .q6_K])
+    func matchesReference(type: QuantType) throws {
+        var generator = SeededGenerator(seed: UInt64(type.rawValue) * 7919)
+        func random() -> Float { Float(Int(generator.next() % 20001) - 10000) / 5000 }
+        let rows = 19
+        for k in [type.blockSize, type.blockSize * 3, type == .q4_K || type == .q6_K ? 768 : 576] {
+            let weights = (0..<(rows * k)).map { _ in random() }
+            var bytes: [UInt8] = []
+            var dequantized: [Float] = []
+            for r in 0..<rows {
+                let row = Array(weights[(r * k)..<((r + 1) * k)])
+                let block = try #require(QuantReference.quantize(row, type: type))
+                bytes += block
+                dequantized += try #require(QuantReference.dequantize(block, type: type, count: k))
+            }
+            for n in [1, 2, 3, 4, 5, 8] {
+                let x = (0..<(n * k)).map { _ in random() }
+                var expected = [Double](repeating: 0, count: n * rows)
+                var magnitude = [Double](repeating: 0, count: n * rows)
+                for i in 0..<n { for j in 0..<rows { for t in 0..<k {
+                    let term = Double(x[i * k + t]) * Double(dequantized[j * k + t])
+                    expected[i * rows + j] += term
+                    magnitude[i * rows + j] += abs(term)
+                } } }
+                for isa in [MLK_ISA_SCALAR, MLK_ISA_AVX2, MLK_ISA_AVX512] where isa.rawValue <= mlk_detect_isa().rawValue {
+                    var y = [Float](repeating: .nan, count: n * rows)
+                    bytes.withUnsafeBytes { w in
+                        // Split the rows unevenly, as threads do: [0, 9), [9, 10), [10, 19).
+                        for (j0, j1) in [(0, 9), (9, 10), (10, rows)] {
+                            mlk_qf32_matmul_rows_isa(isa, type.rawValue, x, Int64(n), Int64(k), w.baseAddress, Int64(j0), Int64(j1), &y, Int64(rows))
+                        }
+                    }
+                    for index in 0..<(n * rows) {
+                        let error = abs(Double(y[index]) - expected[index])
+                        #expect(error <= 1e-5 * magnitude[index] + 1e-6,
+                                "\(type) isa \(isa.rawValue) k \(k) n \(n) element \(index): \(y[index]) vs \(expected[index])")
+                    }
+                }
+            }
+        }
+    }
+
+    @Test("invalid arguments do nothing")
+    func invalidArguments() {
+        var y: [Float] = [7]
+        let x: [Float] = [1]
+        mlk_qf32_matmul_rows(99, x, 1, 32, nil, 0, 1, &y, 1)
+        mlk_qf32_matmul_rows(QuantType.q4_0.rawValue, x, 1, 31, nil, 0, 1, &y, 1)
+        mlk_qf32_matmul_rows(QuantType.q4_0.rawValue, x, 1, 32, nil, 1, 0, &y, 1)
+        #expect(y == [7])
+        #expect(mlk_qf32_supported(QuantType.q4_K.rawValue) == 1 && mlk_qf32_supported(QuantType.f16.rawValue) == 0)
+    }
+}

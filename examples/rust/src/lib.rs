@@ -1,0 +1,471 @@
+//! A safe Rust wrapper over `include/mobilellm.h` (std only).
+//!
+//! Every fallible call returns `Result<_, Error>` carrying the library's status and message; handles are freed
+//! in `Drop`. Threading follows the C contract: a [`Model`] is `Send + Sync` and may be shared by sessions on any
+//! threads; a [`Session`] is `Send` but used through `&mut self`, so one thread at a time; a [`CancelHandle`]
+//! cancels a session from any thread, and stays harmless after the session is gone (the library's handle tables
+//! turn a stale handle into an error).
+#![deny(missing_docs)]
+
+use std::ffi::{c_char, c_void, CStr, CString};
+use std::fmt;
+use std::ptr;
+
+/// Raw declarations of the C ABI (a subset of mobilellm.h: what the safe wrapper uses).
+#[allow(missing_docs, non_camel_case_types)]
+pub mod ffi {
+    use std::ffi::{c_char, c_void};
+
+    pub type mobilellm_status = i32;
+    pub const MOBILELLM_OK: i32 = 0;
+    pub const MOBILELLM_ERROR_BUFFER_TOO_SMALL: i32 = 6;
+    pub const MOBILELLM_ERROR_CANCELLED: i32 = 8;
+    pub const MOBILELLM_LOGITS_LAST: i32 = 1;
+    pub const MOBILELLM_LOGITS_ALL: i32 = 2;
+    pub const MOBILELLM_ABI_VERSION: u32 = 1;
+
+    pub type ProgressCallback = Option<unsafe extern "C" fn(f32, *mut c_void) -> bool>;
+    pub type TokenCallback = Option<unsafe extern "C" fn(i32, *const c_char, usize, *mut c_void) -> bool>;
+
+    #[repr(C)]
+    pub struct ModelParams {
+        pub struct_size: u32,
+        pub n_threads: i32,
+        pub default_context_length: i32,
+        pub quantize: *const c_char,
+        pub progress_callback: ProgressCallback,
+        pub progress_user_data: *mut c_void,
+    }
+
+    #[repr(C)]
+    #[derive(Debug, Clone, Copy, Default)]
+    pub struct ModelInfo {
+        pub struct_size: u32,
+        pub vocab_size: i32,
+        pub context_length: i32,
+        pub default_context_length: i32,
+        pub n_layers: i32,
+        pub hidden_size: i32,
+        pub n_heads: i32,
+        pub n_kv_heads: i32,
+        pub head_dim: i32,
+        pub n_threads: i32,
+        pub bos_token_id: i32,
+        pub n_eos_token_ids: i32,
+        pub has_tokenizer: bool,
+        pub has_chat_template: bool,
+        pub is_quantized: bool,
+    }
+
+    #[repr(C)]
+    pub struct SessionParams {
+        pub struct_size: u32,
+        pub n_ctx: i32,
+        pub kv_cache_type: i32,
+    }
+
+    #[repr(C)]
+    #[derive(Debug, Clone, Copy)]
+    pub struct SamplerParams {
+        pub struct_size: u32,
+        pub temperature: f32,
+        pub top_k: i32,
+        pub top_p: f32,
+        pub min_p: f32,
+        pub repetition_penalty: f32,
+        pub frequency_penalty: f32,
+        pub presence_penalty: f32,
+        pub penalty_window: i32,
+        pub seed: u64,
+        pub use_seed: bool,
+    }
+
+    #[repr(C)]
+    pub struct GenerateParams {
+        pub struct_size: u32,
+        pub max_tokens: i32,
+        pub stop_token_ids: *const i32,
+        pub n_stop_token_ids: usize,
+        pub ignore_eos: bool,
+        pub callback: TokenCallback,
+        pub user_data: *mut c_void,
+    }
+
+    #[repr(C)]
+    #[derive(Default)]
+    pub struct GenerateResult {
+        pub struct_size: u32,
+        pub stop_reason: i32,
+        pub n_prompt_tokens: i32,
+        pub n_tokens: i32,
+    }
+
+    #[repr(C)]
+    pub struct ChatMessage {
+        pub role: *const c_char,
+        pub content: *const c_char,
+    }
+
+    #[repr(C)]
+    pub struct ChatParams {
+        pub struct_size: u32,
+        pub add_generation_prompt: bool,
+        pub variables_json: *const c_char,
+        pub messages_json: *const c_char,
+        pub template_override: *const c_char,
+    }
+
+    extern "C" {
+        pub fn mobilellm_abi_version() -> u32;
+        pub fn mobilellm_version_string() -> *const c_char;
+        pub fn mobilellm_status_name(status: i32) -> *const c_char;
+        pub fn mobilellm_last_error() -> *const c_char;
+        pub fn mobilellm_model_params_init(params: *mut ModelParams);
+        pub fn mobilellm_model_load(path: *const c_char, params: *const ModelParams, out: *mut *mut c_void) -> i32;
+        pub fn mobilellm_model_free(model: *mut c_void) -> i32;
+        pub fn mobilellm_model_get_info(model: *const c_void, info: *mut ModelInfo) -> i32;
+        pub fn mobilellm_model_eos_token_ids(model: *const c_void, ids: *mut i32, capacity: usize, count: *mut usize) -> i32;
+        pub fn mobilellm_model_get_metadata(model: *const c_void, key: *const c_char, buffer: *mut c_char, capacity: usize,
+                                            length: *mut usize) -> i32;
+        pub fn mobilellm_tokenize(model: *const c_void, text: *const c_char, length: usize, add_special: bool,
+                                  parse_special: bool, tokens: *mut i32, capacity: usize, count: *mut usize) -> i32;
+        pub fn mobilellm_detokenize(model: *const c_void, tokens: *const i32, n: usize, skip_special: bool,
+                                    buffer: *mut c_char, capacity: usize, length: *mut usize) -> i32;
+        pub fn mobilellm_chat_params_init(params: *mut ChatParams);
+        pub fn mobilellm_apply_chat_template(model: *const c_void, messages: *const ChatMessage, n: usize,
+                                             params: *const ChatParams, buffer: *mut c_char, capacity: usize,
+                                             length: *mut usize) -> i32;
+        pub fn mobilellm_session_params_init(params: *mut SessionParams);
+        pub fn mobilellm_session_create(model: *mut c_void, params: *const SessionParams, out: *mut *mut c_void) -> i32;
+        pub fn mobilellm_session_free(session: *mut c_void) -> i32;
+        pub fn mobilellm_session_reset(session: *mut c_void) -> i32;
+        pub fn mobilellm_session_rewind(session: *mut c_void, position: i32) -> i32;
+        pub fn mobilellm_session_position(session: *const c_void, out: *mut i32) -> i32;
+        pub fn mobilellm_session_eval(session: *mut c_void, tokens: *const i32, n: usize, mode: i32, logits: *mut f32,
+                                      capacity: usize) -> i32;
+        pub fn mobilellm_session_cancel(session: *mut c_void) -> i32;
+        pub fn mobilellm_session_state_size(session: *const c_void, size: *mut usize) -> i32;
+        pub fn mobilellm_session_save_state(session: *const c_void, buffer: *mut c_void, capacity: usize,
+                                            size: *mut usize) -> i32;
+        pub fn mobilellm_session_load_state(session: *mut c_void, buffer: *const c_void, size: usize) -> i32;
+        pub fn mobilellm_sampler_params_init(params: *mut SamplerParams);
+        pub fn mobilellm_generate_params_init(params: *mut GenerateParams);
+        pub fn mobilellm_session_generate(session: *mut c_void, prompt: *const i32, n: usize,
+                                          sampler: *const SamplerParams, params: *const GenerateParams,
+                                          out: *mut i32, capacity: usize, result: *mut GenerateResult) -> i32;
+    }
+}
+
+/// A failed call: the mobilellm_status and the library's message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Error {
+    /// The MOBILELLM_ERROR_* code.
+    pub status: i32,
+    /// What failed (file, field or argument, and the value found).
+    pub message: String,
+}
+
+impl Error {
+    /// The status's constant name, e.g. "MOBILELLM_ERROR_CONTEXT_FULL".
+    pub fn status_name(&self) -> String {
+        unsafe { CStr::from_ptr(ffi::mobilellm_status_name(self.status)) }.to_string_lossy().into_owned()
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.status_name(), self.message)
+    }
+}
+
+impl std::error::Error for Error {}
+
+/// The wrapper's result type.
+pub type Result<T> = std::result::Result<T, Error>;
+
+fn check(status: i32) -> Result<()> {
+    if status == ffi::MOBILELLM_OK {
+        return Ok(());
+    }
+    let message = unsafe { CStr::from_ptr(ffi::mobilellm_last_error()) }.to_string_lossy().into_owned();
+    Err(Error { status, message })
+}
+
+fn c_string(text: &str, name: &str) -> Result<CString> {
+    CString::new(text).map_err(|_| Error { status: 1, message: format!("invalid argument '{name}': contains a NUL byte") })
+}
+
+/// Runs a caller-owned-buffer text call: once for the size, once for the text.
+fn sized_text(call: impl Fn(*mut c_char, usize, *mut usize) -> i32) -> Result<String> {
+    let mut length = 0usize;
+    let status = call(ptr::null_mut(), 0, &mut length);
+    if status != ffi::MOBILELLM_ERROR_BUFFER_TOO_SMALL {
+        check(status)?;
+    }
+    let mut buffer = vec![0u8; length + 1];
+    check(call(buffer.as_mut_ptr() as *mut c_char, buffer.len(), &mut length))?;
+    buffer.truncate(length);
+    Ok(String::from_utf8_lossy(&buffer).into_owned())
+}
+
+/// The library's ABI version.
+pub fn abi_version() -> u32 {
+    unsafe { ffi::mobilellm_abi_version() }
+}
+
+/// The library's version string.
+pub fn version() -> String {
+    unsafe { CStr::from_ptr(ffi::mobilellm_version_string()) }.to_string_lossy().into_owned()
+}
+
+/// A loaded model: immutable, shareable across threads.
+pub struct Model {
+    handle: *mut c_void,
+    info: ffi::ModelInfo,
+}
+
+// The C ABI documents models as safe to share across threads.
+unsafe impl Send for Model {}
+unsafe impl Sync for Model {}
+
+impl Model {
+    /// Loads a model directory with `n_threads` compute threads per session (None: every core).
+    pub fn load(path: &str, n_threads: Option<i32>) -> Result<Model> {
+        let path = c_string(path, "path")?;
+        let mut params: ffi::ModelParams = unsafe { std::mem::zeroed() };
+        unsafe { ffi::mobilellm_model_params_init(&mut params) };
+        params.n_threads = n_threads.unwrap_or(0);
+        let mut handle = ptr::null_mut();
+        check(unsafe { ffi::mobilellm_model_load(path.as_ptr(), &params, &mut handle) })?;
+        let mut info = ffi::ModelInfo { struct_size: std::mem::size_of::<ffi::ModelInfo>() as u32, ..Default::default() };
+        if let Err(error) = check(unsafe { ffi::mobilellm_model_get_info(handle, &mut info) }) {
+            unsafe { ffi::mobilellm_model_free(handle) };
+            return Err(error);
+        }
+        Ok(Model { handle, info })
+    }
+
+    /// Facts about the model.
+    pub fn info(&self) -> ffi::ModelInfo {
+        self.info
+    }
+
+    /// Vocabulary size (length of a logits row).
+    pub fn vocab_size(&self) -> usize {
+        self.info.vocab_size as usize
+    }
+
+    /// End-of-sequence ids.
+    pub fn eos_token_ids(&self) -> Result<Vec<i32>> {
+        let mut ids = vec![0i32; self.info.n_eos_token_ids.max(1) as usize];
+        let mut count = 0usize;
+        check(unsafe { ffi::mobilellm_model_eos_token_ids(self.handle, ids.as_mut_ptr(), ids.len(), &mut count) })?;
+        ids.truncate(count);
+        Ok(ids)
+    }
+
+    /// A metadata string ("architecture", "path", "kv_cache_type", "bos_token", "eos_token", "chat_template").
+    pub fn metadata(&self, key: &str) -> Result<String> {
+        let key = c_string(key, "key")?;
+        sized_text(|b, n, out| unsafe { ffi::mobilellm_model_get_metadata(self.handle, key.as_ptr(), b, n, out) })
+    }
+
+    /// Token ids of `text`.
+    pub fn tokenize(&self, text: &str, add_special: bool, parse_special: bool) -> Result<Vec<i32>> {
+        let mut ids = vec![0i32; text.len() + 8];
+        let mut count = 0usize;
+        let call = |ids: &mut Vec<i32>, count: &mut usize| unsafe {
+            ffi::mobilellm_tokenize(self.handle, text.as_ptr() as *const c_char, text.len(), add_special, parse_special,
+                                    ids.as_mut_ptr(), ids.len(), count)
+        };
+        let mut status = call(&mut ids, &mut count);
+        if status == ffi::MOBILELLM_ERROR_BUFFER_TOO_SMALL {
+            ids.resize(count, 0);
+            status = call(&mut ids, &mut count);
+        }
+        check(status)?;
+        ids.truncate(count);
+        Ok(ids)
+    }
+
+    /// The text of `ids`.
+    pub fn detokenize(&self, ids: &[i32], skip_special: bool) -> Result<String> {
+        sized_text(|b, n, out| unsafe { ffi::mobilellm_detokenize(self.handle, ids.as_ptr(), ids.len(), skip_special, b, n, out) })
+    }
+
+    /// Renders (role, content) messages with the model's chat template.
+    pub fn apply_chat_template(&self, messages: &[(&str, &str)], add_generation_prompt: bool) -> Result<String> {
+        let owned: Vec<(CString, CString)> = messages
+            .iter()
+            .map(|(r, c)| Ok((c_string(r, "role")?, c_string(c, "content")?)))
+            .collect::<Result<_>>()?;
+        let raw: Vec<ffi::ChatMessage> =
+            owned.iter().map(|(r, c)| ffi::ChatMessage { role: r.as_ptr(), content: c.as_ptr() }).collect();
+        let mut params: ffi::ChatParams = unsafe { std::mem::zeroed() };
+        unsafe { ffi::mobilellm_chat_params_init(&mut params) };
+        params.add_generation_prompt = add_generation_prompt;
+        sized_text(|b, n, out| unsafe {
+            ffi::mobilellm_apply_chat_template(self.handle, raw.as_ptr(), raw.len(), &params, b, n, out)
+        })
+    }
+
+    /// A new session with an `n_ctx`-token KV cache (0: the model's default).
+    pub fn session(&self, n_ctx: i32) -> Result<Session> {
+        let mut params: ffi::SessionParams = unsafe { std::mem::zeroed() };
+        unsafe { ffi::mobilellm_session_params_init(&mut params) };
+        params.n_ctx = n_ctx;
+        let mut handle = ptr::null_mut();
+        check(unsafe { ffi::mobilellm_session_create(self.handle, &params, &mut handle) })?;
+        Ok(Session { handle, vocab: self.vocab_size() })
+    }
+}
+
+impl Drop for Model {
+    fn drop(&mut self) {
+        unsafe { ffi::mobilellm_model_free(self.handle) };
+    }
+}
+
+/// Sampling settings (greedy by default).
+#[derive(Debug, Clone, Copy)]
+pub struct Sampling(pub ffi::SamplerParams);
+
+impl Default for Sampling {
+    fn default() -> Self {
+        let mut params: ffi::SamplerParams = unsafe { std::mem::zeroed() };
+        unsafe { ffi::mobilellm_sampler_params_init(&mut params) };
+        Sampling(params)
+    }
+}
+
+impl Sampling {
+    /// Greedy decoding.
+    pub fn greedy() -> Self {
+        Self::default()
+    }
+    /// Temperature + nucleus sampling with a seed.
+    pub fn seeded(temperature: f32, top_p: f32, seed: u64) -> Self {
+        let mut s = Self::default();
+        s.0.temperature = temperature;
+        s.0.top_p = top_p;
+        s.0.seed = seed;
+        s.0.use_seed = true;
+        s
+    }
+}
+
+/// What a generation produced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Generation {
+    /// Generated ids (a stopping EOS included).
+    pub tokens: Vec<i32>,
+    /// 1 eos, 2 max_tokens, 3 context_full, 4 callback.
+    pub stop_reason: i32,
+}
+
+/// One conversation; used through `&mut self`, one thread at a time.
+pub struct Session {
+    handle: *mut c_void,
+    vocab: usize,
+}
+
+// A session may move between threads; `&mut self` keeps it to one at a time.
+unsafe impl Send for Session {}
+
+/// Cancels a session from any thread. Harmless after the session is dropped (then it returns an error).
+#[derive(Debug, Clone, Copy)]
+pub struct CancelHandle(usize);
+
+impl CancelHandle {
+    /// Stops the running or the next eval/generate of the session.
+    pub fn cancel(&self) -> Result<()> {
+        check(unsafe { ffi::mobilellm_session_cancel(self.0 as *mut c_void) })
+    }
+}
+
+impl Session {
+    /// Feeds tokens; returns the last position's logits (or every position's with `all`).
+    pub fn eval(&mut self, tokens: &[i32], all: bool) -> Result<Vec<f32>> {
+        let rows = if all { tokens.len() } else { 1 };
+        let mut logits = vec![0f32; rows * self.vocab];
+        let mode = if all { ffi::MOBILELLM_LOGITS_ALL } else { ffi::MOBILELLM_LOGITS_LAST };
+        check(unsafe {
+            ffi::mobilellm_session_eval(self.handle, tokens.as_ptr(), tokens.len(), mode, logits.as_mut_ptr(), logits.len())
+        })?;
+        Ok(logits)
+    }
+
+    /// Generates up to `max_tokens` from `prompt` (empty: continue); `on_token(id, text)` returns false to stop.
+    pub fn generate<F: FnMut(i32, &str) -> bool>(&mut self, prompt: &[i32], max_tokens: i32, sampling: Sampling,
+                                                 ignore_eos: bool, mut on_token: F) -> Result<Generation> {
+        unsafe extern "C" fn trampoline<F: FnMut(i32, &str) -> bool>(token: i32, piece: *const c_char, length: usize,
+                                                                    user_data: *mut c_void) -> bool {
+            let callback = &mut *(user_data as *mut F);
+            let text = if piece.is_null() {
+                ""
+            } else {
+                std::str::from_utf8(std::slice::from_raw_parts(piece as *const u8, length)).unwrap_or("")
+            };
+            // A panic must not unwind into C: catch it and stop.
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| callback(token, text))).unwrap_or(false)
+        }
+        let mut params: ffi::GenerateParams = unsafe { std::mem::zeroed() };
+        unsafe { ffi::mobilellm_generate_params_init(&mut params) };
+        params.max_tokens = max_tokens;
+        params.ignore_eos = ignore_eos;
+        params.callback = Some(trampoline::<F>);
+        params.user_data = &mut on_token as *mut F as *mut c_void;
+        let capacity = (max_tokens.max(0) as usize).min(1 << 20).max(1);
+        let mut tokens = vec![0i32; capacity];
+        let mut result = ffi::GenerateResult { struct_size: std::mem::size_of::<ffi::GenerateResult>() as u32, ..Default::default() };
+        check(unsafe {
+            ffi::mobilellm_session_generate(self.handle, prompt.as_ptr(), prompt.len(), &sampling.0, &params,
+                                            tokens.as_mut_ptr(), tokens.len(), &mut result)
+        })?;
+        tokens.truncate((result.n_tokens.max(0) as usize).min(capacity));
+        Ok(Generation { tokens, stop_reason: result.stop_reason })
+    }
+
+    /// Empties the session.
+    pub fn reset(&mut self) -> Result<()> {
+        check(unsafe { ffi::mobilellm_session_reset(self.handle) })
+    }
+
+    /// Keeps the first `position` tokens.
+    pub fn rewind(&mut self, position: i32) -> Result<()> {
+        check(unsafe { ffi::mobilellm_session_rewind(self.handle, position) })
+    }
+
+    /// Tokens in the KV cache.
+    pub fn position(&self) -> Result<i32> {
+        let mut position = 0;
+        check(unsafe { ffi::mobilellm_session_position(self.handle, &mut position) })?;
+        Ok(position)
+    }
+
+    /// A handle that cancels this session from any thread.
+    pub fn cancel_handle(&self) -> CancelHandle {
+        CancelHandle(self.handle as usize)
+    }
+
+    /// The tokens and KV cache as bytes.
+    pub fn save_state(&self) -> Result<Vec<u8>> {
+        let mut size = 0usize;
+        check(unsafe { ffi::mobilellm_session_state_size(self.handle, &mut size) })?;
+        let mut bytes = vec![0u8; size];
+        check(unsafe { ffi::mobilellm_session_save_state(self.handle, bytes.as_mut_ptr() as *mut c_void, size, &mut size) })?;
+        bytes.truncate(size);
+        Ok(bytes)
+    }
+
+    /// Restores bytes from `save_state`.
+    pub fn load_state(&mut self, bytes: &[u8]) -> Result<()> {
+        check(unsafe { ffi::mobilellm_session_load_state(self.handle, bytes.as_ptr() as *const c_void, bytes.len()) })
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        unsafe { ffi::mobilellm_session_free(self.handle) };
+    }
+}

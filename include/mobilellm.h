@@ -1,0 +1,560 @@
+/*
+ * mobilellm.h — the C ABI of mobilellm, an embeddable inference engine for MobileLLM-R1 and Llama-architecture
+ * models. This header is the whole contract: libmobilellm exports exactly the functions declared here.
+ *
+ * THREADING: a model may be shared by any number of sessions on any threads; a session (and a sampler or
+ * detokenizer) is used by one thread at a time; mobilellm_session_cancel() is safe from anywhere.
+ * (Model functions, the text functions included, may be called from any thread at once.)
+ *
+ * Conventions that hold for every function below unless its comment says otherwise:
+ *
+ *  - Errors. Every fallible function returns a mobilellm_status (MOBILELLM_OK is 0). Nothing aborts, traps or
+ *    throws through this interface, whatever the arguments: NULL pointers, bad sizes, ids out of range, invalid
+ *    UTF-8, a full context, and freed or made-up handles all give a status. After any status-returning call,
+ *    mobilellm_last_error() returns this thread's message for it (empty after success) naming what failed: the
+ *    file, field or argument and the value found. Output arguments are written only on success, except the
+ *    required size reported with MOBILELLM_ERROR_BUFFER_TOO_SMALL.
+ *  - Handles (mobilellm_model, mobilellm_session, mobilellm_sampler, mobilellm_detokenizer) are opaque ids looked
+ *    up in a table, never dereferenced: a freed, foreign or made-up handle gives MOBILELLM_ERROR_INVALID_HANDLE,
+ *    not a crash. Each is created by one create or load call and released by the matching free call, which
+ *    accepts NULL (a no-op returning MOBILELLM_OK).
+ *  - Buffers are owned by the caller. A function that fills a buffer takes its capacity and reports the size it
+ *    needs through an out-argument; pass a NULL buffer with capacity 0 to ask for the size alone. Text outputs
+ *    are UTF-8 and NUL-terminated; their reported length excludes the NUL, so the capacity must be length + 1.
+ *  - Parameter structs are passed by pointer; their first field, struct_size, is sizeof the struct as the caller
+ *    compiled it. Fill them with the matching *_params_init() function and then change what you need. A NULL
+ *    params pointer means the defaults. The library reads only the first struct_size bytes, so programs built
+ *    against an older header keep working; a struct_size smaller than version 1 of the struct is refused.
+ *  - Callbacks run on the thread that made the call, must return normally (no longjmp, no C++ exception through
+ *    the library), and may call any mobilellm function except on the session that invoked them (cancel excepted).
+ *  - Strings passed in are NUL-terminated UTF-8 and only read during the call.
+ *
+ * Ownership in short: a session keeps its model alive. mobilellm_model_free() releases the caller's handle; the
+ * weights are unmapped when the last session of that model is freed too, so freeing a model while its sessions
+ * live is allowed and those sessions keep working.
+ */
+#ifndef MOBILELLM_H
+#define MOBILELLM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#if defined(_WIN32) && defined(MOBILELLM_BUILDING)
+#define MOBILELLM_API __declspec(dllexport)
+#elif defined(_WIN32)
+#define MOBILELLM_API __declspec(dllimport)
+#elif defined(__GNUC__) || defined(__clang__)
+#define MOBILELLM_API __attribute__((visibility("default")))
+#else
+#define MOBILELLM_API
+#endif
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ------------------------------------------------------------------------------------------------------------ */
+/* Versions                                                                                                     */
+/* ------------------------------------------------------------------------------------------------------------ */
+
+/** Version of this binary interface. Bumped whenever an exported function or a struct layout changes. */
+#define MOBILELLM_ABI_VERSION 1
+
+/** The MOBILELLM_ABI_VERSION the library was built with; compare it with the header's to detect a mismatch.
+ *  Never fails; any thread. */
+MOBILELLM_API uint32_t mobilellm_abi_version(void);
+
+/** The library version, e.g. "0.1.0". A static string owned by the library; never NULL; any thread. */
+MOBILELLM_API const char *mobilellm_version_string(void);
+
+/* ------------------------------------------------------------------------------------------------------------ */
+/* Status codes and errors                                                                                      */
+/* ------------------------------------------------------------------------------------------------------------ */
+
+/** Result of every fallible call: MOBILELLM_OK (0) or one of the MOBILELLM_ERROR_* codes below. */
+typedef int32_t mobilellm_status;
+
+/** The values of mobilellm_status. New codes may be added in later versions; treat unknown ones as errors. */
+enum mobilellm_status_code {
+    MOBILELLM_OK = 0,
+    /** An argument is NULL where it may not be, or outside its range (the message names it and its value). */
+    MOBILELLM_ERROR_INVALID_ARGUMENT = 1,
+    /** A handle is NULL where one is required, was freed, or never came from this library. */
+    MOBILELLM_ERROR_INVALID_HANDLE = 2,
+    /** A file or directory does not exist or cannot be opened. */
+    MOBILELLM_ERROR_FILE_NOT_FOUND = 3,
+    /** A model file is malformed or inconsistent (the message names the file, field and expected value). */
+    MOBILELLM_ERROR_INVALID_FILE = 4,
+    /** Well-formed input that uses something this engine does not implement. */
+    MOBILELLM_ERROR_UNSUPPORTED = 5,
+    /** A caller-owned buffer is too small; the size it needs was written to the size out-argument. */
+    MOBILELLM_ERROR_BUFFER_TOO_SMALL = 6,
+    /** The tokens do not fit in the session's context; nothing was fed. */
+    MOBILELLM_ERROR_CONTEXT_FULL = 7,
+    /** Stopped by mobilellm_session_cancel() or by a progress callback returning false. */
+    MOBILELLM_ERROR_CANCELLED = 8,
+    /** Text is not valid UTF-8 (the message gives the byte offset). */
+    MOBILELLM_ERROR_INVALID_UTF8 = 9,
+    /** A text function was called on a model without tokenizer files. */
+    MOBILELLM_ERROR_NO_TOKENIZER = 10,
+    /** A session, sampler or detokenizer is already in use by another thread (a contract violation caught). */
+    MOBILELLM_ERROR_BUSY = 11,
+    /** Reading a file failed. */
+    MOBILELLM_ERROR_IO = 12,
+    /** A memory allocation would be unreasonably large. */
+    MOBILELLM_ERROR_OUT_OF_MEMORY = 13,
+    /** A bug in mobilellm; the message says where. */
+    MOBILELLM_ERROR_INTERNAL = 14,
+    /** A chat template failed to compile or render (the message gives the template, line and column). */
+    MOBILELLM_ERROR_TEMPLATE = 15
+};
+
+/** A short constant name for a status ("MOBILELLM_ERROR_CONTEXT_FULL"); "unknown status" for other values.
+ *  Static storage, never NULL; any thread. */
+MOBILELLM_API const char *mobilellm_status_name(mobilellm_status status);
+
+/** The message of the last status-returning mobilellm call made on the calling thread: empty after success,
+ *  otherwise what failed with the file, field or argument and the value found. Owned by the library, valid until
+ *  the next status-returning call on this thread; never NULL. Thread-local: other threads do not disturb it. */
+MOBILELLM_API const char *mobilellm_last_error(void);
+
+/* ------------------------------------------------------------------------------------------------------------ */
+/* Logging (silent by default)                                                                                  */
+/* ------------------------------------------------------------------------------------------------------------ */
+
+/** Severity of a log message. */
+enum mobilellm_log_level {
+    MOBILELLM_LOG_NONE = 0,
+    MOBILELLM_LOG_ERROR = 1,
+    MOBILELLM_LOG_WARNING = 2,
+    MOBILELLM_LOG_INFO = 3,
+    MOBILELLM_LOG_DEBUG = 4
+};
+
+/** Receives one log message (UTF-8, NUL-terminated, no trailing newline, valid during the call). Called on the
+ *  thread that produced the message, possibly several at once: it must be thread-safe. */
+typedef void (*mobilellm_log_callback)(int32_t level, const char *message, void *user_data);
+
+/** Sends messages of `max_level` and more severe to `callback` (NULL, or MOBILELLM_LOG_NONE: silence, the
+ *  default). Process-wide; replaces the previous callback. Any thread; a message being delivered concurrently
+ *  may still reach the previous callback. Fails with INVALID_ARGUMENT for a level outside 0...4. */
+MOBILELLM_API mobilellm_status mobilellm_set_log_callback(mobilellm_log_callback callback, int32_t max_level,
+                                                          void *user_data);
+
+/* ------------------------------------------------------------------------------------------------------------ */
+/* Models                                                                                                       */
+/* ------------------------------------------------------------------------------------------------------------ */
+
+/** A loaded model: immutable weights (memory-mapped), configuration and tokenizer. Share it freely. */
+typedef struct mobilellm_model mobilellm_model;
+
+/** Load progress in [0, 1], called several times on the loading thread. Return true to go on, false to abort
+ *  the load (which then fails with MOBILELLM_ERROR_CANCELLED and frees everything). */
+typedef bool (*mobilellm_progress_callback)(float progress, void *user_data);
+
+/** How to load a model. */
+typedef struct mobilellm_model_params {
+    /** sizeof(mobilellm_model_params). */
+    uint32_t struct_size;
+    /** Compute threads each session of this model uses; 0 (the default): every core. At most 1024. */
+    int32_t n_threads;
+    /** Context length new sessions get when they ask for 0; 0 (the default): min(4096, the model's maximum). */
+    int32_t default_context_length;
+    /** Weight quantization applied at load: NULL or "" (the default) keeps the stored types. Other values give
+     *  MOBILELLM_ERROR_UNSUPPORTED in this version. */
+    const char *quantize;
+    /** Optional load progress callback (NULL: none). */
+    mobilellm_progress_callback progress_callback;
+    /** Passed to progress_callback. */
+    void *progress_user_data;
+} mobilellm_model_params;
+
+/** Fills `params` with the defaults, struct_size included. Does nothing for NULL. Any thread. */
+MOBILELLM_API void mobilellm_model_params_init(mobilellm_model_params *params);
+
+/** Loads a model and stores a new handle in *out_model: a Hugging Face directory (config.json, *.safetensors,
+ *  optional generation_config.json and tokenizer files) or a GGUF file (llama.cpp's llama/llama4 layouts, float or
+ *  Q4_0/Q4_1/Q8_0/Q4_K/Q6_K tensors, its vocabulary and chat template included). Fails with FILE_NOT_FOUND, INVALID_FILE or
+ *  UNSUPPORTED naming the file and field, CANCELLED when the progress callback aborts, INVALID_ARGUMENT for
+ *  NULL `path`/`out_model` or bad params. The caller owns the handle: release it with mobilellm_model_free().
+ *  Any thread; several loads may run at once. */
+MOBILELLM_API mobilellm_status mobilellm_model_load(const char *path, const mobilellm_model_params *params,
+                                                    mobilellm_model **out_model);
+
+/** Releases the caller's model handle (NULL: no-op). Sessions created from it keep the model alive and keep
+ *  working; the memory is released when the last of them is freed. Using the handle afterwards gives
+ *  MOBILELLM_ERROR_INVALID_HANDLE. Any thread, but not while another thread still uses this handle in a call. */
+MOBILELLM_API mobilellm_status mobilellm_model_free(mobilellm_model *model);
+
+/** Facts about a loaded model. */
+typedef struct mobilellm_model_info {
+    /** Set by the caller to sizeof(mobilellm_model_info); the library fills at most this many bytes. */
+    uint32_t struct_size;
+    /** Vocabulary size: length of a logits row; valid token ids are 0 ... vocab_size - 1. */
+    int32_t vocab_size;
+    /** Longest context the model supports (max_position_embeddings). */
+    int32_t context_length;
+    /** Context length of a session created with n_ctx 0. */
+    int32_t default_context_length;
+    /** Decoder layers. */
+    int32_t n_layers;
+    /** Width of the residual stream. */
+    int32_t hidden_size;
+    /** Query heads. */
+    int32_t n_heads;
+    /** Key/value heads. */
+    int32_t n_kv_heads;
+    /** Dimension of each head. */
+    int32_t head_dim;
+    /** Compute threads of each session. */
+    int32_t n_threads;
+    /** Beginning-of-sequence token id, or -1 when the model has none. */
+    int32_t bos_token_id;
+    /** Number of end-of-sequence token ids (see mobilellm_model_eos_token_ids()). */
+    int32_t n_eos_token_ids;
+    /** Whether the model has tokenizer files (text functions work). */
+    bool has_tokenizer;
+    /** Whether the model carries its own chat template (without one, mobilellm_apply_chat_template() uses the
+     *  built-in Llama-3 header format). */
+    bool has_chat_template;
+    /** Whether any weight is block-quantized. */
+    bool is_quantized;
+} mobilellm_model_info;
+
+/** Fills `info` (whose struct_size the caller has set; at least the version-1 size). Any thread. */
+MOBILELLM_API mobilellm_status mobilellm_model_get_info(const mobilellm_model *model, mobilellm_model_info *info);
+
+/** Copies the end-of-sequence token ids into `ids` (capacity `capacity` ids) and their number into *out_count.
+ *  BUFFER_TOO_SMALL (with *out_count set) when they do not fit. Any thread. */
+MOBILELLM_API mobilellm_status mobilellm_model_eos_token_ids(const mobilellm_model *model, int32_t *ids,
+                                                             size_t capacity, size_t *out_count);
+
+/** Copies the text metadata value `key` into `buffer` (see the buffer convention). Keys: "architecture"
+ *  (config.json model_type: "llama4_text", "llama"), "path" (what was loaded), "kv_cache_type" ("f32" or
+ *  "f16", what MOBILELLM_KV_AUTO picks), "bos_token" and "eos_token" (their text as chat templates see it; empty
+ *  when the model names none) and "chat_template" (the model's Jinja source; empty when it has none).
+ *  INVALID_ARGUMENT names an unknown key; INVALID_FILE a malformed tokenizer_config.json. Any thread. */
+MOBILELLM_API mobilellm_status mobilellm_model_get_metadata(const mobilellm_model *model, const char *key,
+                                                            char *buffer, size_t capacity, size_t *out_length);
+
+/* ------------------------------------------------------------------------------------------------------------ */
+/* Text: tokenizer and chat template (these need tokenizer files: MOBILELLM_ERROR_NO_TOKENIZER otherwise)       */
+/* ------------------------------------------------------------------------------------------------------------ */
+
+/** Token ids of `text_length` bytes of UTF-8 `text` (NULL allowed when text_length is 0), as Hugging Face
+ *  tokenizers' encode gives them. `add_special` adds the model's BOS/EOS framing; `parse_special` turns special
+ *  tokens written in the text (e.g. "<|eot_id|>") into their ids; leave it false for user input. The ids go to
+ *  `tokens` (capacity `capacity`), their number to *out_count. INVALID_UTF8 names the first bad byte's offset.
+ *  The tokenizer is loaded on the first text call (INVALID_FILE when tokenizer.json is malformed). Any thread. */
+MOBILELLM_API mobilellm_status mobilellm_tokenize(const mobilellm_model *model, const char *text, size_t text_length,
+                                                  bool add_special, bool parse_special, int32_t *tokens,
+                                                  size_t capacity, size_t *out_count);
+
+/** The text of `n_tokens` ids (as HF's decode: bytes joined, invalid UTF-8 replaced by U+FFFD; special tokens
+ *  left out with `skip_special`) into `buffer` (see the buffer convention). INVALID_ARGUMENT names an id outside
+ *  the vocabulary. Any thread. */
+MOBILELLM_API mobilellm_status mobilellm_detokenize(const mobilellm_model *model, const int32_t *tokens, size_t n_tokens,
+                                                    bool skip_special, char *buffer, size_t capacity,
+                                                    size_t *out_length);
+
+/** The raw bytes token `token` decodes to (possibly part of a UTF-8 sequence; use the streaming detokenizer to
+ *  print text) into `buffer`, NUL-terminated, *out_length without the NUL. Any thread. */
+MOBILELLM_API mobilellm_status mobilellm_token_to_piece(const mobilellm_model *model, int32_t token, char *buffer,
+                                                        size_t capacity, size_t *out_length);
+
+/** Stores in *out_special whether `token` is a special token (BOS, EOS, chat markers). INVALID_ARGUMENT for an id
+ *  outside the vocabulary. Any thread. */
+MOBILELLM_API mobilellm_status mobilellm_token_is_special(const mobilellm_model *model, int32_t token, bool *out_special);
+
+/** Copies the ids of every special token into `ids` and their number into *out_count. Any thread. */
+MOBILELLM_API mobilellm_status mobilellm_model_special_token_ids(const mobilellm_model *model, int32_t *ids,
+                                                                 size_t capacity, size_t *out_count);
+
+/** Turns token ids into text one at a time without ever splitting a UTF-8 character. */
+typedef struct mobilellm_detokenizer mobilellm_detokenizer;
+
+/** Creates a streaming detokenizer for `model` (which it keeps alive). Caller owns it (mobilellm_detokenizer_free). */
+MOBILELLM_API mobilellm_status mobilellm_detokenizer_create(const mobilellm_model *model, bool skip_special,
+                                                            mobilellm_detokenizer **out_detokenizer);
+
+/** Frees a detokenizer (NULL: no-op). */
+MOBILELLM_API mobilellm_status mobilellm_detokenizer_free(mobilellm_detokenizer *detokenizer);
+
+/** Adds one token and points *out_piece at the text that became complete (*out_length bytes, possibly 0,
+ *  NUL-terminated). The text is owned by the detokenizer and valid until its next call. The pieces concatenate
+ *  to mobilellm_detokenize() of the same ids. INVALID_ARGUMENT (detokenizer unchanged) for an id outside the
+ *  vocabulary. One thread at a time per detokenizer. */
+MOBILELLM_API mobilellm_status mobilellm_detokenizer_push(mobilellm_detokenizer *detokenizer, int32_t token,
+                                                          const char **out_piece, size_t *out_length);
+
+/** Emits what is held back (an incomplete character becomes U+FFFD) like push, and starts over. */
+MOBILELLM_API mobilellm_status mobilellm_detokenizer_flush(mobilellm_detokenizer *detokenizer, const char **out_piece,
+                                                           size_t *out_length);
+
+/** One chat message: a role ("system", "user", "assistant", ...) and its content, both UTF-8. */
+typedef struct mobilellm_chat_message {
+    const char *role;
+    const char *content;
+} mobilellm_chat_message;
+
+/** How to render a chat. */
+typedef struct mobilellm_chat_params {
+    /** sizeof(mobilellm_chat_params). */
+    uint32_t struct_size;
+    /** End with the header of an assistant turn (default true). */
+    bool add_generation_prompt;
+    /** Extra template variables as a JSON object, e.g. {"enable_thinking": false} or {"tools": [...]}; NULL
+     *  (the default): none. INVALID_ARGUMENT names the line and column of malformed JSON. */
+    const char *variables_json;
+    /** The messages as a JSON array of objects (any fields, e.g. tool calls), used instead of the `messages`
+     *  argument when not NULL (the default). */
+    const char *messages_json;
+    /** A Jinja template to use instead of the model's (NULL, the default: the model's chat template, or the
+     *  built-in Llama-3 header format when the model has none). */
+    const char *template_override;
+} mobilellm_chat_params;
+
+/** Fills `params` with the defaults, struct_size included. Does nothing for NULL. Any thread. */
+MOBILELLM_API void mobilellm_chat_params_init(mobilellm_chat_params *params);
+
+/** Renders `n_messages` messages with the model's chat template exactly as transformers'
+ *  apply_chat_template(..., tokenize=False) does, into `buffer` (see the buffer convention). Tokenize the result
+ *  with add_special false and parse_special true. TEMPLATE for a template that fails (raise_exception included),
+ *  INVALID_ARGUMENT for a NULL role or content, INVALID_UTF8 for bad text. Any thread. */
+MOBILELLM_API mobilellm_status mobilellm_apply_chat_template(const mobilellm_model *model,
+                                                             const mobilellm_chat_message *messages, size_t n_messages,
+                                                             const mobilellm_chat_params *params, char *buffer,
+                                                             size_t capacity, size_t *out_length);
+
+/* ------------------------------------------------------------------------------------------------------------ */
+/* Sessions                                                                                                     */
+/* ------------------------------------------------------------------------------------------------------------ */
+
+/** One conversation: a KV cache of fixed capacity, the tokens fed so far and the latest logits. */
+typedef struct mobilellm_session mobilellm_session;
+
+/** Element type of a session's KV cache. */
+enum mobilellm_kv_cache_type {
+    /** f32 for float weights (exact), f16 for quantized weights. */
+    MOBILELLM_KV_AUTO = 0,
+    MOBILELLM_KV_F32 = 1,
+    MOBILELLM_KV_F16 = 2
+};
+
+/** How to create a session. */
+typedef struct mobilellm_session_params {
+    /** sizeof(mobilellm_session_params). */
+    uint32_t struct_size;
+    /** Positions the KV cache holds; 0 (the default): the model's default context length. */
+    int32_t n_ctx;
+    /** A mobilellm_kv_cache_type; default MOBILELLM_KV_AUTO. */
+    int32_t kv_cache_type;
+} mobilellm_session_params;
+
+/** Fills `params` with the defaults, struct_size included. Does nothing for NULL. Any thread. */
+MOBILELLM_API void mobilellm_session_params_init(mobilellm_session_params *params);
+
+/** Creates a session on `model` and stores its handle in *out_session. INVALID_ARGUMENT when n_ctx is outside
+ *  1 ... context_length. The session holds a reference to the model. Caller owns the handle (free it with
+ *  mobilellm_session_free()). Any thread; sessions of one model may run on different threads at once. */
+MOBILELLM_API mobilellm_status mobilellm_session_create(mobilellm_model *model, const mobilellm_session_params *params,
+                                                        mobilellm_session **out_session);
+
+/** Frees a session (NULL: no-op). If another thread is still inside a call on it (a contract violation), that
+ *  call finishes first and the memory goes with it; the handle is invalid at once. */
+MOBILELLM_API mobilellm_status mobilellm_session_free(mobilellm_session *session);
+
+/** Empties the KV cache, forgets the latest logits and clears a pending cancel request. */
+MOBILELLM_API mobilellm_status mobilellm_session_reset(mobilellm_session *session);
+
+/** Keeps the first `position` tokens and drops the rest, so the next token fed goes to `position`.
+ *  INVALID_ARGUMENT unless 0 <= position <= the current position. Forgets the latest logits. */
+MOBILELLM_API mobilellm_status mobilellm_session_rewind(mobilellm_session *session, int32_t position);
+
+/** Stores the number of tokens in the KV cache (the position the next token goes to) in *out_position. */
+MOBILELLM_API mobilellm_status mobilellm_session_position(const mobilellm_session *session, int32_t *out_position);
+
+/** Stores the session's capacity in tokens in *out_n_ctx. */
+MOBILELLM_API mobilellm_status mobilellm_session_context_length(const mobilellm_session *session, int32_t *out_n_ctx);
+
+/** Copies the tokens in the KV cache into `tokens` (capacity `capacity`), their number into *out_count. */
+MOBILELLM_API mobilellm_status mobilellm_session_tokens(const mobilellm_session *session, int32_t *tokens,
+                                                        size_t capacity, size_t *out_count);
+
+/** Which logits mobilellm_session_eval() returns. */
+enum mobilellm_logits_mode {
+    /** None: the tokens only extend the KV cache. */
+    MOBILELLM_LOGITS_NONE = 0,
+    /** The last fed position's row (vocab_size floats). */
+    MOBILELLM_LOGITS_LAST = 1,
+    /** One row per fed token (n_tokens × vocab_size floats, row-major). */
+    MOBILELLM_LOGITS_ALL = 2
+};
+
+/** Feeds `n_tokens` tokens at the current position (prefill or decode; both give the same numbers) and copies
+ *  the logits `mode` asks for into `logits` (capacity `logits_capacity` floats; may be NULL with mode NONE).
+ *  Checked before any work, so nothing is fed when they fail: INVALID_ARGUMENT for an id outside the vocabulary
+ *  (message names the index and id), CONTEXT_FULL when the tokens do not fit, BUFFER_TOO_SMALL when the logits
+ *  do not fit. CANCELLED after mobilellm_session_cancel() (also during a long prefill); the position is then
+ *  back where it was. The last position's logits are kept for mobilellm_session_logits() and sampling.
+ *  One thread at a time per session (BUSY otherwise). */
+MOBILELLM_API mobilellm_status mobilellm_session_eval(mobilellm_session *session, const int32_t *tokens,
+                                                      size_t n_tokens, int32_t mode, float *logits,
+                                                      size_t logits_capacity);
+
+/** Copies the logits of the last position fed by mobilellm_session_eval() (vocab_size floats) into `logits`;
+ *  *out_count receives vocab_size. INVALID_ARGUMENT when there are none (nothing evaluated since creation,
+ *  reset, rewind, a failed eval or a generation). */
+MOBILELLM_API mobilellm_status mobilellm_session_logits(const mobilellm_session *session, float *logits,
+                                                        size_t capacity, size_t *out_count);
+
+/** Asks the running (or, if none is running, the next) eval or generate on `session` to stop: it returns
+ *  MOBILELLM_ERROR_CANCELLED within one layer's work and the request is consumed. THE one call that is safe
+ *  from any thread at any time, including from a callback of that session. */
+MOBILELLM_API mobilellm_status mobilellm_session_cancel(mobilellm_session *session);
+
+/** Stores in *out_size the bytes mobilellm_session_save_state() needs for the current position. */
+MOBILELLM_API mobilellm_status mobilellm_session_state_size(const mobilellm_session *session, size_t *out_size);
+
+/** Saves the tokens and KV cache (only the used positions) into `buffer`; *out_size gets the byte count
+ *  (BUFFER_TOO_SMALL with the required size when it does not fit). Restore it into any session of a model with
+ *  the same weights to reuse a prefix without recomputing it. */
+MOBILELLM_API mobilellm_status mobilellm_session_save_state(const mobilellm_session *session, void *buffer,
+                                                            size_t capacity, size_t *out_size);
+
+/** Replaces the session's tokens and KV cache with a saved state. INVALID_ARGUMENT naming the field when the
+ *  bytes are not a state, come from a different model or KV cache type, or do not fit this session; the
+ *  session is unchanged then. Forgets the latest logits (evaluate one more token to get fresh ones). */
+MOBILELLM_API mobilellm_status mobilellm_session_load_state(mobilellm_session *session, const void *buffer,
+                                                            size_t size);
+
+/* ------------------------------------------------------------------------------------------------------------ */
+/* Sampling                                                                                                     */
+/* ------------------------------------------------------------------------------------------------------------ */
+
+/** How tokens are chosen. Applied in transformers' order: repetition penalty, frequency and presence
+ *  penalties, then (unless greedy) temperature, top-k, top-p, min-p and a seeded draw. */
+typedef struct mobilellm_sampler_params {
+    /** sizeof(mobilellm_sampler_params). */
+    uint32_t struct_size;
+    /** Softmax temperature >= 0; 0 (the default) is greedy: the arg-max, lowest id on ties. */
+    float temperature;
+    /** Keep the k most likely tokens; 0 (default): off. */
+    int32_t top_k;
+    /** Nucleus sampling in (0, 1]; 1 (default): off. */
+    float top_p;
+    /** Drop tokens below min_p × the top probability, in [0, 1]; 0 (default): off. */
+    float min_p;
+    /** transformers' repetition penalty (> 0); 1 (default): off. */
+    float repetition_penalty;
+    /** Subtracted once per earlier occurrence; 0 (default): off. */
+    float frequency_penalty;
+    /** Subtracted when a token occurred at all; 0 (default): off. */
+    float presence_penalty;
+    /** Most recent tokens the penalties look at; -1 (default): all, prompt included. */
+    int32_t penalty_window;
+    /** Random seed; the same seed gives the same tokens. */
+    uint64_t seed;
+    /** When false (the default), a fresh random seed is used and `seed` is ignored. */
+    bool use_seed;
+} mobilellm_sampler_params;
+
+/** Fills `params` with the defaults (greedy), struct_size included. Does nothing for NULL. Any thread. */
+MOBILELLM_API void mobilellm_sampler_params_init(mobilellm_sampler_params *params);
+
+/** A sampler: the parameters plus the random state, so a seeded sequence continues across calls. */
+typedef struct mobilellm_sampler mobilellm_sampler;
+
+/** Creates a sampler; INVALID_ARGUMENT names a parameter out of range. Caller owns it (mobilellm_sampler_free). */
+MOBILELLM_API mobilellm_status mobilellm_sampler_create(const mobilellm_sampler_params *params,
+                                                        mobilellm_sampler **out_sampler);
+
+/** Frees a sampler (NULL: no-op). */
+MOBILELLM_API mobilellm_status mobilellm_sampler_free(mobilellm_sampler *sampler);
+
+/** Chooses the next token from the session's latest logits, with the session's tokens as penalty history, and
+ *  stores it in *out_token. Does not feed it. INVALID_ARGUMENT when the session has no logits. */
+MOBILELLM_API mobilellm_status mobilellm_sampler_sample(mobilellm_sampler *sampler, const mobilellm_session *session,
+                                                        int32_t *out_token);
+
+/** Chooses a token from `n_logits` raw logits with `history` (`n_history` ids, NULL when 0) as penalty history. */
+MOBILELLM_API mobilellm_status mobilellm_sampler_sample_logits(mobilellm_sampler *sampler, const float *logits,
+                                                               size_t n_logits, const int32_t *history,
+                                                               size_t n_history, int32_t *out_token);
+
+/* ------------------------------------------------------------------------------------------------------------ */
+/* One-call generation                                                                                          */
+/* ------------------------------------------------------------------------------------------------------------ */
+
+/** Sees each generated token as it is chosen. `piece` is the text that token completes, from a streaming
+ *  detokenizer: only whole UTF-8 characters (possibly empty while a character is split across tokens; special
+ *  tokens appear as their text), `piece_length` bytes, NUL-terminated, valid during the call. NULL with length 0
+ *  when the model has no (loadable) tokenizer. Return true to go on, false to stop generating. */
+typedef bool (*mobilellm_token_callback)(int32_t token, const char *piece, size_t piece_length, void *user_data);
+
+/** Why a generation ended. */
+enum mobilellm_stop_reason {
+    /** An end-of-sequence (or stop) token was produced; it is the last token and was not passed to the callback. */
+    MOBILELLM_STOP_EOS = 1,
+    /** max_tokens tokens were produced. */
+    MOBILELLM_STOP_MAX_TOKENS = 2,
+    /** The session's context filled up. */
+    MOBILELLM_STOP_CONTEXT_FULL = 3,
+    /** The callback returned false. */
+    MOBILELLM_STOP_CALLBACK = 4
+};
+
+/** Settings of mobilellm_session_generate(). */
+typedef struct mobilellm_generate_params {
+    /** sizeof(mobilellm_generate_params). */
+    uint32_t struct_size;
+    /** Most tokens to produce (default 256; 0 produces none; large values are bounded by the context). */
+    int32_t max_tokens;
+    /** Tokens that end generation (`n_stop_token_ids` of them); NULL (the default): the model's EOS ids. */
+    const int32_t *stop_token_ids;
+    /** Number of stop_token_ids. */
+    size_t n_stop_token_ids;
+    /** Keep going past end-of-sequence tokens (default false). */
+    bool ignore_eos;
+    /** Called for every token but a final end-of-sequence token (NULL: none). */
+    mobilellm_token_callback callback;
+    /** Passed to callback. */
+    void *user_data;
+} mobilellm_generate_params;
+
+/** Fills `params` with the defaults, struct_size included. Does nothing for NULL. Any thread. */
+MOBILELLM_API void mobilellm_generate_params_init(mobilellm_generate_params *params);
+
+/** What a generation produced. */
+typedef struct mobilellm_generate_result {
+    /** Set by the caller to sizeof(mobilellm_generate_result); the library fills at most this many bytes. */
+    uint32_t struct_size;
+    /** A mobilellm_stop_reason. */
+    int32_t stop_reason;
+    /** Prompt tokens fed. */
+    int32_t n_prompt_tokens;
+    /** Tokens generated (the stopping EOS token included); all were written when they fit in out_tokens. */
+    int32_t n_tokens;
+} mobilellm_generate_result;
+
+/** Feeds `prompt` (`n_prompt` ids; with 0 it continues from the tokens already in the session) and produces
+ *  tokens with `sampler_params` (NULL: greedy) until a stop token, max_tokens, a full context or the callback
+ *  says stop. Generated ids go to `out_tokens` (capacity `out_capacity`, NULL when 0; extra ids are dropped,
+ *  result->n_tokens says how many there were) and `result` (may be NULL) gets the stop reason and counts. The
+ *  session keeps the prompt and every generated token but the last, so a follow-up should feed that last token.
+ *  Fails like mobilellm_session_eval() for the prompt (nothing fed), INVALID_ARGUMENT for bad params and
+ *  CANCELLED after mobilellm_session_cancel() (the session then holds what was fed before the cancel).
+ *  One thread at a time per session (BUSY otherwise). */
+MOBILELLM_API mobilellm_status mobilellm_session_generate(mobilellm_session *session, const int32_t *prompt,
+                                                          size_t n_prompt,
+                                                          const mobilellm_sampler_params *sampler_params,
+                                                          const mobilellm_generate_params *params,
+                                                          int32_t *out_tokens, size_t out_capacity,
+                                                          mobilellm_generate_result *result);
+
+#ifdef __cplusplus
+} /* extern "C" */
+#endif
+
+#endif /* MOBILELLM_H */

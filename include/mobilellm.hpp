@@ -1,0 +1,300 @@
+// mobilellm.hpp — a header-only C++17 RAII wrapper over mobilellm.h.
+//
+// Every failing call throws mobilellm::Error carrying the mobilellm_status and the library's message. Objects are
+// move-only and free their handle in the destructor. Threading is the C contract: a Model may be shared by any
+// number of Sessions on any threads; a Session (and a Sampler) is used by one thread at a time; Session::cancel()
+// is safe from anywhere. A Session keeps its model alive, so destroying the Model first is allowed.
+#ifndef MOBILELLM_HPP
+#define MOBILELLM_HPP
+
+#include <cstdint>
+#include <exception>
+#include <functional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "mobilellm.h"
+
+namespace mobilellm {
+
+/// A failed call: the status code and the library's message (which names the file, field or argument).
+class Error : public std::runtime_error {
+public:
+    Error(mobilellm_status status, const std::string &message) : std::runtime_error(message), status_(status) {}
+    /// The MOBILELLM_ERROR_* code.
+    mobilellm_status status() const noexcept { return status_; }
+
+private:
+    mobilellm_status status_;
+};
+
+/// Throws Error with this thread's last message unless `status` is MOBILELLM_OK.
+inline void check(mobilellm_status status) {
+    if (status != MOBILELLM_OK) throw Error(status, mobilellm_last_error());
+}
+
+/// mobilellm_model_params with the defaults filled in.
+struct ModelParams : mobilellm_model_params {
+    ModelParams() noexcept : mobilellm_model_params() { mobilellm_model_params_init(this); }
+};
+
+/// mobilellm_session_params with the defaults filled in.
+struct SessionParams : mobilellm_session_params {
+    SessionParams() noexcept : mobilellm_session_params() { mobilellm_session_params_init(this); }
+    explicit SessionParams(int32_t context) noexcept : SessionParams() { n_ctx = context; }
+};
+
+/// mobilellm_sampler_params with the defaults (greedy) filled in.
+struct SamplerParams : mobilellm_sampler_params {
+    SamplerParams() noexcept : mobilellm_sampler_params() { mobilellm_sampler_params_init(this); }
+    /// Greedy decoding.
+    static SamplerParams greedy() noexcept { return SamplerParams(); }
+    /// Temperature sampling with nucleus p and a fixed seed.
+    static SamplerParams sampled(float temperature, float top_p, uint64_t seed) noexcept {
+        SamplerParams p;
+        p.temperature = temperature;
+        p.top_p = top_p;
+        p.seed = seed;
+        p.use_seed = true;
+        return p;
+    }
+};
+
+/// What Session::generate produced.
+struct Generation {
+    std::vector<int32_t> tokens;
+    int32_t stop_reason = 0;
+    int32_t prompt_tokens = 0;
+};
+
+/// Options of Session::generate.
+struct GenerateOptions {
+    int32_t max_tokens = 256;
+    SamplerParams sampling;
+    bool ignore_eos = false;
+    /// Stop tokens; empty: the model's EOS ids.
+    std::vector<int32_t> stop_token_ids;
+    /// Sees every token and its text (empty without a tokenizer); return false to stop. May throw: the exception
+    /// stops generation and is rethrown from generate().
+    std::function<bool(int32_t token, std::string_view piece)> on_token;
+};
+
+class Session;
+
+/// A loaded model (immutable; share it across threads).
+class Model {
+public:
+    /// Loads a model directory; throws Error.
+    explicit Model(const std::string &path, const ModelParams &params = ModelParams()) {
+        check(mobilellm_model_load(path.c_str(), &params, &handle_));
+    }
+    ~Model() { mobilellm_model_free(handle_); }
+    Model(Model &&other) noexcept : handle_(std::exchange(other.handle_, nullptr)) {}
+    Model &operator=(Model &&other) noexcept {
+        if (this != &other) {
+            mobilellm_model_free(handle_);
+            handle_ = std::exchange(other.handle_, nullptr);
+        }
+        return *this;
+    }
+    Model(const Model &) = delete;
+    Model &operator=(const Model &) = delete;
+
+    /// Facts about the model.
+    mobilellm_model_info info() const {
+        mobilellm_model_info value{};
+        value.struct_size = sizeof value;
+        check(mobilellm_model_get_info(handle_, &value));
+        return value;
+    }
+    int32_t vocab_size() const { return info().vocab_size; }
+    int32_t context_length() const { return info().context_length; }
+
+    /// End-of-sequence token ids.
+    std::vector<int32_t> eos_token_ids() const {
+        size_t count = 0;
+        mobilellm_status status = mobilellm_model_eos_token_ids(handle_, nullptr, 0, &count);
+        if (status != MOBILELLM_ERROR_BUFFER_TOO_SMALL) check(status);
+        std::vector<int32_t> ids(count);
+        check(mobilellm_model_eos_token_ids(handle_, ids.data(), ids.size(), &count));
+        return ids;
+    }
+
+    /// A metadata value ("architecture", "path", "kv_cache_type").
+    std::string metadata(const std::string &key) const {
+        size_t length = 0;
+        mobilellm_status status = mobilellm_model_get_metadata(handle_, key.c_str(), nullptr, 0, &length);
+        if (status != MOBILELLM_ERROR_BUFFER_TOO_SMALL) check(status);
+        std::string text(length + 1, '\0');
+        check(mobilellm_model_get_metadata(handle_, key.c_str(), text.data(), text.size(), &length));
+        text.resize(length);
+        return text;
+    }
+
+    /// A new session (n_ctx 0: the model's default context length).
+    Session session(int32_t n_ctx = 0) const;
+
+    /// The C handle (owned by this object).
+    mobilellm_model *handle() const noexcept { return handle_; }
+
+private:
+    mobilellm_model *handle_ = nullptr;
+};
+
+/// A sampler with its own random state.
+class Sampler {
+public:
+    explicit Sampler(const SamplerParams &params = SamplerParams()) { check(mobilellm_sampler_create(&params, &handle_)); }
+    ~Sampler() { mobilellm_sampler_free(handle_); }
+    Sampler(Sampler &&other) noexcept : handle_(std::exchange(other.handle_, nullptr)) {}
+    Sampler &operator=(Sampler &&other) noexcept {
+        if (this != &other) {
+            mobilellm_sampler_free(handle_);
+            handle_ = std::exchange(other.handle_, nullptr);
+        }
+        return *this;
+    }
+    Sampler(const Sampler &) = delete;
+    Sampler &operator=(const Sampler &) = delete;
+
+    /// A token chosen from the session's latest logits.
+    int32_t sample(const Session &session);
+    /// A token chosen from raw logits with a penalty history.
+    int32_t sample(const std::vector<float> &logits, const std::vector<int32_t> &history = {}) {
+        int32_t token = -1;
+        check(mobilellm_sampler_sample_logits(handle_, logits.data(), logits.size(), history.data(), history.size(), &token));
+        return token;
+    }
+
+private:
+    mobilellm_sampler *handle_ = nullptr;
+};
+
+/// One conversation: KV cache, position and latest logits. One thread at a time.
+class Session {
+public:
+    /// A session of `model`.
+    explicit Session(const Model &model, const SessionParams &params = SessionParams()) {
+        check(mobilellm_session_create(model.handle(), &params, &handle_));
+        vocab_ = model.vocab_size();
+    }
+    ~Session() { mobilellm_session_free(handle_); }
+    Session(Session &&other) noexcept : handle_(std::exchange(other.handle_, nullptr)), vocab_(other.vocab_) {}
+    Session &operator=(Session &&other) noexcept {
+        if (this != &other) {
+            mobilellm_session_free(handle_);
+            handle_ = std::exchange(other.handle_, nullptr);
+            vocab_ = other.vocab_;
+        }
+        return *this;
+    }
+    Session(const Session &) = delete;
+    Session &operator=(const Session &) = delete;
+
+    /// Feeds tokens and returns the last position's logits.
+    std::vector<float> eval(const std::vector<int32_t> &tokens) {
+        std::vector<float> logits(static_cast<size_t>(vocab_));
+        check(mobilellm_session_eval(handle_, tokens.data(), tokens.size(), MOBILELLM_LOGITS_LAST, logits.data(), logits.size()));
+        return logits;
+    }
+    /// Feeds tokens and returns every position's logits (row-major, tokens.size() × vocab_size).
+    std::vector<float> eval_all(const std::vector<int32_t> &tokens) {
+        std::vector<float> logits(tokens.size() * static_cast<size_t>(vocab_));
+        check(mobilellm_session_eval(handle_, tokens.data(), tokens.size(), MOBILELLM_LOGITS_ALL, logits.data(), logits.size()));
+        return logits;
+    }
+    /// Feeds tokens without computing logits.
+    void feed(const std::vector<int32_t> &tokens) {
+        check(mobilellm_session_eval(handle_, tokens.data(), tokens.size(), MOBILELLM_LOGITS_NONE, nullptr, 0));
+    }
+
+    /// Generates from `prompt` (empty: continue from the cache).
+    Generation generate(const std::vector<int32_t> &prompt, const GenerateOptions &options = GenerateOptions()) {
+        struct Context {
+            const GenerateOptions *options;
+            std::exception_ptr error;
+        } context{&options, nullptr};
+        mobilellm_generate_params params;
+        mobilellm_generate_params_init(&params);
+        params.max_tokens = options.max_tokens;
+        params.ignore_eos = options.ignore_eos;
+        if (!options.stop_token_ids.empty()) {
+            params.stop_token_ids = options.stop_token_ids.data();
+            params.n_stop_token_ids = options.stop_token_ids.size();
+        }
+        if (options.on_token) {
+            params.callback = [](int32_t token, const char *piece, size_t length, void *user_data) -> bool {
+                auto *c = static_cast<Context *>(user_data);
+                try {
+                    return c->options->on_token(token, piece ? std::string_view(piece, length) : std::string_view());
+                } catch (...) {
+                    c->error = std::current_exception();
+                    return false;
+                }
+            };
+            params.user_data = &context;
+        }
+        Generation out;
+        size_t capacity = options.max_tokens > 0 ? static_cast<size_t>(options.max_tokens) : 0;
+        if (capacity > 1u << 16) capacity = 1u << 16;
+        out.tokens.resize(capacity);
+        mobilellm_generate_result result{};
+        result.struct_size = sizeof result;
+        mobilellm_status status = mobilellm_session_generate(handle_, prompt.data(), prompt.size(), &options.sampling, &params,
+                                                             out.tokens.data(), out.tokens.size(), &result);
+        if (context.error) std::rethrow_exception(context.error);
+        check(status);
+        out.tokens.resize(static_cast<size_t>(result.n_tokens) < out.tokens.size() ? static_cast<size_t>(result.n_tokens)
+                                                                                   : out.tokens.size());
+        out.stop_reason = result.stop_reason;
+        out.prompt_tokens = result.n_prompt_tokens;
+        return out;
+    }
+
+    /// Empties the session.
+    void reset() { check(mobilellm_session_reset(handle_)); }
+    /// Keeps the first `position` tokens.
+    void rewind(int32_t position) { check(mobilellm_session_rewind(handle_, position)); }
+    /// Tokens in the KV cache.
+    int32_t position() const {
+        int32_t value = 0;
+        check(mobilellm_session_position(handle_, &value));
+        return value;
+    }
+    /// Stops a running or the next eval/generate (throws Error with MOBILELLM_ERROR_CANCELLED there). Any thread.
+    void cancel() { check(mobilellm_session_cancel(handle_)); }
+
+    /// The tokens and KV cache as bytes.
+    std::vector<uint8_t> save_state() const {
+        size_t size = 0;
+        check(mobilellm_session_state_size(handle_, &size));
+        std::vector<uint8_t> bytes(size);
+        check(mobilellm_session_save_state(handle_, bytes.data(), bytes.size(), &size));
+        bytes.resize(size);
+        return bytes;
+    }
+    /// Restores bytes from save_state() of a session of the same model.
+    void load_state(const std::vector<uint8_t> &bytes) { check(mobilellm_session_load_state(handle_, bytes.data(), bytes.size())); }
+
+    /// The C handle (owned by this object).
+    mobilellm_session *handle() const noexcept { return handle_; }
+
+private:
+    mobilellm_session *handle_ = nullptr;
+    int32_t vocab_ = 0;
+};
+
+inline Session Model::session(int32_t n_ctx) const { return Session(*this, SessionParams(n_ctx)); }
+
+inline int32_t Sampler::sample(const Session &session) {
+    int32_t token = -1;
+    check(mobilellm_sampler_sample(handle_, session.handle(), &token));
+    return token;
+}
+
+} // namespace mobilellm
+
+#endif // MOBILELLM_HPP

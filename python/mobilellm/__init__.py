@@ -1,0 +1,626 @@
+"""Python bindings for mobilellm, an embeddable inference engine for MobileLLM-R1 and Llama-architecture models.
+
+Pure ctypes over the C ABI (include/mobilellm.h) of ``libmobilellm.so``, found through, in order: the
+``MOBILELLM_LIBRARY`` environment variable, a copy inside this package, then ``.build/release/libmobilellm.so`` of
+the repository the package was built from (or lives in).
+
+    import mobilellm
+    with mobilellm.Model("Tests/Fixtures/llama4-r1like-bf16-sharded") as model:
+        session = model.session(n_ctx=256)
+        print(session.generate([0, 169, 380], max_tokens=8, temperature=0).tokens)
+
+Threading: a Model may be shared by sessions on any threads; a Session is used by one thread at a time;
+``Session.cancel()`` is safe from anywhere. The GIL is released during every library call, so sessions on
+different threads run in parallel. Every failure raises :class:`MobileLLMError` with the library's message; a
+session stays usable after an error.
+"""
+import ctypes
+import json
+import os
+import pathlib
+import queue
+import threading
+
+__all__ = ["MobileLLMError", "Model", "Session", "Generation", "load_library", "abi_version", "version"]
+__version__ = "0.1.0"
+
+ABI_VERSION = 1
+
+# Status codes (enum mobilellm_status_code).
+OK = 0
+ERROR_BUFFER_TOO_SMALL = 6
+ERROR_CANCELLED = 8
+ERROR_NO_TOKENIZER = 10
+
+LOGITS_NONE, LOGITS_LAST, LOGITS_ALL = 0, 1, 2
+STOP_REASONS = {1: "eos", 2: "max_tokens", 3: "context_full", 4: "callback"}
+
+
+class MobileLLMError(Exception):
+    """A failed library call. ``status`` is the numeric mobilellm_status, ``status_name`` its name, and the
+    message is the library's (it names the file, field or argument and the value found)."""
+
+    def __init__(self, status, message):
+        super().__init__(message)
+        self.status = status
+        self.status_name = _lib().mobilellm_status_name(status).decode() if _library is not None else str(status)
+        self.message = message
+
+
+# ---- ctypes mirror of the header ----
+
+_c_size_p = ctypes.POINTER(ctypes.c_size_t)
+_c_int32_p = ctypes.POINTER(ctypes.c_int32)
+_c_float_p = ctypes.POINTER(ctypes.c_float)
+_ProgressCallback = ctypes.CFUNCTYPE(ctypes.c_bool, ctypes.c_float, ctypes.c_void_p)
+_TokenCallback = ctypes.CFUNCTYPE(ctypes.c_bool, ctypes.c_int32, ctypes.POINTER(ctypes.c_char), ctypes.c_size_t,
+                                  ctypes.c_void_p)
+_LogCallback = ctypes.CFUNCTYPE(None, ctypes.c_int32, ctypes.c_char_p, ctypes.c_void_p)
+
+
+class _ModelParams(ctypes.Structure):
+    _fields_ = [("struct_size", ctypes.c_uint32), ("n_threads", ctypes.c_int32),
+                ("default_context_length", ctypes.c_int32), ("quantize", ctypes.c_char_p),
+                ("progress_callback", _ProgressCallback), ("progress_user_data", ctypes.c_void_p)]
+
+
+class _ModelInfo(ctypes.Structure):
+    _fields_ = [("struct_size", ctypes.c_uint32), ("vocab_size", ctypes.c_int32), ("context_length", ctypes.c_int32),
+                ("default_context_length", ctypes.c_int32), ("n_layers", ctypes.c_int32),
+                ("hidden_size", ctypes.c_int32), ("n_heads", ctypes.c_int32), ("n_kv_heads", ctypes.c_int32),
+                ("head_dim", ctypes.c_int32), ("n_threads", ctypes.c_int32), ("bos_token_id", ctypes.c_int32),
+                ("n_eos_token_ids", ctypes.c_int32), ("has_tokenizer", ctypes.c_bool),
+                ("has_chat_template", ctypes.c_bool), ("is_quantized", ctypes.c_bool)]
+
+
+class _SessionParams(ctypes.Structure):
+    _fields_ = [("struct_size", ctypes.c_uint32), ("n_ctx", ctypes.c_int32), ("kv_cache_type", ctypes.c_int32)]
+
+
+class _SamplerParams(ctypes.Structure):
+    _fields_ = [("struct_size", ctypes.c_uint32), ("temperature", ctypes.c_float), ("top_k", ctypes.c_int32),
+                ("top_p", ctypes.c_float), ("min_p", ctypes.c_float), ("repetition_penalty", ctypes.c_float),
+                ("frequency_penalty", ctypes.c_float), ("presence_penalty", ctypes.c_float),
+                ("penalty_window", ctypes.c_int32), ("seed", ctypes.c_uint64), ("use_seed", ctypes.c_bool)]
+
+
+class _GenerateParams(ctypes.Structure):
+    _fields_ = [("struct_size", ctypes.c_uint32), ("max_tokens", ctypes.c_int32), ("stop_token_ids", _c_int32_p),
+                ("n_stop_token_ids", ctypes.c_size_t), ("ignore_eos", ctypes.c_bool), ("callback", _TokenCallback),
+                ("user_data", ctypes.c_void_p)]
+
+
+class _GenerateResult(ctypes.Structure):
+    _fields_ = [("struct_size", ctypes.c_uint32), ("stop_reason", ctypes.c_int32), ("n_prompt_tokens", ctypes.c_int32),
+                ("n_tokens", ctypes.c_int32)]
+
+
+class _ChatParams(ctypes.Structure):
+    _fields_ = [("struct_size", ctypes.c_uint32), ("add_generation_prompt", ctypes.c_bool),
+                ("variables_json", ctypes.c_char_p), ("messages_json", ctypes.c_char_p),
+                ("template_override", ctypes.c_char_p)]
+
+
+_H = ctypes.c_void_p
+_PH = ctypes.POINTER(ctypes.c_void_p)
+_SIGNATURES = {
+    "mobilellm_abi_version": (ctypes.c_uint32, []),
+    "mobilellm_version_string": (ctypes.c_char_p, []),
+    "mobilellm_status_name": (ctypes.c_char_p, [ctypes.c_int32]),
+    "mobilellm_last_error": (ctypes.c_char_p, []),
+    "mobilellm_set_log_callback": (ctypes.c_int32, [_LogCallback, ctypes.c_int32, ctypes.c_void_p]),
+    "mobilellm_model_params_init": (None, [ctypes.POINTER(_ModelParams)]),
+    "mobilellm_model_load": (ctypes.c_int32, [ctypes.c_char_p, ctypes.POINTER(_ModelParams), _PH]),
+    "mobilellm_model_free": (ctypes.c_int32, [_H]),
+    "mobilellm_model_get_info": (ctypes.c_int32, [_H, ctypes.POINTER(_ModelInfo)]),
+    "mobilellm_model_eos_token_ids": (ctypes.c_int32, [_H, _c_int32_p, ctypes.c_size_t, _c_size_p]),
+    "mobilellm_model_get_metadata": (ctypes.c_int32, [_H, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_size_t, _c_size_p]),
+    "mobilellm_tokenize": (ctypes.c_int32, [_H, ctypes.c_char_p, ctypes.c_size_t, ctypes.c_bool, ctypes.c_bool, _c_int32_p,
+                                            ctypes.c_size_t, _c_size_p]),
+    "mobilellm_detokenize": (ctypes.c_int32, [_H, _c_int32_p, ctypes.c_size_t, ctypes.c_bool, ctypes.c_char_p,
+                                              ctypes.c_size_t, _c_size_p]),
+    "mobilellm_chat_params_init": (None, [ctypes.POINTER(_ChatParams)]),
+    "mobilellm_apply_chat_template": (ctypes.c_int32, [_H, ctypes.c_void_p, ctypes.c_size_t, ctypes.POINTER(_ChatParams),
+                                                       ctypes.c_char_p, ctypes.c_size_t, _c_size_p]),
+    "mobilellm_session_params_init": (None, [ctypes.POINTER(_SessionParams)]),
+    "mobilellm_session_create": (ctypes.c_int32, [_H, ctypes.POINTER(_SessionParams), _PH]),
+    "mobilellm_session_free": (ctypes.c_int32, [_H]),
+    "mobilellm_session_reset": (ctypes.c_int32, [_H]),
+    "mobilellm_session_rewind": (ctypes.c_int32, [_H, ctypes.c_int32]),
+    "mobilellm_session_position": (ctypes.c_int32, [_H, _c_int32_p]),
+    "mobilellm_session_context_length": (ctypes.c_int32, [_H, _c_int32_p]),
+    "mobilellm_session_eval": (ctypes.c_int32, [_H, _c_int32_p, ctypes.c_size_t, ctypes.c_int32, _c_float_p,
+                                                ctypes.c_size_t]),
+    "mobilellm_session_cancel": (ctypes.c_int32, [_H]),
+    "mobilellm_session_state_size": (ctypes.c_int32, [_H, _c_size_p]),
+    "mobilellm_session_save_state": (ctypes.c_int32, [_H, ctypes.c_void_p, ctypes.c_size_t, _c_size_p]),
+    "mobilellm_session_load_state": (ctypes.c_int32, [_H, ctypes.c_void_p, ctypes.c_size_t]),
+    "mobilellm_sampler_params_init": (None, [ctypes.POINTER(_SamplerParams)]),
+    "mobilellm_generate_params_init": (None, [ctypes.POINTER(_GenerateParams)]),
+    "mobilellm_session_generate": (ctypes.c_int32, [_H, _c_int32_p, ctypes.c_size_t, ctypes.POINTER(_SamplerParams),
+                                                    ctypes.POINTER(_GenerateParams), _c_int32_p, ctypes.c_size_t,
+                                                    ctypes.POINTER(_GenerateResult)]),
+}
+
+_library = None
+_library_lock = threading.Lock()
+
+
+def _candidates():
+    env = os.environ.get("MOBILELLM_LIBRARY")
+    if env:
+        yield pathlib.Path(env)
+        return
+    here = pathlib.Path(__file__).resolve().parent
+    yield here / "libmobilellm.so"
+    roots = [here.parent.parent]  # python/mobilellm -> repository root, when used from the source tree
+    try:
+        from . import _build_info  # written by the build backend at install time
+        roots.append(pathlib.Path(_build_info.REPO_ROOT))
+    except ImportError:
+        pass
+    for root in roots:
+        yield root / ".build" / "release" / "libmobilellm.so"
+
+
+def load_library(path=None):
+    """Loads libmobilellm (from `path`, or the search order above) once and returns the ctypes library. Raises
+    :class:`MobileLLMError` when it cannot be found or its ABI version differs from this binding's."""
+    global _library
+    with _library_lock:
+        if _library is not None and path is None:
+            return _library
+        tried = []
+        for candidate in ([pathlib.Path(path)] if path else _candidates()):
+            tried.append(str(candidate))
+            if candidate.is_file():
+                library = ctypes.CDLL(str(candidate))  # CDLL releases the GIL during every call
+                for name, (restype, argtypes) in _SIGNATURES.items():
+                    function = getattr(library, name)
+                    function.restype = restype
+                    function.argtypes = argtypes
+                found = library.mobilellm_abi_version()
+                if found != ABI_VERSION:
+                    raise MobileLLMError(-1, f"{candidate}: ABI version {found}, this binding needs {ABI_VERSION}")
+                _library = library
+                return library
+        raise MobileLLMError(-1, "libmobilellm.so not found; tried " + ", ".join(tried) +
+                             " (set MOBILELLM_LIBRARY or run scripts/build_library.sh)")
+
+
+def _lib():
+    return _library if _library is not None else load_library()
+
+
+def _check(status):
+    if status != OK:
+        message = _lib().mobilellm_last_error().decode("utf-8", "replace")
+        raise MobileLLMError(status, message)
+
+
+def abi_version():
+    """The library's ABI version."""
+    return _lib().mobilellm_abi_version()
+
+
+def version():
+    """The library's version string."""
+    return _lib().mobilellm_version_string().decode()
+
+
+def _sized_text(call):
+    """Runs a caller-owned-buffer text call twice: for the size, then for the text."""
+    length = ctypes.c_size_t(0)
+    status = call(None, 0, ctypes.byref(length))
+    if status not in (OK, ERROR_BUFFER_TOO_SMALL):
+        _check(status)
+    buffer = ctypes.create_string_buffer(length.value + 1)
+    _check(call(buffer, len(buffer), ctypes.byref(length)))
+    return buffer.raw[:length.value].decode("utf-8", "replace")
+
+
+def _json_argument(value, name):
+    try:
+        return json.dumps(value, ensure_ascii=False, allow_nan=False).encode()
+    except (TypeError, ValueError) as error:
+        raise MobileLLMError(1, f"invalid argument '{name}': not JSON-serializable: {error}") from None
+
+
+def _int_array(values):
+    values = [int(v) for v in values]
+    return (ctypes.c_int32 * max(1, len(values)))(*values), len(values)
+
+
+class Model:
+    """A loaded model (a Hugging Face directory: config.json + safetensors, optional tokenizer files).
+
+    Immutable and shareable across threads. ``close()`` (or leaving a ``with`` block) releases the handle;
+    sessions already created keep working.
+    """
+
+    def __init__(self, path, *, n_threads=None, quantize=None):
+        lib = _lib()
+        params = _ModelParams()
+        lib.mobilellm_model_params_init(ctypes.byref(params))
+        params.n_threads = 0 if n_threads is None else int(n_threads)
+        if quantize is not None:
+            params.quantize = str(quantize).encode()
+        handle = ctypes.c_void_p()
+        _check(lib.mobilellm_model_load(os.fsencode(path), ctypes.byref(params), ctypes.byref(handle)))
+        self._handle = handle
+        info = _ModelInfo()
+        info.struct_size = ctypes.sizeof(_ModelInfo)
+        _check(lib.mobilellm_model_get_info(handle, ctypes.byref(info)))
+        self._info = info
+        self.path = os.fspath(path)
+
+    # -- lifetime
+    def close(self):
+        """Releases the model handle (idempotent)."""
+        handle, self._handle = getattr(self, "_handle", None), None
+        if handle:
+            _lib().mobilellm_model_free(handle)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:
+            pass
+
+    def _live(self):
+        if not self._handle:
+            raise MobileLLMError(2, "the model was closed")
+        return self._handle
+
+    # -- facts
+    @property
+    def vocab_size(self):
+        """Vocabulary size (length of a logits row)."""
+        return self._info.vocab_size
+
+    @property
+    def context_length(self):
+        """Longest context the model supports."""
+        return self._info.context_length
+
+    @property
+    def architecture(self):
+        """config.json model_type, e.g. "llama4_text" or "llama"."""
+        return self.metadata("architecture")
+
+    @property
+    def bos_token_id(self):
+        """The beginning-of-sequence id, or None."""
+        return None if self._info.bos_token_id < 0 else self._info.bos_token_id
+
+    @property
+    def eos_token_ids(self):
+        """The ids that end generation."""
+        lib, count = _lib(), ctypes.c_size_t(0)
+        ids = (ctypes.c_int32 * max(1, self._info.n_eos_token_ids))()
+        _check(lib.mobilellm_model_eos_token_ids(self._live(), ids, len(ids), ctypes.byref(count)))
+        return list(ids[:count.value])
+
+    @property
+    def has_tokenizer(self):
+        """Whether text functions work."""
+        return bool(self._info.has_tokenizer)
+
+    def metadata(self, key):
+        """A metadata string: architecture, path, kv_cache_type, bos_token, eos_token, chat_template."""
+        handle = self._live()
+        return _sized_text(lambda b, n, out: _lib().mobilellm_model_get_metadata(handle, key.encode(), b, n, out))
+
+    # -- text
+    def tokenize(self, text, add_special=True, parse_special=False):
+        """Token ids of `text` as Hugging Face tokenizers gives them."""
+        lib, handle = _lib(), self._live()
+        data = text.encode("utf-8", "surrogatepass") if isinstance(text, str) else bytes(text)
+        count = ctypes.c_size_t(0)
+        capacity = len(data) + 8
+        while True:
+            ids = (ctypes.c_int32 * capacity)()
+            status = lib.mobilellm_tokenize(handle, data, len(data), add_special, parse_special, ids, capacity,
+                                            ctypes.byref(count))
+            if status == ERROR_BUFFER_TOO_SMALL and count.value > capacity:
+                capacity = count.value
+                continue
+            _check(status)
+            return list(ids[:count.value])
+
+    def detokenize(self, ids, skip_special=False):
+        """The text of `ids` (invalid UTF-8 becomes U+FFFD, as in Hugging Face decode)."""
+        handle, (array, n) = self._live(), _int_array(ids)
+        return _sized_text(lambda b, c, out: _lib().mobilellm_detokenize(handle, array, n, skip_special, b, c, out))
+
+    def apply_chat_template(self, messages, add_generation_prompt=True, **variables):
+        """Renders `messages` (dicts with role and content, or any fields the template reads) with the model's
+        chat template, as transformers' apply_chat_template(tokenize=False); keyword arguments become template
+        variables (e.g. enable_thinking=False, tools=[...])."""
+        handle = self._live()
+        params = _ChatParams()
+        _lib().mobilellm_chat_params_init(ctypes.byref(params))
+        params.add_generation_prompt = bool(add_generation_prompt)
+        params.messages_json = _json_argument(list(messages), "messages")
+        params.variables_json = _json_argument(variables, "variables")
+        return _sized_text(lambda b, n, out: _lib().mobilellm_apply_chat_template(handle, None, 0, ctypes.byref(params),
+                                                                                 b, n, out))
+
+    # -- sessions
+    def session(self, n_ctx=4096):
+        """A new session whose KV cache holds `n_ctx` tokens."""
+        return Session(self, n_ctx)
+
+
+class Generation:
+    """The result of :meth:`Session.generate`: ``tokens`` (generated ids, a stopping EOS included), ``text``
+    (their text, cut before a matched stop string; "" without a tokenizer) and ``stop_reason`` ("eos",
+    "max_tokens", "context_full", "stop" for a stop string, "callback")."""
+
+    def __init__(self, tokens, text, stop_reason):
+        self.tokens = tokens
+        self.text = text
+        self.stop_reason = stop_reason
+
+    def __repr__(self):
+        return f"Generation(tokens={self.tokens!r}, text={self.text!r}, stop_reason={self.stop_reason!r})"
+
+
+class Session:
+    """One conversation: a KV cache, the tokens fed so far and the latest logits. One thread at a time;
+    ``cancel()`` from anywhere."""
+
+    def __init__(self, model, n_ctx=4096):
+        lib = _lib()
+        params = _SessionParams()
+        lib.mobilellm_session_params_init(ctypes.byref(params))
+        params.n_ctx = int(n_ctx)
+        handle = ctypes.c_void_p()
+        _check(lib.mobilellm_session_create(model._live(), ctypes.byref(params), ctypes.byref(handle)))
+        self._handle = handle
+        self.model = model
+        self._vocab = model.vocab_size
+        self._eos = model.eos_token_ids
+        n = ctypes.c_int32(0)
+        _check(lib.mobilellm_session_context_length(handle, ctypes.byref(n)))
+        self.n_ctx = n.value
+
+    def close(self):
+        """Frees the session (idempotent)."""
+        handle, self._handle = getattr(self, "_handle", None), None
+        if handle:
+            _lib().mobilellm_session_free(handle)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:
+            pass
+
+    def _live(self):
+        if not self._handle:
+            raise MobileLLMError(2, "the session was closed")
+        return self._handle
+
+    @property
+    def n_past(self):
+        """Tokens in the KV cache."""
+        n = ctypes.c_int32(0)
+        _check(_lib().mobilellm_session_position(self._live(), ctypes.byref(n)))
+        return n.value
+
+    def reset(self):
+        """Empties the session."""
+        _check(_lib().mobilellm_session_reset(self._live()))
+
+    def rewind(self, n):
+        """Keeps the first `n` tokens (n_past becomes n) and drops the rest."""
+        _check(_lib().mobilellm_session_rewind(self._live(), int(n)))
+
+    def cancel(self):
+        """Stops the running (or the next) eval/generate on this session, which then raises MobileLLMError with
+        status_name MOBILELLM_ERROR_CANCELLED. Safe from any thread."""
+        _check(_lib().mobilellm_session_cancel(self._live()))
+
+    def eval(self, tokens, all_logits=False):
+        """Feeds `tokens`; returns the last position's logits (a list of floats), or with `all_logits` one row per
+        token."""
+        array, n = _int_array(tokens)
+        rows = n if all_logits else 1
+        logits = (ctypes.c_float * (rows * self._vocab))()
+        _check(_lib().mobilellm_session_eval(self._live(), array, n, LOGITS_ALL if all_logits else LOGITS_LAST,
+                                             logits, len(logits)))
+        values = list(logits)
+        if not all_logits:
+            return values
+        return [values[i * self._vocab:(i + 1) * self._vocab] for i in range(n)]
+
+    def save_state(self):
+        """The tokens and KV cache as bytes (restore into a session of the same model with load_state)."""
+        size = ctypes.c_size_t(0)
+        _check(_lib().mobilellm_session_state_size(self._live(), ctypes.byref(size)))
+        buffer = ctypes.create_string_buffer(max(1, size.value))
+        _check(_lib().mobilellm_session_save_state(self._live(), buffer, len(buffer), ctypes.byref(size)))
+        return buffer.raw[:size.value]
+
+    def load_state(self, state):
+        """Restores bytes from save_state."""
+        data = bytes(state)
+        _check(_lib().mobilellm_session_load_state(self._live(), data, len(data)))
+
+    # -- generation
+    def _prompt_ids(self, prompt):
+        if isinstance(prompt, str):
+            bos = self.model.metadata("bos_token") if self.model.has_tokenizer else ""
+            add_special = self.n_past == 0 and not (bos and prompt.startswith(bos))
+            return self.model.tokenize(prompt, add_special=add_special, parse_special=True)
+        return [int(t) for t in prompt]
+
+    def _run(self, prompt, max_tokens, temperature, top_k, top_p, min_p, repetition_penalty, seed, stop, ignore_eos,
+             on_piece):
+        """Runs one generation; `on_piece(token, text)` returns False to stop. Returns (tokens, stop_reason)."""
+        lib = _lib()
+        ids = self._prompt_ids(prompt)
+        prompt_array, n_prompt = _int_array(ids)
+        sampling = _SamplerParams()
+        lib.mobilellm_sampler_params_init(ctypes.byref(sampling))
+        sampling.temperature = float(temperature)
+        sampling.top_k = int(top_k)
+        sampling.top_p = float(top_p)
+        sampling.min_p = float(min_p)
+        sampling.repetition_penalty = float(repetition_penalty)
+        if seed is not None:
+            sampling.seed = int(seed) & 0xFFFFFFFFFFFFFFFF
+            sampling.use_seed = True
+        params = _GenerateParams()
+        lib.mobilellm_generate_params_init(ctypes.byref(params))
+        params.max_tokens = int(max_tokens)
+        params.ignore_eos = bool(ignore_eos)
+        stop_ids = [s for s in stop if isinstance(s, int)]
+        if stop_ids:
+            stop_array, n_stops = _int_array(self._eos + stop_ids)
+            params.stop_token_ids = stop_array
+            params.n_stop_token_ids = n_stops
+        failure = []
+
+        def callback(token, piece, length, _user_data):
+            try:
+                text = ctypes.string_at(piece, length).decode("utf-8", "replace") if piece else ""
+                return bool(on_piece(token, text))
+            except BaseException as error:  # noqa: BLE001 - re-raised after the call
+                failure.append(error)
+                return False
+
+        params.callback = _TokenCallback(callback)
+        capacity = max(1, min(max(0, int(max_tokens)), self.n_ctx + 1))
+        out = (ctypes.c_int32 * capacity)()
+        result = _GenerateResult()
+        result.struct_size = ctypes.sizeof(_GenerateResult)
+        status = lib.mobilellm_session_generate(self._live(), prompt_array, n_prompt, ctypes.byref(sampling),
+                                                ctypes.byref(params), out, capacity, ctypes.byref(result))
+        if failure:
+            raise failure[0]
+        _check(status)
+        tokens = list(out[:min(capacity, result.n_tokens)])
+        return tokens, STOP_REASONS.get(result.stop_reason, str(result.stop_reason))
+
+    def generate(self, prompt, max_tokens=256, temperature=0.8, top_k=0, top_p=1.0, min_p=0.0, repetition_penalty=1.0,
+                 seed=None, stop=(), ignore_eos=False):
+        """Feeds `prompt` (text, tokenized with the model's tokenizer, special tokens parsed, BOS added on an empty
+        session unless the text starts with it; or a list of ids) and generates. `stop` holds strings that end
+        generation (cut from the text) and/or extra stop token ids. temperature 0 is greedy. Returns a
+        :class:`Generation`. The session keeps the prompt and the generated tokens but the last."""
+        strings = [s for s in stop if isinstance(s, str) and s]
+        state = {"text": "", "hit": None}
+
+        def on_piece(token, text):
+            state["text"] += text
+            for s in strings:
+                index = state["text"].find(s)
+                if index >= 0 and (state["hit"] is None or index < state["hit"]):
+                    state["hit"] = index
+            return state["hit"] is None
+
+        tokens, reason = self._run(prompt, max_tokens, temperature, top_k, top_p, min_p, repetition_penalty, seed, stop,
+                                   ignore_eos, on_piece)
+        text = ""
+        if self.model.has_tokenizer:
+            shown = tokens[:-1] if reason == "eos" and tokens else tokens
+            text = self.model.detokenize(shown)
+            if state["hit"] is not None:
+                text = text[:state["hit"]]
+                reason = "stop"
+        return Generation(tokens, text, reason)
+
+    def stream(self, prompt, max_tokens=256, temperature=0.8, top_k=0, top_p=1.0, min_p=0.0, repetition_penalty=1.0,
+               seed=None, stop=(), ignore_eos=False):
+        """Like :meth:`generate`, but yields text pieces (whole UTF-8 characters) as they are produced. Generation
+        runs on a worker thread; closing the generator early stops it (cancelling a running prefill)."""
+        strings = [s for s in stop if isinstance(s, str) and s]
+        pieces = queue.Queue()
+        stop_flag = threading.Event()
+        done = object()
+
+        def on_piece(token, text):
+            if stop_flag.is_set():
+                return False
+            pieces.put(text)
+            return True
+
+        def work():
+            try:
+                self._run(prompt, max_tokens, temperature, top_k, top_p, min_p, repetition_penalty, seed, stop,
+                          ignore_eos, on_piece)
+                pieces.put(done)
+            except BaseException as error:  # noqa: BLE001 - handed to the consumer
+                pieces.put(error)
+
+        worker = threading.Thread(target=work, daemon=True)
+        worker.start()
+        pending = ""
+        finished = False
+        try:
+            while True:
+                item = pieces.get()
+                if item is done:
+                    finished = True
+                    break
+                if isinstance(item, BaseException):
+                    finished = True
+                    raise item
+                pending += item
+                cut = min((pending.find(s) for s in strings if s in pending), default=-1)
+                if cut >= 0:
+                    if cut:
+                        yield pending[:cut]
+                    pending = ""
+                    break
+                # Hold back a tail that could be the start of a stop string.
+                keep = max((k for s in strings for k in range(1, len(s)) if pending.endswith(s[:k])), default=0)
+                if len(pending) > keep:
+                    yield pending[:len(pending) - keep]
+                    pending = pending[len(pending) - keep:]
+            if pending:
+                yield pending
+        finally:
+            if not finished:
+                stop_flag.set()
+                cancel_sent = False
+                if worker.is_alive():
+                    try:
+                        self.cancel()
+                        cancel_sent = True
+                    except MobileLLMError:
+                        pass
+                worker.join()
+                outcome = None
+                while not pieces.empty():
+                    item = pieces.get()
+                    if item is done or isinstance(item, BaseException):
+                        outcome = item
+                consumed = isinstance(outcome, MobileLLMError) and outcome.status == ERROR_CANCELLED
+                if cancel_sent and not consumed:
+                    self._consume_cancel()
+
+    def _consume_cancel(self):
+        """Drops a cancel request that arrived after the generation had ended: a one-token feed fails with
+        CANCELLED before doing anything when a request is pending, and is undone otherwise."""
+        position = self.n_past
+        if position >= self.n_ctx:
+            return
+        array, n = _int_array([0])
+        status = _lib().mobilellm_session_eval(self._live(), array, n, LOGITS_NONE, None, 0)
+        if status == OK:
+            self.rewind(position)

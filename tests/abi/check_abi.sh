@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# ABI guard. Usage: check_abi.sh [--self-test] ABI_DESCRIBE LIBRARY ABI_DIR
+#
+# Describes the built library (its ABI version, every exported function, sizeof every params struct) and compares
+# that with the committed ABI_DIR/abi-v<version>.txt. Any difference means the export list or a struct_size
+# changed without bumping MOBILELLM_ABI_VERSION; after a deliberate change, bump the version in mobilellm.h and
+# run scripts/update_abi.sh. Also fails when anything but mobilellm_* functions is exported, when the header
+# and library versions differ, or when the library needs a Swift runtime library.
+# --self-test: tampers with a copy of the committed description and checks that the guard then fails.
+set -uo pipefail
+self_test=0
+if [ "${1:-}" = "--self-test" ]; then
+    self_test=1
+    shift
+fi
+describe=$1 library=$2 abi_dir=$3
+here=$(cd "$(dirname "$0")" && pwd)
+
+describe_library() {
+    "$describe" | grep -v '^library_abi_version'
+    nm -D --defined-only --extern-only "$library" | awk '{print "function " $3}' | LC_ALL=C sort
+}
+
+if [ $self_test -eq 1 ]; then
+    version=$("$describe" | awk '/^abi_version/ {print $2}')
+    temp=$(mktemp -d)
+    trap 'rm -rf "$temp"' EXIT
+    failures=0
+    # 1. a function disappears from the list; 2. a struct grows; 3. a new function appears.
+    grep -v 'function mobilellm_session_cancel$' "$abi_dir/abi-v$version.txt" > "$temp/abi-v$version.txt"
+    if "$here/check_abi.sh" "$describe" "$library" "$temp" >/dev/null 2>&1; then echo "guard missed a removed export"; failures=1; fi
+    sed 's/^struct mobilellm_sampler_params \([0-9]*\)$/struct mobilellm_sampler_params 64/' "$abi_dir/abi-v$version.txt" > "$temp/abi-v$version.txt"
+    if "$here/check_abi.sh" "$describe" "$library" "$temp" >/dev/null 2>&1; then echo "guard missed a struct_size change"; failures=1; fi
+    { cat "$abi_dir/abi-v$version.txt"; echo "function mobilellm_zzz_new"; } > "$temp/abi-v$version.txt"
+    if "$here/check_abi.sh" "$describe" "$library" "$temp" >/dev/null 2>&1; then echo "guard missed an added export"; failures=1; fi
+    rm -f "$temp/abi-v$version.txt"
+    if "$here/check_abi.sh" "$describe" "$library" "$temp" >/dev/null 2>&1; then echo "guard missed a version without a committed list"; failures=1; fi
+    [ $failures -eq 0 ] && echo "abi guard self-test: 4 tampered descriptions all rejected"
+    exit $failures
+fi
+
+status=0
+header_version=$("$describe" | awk '/^abi_version/ {print $2}')
+library_version=$("$describe" | awk '/^library_abi_version/ {print $2}')
+if [ "$header_version" != "$library_version" ]; then
+    echo "ABI version mismatch: header $header_version, library $library_version"
+    status=1
+fi
+others=$(nm -D --defined-only --extern-only "$library" | awk '$3 !~ /^mobilellm_/ || ($2 != "T" && $2 != "W") {print}')
+if [ -n "$others" ]; then
+    echo "exported symbols other than mobilellm_* functions:"
+    echo "$others"
+    status=1
+fi
+swift_libraries=$(ldd "$library" | grep -Ei 'swift|Foundation|dispatch|BlocksRuntime|icu' || true)
+if [ -n "$swift_libraries" ]; then
+    echo "the library needs Swift runtime libraries (it must link them statically):"
+    echo "$swift_libraries"
+    status=1
+fi
+committed="$abi_dir/abi-v$header_version.txt"
+if [ ! -f "$committed" ]; then
+    echo "no committed description of ABI version $header_version: run scripts/update_abi.sh and commit $committed"
+    exit 1
+fi
+if ! diff <(grep -v '^#' "$committed") <(describe_library) > /tmp/abi-diff.$$; then
+    echo "the ABI changed without a version bump (MOBILELLM_ABI_VERSION is still $header_version)."
+    echo "< committed in $committed, > built:"
+    cat /tmp/abi-diff.$$
+    echo "If the change is intended: bump MOBILELLM_ABI_VERSION in include/mobilellm.h, then run scripts/update_abi.sh."
+    status=1
+fi
+rm -f /tmp/abi-diff.$$
+[ $status -eq 0 ] && echo "ABI v$header_version: $(describe_library | grep -c '^function') functions and $(describe_library | grep -c '^struct') struct sizes as committed; only mobilellm_* exported; no Swift runtime needed"
+exit $status
