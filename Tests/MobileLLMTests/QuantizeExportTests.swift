@@ -292,6 +292,47 @@ struct QuantizeExportTests {
         #expect(try FileManager.default.contentsOfDirectory(atPath: directory.path).isEmpty)
     }
 
+    @Test("an R1-like model with a trained tokenizer and chat template: the GGUF tokenizes and renders like the directory")
+    func r1ChatRoundTrip() throws {
+        struct Reference: Decodable {
+            struct Encoding: Decodable { let text: String; let add_special: Bool; let parse_special: Bool; let ids: [Int32] }
+            struct Message: Decodable { let role: String; let content: String }
+            struct Chat: Decodable { let messages: [Message]; let add_generation_prompt: Bool; let text: String }
+            let encodings: [Encoding]
+            let chats: [Chat]
+        }
+        let source = Fixtures.packageRoot.appendingPathComponent("tests/fixtures/r1like-chat").path
+        let reference = try JSONDecoder().decode(Reference.self, from: Data(contentsOf: URL(fileURLWithPath: source + "/reference_text.json")))
+        let directory = try TemporaryDirectory()
+        let path = directory.path + "/r1like-chat.gguf"
+        let report = try GGUFExport.write(modelAt: source, to: path, options: GGUFExportOptions(type: .f32))
+        #expect(report.notes.isEmpty, "\(report.notes)")
+        let file = try Model(path: path), original = try Model(path: source)
+        #expect(file.isGGUF)
+        Self.expectSameConfiguration(file.configuration, original.configuration, "r1like-chat")
+        let gguf = try GGUFFile(path: path)
+        #expect(gguf.metadata["tokenizer.ggml.pre"] == .string("gpt-2"))
+        #expect(gguf.metadata["tokenizer.ggml.eos_token_id"] == .uint32(2), "the tokenizer's <|eot_id|> stays its EOS")
+        let tokenizer = try file.tokenizer()
+        #expect(tokenizer.eosToken == "<|eot_id|>" && tokenizer.bosToken == "<|begin_of_text|>")
+        for encoding in reference.encodings {
+            #expect(tokenizer.encode(encoding.text, addSpecial: encoding.add_special, parseSpecial: encoding.parse_special) == encoding.ids,
+                    "\(encoding.text)")
+        }
+        var rendered = 0
+        for chat in reference.chats {
+            let messages = chat.messages.map { ChatMessage(role: $0.role, content: $0.content) }
+            guard let text = try? original.applyChatTemplate(messages, addGenerationPrompt: chat.add_generation_prompt), text == chat.text else { continue }
+            #expect(try file.applyChatTemplate(messages, addGenerationPrompt: chat.add_generation_prompt) == chat.text)
+            rendered += 1
+        }
+        #expect(rendered >= 2)
+        let tokens = reference.encodings[0].ids
+        let a = try file.makeSession(kvCacheType: .f32).feed(tokens, logits: .all)
+        let b = try original.makeSession(kvCacheType: .f32).feed(tokens, logits: .all)
+        #expect(a == b)
+    }
+
     @Test("a Llama-3 tokenizer written as GGUF metadata encodes like its tokenizer.json")
     func tokenizerExport() throws {
         guard let assetPath = TokenizerFixtures.requireAsset(TokenizerFixtures.llama3Directory) else { return }
