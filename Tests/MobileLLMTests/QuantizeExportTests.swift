@@ -119,6 +119,66 @@ struct QuantizeExportTests {
         #expect((0..<16).map(map) == [0, 4, 1, 5, 2, 6, 3, 7, 8, 12, 9, 13, 10, 14, 11, 15])
     }
 
+    /// A copy of llama-f16 with q/k/v/o biases: its weights moved to shard 1 of 2, random F32 biases in shard 2.
+    static func biasedLlama(in directory: TemporaryDirectory) throws -> String {
+        try directory.copyFixture("llama-f16")
+        let config = try String(contentsOfFile: directory.path + "/config.json", encoding: .utf8)
+        #expect(config.contains("\"attention_bias\": false"))
+        try directory.write("config.json", config.replacingOccurrences(of: "\"attention_bias\": false", with: "\"attention_bias\": true"))
+        let original = try Data(contentsOf: URL(fileURLWithPath: directory.path + "/model.safetensors"))
+        let headerLength = original.prefix(8).enumerated().reduce(0) { $0 | Int($1.element) << (8 * $1.offset) }
+        let header = try JSONSerialization.jsonObject(with: original.subdata(in: 8..<(8 + headerLength))) as? [String: Any] ?? [:]
+        try FileManager.default.moveItem(atPath: directory.path + "/model.safetensors", toPath: directory.path + "/model-00001-of-00002.safetensors")
+        var map: [String: String] = [:]
+        for name in header.keys where name != "__metadata__" { map[name] = "model-00001-of-00002.safetensors" }
+        var entries: [String] = [], data: [UInt8] = []
+        var generator = SeededGenerator(seed: 11)
+        for layer in 0..<3 {
+            for (module, size) in [("q_proj", 64), ("k_proj", 32), ("v_proj", 32), ("o_proj", 64)] {
+                let name = "model.layers.\(layer).self_attn.\(module).bias"
+                let start = data.count
+                for _ in 0..<size {
+                    let value = Float(Int(generator.next() % 2001) - 1000) / 1000
+                    withUnsafeBytes(of: value.bitPattern.littleEndian) { data.append(contentsOf: $0) }
+                }
+                entries.append("\"\(name)\": {\"dtype\": \"F32\", \"shape\": [\(size)], \"data_offsets\": [\(start), \(data.count)]}")
+                map[name] = "model-00002-of-00002.safetensors"
+            }
+        }
+        var json = Array(("{" + entries.joined(separator: ", ") + "}").utf8)
+        while json.count % 8 != 0 { json.append(0x20) }
+        let shard = withUnsafeBytes(of: UInt64(json.count).littleEndian, Array.init) + json + data
+        try directory.write("model-00002-of-00002.safetensors", bytes: shard)
+        let index = try JSONSerialization.data(withJSONObject: ["metadata": [String: Any](), "weight_map": map])
+        try directory.write("model.safetensors.index.json", bytes: Array(index))
+        return directory.path
+    }
+
+    @Test("llama q/k biases are permuted like the rows: the biased model's GGUF computes what its directory does")
+    func biasesPermuted() throws {
+        let source = try TemporaryDirectory()
+        let path = try Self.biasedLlama(in: source)
+        let directoryModel = try Model(path: path)
+        #expect(directoryModel.configuration.attentionBias)
+        let out = try TemporaryDirectory()
+        for type in [QuantType.f32, .q8_0] {
+            let file = out.path + "/biased-\(type.name).gguf"
+            let report = try GGUFExport.write(modelAt: path, to: file, options: GGUFExportOptions(type: type))
+            #expect(report.tensors.contains { $0.name == "blk.2.attn_k.bias" && $0.type == .f32 })
+            let model = try Model(path: file)
+            #expect(model.configuration.attentionBias)
+            let result = Self.compare(try Self.logits(model, "llama-f16"), try Self.logits(directoryModel, "llama-f16"))
+            if type == .f32 {
+                #expect(result.worst <= 1e-5 * max(1, result.scale), "max |Δlogit| \(result.worst)")
+            } else {
+                #expect(result.relativeRMS <= 0.1, "relative RMS \(result.relativeRMS)")
+            }
+        }
+        // The biases matter: without them the logits are far away.
+        let unbiased = Self.compare(try Self.logits(try Model(path: Fixtures.path("llama-f16")), "llama-f16"), try Self.logits(directoryModel, "llama-f16"))
+        #expect(unbiased.worst > 0.1)
+    }
+
     /// The fixtures are tiny random models whose logits amplify weight noise, so "close" is measured against the
     /// quantization itself: the quantized file must compute what an F32 model of its dequantized weights computes
     /// (within float summation order), and that model must be within the quantization noise of the original.

@@ -125,6 +125,13 @@ public enum GGUFExport {
                 // Already in the target type: the bytes go to the file as they are.
                 let bytes = UnsafeRawBufferPointer(start: tensor.pointer, count: tensor.shape.reduce(1, *) / type.blockSize * type.blockBytes)
                 try writer.addTensor(name: ggufName, type: ggmlType, dimensions: dimensions, bytes: bytes, owner: tensor.owner)
+            } else if tensor.shape.count == 1, sourceRow != nil {
+                // A permuted vector (a q/k bias): its elements move, so convert it as [n, 1] rows of one element.
+                let column = StoredTensor(name: tensor.name, type: tensor.type, shape: [tensor.count, 1], owner: tensor.owner, pointer: tensor.pointer)
+                try writer.addTensor(name: ggufName, type: ggmlType, dimensions: dimensions) { _, destination in
+                    guard let base = destination.baseAddress else { return }
+                    TensorConversion.convert(column, rows: 0..<column.count, to: type, sourceRow: sourceRow, destination: base, threads: 1)
+                }
             } else {
                 try writer.addTensor(name: ggufName, type: ggmlType, dimensions: dimensions) { rows, destination in
                     guard let base = destination.baseAddress else { return }
