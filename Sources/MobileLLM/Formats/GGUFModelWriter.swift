@@ -133,9 +133,12 @@ public enum GGUFExport {
                     TensorConversion.convert(column, rows: 0..<column.count, to: type, sourceRow: sourceRow, destination: base, threads: 1)
                 }
             } else {
+                let rowCount = tensor.shape.dropLast().reduce(1, *)
                 try writer.addTensor(name: ggufName, type: ggmlType, dimensions: dimensions) { rows, destination in
                     guard let base = destination.baseAddress else { return }
                     TensorConversion.convert(tensor, rows: rows, to: type, sourceRow: sourceRow, destination: base, threads: threads)
+                    // Done with the source: keep a large model's mapping from filling memory while it is written.
+                    if rows.upperBound == rowCount { TensorConversion.releasePages(of: tensor) }
                 }
             }
             let written = writer.tensors[writer.tensors.count - 1]

@@ -1,4 +1,9 @@
 import CMobileLLMKernels
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 import Dispatch
 import Foundation
 
@@ -113,6 +118,20 @@ enum TensorConversion {
         }
     }
 
+    /// Drops the resident pages that lie wholly inside `tensor`'s bytes when they are a read-only file mapping, so a
+    /// tensor that has been converted stops counting toward the process's memory (the file stays mapped; touching the
+    /// bytes again reads them back from the file). Anything else is left alone.
+    static func releasePages(of tensor: StoredTensor) {
+        guard tensor.owner is MappedFile else { return }
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        guard page > 0 else { return }
+        let byteCount = tensor.count / tensor.type.blockSize * tensor.type.blockBytes
+        let start = (Int(bitPattern: tensor.pointer) + page - 1) / page * page
+        let end = (Int(bitPattern: tensor.pointer) + byteCount) / page * page
+        guard end > start, let address = UnsafeMutableRawPointer(bitPattern: start) else { return }
+        _ = madvise(address, end - start, Int32(MADV_DONTNEED))
+    }
+
     /// The whole tensor converted to `type` (shape unchanged) in a new owned buffer.
     static func converted(_ tensor: StoredTensor, to type: QuantType, threads: Int) -> StoredTensor {
         let k = tensor.shape.count > 1 ? tensor.shape.dropFirst().reduce(1, *) : (tensor.shape.first ?? 1)
@@ -171,6 +190,7 @@ struct QuantizingSource: TensorSource {
             fallbacks.append((name, tensor.shape[1], requested, type))
             if tensor.type == type { continue }
             converted[name] = TensorConversion.converted(tensor, to: type, threads: threads)
+            TensorConversion.releasePages(of: tensor)
         }
         self.converted = converted
         notes = QuantizationPlan.fallbackNotes(fallbacks)
