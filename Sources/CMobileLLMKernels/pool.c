@@ -1,4 +1,12 @@
-/* Persistent fork-join thread pool; see mobilellm_pool.h. */
+/* Persistent thread pool with chunk claiming; see mobilellm_pool.h.
+ *
+ * A job is published as (task, context, chunk_count) and then made visible by storing a new job number into the
+ * claim word (high 32 bits: job number, low 32 bits: next unclaimed chunk) and bumping `generation` to wake
+ * sleepers. Every thread, the caller included, claims chunks with a compare-and-swap on the claim word; a claim
+ * succeeds only while the job number is unchanged and chunks remain. The caller returns once `chunks_done`
+ * reaches the chunk count, so it never waits for a worker that has not claimed anything. The next job's fields
+ * are written only after every chunk of the current job was claimed and finished, so a claim that succeeds for
+ * job j always reads job j's task and context (they were stored before job j's claim word was published). */
 #include "mobilellm_pool.h"
 
 #include <pthread.h>
@@ -12,17 +20,21 @@
 #endif
 
 /* Spin iterations before a worker sleeps (~50-100 µs), and before the caller yields while waiting. */
-enum { MLK_SPIN_BEFORE_SLEEP = 20000, MLK_SPIN_BEFORE_YIELD = 4000 };
+enum { MLK_SPIN_BEFORE_SLEEP = 20000, MLK_SPIN_BEFORE_YIELD = 2000 };
 
 struct mlk_pool {
     int thread_count;
     pthread_t *threads;
     _Atomic uint64_t generation;
-    _Atomic int pending;
+    _Atomic uint64_t claim;
+    _Atomic int64_t chunks_done;
     _Atomic int sleeping;
     _Atomic int stopping;
-    mlk_task_fn task;
-    void *context;
+    /* The current job; written by the caller only between jobs. */
+    _Atomic(mlk_chunk_fn) task;
+    _Atomic(void *) context;
+    _Atomic int64_t chunk_count;
+    uint32_t job;
     pthread_mutex_t mutex;
     pthread_cond_t wake;
 };
@@ -38,6 +50,23 @@ void mlk_cpu_relax(void) {
 #elif defined(__aarch64__)
     __asm__ __volatile__("yield");
 #endif
+}
+
+/* Claims and runs chunks of the current job until none are left or the job changed. */
+static void mlk_claim_chunks(mlk_pool *pool, int thread) {
+    uint64_t word = atomic_load(&pool->claim);
+    for (;;) {
+        const uint32_t job = (uint32_t)(word >> 32);
+        const int64_t count = atomic_load(&pool->chunk_count);
+        mlk_chunk_fn task = atomic_load(&pool->task);
+        void *context = atomic_load(&pool->context);
+        const uint64_t next = word & 0xFFFFFFFFu;
+        if (!task || (int64_t)next >= count) return;
+        if (!atomic_compare_exchange_weak(&pool->claim, &word, ((uint64_t)job << 32) | (next + 1))) continue;
+        task(context, (int64_t)next, thread);
+        atomic_fetch_add_explicit(&pool->chunks_done, 1, memory_order_release);
+        word = atomic_load(&pool->claim);
+    }
 }
 
 static void *mlk_worker(void *argument) {
@@ -63,8 +92,7 @@ static void *mlk_worker(void *argument) {
         }
         if (atomic_load(&pool->stopping)) return NULL;
         seen = generation;
-        pool->task(pool->context, start.index, pool->thread_count);
-        atomic_fetch_sub_explicit(&pool->pending, 1, memory_order_release);
+        mlk_claim_chunks(pool, start.index);
     }
 }
 
@@ -82,9 +110,13 @@ mlk_pool *mlk_pool_create(int thread_count) {
     if (!pool) return NULL;
     pool->thread_count = thread_count;
     atomic_init(&pool->generation, 0);
-    atomic_init(&pool->pending, 0);
+    atomic_init(&pool->claim, 0);
+    atomic_init(&pool->chunks_done, 0);
     atomic_init(&pool->sleeping, 0);
     atomic_init(&pool->stopping, 0);
+    atomic_init(&pool->task, NULL);
+    atomic_init(&pool->context, NULL);
+    atomic_init(&pool->chunk_count, 0);
     pthread_mutex_init(&pool->mutex, NULL);
     pthread_cond_init(&pool->wake, NULL);
     if (thread_count > 1) {
@@ -127,20 +159,43 @@ void mlk_pool_destroy(mlk_pool *pool) {
 
 int mlk_pool_thread_count(const mlk_pool *pool) { return pool ? pool->thread_count : 1; }
 
-void mlk_pool_run(mlk_pool *pool, mlk_task_fn task, void *context) {
-    if (!pool || pool->thread_count == 1) {
-        task(context, 0, 1);
+void mlk_pool_run_chunks(mlk_pool *pool, mlk_chunk_fn task, void *context, int64_t chunk_count) {
+    if (chunk_count <= 0 || !task) return;
+    if (!pool || pool->thread_count == 1 || chunk_count == 1 || chunk_count > 0xFFFFFFFFLL) {
+        for (int64_t chunk = 0; chunk < chunk_count; chunk++) task(context, chunk, 0);
         return;
     }
-    pool->task = task;
-    pool->context = context;
-    atomic_store(&pool->pending, pool->thread_count - 1);
+    atomic_store(&pool->task, task);
+    atomic_store(&pool->context, context);
+    atomic_store(&pool->chunk_count, chunk_count);
+    atomic_store(&pool->chunks_done, 0);
+    pool->job++;
+    atomic_store(&pool->claim, (uint64_t)pool->job << 32);
     atomic_fetch_add(&pool->generation, 1);
     mlk_wake_sleepers(pool);
-    task(context, 0, pool->thread_count);
+    mlk_claim_chunks(pool, 0);
     int spins = 0;
-    while (atomic_load_explicit(&pool->pending, memory_order_acquire) > 0) {
+    while (atomic_load_explicit(&pool->chunks_done, memory_order_acquire) < chunk_count) {
         if (++spins < MLK_SPIN_BEFORE_YIELD) mlk_cpu_relax();
         else sched_yield();
     }
+}
+
+typedef struct {
+    mlk_task_fn task;
+    void *context;
+    int thread_count;
+} mlk_fork_join;
+
+static void mlk_fork_join_chunk(void *context, int64_t chunk, int thread) {
+    (void)thread;
+    const mlk_fork_join *job = context;
+    job->task(job->context, (int)chunk, job->thread_count);
+}
+
+void mlk_pool_run(mlk_pool *pool, mlk_task_fn task, void *context) {
+    if (!task) return;
+    const int count = mlk_pool_thread_count(pool);
+    mlk_fork_join job = {task, context, count};
+    mlk_pool_run_chunks(pool, mlk_fork_join_chunk, &job, count);
 }

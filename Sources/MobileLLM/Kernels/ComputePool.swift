@@ -17,25 +17,28 @@ public final class ComputePool: @unchecked Sendable {
 
     deinit { mlk_pool_destroy(pool) }
 
-    /// Calls `body(thread, threadCount)` once on every thread and returns when all calls have returned.
-    public func run(_ body: (_ thread: Int, _ threadCount: Int) -> Void) {
-        guard threadCount > 1, let pool else {
-            body(0, 1)
+    /// Calls `body(chunk, thread)` once for every chunk in `0..<chunks`, on whichever thread claims it (the caller
+    /// claims chunks too); `thread` is in `0..<threadCount`, so it can index per-thread scratch. Returns when every
+    /// chunk has run. A worker slow to wake (a busy machine) never delays the call: the caller takes its chunks.
+    public func run(chunks: Int, _ body: (_ chunk: Int, _ thread: Int) -> Void) {
+        guard chunks > 0 else { return }
+        guard threadCount > 1, chunks > 1, let pool else {
+            for chunk in 0..<chunks { body(chunk, 0) }
             return
         }
         withoutActuallyEscaping(body) { body in
             var task = body
             withUnsafeMutablePointer(to: &task) { pointer in
-                mlk_pool_run(pool, { context, thread, count in
+                mlk_pool_run_chunks(pool, { context, chunk, thread in
                     guard let context else { return }
-                    context.assumingMemoryBound(to: ((Int, Int) -> Void).self).pointee(Int(thread), Int(count))
-                }, pointer)
+                    context.assumingMemoryBound(to: ((Int, Int) -> Void).self).pointee(Int(chunk), Int(thread))
+                }, pointer, Int64(chunks))
             }
         }
     }
 
-    /// Splits `0..<count` into one contiguous range per thread (in multiples of `granularity`, except the last) and
-    /// calls `body` with each non-empty range. Work smaller than `minimumPerThread` per thread runs on the caller only.
+    /// Splits `0..<count` into contiguous ranges (multiples of `granularity`, except the last; about four per thread)
+    /// and calls `body` with each. Work smaller than `minimumPerThread` per thread runs on the caller only.
     public func forEach(_ count: Int, granularity: Int = 1, minimumPerThread: Int = 1, _ body: (Range<Int>) -> Void) {
         forEach(count, granularity: granularity, minimumPerThread: minimumPerThread) { range, _ in body(range) }
     }
@@ -50,10 +53,11 @@ public final class ComputePool: @unchecked Sendable {
             body(0..<count, 0)
             return
         }
-        run { thread, _ in
-            guard thread < workers else { return }
-            let start = min(count, units * thread / workers * granularity)
-            let end = min(count, units * (thread + 1) / workers * granularity)
+        let unitsPerChunk = max(1, units / (workers * 4))
+        let chunks = (units + unitsPerChunk - 1) / unitsPerChunk
+        run(chunks: chunks) { chunk, thread in
+            let start = min(count, chunk * unitsPerChunk * granularity)
+            let end = min(count, (chunk + 1) * unitsPerChunk * granularity)
             if start < end { body(start..<end, thread) }
         }
     }

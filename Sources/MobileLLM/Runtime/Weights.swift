@@ -183,35 +183,51 @@ extension TransformerWeights {
 }
 
 extension ComputePool {
-    /// Computes `outputs[m] = input · linears[m].weightᵀ (+ bias)` for every matrix in one parallel region: each
-    /// thread takes the same share of every matrix's rows (in multiples of 8, the kernels' row tiles). When a matrix is
-    /// quantized, `input` must carry the Q8A rows (see `Session.prepare`).
-    /// `epilogue(rows, thread)`, when given, runs on each thread right after its share, with the output rows it wrote
-    /// (only meaningful when every matrix has the same number of rows, e.g. gate and up).
+    /// Computes `outputs[m] = input · linears[m].weightᵀ (+ bias)` for every matrix in one parallel region of row
+    /// chunks (multiples of 8 rows, the kernels' tiles). With an `epilogue`, every matrix must have the same number of
+    /// rows: each chunk then computes the same rows of all of them and runs `epilogue(rows)` on them (e.g. SwiGLU on
+    /// gate and up). When a matrix is quantized in int8 mode, `input` must carry the Q8A rows (see `Session.prepare`).
     func project(_ linears: [Linear], input: ProjectionInput, outputs: [UnsafeMutablePointer<Float>],
                  epilogue: ((Range<Int>) -> Void)? = nil) {
         nonisolated(unsafe) let outputs = outputs
         nonisolated(unsafe) let input = input
+        let totalRows = linears.reduce(0) { $0 + $1.weight.rows }
         let work = linears.reduce(0) { $0 + $1.weight.rows * $1.weight.columns } * input.count
-        let threads = work < 32_768 ? 1 : threadCount
-        let body = { (thread: Int, threads: Int) in
-            var share = 0..<0
-            for (index, linear) in linears.enumerated() {
-                let rows = linear.weight.rows
-                let tiles = (rows + 7) / 8
-                let start = min(rows, tiles * thread / threads * 8)
-                let end = min(rows, tiles * (thread + 1) / threads * 8)
-                share = start..<end
-                linear.weight.multiplyRows(start..<end, input: input, output: outputs[index])
-                if let bias = linear.bias, start < end {
-                    for i in 0..<input.count {
-                        let row = outputs[index] + i * rows
-                        for j in start..<end { row[j] += bias[j] }
-                    }
+        let parallel = work >= 32_768 && threadCount > 1
+        // Rows per chunk: about eight chunks per thread, at least 32 rows, in whole 8-row tiles.
+        let chunkRows = parallel ? max(32, (totalRows / (threadCount * 8) + 7) / 8 * 8) : Int.max / 2
+
+        func compute(_ index: Int, _ rows: Range<Int>) {
+            let linear = linears[index]
+            linear.weight.multiplyRows(rows, input: input, output: outputs[index])
+            if let bias = linear.bias {
+                for i in 0..<input.count {
+                    let row = outputs[index] + i * linear.weight.rows
+                    for j in rows { row[j] += bias[j] }
                 }
             }
-            if let epilogue, !share.isEmpty { epilogue(share) }
         }
-        if threads == 1 { body(0, 1) } else { run(body) }
+
+        if let epilogue {
+            let rows = linears.first?.weight.rows ?? 0
+            let chunks = (rows + chunkRows - 1) / chunkRows
+            run(chunks: parallel ? chunks : 1) { chunk, _ in
+                let range = parallel ? (chunk * chunkRows)..<min(rows, (chunk + 1) * chunkRows) : 0..<rows
+                for index in linears.indices { compute(index, range) }
+                epilogue(range)
+            }
+            return
+        }
+        // Chunks over the concatenated rows of all matrices: (matrix, row range) segments.
+        var segments: [(Int, Range<Int>)] = []
+        for (index, linear) in linears.enumerated() {
+            var start = 0
+            while start < linear.weight.rows {
+                let end = min(linear.weight.rows, start + chunkRows)
+                segments.append((index, start..<end))
+                start = end
+            }
+        }
+        run(chunks: segments.count) { chunk, _ in compute(segments[chunk].0, segments[chunk].1) }
     }
 }
