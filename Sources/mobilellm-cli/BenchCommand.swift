@@ -22,8 +22,8 @@ struct BenchCommand: ParsableCommand {
     @Option(name: .long, help: "Random weights with the shapes of a known model (see below).")
     var synthetic: String?
 
-    @Option(name: .long, help: "Weight format to run (default: as stored).")
-    var quant: String?
+    @Option(name: .long, help: "Quantize the weights at load to this type: q4_0, q4_1, q8_0, q4_k, q6_k, f16 (default: as stored).")
+    var quant: QuantType?
 
     @Option(name: .long, help: "Compute threads.")
     var threads: Int?
@@ -51,11 +51,10 @@ struct BenchCommand: ParsableCommand {
         guard promptTokens >= 1, genTokens >= 0, repetitions >= 1 else {
             throw ValidationError("--prompt-tokens must be >= 1, --gen-tokens >= 0 and --repetitions >= 1")
         }
-        if let quant { throw ValidationError("--quant \(quant): quantized formats are not available in this build yet") }
     }
 
     func run() throws {
-        let options = ModelLoadOptions(threadCount: threads, activationPrecision: activations)
+        let options = ModelLoadOptions(threadCount: threads, activationPrecision: activations, quantize: quant)
         let loadStart = DispatchTime.now().uptimeNanoseconds
         let loaded: Model
         if let synthetic, let shape = SyntheticModel(rawValue: synthetic) {

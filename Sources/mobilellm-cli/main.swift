@@ -15,6 +15,7 @@ struct MobileLLMCommand: ParsableCommand {
             DetokenizeCommand.self,
             TemplateCommand.self,
             BenchCommand.self,
+            QuantizeCommand.self,
         ]
     )
 }
@@ -30,8 +31,11 @@ struct ModelOptions: ParsableArguments {
     @Option(name: .long, help: "Quantized weights: 'exact' (f32 activations, as transformers on the dequantized model) or 'int8' (faster integer dot products, as llama.cpp).")
     var activations: ActivationPrecision = .exact
 
+    @Option(name: .long, help: "Quantize the weights while loading: q4_0, q4_1, q8_0 (also q4_k, q6_k, f16, bf16, f32).")
+    var quantize: QuantType?
+
     func load() throws -> Model {
-        try Model(path: model, options: ModelLoadOptions(threadCount: threads, activationPrecision: activations))
+        try Model(path: model, options: ModelLoadOptions(threadCount: threads, activationPrecision: activations, quantize: quantize))
     }
 }
 

@@ -16,11 +16,15 @@ public struct ModelLoadOptions: Sendable {
     public var threadCount: Int?
     /// How quantized weights are multiplied (no effect on float weights).
     public var activationPrecision: ActivationPrecision
+    /// Quantize on load: projection and embedding/output matrices are converted to this type (with the same bytes
+    /// `mobilellm quantize --type` writes; see `QuantizationPlan`) on `threadCount` threads. nil: weights as stored.
+    public var quantize: QuantType?
 
-    /// Options with the given thread count (nil: every core) and activation precision.
-    public init(threadCount: Int? = nil, activationPrecision: ActivationPrecision = .exact) {
+    /// Options with the given thread count (nil: every core), activation precision and quantize-on-load type.
+    public init(threadCount: Int? = nil, activationPrecision: ActivationPrecision = .exact, quantize: QuantType? = nil) {
         self.threadCount = threadCount
         self.activationPrecision = activationPrecision
+        self.quantize = quantize
     }
 }
 
@@ -75,9 +79,14 @@ public final class Model: @unchecked Sendable {
         }
         self.path = path
         self.configuration = configuration
+        let threads = options.threadCount ?? ProcessInfo.processInfo.activeProcessorCount
+        threadCount = threads
+        let source = options.quantize.map {
+            QuantizingSource(wrapping: source, configuration: configuration, architecture: architecture,
+                             plan: QuantizationPlan(projectionType: $0), threads: threads) as TensorSource
+        } ?? source
         weights = try TransformerWeights(configuration: configuration, architecture: architecture, source: source)
         ropeFrequencies = configuration.ropeInverseFrequencies()
-        threadCount = options.threadCount ?? ProcessInfo.processInfo.activeProcessorCount
         activationPrecision = options.activationPrecision
         self.tokenizerFile = tokenizerFile
     }

@@ -1,3 +1,7 @@
+import CMobileLLMKernels
+import Dispatch
+import Foundation
+
 /// Random-weight models with the exact shapes of real checkpoints, built in memory, so speed and memory can be
 /// measured on real shapes without the (gated) weights. Their outputs are meaningless.
 public enum SyntheticModel: String, CaseIterable, Sendable {
@@ -36,29 +40,21 @@ public enum SyntheticModel: String, CaseIterable, Sendable {
     }
 }
 
-/// Tensors filled with fan-in-scaled pseudo-random BF16 values, named as the architecture expects.
+/// Tensors filled with fan-in-scaled pseudo-random BF16 values, named as the architecture expects. With a
+/// quantization plan, matrices are generated a few rows at a time and quantized straight into their final buffers
+/// (the same bytes as quantizing the BF16 tensors afterwards), so the BF16 weights never occupy memory.
 struct SyntheticTensorSource: TensorSource {
     let tensors: [String: StoredTensor]
     var location: String { "(synthetic weights)" }
     func tensor(named name: String) -> StoredTensor? { tensors[name] }
 
-    init(configuration c: ModelConfiguration, architecture: ArchitectureDefinition, seed: UInt64) {
+    init(configuration c: ModelConfiguration, architecture: ArchitectureDefinition, seed: UInt64,
+         plan: QuantizationPlan? = nil, threads: Int = 1) {
         var generator = SeededGenerator(seed: seed)
-        var tensors: [String: StoredTensor] = [:]
+        // (name, shape, scale, center, seed) in the order the seeds are drawn.
+        var specs: [(String, [Int], Float, Float, UInt64)] = []
         func add(_ name: String, _ shape: [Int], scale: Float, around center: Float = 0) {
-            let count = shape.reduce(1, *)
-            let buffer = OwnedBuffer(byteCount: count * 2)
-            let values = buffer.pointer.bindMemory(to: UInt16.self, capacity: count)
-            var state = generator.next() | 1
-            for index in 0..<count {
-                // xorshift64: fast enough for a billion weights; uniform in [-scale, scale) around `center`.
-                state ^= state << 13
-                state ^= state >> 7
-                state ^= state << 17
-                let unit = Float(state >> 40) / Float(1 << 24) * 2 - 1
-                values[index] = UInt16(truncatingIfNeeded: (center + unit * scale).bitPattern >> 16)
-            }
-            tensors[name] = StoredTensor(name: name, type: .bf16, shape: shape, owner: buffer, pointer: UnsafeRawPointer(buffer.pointer))
+            specs.append((name, shape, scale, center, generator.next() | 1))
         }
         let hidden = c.hiddenSize, q = c.headCount * c.headDimension, kv = c.kvHeadCount * c.headDimension
         let fanIn = { (n: Int) in Float(3.0 / Double(n)).squareRoot() }
@@ -77,18 +73,98 @@ struct SyntheticTensorSource: TensorSource {
             add(names.up, [c.intermediateSize, hidden], scale: fanIn(hidden))
             add(names.down, [hidden, c.intermediateSize], scale: fanIn(c.intermediateSize))
         }
+        // Each tensor has its own seed, so tensors are generated in parallel, largest first.
+        let work = specs
+        let sizes: [Int] = work.map { $0.1.reduce(1, *) }
+        let order: [Int] = work.indices.sorted { sizes[$0] > sizes[$1] }
+        let results = UnsafeMutableBufferPointer<StoredTensor?>.allocate(capacity: work.count)
+        results.initialize(repeating: nil)
+        defer { results.deallocate() }
+        let next = Counter()
+        let output = UnsafeSendableResults(results)
+        DispatchQueue.concurrentPerform(iterations: max(1, min(threads, work.count))) { _ in
+            while let position = next.take(below: order.count) {
+                let index = order[position]
+                let (name, shape, scale, center, seed) = work[index]
+                let role = QuantizationPlan.role(of: name, architecture: architecture, layerCount: c.layerCount)
+                let quantized = shape.count == 2 ? plan?.type(for: role, columns: shape[1])?.type : nil
+                output.results[index] = Self.generate(name, shape, scale: scale, center: center, seed: seed, as: quantized ?? .bf16)
+            }
+        }
+        var tensors: [String: StoredTensor] = [:]
+        for (index, spec) in work.enumerated() { tensors[spec.0] = results[index] }
         self.tensors = tensors
     }
+
+    /// One tensor of xorshift64 values, uniform in [-scale, scale) around `center`, rounded to BF16, stored as `type`
+    /// (BF16 as generated, anything else converted row by row from the BF16 values).
+    static func generate(_ name: String, _ shape: [Int], scale: Float, center: Float, seed: UInt64, as type: QuantType) -> StoredTensor {
+        let count = shape.reduce(1, *)
+        let k = shape.last ?? 1
+        let rows = count / max(1, k)
+        let rowBytes = type.rowBytes(k) ?? 0
+        let buffer = OwnedBuffer(byteCount: rows * rowBytes)
+        var state = seed
+        @inline(__always) func value() -> UInt16 {
+            // xorshift64: fast enough for a billion weights.
+            state ^= state << 13
+            state ^= state >> 7
+            state ^= state << 17
+            let unit = Float(state >> 40) / Float(1 << 24) * 2 - 1
+            return UInt16(truncatingIfNeeded: (center + unit * scale).bitPattern >> 16)
+        }
+        if type == .bf16 {
+            let values = buffer.pointer.bindMemory(to: UInt16.self, capacity: count)
+            for index in 0..<count { values[index] = value() }
+        } else {
+            let batch = max(1, min(rows, 16_384 / max(1, k)))
+            let scratch = UnsafeMutablePointer<Float>.allocate(capacity: batch * k)
+            defer { scratch.deallocate() }
+            var row = 0
+            while row < rows {
+                let n = min(batch, rows - row)
+                for index in 0..<(n * k) { scratch[index] = Float(bitPattern: UInt32(value()) << 16) }
+                mlk_q_quantize_rows(type.rawValue, scratch, Int64(n), Int64(k), buffer.pointer + row * rowBytes)
+                row += n
+            }
+        }
+        return StoredTensor(name: name, type: type, shape: shape, owner: buffer, pointer: UnsafeRawPointer(buffer.pointer))
+    }
+}
+
+/// A shared work counter for `concurrentPerform` loops.
+private final class Counter: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value = 0
+
+    /// The next index below `limit`, or nil when all are taken.
+    func take(below limit: Int) -> Int? {
+        lock.lock()
+        defer { lock.unlock() }
+        guard value < limit else { return nil }
+        value += 1
+        return value - 1
+    }
+}
+
+/// Result slots that worker threads fill, each thread its own indices.
+private struct UnsafeSendableResults: @unchecked Sendable {
+    let results: UnsafeMutableBufferPointer<StoredTensor?>
+    init(_ results: UnsafeMutableBufferPointer<StoredTensor?>) { self.results = results }
 }
 
 extension Model {
     /// A model with `shape`'s exact configuration and pseudo-random BF16 weights made in memory (for benchmarks).
+    /// With `options.quantize`, the matrices are made directly in that type (the bytes quantizing the BF16 weights
+    /// would give), so peak memory stays near the quantized size.
     public static func synthetic(_ shape: SyntheticModel, seed: UInt64 = 1, options: ModelLoadOptions = ModelLoadOptions()) throws -> Model {
         let configuration = shape.configuration
         guard let architecture = ArchitectureRegistry.architecture(for: configuration.modelType) else {
             throw MobileLLMError.unsupported(path: shape.rawValue, feature: "model_type \(configuration.modelType)")
         }
-        let source = SyntheticTensorSource(configuration: configuration, architecture: architecture, seed: seed)
+        let source = SyntheticTensorSource(configuration: configuration, architecture: architecture, seed: seed,
+                                           plan: options.quantize.map { QuantizationPlan(projectionType: $0) },
+                                           threads: options.threadCount ?? ProcessInfo.processInfo.activeProcessorCount)
         return try Model(path: "synthetic:\(shape.rawValue)", configuration: configuration, source: source, tokenizerFile: nil, options: options)
     }
 }

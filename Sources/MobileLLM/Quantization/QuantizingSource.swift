@@ -1,0 +1,202 @@
+import CMobileLLMKernels
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import Dispatch
+import Foundation
+
+/// Which storage type each weight of a model gets when it is quantized (by `mobilellm quantize` or at load).
+///
+/// Projection matrices (q, k, v, o, gate, up, down) get `projectionType`; the token embedding and the output
+/// projection get `outputType` (default: the same); vectors (norms, biases) are not quantized. A matrix whose row
+/// length is not a multiple of the chosen type's block size falls back to Q8_0 (when 32 divides it) or F16, with a
+/// note. The file writer and quantize-on-load share this plan, so both produce the same bytes.
+public struct QuantizationPlan: Sendable, Equatable {
+    /// Type of the attention and MLP projection matrices.
+    public var projectionType: QuantType
+    /// Type of the token embedding and output matrices (nil: `projectionType`).
+    public var outputType: QuantType?
+
+    /// A plan storing projections as `projectionType` and the embedding/output as `outputType` (nil: the same).
+    public init(projectionType: QuantType, outputType: QuantType? = nil) {
+        self.projectionType = projectionType
+        self.outputType = outputType
+    }
+
+    /// What a weight is, for the plan.
+    enum Role {
+        /// An attention or MLP projection.
+        case projection
+        /// The token embedding or the output projection.
+        case output
+        /// A vector (norm weight, bias): never quantized.
+        case vector
+    }
+
+    /// The type a [rows, k] matrix of `role` gets, and the type the plan asked for (they differ after a fallback);
+    /// nil for vectors.
+    func type(for role: Role, columns k: Int) -> (type: QuantType, requested: QuantType)? {
+        let wanted: QuantType
+        switch role {
+        case .projection: wanted = projectionType
+        case .output: wanted = outputType ?? projectionType
+        case .vector: return nil
+        }
+        if k % wanted.blockSize == 0 { return (wanted, wanted) }
+        return (k % QuantType.q8_0.blockSize == 0 ? .q8_0 : .f16, wanted)
+    }
+
+    /// One line per kind of fallback: "3 matrices with rows of 144 (not a multiple of the q4_0 block size 32) stored as
+    /// f16: model.layers.0.mlp.down_proj.weight, ...".
+    static func fallbackNotes(_ fallbacks: [(name: String, columns: Int, requested: QuantType, type: QuantType)]) -> [String] {
+        var groups: [String: [String]] = [:]
+        var order: [String] = []
+        for item in fallbacks where item.type != item.requested {
+            let key = "rows of \(item.columns) (not a multiple of the \(item.requested.name) block size \(item.requested.blockSize)) stored as \(item.type.name)"
+            if groups[key] == nil { order.append(key) }
+            groups[key, default: []].append(item.name)
+        }
+        return order.map { key in
+            let names = groups[key] ?? []
+            return "\(names.count) \(names.count == 1 ? "matrix" : "matrices") with \(key): \(names.joined(separator: ", "))"
+        }
+    }
+
+    /// The role of a tensor named `name` (transformers naming) in a model of `architecture`.
+    static func role(of name: String, architecture: ArchitectureDefinition, layerCount: Int) -> Role {
+        if name == architecture.embeddingName || name == architecture.outputName { return .output }
+        if name.hasSuffix(".weight"), name.hasPrefix("model.layers."),
+           let layer = Int(name.dropFirst("model.layers.".count).prefix { $0.isNumber }), layer < layerCount {
+            let names = architecture.layerNames(layer)
+            if [names.query, names.key, names.value, names.output, names.gate, names.up, names.down].contains(name) { return .projection }
+        }
+        return .vector
+    }
+}
+
+/// Row-wise conversion of stored tensors between types (dequantize to f32, optionally reorder rows, quantize).
+enum TensorConversion {
+    /// Writes rows `rows` of the [rowCount, k] tensor `tensor`, converted to `type`, consecutively into `destination`
+    /// (`rows.count * type.rowBytes(k)` bytes). Destination row r comes from source row `sourceRow(r)` (identity when
+    /// nil). Rows whose type already matches are copied byte for byte. Uses up to `threads` threads.
+    static func convert(_ tensor: StoredTensor, rows: Range<Int>, to type: QuantType, sourceRow: (@Sendable (Int) -> Int)?,
+                        destination: UnsafeMutableRawPointer, threads: Int) {
+        let k = tensor.shape.count > 1 ? tensor.shape.dropFirst().reduce(1, *) : (tensor.shape.first ?? 1)
+        let sourceRowBytes = tensor.type.rowBytes(k) ?? 0
+        let rowBytes = type.rowBytes(k) ?? 0
+        guard !rows.isEmpty, rowBytes > 0, sourceRowBytes > 0 else { return }
+        let source = tensor.pointer
+        let count = rows.count
+        let workers = max(1, min(threads, count * k / (1 << 16) + 1, count))
+        let output = UnsafeSendablePointer(destination)
+        let input = UnsafeSendableRawPointer(source)
+        DispatchQueue.concurrentPerform(iterations: workers) { worker in
+            let start = count * worker / workers, end = count * (worker + 1) / workers
+            guard start < end else { return }
+            if tensor.type == type {
+                for index in start..<end {
+                    let row = sourceRow?(rows.lowerBound + index) ?? (rows.lowerBound + index)
+                    (output.pointer + index * rowBytes).copyMemory(from: input.pointer + row * sourceRowBytes, byteCount: rowBytes)
+                }
+                return
+            }
+            let batch = max(1, min(end - start, (1 << 18) / max(1, k)))
+            let scratch = UnsafeMutablePointer<Float>.allocate(capacity: batch * k)
+            defer { scratch.deallocate() }
+            var index = start
+            while index < end {
+                let n = min(batch, end - index)
+                for i in 0..<n {
+                    let row = sourceRow?(rows.lowerBound + index + i) ?? (rows.lowerBound + index + i)
+                    mlk_q_dequantize_row(tensor.type.rawValue, input.pointer + row * sourceRowBytes, Int64(k), scratch + i * k)
+                }
+                mlk_q_quantize_rows(type.rawValue, scratch, Int64(n), Int64(k), output.pointer + index * rowBytes)
+                index += n
+            }
+        }
+    }
+
+    /// Drops the resident pages that lie wholly inside `tensor`'s bytes when they are a read-only file mapping, so a
+    /// tensor that has been converted stops counting toward the process's memory (the file stays mapped; touching the
+    /// bytes again reads them back from the file). Anything else is left alone.
+    static func releasePages(of tensor: StoredTensor) {
+        guard tensor.owner is MappedFile else { return }
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        guard page > 0 else { return }
+        let byteCount = tensor.count / tensor.type.blockSize * tensor.type.blockBytes
+        let start = (Int(bitPattern: tensor.pointer) + page - 1) / page * page
+        let end = (Int(bitPattern: tensor.pointer) + byteCount) / page * page
+        guard end > start, let address = UnsafeMutableRawPointer(bitPattern: start) else { return }
+        _ = madvise(address, end - start, Int32(MADV_DONTNEED))
+    }
+
+    /// The whole tensor converted to `type` (shape unchanged) in a new owned buffer.
+    static func converted(_ tensor: StoredTensor, to type: QuantType, threads: Int) -> StoredTensor {
+        let k = tensor.shape.count > 1 ? tensor.shape.dropFirst().reduce(1, *) : (tensor.shape.first ?? 1)
+        let rowCount = tensor.shape.count > 1 ? tensor.shape[0] : 1
+        let buffer = OwnedBuffer(byteCount: rowCount * (type.rowBytes(k) ?? 0))
+        convert(tensor, rows: 0..<rowCount, to: type, sourceRow: nil, destination: buffer.pointer, threads: threads)
+        return StoredTensor(name: tensor.name, type: type, shape: tensor.shape, owner: buffer, pointer: UnsafeRawPointer(buffer.pointer))
+    }
+}
+
+/// A raw pointer that closures running on other threads may capture (each thread touches its own bytes).
+struct UnsafeSendablePointer: @unchecked Sendable {
+    let pointer: UnsafeMutableRawPointer
+    init(_ pointer: UnsafeMutableRawPointer) { self.pointer = pointer }
+}
+
+/// A read-only raw pointer that closures running on other threads may capture.
+struct UnsafeSendableRawPointer: @unchecked Sendable {
+    let pointer: UnsafeRawPointer
+    init(_ pointer: UnsafeRawPointer) { self.pointer = pointer }
+}
+
+/// A `TensorSource` that quantizes the matrices of another source while a model loads (`ModelLoadOptions.quantize`):
+/// every projection and the embedding/output matrix are converted by `plan` into owned memory, with the same bytes
+/// `mobilellm quantize` writes for that plan; vectors and matrices already in the target type pass through untouched.
+/// Rows are converted on up to `threads` threads. Converted tensors are kept, so the wrapped source (and its
+/// memory) may be released once the model holds them.
+struct QuantizingSource: TensorSource {
+    let base: TensorSource
+    let plan: QuantizationPlan
+    /// Converted tensors by transformers name.
+    let converted: [String: StoredTensor]
+    /// Fallback notes (matrices whose row length did not fit the requested type).
+    let notes: [String]
+
+    var location: String { base.location }
+
+    init(wrapping base: TensorSource, configuration c: ModelConfiguration, architecture: ArchitectureDefinition,
+         plan: QuantizationPlan, threads: Int) {
+        self.base = base
+        self.plan = plan
+        var names = [architecture.embeddingName]
+        if !c.tiedEmbeddings { names.append(architecture.outputName) }
+        for layer in 0..<c.layerCount {
+            let n = architecture.layerNames(layer)
+            names += [n.query, n.key, n.value, n.output, n.gate, n.up, n.down]
+        }
+        var converted: [String: StoredTensor] = [:]
+        var fallbacks: [(name: String, columns: Int, requested: QuantType, type: QuantType)] = []
+        for name in names {
+            // Missing or misshapen tensors are left to the shape checks of the model loader, which name them.
+            guard let tensor = base.tensor(named: name), tensor.shape.count == 2,
+                  let (type, requested) = plan.type(for: QuantizationPlan.role(of: name, architecture: architecture, layerCount: c.layerCount),
+                                                    columns: tensor.shape[1]),
+                  tensor.type.rowBytes(tensor.shape[1]) != nil else { continue }
+            fallbacks.append((name, tensor.shape[1], requested, type))
+            if tensor.type == type { continue }
+            converted[name] = TensorConversion.converted(tensor, to: type, threads: threads)
+            TensorConversion.releasePages(of: tensor)
+        }
+        self.converted = converted
+        notes = QuantizationPlan.fallbackNotes(fallbacks)
+    }
+
+    func tensor(named name: String) -> StoredTensor? {
+        converted[name] ?? base.tensor(named: name)
+    }
+}
