@@ -53,6 +53,7 @@ let package = Package(
             name: "mobilellm-cli",
             dependencies: [
                 "MobileLLM",
+                "CMobileLLMKernels",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

@@ -363,7 +363,9 @@ void mlk_convert_f32_to_f16(const float *src, int64_t count, uint16_t *dst) {
     for (int64_t t = 0; t < count; t++) dst[t] = mlk_f32_to_f16_scalar(src[t]);
 }
 
-static void mlk_softmax_rows(float *scores, int64_t group, int64_t length) {
+/* Turns each score row into exp(score - max); records the max and the sum when asked, and normalises the row to
+ * probabilities when `normalise` is set. */
+static void mlk_exp_rows(float *scores, int64_t group, int64_t length, int normalise, float *maxes, float *sums) {
     for (int64_t g = 0; g < group; g++) {
         float *row = scores + g * length;
         float maximum = row[0];
@@ -373,13 +375,20 @@ static void mlk_softmax_rows(float *scores, int64_t group, int64_t length) {
             row[p] = expf(row[p] - maximum);
             total += row[p];
         }
-        float inverse = 1.0f / total;
-        for (int64_t p = 0; p < length; p++) row[p] *= inverse;
+        if (maxes) maxes[g] = maximum;
+        if (sums) sums[g] = total;
+        if (normalise) {
+            float inverse = 1.0f / total;
+            for (int64_t p = 0; p < length; p++) row[p] *= inverse;
+        }
     }
 }
 
+static void mlk_softmax_rows(float *scores, int64_t group, int64_t length) { mlk_exp_rows(scores, group, length, 1, NULL, NULL); }
+
 static void mlk_attention_scalar(const float *q, int64_t group, int64_t d, const void *keys, const void *values,
-                                 mlk_dtype kv_dtype, int64_t length, float scale, float *scores, float *out) {
+                                 mlk_dtype kv_dtype, int64_t length, float scale, float *scores, float *out,
+                                 float *maxes, float *sums) {
     const size_t row_bytes = (size_t)d * mlk_element_size(kv_dtype);
     for (int64_t p = 0; p < length; p++) {
         const void *key = (const char *)keys + (size_t)p * row_bytes;
@@ -389,7 +398,7 @@ static void mlk_attention_scalar(const float *q, int64_t group, int64_t d, const
             scores[g * length + p] = dot * scale;
         }
     }
-    mlk_softmax_rows(scores, group, length);
+    mlk_exp_rows(scores, group, length, maxes == NULL, maxes, sums);
     for (int64_t i = 0; i < group * d; i++) out[i] = 0;
     for (int64_t p = 0; p < length; p++) {
         const void *value = (const char *)values + (size_t)p * row_bytes;
@@ -403,13 +412,14 @@ static void mlk_attention_scalar(const float *q, int64_t group, int64_t d, const
 #ifdef MLK_X86
 /* AVX-512: head dimension in 16-wide chunks (masked tail); each K/V row converted once and used by every query row. */
 TARGET_AVX512 static void mlk_attention_avx512(const float *q, int64_t group, int64_t d, const void *keys, const void *values,
-                                               mlk_dtype kv_dtype, int64_t length, float scale, float *scores, float *out) {
+                                               mlk_dtype kv_dtype, int64_t length, float scale, float *scores, float *out,
+                                               float *maxes, float *sums) {
     const int64_t chunks = (d + 15) / 16;
     const __mmask16 tail = (d % 16) ? (__mmask16)((1u << (d % 16)) - 1u) : (__mmask16)0xFFFF;
     const size_t row_bytes = (size_t)d * mlk_element_size(kv_dtype);
     __m512 row[16]; /* up to d = 256 */
     if (chunks > 16) {
-        mlk_attention_scalar(q, group, d, keys, values, kv_dtype, length, scale, scores, out);
+        mlk_attention_scalar(q, group, d, keys, values, kv_dtype, length, scale, scores, out, maxes, sums);
         return;
     }
     for (int64_t p = 0; p < length; p++) {
@@ -427,7 +437,7 @@ TARGET_AVX512 static void mlk_attention_avx512(const float *q, int64_t group, in
             scores[g * length + p] = _mm512_reduce_add_ps(acc) * scale;
         }
     }
-    mlk_softmax_rows(scores, group, length);
+    mlk_exp_rows(scores, group, length, maxes == NULL, maxes, sums);
     for (int64_t g = 0; g < group; g += 4) {
         const int64_t rows = group - g < 4 ? group - g : 4;
         __m512 acc[4][16];
@@ -458,8 +468,45 @@ void mlk_attention(const float *q, int64_t group, int64_t d, const void *keys, c
     mlk_attention_isa(mlk_active_isa(), q, group, d, keys, values, kv_dtype, length, scale, scores, out);
 }
 
+static void mlk_attention_dispatch(mlk_isa isa, const float *q, int64_t group, int64_t d, const void *keys,
+                                   const void *values, mlk_dtype kv_dtype, int64_t length, float scale, float *scores,
+                                   float *out, float *maxes, float *sums);
+
+void mlk_attention_partial(const float *q, int64_t group, int64_t d, const void *keys, const void *values,
+                           mlk_dtype kv_dtype, int64_t length, float scale, float *scores, float *out, float *maxes,
+                           float *sums) {
+    if (!maxes || !sums) return;
+    mlk_attention_dispatch(mlk_active_isa(), q, group, d, keys, values, kv_dtype, length, scale, scores, out, maxes, sums);
+}
+
+void mlk_attention_combine(int64_t segments, int64_t group, int64_t d, const float *out, const float *maxes,
+                           const float *sums, float *result) {
+    if (segments <= 0 || group <= 0 || d <= 0) return;
+    for (int64_t g = 0; g < group; g++) {
+        float maximum = maxes[g];
+        for (int64_t s = 1; s < segments; s++) maximum = maxes[s * group + g] > maximum ? maxes[s * group + g] : maximum;
+        float total = 0;
+        float *row = result + g * d;
+        for (int64_t t = 0; t < d; t++) row[t] = 0;
+        for (int64_t s = 0; s < segments; s++) {
+            const float weight = expf(maxes[s * group + g] - maximum);
+            total += weight * sums[s * group + g];
+            const float *part = out + (s * group + g) * d;
+            for (int64_t t = 0; t < d; t++) row[t] += weight * part[t];
+        }
+        const float inverse = 1.0f / total;
+        for (int64_t t = 0; t < d; t++) row[t] *= inverse;
+    }
+}
+
 void mlk_attention_isa(mlk_isa isa, const float *q, int64_t group, int64_t d, const void *keys, const void *values,
                        mlk_dtype kv_dtype, int64_t length, float scale, float *scores, float *out) {
+    mlk_attention_dispatch(isa, q, group, d, keys, values, kv_dtype, length, scale, scores, out, NULL, NULL);
+}
+
+static void mlk_attention_dispatch(mlk_isa isa, const float *q, int64_t group, int64_t d, const void *keys,
+                                   const void *values, mlk_dtype kv_dtype, int64_t length, float scale, float *scores,
+                                   float *out, float *maxes, float *sums) {
     if (isa > mlk_detect_isa()) isa = mlk_detect_isa();
     if (group <= 0 || d <= 0) return;
     if (length <= 0) {
@@ -468,9 +515,38 @@ void mlk_attention_isa(mlk_isa isa, const float *q, int64_t group, int64_t d, co
     }
 #ifdef MLK_X86
     if ((isa == MLK_ISA_AVX512 || isa == MLK_ISA_AVX512_VNNI)) {
-        mlk_attention_avx512(q, group, d, keys, values, kv_dtype, length, scale, scores, out);
+        mlk_attention_avx512(q, group, d, keys, values, kv_dtype, length, scale, scores, out, maxes, sums);
         return;
     }
 #endif
-    mlk_attention_scalar(q, group, d, keys, values, kv_dtype, length, scale, scores, out);
+    mlk_attention_scalar(q, group, d, keys, values, kv_dtype, length, scale, scores, out, maxes, sums);
+}
+
+/* ---------------------------------------------------------------- read-bandwidth probe */
+
+#ifdef MLK_X86
+TARGET_AVX512 static uint64_t mlk_read_probe_avx512(const void *buffer, size_t bytes) {
+    const __m512i *p = (const __m512i *)buffer;
+    __m512i a = _mm512_setzero_si512(), b = _mm512_setzero_si512(), c = _mm512_setzero_si512(), d = _mm512_setzero_si512();
+    size_t lines = bytes / 64, i = 0;
+    for (; i + 4 <= lines; i += 4) {
+        a = _mm512_xor_si512(a, _mm512_load_si512(p + i));
+        b = _mm512_xor_si512(b, _mm512_load_si512(p + i + 1));
+        c = _mm512_xor_si512(c, _mm512_load_si512(p + i + 2));
+        d = _mm512_xor_si512(d, _mm512_load_si512(p + i + 3));
+    }
+    for (; i < lines; i++) a = _mm512_xor_si512(a, _mm512_load_si512(p + i));
+    a = _mm512_xor_si512(_mm512_xor_si512(a, b), _mm512_xor_si512(c, d));
+    return (uint64_t)_mm512_reduce_add_epi64(a);
+}
+#endif
+
+uint64_t mlk_read_probe(const void *buffer, size_t bytes) {
+#ifdef MLK_X86
+    if (mlk_active_isa() == MLK_ISA_AVX512 || mlk_active_isa() == MLK_ISA_AVX512_VNNI) return mlk_read_probe_avx512(buffer, bytes);
+#endif
+    const uint64_t *p = (const uint64_t *)buffer;
+    uint64_t sum = 0;
+    for (size_t i = 0; i < bytes / 8; i++) sum ^= p[i];
+    return sum;
 }

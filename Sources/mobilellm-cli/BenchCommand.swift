@@ -1,4 +1,5 @@
 import ArgumentParser
+import CMobileLLMKernels
 import Dispatch
 import Foundation
 import MobileLLM
@@ -43,6 +44,9 @@ struct BenchCommand: ParsableCommand {
     @Flag(name: .long, help: "Print JSON on stdout.")
     var json = false
 
+    @Flag(name: .long, help: "Also measure read bandwidth with the same threads and report the decode roofline fraction.")
+    var measureBandwidth = false
+
     func validate() throws {
         guard (model == nil) != (synthetic == nil) else { throw ValidationError("give exactly one of --model or --synthetic") }
         if let synthetic, SyntheticModel(rawValue: synthetic) == nil {
@@ -84,14 +88,46 @@ struct BenchCommand: ParsableCommand {
                                                        genTokens > 0 ? Double(genTokens) / decodeSeconds : 0).utf8))
         }
         let peak = peakResidentBytes()
+        // Measured after the model runs, so its buffer does not count in peak RSS.
+        let bandwidth = measureBandwidth ? measureReadBandwidth(threads: loaded.threadCount) : 0
+        var fields = [
+            String(format: "\"prefill_tok_s\": %.2f", bestPrefill), String(format: "\"decode_tok_s\": %.2f", bestDecode),
+            "\"weight_bytes_per_token\": \(loaded.weightBytesPerToken)", String(format: "\"load_ms\": %.1f", loadMilliseconds),
+            "\"peak_rss_bytes\": \(peak)", "\"threads\": \(loaded.threadCount)",
+        ]
+        let roofline = bandwidth > 0 ? bestDecode * Double(loaded.weightBytesPerToken) / bandwidth : 0
+        if measureBandwidth {
+            fields.append(String(format: "\"read_bandwidth_bytes_s\": %.0f", bandwidth))
+            fields.append(String(format: "\"roofline_fraction\": %.3f", roofline))
+        }
         if json {
-            emit(String(format: "{\"prefill_tok_s\": %.2f, \"decode_tok_s\": %.2f, \"weight_bytes_per_token\": %d, \"load_ms\": %.1f, \"peak_rss_bytes\": %d, \"threads\": %d}",
-                        bestPrefill, bestDecode, loaded.weightBytesPerToken, loadMilliseconds, peak, loaded.threadCount))
+            emit("{" + fields.joined(separator: ", ") + "}")
         } else {
-            emit(String(format: "prefill %.1f tok/s, decode %.1f tok/s, %.1f MB weights/token, load %.0f ms, peak RSS %.1f MB",
-                        bestPrefill, bestDecode, Double(loaded.weightBytesPerToken) / 1e6, loadMilliseconds, Double(peak) / 1e6))
+            var line = String(format: "prefill %.1f tok/s, decode %.1f tok/s, %.1f MB weights/token, load %.0f ms, peak RSS %.1f MB",
+                              bestPrefill, bestDecode, Double(loaded.weightBytesPerToken) / 1e6, loadMilliseconds, Double(peak) / 1e6)
+            if measureBandwidth { line += String(format: ", read bandwidth %.1f GB/s, decode at %.0f%% of the roofline", bandwidth / 1e9, roofline * 100) }
+            emit(line)
         }
     }
+}
+
+/// Best-of-5 read bandwidth (bytes/s) of `threads` threads streaming a 1 GiB buffer (larger than any cache).
+func measureReadBandwidth(threads: Int) -> Double {
+    let bytes = 1 << 30
+    let buffer = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64)
+    defer { buffer.deallocate() }
+    memset(buffer, 1, bytes)
+    let pool = ComputePool(threadCount: threads)
+    nonisolated(unsafe) let base = UnsafeRawPointer(buffer)
+    let chunk = 1 << 22
+    var best = 0.0
+    for _ in 0..<5 {
+        let start = DispatchTime.now().uptimeNanoseconds
+        pool.run(chunks: bytes / chunk) { index, _ in _ = mlk_read_probe(base + index * chunk, chunk) }
+        let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+        best = max(best, Double(bytes) / seconds)
+    }
+    return best
 }
 
 /// The process's peak resident set (VmHWM) in bytes, or 0 where /proc is unavailable.

@@ -6,6 +6,7 @@
 #ifndef MOBILELLM_KERNELS_H
 #define MOBILELLM_KERNELS_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #ifdef __cplusplus
@@ -69,6 +70,24 @@ void mlk_attention(const float *q, int64_t group, int64_t d,
                    const void *keys, const void *values, mlk_dtype kv_dtype, int64_t length,
                    float scale, float *scores, float *out);
 
+/**
+ * One segment of attention without normalisation, for splitting long contexts: for each query row g,
+ *   maxes[g] = max_p score(g, p),  sums[g] = sum_p exp(score(g, p) - maxes[g]),
+ *   out[g]   = sum_p exp(score(g, p) - maxes[g]) * v_p           (score = q·k · scale)
+ * Segments combine exactly as softmax does: with M = max_s maxes_s, out = sum_s e^(maxes_s - M) out_s /
+ * sum_s e^(maxes_s - M) sums_s (see mlk_attention_combine). Same layouts as mlk_attention.
+ */
+void mlk_attention_partial(const float *q, int64_t group, int64_t d,
+                           const void *keys, const void *values, mlk_dtype kv_dtype, int64_t length,
+                           float scale, float *scores, float *out, float *maxes, float *sums);
+
+/**
+ * Combines `segments` partial results (out: [segments][group][d], maxes/sums: [segments][group], in segment order)
+ * into normalised attention rows result: [group][d].
+ */
+void mlk_attention_combine(int64_t segments, int64_t group, int64_t d, const float *out, const float *maxes,
+                           const float *sums, float *result);
+
 /** mlk_attention with an explicit ISA level (for tests). */
 void mlk_attention_isa(mlk_isa isa, const float *q, int64_t group, int64_t d,
                        const void *keys, const void *values, mlk_dtype kv_dtype, int64_t length,
@@ -76,6 +95,9 @@ void mlk_attention_isa(mlk_isa isa, const float *q, int64_t group, int64_t d,
 
 /** f32 -> f16 (round to nearest even), for writing the KV cache. */
 void mlk_convert_f32_to_f16(const float *src, int64_t count, uint16_t *dst);
+
+/** Reads `bytes` bytes (a multiple of 64, 64-byte aligned) and returns a checksum: the read-bandwidth probe. */
+uint64_t mlk_read_probe(const void *buffer, size_t bytes);
 
 /** dst[t] = (float)src[t] for t in [0, count): one weight row converted to f32. */
 void mlk_convert_to_f32(const void *src, mlk_dtype dtype, int64_t count, float *dst);

@@ -58,6 +58,19 @@ public final class Session: @unchecked Sendable {
     /// Largest number of tokens one forward pass computes at once during prefill (bounds scratch memory).
     public static let batchLimit = 256
 
+    /// Positions per attention segment: longer contexts are attended in segments whose partial softmax results are
+    /// combined, which lets decode spread one token's attention over threads.
+    public static let attentionSegment = 256
+
+    /// Floats of attention scratch: per thread, scores of one segment plus two sets of segment partials; then the
+    /// partials of every KV head for split decode.
+    static func attentionScratchFloats(configuration c: ModelConfiguration, capacity: Int, threads: Int) -> Int {
+        let maxSegments = (capacity + attentionSegment - 1) / attentionSegment
+        let partialStride = c.groupSize * (c.headDimension + 2)
+        let perThread = c.groupSize * attentionSegment + 2 * maxSegments * partialStride
+        return threads * perThread + c.kvHeadCount * maxSegments * partialStride
+    }
+
     private let cancelRequested = Atomic<Bool>(false)
     private let pool: ComputePool
     /// Element type of the KV cache.
@@ -172,7 +185,7 @@ public final class Session: @unchecked Sendable {
         let qWidth = c.headCount * headDim
         let kvWidth = c.kvHeadCount * headDim
         scratch.reserve(tokens: n, configuration: c, capacity: capacity)
-        scratch.reserveScores(threads: pool.threadCount, group: c.groupSize, capacity: capacity)
+        scratch.reserveScores(floats: Self.attentionScratchFloats(configuration: c, capacity: capacity, threads: pool.threadCount))
         let s = scratch
 
         // x: [n, hidden] — the residual stream, starting from the token embeddings.
@@ -213,25 +226,78 @@ public final class Session: @unchecked Sendable {
                 }
             }
 
-            // attention output: [n, heads*headDim]; one work item per (token, KV head) covering its query-head group,
-            // so each cached K/V row is read once per group.
+            // attention output: [n, heads*headDim]. Each (token, KV head) covers its query-head group, so a cached K/V
+            // row is read once per group, and its visible positions are split into fixed segments of
+            // `attentionSegment` whose partial softmax results are combined in segment order. The arithmetic is the
+            // same however the work is scheduled: decode (one token) spreads the segments over threads, prefill gives
+            // each thread whole (token, KV head) items — so prefill and decode stay bit-identical.
             nonisolated(unsafe) let layerKeys = UnsafeRawPointer(keys[layerIndex])
             nonisolated(unsafe) let layerValues = UnsafeRawPointer(values[layerIndex])
-            let capacity = self.capacity, group = c.groupSize, kvHeads = c.kvHeadCount
+            let capacity = self.capacity, group = c.groupSize, kvHeads = c.kvHeadCount, segment = Self.attentionSegment
             let kvType = kvCacheType.kernelType, rowBytes = headDim * kvCacheType.byteSize
-            let scoreStride = group * capacity
-            nonisolated(unsafe) let scoreBuffers = s.scores
-            pool.forEach(n * kvHeads, minimumPerThread: 2) { range, thread in
-                let scores = scoreBuffers + thread * scoreStride
-                for item in range {
-                    let i = item / kvHeads, kvHead = item % kvHeads
-                    let position = start + i
-                    let first = spec.chunkSize.map { (position / $0) * $0 } ?? 0
-                    let base = (kvHead * capacity + first) * rowBytes
-                    let firstHead = kvHead * group
-                    mlk_attention(s.q + i * qWidth + firstHead * headDim, Int64(group), Int64(headDim),
-                                  layerKeys + base, layerValues + base, kvType, Int64(position - first + 1),
-                                  attentionScale, scores, s.attention + i * qWidth + firstHead * headDim)
+            let partialStride = group * (headDim + 2)
+            // Visible positions of token i: first...position.
+            func window(_ i: Int) -> (first: Int, length: Int) {
+                let position = start + i
+                let first = spec.chunkSize.map { (position / $0) * $0 } ?? 0
+                return (first, position - first + 1)
+            }
+            // One segment's partial result into `partial` ([group][d] outputs, then group maxes, then group sums).
+            func attendSegment(token i: Int, kvHead: Int, segment index: Int, scores: UnsafeMutablePointer<Float>,
+                               partial: UnsafeMutablePointer<Float>) {
+                let (first, length) = window(i)
+                let begin = first + index * segment
+                let count = min(segment, length - index * segment)
+                let base = (kvHead * capacity + begin) * rowBytes
+                mlk_attention_partial(s.q + i * qWidth + kvHead * group * headDim, Int64(group), Int64(headDim),
+                                      layerKeys + base, layerValues + base, kvType, Int64(count), attentionScale, scores,
+                                      partial, partial + group * headDim, partial + group * headDim + group)
+            }
+            // Combines `segments` partials laid out with `partialStride` into token i's output rows for the KV head.
+            func combine(token i: Int, kvHead: Int, segments: Int, partials: UnsafeMutablePointer<Float>,
+                         work: UnsafeMutablePointer<Float>) {
+                // Regroup [segment][out | maxes | sums] into the combine layout: outs, then maxes, then sums.
+                let outs = work, maxes = work + segments * group * headDim, sums = maxes + segments * group
+                for index in 0..<segments {
+                    let partial = partials + index * partialStride
+                    (outs + index * group * headDim).update(from: partial, count: group * headDim)
+                    (maxes + index * group).update(from: partial + group * headDim, count: group)
+                    (sums + index * group).update(from: partial + group * headDim + group, count: group)
+                }
+                mlk_attention_combine(Int64(segments), Int64(group), Int64(headDim), outs, maxes, sums,
+                                      s.attention + i * qWidth + kvHead * group * headDim)
+            }
+            let maxSegments = (capacity + segment - 1) / segment
+            let perThread = group * segment + 2 * maxSegments * partialStride
+            nonisolated(unsafe) let threadScratch = s.scores
+            let decodeSegments = n == 1 ? (window(0).length + segment - 1) / segment : 1
+            if n == 1 && decodeSegments > 1 {
+                nonisolated(unsafe) let shared = s.scores + pool.threadCount * perThread
+                pool.forEach(kvHeads * decodeSegments) { range, thread in
+                    let scores = threadScratch + thread * perThread
+                    for item in range {
+                        let kvHead = item / decodeSegments, index = item % decodeSegments
+                        attendSegment(token: 0, kvHead: kvHead, segment: index, scores: scores,
+                                      partial: shared + (kvHead * maxSegments + index) * partialStride)
+                    }
+                }
+                let work = threadScratch + group * segment
+                for kvHead in 0..<kvHeads {
+                    combine(token: 0, kvHead: kvHead, segments: decodeSegments, partials: shared + kvHead * maxSegments * partialStride, work: work)
+                }
+            } else {
+                pool.forEach(n * kvHeads, minimumPerThread: 2) { range, thread in
+                    let scores = threadScratch + thread * perThread
+                    let partials = scores + group * segment
+                    let work = partials + maxSegments * partialStride
+                    for item in range {
+                        let i = item / kvHeads, kvHead = item % kvHeads
+                        let segments = (window(i).length + segment - 1) / segment
+                        for index in 0..<segments {
+                            attendSegment(token: i, kvHead: kvHead, segment: index, scores: scores, partial: partials + index * partialStride)
+                        }
+                        combine(token: i, kvHead: kvHead, segments: segments, partials: partials, work: work)
+                    }
                 }
             }
             pool.project([layer.output], input: prepare(s.attention, count: n, columns: qWidth, for: [layer.output]), outputs: [s.h])
@@ -299,9 +365,9 @@ private struct Scratch {
     var up = UnsafeMutablePointer<Float>.allocate(capacity: 1)
     /// Q8A activation rows (1.5 bytes per value) for quantized projections.
     var activations = UnsafeMutableRawPointer.allocate(byteCount: 1, alignment: 64)
-    /// Attention scores: one [group, capacity] block per thread.
+    /// Attention scratch: per-thread scores and segment partials, then shared decode partials.
     var scores = UnsafeMutablePointer<Float>.allocate(capacity: 1)
-    private(set) var scoreThreads = 0
+    private(set) var scoreFloats = 0
 
     mutating func reserve(tokens n: Int, configuration c: ModelConfiguration, capacity: Int) {
         guard n > tokens else { return }
@@ -319,12 +385,12 @@ private struct Scratch {
         activations = .allocate(byteCount: n * 2 * max(c.hiddenSize, qWidth, c.intermediateSize) + 64, alignment: 64)
     }
 
-    /// Makes room for `threads` attention score blocks of [group, capacity].
-    mutating func reserveScores(threads: Int, group: Int, capacity: Int) {
-        guard threads > scoreThreads else { return }
+    /// Makes room for `floats` of attention scratch (see `Session.attentionScratchFloats`).
+    mutating func reserveScores(floats: Int) {
+        guard floats > scoreFloats else { return }
         scores.deallocate()
-        scores = .allocate(capacity: threads * group * capacity)
-        scoreThreads = threads
+        scores = .allocate(capacity: floats)
+        scoreFloats = floats
     }
 
     /// Frees the buffers sized by the batch length.
