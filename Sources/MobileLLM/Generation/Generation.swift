@@ -49,6 +49,8 @@ extension Session {
     @discardableResult
     public func generate(prompt: [Int32], options: GenerationOptions = GenerationOptions(),
                          onToken: (Int32) throws -> Bool = { _ in true }) throws -> GenerationResult {
+        useLock.lock()
+        defer { useLock.unlock() }
         guard options.maxTokens >= 0 else {
             throw MobileLLMError.invalidArgument(name: "maxTokens", problem: "expected a count >= 0, found \(options.maxTokens)")
         }

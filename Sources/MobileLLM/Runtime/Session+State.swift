@@ -27,6 +27,8 @@ extension Session {
     /// Writes the state into `buffer`, which must hold at least `stateByteCount` bytes; returns the bytes written.
     /// Throws `invalidArgument` when the buffer is too small.
     public func saveState(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
+        useLock.lock()
+        defer { useLock.unlock() }
         let size = stateByteCount
         guard let base = buffer.baseAddress, buffer.count >= size else {
             throw MobileLLMError.invalidArgument(name: "buffer", problem: "needs \(size) bytes, has \(buffer.count)")
@@ -69,6 +71,8 @@ extension Session {
     /// cache type). Throws `invalidArgument` naming the field when the bytes are not such a state or hold more
     /// tokens than this session's capacity; the session is unchanged then.
     public func restoreState(_ bytes: UnsafeRawBufferPointer) throws {
+        useLock.lock()
+        defer { useLock.unlock() }
         let c = model.configuration
         func bad(_ field: String, _ problem: String) -> MobileLLMError {
             .invalidArgument(name: "state.\(field)", problem: problem)

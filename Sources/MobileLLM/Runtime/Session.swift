@@ -44,7 +44,8 @@ public enum KVCacheType: String, Sendable, CaseIterable {
 
 /// One conversation's state: a KV cache of fixed capacity, the tokens fed so far and scratch buffers.
 ///
-/// A session is used by one thread at a time; `cancel()` alone may be called from any thread.
+/// A session is used by one thread at a time; `cancel()` alone may be called from any thread. Calls that arrive
+/// from a second thread while one is running wait for it (they never interleave or corrupt the cache).
 public final class Session: @unchecked Sendable {
     /// The model this session runs.
     public let model: Model
@@ -72,6 +73,9 @@ public final class Session: @unchecked Sendable {
     }
 
     private let cancelRequested = Atomic<Bool>(false)
+    /// Serialises use of the session: a second thread entering `feed`, `generate`, `reset`, `rewind` or state
+    /// save/restore waits until the first is done (recursive, so `generate` may call `feed`). `cancel()` never waits.
+    let useLock = NSRecursiveLock()
     private let pool: ComputePool
     /// Element type of the KV cache.
     public let kvCacheType: KVCacheType
@@ -122,12 +126,16 @@ public final class Session: @unchecked Sendable {
 
     /// Empties the KV cache (and clears a pending cancel request).
     public func reset() {
+        useLock.lock()
+        defer { useLock.unlock() }
         tokens.removeAll(keepingCapacity: true)
         cancelRequested.store(false, ordering: .relaxed)
     }
 
     /// Drops every position from `newPosition` on, so the next token fed goes to `newPosition`.
     public func rewind(to newPosition: Int) throws {
+        useLock.lock()
+        defer { useLock.unlock() }
         guard newPosition >= 0, newPosition <= position else {
             throw MobileLLMError.invalidArgument(name: "position", problem: "expected 0...\(position) (the current position), found \(newPosition)")
         }
@@ -145,6 +153,8 @@ public final class Session: @unchecked Sendable {
     /// position is then back where it was before the call).
     @discardableResult
     public func feed(_ newTokens: [Int32], logits request: LogitsRequest = .last) throws -> Logits {
+        useLock.lock()
+        defer { useLock.unlock() }
         let c = model.configuration
         for (index, token) in newTokens.enumerated() where token < 0 || Int(token) >= c.vocabularySize {
             throw MobileLLMError.invalidArgument(name: "tokens[\(index)]", problem: "token id \(token) is outside the vocabulary (0..<\(c.vocabularySize))")
