@@ -6,6 +6,7 @@
  * variant up to floating-point summation order.
  */
 #include "mobilellm_kernels.h"
+#include "quant_internal.h"
 
 #include <math.h>
 #include <string.h>
@@ -26,31 +27,7 @@ static inline float mlk_bf16_to_f32(uint16_t h) {
     return f;
 }
 
-static inline float mlk_f16_to_f32(uint16_t h) {
-    uint32_t sign = (uint32_t)(h & 0x8000u) << 16;
-    uint32_t exponent = (h >> 10) & 0x1Fu;
-    uint32_t mantissa = h & 0x3FFu;
-    uint32_t bits;
-    if (exponent == 0) {
-        if (mantissa == 0) {
-            bits = sign;
-        } else { /* subnormal: normalise */
-            int e = -1;
-            do {
-                e++;
-                mantissa <<= 1;
-            } while ((mantissa & 0x400u) == 0);
-            bits = sign | ((uint32_t)(127 - 15 - e) << 23) | ((mantissa & 0x3FFu) << 13);
-        }
-    } else if (exponent == 0x1F) {
-        bits = sign | 0x7F800000u | (mantissa << 13);
-    } else {
-        bits = sign | ((exponent + 127 - 15) << 23) | (mantissa << 13);
-    }
-    float f;
-    memcpy(&f, &bits, sizeof f);
-    return f;
-}
+static inline float mlk_f16_to_f32(uint16_t h) { return mlk_q_h2f(h); }
 
 static inline float mlk_load_scalar(const void *w, mlk_dtype dtype, int64_t index) {
     switch (dtype) {
@@ -319,30 +296,7 @@ void mlk_matmul_rows_isa(mlk_isa isa, const float *x, int64_t n, int64_t k, cons
 
 /* ---------------------------------------------------------------- attention */
 
-static uint16_t mlk_f32_to_f16_scalar(float value) {
-    uint32_t bits;
-    memcpy(&bits, &value, sizeof bits);
-    uint32_t sign = (bits >> 16) & 0x8000u;
-    uint32_t exponent = (bits >> 23) & 0xFFu;
-    uint32_t mantissa = bits & 0x7FFFFFu;
-    if (exponent == 0xFF) return (uint16_t)(sign | 0x7C00u | (mantissa ? 0x200u : 0)); /* inf / nan */
-    int32_t e = (int32_t)exponent - 127 + 15;
-    if (e >= 0x1F) return (uint16_t)(sign | 0x7C00u); /* overflow -> inf */
-    if (e <= 0) {                                     /* subnormal or zero */
-        if (e < -10) return (uint16_t)sign;
-        mantissa |= 0x800000u;
-        uint32_t shift = (uint32_t)(14 - e);
-        uint32_t half = mantissa >> shift;
-        uint32_t rest = mantissa & ((1u << shift) - 1u);
-        uint32_t midpoint = 1u << (shift - 1);
-        if (rest > midpoint || (rest == midpoint && (half & 1u))) half++;
-        return (uint16_t)(sign | half);
-    }
-    uint32_t half = sign | ((uint32_t)e << 10) | (mantissa >> 13);
-    uint32_t rest = mantissa & 0x1FFFu;
-    if (rest > 0x1000u || (rest == 0x1000u && (half & 1u))) half++; /* may carry into the exponent: correct */
-    return (uint16_t)half;
-}
+static uint16_t mlk_f32_to_f16_scalar(float value) { return mlk_q_f2h(value); }
 
 #ifdef MLK_X86
 TARGET_AVX512 static void mlk_convert_f32_to_f16_avx512(const float *src, int64_t count, uint16_t *dst) {
