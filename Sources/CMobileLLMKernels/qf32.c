@@ -9,6 +9,7 @@
 #define QF_X86 1
 #include <immintrin.h>
 #define QF_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx2,fma,f16c")))
+#define QF_AVX2 __attribute__((target("avx2,fma,f16c")))
 #endif
 
 /* Decode prefetch distance in rows (a few KB ahead of the 4-row tile being read; measured best on Zen 4). */
@@ -265,6 +266,94 @@ QF_DEFINE(qf_avx512_q8_0, qf_q8_0, 34, 32)
 QF_DEFINE(qf_avx512_q4_k, qf_q4_k, 144, 256)
 QF_DEFINE(qf_avx512_q6_k, qf_q6_k, 210, 256)
 
+
+/* ------------------------------------------------------------------ AVX2: 32-block types, 4 weight rows x 2 inputs
+ * Each 32-weight block is dequantized into four 8-wide vectors with ggml's float operations. */
+
+QF_AVX2 static inline float qf_half2(const uint8_t *p) {
+    uint16_t h;
+    memcpy(&h, p, 2);
+    return _cvtsh_ss(h);
+}
+
+/* Nibbles of 16 bytes as 32 int32 lanes in 4 vectors: w[0..7], w[8..15] (low nibbles), w[16..23], w[24..31]. */
+QF_AVX2 static inline void qf_nibbles(const uint8_t *qs, __m256i out[4]) {
+    const __m128i bytes = _mm_loadu_si128((const __m128i *)qs);
+    const __m128i mask = _mm_set1_epi8(15);
+    const __m128i low = _mm_and_si128(bytes, mask), high = _mm_and_si128(_mm_srli_epi16(bytes, 4), mask);
+    out[0] = _mm256_cvtepu8_epi32(low);
+    out[1] = _mm256_cvtepu8_epi32(_mm_srli_si128(low, 8));
+    out[2] = _mm256_cvtepu8_epi32(high);
+    out[3] = _mm256_cvtepu8_epi32(_mm_srli_si128(high, 8));
+}
+
+QF_AVX2 static inline void qf2_q4_0(const uint8_t *row, int64_t g, __m256 w[4]) {
+    const uint8_t *b = row + g * 18;
+    const __m256 d = _mm256_set1_ps(qf_half2(b));
+    __m256i q[4];
+    qf_nibbles(b + 2, q);
+    const __m256i eight = _mm256_set1_epi32(8);
+    for (int v = 0; v < 4; v++) w[v] = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(q[v], eight)), d);
+}
+
+QF_AVX2 static inline void qf2_q4_1(const uint8_t *row, int64_t g, __m256 w[4]) {
+    const uint8_t *b = row + g * 20;
+    const __m256 d = _mm256_set1_ps(qf_half2(b)), m = _mm256_set1_ps(qf_half2(b + 2));
+    __m256i q[4];
+    qf_nibbles(b + 4, q);
+    for (int v = 0; v < 4; v++) w[v] = _mm256_add_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(q[v]), d), m);
+}
+
+QF_AVX2 static inline void qf2_q8_0(const uint8_t *row, int64_t g, __m256 w[4]) {
+    const uint8_t *b = row + g * 34;
+    const __m256 d = _mm256_set1_ps(qf_half2(b));
+    for (int v = 0; v < 4; v++)
+        w[v] = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(b + 2 + 8 * v)))), d);
+}
+
+QF_AVX2 static inline float qf_hsum256(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+#define QF_DEFINE_AVX2(NAME, DEQ, BLOCK_BYTES)                                                               \
+    QF_AVX2 static void NAME(const float *x, int64_t n, int64_t k, const void *w, int64_t j0, int64_t j1,    \
+                             float *y, int64_t ldy) {                                                       \
+        const size_t row_bytes = (size_t)(k / 32) * (BLOCK_BYTES);                                          \
+        const int64_t groups = k / 32;                                                                      \
+        const uint8_t *base = (const uint8_t *)w;                                                           \
+        for (int64_t j = j0; j < j1; j += 4) {                                                              \
+            const int rows = j1 - j < 4 ? (int)(j1 - j) : 4;                                                \
+            const uint8_t *r[4];                                                                            \
+            for (int a = 0; a < 4; a++) r[a] = base + (size_t)(j + (a < rows ? a : 0)) * row_bytes;         \
+            for (int64_t i = 0; i < n; i += 2) {                                                            \
+                const int inputs = n - i < 2 ? 1 : 2;                                                       \
+                __m256 acc[4][2];                                                                           \
+                for (int a = 0; a < 4; a++) acc[a][0] = acc[a][1] = _mm256_setzero_ps();                    \
+                for (int64_t g = 0; g < groups; g++) {                                                      \
+                    for (int a = 0; a < 4; a++) {                                                           \
+                        __m256 wv[4];                                                                       \
+                        _mm_prefetch((const char *)(r[a] + g * (BLOCK_BYTES) + 8 * row_bytes), _MM_HINT_T0); \
+                        DEQ(r[a], g, wv);                                                                   \
+                        for (int c = 0; c < inputs; c++) {                                                  \
+                            const float *xc = x + (i + c) * k + g * 32;                                     \
+                            for (int v = 0; v < 4; v++)                                                     \
+                                acc[a][c] = _mm256_fmadd_ps(wv[v], _mm256_loadu_ps(xc + 8 * v), acc[a][c]); \
+                        }                                                                                   \
+                    }                                                                                       \
+                }                                                                                           \
+                for (int a = 0; a < rows; a++)                                                              \
+                    for (int c = 0; c < inputs; c++) y[(i + c) * ldy + j + a] = qf_hsum256(acc[a][c]);      \
+            }                                                                                               \
+        }                                                                                                   \
+    }
+
+QF_DEFINE_AVX2(qf_avx2_q4_0, qf2_q4_0, 18)
+QF_DEFINE_AVX2(qf_avx2_q4_1, qf2_q4_1, 20)
+QF_DEFINE_AVX2(qf_avx2_q8_0, qf2_q8_0, 34)
+
 #endif /* QF_X86 */
 
 void mlk_qf32_matmul_rows_isa(mlk_isa isa, int wtype, const float *x, int64_t n, int64_t k, const void *w,
@@ -287,6 +376,14 @@ void mlk_qf32_matmul_rows_isa(mlk_isa isa, int wtype, const float *x, int64_t n,
         case QF_Q8_0: qf_avx512_q8_0(x, n, k, w, j0, j1, y, ldy); return;
         case QF_Q4_K: qf_avx512_q4_k(x, n, k, w, j0, j1, y, ldy); return;
         case QF_Q6_K: qf_avx512_q6_k(x, n, k, w, j0, j1, y, ldy); return;
+        default: break;
+        }
+    }
+    if (isa == MLK_ISA_AVX2 || isa == MLK_ISA_AVX512 || isa == MLK_ISA_AVX512_VNNI) {
+        switch (wtype) {
+        case QF_Q4_0: qf_avx2_q4_0(x, n, k, w, j0, j1, y, ldy); return;
+        case QF_Q4_1: qf_avx2_q4_1(x, n, k, w, j0, j1, y, ldy); return;
+        case QF_Q8_0: qf_avx2_q8_0(x, n, k, w, j0, j1, y, ldy); return;
         default: break;
         }
     }
