@@ -231,12 +231,46 @@ def _int_array(values):
     return (ctypes.c_int32 * max(1, len(values)))(*values), len(values)
 
 
-class Model:
+class _HandleOwner:
+    """The lifetime of one library handle: close() frees it (idempotent), `with` closes on exit, and garbage
+    collection closes a forgotten one. Subclasses name the free function and what the handle is."""
+
+    _free_function = ""
+    _kind = ""
+
+    def close(self):
+        """Frees the handle (idempotent)."""
+        handle, self._handle = getattr(self, "_handle", None), None
+        if handle:
+            getattr(_lib(), self._free_function)(handle)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:
+            pass
+
+    def _live(self):
+        if not getattr(self, "_handle", None):
+            raise MobileLLMError(2, f"the {self._kind} was closed")
+        return self._handle
+
+
+class Model(_HandleOwner):
     """A loaded model (a Hugging Face directory: config.json + safetensors, optional tokenizer files).
 
     Immutable and shareable across threads. ``close()`` (or leaving a ``with`` block) releases the handle;
     sessions already created keep working.
     """
+
+    _free_function = "mobilellm_model_free"
+    _kind = "model"
 
     def __init__(self, path, *, n_threads=None, quantize=None):
         lib = _lib()
@@ -253,30 +287,6 @@ class Model:
         _check(lib.mobilellm_model_get_info(handle, ctypes.byref(info)))
         self._info = info
         self.path = os.fspath(path)
-
-    # -- lifetime
-    def close(self):
-        """Releases the model handle (idempotent)."""
-        handle, self._handle = getattr(self, "_handle", None), None
-        if handle:
-            _lib().mobilellm_model_free(handle)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-    def __del__(self):
-        try:
-            self.close()
-        except Exception:
-            pass
-
-    def _live(self):
-        if not self._handle:
-            raise MobileLLMError(2, "the model was closed")
-        return self._handle
 
     # -- facts
     @property
@@ -372,9 +382,12 @@ class Generation:
         return f"Generation(tokens={self.tokens!r}, text={self.text!r}, stop_reason={self.stop_reason!r})"
 
 
-class Session:
+class Session(_HandleOwner):
     """One conversation: a KV cache, the tokens fed so far and the latest logits. One thread at a time;
-    ``cancel()`` from anywhere."""
+    ``cancel()`` from anywhere. ``close()`` (or leaving a ``with`` block) frees it."""
+
+    _free_function = "mobilellm_session_free"
+    _kind = "session"
 
     def __init__(self, model, n_ctx=4096):
         lib = _lib()
@@ -390,29 +403,6 @@ class Session:
         n = ctypes.c_int32(0)
         _check(lib.mobilellm_session_context_length(handle, ctypes.byref(n)))
         self.n_ctx = n.value
-
-    def close(self):
-        """Frees the session (idempotent)."""
-        handle, self._handle = getattr(self, "_handle", None), None
-        if handle:
-            _lib().mobilellm_session_free(handle)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-    def __del__(self):
-        try:
-            self.close()
-        except Exception:
-            pass
-
-    def _live(self):
-        if not self._handle:
-            raise MobileLLMError(2, "the session was closed")
-        return self._handle
 
     @property
     def n_past(self):
