@@ -339,7 +339,9 @@ enum mobilellm_kv_cache_type {
     /** f32 for float weights (exact), f16 for quantized weights. */
     MOBILELLM_KV_AUTO = 0,
     MOBILELLM_KV_F32 = 1,
-    MOBILELLM_KV_F16 = 2
+    MOBILELLM_KV_F16 = 2,
+    /** ggml Q8_0 blocks (about a quarter of f32); the model's head dimension must be a multiple of 32. */
+    MOBILELLM_KV_Q8_0 = 3
 };
 
 /** How to create a session. */

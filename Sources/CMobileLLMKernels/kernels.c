@@ -31,6 +31,10 @@ static inline float mlk_f16_to_f32(uint16_t h) { return mlk_q_h2f(h); }
 
 static inline float mlk_load_scalar(const void *w, mlk_dtype dtype, int64_t index) {
     switch (dtype) {
+    case MLK_DTYPE_Q8_0: {
+        const uint8_t *block = (const uint8_t *)w + (size_t)(index / 32) * 34;
+        return mlk_f16_to_f32((uint16_t)(block[0] | (block[1] << 8))) * (float)(int8_t)block[2 + index % 32];
+    }
     case MLK_DTYPE_F16: return mlk_f16_to_f32(((const uint16_t *)w)[index]);
     case MLK_DTYPE_BF16: return mlk_bf16_to_f32(((const uint16_t *)w)[index]);
     case MLK_DTYPE_F32:
@@ -39,6 +43,12 @@ static inline float mlk_load_scalar(const void *w, mlk_dtype dtype, int64_t inde
 }
 
 static size_t mlk_element_size(mlk_dtype dtype) { return dtype == MLK_DTYPE_F32 ? 4 : 2; }
+
+size_t mlk_row_bytes(mlk_dtype dtype, int64_t count) {
+    if (count < 0) return 0;
+    if (dtype == MLK_DTYPE_Q8_0) return count % 32 == 0 ? (size_t)(count / 32) * 34 : 0;
+    return (size_t)count * mlk_element_size(dtype);
+}
 
 /* ---------------------------------------------------------------- ISA selection */
 
@@ -129,6 +139,19 @@ TARGET_AVX512 static inline __m512 l512_bf16(const void *p, int64_t t, __mmask16
 TARGET_AVX512 static inline __m512 l512_f16(const void *p, int64_t t, __mmask16 m) {
     __m256i h = _mm256_maskz_loadu_epi16(m, (const uint16_t *)p + t);
     return _mm512_cvtph_ps(h);
+}
+/* 16 values starting at element t (a multiple of 16) of a Q8_0 row. */
+TARGET_AVX512 static inline __m512 l512_q8(const void *p, int64_t t) {
+    const uint8_t *block = (const uint8_t *)p + (size_t)(t / 32) * 34;
+    const __m512 d = _mm512_cvtph_ps(_mm256_set1_epi16((short)(block[0] | (block[1] << 8))));
+    return _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(block + 2 + t % 32)))), d);
+}
+TARGET_AVX512 static inline __m512 l512_kv(const void *p, mlk_dtype dtype, int64_t t, __mmask16 m) {
+    switch (dtype) {
+    case MLK_DTYPE_F16: return l512_f16(p, t, m);
+    case MLK_DTYPE_Q8_0: return l512_q8(p, t);
+    default: return l512_f32(p, t, m);
+    }
 }
 
 #define MLK_DEFINE_AVX512(NAME, LOAD, ESIZE)                                                              \
@@ -343,7 +366,7 @@ static void mlk_softmax_rows(float *scores, int64_t group, int64_t length) { mlk
 static void mlk_attention_scalar(const float *q, int64_t group, int64_t d, const void *keys, const void *values,
                                  mlk_dtype kv_dtype, int64_t length, float scale, float *scores, float *out,
                                  float *maxes, float *sums) {
-    const size_t row_bytes = (size_t)d * mlk_element_size(kv_dtype);
+    const size_t row_bytes = mlk_row_bytes(kv_dtype, d);
     for (int64_t p = 0; p < length; p++) {
         const void *key = (const char *)keys + (size_t)p * row_bytes;
         for (int64_t g = 0; g < group; g++) {
@@ -370,7 +393,7 @@ TARGET_AVX512 static void mlk_attention_avx512(const float *q, int64_t group, in
                                                float *maxes, float *sums) {
     const int64_t chunks = (d + 15) / 16;
     const __mmask16 tail = (d % 16) ? (__mmask16)((1u << (d % 16)) - 1u) : (__mmask16)0xFFFF;
-    const size_t row_bytes = (size_t)d * mlk_element_size(kv_dtype);
+    const size_t row_bytes = mlk_row_bytes(kv_dtype, d);
     __m512 row[16]; /* up to d = 256 */
     if (chunks > 16) {
         mlk_attention_scalar(q, group, d, keys, values, kv_dtype, length, scale, scores, out, maxes, sums);
@@ -380,7 +403,7 @@ TARGET_AVX512 static void mlk_attention_avx512(const float *q, int64_t group, in
         const void *key = (const char *)keys + (size_t)p * row_bytes;
         for (int64_t c = 0; c < chunks; c++) {
             __mmask16 m = c == chunks - 1 ? tail : (__mmask16)0xFFFF;
-            row[c] = kv_dtype == MLK_DTYPE_F16 ? l512_f16(key, c * 16, m) : l512_f32(key, c * 16, m);
+            row[c] = l512_kv(key, kv_dtype, c * 16, m);
         }
         for (int64_t g = 0; g < group; g++) {
             __m512 acc = _mm512_setzero_ps();
@@ -401,7 +424,7 @@ TARGET_AVX512 static void mlk_attention_avx512(const float *q, int64_t group, in
             const void *value = (const char *)values + (size_t)p * row_bytes;
             for (int64_t c = 0; c < chunks; c++) {
                 __mmask16 m = c == chunks - 1 ? tail : (__mmask16)0xFFFF;
-                row[c] = kv_dtype == MLK_DTYPE_F16 ? l512_f16(value, c * 16, m) : l512_f32(value, c * 16, m);
+                row[c] = l512_kv(value, kv_dtype, c * 16, m);
             }
             for (int64_t r = 0; r < rows; r++) {
                 __m512 w = _mm512_set1_ps(scores[(g + r) * length + p]);
@@ -462,7 +485,7 @@ static void mlk_attention_dispatch(mlk_isa isa, const float *q, int64_t group, i
                                    const void *values, mlk_dtype kv_dtype, int64_t length, float scale, float *scores,
                                    float *out, float *maxes, float *sums) {
     if (isa > mlk_detect_isa()) isa = mlk_detect_isa();
-    if (group <= 0 || d <= 0) return;
+    if (group <= 0 || d <= 0 || mlk_row_bytes(kv_dtype, d) == 0) return;
     if (length <= 0) {
         for (int64_t i = 0; i < group * d; i++) out[i] = 0;
         return;

@@ -29,6 +29,9 @@ struct BenchCommand: ParsableCommand {
     @Option(name: .long, help: "Compute threads.")
     var threads: Int?
 
+    @Option(name: .long, help: "KV cache: f32, f16 or q8_0 (default: f32 for float weights, f16 for quantized).")
+    var kvCache: KVCacheType?
+
     @Option(name: .long, help: "Quantized weights: exact (f32 activations) or int8 (integer dot products).")
     var activations: ActivationPrecision = .exact
 
@@ -72,7 +75,7 @@ struct BenchCommand: ParsableCommand {
         let prompt = (0..<promptTokens).map { _ in Int32.random(in: 0..<Int32(loaded.vocabularySize), using: &generator) }
         var bestPrefill = 0.0, bestDecode = 0.0
         for repetition in 0..<repetitions {
-            let session = try loaded.makeSession(contextLength: min(loaded.configuration.maxPositions, promptTokens + genTokens + 1))
+            let session = try loaded.makeSession(contextLength: min(loaded.configuration.maxPositions, promptTokens + genTokens + 1), kvCacheType: kvCache)
             let start = DispatchTime.now().uptimeNanoseconds
             var logits = try session.feed(prompt)
             let prefillSeconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9

@@ -34,12 +34,16 @@ struct ModelOptions: ParsableArguments {
     @Option(name: .long, help: "Quantize the weights while loading: q4_0, q4_1, q8_0 (also q4_k, q6_k, f16, bf16, f32).")
     var quantize: QuantType?
 
+    @Option(name: .long, help: "KV cache: f32, f16 or q8_0 (default: f32 for float weights, f16 for quantized).")
+    var kvCache: KVCacheType?
+
     func load() throws -> Model {
         try Model(path: model, options: ModelLoadOptions(threadCount: threads, activationPrecision: activations, quantize: quantize))
     }
 }
 
 extension ActivationPrecision: ExpressibleByArgument {}
+extension KVCacheType: ExpressibleByArgument {}
 
 /// Parses "1,2,3" into token ids.
 func parseTokenList(_ text: String) throws -> [Int32] {
@@ -99,7 +103,7 @@ struct LogitsCommand: ParsableCommand {
         let ids = try parseTokenList(tokens)
         guard !ids.isEmpty else { throw ValidationError("--tokens: needs at least one token id") }
         let model = try modelOptions.load()
-        let session = try model.makeSession(contextLength: min(model.configuration.maxPositions, max(ids.count, 1)))
+        let session = try model.makeSession(contextLength: min(model.configuration.maxPositions, max(ids.count, 1)), kvCacheType: modelOptions.kvCache)
         let logits = try session.feed(ids, logits: allPositions ? .all : .last)
         var out = "{\"logits\": ["
         out.reserveCapacity(logits.values.count * 12 + 32)
@@ -196,7 +200,7 @@ struct GenerateCommand: ParsableCommand {
         let sampling = SamplingParameters(temperature: temperature ?? 0, topK: topK, topP: topP, minP: minP,
                                           repetitionPenalty: repetitionPenalty, seed: seed)
         let capacity = contextLength ?? min(model.configuration.maxPositions, ids.count + max(maxTokens, 1))
-        let session = try model.makeSession(contextLength: capacity)
+        let session = try model.makeSession(contextLength: capacity, kvCacheType: modelOptions.kvCache)
         let options = GenerationOptions(maxTokens: maxTokens, sampling: sampling, ignoreEOS: ignoreEos)
         // Without --json, stream text pieces (whole UTF-8 sequences only), or token ids when there is no tokenizer.
         var detokenizer = (try? model.tokenizer())?.makeStreamingDetokenizer(skipSpecial: true)

@@ -113,3 +113,46 @@ struct HalfCacheTests {
         #expect(Double(agree) >= 0.95 * Double(sequence.tokens.count))
     }
 }
+
+/// The Q8_0 KV cache on a real model (SmolLM2 GGUF, head_dim 64): top-1 agreement with transformers through prefill
+/// and through token-by-token decode, state round trip; refused for head sizes Q8_0 blocks do not divide.
+/// (Quantized weights are not bit-identical between prefill and decode: the decode kernel scales each block's partial
+/// sum, the prefill tile scales the weights — and Q8_0 rounding of K/V amplifies that difference.)
+@Suite("Q8_0 KV cache", .serialized)
+struct Q8CacheTests {
+    @Test("a Q8_0 cache agrees with transformers through prefill and decode; state round trip")
+    func q8Cache() throws {
+        guard let path = TokenizerFixtures.requireAsset(TokenizerFixtures.smollm2GGUF) else { return }
+        let model = try Model(path: path)
+        let reference = try RealModelTests.reference()
+        let sequence = reference.sequences[1]
+        let prefillSession = try model.makeSession(contextLength: 128, kvCacheType: .q8_0)
+        let c = model.configuration
+        #expect(prefillSession.kvCacheBytes == 2 * c.layerCount * c.kvHeadCount * 128 * (c.headDimension / 32) * 34)
+        let prefill = try prefillSession.feed(sequence.tokens, logits: .all)
+        let decoder = try model.makeSession(contextLength: 128, kvCacheType: .q8_0)
+        var prefillAgree = 0, decodeAgree = 0
+        for (index, token) in sequence.tokens.enumerated() {
+            let row = try decoder.feed([token])
+            if Int32(Sampler.argmax(row.last)) == sequence.argmax[index] { decodeAgree += 1 }
+            if Int32(Sampler.argmax(prefill.row(index))) == sequence.argmax[index] { prefillAgree += 1 }
+        }
+        let total = Double(sequence.tokens.count)
+        #expect(Double(prefillAgree) >= 0.9 * total && Double(decodeAgree) >= 0.9 * total,
+                "prefill \(prefillAgree), decode \(decodeAgree) of \(sequence.tokens.count)")
+        // Restoring a saved state reproduces the session bit for bit.
+        let state = decoder.saveState()
+        let restored = try model.makeSession(contextLength: 128, kvCacheType: .q8_0)
+        try state.withUnsafeBytes { try restored.restoreState($0) }
+        #expect(maxAbsDifference(try restored.feed([3]).last, try decoder.feed([3]).last) == 0)
+        let f16 = try model.makeSession(contextLength: 128, kvCacheType: .f16)
+        try f16.feed(Array(sequence.tokens.prefix(4)))
+        #expect(throws: MobileLLMError.self) { try f16.saveState().withUnsafeBytes { try restored.restoreState($0) } }
+    }
+
+    @Test("Q8_0 needs a head dimension divisible by 32")
+    func refused() throws {
+        let model = try Model(path: Fixtures.path("llama4-r1like-bf16-sharded"))  // head_dim 16
+        #expect(throws: MobileLLMError.self) { try model.makeSession(kvCacheType: .q8_0) }
+    }
+}

@@ -95,6 +95,36 @@ struct AttentionKernelTests {
             for p in 0..<length { for t in 0..<d { expected[g * d + t] += weights[p] / total * Double(values[p * d + t]) } }
         }
         let halves = (keys.map { Float16($0) }, values.map { Float16($0) })
+        // Q8_0 rows (head sizes that are multiples of 32) against the reference on their dequantized values.
+        if d % 32 == 0 {
+            var keyBlocks: [UInt8] = [], valueBlocks: [UInt8] = []
+            var dequantizedKeys: [Float] = [], dequantizedValues: [Float] = []
+            for p in 0..<length {
+                let k = QuantReference.quantize(Array(keys[(p * d)..<((p + 1) * d)]), type: .q8_0) ?? []
+                let v = QuantReference.quantize(Array(values[(p * d)..<((p + 1) * d)]), type: .q8_0) ?? []
+                keyBlocks += k
+                valueBlocks += v
+                dequantizedKeys += QuantReference.dequantize(k, type: .q8_0, count: d) ?? []
+                dequantizedValues += QuantReference.dequantize(v, type: .q8_0, count: d) ?? []
+            }
+            var reference = [Double](repeating: 0, count: group * d)
+            for g in 0..<group {
+                let scores = (0..<length).map { p in (0..<d).reduce(0.0) { $0 + Double(q[g * d + $1]) * Double(dequantizedKeys[p * d + $1]) } * Double(scale) }
+                let maximum = scores.max() ?? 0
+                let weights = scores.map { exp($0 - maximum) }
+                let total = weights.reduce(0, +)
+                for p in 0..<length { for t in 0..<d { reference[g * d + t] += weights[p] / total * Double(dequantizedValues[p * d + t]) } }
+            }
+            for isa in [MLK_ISA_SCALAR, MLK_ISA_AVX512] where isa.rawValue <= mlk_detect_isa().rawValue {
+                var out = [Float](repeating: .nan, count: group * d)
+                var scores = [Float](repeating: 0, count: group * length)
+                keyBlocks.withUnsafeBytes { k in valueBlocks.withUnsafeBytes { v in
+                    mlk_attention_isa(isa, q, Int64(group), Int64(d), k.baseAddress, v.baseAddress, MLK_DTYPE_Q8_0, Int64(length), scale, &scores, &out)
+                } }
+                let worst = zip(out, reference).map { abs(Double($0) - $1) }.max() ?? .nan
+                #expect(worst < 1e-4, "Q8_0 isa \(isa.rawValue) group \(group) d \(d) length \(length): \(worst)")
+            }
+        }
         for isa in [MLK_ISA_SCALAR, MLK_ISA_AVX2, MLK_ISA_AVX512] where isa.rawValue <= mlk_detect_isa().rawValue {
             for dtype in [MLK_DTYPE_F32, MLK_DTYPE_F16] {
                 var out = [Float](repeating: .nan, count: group * d)

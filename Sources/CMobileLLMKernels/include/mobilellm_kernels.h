@@ -18,7 +18,12 @@ typedef enum {
     MLK_DTYPE_F32 = 0,
     MLK_DTYPE_F16 = 1,
     MLK_DTYPE_BF16 = 2,
+    /** ggml Q8_0 blocks (32 values: f16 scale + 32 int8), for KV-cache rows only (attention, conversion). */
+    MLK_DTYPE_Q8_0 = 3,
 } mlk_dtype;
+
+/** Bytes of one row of `count` values of `dtype` (Q8_0: count must be a multiple of 32); 0 when it is not. */
+size_t mlk_row_bytes(mlk_dtype dtype, int64_t count);
 
 /** Instruction-set levels the dispatcher can choose. */
 typedef enum {
@@ -60,7 +65,7 @@ void mlk_matmul_rows_isa(mlk_isa isa, const float *x, int64_t n, int64_t k,
 /**
  * Causal attention of `group` query heads that share one key/value head, over `length` cached positions.
  *   q:      [group, d] f32 query rows
- *   keys:   [length, d] rows of `kv_dtype` (F32 or F16), consecutive positions `d` elements apart
+ *   keys:   [length, d] rows of `kv_dtype` (F32, F16 or Q8_0 with d % 32 == 0), rows mlk_row_bytes(kv_dtype, d) apart
  *   values: same layout as keys
  *   scores: scratch of group * length floats
  *   out:    [group, d] f32: softmax(q·kᵀ · scale) · v for each query row

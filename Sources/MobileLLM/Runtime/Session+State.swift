@@ -12,7 +12,7 @@ extension Session {
     /// Bytes `saveState` writes for the current position.
     public var stateByteCount: Int {
         let c = model.configuration
-        return Self.stateHeaderSize + 4 * position + 2 * c.layerCount * c.kvHeadCount * position * c.headDimension * kvCacheType.byteSize
+        return Self.stateHeaderSize + 4 * position + 2 * c.layerCount * c.kvHeadCount * position * kvCacheType.rowBytes(c.headDimension)
     }
 
     /// The tokens and the used part of the KV cache as bytes.
@@ -46,7 +46,7 @@ extension Session {
         }
         for byte in Self.stateMagic { put(byte) }
         put(UInt32(1))
-        put(UInt32(kvCacheType == .f32 ? 0 : 1))
+        put(KVCacheType.stateCode(kvCacheType))
         put(UInt32(c.layerCount))
         put(UInt32(c.kvHeadCount))
         put(UInt32(c.headDimension))
@@ -55,7 +55,7 @@ extension Session {
         put(UInt32(position))
         put(UInt32(0))
         for token in tokens { put(token) }
-        let row = c.headDimension * kvCacheType.byteSize
+        let row = kvCacheType.rowBytes(c.headDimension)
         let used = position * row
         for layer in 0..<c.layerCount {
             for cache in [keys[layer], values[layer]] {
@@ -91,9 +91,9 @@ extension Session {
         let version = get(UInt32.self)
         guard version == 1 else { throw bad("version", "expected 1, found \(version)") }
         let type = get(UInt32.self)
-        let expectedType: UInt32 = kvCacheType == .f32 ? 0 : 1
+        let expectedType = KVCacheType.stateCode(kvCacheType)
         guard type == expectedType else {
-            throw bad("kv_cache_type", "expected \(kvCacheType.rawValue) (this session's KV cache), found \(type == 0 ? "f32" : type == 1 ? "f16" : String(type))")
+            throw bad("kv_cache_type", "expected \(kvCacheType.rawValue) (this session's KV cache), found \(KVCacheType.allCases.first { KVCacheType.stateCode($0) == type }?.rawValue ?? String(type))")
         }
         for (field, expected) in [("n_layers", c.layerCount), ("n_kv_heads", c.kvHeadCount), ("head_dim", c.headDimension), ("vocab_size", c.vocabularySize)] {
             let found = get(UInt32.self)
@@ -108,7 +108,7 @@ extension Session {
         guard count <= capacity else {
             throw bad("n_tokens", "\(count) tokens do not fit in this session's context of \(capacity)")
         }
-        let row = c.headDimension * kvCacheType.byteSize
+        let row = kvCacheType.rowBytes(c.headDimension)
         let expectedSize = Self.stateHeaderSize + 4 * count + 2 * c.layerCount * c.kvHeadCount * count * row
         guard bytes.count == expectedSize else {
             throw bad("size", "expected \(expectedSize) bytes for \(count) tokens, found \(bytes.count)")
@@ -156,5 +156,17 @@ extension Model {
         mix(UnsafeRawBufferPointer(start: embedding.pointer, count: rowBytes))
         mix(UnsafeRawBufferPointer(start: embedding.pointer + (embedding.rows - 1) * rowBytes, count: rowBytes))
         return hash
+    }
+
+}
+
+extension KVCacheType {
+    /// The KV cache type's code in a saved state (0 f32, 1 f16, 2 q8_0).
+    static func stateCode(_ type: KVCacheType) -> UInt32 {
+        switch type {
+        case .f32: return 0
+        case .f16: return 1
+        case .q8_0: return 2
+        }
     }
 }

@@ -207,7 +207,8 @@ public func mobilellm_session_create(_ model: OpaquePointer?, _ params: UnsafePo
         case Int32(MOBILELLM_KV_AUTO.rawValue): type = nil
         case Int32(MOBILELLM_KV_F32.rawValue): type = .f32
         case Int32(MOBILELLM_KV_F16.rawValue): type = .f16
-        default: throw ABIError.invalidArgument("params->kv_cache_type", "expected 0 (auto), 1 (f32) or 2 (f16), found \(p.kv_cache_type)")
+        case Int32(MOBILELLM_KV_Q8_0.rawValue): type = .q8_0
+        default: throw ABIError.invalidArgument("params->kv_cache_type", "expected 0 (auto), 1 (f32), 2 (f16) or 3 (q8_0), found \(p.kv_cache_type)")
         }
         let session = try box.model.makeSession(contextLength: p.n_ctx == 0 ? box.defaultContextLength : Int(p.n_ctx), kvCacheType: type)
         MobileLLMLog.log(.debug, "session created: \(session.capacity) positions, \(session.kvCacheType.rawValue) KV cache of \(session.kvCacheBytes) bytes")
