@@ -72,6 +72,8 @@ def interleave_rows(matrix, heads):
 
 
 def check_gguf_py(path, hf_dir, config, failures):
+    from check_gguf_py import read_safetensors  # the same reader the gguf-py check uses
+
     import numpy as np
     from gguf import GGUFReader
     from gguf.quants import dequantize
@@ -116,28 +118,6 @@ def check_gguf_py(path, hf_dir, config, failures):
     print(f"  q/k rows vs llama.cpp's permutation: max rel. error {worst_right:.4f}; unpermuted: min {best_wrong:.4f}")
     if not worst_right < 0.15 or not best_wrong > 4 * worst_right:
         failures.append(f"gguf-py: q/k permutation check failed ({worst_right} vs {best_wrong})")
-
-
-def read_safetensors(path):
-    """Every tensor of a .safetensors file as float32 numpy arrays (BF16 included, which numpy lacks)."""
-    import numpy as np
-
-    with open(path, "rb") as handle:
-        size = int.from_bytes(handle.read(8), "little")
-        header = json.loads(handle.read(size))
-        data = handle.read()
-    out = {}
-    for name, info in header.items():
-        if name == "__metadata__":
-            continue
-        begin, end = info["data_offsets"]
-        raw = data[begin:end]
-        if info["dtype"] == "BF16":
-            values = (np.frombuffer(raw, dtype=np.uint16).astype(np.uint32) << 16).view(np.float32)
-        else:
-            values = np.frombuffer(raw, dtype={"F16": np.float16, "F32": np.float32}[info["dtype"]]).astype(np.float32)
-        out[name] = values.reshape(info["shape"])
-    return out
 
 
 def gguf_version():
