@@ -49,14 +49,18 @@ let package = Package(
                 ], .when(platforms: [.linux])),
             ]
         ),
+        // Tool support for the CLI: downloads (default model, hub), archives, hashing, math evaluation.
+        // Not part of the Swift API product, so depending on MobileLLM never pulls in networking.
+        .target(name: "MobileLLMTools", dependencies: ["MobileLLM"]),
         .executableTarget(
             name: "mobilellm-cli",
             dependencies: [
                 "MobileLLM",
+                "MobileLLMTools",
                 "CMobileLLMKernels",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
-        .testTarget(name: "MobileLLMTests", dependencies: ["MobileLLM", "CMobileLLMKernels"]),
+        .testTarget(name: "MobileLLMTests", dependencies: ["MobileLLM", "MobileLLMTools", "CMobileLLMKernels"]),
     ]
 )
