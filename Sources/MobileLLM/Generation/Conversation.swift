@@ -1,0 +1,230 @@
+import Foundation
+import Synchronization
+
+/// What a `Conversation` does when the rendered conversation no longer fits its session's context.
+public enum ContextOverflowPolicy: Sendable, Equatable {
+    /// Drop the oldest turns (a user message and the messages after it up to the next user message; a leading
+    /// system message always stays) until the prompt leaves room for the reply, keeping at least the newest user
+    /// message. Dropping turns changes the rendering near its start, so the next turn re-feeds most of the prompt.
+    case dropOldestTurns
+    /// Throw `MobileLLMError.contextFull` when the prompt alone does not fit, and leave the conversation unchanged.
+    case fail
+}
+
+/// The outcome of one `Conversation.send`.
+public struct ConversationTurn: Sendable, Equatable {
+    /// The assistant's reply as text (the generated tokens decoded without special tokens); also appended to
+    /// `Conversation.messages`.
+    public var reply: String
+    /// The generated token ids (an end-of-sequence token that ended the reply is included).
+    public var tokens: [Int32]
+    /// Why the reply ended; `.callback` when the text callback returned false or the turn was cancelled.
+    public var stopReason: StopReason
+    /// True when `Conversation.cancel()` interrupted the turn.
+    public var cancelled: Bool
+    /// Tokens of the whole rendered conversation this turn answered (the prompt).
+    public var promptTokenCount: Int
+    /// Prompt tokens already in the KV cache from earlier turns (not computed again).
+    public var reusedTokenCount: Int
+    /// Prompt tokens fed this turn (`promptTokenCount - reusedTokenCount`).
+    public var fedTokenCount: Int
+    /// Messages dropped this turn to make room (see `ContextOverflowPolicy.dropOldestTurns`).
+    public var droppedMessageCount: Int
+    /// From the start of feeding the prompt to the first generated token (the whole turn when none was generated).
+    public var timeToFirstToken: Duration
+    /// From the start of feeding the prompt to the end of the turn.
+    public var duration: Duration
+}
+
+/// A multi-turn chat on one `Session`: keeps the messages, renders them with the model's chat template before each
+/// turn and feeds only the tokens the KV cache does not already hold.
+///
+/// Each turn renders the whole conversation (as transformers' `apply_chat_template(..., add_generation_prompt=True)`
+/// does), tokenizes it with special tokens parsed and none added (the template writes BOS itself), keeps the longest
+/// common prefix of those tokens and the session's cached tokens, rewinds the rest and feeds the remainder. So the
+/// result is exactly what a fresh session given the whole rendered conversation computes, even when a template
+/// renders earlier turns differently from how they were generated (for example dropping `<think>` content).
+///
+/// ```swift
+/// let chat = try Conversation(model: model, system: "You are terse.")
+/// let turn = try chat.send("What is the capital of France?") { piece in print(piece, terminator: ""); return true }
+/// print(turn.reusedTokenCount, turn.fedTokenCount)
+/// ```
+///
+/// Use a conversation from one thread at a time; `cancel()` alone may be called from any thread.
+public final class Conversation: @unchecked Sendable {
+    /// The session whose KV cache holds the conversation (use it for nothing else while the conversation lives).
+    public let session: Session
+    /// The chat template turns are rendered with.
+    public let template: ModelChatTemplate
+    /// The messages so far: an optional leading system message, then user and assistant messages.
+    public private(set) var messages: [ChatMessage] = []
+    /// Extra template variables for every rendering (for example `enable_thinking`).
+    public var variables: [String: TemplateValue]
+    /// What happens when the conversation outgrows the context.
+    public var overflowPolicy: ContextOverflowPolicy
+
+    private let tokenizer: Tokenizer
+    /// `running`: a turn is in progress; `requested`: `cancel()` was called during it.
+    private let control = Mutex<(running: Bool, requested: Bool)>((false, false))
+
+    /// A conversation on `session`, rendered with `template` (nil: the model's own, see `Model.chatTemplate()`),
+    /// starting with an optional system message. Throws `tokenizerMissing` when the model has no tokenizer, or the
+    /// template's load error.
+    public init(session: Session, system: String? = nil, template: ModelChatTemplate? = nil,
+                variables: [String: TemplateValue] = [:], overflowPolicy: ContextOverflowPolicy = .dropOldestTurns) throws {
+        self.session = session
+        tokenizer = try session.model.tokenizer()
+        self.template = try template ?? session.model.chatTemplate()
+        self.variables = variables
+        self.overflowPolicy = overflowPolicy
+        setSystem(system)
+    }
+
+    /// A conversation on a new session of `model` (see `Model.makeSession`).
+    public convenience init(model: Model, contextLength: Int? = nil, kvCacheType: KVCacheType? = nil, system: String? = nil,
+                            template: ModelChatTemplate? = nil, variables: [String: TemplateValue] = [:],
+                            overflowPolicy: ContextOverflowPolicy = .dropOldestTurns) throws {
+        try self.init(session: try model.makeSession(contextLength: contextLength, kvCacheType: kvCacheType), system: system,
+                      template: template, variables: variables, overflowPolicy: overflowPolicy)
+    }
+
+    /// The system message, if any.
+    public var system: String? {
+        messages.first.flatMap { $0.role == "system" ? $0.content : nil }
+    }
+
+    /// Sets (or, with nil, removes) the system message; the other messages stay. The next turn re-feeds what the
+    /// change invalidates.
+    public func setSystem(_ text: String?) {
+        if system != nil { messages.removeFirst() }
+        if let text { messages.insert(ChatMessage(role: "system", content: text), at: 0) }
+    }
+
+    /// Forgets every message except the system message. The KV cache is kept: the next turn reuses whatever prefix
+    /// it still shares with the new rendering (typically the system prompt).
+    public func reset() {
+        messages.removeAll { $0.role != "system" }
+    }
+
+    /// Stops the running turn (its prefill too); `send` then returns what was generated so far with `cancelled`
+    /// set. Does nothing when no turn is running. Safe from any thread.
+    public func cancel() {
+        control.withLock { state in
+            guard state.running else { return }
+            state.requested = true
+            session.cancel()
+        }
+    }
+
+    /// The token ids of the conversation rendered with the generation prompt, as `send` feeds them.
+    public func promptTokens() throws -> [Int32] {
+        let text = try template.render(messages: messages, addGenerationPrompt: true, variables: variables)
+        return tokenizer.encode(text, addSpecial: false, parseSpecial: true)
+    }
+
+    /// Adds a user message and generates the assistant's reply, which is appended to `messages`.
+    ///
+    /// `onText` receives the reply's text as it is generated (whole UTF-8 characters, special tokens left out) and
+    /// returns false to end the reply there. Throws `contextFull` when the prompt cannot fit (see `overflowPolicy`),
+    /// template errors, and what `onText` or the session throws; the conversation is then unchanged. A cancelled turn
+    /// keeps its partial reply (or, when nothing was generated yet, drops the user message too).
+    @discardableResult
+    public func send(_ userText: String, options: GenerationOptions = GenerationOptions(),
+                     onText: (String) throws -> Bool = { _ in true }) throws -> ConversationTurn {
+        control.withLock { $0 = (running: true, requested: false) }
+        defer {
+            control.withLock { state in
+                // A cancel that arrived after generation stopped must not cancel the session's next call.
+                if state.requested { try? session.checkCancelled() }
+                state = (running: false, requested: false)
+            }
+        }
+        let saved = messages
+        messages.append(ChatMessage(role: "user", content: userText))
+        do {
+            return try answer(options: options, onText: onText, restoring: saved)
+        } catch {
+            messages = saved
+            throw error
+        }
+    }
+
+    private func answer(options: GenerationOptions, onText: (String) throws -> Bool, restoring saved: [ChatMessage]) throws -> ConversationTurn {
+        let (prompt, dropped) = try fittingPrompt(reply: options.maxTokens)
+        var reused = zip(prompt, session.tokens).prefix { $0 == $1 }.count
+        reused = min(reused, prompt.count - 1)  // the last prompt token must be fed to get its logits
+        try session.rewind(to: reused)
+
+        let clock = ContinuousClock()
+        let start = clock.now
+        var firstToken: ContinuousClock.Instant?
+        var generated: [Int32] = []
+        var detokenizer = tokenizer.makeStreamingDetokenizer(skipSpecial: true)
+        var stopReason = StopReason.callback
+        var cancelled = false
+        do {
+            let result = try session.generate(prompt: Array(prompt[reused...]), options: options) { token in
+                if firstToken == nil { firstToken = clock.now }
+                generated.append(token)
+                if control.withLock({ $0.requested }) {
+                    cancelled = true
+                    return false
+                }
+                let piece = try detokenizer.push(token)
+                return piece.isEmpty ? true : try onText(piece)
+            }
+            generated = result.tokens
+            stopReason = result.stopReason
+        } catch MobileLLMError.cancelled {
+            cancelled = true
+        }
+        if firstToken == nil, !generated.isEmpty { firstToken = clock.now }  // an end-of-sequence first token
+        let rest = detokenizer.flush()
+        if !rest.isEmpty, !cancelled { _ = try onText(rest) }
+        let end = clock.now
+
+        let reply = try tokenizer.decode(generated, skipSpecial: true)
+        if cancelled && generated.isEmpty {
+            messages = saved
+        } else {
+            messages.append(ChatMessage(role: "assistant", content: reply))
+        }
+        return ConversationTurn(reply: reply, tokens: generated, stopReason: stopReason, cancelled: cancelled,
+                                promptTokenCount: prompt.count, reusedTokenCount: reused, fedTokenCount: prompt.count - reused,
+                                droppedMessageCount: dropped, timeToFirstToken: (firstToken ?? end) - start, duration: end - start)
+    }
+
+    /// The rendered prompt, after dropping old turns as `overflowPolicy` allows so that it leaves room for
+    /// min(`reply`, half the context) generated tokens; and how many messages were dropped.
+    private func fittingPrompt(reply: Int) throws -> (tokens: [Int32], dropped: Int) {
+        let capacity = session.capacity
+        let room = min(max(reply, 1), capacity / 2)
+        var dropped = 0
+        while true {
+            let prompt = try promptTokens()
+            guard !prompt.isEmpty else {
+                throw MobileLLMError.invalidArgument(name: "messages", problem: "the chat template rendered no tokens")
+            }
+            if prompt.count + room <= capacity { return (prompt, dropped) }
+            if overflowPolicy == .dropOldestTurns, let oldest = oldestTurn() {
+                messages.removeSubrange(oldest)
+                dropped += oldest.count
+                continue
+            }
+            guard prompt.count <= capacity else {
+                throw MobileLLMError.contextFull(capacity: capacity, position: 0, requested: prompt.count)
+            }
+            return (prompt, dropped)
+        }
+    }
+
+    /// The messages of the oldest turn: the first user message after the system message up to the next user
+    /// message; nil when the newest user message is the only one left.
+    private func oldestTurn() -> Range<Int>? {
+        let first = system == nil ? 0 : 1
+        guard first < messages.count,
+              let next = messages[(first + 1)...].firstIndex(where: { $0.role == "user" }) else { return nil }
+        return first..<next
+    }
+}
