@@ -69,29 +69,45 @@ public struct BoxedCloseDetector: Sendable {
 
     /// Feeds the next piece of text; returns true once a `\boxed{...}` has closed (and stays true).
     public mutating func push(_ piece: String) -> Bool {
-        for scalar in piece.unicodeScalars where !closed {
-            if let current = depth {
-                if scalar == "{" {
-                    depth = current + 1
-                } else if scalar == "}" {
-                    if current == 1 {
-                        closed = true
-                    }
-                    depth = current > 1 ? current - 1 : nil  // at 0 a `}` before any `{`: not a box
-                } else if current == 0, scalar != " " {
-                    depth = nil  // `\boxed` not followed by `{`: not a box we can close
-                    matched = 0
-                }
-                continue
-            }
-            if scalar == Self.keyword[matched] {
-                matched += 1
-                if matched == Self.keyword.count { depth = 0; matched = 0 }
-            } else {
-                matched = scalar == Self.keyword[0] ? 1 : 0
-            }
-        }
+        for scalar in piece.unicodeScalars where !closed { step(scalar) }
         return closed
+    }
+
+    /// Feeds the next piece of text; when the box closes inside it, returns the piece up to and including the
+    /// closing brace (the rest of the piece is not looked at), otherwise nil.
+    public mutating func prefixThroughClose(of piece: String) -> String? {
+        guard !closed else { return nil }
+        var prefix = String.UnicodeScalarView()
+        for scalar in piece.unicodeScalars {
+            prefix.append(scalar)
+            step(scalar)
+            if closed { return String(prefix) }
+        }
+        return nil
+    }
+
+    /// Advances over one scalar.
+    private mutating func step(_ scalar: Unicode.Scalar) {
+        if let current = depth {
+            if scalar == "{" {
+                depth = current + 1
+            } else if scalar == "}" {
+                if current == 1 {
+                    closed = true
+                }
+                depth = current > 1 ? current - 1 : nil  // at 0 a `}` before any `{`: not a box
+            } else if current == 0, scalar != " " {
+                depth = nil  // `\boxed` not followed by `{`: not a box we can close
+                matched = 0
+            }
+            return
+        }
+        if scalar == Self.keyword[matched] {
+            matched += 1
+            if matched == Self.keyword.count { depth = 0; matched = 0 }
+        } else {
+            matched = scalar == Self.keyword[0] ? 1 : 0
+        }
     }
 }
 
