@@ -13,6 +13,8 @@ struct MobileLLMCommand: ParsableCommand {
         subcommands: [
             LogitsCommand.self,
             GenerateCommand.self,
+            ChatCommand.self,
+            InspectCommand.self,
             TokenizeCommand.self,
             DetokenizeCommand.self,
             TemplateCommand.self,

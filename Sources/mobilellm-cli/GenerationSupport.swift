@@ -1,0 +1,95 @@
+import ArgumentParser
+import Foundation
+import MobileLLM
+
+/// Sampling options shared by `generate` and `chat`.
+struct SamplingOptions: ParsableArguments {
+    @Option(name: .long, help: "Sampling temperature (0 or absent: greedy).")
+    var temperature: Float?
+
+    @Option(name: .long, help: "Keep only the K most likely tokens (0: off).")
+    var topK: Int = 0
+
+    @Option(name: .long, help: "Nucleus sampling threshold (1: off).")
+    var topP: Float = 1
+
+    @Option(name: .long, help: "Drop tokens below P × the top probability (0: off).")
+    var minP: Float = 0
+
+    @Option(name: .long, help: "Repetition penalty as transformers applies it (1: off).")
+    var repetitionPenalty: Float = 1
+
+    @Option(name: .long, help: "Random seed; the same seed gives the same output.")
+    var seed: UInt64?
+
+    @Flag(name: .long, help: "Do not stop at end-of-sequence tokens.")
+    var ignoreEos = false
+
+    /// The sampler settings.
+    var parameters: SamplingParameters {
+        SamplingParameters(temperature: temperature ?? 0, topK: topK, topP: topP, minP: minP,
+                           repetitionPenalty: repetitionPenalty, seed: seed)
+    }
+
+    /// Generation options producing at most `maxTokens` tokens.
+    func generationOptions(maxTokens: Int) -> GenerationOptions {
+        GenerationOptions(maxTokens: maxTokens, sampling: parameters, ignoreEOS: ignoreEos)
+    }
+}
+
+/// Timing of one generation: prompt processing up to the first token, then decoding.
+struct GenerationStats {
+    /// Prompt tokens computed (fed) for this generation.
+    var promptTokens: Int
+    /// Tokens generated.
+    var generatedTokens: Int
+    /// From the start of prompt processing to the first generated token.
+    var timeToFirstToken: Duration
+    /// From the start of prompt processing to the end.
+    var total: Duration
+
+    private static func seconds(_ duration: Duration) -> Double {
+        Double(duration.components.seconds) + Double(duration.components.attoseconds) * 1e-18
+    }
+
+    /// Prompt tokens per second (nil when no time was measured).
+    var promptRate: Double? {
+        let time = Self.seconds(timeToFirstToken)
+        return time > 0 && promptTokens > 0 ? Double(promptTokens) / time : nil
+    }
+
+    /// Generated tokens per second after the first (each needs one forward pass; nil with fewer than two).
+    var decodeRate: Double? {
+        let time = Self.seconds(total - timeToFirstToken)
+        return generatedTokens > 1 && time > 0 ? Double(generatedTokens - 1) / time : nil
+    }
+
+    /// Milliseconds to the first token.
+    var firstTokenMilliseconds: Double { Self.seconds(timeToFirstToken) * 1000 }
+
+    private static func rate(_ value: Double?) -> String { value.map { String(format: "%.1f tok/s", $0) } ?? "- tok/s" }
+
+    /// "prompt: 42 tokens, 812.3 tok/s | generated: 64 tokens, 187.0 tok/s | first token: 51.7 ms"
+    var line: String {
+        "prompt: \(promptTokens) tokens, \(Self.rate(promptRate)) | generated: \(generatedTokens) tokens, "
+            + "\(Self.rate(decodeRate)) | first token: \(String(format: "%.1f", firstTokenMilliseconds)) ms"
+    }
+
+    /// The same numbers as JSON members (without braces).
+    var jsonFields: String {
+        func number(_ value: Double?) -> String { value.map { String(format: "%.3f", $0) } ?? "null" }
+        return "\"prompt_tokens\": \(promptTokens), \"prompt_tokens_per_second\": \(number(promptRate)), "
+            + "\"generated_tokens\": \(generatedTokens), \"decode_tokens_per_second\": \(number(decodeRate)), "
+            + "\"time_to_first_token_ms\": \(number(firstTokenMilliseconds))"
+    }
+}
+
+/// Writes text to stdout at once (unbuffered), for streaming.
+func writeOut(_ text: String) {
+    if !text.isEmpty { FileHandle.standardOutput.write(Data(text.utf8)) }
+}
+
+/// Writes one line to stderr.
+func writeErr(_ line: String) {
+    FileHandle.standardError.write(Data((line + "\n").utf8))
+}
