@@ -105,8 +105,7 @@ struct GenerateCommand: ParsableCommand {
             return ids
         }
         let tokenizer = try model.tokenizer()
-        let hasTemplate = try !model.chatTemplate().isBuiltInDefault
-        let useTemplate = !noChatTemplate && (chat || systemMessage != nil || hasTemplate)
+        let useTemplate = try !noChatTemplate && (chat || systemMessage != nil || !model.chatTemplate().isBuiltInDefault)
         let ids: [Int32]
         if useTemplate {
             // As transformers' apply_chat_template(tokenize=True): the template writes BOS itself.
