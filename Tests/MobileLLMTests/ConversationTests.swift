@@ -108,12 +108,18 @@ struct ConversationTests {
         let conversation = try Conversation(model: model, contextLength: 256)
         let options = GenerationOptions(maxTokens: 40, ignoreEOS: true)
         var pieces = 0
-        let cancelled = try conversation.send("Hello world!", options: options) { _ in
+        var shown = ""
+        let cancelled = try conversation.send("Hello world!", options: options) { piece in
             pieces += 1
+            shown += piece
             if pieces == 3 { conversation.cancel() }
             return true
         }
         #expect(cancelled.cancelled && cancelled.stopReason == .callback)
+        #expect(shown == cancelled.reply, "the kept reply is what was shown")
+        // The cache holds the prompt and the kept reply; its last token may have been cut off while being fed.
+        let kept = cancelled.promptTokenCount + cancelled.tokens.count
+        #expect((kept - 1...kept).contains(conversation.session.tokens.count))
         #expect(cancelled.tokens.count < 40 && !cancelled.tokens.isEmpty)
         #expect(conversation.messages.last == ChatMessage(role: "assistant", content: cancelled.reply))
         let next = try conversation.send("The quick brown fox", options: options)

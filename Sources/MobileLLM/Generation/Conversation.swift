@@ -150,6 +150,8 @@ public final class Conversation: @unchecked Sendable {
         }
     }
 
+    /// Generates the reply to the conversation as it stands (its last message is the new user message); `saved` is
+    /// the conversation to return to when a cancelled turn produced nothing.
     private func answer(options: GenerationOptions, onText: (String) throws -> Bool, restoring saved: [ChatMessage]) throws -> ConversationTurn {
         let (prompt, dropped) = try fittingPrompt(reply: options.maxTokens)
         var reused = zip(prompt, session.tokens).prefix { $0 == $1 }.count
@@ -166,22 +168,22 @@ public final class Conversation: @unchecked Sendable {
         do {
             let result = try session.generate(prompt: Array(prompt[reused...]), options: options) { token in
                 if firstToken == nil { firstToken = clock.now }
-                generated.append(token)
                 if control.withLock({ $0.requested }) {
-                    cancelled = true
+                    cancelled = true  // this token is neither shown nor kept
                     return false
                 }
+                generated.append(token)
                 let piece = try detokenizer.push(token)
                 return piece.isEmpty ? true : try onText(piece)
             }
-            generated = result.tokens
+            if !cancelled { generated = result.tokens }  // with a final end-of-sequence token
             stopReason = result.stopReason
         } catch MobileLLMError.cancelled {
             cancelled = true
         }
         if firstToken == nil, !generated.isEmpty { firstToken = clock.now }  // an end-of-sequence first token
         let rest = detokenizer.flush()
-        if !rest.isEmpty, !cancelled { _ = try onText(rest) }
+        if !rest.isEmpty { _ = try onText(rest) }  // the pieces add up to `reply`
         let end = clock.now
 
         let reply = try tokenizer.decode(generated, skipSpecial: true)
