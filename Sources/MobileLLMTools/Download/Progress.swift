@@ -1,14 +1,13 @@
 import Foundation
 
-/// Download progress on stderr: a redrawn bar when stderr is a terminal, otherwise a plain line every 10% (or
-/// every 30 seconds), so logs stay readable.
+/// Download progress on stderr: a redrawn bar when stderr is a terminal, otherwise a plain line every 15 seconds
+/// and one at the end, so logs stay readable.
 public final class ProgressBar {
     private let label: String
     private let total: Int?
     private let interactive: Bool
     private let start = Date()
     private var lastDraw = Date.distantPast
-    private var lastPlainPercent = -1
     private var lastPlainTime = Date()
     private var startBytes: Int
     private var finished = false
@@ -30,10 +29,8 @@ public final class ProgressBar {
             lastDraw = now
             FileHandle.standardError.write(Data(("\r" + line(bytes, now: now) + "\u{1B}[K").utf8))
         } else {
-            let percent = total.map { $0 > 0 ? bytes * 100 / $0 : 100 } ?? -1
-            let step = percent / 10
-            guard step > lastPlainPercent || now.timeIntervalSince(lastPlainTime) >= 30 else { return }
-            lastPlainPercent = max(step, lastPlainPercent)
+            // Logs: a line every 15 seconds at most; short downloads show only the final line.
+            guard now.timeIntervalSince(lastPlainTime) >= 15 else { return }
             lastPlainTime = now
             FileHandle.standardError.write(Data((line(bytes, now: now) + "\n").utf8))
         }
