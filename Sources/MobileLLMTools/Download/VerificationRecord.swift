@@ -22,7 +22,8 @@ struct VerificationRecord {
         guard let identity = FileSystem.identity(of: file) else { return }
         var all = load()
         all[file] = ["sha256": digest, "size": identity.size, "mtime_ns": identity.mtimeNanoseconds]
-        guard let data = try? JSONSerialization.data(withJSONObject: all, options: [.prettyPrinted, .sortedKeys]) else { return }
+        guard let data = try? JSONSerialization.data(withJSONObject: all, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]) else { return }
+        try? FileSystem.makeDirectory((path as NSString).deletingLastPathComponent)
         let temporary = path + ".\(ProcessInfo.processInfo.processIdentifier).tmp"
         guard FileManager.default.createFile(atPath: temporary, contents: data) else { return }
         if (try? FileSystem.rename(temporary, to: path)) == nil { FileSystem.remove(temporary) }
