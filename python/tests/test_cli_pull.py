@@ -80,6 +80,8 @@ def clean_env(tmp, **extra):
            if k not in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_ENDPOINT", "MOBILELLM_ASSETS", "XDG_CACHE_HOME")
            and not k.startswith("MOBILELLM_DEFAULT_MODEL")}
     env["MOBILELLM_CACHE"] = str(tmp / "cache")
+    # libcurl (URLSession on Linux) honours proxy variables; the fake hub is local.
+    env["NO_PROXY"] = env["no_proxy"] = "127.0.0.1,localhost"
     env.update(extra)
     return env
 
