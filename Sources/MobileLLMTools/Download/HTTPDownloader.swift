@@ -34,6 +34,7 @@ public struct HTTPStatusError: Error, Sendable, CustomStringConvertible {
         "HTTP \(status) \(HTTPURLResponse.localizedString(forStatusCode: status))"
     }
 
+    /// The URL, the status line and the server's explanation (`X-Error-Message` or the start of the body).
     public var description: String {
         var text = "\(response.url.absoluteString): \(statusLine)"
         if let message = response.header("x-error-message") {

@@ -34,7 +34,9 @@ public struct SHA256: Sendable {
             count -= take
             if pending.count == 64 {
                 let block = pending
-                block.withUnsafeBytes { compress(blocks: $0.baseAddress.unsafelyUnwrapped, count: 1) }
+                block.withUnsafeBytes { bytes in
+                    if let base = bytes.baseAddress { compress(blocks: base, count: 1) }
+                }
                 pending.removeAll(keepingCapacity: true)
             }
         }
@@ -60,7 +62,9 @@ public struct SHA256: Sendable {
         while tail.count % 64 != 56 { tail.append(0) }
         let bits = length &* 8
         for shift in stride(from: 56, through: 0, by: -8) { tail.append(UInt8(truncatingIfNeeded: bits >> UInt64(shift))) }
-        tail.withUnsafeBytes { copy.compress(blocks: $0.baseAddress.unsafelyUnwrapped, count: tail.count / 64) }
+        tail.withUnsafeBytes { bytes in
+            if let base = bytes.baseAddress { copy.compress(blocks: base, count: tail.count / 64) }
+        }
         let words = [copy.state.0, copy.state.1, copy.state.2, copy.state.3, copy.state.4, copy.state.5, copy.state.6, copy.state.7]
         return words.flatMap { word in (0..<4).map { UInt8(truncatingIfNeeded: word >> UInt32(24 - 8 * $0)) } }
     }
