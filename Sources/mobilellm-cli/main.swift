@@ -18,6 +18,7 @@ struct MobileLLMCommand: ParsableCommand {
             TemplateCommand.self,
             BenchCommand.self,
             QuantizeCommand.self,
+            EvalCommand.self,
         ]
     )
 }

@@ -39,7 +39,7 @@ public final class ScriptedAnswerSource: AnswerSource {
         self.path = path
         for (line, row) in try JSONLines.read(path: path) {
             let location = "\(path):\(line)"
-            guard let id = JSONLines.text(row, keys: ["id"]) else {
+            guard let id = try JSONLines.text(row, location: location, keys: ["id"]) else {
                 throw MobileLLMError.invalidFile(path: location, field: "id", problem: "missing; expected the item's id (a string or number)")
             }
             guard let list = row["responses"] as? [Any], !list.isEmpty else {
@@ -52,7 +52,7 @@ public final class ScriptedAnswerSource: AnswerSource {
                 guard let object = entry as? [String: Any], let text = object["text"] as? String else {
                     throw MobileLLMError.invalidFile(path: location, field: "responses[\(index)]", problem: "expected a string or an object with a \"text\" string")
                 }
-                let tokens = JSONLines.text(object, keys: ["tokens"]).flatMap { Int($0) } ?? text.split(whereSeparator: \.isWhitespace).count
+                let tokens = try JSONLines.text(object, location: location, keys: ["tokens"]).flatMap { Int($0) } ?? text.split(whereSeparator: \.isWhitespace).count
                 let stop = object["stop_reason"] as? String ?? "eos"
                 return GeneratedResponse(text: text, tokenCount: tokens, stopReason: stop)
             }

@@ -50,15 +50,15 @@ public enum EvalDataset {
     }
 
     private static func parse(_ row: [String: Any], task: EvalTask, position: Int, location: String) throws -> EvalItem {
-        let id = JSONLines.text(row, keys: ["id", "ID", "idx", "unique_id"]) ?? String(position)
+        let id = try JSONLines.text(row, location: location, keys: ["id", "ID", "idx", "unique_id"]) ?? String(position)
         let questionKeys = task == .gsm8k ? ["question", "Question"] : ["problem", "Problem", "question", "Question"]
-        guard let question = JSONLines.text(row, keys: questionKeys), !question.trimmingSpaces().isEmpty else {
+        guard let question = try JSONLines.text(row, location: location, keys: questionKeys), !question.trimmingSpaces().isEmpty else {
             throw missing(questionKeys, in: location, expected: "a non-empty string, the question")
         }
         let reference: String
         switch task {
         case .gsm8k:
-            guard let answer = JSONLines.text(row, keys: ["answer", "Answer"]) else {
+            guard let answer = try JSONLines.text(row, location: location, keys: ["answer", "Answer"]) else {
                 throw missing(["answer"], in: location, expected: "a string ending in \"#### <number>\"")
             }
             guard let marker = answer.range(of: "####", options: .backwards) else {
@@ -66,9 +66,9 @@ public enum EvalDataset {
             }
             reference = String(answer[marker.upperBound...]).replacingOccurrences(ofAll: [",": ""]).trimmingSpaces()
         case .math500:
-            if let answer = JSONLines.text(row, keys: ["answer", "Answer"]) {
+            if let answer = try JSONLines.text(row, location: location, keys: ["answer", "Answer"]) {
                 reference = answer.trimmingSpaces()
-            } else if let solution = JSONLines.text(row, keys: ["solution", "Solution"]) {
+            } else if let solution = try JSONLines.text(row, location: location, keys: ["solution", "Solution"]) {
                 guard let boxed = BoxedAnswer.lastBoxedContent(in: solution) else {
                     throw MobileLLMError.invalidFile(path: location, field: "solution", problem: "no \"answer\" field and no \\boxed{...} in the solution to take the reference from")
                 }
@@ -77,7 +77,7 @@ public enum EvalDataset {
                 throw missing(["answer", "solution"], in: location, expected: "the reference answer (or a solution ending in \\boxed{...})")
             }
         case .aime:
-            guard let answer = JSONLines.text(row, keys: ["answer", "Answer"]) else {
+            guard let answer = try JSONLines.text(row, location: location, keys: ["answer", "Answer"]) else {
                 throw missing(["answer", "Answer"], in: location, expected: "the integer answer (a number or a string)")
             }
             reference = answer.trimmingSpaces()
@@ -118,17 +118,27 @@ enum JSONLines {
         return rows
     }
 
-    /// The first of `keys` present with a string or number value, as text (integers without a decimal point).
-    static func text(_ row: [String: Any], keys: [String]) -> String? {
-        for key in keys {
-            guard let value = row[key] else { continue }
-            if let string = value as? String { return string }
-            if let number = value as? NSNumber, String(cString: number.objCType) != "c" {  // "c": a JSON true/false
-                let double = number.doubleValue
-                if double.rounded() == double, Swift.abs(double) < 1e15 { return String(Int64(double)) }
-                return "\(double)"
-            }
+    /// The first of `keys` present in `row`, as text (a string, or a number; integers without a decimal point); nil
+    /// when none is present. Throws `invalidFile` at `location` when the value is of another type.
+    static func text(_ row: [String: Any], location: String, keys: [String]) throws -> String? {
+        guard let key = keys.first(where: { row[$0] != nil }), let value = row[key] else { return nil }
+        if let string = value as? String { return string }
+        if let number = value as? NSNumber, String(cString: number.objCType) != "c" {  // "c": a JSON true/false
+            let double = number.doubleValue
+            if double.rounded() == double, Swift.abs(double) < 1e15 { return String(Int64(double)) }
+            return "\(double)"
         }
-        return nil
+        throw MobileLLMError.invalidFile(path: location, field: key, problem: "expected a string or a number, found \(jsonType(value))")
+    }
+
+    /// The JSON type of a parsed value, for messages.
+    static func jsonType(_ value: Any) -> String {
+        switch value {
+        case is NSNull: return "null"
+        case is [Any]: return "an array"
+        case is [String: Any]: return "an object"
+        case let number as NSNumber where String(cString: number.objCType) == "c": return "a boolean"
+        default: return "\(type(of: value))"
+        }
     }
 }
