@@ -5,6 +5,9 @@ all labelled by Hugging Face's math-verify (an implementation we did not write),
     python3 -m venv /tmp/eval-venv && /tmp/eval-venv/bin/pip install math-verify==0.9.0
     /tmp/eval-venv/bin/python scripts/make_eval_fixtures.py
 
+The committed fixtures were made with math-verify 0.9.0, latex2sympy2_extended 1.11.0, sympy 1.14.0 and
+antlr4-python3-runtime 4.13.2 (what that pip command installs). CI never runs this script.
+
 Outputs (small, committed):
   pairs.jsonl       (prediction, reference) answer pairs: math-verify's verdict, the expected verdict and, where the
                     two differ, why (the Qwen2.5-Math harness that MobileLLM-R1's evaluation uses decides otherwise).
@@ -31,8 +34,9 @@ from math_verify import parse, verify
 
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "Tests", "Fixtures", "eval")
 
-# (prediction, reference, note). A note "harness: True|False because ..." documents an expected verdict that differs
-# from math-verify's; the verdict word after "harness:" is the expected one.
+# (prediction, reference, note). A note "harness: True|False because ..." sets the expected verdict to the harness's
+# where it differs from math-verify's; "expected: True|False because ..." sets one that neither gives, with the reason;
+# any other note records where the harness differs while math-verify is followed.
 PAIRS = [
     # Plain numbers, decimals, signs, thousands separators.
     ("72", "72", ""),
@@ -166,6 +170,72 @@ PAIRS = [
     ("\\begin{bmatrix} 1 & 2 \\\\ 3 & 4 \\end{bmatrix}", "\\begin{pmatrix}1&2\\\\3&4\\end{pmatrix}", ""),
     ("\\begin{pmatrix} \\frac{1}{2} \\\\ 3 \\end{pmatrix}", "\\begin{pmatrix} 0.5 \\\\ 3 \\end{pmatrix}", ""),
     ("\\begin{pmatrix} 1 & 2 \\\\ 3 & 5 \\end{pmatrix}", "\\begin{pmatrix}1&2\\\\3&4\\end{pmatrix}", ""),
+    # More numbers.
+    ("3.50", "3.5", ""),
+    ("0.0", "0", ""),
+    ("-0", "0", ""),
+    ("1e3", "1000", ""),
+    ("12.5\\%", "12.5", ""),
+    ("\\$1,000", "1000", ""),
+    ("1,000,000", "10^6", ""),
+    ("2,5", "2.5", ""),
+    ("1234567", "1234568", ""),
+    ("20\\%", "20", ""),
+    ("0.2", "20\\%", ""),
+    ("12345678901234567890", "12345678901234567890", ""),
+    ("\\frac{2}{3}", "0.67", ""),
+    ("2^{-1}", "0.5", ""),
+    ("\\frac{3}{2}", "1.5", ""),
+    ("\\frac{a}{b}", "a/b", ""),
+    ("\\frac{1}{2}x", "\\frac{x}{2}", ""),
+    ("x/2", "\\frac{x}{2}", ""),
+    # More roots and constants.
+    ("\\sqrt{2}\\cdot\\sqrt{3}", "\\sqrt{6}", ""),
+    ("\\sqrt{50}", "5\\sqrt{2}", ""),
+    ("\\frac{\\sqrt{6}}{3}", "\\sqrt{\\frac{2}{3}}", ""),
+    ("2+\\sqrt{3}", "\\sqrt{3}+2", ""),
+    ("2-\\sqrt{3}", "2+\\sqrt{3}", ""),
+    ("\\sqrt{2}", "1.414", ""),
+    ("2\\pi r", "2 r \\pi", ""),
+    ("\\frac{4}{3}\\pi", "\\frac{4\\pi}{3}", ""),
+    ("36\\pi", "36\\pi \\text{ cm}^2", ""),
+    ("\\ln 8", "3\\ln 2", ""),
+    ("\\log_{3} 81", "4", ""),
+    # More expressions and equations.
+    ("(x-2)(x+3)", "x^2+x-6", ""),
+    ("x^2+x-6", "(x+2)(x-3)", ""),
+    ("3x^2-12", "3(x-2)(x+2)", ""),
+    ("\\frac{x^2-1}{x-1}", "x+1", ""),
+    ("2ab", "2ba", "harness: True because sympy's LaTeX parser reads both as 2*a*b; math-verify parses 2ab as 2 (its normalization drops the 'ab')"),
+    ("a^2b", "ab^2", ""),
+    ("\\sin^2 x + \\cos^2 x", "1", ""),
+    ("|x-1|", "|1-x|", ""),
+    ("y = -\\frac{1}{2}x + 3", "y=-0.5x+3", ""),
+    ("x + y = 5", "y = 5 - x", ""),
+    ("x^2 + y^2 = 25", "x^2+y^2-25=0", ""),
+    ("2x + 2y = 10", "x + y = 5", "math-verify True; the harness says False because it compares equations only up to sign. Expected True: the same line"),
+    ("y = 2x", "2y = 4x", ""),
+    ("y = 2x", "y = 3x", ""),
+    # More tuples, intervals, sets.
+    ("(2, -3)", "(2,-3)", ""),
+    ("(-1, 2)", "(2, -1)", ""),
+    ("\\left(\\frac{1}{2}, \\frac{\\sqrt{3}}{2}\\right)", "(0.5, \\frac{\\sqrt3}{2})", ""),
+    ("(1, 2]", "(1, 2]", ""),
+    ("[0, 1]", "[0,1)", ""),
+    ("(-\\infty, -2) \\cup (2, \\infty)", "(-\\infty,-2)\\cup(2,\\infty)", ""),
+    ("\\{3\\}", "3", ""),
+    ("\\begin{pmatrix} 2 \\\\ -1 \\end{pmatrix}", "\\begin{pmatrix}2\\\\-1\\end{pmatrix}", ""),
+    ("\\begin{pmatrix} 2 & -1 \\end{pmatrix}", "\\begin{pmatrix}2\\\\-1\\end{pmatrix}", ""),
+    # More text, choices, degrees, units.
+    ("\\text{Monday}", "\\text{Tuesday}", ""),
+    ("\\textbf{(A)}", "A", ""),
+    ("B", "A", ""),
+    ("45^\\circ", "\\frac{\\pi}{4}", ""),
+    ("90°", "90", "expected: True because the degree sign is a unit like ^\\circ, which both references strip; neither the harness (which then cannot parse 90°) nor math-verify knows the Unicode sign, and both say False"),
+    ("4 \\text{ inches}", "4", ""),
+    ("5\\text{ cm}", "6", ""),
+    ("\\$ 5.50", "5.5", ""),
+    ("50 \\text{ dollars}", "\\$50", ""),
     # Empty and junk.
     ("", "5", ""),
     ("\\text{undefined}", "5", ""),
@@ -234,7 +304,7 @@ def mv_equal(prediction, reference):
     return bool(gold) and bool(pred) and verify(gold, pred)
 
 
-PLAIN = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)$")
+PLAIN = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")  # what Python's float() reads
 
 
 def plain(text):
@@ -259,7 +329,7 @@ def label_pair(prediction, reference, note):
     numeric = harness_numeric(prediction, reference)
     if numeric is not None and numeric != mv:
         expected, reason = numeric, "computed: both are plain numbers; the harness rule (math.isclose rel_tol=1e-4 against reference, reference/100, reference*100) says %s" % numeric
-    if note.startswith("harness: "):
+    if note.startswith("harness: ") or note.startswith("expected: "):
         expected = note.split()[1] == "True"
         reason = note
     elif note:

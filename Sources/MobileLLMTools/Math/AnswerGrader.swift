@@ -11,7 +11,7 @@ import MobileLLM
 /// 4. both `pmatrix` matrices → same shape and every entry equal;
 /// 5. lists: `(a, b)` and `[a, b]` are ordered (tuples, points, intervals — the brackets must match, so `[1, 2)` is
 ///    not `(1, 2]`); bare `a, b` and sets `{a, b}` are unordered; same length and every element equal;
-/// 6. equations: both `A = B` → `A - B` equals `±(C - D)` symbolically; `x = 5` against `5` (a name of at most two
+/// 6. equations: both `A = B` → `A - B` is a nonzero constant multiple of `C - D`; `x = 5` against `5` (a name of at most two
 ///    characters on the left) → compare the right side;
 /// 7. otherwise both are parsed (`MathParser`) and evaluated: without variables, exactly or within a relative 1e-4
 ///    (the harness's `numeric_equal` on sympy's numeric value), so `0.5`, `1/2` and `\frac{1}{2}` agree and
@@ -21,7 +21,7 @@ import MobileLLM
 ///
 /// Deliberate differences from the harness (each a harness quirk that scores wrong answers right or the reverse):
 /// interval brackets must match; unordered answer lists compare as sets; `1,2` is not the number 12; `2x+3 = y`
-/// equals `y = 2x + 3`.
+/// equals `y = 2x + 3` and `2x + 2y = 10` equals `x + y = 5`; `90°` is 90 like `90^\circ`.
 public enum AnswerGrader {
     /// The relative tolerance for numbers (the harness's `math.isclose(rel_tol=1e-4)`).
     public static let relativeTolerance = 1e-4
@@ -66,8 +66,7 @@ public enum AnswerGrader {
         case let (pe?, re?):
             guard let pl = MathParser.parse(pe.lhs), let pr = MathParser.parse(pe.rhs),
                   let rl = MathParser.parse(re.lhs), let rr = MathParser.parse(re.rhs) else { return false }
-            let dp = MathExpression.binary(.subtract, pl, pr), dr = MathExpression.binary(.subtract, rl, rr)
-            return expressionsMatch(dp, dr) || expressionsMatch(.negate(dp), dr)
+            return equationsMatch(.binary(.subtract, pl, pr), .binary(.subtract, rl, rr))
         case let (pe?, nil):
             return isShortName(pe.lhs) && !r.contains("=") && matches(pe.rhs, r, depth: depth + 1)
         case let (nil, re?):
@@ -97,6 +96,26 @@ public enum AnswerGrader {
             agreeing += 1
         }
         return agreeing >= 3
+    }
+
+    /// True when `a = 0` and `b = 0` are the same equation: `a` is a nonzero constant multiple of `b`
+    /// (`2x + 2y = 10` is `x + y = 5`; the harness accepts only the multiples ±1).
+    static func equationsMatch(_ a: MathExpression, _ b: MathExpression) -> Bool {
+        if expressionsMatch(a, b) || expressionsMatch(.negate(a), b) { return true }
+        // Find the ratio where b is clearly nonzero, then check a = ratio · b everywhere.
+        var generator = SeededGenerator(seed: 0x6571_6E73)
+        let names = a.variables.union(b.variables)
+        guard !names.isEmpty else { return false }
+        for _ in 0..<12 {
+            var values: [String: Double] = [:]
+            for name in names { values[name] = -3 + 6 * Double(generator.next() >> 11) / Double(1 << 53) }
+            guard let x = a.evaluate(values)?.doubleValue, let y = b.evaluate(values)?.doubleValue,
+                  Swift.abs(y) > 1e-6, x.isFinite, y.isFinite else { continue }
+            let ratio = x / y
+            guard ratio != 0, ratio.isFinite else { return false }
+            return expressionsMatch(a, .binary(.multiply, .approximateNumber(ratio), b))
+        }
+        return false
     }
 
     /// Python's `math.isclose`: |a - b| <= max(relative · max(|a|, |b|), absolute); equal infinities are close.
