@@ -13,17 +13,18 @@ struct EvalCommand: ParsableCommand {
         0.95, up to 30000 new tokens (fewer when the model's context is shorter). Sample k of every question uses seed \
         --seed + k, so sample 0 is what `generate --chat --seed S` gives.
 
-        Extraction: the content of the last \\boxed{...}; without one, the text after "The answer is", else the last \
-        number. References: GSM8K the text after "####" (commas removed); MATH-500 "answer" (or the last \\boxed{} of \
+        Extraction: the content of the last \\boxed{...} (a last box that never closes: the text after it); without \
+        one, the text after "The answer is", else the last number. References: GSM8K the text after "####" (commas removed); MATH-500 "answer" (or the last \\boxed{} of \
         "solution"); AIME "answer".
 
         Equivalence (the harness's math_equal): both answers are normalized (\\dfrac→\\frac, \\left/\\right, \
         \\text{...} units, degrees, dollar and percent signs, thousands separators, "x =" prefixes, number words); \
         then equal text; or, for two plain numbers, a relative difference up to 1e-4 from the reference or from \
         reference ÷100 or ×100 (the harness's percentage rule); or equal tuples/intervals element by element (brackets \
-        must match), unordered lists and sets, matrices entry by entry, equations up to sign; or the same value after \
-        parsing both as LaTeX/plain math (exact fractions, roots, π; relative 1e-4), or, with variables, the same \
-        values at random points.
+        must match), unordered lists and sets, matrices entry by entry, equations up to a constant factor; or the \
+        same value after parsing both as LaTeX/plain math (exact fractions, roots, π; relative 1e-4), or, with variables, the same \
+        values at random points. Unlike the harness, interval brackets must match and lists of solutions are \
+        compared as sets.
 
         Scores: accuracy = share of questions whose first sample is correct (the harness's "acc"); pass@1 = mean over \
         questions of correct samples ÷ K; pass@K = share of questions with any correct sample. A progress bar goes to \
@@ -41,6 +42,9 @@ struct EvalCommand: ParsableCommand {
 
     @Option(name: .long, help: "Quantized weights: 'exact' or 'int8' activations (see generate).")
     var activations: ActivationPrecision = .exact
+
+    @Option(name: .long, help: "Quantize the weights while loading: q4_0, q4_1, q8_0 (see generate).")
+    var quantize: QuantType?
 
     @Option(name: .long, help: "KV cache: f32, f16 or q8_0 (default: f32 for float weights, f16 for quantized).")
     var kvCache: KVCacheType?
@@ -97,7 +101,7 @@ struct EvalCommand: ParsableCommand {
         if let responses {
             source = try ScriptedAnswerSource(path: responses)
         } else {
-            let loaded = try Model(path: model ?? "", options: ModelLoadOptions(threadCount: threads, activationPrecision: activations))
+            let loaded = try Model(path: model ?? "", options: ModelLoadOptions(threadCount: threads, activationPrecision: activations, quantize: quantize))
             source = try ModelAnswerSource(model: loaded, maxTokens: maxTokens,
                                            sampling: SamplingParameters(temperature: temperature, topP: temperature == 0 ? 1 : topP, seed: seed),
                                            kvCacheType: kvCache)

@@ -93,6 +93,13 @@ func evalFixtureRows(_ name: String) throws -> [[String: Any]] {
         #expect(!AnswerGrader.isEquivalent("}}}{{{", "5"))
         #expect(!AnswerGrader.isEquivalent("hundred hundred hundred hundred hundred hundred hundred hundred hundred hundred hundred", "1"))
         #expect(AnswerGrader.isEquivalent("9223372036854775807", "9223372036854775807"))
+        // A long flat sum parses (deep left-leaning tree) and evaluates exactly.
+        let terms = Array(repeating: "1", count: 900).joined(separator: "+")
+        #expect(AnswerGrader.isEquivalent(terms, "900"))
+        // An unclosed box can leave a whole response as the answer: compared as text only, quickly.
+        let long = String(repeating: "\\text{a} + x^{2} ", count: 2000)
+        #expect(!AnswerGrader.isEquivalent(long, "5"))
+        #expect(AnswerGrader.isEquivalent("−3 × 2", "-6"))
         #expect(Rational(Int64.max, 1).flatMap { $0 * $0 } == nil)
     }
 }

@@ -28,9 +28,16 @@ public enum AnswerGrader {
     /// The relative tolerance when comparing expressions with variables at sample points.
     static let symbolicTolerance = 1e-6
 
+    /// Answers longer than this (say, the rest of a response after a box that never closed) are compared only as
+    /// exact text, so scoring stays fast whatever a model writes.
+    public static let maxAnswerLength = 4096
+
     /// True when `prediction` and `reference` are the same answer (see the type's documentation).
     public static func isEquivalent(_ prediction: String, _ reference: String) -> Bool {
-        matches(AnswerNormalizer.normalize(prediction), AnswerNormalizer.normalize(reference), depth: 0)
+        guard prediction.utf8.count <= maxAnswerLength, reference.utf8.count <= maxAnswerLength else {
+            return !prediction.isEmpty && prediction == reference
+        }
+        return matches(AnswerNormalizer.normalize(prediction), AnswerNormalizer.normalize(reference), depth: 0)
     }
 
     /// Compares two normalized answers.

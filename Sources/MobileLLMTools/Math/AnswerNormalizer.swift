@@ -2,6 +2,7 @@
 /// so that formatting that does not change the value does not change the verdict.
 ///
 /// In order: line breaks, a leading `:` and trailing `.`/`/` go; LaTeX spacing (`\!`, `\,`, `\;`, `~`) goes;
+/// Unicode `−`, `×`, `·`, `÷`, `≤`, `≥` become their ASCII or LaTeX forms;
 /// `\dfrac`/`\tfrac` become `\frac`, `bmatrix`/`array` become `pmatrix`, `\leq`/`\geq`/`\neq` become `\le`/`\ge`/`\ne`;
 /// `\left`/`\right` go and `\{ \}` become `{ }`; a trailing `\text{...}` unit goes (when something is left), then
 /// `\text{X}`, `\mathrm{X}`, `\textbf{X}`, `\mbox{X}` and nested `\boxed{X}` become X; degrees (`^\circ`, `°`), dollar
@@ -28,6 +29,7 @@ public enum AnswerNormalizer {
             "\\neq": "\\ne", "\\leq": "\\le", "\\geq": "\\ge",
             "\\left.": "", "\\right.": "", "\\left": "", "\\right": "", "\\{": "{", "\\}": "}",
             "\\lbrace": "{", "\\rbrace": "}", "{,}": ",", "\\displaystyle": "",
+            "−": "-", "×": "\\times ", "·": "\\cdot ", "÷": "\\div ", "≤": "\\le ", "≥": "\\ge ",
         ]).replacingOccurrences(ofAll: ["\u{1}": "\\\\"])
         text = text.replacing(#/\\begin\{array\}\{[^}]*\}/#, with: "\\begin{pmatrix}").replacingOccurrences(ofAll: ["\\end{array}": "\\end{pmatrix}"])
         text = removeTrailingTextUnit(text)
