@@ -106,6 +106,8 @@ public final class ModelAnswerSource: AnswerSource {
         return ids
     }
 
+    /// Generates the response (see the type's documentation). Throws `invalidArgument` when the prompt does not fit
+    /// the model's context, or what generation throws.
     public func respond(to item: EvalItem, sample: Int, seed: UInt64, onToken: (Int) -> Void) throws -> GeneratedResponse {
         let ids = try prompt(for: item)
         let limit = model.configuration.maxPositions

@@ -23,6 +23,7 @@ public struct EvalSampleResult: Sendable, Equatable, Encodable {
         case stopReason = "stop_reason"
     }
 
+    /// Writes every field; `answer` and `method` as null when there is no answer, `response` only when kept.
     public func encode(to encoder: Encoder) throws {
         var container = encoder.container(keyedBy: CodingKeys.self)
         try container.encode(seed, forKey: .seed)
@@ -53,6 +54,7 @@ public struct EvalItemResult: Sendable, Equatable, Encodable {
         case correctSamples = "correct_samples"
     }
 
+    /// Writes the fields and `correct_samples`.
     public func encode(to encoder: Encoder) throws {
         var container = encoder.container(keyedBy: CodingKeys.self)
         try container.encode(id, forKey: .id)

@@ -13,9 +13,15 @@ import Foundation
 public enum AnswerExtractor {
     /// Which rule found the answer.
     public enum Method: String, Sendable, Codable {
-        case minerva, boxed
+        /// `final answer is $...$. I hope`.
+        case minerva
+        /// The last closed `\boxed{...}`.
+        case boxed
+        /// The text after a last `\boxed{` that never closes.
         case unclosedBoxed = "unclosed_boxed"
+        /// The text after `he answer is` / `final answer is`.
         case answerIs = "answer_is"
+        /// The last number.
         case lastNumber = "last_number"
     }
 

@@ -8,13 +8,14 @@
 /// `\text{X}`, `\mathrm{X}`, `\textbf{X}`, `\mbox{X}` and nested `\boxed{X}` become X; degrees (`^\circ`, `°`), dollar
 /// signs (`\$`, `$`), `\( \)` and percent signs (`\%`, `%`) go; a trailing unit word after a number goes (`5 cm`,
 /// `18 dollars`, `3 hours`); a number written in words becomes digits (`five` → 5); `infinity`/`inf`/`∞` become
-/// `\infty`; ` and ` becomes a comma; a leading `x =`/`x \in` with a one- or two-letter name goes when the other side
-/// has no `=` (see `AnswerGrader`); thousands separators go from a lone number (`1,000` and `1{,}000` → 1000); `.5`
-/// becomes `0.5` and `2.000` becomes `2`; runs of spaces become one space.
+/// `\infty`; ` and ` becomes a comma; a leading `x \in` goes (a leading `x =` is `AnswerGrader`'s business);
+/// thousands separators go from a lone number (`1,000` and `1{,}000` → 1000); `.5` becomes `0.5` and `2.000`
+/// becomes `2`; runs of spaces become one space.
 ///
 /// Where this differs from the harness on purpose: its list of unit words also removes stray single letters
 /// (`a`, `c`, `t`, ...) anywhere in an answer and it deletes every `x=`/`y=`/`z=`; here unit words go only after a
-/// number and only the single leading `name =`; `and` becomes a list comma instead of vanishing.
+/// number, and `x =` only as a whole left side of at most two characters; `and` becomes a list comma instead of
+/// vanishing.
 public enum AnswerNormalizer {
     /// `answer` cleaned as described above, with single spaces kept (they separate LaTeX commands from letters).
     public static func normalize(_ answer: String) -> String {

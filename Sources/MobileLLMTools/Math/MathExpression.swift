@@ -38,9 +38,11 @@ public enum MathConstant: String, Sendable {
 
 /// A one-argument function in a math expression.
 public enum MathFunction: String, Sendable, CaseIterable {
+    /// Trigonometric, inverse trigonometric and hyperbolic functions (radians).
     case sin, cos, tan, sec, csc, cot, arcsin, arccos, arctan, sinh, cosh, tanh
     /// Natural logarithm (`\ln`, and `\log` without a base, as sympy's LaTeX parser reads it).
     case ln
+    /// e^x.
     case exp
     /// Absolute value (`|x|`, `\lvert x \rvert`).
     case abs
@@ -68,6 +70,7 @@ public enum MathFunction: String, Sendable, CaseIterable {
 
 /// A binary operator in a math expression.
 public enum MathOperator: String, Sendable {
+    /// The four arithmetic operations and exponentiation.
     case add = "+", subtract = "-", multiply = "*", divide = "/", power = "^"
 }
 

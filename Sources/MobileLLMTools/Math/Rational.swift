@@ -51,6 +51,7 @@ public struct Rational: Hashable, Sendable, CustomStringConvertible {
     /// True when the value is a whole number.
     public var isInteger: Bool { denominator == 1 }
 
+    /// `n` or `n/d`.
     public var description: String { denominator == 1 ? "\(numerator)" : "\(numerator)/\(denominator)" }
 
     /// The sum, or nil on overflow.
