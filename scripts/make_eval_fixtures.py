@@ -165,6 +165,10 @@ PAIRS = [
     ("-2, 1", "1, -2", "math-verify True; the harness False (ordered). Expected True as above"),
     ("[-2, 7]", "[-2,7]", ""),
     ("(0, \\infty)", "(0,\\infty)", ""),
+    ("2 \\pm \\sqrt{3}", "2\\pm\\sqrt3", ""),
+    ("2+\\sqrt{3}, 2-\\sqrt{3}", "2 \\pm \\sqrt 3", ""),
+    ("2+\\sqrt{3}", "2 \\pm \\sqrt 3", ""),
+    ("\\pm 2", "2, -2", ""),
     # Matrices.
     ("\\begin{pmatrix} 1 & 2 \\\\ 3 & 4 \\end{pmatrix}", "\\begin{pmatrix}1&2\\\\3&4\\end{pmatrix}", ""),
     ("\\begin{bmatrix} 1 & 2 \\\\ 3 & 4 \\end{bmatrix}", "\\begin{pmatrix}1&2\\\\3&4\\end{pmatrix}", ""),

@@ -10,7 +10,8 @@ import MobileLLM
 ///    reference ÷ 100 or of reference × 100 (the harness's percentage rule: `10` matches `0.1`); this verdict is final;
 /// 4. both `pmatrix` matrices → same shape and every entry equal;
 /// 5. lists: `(a, b)` and `[a, b]` are ordered (tuples, points, intervals — the brackets must match, so `[1, 2)` is
-///    not `(1, 2]`); bare `a, b` and sets `{a, b}` are unordered; same length and every element equal;
+///    not `(1, 2]`); bare `a, b`, sets `{a, b}` and `a \pm b` (a + b, a - b) are unordered; same length and every
+///    element equal;
 /// 6. equations: both `A = B` → `A - B` is a nonzero constant multiple of `C - D`; `x = 5` against `5` (a name of at most two
 ///    characters on the left) → compare the right side;
 /// 7. otherwise both are parsed (`MathParser`) and evaluated: without variables, exactly or within a relative 1e-4
@@ -171,7 +172,13 @@ public enum AnswerGrader {
             return nil
         }
         let items = splitTopLevel(text, on: ",")
-        return items.count >= 2 ? AnswerList(open: nil, close: nil, items: items) : nil
+        if items.count >= 2 { return AnswerList(open: nil, close: nil, items: items) }
+        // `a \pm b` is the pair of solutions a + b, a - b.
+        let parts = text.components(separatedBy: "\\pm")
+        if parts.count == 2, let rest = parts.last, !rest.trimmingSpaces().isEmpty {
+            return AnswerList(open: nil, close: nil, items: [parts[0] + " + " + rest, parts[0] + " - " + rest].map { $0.trimmingSpaces() })
+        }
+        return nil
     }
 
     /// True when the bracket opening `text` closes at its last character (so `(1)+(2)` is not one group).
