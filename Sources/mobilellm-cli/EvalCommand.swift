@@ -129,13 +129,14 @@ struct EvalCommand: ParsableCommand {
     private func describe(_ s: EvalSummary, seconds: Double) -> String {
         func percent(_ value: Double) -> String { String(format: "%.1f%%", value * 100) }
         let stops = s.stopReasons.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
-        return """
-        \(s.task.rawValue): \(s.items) questions × \(s.samplesPerItem) sample\(s.samplesPerItem == 1 ? "" : "s") in \(String(format: "%.1f", seconds)) s
-        accuracy  \(percent(s.accuracy)) (\(s.correctFirst)/\(s.items), first sample)
-        pass@1    \(percent(s.passAt1)) (\(s.correctSamples)/\(s.items * s.samplesPerItem) samples)
-        pass@\(s.samplesPerItem)    \(percent(s.passAtK))
-        no answer \(s.noAnswerSamples) samples; mean \(String(format: "%.1f", s.meanTokens)) tokens; stopped: \(stops)
-        """
+        var lines = [
+            "\(s.task.rawValue): \(s.items) questions × \(s.samplesPerItem) sample\(s.samplesPerItem == 1 ? "" : "s") in \(String(format: "%.1f", seconds)) s",
+            "accuracy  \(percent(s.accuracy)) (\(s.correctFirst)/\(s.items), first sample)",
+            "pass@1    \(percent(s.passAt1)) (\(s.correctSamples)/\(s.items * s.samplesPerItem) samples)",
+        ]
+        if s.samplesPerItem > 1 { lines.append("pass@\(s.samplesPerItem)    \(percent(s.passAtK))") }
+        lines.append("no answer \(s.noAnswerSamples) samples; mean \(String(format: "%.1f", s.meanTokens)) tokens; stopped: \(stops)")
+        return lines.joined(separator: "\n")
     }
 }
 

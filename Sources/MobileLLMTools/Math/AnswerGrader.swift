@@ -12,8 +12,8 @@ import MobileLLM
 /// 5. lists: `(a, b)` and `[a, b]` are ordered (tuples, points, intervals — the brackets must match, so `[1, 2)` is
 ///    not `(1, 2]`); bare `a, b`, sets `{a, b}` and `a \pm b` (a + b, a - b) are unordered; same length and every
 ///    element equal;
-/// 6. equations: both `A = B` → `A - B` is a nonzero constant multiple of `C - D`; `x = 5` against `5` (a name of at most two
-///    characters on the left) → compare the right side;
+/// 6. equations: both `A = B` → `A - B` is a nonzero constant multiple of `C - D`; `x = 5` against `5` (a name of
+///    at most two characters on the left) → compare the right side;
 /// 7. otherwise both are parsed (`MathParser`) and evaluated: without variables, exactly or within a relative 1e-4
 ///    (the harness's `numeric_equal` on sympy's numeric value), so `0.5`, `1/2` and `\frac{1}{2}` agree and
 ///    `\sqrt{8}` equals `2\sqrt{2}`; with variables, at twelve pseudo-random points in [-3, 3] within a relative
@@ -87,18 +87,15 @@ public enum AnswerGrader {
 
     /// True when two expressions have the same value (constants) or agree at sample points (with variables).
     public static func expressionsMatch(_ a: MathExpression, _ b: MathExpression) -> Bool {
-        let names = a.variables.union(b.variables).sorted()
+        let names = a.variables.union(b.variables)
         if names.isEmpty {
             guard let x = a.evaluate(), let y = b.evaluate() else { return false }
             if let rx = x.rational, let ry = y.rational, rx == ry { return true }
             return isClose(x.doubleValue, y.doubleValue, relative: relativeTolerance)
         }
         // Points on both sides of 0 tell sqrt(x^2) from x; a point where either side is undefined is skipped.
-        var generator = SeededGenerator(seed: 0x6D61_7468)
         var agreeing = 0
-        for _ in 0..<12 {
-            var values: [String: Double] = [:]
-            for name in names { values[name] = -3 + 6 * Double(generator.next() >> 11) / Double(1 << 53) }
+        for values in samplePoints(names, seed: 0x6D61_7468) {
             guard let x = a.evaluate(values)?.doubleValue, let y = b.evaluate(values)?.doubleValue else { continue }
             guard isClose(x, y, relative: symbolicTolerance, absolute: 1e-9) else { return false }
             agreeing += 1
@@ -111,12 +108,9 @@ public enum AnswerGrader {
     static func equationsMatch(_ a: MathExpression, _ b: MathExpression) -> Bool {
         if expressionsMatch(a, b) || expressionsMatch(.negate(a), b) { return true }
         // Find the ratio where b is clearly nonzero, then check a = ratio · b everywhere.
-        var generator = SeededGenerator(seed: 0x6571_6E73)
         let names = a.variables.union(b.variables)
         guard !names.isEmpty else { return false }
-        for _ in 0..<12 {
-            var values: [String: Double] = [:]
-            for name in names { values[name] = -3 + 6 * Double(generator.next() >> 11) / Double(1 << 53) }
+        for values in samplePoints(names, seed: 0x6571_6E73) {
             guard let x = a.evaluate(values)?.doubleValue, let y = b.evaluate(values)?.doubleValue,
                   Swift.abs(y) > 1e-6, x.isFinite, y.isFinite else { continue }
             let ratio = x / y
@@ -124,6 +118,16 @@ public enum AnswerGrader {
             return expressionsMatch(a, .binary(.multiply, .approximateNumber(ratio), b))
         }
         return false
+    }
+
+    /// Twelve pseudo-random points in [-3, 3] for each of `names`, the same for the same seed.
+    private static func samplePoints(_ names: Set<String>, seed: UInt64) -> [[String: Double]] {
+        var generator = SeededGenerator(seed: seed)
+        return (0..<12).map { _ in
+            var values: [String: Double] = [:]
+            for name in names.sorted() { values[name] = -3 + 6 * Double(generator.next() >> 11) / Double(1 << 53) }
+            return values
+        }
     }
 
     /// Python's `math.isclose`: |a - b| <= max(relative · max(|a|, |b|), absolute); equal infinities are close.
