@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+@testable import MobileLLM
 @testable import MobileLLMTools
 
 /// Rows of a fixture JSONL file written by scripts/make_eval_fixtures.py.
@@ -101,5 +102,25 @@ func evalFixtureRows(_ name: String) throws -> [[String: Any]] {
         #expect(!AnswerGrader.isEquivalent(long, "5"))
         #expect(AnswerGrader.isEquivalent("−3 × 2", "-6"))
         #expect(Rational(Int64.max, 1).flatMap { $0 * $0 } == nil)
+    }
+
+    @Test func randomLatexNeverCrashes() {
+        // Seeded random soup of LaTeX pieces through extraction, normalization, parsing and grading: any verdict is
+        // fine as long as there is one, and an answer equals itself.
+        let pieces = ["\\frac", "{", "}", "(", ")", "[", "]", "\\sqrt", "^", "_", "x", "y", "2", "0", "9", ".", ",", "=",
+                      "\\pi", "!", "|", "\\left", "\\right", "\\boxed", "\\text", " ", "-", "+", "/", "*", "%", "$",
+                      "\\pm", "\\begin{pmatrix}", "&", "\\\\", "\\end{pmatrix}", "\\infty", "°", " and ", "five",
+                      "hundred", "\\log_", "\\binom", "\\cdot", "1,000", "\\dfrac", "cm", "\\in", "e", "\\{", "\\}"]
+        var generator = SeededGenerator(seed: 42)
+        for _ in 0..<800 {
+            let count = Int(generator.next() % 12) + 1
+            let text = (0..<count).map { _ in pieces[Int(generator.next() % UInt64(pieces.count))] }.joined()
+            let other = (0..<count).map { _ in pieces[Int(generator.next() % UInt64(pieces.count))] }.joined()
+            _ = AnswerGrader.isEquivalent(text, other)
+            _ = EvalRunner.score(response: "so \\boxed{" + text, reference: other)
+            if !AnswerNormalizer.compact(text).isEmpty {
+                #expect(AnswerGrader.isEquivalent(text, text), "\(text)")
+            }
+        }
     }
 }
