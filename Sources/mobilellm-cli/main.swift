@@ -19,6 +19,7 @@ struct MobileLLMCommand: ParsableCommand {
             BenchCommand.self,
             QuantizeCommand.self,
             PullCommand.self,
+            EvalCommand.self,
         ]
     )
 }
