@@ -34,20 +34,7 @@ struct EvalCommand: ParsableCommand {
         """
     )
 
-    @Option(name: .long, help: "A Hugging Face model directory or a .gguf file.")
-    var model: String?
-
-    @Option(name: .long, help: "Threads for matrix work (default: every core).")
-    var threads: Int?
-
-    @Option(name: .long, help: "Quantized weights: 'exact' or 'int8' activations (see generate).")
-    var activations: ActivationPrecision = .exact
-
-    @Option(name: .long, help: "Quantize the weights while loading: q4_0, q4_1, q8_0 (see generate).")
-    var quantize: QuantType?
-
-    @Option(name: .long, help: "KV cache: f32, f16 or q8_0 (default: f32 for float weights, f16 for quantized).")
-    var kvCache: KVCacheType?
+    @OptionGroup var modelOptions: ModelOptions
 
     @Option(name: .long, help: "The benchmark: gsm8k, math500 or aime.")
     var task: EvalTask
@@ -87,8 +74,7 @@ struct EvalCommand: ParsableCommand {
     var responses: String?
 
     func validate() throws {
-        if model == nil && responses == nil { throw ValidationError("give --model PATH") }
-        if model != nil && responses != nil { throw ValidationError("--responses replaces the model; give --model or --responses, not both") }
+        if modelOptions.model != nil && responses != nil { throw ValidationError("--responses replaces the model; give --model or --responses, not both") }
         if let limit, limit < 1 { throw ValidationError("--limit: expected a count >= 1, found \(limit)") }
         guard samples >= 1 else { throw ValidationError("--samples: expected a count >= 1, found \(samples)") }
         guard maxTokens >= 1 else { throw ValidationError("--max-tokens: expected a count >= 1, found \(maxTokens)") }
@@ -101,13 +87,13 @@ struct EvalCommand: ParsableCommand {
         if let responses {
             source = try ScriptedAnswerSource(path: responses)
         } else {
-            let loaded = try Model(path: model ?? "", options: ModelLoadOptions(threadCount: threads, activationPrecision: activations, quantize: quantize))
+            let loaded = try modelOptions.load()
             source = try ModelAnswerSource(model: loaded, maxTokens: maxTokens,
                                            sampling: SamplingParameters(temperature: temperature, topP: temperature == 0 ? 1 : topP, seed: seed),
-                                           kvCacheType: kvCache)
+                                           kvCacheType: modelOptions.kvCache)
         }
         let writer = try output.map { try OutputFileWriter(path: $0) }
-        var bar = ProgressBar()
+        var bar = EvalProgressLine()
         let start = ContinuousClock.now
         let summary = try EvalRunner.run(task: task, items: items, source: source, samples: samples, seed: seed,
                                          includeResponses: includeResponses,
@@ -117,7 +103,7 @@ struct EvalCommand: ParsableCommand {
         let elapsed = start.duration(to: .now)
         let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18
         if json {
-            let settings = EvalSettings(data: data, model: model, maxTokens: maxTokens, temperature: temperature,
+            let settings = EvalSettings(data: data, model: responses == nil ? (try? resolvedModelPath(modelOptions.model)) : nil, maxTokens: maxTokens, temperature: temperature,
                                         topP: topP, seed: seed, limit: limit)
             emit(try EvalRunner.jsonLine(EvalReport(summary: summary, settings: settings, seconds: seconds)))
         } else {
@@ -212,7 +198,7 @@ private final class OutputFileWriter {
 
 /// The progress line on stderr: redrawn in place on a terminal (at most ten times a second), one line per finished
 /// question otherwise.
-private struct ProgressBar {
+private struct EvalProgressLine {
     private let interactive = isatty(2) == 1
     private var lastDraw = ContinuousClock.now - .seconds(1)
     private var lastCompleted = 0
