@@ -51,8 +51,9 @@ struct TokenizeCommand: ParsableCommand {
         discussion: "Output: {\"tokens\": [...]} for --text; for --input-jsonl (one JSON string per line) one JSON array of ids per line, in order. --model is a model directory or a directory holding tokenizer.json (config.json not needed), a tokenizer.json file, or a .gguf file."
     )
 
-    @Option(name: .long, help: "A model directory, a directory with tokenizer.json, a tokenizer.json file, or a .gguf file.")
-    var model: String
+    @Option(name: .long, help: ArgumentHelp("A model directory, a directory with tokenizer.json, a tokenizer.json file, or a .gguf file (default: the built-in default model).",
+                                            discussion: defaultModelHelp))
+    var model: String?
 
     @Option(name: .long, help: "The text to tokenize.")
     var text: String?
@@ -71,7 +72,7 @@ struct TokenizeCommand: ParsableCommand {
     }
 
     func run() throws {
-        let tokenizer = try Tokenizer.load(path: model)
+        let tokenizer = try Tokenizer.load(path: resolvedModelPath(model))
         if let text {
             emit("{\"tokens\": \(jsonIDs(tokenizer.encode(text, addSpecial: addSpecial, parseSpecial: parseSpecial)))}")
             return
@@ -98,8 +99,9 @@ struct DetokenizeCommand: ParsableCommand {
         discussion: "Output: {\"text\": \"...\"} for --tokens; for --input-jsonl (one JSON array of ids per line) one JSON string per line, in order. Ids outside the vocabulary are an error."
     )
 
-    @Option(name: .long, help: "A model directory, a directory with tokenizer.json, a tokenizer.json file, or a .gguf file.")
-    var model: String
+    @Option(name: .long, help: ArgumentHelp("A model directory, a directory with tokenizer.json, a tokenizer.json file, or a .gguf file (default: the built-in default model).",
+                                            discussion: defaultModelHelp))
+    var model: String?
 
     @Option(name: .long, help: "Comma-separated token ids, e.g. 1,2,3.")
     var tokens: String?
@@ -115,7 +117,7 @@ struct DetokenizeCommand: ParsableCommand {
     }
 
     func run() throws {
-        let tokenizer = try Tokenizer.load(path: model)
+        let tokenizer = try Tokenizer.load(path: resolvedModelPath(model))
         if let tokens {
             emit("{\"text\": \(jsonString(try tokenizer.decode(try parseTokenList(tokens), skipSpecial: skipSpecial)))}")
             return

