@@ -17,7 +17,7 @@ struct ChatCommand: ParsableCommand {
           /help         list the commands
           /exit         end the chat (so does end of input, Ctrl-D)
         Ctrl-C while an answer is being generated stops that answer (the partial answer stays in the conversation); \
-        Ctrl-C at the prompt ends the chat with exit status 130.
+        Ctrl-C at the prompt ends the chat (exit status 0, like /exit).
 
         After each answer one line on stderr reports the turn: prompt tokens reused from the cache and computed \
         (with their rate), generated tokens and the decode rate, time to the first token, and why the answer ended \
@@ -139,7 +139,7 @@ struct ChatCommand: ParsableCommand {
 
 /// Ctrl-C handling for the chat: SIGINT is ignored as a signal and delivered through a dispatch source instead (no
 /// Swift code runs in a signal handler). While an answer is generated it cancels the answer; at the prompt it ends
-/// the process with status 130.
+/// the process with status 0, as /exit does (a user quitting is not an error).
 final class InterruptHandler: @unchecked Sendable {  // `answering` is a mutex; `source` is only set up in init
     private let answering = Mutex(false)
     private let source: DispatchSourceSignal
@@ -161,7 +161,7 @@ final class InterruptHandler: @unchecked Sendable {  // `answering` is a mutex; 
         }
         if !busy {
             FileHandle.standardError.write(Data("\n".utf8))
-            _exit(130)  // not exit(): the main thread may hold stdin's lock inside readLine
+            _exit(0)  // not exit(): the main thread may hold stdin's lock inside readLine
         }
     }
 

@@ -193,7 +193,7 @@ import Testing
         let (status, _, stderr) = try Self.runCLI(["eval", "--task", "gsm8k", "--data", bad, "--responses", bad])
         #expect(status == 1)
         #expect(stderr.contains("bad.jsonl:1: field 'answer': missing"), "\(stderr)")
-        let (usage, _, _) = try Self.runCLI(["eval", "--task", "gsm8k", "--data", bad])
+        let (usage, _, _) = try Self.runCLI(["eval", "--task", "gsm8k", "--data", bad, "--responses", bad, "--model", bad])
         #expect(usage == 2)
         let (help, helpText, _) = try Self.runCLI(["eval", "--help"])
         #expect(help == 0 && helpText.contains("pass@1") && helpText.contains("\\boxed") && !helpText.contains("--responses"))
