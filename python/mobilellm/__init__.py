@@ -12,7 +12,7 @@ the repository the package was built from (or lives in).
 Threading: a Model may be shared by sessions on any threads; a Session is used by one thread at a time (a second
 thread gets MOBILELLM_ERROR_BUSY); ``Session.cancel()`` is safe from anywhere. The GIL is released during every
 library call, so sessions on different threads run in parallel. On the main thread, Ctrl-C (KeyboardInterrupt)
-during ``eval``/``generate`` cancels the call, even inside a long prefill, and the KeyboardInterrupt propagates with
+during ``generate`` or an ``eval`` of 64 tokens or more cancels the call, even inside a long prefill, and the KeyboardInterrupt propagates with
 the session as before the call (eval) or holding what was fed (generate). Every failure raises
 :class:`MobileLLMError` with the library's message; a session stays usable after an error. Integers that do not
 fit the C types (token ids, sizes) are refused with MobileLLMError rather than silently wrapped; wrong types raise
@@ -461,6 +461,11 @@ class Model(_HandleOwner):
         return Session(self, n_ctx)
 
 
+# Evals of fewer tokens run directly even on the main thread: the helper thread costs about a millisecond on a
+# busy machine, too much per decoded token, and such a call is short anyway.
+_INTERRUPTIBLE_TOKENS = 64
+
+
 def _check_interruptible(handle, call):
     """Runs `call()`, one long library call on the session `handle` returning a status, and raises MobileLLMError
     for a failure (with the message read on the thread that made the call: it is thread-local). On the main thread
@@ -582,7 +587,11 @@ class Session(_HandleOwner):
             rows = 1
         logits = (ctypes.c_float * (rows * self._vocab))()
         mode = LOGITS_ALL if all_logits else LOGITS_LAST
-        _check_interruptible(handle, lambda: _lib().mobilellm_session_eval(handle, array, n, mode, logits, len(logits)))
+        call = lambda: _lib().mobilellm_session_eval(handle, array, n, mode, logits, len(logits))  # noqa: E731
+        if n >= _INTERRUPTIBLE_TOKENS:
+            _check_interruptible(handle, call)
+        else:
+            _check(call())
         values = list(logits)
         if not all_logits:
             return values
