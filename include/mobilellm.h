@@ -249,11 +249,11 @@ MOBILELLM_API mobilellm_status mobilellm_model_get_metadata(const mobilellm_mode
 /* ------------------------------------------------------------------------------------------------------------ */
 
 /** Token ids of `text_length` bytes (at most 2^30; no NUL needed, a NUL inside is text) of UTF-8 `text` (NULL
- *  allowed when text_length is 0), as Hugging Face
- *  tokenizers' encode gives them. `add_special` adds the model's BOS/EOS framing; `parse_special` turns special
- *  tokens written in the text (e.g. "<|eot_id|>") into their ids; leave it false for user input. The ids go to
- *  `tokens` (capacity `capacity`), their number to *out_count. INVALID_UTF8 names the first bad byte's offset.
- *  The tokenizer is loaded on the first text call (INVALID_FILE when tokenizer.json is malformed). Any thread. */
+ *  allowed when text_length is 0), as Hugging Face tokenizers' encode gives them. `add_special` adds the model's
+ *  BOS/EOS framing; `parse_special` turns special tokens written in the text (e.g. "<|eot_id|>") into their ids;
+ *  leave it false for user input. The ids go to `tokens` (capacity `capacity`), their number to *out_count.
+ *  INVALID_UTF8 names the first bad byte's offset. The tokenizer is loaded on the first text call (INVALID_FILE
+ *  when tokenizer.json is malformed). Any thread. */
 MOBILELLM_API mobilellm_status mobilellm_tokenize(const mobilellm_model *model, const char *text, size_t text_length,
                                                   bool add_special, bool parse_special, int32_t *tokens,
                                                   size_t capacity, size_t *out_count);
@@ -415,7 +415,8 @@ MOBILELLM_API mobilellm_status mobilellm_session_eval(mobilellm_session *session
 
 /** Copies the logits of the last position fed by mobilellm_session_eval() (vocab_size floats) into `logits`;
  *  *out_count receives vocab_size. INVALID_ARGUMENT when there are none (nothing evaluated since creation,
- *  reset, rewind, an eval with MOBILELLM_LOGITS_NONE, or a generation that fed tokens). */
+ *  reset, rewind, an eval with MOBILELLM_LOGITS_NONE, or a generation, unless it failed before feeding
+ *  anything). */
 MOBILELLM_API mobilellm_status mobilellm_session_logits(const mobilellm_session *session, float *logits,
                                                         size_t capacity, size_t *out_count);
 
