@@ -280,6 +280,8 @@ def test_cancel_from_another_thread_during_decode_keeps_what_was_fed(r1):
         session.cancel()
         thread.join(0.001)
     assert outcome["error"].status_name == "MOBILELLM_ERROR_CANCELLED"
+    assert str(outcome["error"]).endswith("cancelled: mobilellm_session_cancel() was called; the session holds what was "
+                                          "fed before")
     fed = session.n_past - len(g["prompt"])
     assert 4 <= fed < 4000
     # Feed the reference's next token and go on: the rest of the reference continuation.

@@ -661,6 +661,7 @@ typedef struct {
     mobilellm_status status;
     volatile int started, done;
     double ended;
+    char message[256];
 } eval_job;
 
 static void *run_eval(void *argument) {
@@ -668,6 +669,7 @@ static void *run_eval(void *argument) {
     job->started = 1;
     job->status = mobilellm_session_eval(job->session, job->tokens, job->n, job->logits ? MOBILELLM_LOGITS_LAST :
                                          MOBILELLM_LOGITS_NONE, job->logits, job->logits ? (size_t)vocab : 0);
+    snprintf(job->message, sizeof job->message, "%s", mobilellm_last_error()); /* thread-local: read it here */
     job->ended = now_seconds();
     job->done = 1;
     return NULL;
@@ -739,12 +741,12 @@ static void test_cancel(mobilellm_model *model) {
 
     /* Cancel from another thread during a 4000-token prefill: CANCELLED promptly, the position and the latest logits
      * back as they were, and the rest of the reference sequence still gives transformers' logits. */
-    eval_job job = {session, tokens, 4000, logits, MOBILELLM_OK, 0, 0, 0};
+    eval_job job = {session, tokens, 4000, logits, MOBILELLM_OK, 0, 0, 0, {0}};
     pthread_t thread = start_job(&job);
     double latency = cancel_until_done(&job, session);
     pthread_join(thread, NULL);
     CHECK(job.status == MOBILELLM_ERROR_CANCELLED);
-    CHECK(strcmp(mobilellm_status_name(job.status), "MOBILELLM_ERROR_CANCELLED") == 0);
+    CHECK(strcmp(job.message, "mobilellm_session_eval: cancelled: mobilellm_session_cancel() was called; nothing was fed") == 0);
     CHECK(latency < 2.0);
     printf("cancel during a 4000-token prefill: returned %s %.1f ms after the request\n", mobilellm_status_name(job.status),
            latency * 1000);
@@ -913,7 +915,7 @@ static void test_shared_session(mobilellm_model *model) {
     /* While one thread is inside a call, every other call on the session is refused with BUSY (the header's
      * contract: one thread at a time per session), except the immutable context length and cancel. The job is
      * then cancelled, which proves it was still running during every probe. */
-    eval_job job = {session, tokens, 4000, NULL, MOBILELLM_OK, 0, 0, 0};
+    eval_job job = {session, tokens, 4000, NULL, MOBILELLM_OK, 0, 0, 0, {0}};
     pthread_t thread = start_job(&job);
     const char *busy = "mobilellm_session is in use by another thread";
     FAILS(mobilellm_session_eval(session, ids, 2, MOBILELLM_LOGITS_NONE, NULL, 0), MOBILELLM_ERROR_BUSY, busy);
@@ -937,7 +939,7 @@ static void test_shared_session(mobilellm_model *model) {
 
     /* Freeing the session while another thread is inside a call: the handle is invalid at once, the call finishes
      * normally and the memory goes with it. */
-    eval_job freed = {session, tokens, 600, logits, MOBILELLM_OK, 0, 0, 0};
+    eval_job freed = {session, tokens, 600, logits, MOBILELLM_OK, 0, 0, 0, {0}};
     thread = start_job(&freed);
     FAILS(mobilellm_session_free(session), MOBILELLM_OK, "");
     FAILS(mobilellm_session_cancel(session), MOBILELLM_ERROR_INVALID_HANDLE, "not a live mobilellm_session");
@@ -1077,7 +1079,7 @@ static void test_model_freed_with_live_sessions(void) {
     model = load(r1_path);
     mobilellm_session *session = session_of(model, 4096);
     int32_t *tokens = long_prompt(1500);
-    eval_job job = {session, tokens, 1500, NULL, MOBILELLM_OK, 0, 0, 0};
+    eval_job job = {session, tokens, 1500, NULL, MOBILELLM_OK, 0, 0, 0, {0}};
     pthread_t thread;
     pthread_create(&thread, NULL, run_eval, &job);
     while (!job.started) usleep(100);
@@ -1316,7 +1318,9 @@ static void test_callbacks(mobilellm_model *chat) {
     r.own = session;
     r.mode = 1;
     CHECK_STATUS(generate(session, g->prompt, (size_t)g->n_prompt, 20, reenter, &r, out, 64, &result),
-                 MOBILELLM_ERROR_CANCELLED, "mobilellm_session_generate: cancelled");
+                 MOBILELLM_ERROR_CANCELLED,
+                 "mobilellm_session_generate: cancelled: mobilellm_session_cancel() was called; the session holds what "
+                 "was fed before");
     CHECK(r.cancel == MOBILELLM_OK && r.calls == 1);
     CHECK(position_of(session) == g->n_prompt);
     CHECK_STATUS(generate(session, NULL, 0, 4, NULL, NULL, out, 64, &result), MOBILELLM_OK, "");
@@ -1339,7 +1343,8 @@ static void test_callbacks(mobilellm_model *chat) {
     mp.progress_callback = abort_load;
     mp.progress_user_data = &progress_calls;
     mobilellm_model *model = NULL;
-    FAILS(mobilellm_model_load(r1_path, &mp, &model), MOBILELLM_ERROR_CANCELLED, "cancelled");
+    FAILS(mobilellm_model_load(r1_path, &mp, &model), MOBILELLM_ERROR_CANCELLED,
+          "cancelled: the progress callback returned false; nothing was loaded");
     CHECK(progress_calls == 1 && model == NULL);
     mobilellm_status nested = MOBILELLM_ERROR_INTERNAL;
     mp.progress_callback = load_inside_progress;

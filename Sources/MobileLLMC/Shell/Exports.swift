@@ -103,7 +103,9 @@ public func mobilellm_model_load(_ path: UnsafePointer<CChar>?, _ params: Unsafe
         let model: Model
         if let callback = p.progress_callback {
             let userData = p.progress_user_data
-            model = try Model(path: path, options: options) { fraction in callback(Float(fraction), userData) }
+            model = try explainingCancel("the progress callback returned false; nothing was loaded") {
+                try Model(path: path, options: options) { fraction in callback(Float(fraction), userData) }
+            }
         } else {
             model = try Model(path: path, options: options)
         }
@@ -323,7 +325,9 @@ public func mobilellm_session_eval(_ session: OpaquePointer?, _ tokens: UnsafePo
                 guard logits != nil else { throw ABIError.null("logits") }
             }
             // A failure leaves the session as it was (feed restores the position), the latest logits included.
-            let output = try session.feed(input, logits: request)
+            let output = try explainingCancel("mobilellm_session_cancel() was called; nothing was fed") {
+                try session.feed(input, logits: request)
+            }
             box.lastLogits = nil
             guard request != .none, let logits else { return }
             output.values.withUnsafeBufferPointer { source in
@@ -521,12 +525,14 @@ public func mobilellm_session_generate(_ session: OpaquePointer?, _ prompt: Unsa
             let before = session.position
             // The latest logits go once the session changes: on success, or a failure after something was fed.
             defer { if session.position != before || input.isEmpty { box.lastLogits = nil } }
-            return try session.generate(prompt: input, options: options) { token in
-                guard let callback else { return true }
-                guard detokenizer != nil, let piece = try? detokenizer?.push(token) else {
-                    return callback.function(token, nil, 0, callback.userData)
+            return try explainingCancel("mobilellm_session_cancel() was called; the session holds what was fed before") {
+                try session.generate(prompt: input, options: options) { token in
+                    guard let callback else { return true }
+                    guard detokenizer != nil, let piece = try? detokenizer?.push(token) else {
+                        return callback.function(token, nil, 0, callback.userData)
+                    }
+                    return piece.withCString { callback.function(token, $0, strlen($0), callback.userData) }
                 }
-                return piece.withCString { callback.function(token, $0, strlen($0), callback.userData) }
             }
         }
         if let outTokens {

@@ -124,6 +124,16 @@ func guarded(_ function: StaticString, _ body: () throws -> Void) -> Int32 {
     }
 }
 
+/// Runs `body`, turning the engine's bare `cancelled` into a CANCELLED status whose message says why and what
+/// became of the work (`explanation`).
+func explainingCancel<T>(_ explanation: String, _ body: () throws -> T) throws -> T {
+    do {
+        return try body()
+    } catch MobileLLMError.cancelled {
+        throw ABIError(status: Int32(MOBILELLM_ERROR_CANCELLED.rawValue), message: "cancelled: \(explanation)")
+    }
+}
+
 // MARK: - Handles
 
 private let nextHandleID = Atomic<UInt>(1)
