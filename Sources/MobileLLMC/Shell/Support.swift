@@ -272,29 +272,21 @@ func writeOutput<T>(_ value: T, to pointer: UnsafeMutablePointer<T>?, minimumSiz
     }
 }
 
-/// Checks a caller-owned output buffer of `capacity` elements for `needed` of them: BUFFER_TOO_SMALL (after
-/// storing `needed` in `out`, the one output written on failure) when they do not fit, INVALID_ARGUMENT when the
-/// buffer is NULL although something must be written. Returns the buffer (nil only when `needed` is 0).
-func checkedBuffer<T>(_ buffer: UnsafeMutablePointer<T>?, capacity rawCapacity: Int, needed: Int, size out: UnsafeMutablePointer<Int>,
-                      name: String, unit: String) throws -> UnsafeMutablePointer<T>? {
-    let capacity = try count(rawCapacity, "capacity")
-    guard needed <= capacity else {
-        out.pointee = needed
-        throw ABIError.bufferTooSmall(name, needed: needed, capacity: capacity, unit: unit)
-    }
-    guard needed > 0 else { return buffer }
-    guard let buffer else { throw ABIError.null(name) }
-    return buffer
-}
-
 /// Copies `items` into a caller-owned array of `capacity` elements and stores the count; BUFFER_TOO_SMALL (with
-/// the count stored) when they do not fit.
-func copyOut<T>(_ items: [T], to buffer: UnsafeMutablePointer<T>?, capacity: Int, count out: UnsafeMutablePointer<Int>?,
+/// the count stored, the one output written on failure) when they do not fit.
+func copyOut<T>(_ items: [T], to buffer: UnsafeMutablePointer<T>?, capacity rawCapacity: Int, count out: UnsafeMutablePointer<Int>?,
                 name: String, unit: String) throws {
     guard let out else { throw ABIError.null("out_count") }
-    let destination = try checkedBuffer(buffer, capacity: capacity, needed: items.count, size: out, name: name, unit: unit)
-    items.withUnsafeBufferPointer { source in
-        if let base = source.baseAddress, let destination { destination.update(from: base, count: source.count) }
+    let capacity = try count(rawCapacity, "capacity")
+    guard items.count <= capacity else {
+        out.pointee = items.count
+        throw ABIError.bufferTooSmall(name, needed: items.count, capacity: capacity, unit: unit)
+    }
+    if !items.isEmpty {
+        guard let buffer else { throw ABIError.null(name) }
+        items.withUnsafeBufferPointer { source in
+            if let base = source.baseAddress { buffer.update(from: base, count: source.count) }
+        }
     }
     out.pointee = items.count
 }
