@@ -26,7 +26,11 @@
  *    params pointer means the defaults. The library reads only the first struct_size bytes, so programs built
  *    against an older header keep working; a struct_size smaller than version 1 of the struct is refused.
  *  - Callbacks run on the thread that made the call, must return normally (no longjmp, no C++ exception through
- *    the library), and may call any mobilellm function except on the session that invoked them (cancel excepted).
+ *    the library), and may call any mobilellm function: other sessions and models work normally (freeing the
+ *    model included), calls on the session whose generation invoked them fail with MOBILELLM_ERROR_BUSY, except
+ *    mobilellm_session_cancel() (the generation returns CANCELLED at its next token) and mobilellm_session_free()
+ *    (the handle is invalid at once; the generation finishes first). Their calls do not change the status or the
+ *    mobilellm_last_error() message of the call that invoked them.
  *  - Strings passed in are NUL-terminated UTF-8 and only read during the call.
  *
  * Ownership in short: a session keeps its model alive. mobilellm_model_free() releases the caller's handle; the
@@ -133,7 +137,9 @@ enum mobilellm_log_level {
 };
 
 /** Receives one log message (UTF-8, NUL-terminated, no trailing newline, valid during the call). Called on the
- *  thread that produced the message, possibly several at once: it must be thread-safe. */
+ *  thread that produced the message, possibly several at once: it must be thread-safe. It may call mobilellm
+ *  functions (including mobilellm_set_log_callback()); messages those calls would log are dropped, not delivered
+ *  recursively. */
 typedef void (*mobilellm_log_callback)(int32_t level, const char *message, void *user_data);
 
 /** Sends messages of `max_level` and more severe to `callback` (NULL, or MOBILELLM_LOG_NONE: silence, the
@@ -242,11 +248,12 @@ MOBILELLM_API mobilellm_status mobilellm_model_get_metadata(const mobilellm_mode
 /* Text: tokenizer and chat template (these need tokenizer files: MOBILELLM_ERROR_NO_TOKENIZER otherwise)       */
 /* ------------------------------------------------------------------------------------------------------------ */
 
-/** Token ids of `text_length` bytes of UTF-8 `text` (NULL allowed when text_length is 0), as Hugging Face
- *  tokenizers' encode gives them. `add_special` adds the model's BOS/EOS framing; `parse_special` turns special
- *  tokens written in the text (e.g. "<|eot_id|>") into their ids; leave it false for user input. The ids go to
- *  `tokens` (capacity `capacity`), their number to *out_count. INVALID_UTF8 names the first bad byte's offset.
- *  The tokenizer is loaded on the first text call (INVALID_FILE when tokenizer.json is malformed). Any thread. */
+/** Token ids of `text_length` bytes (at most 2^30; no NUL needed, a NUL inside is text) of UTF-8 `text` (NULL
+ *  allowed when text_length is 0), as Hugging Face tokenizers' encode gives them. `add_special` adds the model's
+ *  BOS/EOS framing; `parse_special` turns special tokens written in the text (e.g. "<|eot_id|>") into their ids;
+ *  leave it false for user input. The ids go to `tokens` (capacity `capacity`), their number to *out_count.
+ *  INVALID_UTF8 names the first bad byte's offset. The tokenizer is loaded on the first text call (INVALID_FILE
+ *  when tokenizer.json is malformed). Any thread. */
 MOBILELLM_API mobilellm_status mobilellm_tokenize(const mobilellm_model *model, const char *text, size_t text_length,
                                                   bool add_special, bool parse_special, int32_t *tokens,
                                                   size_t capacity, size_t *out_count);
@@ -367,7 +374,7 @@ MOBILELLM_API mobilellm_status mobilellm_session_create(mobilellm_model *model, 
  *  call finishes first and the memory goes with it; the handle is invalid at once. */
 MOBILELLM_API mobilellm_status mobilellm_session_free(mobilellm_session *session);
 
-/** Empties the KV cache, forgets the latest logits and clears a pending cancel request. */
+/** Empties the KV cache and forgets the latest logits. */
 MOBILELLM_API mobilellm_status mobilellm_session_reset(mobilellm_session *session);
 
 /** Keeps the first `position` tokens and drops the rest, so the next token fed goes to `position`.
@@ -399,7 +406,8 @@ enum mobilellm_logits_mode {
  *  Checked before any work, so nothing is fed when they fail: INVALID_ARGUMENT for an id outside the vocabulary
  *  (message names the index and id), CONTEXT_FULL when the tokens do not fit, BUFFER_TOO_SMALL when the logits
  *  do not fit. CANCELLED after mobilellm_session_cancel() (also during a long prefill); the position is then
- *  back where it was. The last position's logits are kept for mobilellm_session_logits() and sampling.
+ *  back where it was. After any failure the session is exactly as before, its latest logits included. On
+ *  success the last position's logits are kept for mobilellm_session_logits() and sampling (none with mode NONE).
  *  One thread at a time per session (BUSY otherwise). */
 MOBILELLM_API mobilellm_status mobilellm_session_eval(mobilellm_session *session, const int32_t *tokens,
                                                       size_t n_tokens, int32_t mode, float *logits,
@@ -407,13 +415,18 @@ MOBILELLM_API mobilellm_status mobilellm_session_eval(mobilellm_session *session
 
 /** Copies the logits of the last position fed by mobilellm_session_eval() (vocab_size floats) into `logits`;
  *  *out_count receives vocab_size. INVALID_ARGUMENT when there are none (nothing evaluated since creation,
- *  reset, rewind, a failed eval or a generation). */
+ *  reset, rewind, an eval with MOBILELLM_LOGITS_NONE, or a generation, unless it failed before feeding
+ *  anything). */
 MOBILELLM_API mobilellm_status mobilellm_session_logits(const mobilellm_session *session, float *logits,
                                                         size_t capacity, size_t *out_count);
 
-/** Asks the running (or, if none is running, the next) eval or generate on `session` to stop: it returns
- *  MOBILELLM_ERROR_CANCELLED within one layer's work and the request is consumed. THE one call that is safe
- *  from any thread at any time, including from a callback of that session. */
+/** Asks the eval or generate running on `session` to stop: it returns MOBILELLM_ERROR_CANCELLED within one
+ *  layer's work. With nothing running this does nothing (and returns MOBILELLM_OK): a request never lingers to
+ *  cancel a later call, so a cancel that races with the natural end of a call is harmless and nothing needs
+ *  clearing; a cancel sent just before a call starts is lost too, so a host that must stop a call it is about to
+ *  start keeps its own flag (checked before the call and in the token callback) or repeats the cancel until the
+ *  call returns. THE one call that is safe from any thread at any time, including from a callback of that
+ *  session. */
 MOBILELLM_API mobilellm_status mobilellm_session_cancel(mobilellm_session *session);
 
 /** Stores in *out_size the bytes mobilellm_session_save_state() needs for the current position. */

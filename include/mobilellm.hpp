@@ -264,7 +264,8 @@ public:
         check(mobilellm_session_position(handle_, &value));
         return value;
     }
-    /// Stops a running or the next eval/generate (throws Error with MOBILELLM_ERROR_CANCELLED there). Any thread.
+    /// Stops the running eval/generate (which throws Error with MOBILELLM_ERROR_CANCELLED); does nothing when none
+    /// is running. Any thread.
     void cancel() { check(mobilellm_session_cancel(handle_)); }
 
     /// The tokens and KV cache as bytes.

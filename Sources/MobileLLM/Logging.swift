@@ -1,4 +1,9 @@
 import Synchronization
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// Severity of a log message; a sink set for a level receives that level and every more severe one.
 public enum LogLevel: Int, Sendable, Comparable, CaseIterable {
@@ -16,6 +21,8 @@ public enum LogLevel: Int, Sendable, Comparable, CaseIterable {
 }
 
 /// The engine's process-wide log. Silent by default: nothing is formatted or delivered until a sink is set.
+/// Messages logged on a thread while that thread is inside the sink (by library calls the sink makes) are dropped,
+/// so a sink may call into the library without recursing.
 public enum MobileLLMLog {
     /// Receives one message; called on the thread that logs, possibly several at once, so it must be thread-safe.
     public typealias Sink = @Sendable (LogLevel, String) -> Void
@@ -23,6 +30,12 @@ public enum MobileLLMLog {
     private static let sink = Mutex<Sink?>(nil)
     /// The most verbose level delivered (0: none), read without the lock on every log call.
     private static let maximumLevel = Atomic<Int>(0)
+    /// Per-thread marker (non-nil) set while the thread delivers a message to the sink.
+    private static let delivering: pthread_key_t = {
+        var key = pthread_key_t()
+        _ = pthread_key_create(&key, nil)
+        return key
+    }()
 
     /// Sends messages of `level` and more severe to `sink`; nil for either silences the log.
     public static func setSink(level: LogLevel?, _ newSink: Sink?) {
@@ -35,9 +48,12 @@ public enum MobileLLMLog {
         level.rawValue <= maximumLevel.load(ordering: .acquiring)
     }
 
-    /// Delivers `message` if its level is enabled; the text is only built then.
+    /// Delivers `message` if its level is enabled and this thread is not already inside the sink; the text is only
+    /// built then.
     public static func log(_ level: LogLevel, _ message: @autoclosure () -> String) {
-        guard isEnabled(level), let current = sink.withLock({ $0 }) else { return }
+        guard isEnabled(level), pthread_getspecific(delivering) == nil, let current = sink.withLock({ $0 }) else { return }
+        _ = pthread_setspecific(delivering, UnsafeRawPointer(bitPattern: 1))
+        defer { _ = pthread_setspecific(delivering, nil) }
         current(level, message())
     }
 }

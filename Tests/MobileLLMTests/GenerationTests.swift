@@ -66,17 +66,31 @@ struct GenerationTests {
         #expect(throws: MobileLLMError.self) { try session.generate(prompt: [], options: GenerationOptions(maxTokens: -1)) }
     }
 
-    @Test("cancel stops the next feed, which leaves the position unchanged; the request is consumed")
-    func cancel() throws {
+    @Test("cancel with nothing running does nothing: it never lingers to cancel a later call")
+    func cancelWhenIdle() throws {
         let session = try model.makeSession(contextLength: 16)
         try session.feed([1, 2, 3])
         session.cancel()
-        #expect(throws: MobileLLMError.cancelled) { try session.feed([4, 5]) }
-        #expect(session.position == 3)
         let logits = try session.feed([4, 5])
-        #expect(logits.rowCount == 1)
+        #expect(session.position == 5)
         let again = try model.makeSession(contextLength: 16).feed([1, 2, 3, 4, 5])
         #expect(logits == again)
+    }
+
+    @Test("cancel from onToken stops at the next feed; the session keeps what was fed and continues like an uncancelled run")
+    func cancelFromCallback() throws {
+        let options = GenerationOptions(maxTokens: 6, ignoreEOS: true)
+        let session = try model.makeSession(contextLength: 64)
+        #expect(throws: MobileLLMError.cancelled) {
+            try session.generate(prompt: [1, 2, 3], options: options) { _ in
+                session.cancel()
+                return true
+            }
+        }
+        #expect(session.position == 3)
+        let continued = try session.generate(prompt: [], options: options)
+        let fresh = try model.makeSession(contextLength: 64).generate(prompt: [1, 2, 3], options: options)
+        #expect(continued.tokens == fresh.tokens)
     }
 
     @Test("cancel from another thread interrupts a running generation")

@@ -9,13 +9,18 @@ the repository the package was built from (or lives in).
         session = model.session(n_ctx=256)
         print(session.generate([0, 169, 380], max_tokens=8, temperature=0).tokens)
 
-Threading: a Model may be shared by sessions on any threads; a Session is used by one thread at a time;
-``Session.cancel()`` is safe from anywhere. The GIL is released during every library call, so sessions on
-different threads run in parallel. Every failure raises :class:`MobileLLMError` with the library's message; a
-session stays usable after an error.
+Threading: a Model may be shared by sessions on any threads; a Session is used by one thread at a time (a second
+thread gets MOBILELLM_ERROR_BUSY); ``Session.cancel()`` is safe from anywhere. The GIL is released during every
+library call, so sessions on different threads run in parallel. On the main thread, Ctrl-C (KeyboardInterrupt)
+during ``generate`` or an ``eval`` of 64 tokens or more cancels the call, even inside a long prefill, and the KeyboardInterrupt propagates with
+the session as before the call (eval) or holding what was fed (generate). Every failure raises
+:class:`MobileLLMError` with the library's message; a session stays usable after an error. Integers that do not
+fit the C types (token ids, sizes) are refused with MobileLLMError rather than silently wrapped; wrong types raise
+TypeError/ValueError.
 """
 import ctypes
 import json
+import operator
 import os
 import pathlib
 import queue
@@ -28,6 +33,8 @@ ABI_VERSION = 1
 
 # Status codes (enum mobilellm_status_code).
 OK = 0
+ERROR_INVALID_ARGUMENT = 1
+ERROR_INVALID_HANDLE = 2
 ERROR_BUFFER_TOO_SMALL = 6
 ERROR_CANCELLED = 8
 ERROR_NO_TOKENIZER = 10
@@ -219,6 +226,24 @@ def _sized_text(call):
     return buffer.raw[:length.value].decode("utf-8", "replace")
 
 
+INT32_MIN, INT32_MAX = -2**31, 2**31 - 1
+
+
+def _int32(value, name, saturate=False):
+    """`value` (an int, or anything with __index__) checked to fit int32_t: TypeError for other types,
+    MobileLLMError (INVALID_ARGUMENT) naming `name` for a value out of range (with `saturate`, values above
+    INT32_MAX become INT32_MAX)."""
+    try:
+        number = operator.index(value)
+    except TypeError:
+        raise TypeError(f"{name}: expected an integer, found {type(value).__name__}") from None
+    if saturate and number > INT32_MAX:
+        return INT32_MAX
+    if not INT32_MIN <= number <= INT32_MAX:
+        raise MobileLLMError(ERROR_INVALID_ARGUMENT, f"invalid argument '{name}': {number} does not fit a 32-bit integer")
+    return number
+
+
 def _json_argument(value, name):
     try:
         return json.dumps(value, ensure_ascii=False, allow_nan=False).encode()
@@ -226,9 +251,16 @@ def _json_argument(value, name):
         raise MobileLLMError(1, f"invalid argument '{name}': not JSON-serializable: {error}") from None
 
 
-def _int_array(values):
-    values = [int(v) for v in values]
+def _int_array(values, name="tokens"):
+    """An int32_t array of `values` (at least one element long) and its count. A value that does not fit int32_t is
+    refused (ctypes would silently wrap it, turning a bad id into a valid one)."""
+    if isinstance(values, (str, bytes)):
+        raise TypeError(f"{name}: expected a sequence of integer token ids, found {type(values).__name__}")
+    values = [_int32(v, f"{name}[{i}]") for i, v in enumerate(values)]
     return (ctypes.c_int32 * max(1, len(values)))(*values), len(values)
+
+
+_close_lock = threading.Lock()
 
 
 class _HandleOwner:
@@ -239,8 +271,9 @@ class _HandleOwner:
     _kind = ""
 
     def close(self):
-        """Frees the handle (idempotent)."""
-        handle, self._handle = getattr(self, "_handle", None), None
+        """Frees the handle (idempotent, also when threads race to close)."""
+        with _close_lock:
+            handle, self._handle = getattr(self, "_handle", None), None
         if handle:
             getattr(_lib(), self._free_function)(handle)
 
@@ -265,8 +298,10 @@ class _HandleOwner:
 class Model(_HandleOwner):
     """A loaded model (a Hugging Face directory: config.json + safetensors, optional tokenizer files).
 
-    Immutable and shareable across threads. ``close()`` (or leaving a ``with`` block) releases the handle;
-    sessions already created keep working.
+    Immutable and shareable across threads. ``close()`` (or leaving a ``with`` block) ends the model's own use:
+    its methods then raise MobileLLMError (MOBILELLM_ERROR_INVALID_HANDLE), while sessions already created keep
+    working, text included; the library handle is freed when the last of them is closed (or at once when there is
+    none). A model with live sessions is never garbage-collected (each session references it).
     """
 
     _free_function = "mobilellm_model_free"
@@ -274,19 +309,56 @@ class Model(_HandleOwner):
 
     def __init__(self, path, *, n_threads=None, quantize=None):
         lib = _lib()
+        self._users_lock = threading.Lock()
+        self._users = 0  # open sessions, which keep the handle alive after close()
+        self._closed = False
         params = _ModelParams()
         lib.mobilellm_model_params_init(ctypes.byref(params))
-        params.n_threads = 0 if n_threads is None else int(n_threads)
+        params.n_threads = 0 if n_threads is None else _int32(n_threads, "n_threads")
         if quantize is not None:
             params.quantize = str(quantize).encode()
+        encoded = os.fsencode(path)
+        if b"\0" in encoded:
+            raise ValueError("path: embedded null byte")
         handle = ctypes.c_void_p()
-        _check(lib.mobilellm_model_load(os.fsencode(path), ctypes.byref(params), ctypes.byref(handle)))
+        _check(lib.mobilellm_model_load(encoded, ctypes.byref(params), ctypes.byref(handle)))
         self._handle = handle
         info = _ModelInfo()
         info.struct_size = ctypes.sizeof(_ModelInfo)
         _check(lib.mobilellm_model_get_info(handle, ctypes.byref(info)))
         self._info = info
         self.path = os.fspath(path)
+
+    def close(self):
+        """Ends this model's use (idempotent); the handle is freed now, or when its last session is closed."""
+        with getattr(self, "_users_lock", threading.Lock()):
+            self._closed = True
+            if getattr(self, "_users", 0) > 0:
+                return
+        super().close()
+
+    def _live(self):
+        if getattr(self, "_closed", False):
+            raise MobileLLMError(ERROR_INVALID_HANDLE, "the model was closed")
+        return super()._live()
+
+    def _retain(self):
+        """Called by a new session: keeps the handle alive until the matching _release."""
+        with self._users_lock:
+            handle = self._live()
+            self._users += 1
+            return handle
+
+    def _release(self):
+        with self._users_lock:
+            self._users -= 1
+            free = self._closed and self._users == 0
+        if free:
+            super().close()
+
+    def _held(self):
+        """The handle for a session's own use (valid after close() while a session holds it)."""
+        return super()._live()
 
     # -- facts
     @property
@@ -324,14 +396,31 @@ class Model(_HandleOwner):
 
     def metadata(self, key):
         """A metadata string: architecture, path, kv_cache_type, bos_token, eos_token, chat_template."""
-        handle = self._live()
-        return _sized_text(lambda b, n, out: _lib().mobilellm_model_get_metadata(handle, key.encode(), b, n, out))
+        return self._metadata(self._live(), key)
+
+    @staticmethod
+    def _metadata(handle, key):
+        if not isinstance(key, str):
+            raise TypeError(f"key: expected str, found {type(key).__name__}")
+        data = key.encode("utf-8", "surrogatepass")
+        if b"\0" in data:
+            raise ValueError("key: embedded null byte")
+        return _sized_text(lambda b, n, out: _lib().mobilellm_model_get_metadata(handle, data, b, n, out))
 
     # -- text
     def tokenize(self, text, add_special=True, parse_special=False):
-        """Token ids of `text` as Hugging Face tokenizers gives them."""
-        lib, handle = _lib(), self._live()
-        data = text.encode("utf-8", "surrogatepass") if isinstance(text, str) else bytes(text)
+        """Token ids of `text` (str, or UTF-8 bytes) as Hugging Face tokenizers gives them."""
+        return self._tokenize(self._live(), text, add_special, parse_special)
+
+    @staticmethod
+    def _tokenize(handle, text, add_special, parse_special):
+        lib = _lib()
+        if isinstance(text, str):
+            data = text.encode("utf-8", "surrogatepass")
+        elif isinstance(text, (bytes, bytearray, memoryview)):
+            data = bytes(text)
+        else:
+            raise TypeError(f"text: expected str or bytes, found {type(text).__name__}")
         count = ctypes.c_size_t(0)
         capacity = len(data) + 8
         while True:
@@ -346,7 +435,11 @@ class Model(_HandleOwner):
 
     def detokenize(self, ids, skip_special=False):
         """The text of `ids` (invalid UTF-8 becomes U+FFFD, as in Hugging Face decode)."""
-        handle, (array, n) = self._live(), _int_array(ids)
+        return self._detokenize(self._live(), ids, skip_special)
+
+    @staticmethod
+    def _detokenize(handle, ids, skip_special):
+        array, n = _int_array(ids)
         return _sized_text(lambda b, c, out: _lib().mobilellm_detokenize(handle, array, n, skip_special, b, c, out))
 
     def apply_chat_template(self, messages, add_generation_prompt=True, **variables):
@@ -366,6 +459,50 @@ class Model(_HandleOwner):
     def session(self, n_ctx=4096):
         """A new session whose KV cache holds `n_ctx` tokens."""
         return Session(self, n_ctx)
+
+
+# Evals of fewer tokens run directly even on the main thread: the helper thread costs about a millisecond on a
+# busy machine, too much per decoded token, and such a call is short anyway.
+_INTERRUPTIBLE_TOKENS = 64
+
+
+def _check_interruptible(handle, call):
+    """Runs `call()`, one long library call on the session `handle` returning a status, and raises MobileLLMError
+    for a failure (with the message read on the thread that made the call: it is thread-local). On the main thread
+    the call runs on a helper thread while this one waits, so Ctrl-C works during it: a KeyboardInterrupt (or any
+    exception a signal handler raises) cancels the call, waits for it to return, and propagates. Elsewhere the call
+    runs directly (signals only reach the main thread)."""
+    def checked():
+        _check(call())
+
+    if threading.current_thread() is not threading.main_thread():
+        checked()
+        return
+    outcome = {}
+    entered, done = threading.Event(), threading.Event()
+
+    def work():
+        entered.set()
+        try:
+            checked()
+        except BaseException as error:  # noqa: BLE001 - handed to the waiting thread
+            outcome["error"] = error
+        finally:
+            done.set()
+
+    try:
+        threading.Thread(target=work, name="mobilellm-call", daemon=True).start()
+        while not done.wait(0.05):
+            pass
+    except BaseException:
+        # The interrupt may land while the worker is being started: once it runs (it has not if it never shows up),
+        # cancel until the call returns, repeating because the library drops a cancel sent before a call starts.
+        if entered.wait(5):
+            while not done.wait(0.001):
+                _lib().mobilellm_session_cancel(handle)
+        raise
+    if "error" in outcome:
+        raise outcome["error"]
 
 
 class Generation:
@@ -391,11 +528,18 @@ class Session(_HandleOwner):
 
     def __init__(self, model, n_ctx=4096):
         lib = _lib()
+        if not isinstance(model, Model):
+            raise TypeError(f"model: expected a mobilellm.Model, found {type(model).__name__}")
         params = _SessionParams()
         lib.mobilellm_session_params_init(ctypes.byref(params))
-        params.n_ctx = int(n_ctx)
+        params.n_ctx = _int32(n_ctx, "n_ctx")
         handle = ctypes.c_void_p()
-        _check(lib.mobilellm_session_create(model._live(), ctypes.byref(params), ctypes.byref(handle)))
+        model_handle = model._retain()
+        try:
+            _check(lib.mobilellm_session_create(model_handle, ctypes.byref(params), ctypes.byref(handle)))
+        except BaseException:
+            model._release()
+            raise
         self._handle = handle
         self.model = model
         self._vocab = model.vocab_size
@@ -403,6 +547,14 @@ class Session(_HandleOwner):
         n = ctypes.c_int32(0)
         _check(lib.mobilellm_session_context_length(handle, ctypes.byref(n)))
         self.n_ctx = n.value
+
+    def close(self):
+        """Frees the session (idempotent); the model handle goes too if the model was closed and this was its last
+        session."""
+        handle = getattr(self, "_handle", None)
+        super().close()
+        if handle and getattr(self, "model", None) is not None:
+            self.model._release()
 
     @property
     def n_past(self):
@@ -417,21 +569,29 @@ class Session(_HandleOwner):
 
     def rewind(self, n):
         """Keeps the first `n` tokens (n_past becomes n) and drops the rest."""
-        _check(_lib().mobilellm_session_rewind(self._live(), int(n)))
+        _check(_lib().mobilellm_session_rewind(self._live(), _int32(n, "position")))
 
     def cancel(self):
-        """Stops the running (or the next) eval/generate on this session, which then raises MobileLLMError with
-        status_name MOBILELLM_ERROR_CANCELLED. Safe from any thread."""
+        """Stops the eval/generate running on this session, which then raises MobileLLMError with status_name
+        MOBILELLM_ERROR_CANCELLED; does nothing when none is running (a request never lingers to cancel a later
+        call). Safe from any thread, and from inside a generation's callbacks."""
         _check(_lib().mobilellm_session_cancel(self._live()))
 
     def eval(self, tokens, all_logits=False):
         """Feeds `tokens`; returns the last position's logits (a list of floats), or with `all_logits` one row per
         token."""
         array, n = _int_array(tokens)
+        handle = self._live()
         rows = n if all_logits else 1
+        if rows > self.n_ctx:  # would not fit anyway; do not allocate rows × vocab floats for it
+            rows = 1
         logits = (ctypes.c_float * (rows * self._vocab))()
-        _check(_lib().mobilellm_session_eval(self._live(), array, n, LOGITS_ALL if all_logits else LOGITS_LAST,
-                                             logits, len(logits)))
+        mode = LOGITS_ALL if all_logits else LOGITS_LAST
+        call = lambda: _lib().mobilellm_session_eval(handle, array, n, mode, logits, len(logits))  # noqa: E731
+        if n >= _INTERRUPTIBLE_TOKENS:
+            _check_interruptible(handle, call)
+        else:
+            _check(call())
         values = list(logits)
         if not all_logits:
             return values
@@ -453,21 +613,23 @@ class Session(_HandleOwner):
     # -- generation
     def _prompt_ids(self, prompt):
         if isinstance(prompt, str):
-            bos = self.model.metadata("bos_token") if self.model.has_tokenizer else ""
+            model = self.model._held()
+            bos = Model._metadata(model, "bos_token") if self.model.has_tokenizer else ""
             add_special = self.n_past == 0 and not (bos and prompt.startswith(bos))
-            return self.model.tokenize(prompt, add_special=add_special, parse_special=True)
-        return [int(t) for t in prompt]
+            return Model._tokenize(model, prompt, add_special, True)
+        return prompt
 
     def _run(self, prompt, max_tokens, temperature, top_k, top_p, min_p, repetition_penalty, seed, stop, ignore_eos,
              on_piece):
         """Runs one generation; `on_piece(token, text)` returns False to stop. Returns (tokens, stop_reason)."""
         lib = _lib()
+        handle = self._live()
         ids = self._prompt_ids(prompt)
-        prompt_array, n_prompt = _int_array(ids)
+        prompt_array, n_prompt = _int_array(ids, "prompt")
         sampling = _SamplerParams()
         lib.mobilellm_sampler_params_init(ctypes.byref(sampling))
         sampling.temperature = float(temperature)
-        sampling.top_k = int(top_k)
+        sampling.top_k = _int32(top_k, "top_k")
         sampling.top_p = float(top_p)
         sampling.min_p = float(min_p)
         sampling.repetition_penalty = float(repetition_penalty)
@@ -476,11 +638,13 @@ class Session(_HandleOwner):
             sampling.use_seed = True
         params = _GenerateParams()
         lib.mobilellm_generate_params_init(ctypes.byref(params))
-        params.max_tokens = int(max_tokens)
+        # Bounded by the context anyway: a larger count means "until the context is full".
+        count = _int32(max_tokens, "max_tokens", saturate=True)
+        params.max_tokens = count
         params.ignore_eos = bool(ignore_eos)
         stop_ids = [s for s in stop if isinstance(s, int)]
         if stop_ids:
-            stop_array, n_stops = _int_array(self._eos + stop_ids)
+            stop_array, n_stops = _int_array(self._eos + stop_ids, "stop")
             params.stop_token_ids = stop_array
             params.n_stop_token_ids = n_stops
         failure = []
@@ -494,15 +658,17 @@ class Session(_HandleOwner):
                 return False
 
         params.callback = _TokenCallback(callback)
-        capacity = max(1, min(max(0, int(max_tokens)), self.n_ctx + 1))
+        capacity = max(1, min(max(0, count), self.n_ctx + 1))
         out = (ctypes.c_int32 * capacity)()
         result = _GenerateResult()
         result.struct_size = ctypes.sizeof(_GenerateResult)
-        status = lib.mobilellm_session_generate(self._live(), prompt_array, n_prompt, ctypes.byref(sampling),
-                                                ctypes.byref(params), out, capacity, ctypes.byref(result))
-        if failure:
-            raise failure[0]
-        _check(status)
+        try:
+            _check_interruptible(handle, lambda: lib.mobilellm_session_generate(
+                handle, prompt_array, n_prompt, ctypes.byref(sampling), ctypes.byref(params), out, capacity,
+                ctypes.byref(result)))
+        finally:
+            if failure:  # an exception from the callback (which then stopped the generation) comes first
+                raise failure[0]
         tokens = list(out[:min(capacity, result.n_tokens)])
         return tokens, STOP_REASONS.get(result.stop_reason, str(result.stop_reason))
 
@@ -528,7 +694,7 @@ class Session(_HandleOwner):
         text = ""
         if self.model.has_tokenizer:
             shown = tokens[:-1] if reason == "eos" and tokens else tokens
-            text = self.model.detokenize(shown)
+            text = Model._detokenize(self.model._held(), shown, False)
             if state["hit"] is not None:
                 text = text[:state["hit"]]
                 reason = "stop"
@@ -587,30 +753,12 @@ class Session(_HandleOwner):
         finally:
             if not finished:
                 stop_flag.set()
-                cancel_sent = False
-                if worker.is_alive():
+                # Cancel until the worker is done: the library drops a cancel sent before the call starts (and one
+                # sent after it ended does nothing), so repeating is safe and reaches a prefill that starts late.
+                while worker.is_alive():
                     try:
                         self.cancel()
-                        cancel_sent = True
                     except MobileLLMError:
-                        pass
+                        break
+                    worker.join(0.001)
                 worker.join()
-                outcome = None
-                while not pieces.empty():
-                    item = pieces.get()
-                    if item is done or isinstance(item, BaseException):
-                        outcome = item
-                consumed = isinstance(outcome, MobileLLMError) and outcome.status == ERROR_CANCELLED
-                if cancel_sent and not consumed:
-                    self._consume_cancel()
-
-    def _consume_cancel(self):
-        """Drops a cancel request that arrived after the generation had ended: a one-token feed fails with
-        CANCELLED before doing anything when a request is pending, and is undone otherwise."""
-        position = self.n_past
-        if position >= self.n_ctx:
-            return
-        array, n = _int_array([0])
-        status = _lib().mobilellm_session_eval(self._live(), array, n, LOGITS_NONE, None, 0)
-        if status == OK:
-            self.rewind(position)

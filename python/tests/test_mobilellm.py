@@ -159,10 +159,7 @@ def test_errors_raise_with_messages_and_session_survives(r1, chat):
         chat.tokenize(b"\xff\xfe")
     with pytest.raises(MobileLLMError, match=r"tokens\[0\]"):
         chat.detokenize([10**6])
-    session.cancel()
-    with pytest.raises(MobileLLMError, match="cancelled") as info:
-        session.eval([1, 2])
-    assert info.value.status_name == "MOBILELLM_ERROR_CANCELLED"
+    session.cancel()  # nothing running: does nothing, and does not cancel the next call
     # The session is intact after every error.
     assert session.n_past == 0
     assert len(session.eval([1, 2, 3])) == r1.vocab_size

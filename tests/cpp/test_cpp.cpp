@@ -89,12 +89,21 @@ static void errors() {
     mobilellm::Sampler sampler;
     EXPECT_ERROR(sampler.sample(session), MOBILELLM_ERROR_INVALID_ARGUMENT, "no logits");
     EXPECT_ERROR(sampler.sample(std::vector<float>{}), MOBILELLM_ERROR_INVALID_ARGUMENT, "n_logits");
-    session.cancel();
-    EXPECT_ERROR(session.eval({1, 2}), MOBILELLM_ERROR_CANCELLED, "cancelled");
+    session.cancel(); // nothing running: does nothing
     // Still usable after every error above.
     CHECK(session.position() == 0);
     CHECK(session.eval({1, 2}).size() == static_cast<size_t>(model.vocab_size()));
     CHECK(sampler.sample(session) >= 0);
+    // Cancel from the token callback: generate() throws CANCELLED and the session keeps what was fed.
+    mobilellm::GenerateOptions cancelling;
+    cancelling.max_tokens = 4;
+    cancelling.ignore_eos = true;
+    cancelling.on_token = [&session](int32_t, std::string_view) -> bool {
+        session.cancel();
+        return true;
+    };
+    EXPECT_ERROR(session.generate({3}, cancelling), MOBILELLM_ERROR_CANCELLED, "cancelled");
+    CHECK(session.position() == 3);
     // An exception thrown by the token callback stops generation and comes out of generate().
     mobilellm::GenerateOptions throwing;
     throwing.max_tokens = 4;

@@ -47,15 +47,17 @@ extension Session {
         let thread = Thread { [self] in
             do {
                 var detokenizer = model.tokenizerFile == nil ? nil : try? model.tokenizer().makeStreamingDetokenizer(skipSpecial: false)
-                _ = try generate(prompt: prompt, options: options) { token in
-                    if control.stopRequested.load(ordering: .sequentiallyConsistent) { return false }
-                    let text = (try? detokenizer?.push(token)) ?? ""
-                    continuation.yield(GenerationPiece(token: token, text: text))
-                    return true
+                _ = try run {
+                    // Checked inside the run: a stop request is either seen here or finds the run going and cancels it.
+                    guard !control.stopRequested.load(ordering: .sequentiallyConsistent) else { throw MobileLLMError.cancelled }
+                    return try generate(prompt: prompt, options: options) { token in
+                        if control.stopRequested.load(ordering: .sequentiallyConsistent) { return false }
+                        let text = (try? detokenizer?.push(token)) ?? ""
+                        continuation.yield(GenerationPiece(token: token, text: text))
+                        return true
+                    }
                 }
                 control.running.store(false, ordering: .sequentiallyConsistent)
-                // A stop request that arrived after the last check would otherwise cancel the session's next call.
-                if control.stopRequested.load(ordering: .sequentiallyConsistent) { try? checkCancelled() }
                 continuation.finish()
             } catch {
                 control.running.store(false, ordering: .sequentiallyConsistent)

@@ -45,12 +45,15 @@ extension Session {
     /// an end-of-sequence token that ends generation) and returns false to stop. The session keeps the prompt and every generated token but the last one in its cache,
     /// so a follow-up `feed` should start with `result.tokens.last`.
     ///
-    /// Throws what `feed` throws (`invalidArgument`, `contextFull` when the prompt alone does not fit, `cancelled`).
+    /// Throws what `feed` throws (`invalidArgument`, `contextFull` when the prompt alone does not fit, `cancelled`; the
+    /// session then holds what was fed before).
     @discardableResult
     public func generate(prompt: [Int32], options: GenerationOptions = GenerationOptions(),
                          onToken: (Int32) throws -> Bool = { _ in true }) throws -> GenerationResult {
-        useLock.lock()
-        defer { useLock.unlock() }
+        try run { try generateRunning(prompt: prompt, options: options, onToken: onToken) }
+    }
+
+    private func generateRunning(prompt: [Int32], options: GenerationOptions, onToken: (Int32) throws -> Bool) throws -> GenerationResult {
         guard options.maxTokens >= 0 else {
             throw MobileLLMError.invalidArgument(name: "maxTokens", problem: "expected a count >= 0, found \(options.maxTokens)")
         }
@@ -61,10 +64,16 @@ extension Session {
         }
         var logits: Logits
         if prompt.isEmpty {
-            // Continue from the cache: recompute the last position's logits.
+            // Continue from the cache: recompute the last position's logits. A failed recomputation (a cancel) leaves
+            // that position's cache entries as they were (the same token at the same position), so it is kept.
             let last = tokens[tokens.count - 1]
-            try rewind(to: position - 1)
-            logits = try feed([last])
+            tokens.removeLast()
+            do {
+                logits = try feed([last])
+            } catch {
+                tokens.append(last)
+                throw error
+            }
         } else {
             logits = try feed(prompt)
         }

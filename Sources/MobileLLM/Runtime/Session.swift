@@ -83,7 +83,11 @@ public final class Session: @unchecked Sendable {
         return threads * perThread + c.kvHeadCount * maxSegments * partialStride
     }
 
-    private let cancelRequested = Atomic<Bool>(false)
+    /// Whether a `feed` or generation is running, and whether it was asked to stop: `RunState` raw values. Only the
+    /// thread holding `useLock` starts or ends a run; `cancel()` may flip running to cancelled from anywhere.
+    private let runState = Atomic<Int>(RunState.idle.rawValue)
+    /// Nesting depth of running calls (`generate` runs `feed`); touched only under `useLock`.
+    private var runDepth = 0
     /// Serialises use of the session: a second thread entering `feed`, `generate`, `reset`, `rewind` or state
     /// save/restore waits until the first is done (recursive, so `generate` may call `feed`). `cancel()` never waits.
     let useLock = NSRecursiveLock()
@@ -135,18 +139,19 @@ public final class Session: @unchecked Sendable {
         return 2 * c.layerCount * c.kvHeadCount * capacity * kvCacheType.rowBytes(c.headDimension)
     }
 
-    /// Asks the running (or, if none is running, the next) `feed` or generation on this session to stop; it then throws
-    /// `MobileLLMError.cancelled` and the request is consumed. Safe from any thread.
+    /// Asks the `feed` or generation running on this session to stop: it throws `MobileLLMError.cancelled` within one
+    /// layer's work. With nothing running this does nothing — a request never lingers to cancel a later call, so a
+    /// cancel that races with the natural end of a call is harmless. Safe from any thread, and from `onToken`.
     public func cancel() {
-        cancelRequested.store(true, ordering: .relaxed)
+        _ = runState.compareExchange(expected: RunState.running.rawValue, desired: RunState.cancelled.rawValue,
+                                     ordering: .sequentiallyConsistent)
     }
 
-    /// Empties the KV cache (and clears a pending cancel request).
+    /// Empties the KV cache.
     public func reset() {
         useLock.lock()
         defer { useLock.unlock() }
         tokens.removeAll(keepingCapacity: true)
-        cancelRequested.store(false, ordering: .relaxed)
     }
 
     /// Drops every position from `newPosition` on, so the next token fed goes to `newPosition`.
@@ -159,8 +164,31 @@ public final class Session: @unchecked Sendable {
         tokens.removeSubrange(newPosition...)
     }
 
+    /// States of `runState`.
+    private enum RunState: Int {
+        case idle, running, cancelled
+    }
+
+    /// Runs `body` holding the session as a cancellable run: `cancel()` affects it from the moment it starts until it
+    /// returns (nested runs share the outermost one).
+    func run<T>(_ body: () throws -> T) rethrows -> T {
+        useLock.lock()
+        if runDepth == 0 { runState.store(RunState.running.rawValue, ordering: .sequentiallyConsistent) }
+        runDepth += 1
+        defer {
+            runDepth -= 1
+            if runDepth == 0 { runState.store(RunState.idle.rawValue, ordering: .sequentiallyConsistent) }
+            useLock.unlock()
+        }
+        return try body()
+    }
+
+    /// Throws `cancelled` (once) when the running call was asked to stop.
     func checkCancelled() throws {
-        if cancelRequested.exchange(false, ordering: .relaxed) { throw MobileLLMError.cancelled }
+        if runState.compareExchange(expected: RunState.cancelled.rawValue, desired: RunState.running.rawValue,
+                                    ordering: .sequentiallyConsistent).exchanged {
+            throw MobileLLMError.cancelled
+        }
     }
 
     /// Feeds `newTokens` at the current position and returns the requested logits.
@@ -170,8 +198,10 @@ public final class Session: @unchecked Sendable {
     /// position is then back where it was before the call).
     @discardableResult
     public func feed(_ newTokens: [Int32], logits request: LogitsRequest = .last) throws -> Logits {
-        useLock.lock()
-        defer { useLock.unlock() }
+        try run { try feedRunning(newTokens, logits: request) }
+    }
+
+    private func feedRunning(_ newTokens: [Int32], logits request: LogitsRequest) throws -> Logits {
         let c = model.configuration
         for (index, token) in newTokens.enumerated() where token < 0 || Int(token) >= c.vocabularySize {
             throw MobileLLMError.invalidArgument(name: "tokens[\(index)]", problem: "token id \(token) is outside the vocabulary (0..<\(c.vocabularySize))")

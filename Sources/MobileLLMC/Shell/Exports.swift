@@ -103,7 +103,9 @@ public func mobilellm_model_load(_ path: UnsafePointer<CChar>?, _ params: Unsafe
         let model: Model
         if let callback = p.progress_callback {
             let userData = p.progress_user_data
-            model = try Model(path: path, options: options) { fraction in callback(Float(fraction), userData) }
+            model = try explainingCancel("the progress callback returned false; nothing was loaded") {
+                try Model(path: path, options: options) { fraction in callback(Float(fraction), userData) }
+            }
         } else {
             model = try Model(path: path, options: options)
         }
@@ -322,8 +324,11 @@ public func mobilellm_session_eval(_ session: OpaquePointer?, _ tokens: UnsafePo
                 }
                 guard logits != nil else { throw ABIError.null("logits") }
             }
+            // A failure leaves the session as it was (feed restores the position), the latest logits included.
+            let output = try explainingCancel("mobilellm_session_cancel() was called; nothing was fed") {
+                try session.feed(input, logits: request)
+            }
             box.lastLogits = nil
-            let output = try session.feed(input, logits: request)
             guard request != .none, let logits else { return }
             output.values.withUnsafeBufferPointer { source in
                 if let base = source.baseAddress { logits.update(from: base, count: min(needed, source.count)) }
@@ -375,10 +380,13 @@ public func mobilellm_session_save_state(_ session: OpaquePointer?, _ buffer: Un
         let capacity = try count(capacity, "capacity")
         try box.exclusively {
             let size = box.session.stateByteCount
-            outSize.pointee = size
-            guard capacity >= size else { throw ABIError.bufferTooSmall("buffer", needed: size, capacity: capacity, unit: "bytes") }
+            guard capacity >= size else {
+                outSize.pointee = size
+                throw ABIError.bufferTooSmall("buffer", needed: size, capacity: capacity, unit: "bytes")
+            }
             guard let buffer else { throw ABIError.null("buffer") }
             _ = try box.session.saveState(into: UnsafeMutableRawBufferPointer(start: buffer, count: size))
+            outSize.pointee = size
         }
     }
 }
@@ -514,13 +522,17 @@ public func mobilellm_session_generate(_ session: OpaquePointer?, _ prompt: Unsa
         let generated = try box.exclusively {
             let session = box.session
             let input = try tokenArgument(prompt, nPrompt, "prompt", session: session)
-            box.lastLogits = nil
-            return try session.generate(prompt: input, options: options) { token in
-                guard let callback else { return true }
-                guard detokenizer != nil, let piece = try? detokenizer?.push(token) else {
-                    return callback.function(token, nil, 0, callback.userData)
+            let before = session.position
+            // The latest logits go once the session changes: on success, or a failure after something was fed.
+            defer { if session.position != before || input.isEmpty { box.lastLogits = nil } }
+            return try explainingCancel("mobilellm_session_cancel() was called; the session holds what was fed before") {
+                try session.generate(prompt: input, options: options) { token in
+                    guard let callback else { return true }
+                    guard detokenizer != nil, let piece = try? detokenizer?.push(token) else {
+                        return callback.function(token, nil, 0, callback.userData)
+                    }
+                    return piece.withCString { callback.function(token, $0, strlen($0), callback.userData) }
                 }
-                return piece.withCString { callback.function(token, $0, strlen($0), callback.userData) }
             }
         }
         if let outTokens {

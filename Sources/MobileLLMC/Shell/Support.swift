@@ -117,9 +117,20 @@ func guarded(_ function: StaticString, _ body: () throws -> Void) -> Int32 {
         default: failure = ABIError(status: Int32(MOBILELLM_ERROR_INTERNAL.rawValue), message: "internal error: \(error)")
         }
         let message = "\(function): \(failure.message)"
-        LastError.set(message)
+        // Logged first: calls a log callback makes must not replace this thread's message.
         MobileLLMLog.log(.debug, message)
+        LastError.set(message)
         return failure.status
+    }
+}
+
+/// Runs `body`, turning the engine's bare `cancelled` into a CANCELLED status whose message says why and what
+/// became of the work (`explanation`).
+func explainingCancel<T>(_ explanation: String, _ body: () throws -> T) throws -> T {
+    do {
+        return try body()
+    } catch MobileLLMError.cancelled {
+        throw ABIError(status: Int32(MOBILELLM_ERROR_CANCELLED.rawValue), message: "cancelled: \(explanation)")
     }
 }
 
@@ -262,37 +273,46 @@ func writeOutput<T>(_ value: T, to pointer: UnsafeMutablePointer<T>?, minimumSiz
 }
 
 /// Copies `items` into a caller-owned array of `capacity` elements and stores the count; BUFFER_TOO_SMALL (with
-/// the count stored) when they do not fit.
+/// the count stored, the one output written on failure) when they do not fit.
 func copyOut<T>(_ items: [T], to buffer: UnsafeMutablePointer<T>?, capacity rawCapacity: Int, count out: UnsafeMutablePointer<Int>?,
                 name: String, unit: String) throws {
     guard let out else { throw ABIError.null("out_count") }
     let capacity = try count(rawCapacity, "capacity")
-    out.pointee = items.count
     guard items.count <= capacity else {
+        out.pointee = items.count
         throw ABIError.bufferTooSmall(name, needed: items.count, capacity: capacity, unit: unit)
     }
-    guard !items.isEmpty else { return }
-    guard let buffer else { throw ABIError.null(name) }
-    items.withUnsafeBufferPointer { source in
-        if let base = source.baseAddress { buffer.update(from: base, count: source.count) }
+    if !items.isEmpty {
+        guard let buffer else { throw ABIError.null(name) }
+        items.withUnsafeBufferPointer { source in
+            if let base = source.baseAddress { buffer.update(from: base, count: source.count) }
+        }
     }
+    out.pointee = items.count
 }
 
-/// Copies text plus a NUL into a caller-owned buffer and stores the length (without the NUL).
-func copyOut(text: String, to buffer: UnsafeMutablePointer<CChar>?, capacity rawCapacity: Int, length out: UnsafeMutablePointer<Int>?,
-             name: String) throws {
+/// Copies bytes plus a NUL into a caller-owned buffer and stores the length (without the NUL); BUFFER_TOO_SMALL
+/// stores the length too.
+func copyOut<Bytes: Collection<UInt8>>(bytes: Bytes, to buffer: UnsafeMutablePointer<CChar>?, capacity rawCapacity: Int,
+                                       length out: UnsafeMutablePointer<Int>?, name: String) throws {
     guard let out else { throw ABIError.null("out_length") }
     let capacity = try count(rawCapacity, "capacity")
-    var bytes = Array(text.utf8)
-    out.pointee = bytes.count
     guard bytes.count + 1 <= capacity else {
+        out.pointee = bytes.count
         throw ABIError.bufferTooSmall(name, needed: bytes.count + 1, capacity: capacity, unit: "bytes (the text and its NUL)")
     }
     guard let buffer else { throw ABIError.null(name) }
-    bytes.append(0)
-    bytes.withUnsafeBufferPointer { source in
-        source.withMemoryRebound(to: CChar.self) { characters in
-            if let base = characters.baseAddress { buffer.update(from: base, count: characters.count) }
-        }
+    var index = 0
+    for byte in bytes {
+        buffer[index] = CChar(bitPattern: byte)
+        index += 1
     }
+    buffer[index] = 0
+    out.pointee = bytes.count
+}
+
+/// Copies text plus a NUL into a caller-owned buffer and stores the length (without the NUL).
+func copyOut(text: String, to buffer: UnsafeMutablePointer<CChar>?, capacity: Int, length out: UnsafeMutablePointer<Int>?,
+             name: String) throws {
+    try copyOut(bytes: text.utf8, to: buffer, capacity: capacity, length: out, name: name)
 }

@@ -37,6 +37,10 @@ extension Model {
     func requireTokenizer() throws -> Tokenizer { try tokenizer() }
 }
 
+/// Longest text mobilellm_tokenize() accepts (1 GiB): a larger text_length is a caller bug (say an uninitialised
+/// or negative length), refused before a byte is read.
+let maximumTextLength = 1 << 30
+
 /// See include/mobilellm.h.
 @_cdecl("mobilellm_tokenize")
 public func mobilellm_tokenize(_ model: OpaquePointer?, _ text: UnsafePointer<CChar>?, _ textLength: Int, _ addSpecial: Bool,
@@ -45,6 +49,9 @@ public func mobilellm_tokenize(_ model: OpaquePointer?, _ text: UnsafePointer<CC
     guarded("mobilellm_tokenize") {
         let box = try modelTable.lookup(model, "model")
         let length = try count(textLength, "text_length")
+        guard length <= maximumTextLength else {
+            throw ABIError.invalidArgument("text_length", "expected at most \(maximumTextLength) bytes, found \(length)")
+        }
         guard outCount != nil else { throw ABIError.null("out_count") }
         var string = ""
         if length > 0 {
@@ -86,20 +93,13 @@ public func mobilellm_token_to_piece(_ model: OpaquePointer?, _ token: Int32, _ 
                                      _ outLength: UnsafeMutablePointer<Int>?) -> Int32 {
     guarded("mobilellm_token_to_piece") {
         let box = try modelTable.lookup(model, "model")
-        guard let outLength else { throw ABIError.null("out_length") }
-        let capacity = try count(capacity, "capacity")
+        guard outLength != nil else { throw ABIError.null("out_length") }
+        _ = try count(capacity, "capacity")
         let tokenizer = try box.model.requireTokenizer()
         guard token >= 0, Int(token) < tokenizer.vocabularySize else {
             throw ABIError.invalidArgument("token", "token id \(token) is outside the vocabulary (0..<\(tokenizer.vocabularySize))")
         }
-        let bytes = try tokenizer.tokenBytes(token)
-        outLength.pointee = bytes.count
-        guard bytes.count + 1 <= capacity else {
-            throw ABIError.bufferTooSmall("buffer", needed: bytes.count + 1, capacity: capacity, unit: "bytes (the piece and its NUL)")
-        }
-        guard let buffer else { throw ABIError.null("buffer") }
-        for (index, byte) in bytes.enumerated() { buffer[index] = CChar(bitPattern: byte) }
-        buffer[bytes.count] = 0
+        try copyOut(bytes: try tokenizer.tokenBytes(token), to: buffer, capacity: capacity, length: outLength, name: "buffer")
     }
 }
 

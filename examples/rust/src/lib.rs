@@ -377,7 +377,8 @@ unsafe impl Send for Session {}
 pub struct CancelHandle(usize);
 
 impl CancelHandle {
-    /// Stops the running or the next eval/generate of the session.
+    /// Stops the eval/generate running on the session (which then fails with MOBILELLM_ERROR_CANCELLED); does
+    /// nothing when none is running.
     pub fn cancel(&self) -> Result<()> {
         check(unsafe { ffi::mobilellm_session_cancel(self.0 as *mut c_void) })
     }

@@ -233,8 +233,8 @@ fn errors_are_results_and_sessions_survive() {
     bad.0.top_k = -1;
     assert!(session.generate(&[1, 2], 4, bad, false, |_, _| true).err().unwrap().message.contains("top_k"));
     assert!(session.generate(&[1, 2], -1, Sampling::greedy(), false, |_, _| true).err().unwrap().message.contains("max_tokens"));
+    // A cancel with nothing running does nothing: it never lingers to cancel a later call.
     session.cancel_handle().cancel().unwrap();
-    assert_eq!(session.eval(&[1, 2], false).err().unwrap().status, mobilellm::ffi::MOBILELLM_ERROR_CANCELLED);
     assert_eq!(session.position().unwrap(), 0);
     // Still usable.
     assert_eq!(session.eval(&[1, 2], false).unwrap().len(), model.vocab_size());
