@@ -134,11 +134,8 @@ public final class Conversation: @unchecked Sendable {
                      onText: (String) throws -> Bool = { _ in true }) throws -> ConversationTurn {
         control.withLock { $0 = (running: true, requested: false) }
         defer {
-            control.withLock { state in
-                // A cancel that arrived after generation stopped must not cancel the session's next call.
-                if state.requested { try? session.checkCancelled() }
-                state = (running: false, requested: false)
-            }
+            // Session.cancel() never lingers past the run it hit, so only this turn's own flag needs clearing.
+            control.withLock { $0 = (running: false, requested: false) }
         }
         let saved = messages
         messages.append(ChatMessage(role: "user", content: userText))
