@@ -54,6 +54,17 @@ public enum JSONValue: Sendable, Equatable, Decodable {
         }
     }
 
+    /// The value for an error message: numbers and short strings as written, other values by their type.
+    public var summary: String {
+        switch self {
+        case let .number(number):
+            return number.rounded() == number && abs(number) < 1e18 ? String(Int64(number)) : "\(number)"
+        case let .string(text): return text.count <= 40 ? "\"\(text)\"" : "a string"
+        case let .bool(flag): return "\(flag)"
+        default: return typeName
+        }
+    }
+
     private static func summary(of error: Error) -> String {
         if case let DecodingError.dataCorrupted(context) = error {
             if let underlying = context.underlyingError { return "\(underlying.localizedDescription)" }

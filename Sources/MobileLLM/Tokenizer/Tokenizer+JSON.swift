@@ -59,7 +59,7 @@ extension Tokenizer {
         entries.reserveCapacity(vocab.count)
         for (token, value) in vocab {
             guard case let .number(number) = value, number >= 0, number < 16_777_216, number.rounded() == number else {
-                throw MobileLLMError.invalidFile(path: path, field: "model.vocab[\"\(token)\"]", problem: "expected a token id in 0..<16777216, found \(value)")
+                throw MobileLLMError.invalidFile(path: path, field: "model.vocab[\"\(token)\"]", problem: "expected a token id in 0..<16777216, found \(value.summary)")
             }
             entries.append((token, Int32(number)))
             maxID = max(maxID, Int(number))
@@ -150,6 +150,20 @@ extension Tokenizer {
                 guard let name else { return nil }
                 if let token = added.first(where: { $0.content == name }) { return token.id }
                 return entries.first(where: { $0.0 == name })?.1
+            }
+            // added_tokens_decoder repeats tokenizer.json's added tokens by id: it must agree with them.
+            if let decoder = try config.optionalObject("added_tokens_decoder") {
+                for (key, value) in decoder.members {
+                    let field = "added_tokens_decoder.\(key)"
+                    guard let id = Int(key), id >= 0 else { throw config.fail(field, "expected a token id as the key, found \"\(key)\"") }
+                    guard let content = try JSONObjectReader(value, path: configPath, prefix: field + ".").optionalString("content") else {
+                        throw config.fail(field + ".content", "missing (expected the token text)")
+                    }
+                    guard id < present.count, present[id], spellings[id] == content else {
+                        let found = id < present.count && present[id] ? "\"\(spellings[id])\"" : "no token"
+                        throw config.fail(field, "\"\(content)\" disagrees with tokenizer.json, which has \(found) with id \(id) (expected the same token)")
+                    }
+                }
             }
             parts.bosTokenID = idOf(try tokenName("bos_token"))
             parts.eosTokenID = idOf(try tokenName("eos_token"))
