@@ -86,6 +86,12 @@ extension Tokenizer {
                 maxID = max(maxID, id)
             }
         }
+        // Tables are sized by the highest id: a few tokens with huge ids must not make them huge.
+        guard maxID < entries.count + added.count + Self.maximumUnusedIDs else {
+            let owner = added.contains { Int($0.id) == maxID } ? "added_tokens" : "model.vocab"
+            throw MobileLLMError.invalidFile(path: path, field: owner,
+                                             problem: "token id \(maxID) leaves more than \(Self.maximumUnusedIDs) ids unused (expected ids below \(entries.count + added.count + Self.maximumUnusedIDs) for \(entries.count + added.count) tokens)")
+        }
         var spellings = [String](repeating: "", count: maxID + 1)
         var present = [Bool](repeating: false, count: maxID + 1)
         for (token, id) in entries {
@@ -186,6 +192,9 @@ extension Tokenizer {
         }
         self.init(parts: parts)
     }
+
+    /// Most ids a tokenizer.json may leave without a token (real vocabularies are dense).
+    static let maximumUnusedIDs = 65_536
 
     static func checkIdentityNormalizer(_ reader: JSONObjectReader, path: String) throws {
         let type = try reader.optionalString("type") ?? "(missing)"
