@@ -126,7 +126,9 @@ public struct ModelConfiguration: Sendable, Equatable {
         guard headDimension % 2 == 0 else { throw bad("head_dim", "RoPE needs an even head dimension, found \(headDimension)") }
         guard layers.count == layerCount else { throw bad("num_hidden_layers", "per-layer settings list \(layers.count) layers, expected \(layerCount)") }
         guard rmsNormEpsilon > 0, rmsNormEpsilon.isFinite else { throw bad("rms_norm_eps", "expected a small positive number, found \(rmsNormEpsilon)") }
-        guard ropeTheta > 0 else { throw bad("rope_theta", "expected a positive number, found \(ropeTheta)") }
+        guard ropeTheta > 0, ropeTheta <= Double(Float.greatestFiniteMagnitude) else {
+            throw bad("rope_theta", "expected a positive number a Float can hold, found \(ropeTheta)")
+        }
         for (index, layer) in layers.enumerated() {
             if let chunk = layer.chunkSize, chunk <= 0 { throw bad("attention_chunk_size", "expected a positive size for layer \(index), found \(chunk)") }
         }
