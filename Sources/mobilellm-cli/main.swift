@@ -106,27 +106,56 @@ func jsonString(_ text: String) -> String {
     return out + "\""
 }
 
-/// Runs the command with the exit-code convention: 0 success, 1 input error, 2 usage error; never a trap.
+/// Writes `mobilellm: error: <message>` to stderr as exactly one line (line breaks inside the message are escaped).
+func reportError(_ message: String) {
+    let line = message.replacingOccurrences(of: "\r", with: "\\r").replacingOccurrences(of: "\n", with: "\\n")
+    FileHandle.standardError.write(Data("mobilellm: error: \(line)\n".utf8))
+}
+
+/// Runs the command with the exit-code convention, never a trap:
+/// - 0: success, `--help` and `--version`;
+/// - 2: usage errors: anything argument parsing rejects (unknown options, missing or malformed values, a failed
+///   `validate()`), and a `ValidationError` thrown while running (an option whose value turns out unusable);
+/// - 1: everything else that fails while running (bad input files, I/O, the engine's `MobileLLMError`), with a
+///   one-line message on stderr.
 func runMain() -> Int32 {
+    var command: ParsableCommand
     do {
-        var command = try MobileLLMCommand.parseAsRoot()
-        try command.run()
-        return 0
-    } catch let error as MobileLLMError {
-        FileHandle.standardError.write(Data("mobilellm: error: \(error.description)\n".utf8))
-        return 1
-    } catch let error as ValidationError {
-        FileHandle.standardError.write(Data("mobilellm: error: \(error.message)\n".utf8))
-        return 2
+        command = try MobileLLMCommand.parseAsRoot()
     } catch {
-        let code = MobileLLMCommand.exitCode(for: error)
         let message = MobileLLMCommand.fullMessage(for: error)
-        if code == .success {
+        if MobileLLMCommand.exitCode(for: error) == .success {
             if !message.isEmpty { print(message) }
             return 0
         }
         FileHandle.standardError.write(Data("mobilellm: \(message)\n".utf8))
         return 2
+    }
+    do {
+        try command.run()
+        return 0
+    } catch let error as MobileLLMError {
+        reportError(error.description)
+        return 1
+    } catch let error as ValidationError {
+        reportError(error.message)
+        return 2
+    } catch let error as ExitCode {
+        return error.rawValue
+    } catch {
+        // A help request comes back from `run()` of ArgumentParser's help command; its usage errors say
+        // validationFailure. Anything else is an input or system error.
+        switch MobileLLMCommand.exitCode(for: error) {
+        case .success:
+            print(MobileLLMCommand.fullMessage(for: error))
+            return 0
+        case .validationFailure:
+            FileHandle.standardError.write(Data("mobilellm: \(MobileLLMCommand.fullMessage(for: error))\n".utf8))
+            return 2
+        default:
+            reportError((error as? LocalizedError)?.errorDescription ?? String(describing: error))
+            return 1
+        }
     }
 }
 

@@ -26,6 +26,8 @@ public struct ArchitectureDefinition: Sendable {
     public let outputName: String
     /// Names of layer `index`'s tensors (weights; biases add `.bias` in place of `.weight`).
     public let layerNames: @Sendable (Int) -> LayerTensorNames
+    /// config.json fields this family spells differently from Llama's (e.g. `intermediate_size_mlp`), by Llama name.
+    public var configurationFieldNames: [String: String] = [:]
 }
 
 extension LayerTensorNames {

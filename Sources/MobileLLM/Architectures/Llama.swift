@@ -30,7 +30,7 @@ public enum Llama {
             layerCount: layerCount,
             headCount: headCount,
             kvHeadCount: try reader.optionalInt("num_key_value_heads") ?? headCount,
-            headDimension: try reader.optionalInt("head_dim") ?? hiddenSize / headCount,
+            headDimension: try ModelConfiguration.headDimension(try reader.optionalInt("head_dim"), hiddenSize: hiddenSize, headCount: headCount, reader: reader),
             intermediateSize: try reader.int("intermediate_size"),
             rmsNormEpsilon: Float(try reader.optionalDouble("rms_norm_eps") ?? 1e-6),
             ropeTheta: rope.theta,

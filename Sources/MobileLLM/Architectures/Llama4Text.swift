@@ -13,7 +13,8 @@ public enum Llama4Text {
         embeddingName: "model.embed_tokens.weight",
         finalNormName: "model.norm.weight",
         outputName: "lm_head.weight",
-        layerNames: { LayerTensorNames.huggingFace(layer: $0, mlp: "feed_forward") })
+        layerNames: { LayerTensorNames.huggingFace(layer: $0, mlp: "feed_forward") },
+        configurationFieldNames: ["intermediate_size": "intermediate_size_mlp"])
 
     static func configuration(_ reader: JSONObjectReader) throws -> ModelConfiguration {
         let layerCount = try reader.int("num_hidden_layers", in: 1...4096)
@@ -74,7 +75,7 @@ public enum Llama4Text {
             layerCount: layerCount,
             headCount: headCount,
             kvHeadCount: try reader.optionalInt("num_key_value_heads") ?? headCount,
-            headDimension: try reader.optionalInt("head_dim") ?? hiddenSize / headCount,
+            headDimension: try ModelConfiguration.headDimension(try reader.optionalInt("head_dim"), hiddenSize: hiddenSize, headCount: headCount, reader: reader),
             intermediateSize: try reader.optionalInt("intermediate_size_mlp") ?? 16384,
             rmsNormEpsilon: Float(try reader.optionalDouble("rms_norm_eps") ?? 1e-5),
             ropeTheta: rope.theta,

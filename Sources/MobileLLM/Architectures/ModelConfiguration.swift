@@ -92,29 +92,43 @@ public struct ModelConfiguration: Sendable, Equatable {
         }
         var configuration = try architecture.configuration(reader)
         configuration.modelType = modelType
-        try configuration.validate(path: path)
+        try configuration.validate(path: path, fieldNames: architecture.configurationFieldNames)
         return configuration
     }
 
-    /// Checks the relations between fields (heads divide, sizes positive, per-layer lists complete).
-    public func validate(path: String) throws {
-        func bad(_ field: String, _ problem: String) -> MobileLLMError { .invalidFile(path: path, field: field, problem: problem) }
+    /// `head_dim` when the config gives it, else `hidden_size / num_attention_heads`, which must then divide exactly.
+    static func headDimension(_ explicit: Int?, hiddenSize: Int, headCount: Int, reader: JSONObjectReader) throws -> Int {
+        if let explicit { return explicit }
+        guard headCount > 0, hiddenSize % headCount == 0 else {
+            throw reader.fail("num_attention_heads", "expected a positive integer dividing hidden_size \(hiddenSize), found \(headCount)")
+        }
+        return hiddenSize / headCount
+    }
+
+    /// Checks the relations between fields (heads divide, sizes positive, per-layer lists complete). Errors name
+    /// fields as config.json does, or as `fieldNames` maps them (keyed by config.json name; e.g. GGUF metadata keys).
+    public func validate(path: String, fieldNames: [String: String] = [:]) throws {
+        func bad(_ field: String, _ problem: String) -> MobileLLMError {
+            .invalidFile(path: path, field: fieldNames[field] ?? field, problem: problem)
+        }
         let limit = 1 << 24
         for (field, value) in [("vocab_size", vocabularySize), ("hidden_size", hiddenSize), ("num_hidden_layers", layerCount),
                                ("num_attention_heads", headCount), ("num_key_value_heads", kvHeadCount),
                                ("head_dim", headDimension), ("intermediate_size", intermediateSize),
                                ("max_position_embeddings", maxPositions)] {
             guard value > 0, value <= (field == "max_position_embeddings" ? 1 << 30 : limit) else {
-                throw bad(field, "expected a positive size, found \(value)")
+                throw bad(field, "expected a positive size up to \(field == "max_position_embeddings" ? 1 << 30 : limit), found \(value)")
             }
         }
         guard headCount % kvHeadCount == 0 else {
-            throw bad("num_key_value_heads", "\(kvHeadCount) does not divide num_attention_heads \(headCount)")
+            throw bad("num_key_value_heads", "\(kvHeadCount) does not divide \(fieldNames["num_attention_heads"] ?? "num_attention_heads") \(headCount) (expected a divisor)")
         }
         guard headDimension % 2 == 0 else { throw bad("head_dim", "RoPE needs an even head dimension, found \(headDimension)") }
         guard layers.count == layerCount else { throw bad("num_hidden_layers", "per-layer settings list \(layers.count) layers, expected \(layerCount)") }
         guard rmsNormEpsilon > 0, rmsNormEpsilon.isFinite else { throw bad("rms_norm_eps", "expected a small positive number, found \(rmsNormEpsilon)") }
-        guard ropeTheta > 0 else { throw bad("rope_theta", "expected a positive number, found \(ropeTheta)") }
+        guard ropeTheta > 0, ropeTheta <= Double(Float.greatestFiniteMagnitude) else {
+            throw bad("rope_theta", "expected a positive number a Float can hold, found \(ropeTheta)")
+        }
         for (index, layer) in layers.enumerated() {
             if let chunk = layer.chunkSize, chunk <= 0 { throw bad("attention_chunk_size", "expected a positive size for layer \(index), found \(chunk)") }
         }
@@ -122,7 +136,7 @@ public struct ModelConfiguration: Sendable, Equatable {
             throw bad("floor_scale", "expected a positive number, found \(attentionFloorScale)")
         }
         for id in eosTokenIDs + (bosTokenID.map { [$0] } ?? []) where id < 0 || id >= vocabularySize {
-            throw bad(eosTokenIDs.contains(id) ? "eos_token_id" : "bos_token_id", "token id \(id) is outside the vocabulary of \(vocabularySize)")
+            throw bad(eosTokenIDs.contains(id) ? "eos_token_id" : "bos_token_id", "token id \(id) is outside the vocabulary (expected 0..<\(vocabularySize), the \(fieldNames["vocab_size"] ?? "vocab_size"))")
         }
     }
 

@@ -397,7 +397,10 @@ enum Builtins {
         }
     }
 
+    /// Longest string `*` may build, in bytes.
     static let maximumRepeat = 16 << 20
+    /// Longest list or tuple `*` and `+` may build.
+    static let maximumListItems = 1 << 20
 
     /// markupsafe's `escape` of a value added to a `Markup`.
     static func escapeHTML(_ value: Value) -> String {
@@ -417,7 +420,13 @@ enum Builtins {
     }
 
     static func binary(_ op: String, _ left: Value, _ right: Value) throws -> Value {
-        if op == "~" { return .string(PythonText.str(left) + PythonText.str(right)) }
+        if op == "~" {
+            try checkPrintable(left)
+            try checkPrintable(right)
+            let (a, b) = (PythonText.str(left), PythonText.str(right))
+            try checkText(bytes: a.utf8.count + b.utf8.count, "the concatenated string")
+            return .string(a + b)
+        }
         // Markup + str escapes the str; str + Markup too (Markup.__radd__ wins as the subclass).
         switch (op, left, right) {
         case let ("+", .markup(text), .string), let ("+", .markup(text), .markup):
@@ -430,16 +439,24 @@ enum Builtins {
         }
         let left = left.plain, right = right.plain
         switch (op, left, right) {
-        case let ("+", .string(a), .string(b)): return .string(a + b)
-        case let ("+", .list(a), .list(b)): return .list(a + b)
-        case let ("+", .tuple(a), .tuple(b)): return .tuple(a + b)
+        case let ("+", .string(a), .string(b)):
+            try checkText(bytes: a.utf8.count + b.utf8.count, "the concatenated string")
+            return .string(a + b)
+        case let ("+", .list(a), .list(b)):
+            guard a.count + b.count <= maximumListItems else { throw TemplateRuntimeError("list concatenation too large (more than \(maximumListItems) items)") }
+            return .list(a + b)
+        case let ("+", .tuple(a), .tuple(b)):
+            guard a.count + b.count <= maximumListItems else { throw TemplateRuntimeError("tuple concatenation too large (more than \(maximumListItems) items)") }
+            return .tuple(a + b)
         case let ("*", .string(text), other), let ("*", other, .string(text)):
             guard let count = repeatCount(other) else { break }
-            guard count * max(text.utf8.count, 1) <= maximumRepeat else { throw TemplateRuntimeError("string repetition too large") }
+            let (size, overflow) = count.multipliedReportingOverflow(by: max(text.utf8.count, 1))
+            guard !overflow, size <= maximumRepeat else { throw TemplateRuntimeError("string repetition too large (more than \(maximumRepeat) bytes)") }
             return .string(count <= 0 ? "" : String(repeating: text, count: count))
         case let ("*", .list(items), other), let ("*", other, .list(items)):
             guard let count = repeatCount(other) else { break }
-            guard count * max(items.count, 1) <= maximumRepeat else { throw TemplateRuntimeError("list repetition too large") }
+            let (size, overflow) = count.multipliedReportingOverflow(by: max(items.count, 1))
+            guard !overflow, size <= maximumListItems else { throw TemplateRuntimeError("list repetition too large (more than \(maximumListItems) items)") }
             return .list(count <= 0 ? [] : Array([[Value]](repeating: items, count: count).joined()))
         case ("%", .string, _):
             throw TemplateRuntimeError("unsupported: printf-style '%' string formatting")
@@ -704,7 +721,9 @@ enum Builtins {
                 guard case let .string(old)? = arguments.value(0, "old"), case let .string(new)? = arguments.value(1, "new") else {
                     throw TemplateRuntimeError("replace() arguments must be str")
                 }
-                return .string(PyString.replace(text, old, new, count: try intArgument(arguments.value(2, "count"), default: -1)))
+                let count = try intArgument(arguments.value(2, "count"), default: -1)
+                try checkReplace(text, old, new, count: count)
+                return .string(PyString.replace(text, old, new, count: count))
             }
         case "find", "rfind", "index", "rindex", "count":
             return bound("str.\(name)") { arguments in
@@ -724,10 +743,12 @@ enum Builtins {
         case "join":
             return bound("str.join") { arguments in
                 let items = try iterate(arguments.value(0, "iterable") ?? .list([]))
-                return .string(try items.map {
+                let parts = try items.map {
                     guard case let .string(item) = $0 else { throw TemplateRuntimeError("sequence item: expected str instance, \($0.typeName) found") }
                     return item
-                }.joined(separator: text))
+                }
+                try checkJoin(parts, separator: text)
+                return .string(parts.joined(separator: text))
             }
         case "isdigit", "isalpha", "isspace", "isalnum", "isupper", "islower", "isnumeric", "isdecimal":
             return bound("str.\(name)") { _ in
@@ -752,7 +773,7 @@ enum Builtins {
     static func format(_ text: String, _ arguments: Arguments) throws -> String {
         let scalars = PyString.scalars(text)
         var out = String.UnicodeScalarView()
-        var index = 0, automatic = 0
+        var index = 0, automatic = 0, written = text.utf8.count
         while index < scalars.count {
             let scalar = scalars[index]
             if scalar == "{" {
@@ -772,7 +793,11 @@ enum Builtins {
                     value = arguments.keywordValue(field)
                 }
                 guard let value else { throw TemplateRuntimeError("format: missing argument for '{\(field)}'") }
-                out.append(contentsOf: PythonText.str(value).unicodeScalars)
+                try checkPrintable(value)
+                let piece = PythonText.str(value)
+                written += piece.utf8.count
+                try checkText(bytes: written, "the formatted string")
+                out.append(contentsOf: piece.unicodeScalars)
                 index = close + 1
             } else if scalar == "}" {
                 guard index + 1 < scalars.count, scalars[index + 1] == "}" else { throw TemplateRuntimeError("ValueError: Single '}' encountered in format string") }
@@ -844,7 +869,9 @@ enum Builtins {
             return .dict(result)
         })
         globals["raise_exception"] = .callable(Callable(name: "raise_exception") { _, arguments in
-            throw TemplateRuntimeError("raise_exception: " + PythonText.str(arguments.value(0, "message") ?? .none))
+            let message = arguments.value(0, "message") ?? .none
+            try checkPrintable(message)
+            throw TemplateRuntimeError("raise_exception: " + PythonText.str(message).prefix(1000))
         })
         globals["strftime_now"] = .callable(Callable(name: "strftime_now") { interpreter, arguments in
             guard case let .string(format)? = arguments.value(0, "format") else { throw TemplateRuntimeError("strftime_now() needs a format string") }

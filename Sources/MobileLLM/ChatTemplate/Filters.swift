@@ -4,6 +4,7 @@ extension Builtins {
     /// jinja2's `soft_str`: `str(value)`, with undefined as "".
     static func softString(_ value: Value) throws -> String {
         if case let .unsafe(message) = value { throw TemplateRuntimeError("SecurityError: \(message)") }
+        try checkPrintable(value)
         return PythonText.str(value)
     }
 
@@ -60,6 +61,7 @@ extension Builtins {
         case "safe": return .markup(try softString(value))
         case "e", "escape", "forceescape":
             if case .unsafe = value { _ = try softString(value) }
+            try checkText(bytes: textBound(value).bytes, "the escaped text")
             return .markup(escapeHTML(value))
         case "string":
             if case .markup = value { return value }
@@ -88,14 +90,18 @@ extension Builtins {
                 guard let number = repeatCount(countValue) else { throw TemplateRuntimeError("replace count must be an integer") }
                 count = number
             }
-            return .string(PyString.replace(try softString(value), try softString(old), try softString(new), count: count))
+            let (text, oldText, newText) = (try softString(value), try softString(old), try softString(new))
+            try checkReplace(text, oldText, newText, count: count)
+            return .string(PyString.replace(text, oldText, newText, count: count))
         case "join":
             var items = try iterate(value)
             if let attribute = arguments.value(1, "attribute"), !attribute.isNone {
                 items = try items.map { try attributePath($0, attribute) }
             }
             let separator = try softString(arguments.value(0, "d") ?? .string(""))
-            return .string(try items.map(softString).joined(separator: separator))
+            let parts = try items.map(softString)
+            try checkJoin(parts, separator: separator)
+            return .string(parts.joined(separator: separator))
         case "default", "d":
             let fallback = arguments.value(0, "default_value") ?? .string("")
             if value.isUndefined || (boolArgument(arguments.value(1, "boolean")) && !value.truthy) { return fallback }
@@ -248,6 +254,7 @@ extension Builtins {
         case "center":
             let text = try softString(value)
             let width = repeatCount(arguments.value(0, "width") ?? .int(80)) ?? 80
+            try checkWidth(width)
             let count = text.unicodeScalars.count
             guard width > count else { return .string(text) }
             let margin = width - count
@@ -321,7 +328,9 @@ extension Builtins {
         var indent: String? = nil
         switch arguments.value(1, "indent") {
         case nil, .none?: indent = nil
-        case let .int(count)?: indent = String(repeating: " ", count: max(count, 0))
+        case let .int(count)?:
+            try checkWidth(count)
+            indent = String(repeating: " ", count: max(count, 0))
         case let .string(text)?: indent = text
         case let other?: throw TemplateRuntimeError("tojson: indent must be an integer or a string, found \(other.typeName)")
         }
@@ -335,6 +344,9 @@ extension Builtins {
             itemSeparator = item
             keySeparator = key
         }
+        // Each value may be preceded by a separator, a line break and one indentation per nesting level.
+        let perValue = (indent?.utf8.count ?? 0) * (maximumNesting + 1) + itemSeparator.utf8.count + keySeparator.utf8.count + 1
+        try checkPrintable(value, perValue: perValue)
         let dumper = JSONDumper(indent: indent, itemSeparator: itemSeparator, keySeparator: keySeparator,
                                 sortKeys: arguments.value(3, "sort_keys")?.truthy ?? false)
         let text = try dumper.dump(value)
@@ -356,12 +368,15 @@ extension Builtins {
         case let .string(text)?: indentation = text
         case let other?:
             guard let width = repeatCount(other) else { throw TemplateRuntimeError("indent width must be an integer or a string") }
+            try checkWidth(width)
             indentation = String(repeating: " ", count: max(width, 0))
         }
         let first = arguments.value(1, "first")?.truthy ?? false
         let blank = arguments.value(2, "blank")?.truthy ?? false
         let text = try softString(value) + "\n"
         var lines = PyString.splitLines(text)
+        let (padding, overflow) = (lines.count + 1).multipliedReportingOverflow(by: indentation.utf8.count)
+        try checkText(bytes: overflow ? -1 : text.utf8.count + padding, "the indented text")
         var result: String
         if blank {
             result = lines.joined(separator: "\n" + indentation)

@@ -25,12 +25,20 @@ enum Flow {
     case continueLoop
 }
 
-/// Limits that keep a hostile template from exhausting memory, stack or time.
+/// Limits that keep a hostile template from exhausting memory, stack or time. Real chat templates stay far below
+/// them (a 1,000-message conversation through a large tool-calling template takes ~10^5 steps); a render that passes
+/// one throws a template error instead. One operation also never builds a string over `Builtins.maximumText`.
 struct RenderLimits: Sendable {
     /// Most bytes of text written, across all nested captures.
     var maximumOutputBytes = 64 << 20
     /// Most loop iterations in one render.
-    var maximumIterations = 2_000_000
+    var maximumIterations = 200_000
+    /// Most steps in one render: expressions evaluated and loop iterations (bounds the time of loops and of macros
+    /// that call themselves more than once, which the call depth alone does not).
+    var maximumSteps = 2_000_000
+    /// Most bytes built in one render by operators, filters and calls (strings by length, containers at 16 bytes an
+    /// item): bounds the time spent copying, e.g. appending to a string or list in a loop.
+    var maximumBuiltBytes = 1 << 30
     /// Deepest macro / filter-block / set-block nesting at run time.
     var maximumCallDepth = 64
     /// Longest list `range()` may build.
@@ -43,6 +51,8 @@ final class Interpreter {
     let now: Date
     private var writtenBytes = 0
     private var iterations = 0
+    private var steps = 0
+    private var builtBytes = 0
     private(set) var callDepth = 0
     private var loopDepth = 0
 
@@ -78,6 +88,35 @@ final class Interpreter {
 
     func leaveCall() { callDepth -= 1 }
 
+    /// Counts one step of work; throws past `limits.maximumSteps`.
+    private func step(at position: SourcePosition) throws {
+        steps += 1
+        guard steps <= limits.maximumSteps else {
+            throw TemplateError(position: position, message: "template too expensive: more than \(limits.maximumSteps) steps (expressions evaluated and loop iterations)")
+        }
+    }
+
+    /// Counts the bytes of a value an operator, filter or call built; throws past `limits.maximumBuiltBytes`.
+    private func account(_ value: Value, at position: SourcePosition) throws {
+        switch value {
+        case let .string(text), let .markup(text): builtBytes += text.utf8.count
+        case let .list(items), let .tuple(items): builtBytes += 16 * items.count
+        case let .dict(dict): builtBytes += 32 * dict.count
+        default: return
+        }
+        guard builtBytes <= limits.maximumBuiltBytes else {
+            throw TemplateError(position: position, message: "template too expensive: it built more than \(limits.maximumBuiltBytes) bytes of strings and lists")
+        }
+    }
+
+    /// `str(value)` for output, after checking its size.
+    private func printable(_ value: Value, at position: SourcePosition) throws -> String {
+        do { try Builtins.checkPrintable(value) } catch let error as TemplateRuntimeError {
+            throw TemplateError(position: position, message: error.message)
+        }
+        return PythonText.str(value)
+    }
+
     func execute(_ nodes: [Node], scope: Scope, into out: inout String) throws -> Flow {
         for node in nodes {
             switch node {
@@ -89,7 +128,7 @@ final class Interpreter {
                 out += text
             case let .output(expr):
                 let value = try evaluate(expr, scope: scope)
-                try write(PythonText.str(value), into: &out, at: expr.position)
+                try write(try printable(value, at: expr.position), into: &out, at: expr.position)
             case let .conditional(branches, otherwise):
                 var taken = false
                 for branch in branches {
@@ -130,7 +169,8 @@ final class Interpreter {
                 for filter in filters {
                     value = try applyFilter(filter.name, value, arguments: filter.arguments, keywords: filter.keywords, scope: scope, position: filter.position)
                 }
-                out += PythonText.str(value)
+                try write(try printable(value, at: filters.first?.position ?? SourcePosition(line: 1, column: 1)), into: &out,
+                          at: filters.first?.position ?? SourcePosition(line: 1, column: 1))
                 if case .normal = flow {} else { return flow }
             case let .generation(body):
                 let flow = try execute(body, scope: scope, into: &out)
@@ -204,6 +244,7 @@ final class Interpreter {
         let length = items.count
         for (index, item) in items.enumerated() {
             iterations += 1
+            try step(at: position)
             guard iterations <= limits.maximumIterations else {
                 throw TemplateError(position: position, message: "too many loop iterations (more than \(limits.maximumIterations))")
             }
@@ -265,8 +306,14 @@ final class Interpreter {
     // MARK: expressions
 
     func evaluate(_ expr: Expr, scope: Scope) throws -> Value {
+        try step(at: expr.position)
         do {
-            return try evaluateUnwrapped(expr, scope: scope)
+            let value = try evaluateUnwrapped(expr, scope: scope)
+            switch expr.kind {
+            case .binary, .filter, .call: try account(value, at: expr.position)
+            default: break
+            }
+            return value
         } catch let error as TemplateRuntimeError {
             throw TemplateError(position: expr.position, message: error.message)
         }

@@ -15,6 +15,7 @@ extension ModelChatTemplate {
 
     /// The template held by a GGUF tokenizer, or the built-in default.
     static func load(gguf tokenizer: Tokenizer, path: String) throws -> ModelChatTemplate {
-        try ModelChatTemplate(source: tokenizer.chatTemplate, name: path, bosToken: tokenizer.bosToken, eosToken: tokenizer.eosToken)
+        try ModelChatTemplate(source: tokenizer.chatTemplate, name: path + " tokenizer.chat_template", bosToken: tokenizer.bosToken,
+                              eosToken: tokenizer.eosToken)
     }
 }

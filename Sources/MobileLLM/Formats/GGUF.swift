@@ -285,6 +285,19 @@ public final class GGUFFile: @unchecked Sendable {
             tensors.append(GGUFTensorInfo(name: name, dimensions: dimensions, rawType: rawType, type: type, offset: offset,
                                           fileOffset: dataStart + offset, byteCount: byteCount))
         }
+        // Tensor data must not overlap (llama.cpp lays tensors out back to back; a lying offset aliases another tensor).
+        let spans = tensors.indices.filter { (tensors[$0].byteCount ?? 0) > 0 }
+            .sorted { (tensors[$0].offset, $0) < (tensors[$1].offset, $1) }
+        var end = 0, previous = ""
+        for index in spans {
+            let tensor = tensors[index]
+            guard tensor.offset >= end else {
+                throw MobileLLMError.invalidFile(path: path, field: "tensor \(tensor.name).offset",
+                                                 problem: "data at \(tensor.offset) overlaps tensor '\(previous)' (expected an offset of at least \(end))")
+            }
+            end = tensor.offset + (tensor.byteCount ?? 0)
+            previous = tensor.name
+        }
         self.tensors = tensors
     }
 
@@ -369,7 +382,7 @@ public final class GGUFFile: @unchecked Sendable {
         mutating func count(_ field: String, minimumElementBytes: Int) throws -> Int {
             let value = try u64(field)
             guard value <= UInt64(remaining / max(minimumElementBytes, 1)) else {
-                throw fail(field, "count \(value) cannot fit in the \(remaining) bytes left in the file")
+                throw fail(field, "count \(value) cannot fit in the \(remaining) bytes left in the file (expected at most \(remaining / max(minimumElementBytes, 1)))")
             }
             return Int(value)
         }

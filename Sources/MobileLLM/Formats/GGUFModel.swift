@@ -18,9 +18,12 @@ struct GGUFModelSource: TensorSource {
         self.gguf = gguf
         var tensors: [String: StoredTensor] = [:]
         for info in gguf.tensors {
+            guard let known = info.type else {
+                throw MobileLLMError.invalidFile(path: path, field: "tensor \(info.name).type",
+                                                 problem: "\(info.rawType) is not a ggml type (expected one of F32, F16, BF16, Q4_0, Q4_1, Q8_0, Q4_K, Q6_K)")
+            }
             guard let type = QuantType(rawValue: Int32(truncatingIfNeeded: info.rawType)) else {
-                let name = info.type.map { "\($0)" } ?? "ggml type \(info.rawType)"
-                throw MobileLLMError.unsupported(path: path, feature: "tensor '\(info.name)' has type \(name) (supported: F32, F16, BF16, Q4_0, Q4_1, Q8_0, Q4_K, Q6_K)")
+                throw MobileLLMError.unsupported(path: path, feature: "tensor '\(info.name)' has type \(known) (field 'tensor \(info.name).type'; supported: F32, F16, BF16, Q4_0, Q4_1, Q8_0, Q4_K, Q6_K)")
             }
             guard let bytes = gguf.data(of: info), let base = bytes.baseAddress else {
                 throw MobileLLMError.invalidFile(path: path, field: info.name, problem: "tensor data is not inside the file")
@@ -29,7 +32,7 @@ struct GGUFModelSource: TensorSource {
         }
         self.tensors = tensors
         var configuration = try ModelConfiguration.parse(gguf: gguf, tensors: tensors)
-        try configuration.validate(path: path)
+        try configuration.validate(path: path, fieldNames: Self.fieldNames(architecture: configuration.modelType == "llama" ? "llama" : "llama4"))
         if let factors = tensors["rope_freqs.weight"] {
             guard factors.count == configuration.headDimension / 2 else {
                 throw MobileLLMError.invalidFile(path: path, field: "rope_freqs.weight",
@@ -42,6 +45,23 @@ struct GGUFModelSource: TensorSource {
 
     func tensor(named name: String) -> StoredTensor? {
         Self.ggufName(forTransformersName: name).flatMap { tensors[$0] }
+    }
+
+    func storedName(of name: String) -> String { Self.ggufName(forTransformersName: name) ?? name }
+
+    var configurationFieldNames: [String: String] {
+        Self.fieldNames(architecture: configuration.modelType == "llama" ? "llama" : "llama4")
+    }
+
+    /// The metadata keys of architecture `a` that hold config.json's fields, by config.json name.
+    static func fieldNames(architecture a: String) -> [String: String] {
+        ["vocab_size": "\(a).vocab_size", "hidden_size": "\(a).embedding_length", "num_hidden_layers": "\(a).block_count",
+         "num_attention_heads": "\(a).attention.head_count", "num_key_value_heads": "\(a).attention.head_count_kv",
+         "head_dim": "\(a).attention.key_length", "intermediate_size": "\(a).feed_forward_length",
+         "max_position_embeddings": "\(a).context_length", "rms_norm_eps": "\(a).attention.layer_norm_rms_epsilon",
+         "rope_theta": "\(a).rope.freq_base", "attention_chunk_size": "\(a).attention.chunk_size",
+         "floor_scale": "\(a).attention.temperature_floor_scale",
+         "bos_token_id": "tokenizer.ggml.bos_token_id", "eos_token_id": "tokenizer.ggml.eos_token_id"]
     }
 
     /// llama.cpp's name for a transformers tensor name (nil for names it has no counterpart for).
@@ -82,9 +102,14 @@ extension GGUFFile {
         }
     }
 
-    /// A required integer value.
-    func requiredInteger(_ key: String) throws -> Int {
-        guard let value = try integer(key) else { throw MobileLLMError.invalidFile(path: path, field: key, problem: "missing") }
+    /// A required integer value in `range`.
+    func requiredInteger(_ key: String, in range: ClosedRange<Int> = 1...(1 << 24)) throws -> Int {
+        guard let value = try integer(key) else {
+            throw MobileLLMError.invalidFile(path: path, field: key, problem: "missing (expected an integer in \(range.lowerBound)...\(range.upperBound))")
+        }
+        guard range.contains(value) else {
+            throw MobileLLMError.invalidFile(path: path, field: key, problem: "expected an integer in \(range.lowerBound)...\(range.upperBound), found \(value)")
+        }
         return value
     }
 }
@@ -108,9 +133,9 @@ extension ModelConfiguration {
             throw MobileLLMError.unsupported(path: path, feature: "general.architecture \"\(architecture)\" (supported: llama, llama4)")
         }
         let a = architecture
-        let layers = try gguf.requiredInteger("\(a).block_count")
+        let layers = try gguf.requiredInteger("\(a).block_count", in: 1...4096)
         let hidden = try gguf.requiredInteger("\(a).embedding_length")
-        let heads = try gguf.requiredInteger("\(a).attention.head_count")
+        let heads = try gguf.requiredInteger("\(a).attention.head_count", in: 1...4096)
         let kvHeads = try gguf.integer("\(a).attention.head_count_kv") ?? heads
         let feedForward: Int
         if let array = try? gguf.integerArray("\(a).feed_forward_length") {
@@ -123,7 +148,11 @@ extension ModelConfiguration {
         }
         let vocabulary = try gguf.integer("\(a).vocab_size") ?? gguf.stringArray("tokenizer.ggml.tokens")?.count
             ?? tensors["token_embd.weight"]?.shape.first ?? 0
-        let headDim = try gguf.integer("\(a).attention.key_length") ?? gguf.integer("\(a).rope.dimension_count") ?? (heads > 0 ? hidden / heads : 0)
+        guard let headDim = try gguf.integer("\(a).attention.key_length") ?? gguf.integer("\(a).rope.dimension_count")
+                ?? (hidden % heads == 0 ? hidden / heads : nil) else {
+            throw MobileLLMError.invalidFile(path: path, field: "\(a).attention.head_count",
+                                             problem: "expected a positive integer dividing \(a).embedding_length \(hidden), found \(heads)")
+        }
         if let valueLength = try gguf.integer("\(a).attention.value_length"), valueLength != headDim {
             throw MobileLLMError.unsupported(path: path, feature: "\(a).attention.value_length \(valueLength) differs from the key length \(headDim)")
         }

@@ -28,13 +28,10 @@ public enum JSONValue: Sendable, Equatable, Decodable {
         }
     }
 
-    /// Parses `data`; `path` names the source in errors.
+    /// Parses `data` as strict RFC 8259 JSON; `path` names the source in errors, which give the byte offset and the
+    /// problem (nesting is limited to 512 levels).
     public static func parse(_ data: Data, path: String) throws -> JSONValue {
-        do {
-            return try JSONDecoder().decode(JSONValue.self, from: data)
-        } catch {
-            throw MobileLLMError.invalidFile(path: path, field: "(document)", problem: "not valid JSON (\(Self.summary(of: error)))")
-        }
+        try FastJSON.parse(data, path: path)
     }
 
     /// Reads and parses the file at `path`.
@@ -54,12 +51,15 @@ public enum JSONValue: Sendable, Equatable, Decodable {
         }
     }
 
-    private static func summary(of error: Error) -> String {
-        if case let DecodingError.dataCorrupted(context) = error {
-            if let underlying = context.underlyingError { return "\(underlying.localizedDescription)" }
-            return context.debugDescription
+    /// The value for an error message: numbers and short strings as written, other values by their type.
+    public var summary: String {
+        switch self {
+        case let .number(number):
+            return number.rounded() == number && abs(number) < 1e18 ? String(Int64(number)) : "\(number)"
+        case let .string(text): return text.count <= 40 ? "\"\(text)\"" : "a string"
+        case let .bool(flag): return "\(flag)"
+        default: return typeName
         }
-        return "\(error)"
     }
 }
 

@@ -36,13 +36,12 @@ public struct ModelDirectory: Sendable {
         if FileManager.default.fileExists(atPath: generationPath) {
             let generation = try JSONObjectReader(try JSONValue.load(path: generationPath), path: generationPath)
             for id in try generation.intOrIntArray("eos_token_id") where !configuration.eosTokenIDs.contains(id) {
-                guard id >= 0, id < configuration.vocabularySize else {
-                    throw MobileLLMError.invalidFile(path: generationPath, field: "eos_token_id", problem: "token id \(id) is outside the vocabulary of \(configuration.vocabularySize)")
-                }
+                try Self.checkTokenID(id, field: "eos_token_id", path: generationPath, vocabularySize: configuration.vocabularySize)
                 configuration.eosTokenIDs.append(id)
             }
-            if configuration.bosTokenID == nil, let bos = try generation.optionalInt("bos_token_id"), bos >= 0, bos < configuration.vocabularySize {
-                configuration.bosTokenID = bos
+            if let bos = try generation.optionalInt("bos_token_id") {
+                try Self.checkTokenID(bos, field: "bos_token_id", path: generationPath, vocabularySize: configuration.vocabularySize)
+                if configuration.bosTokenID == nil { configuration.bosTokenID = bos }
             }
         }
         self.configuration = configuration
@@ -98,6 +97,14 @@ public struct ModelDirectory: Sendable {
         tokenizerConfigFile = FileManager.default.fileExists(atPath: tokenizerConfig) ? tokenizerConfig : nil
     }
 
+    /// Throws unless `id` is a token of a vocabulary of `vocabularySize` (config.json's `vocab_size`).
+    static func checkTokenID(_ id: Int, field: String, path: String, vocabularySize: Int) throws {
+        guard id >= 0, id < vocabularySize else {
+            throw MobileLLMError.invalidFile(path: path, field: field,
+                                             problem: "token id \(id) is outside the vocabulary (expected 0..<\(vocabularySize), config.json vocab_size)")
+        }
+    }
+
     static func join(_ directory: String, _ name: String) -> String {
         directory.hasSuffix("/") ? directory + name : directory + "/" + name
     }
@@ -106,4 +113,7 @@ public struct ModelDirectory: Sendable {
 extension ModelDirectory: TensorSource {
     func tensor(named name: String) -> StoredTensor? { tensors[name] }
     var location: String { weightFiles.count == 1 ? weightFiles[0] : path + " (safetensors shards)" }
+    var configurationFieldNames: [String: String] {
+        ArchitectureRegistry.architecture(for: configuration.modelType)?.configurationFieldNames ?? [:]
+    }
 }

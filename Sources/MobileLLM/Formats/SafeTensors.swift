@@ -53,6 +53,10 @@ public struct SafeTensorsFile: Sendable {
     /// The largest header this reader accepts (the format's own limit is 100 MB).
     public static let maximumHeaderSize = 100_000_000
 
+    /// The format's other dtype names, which this engine does not implement (anything else is not a dtype).
+    static let otherDTypes: Set<String> = ["BOOL", "U8", "I8", "U16", "I16", "U32", "I32", "U64", "I64", "F64",
+                                           "F8_E5M2", "F8_E4M3", "F8_E8M0", "F6_E2M3", "F6_E3M2", "F4"]
+
     /// Maps and validates the file at `path`.
     public init(path: String) throws {
         let file = try MappedFile(path: path)
@@ -65,7 +69,7 @@ public struct SafeTensorsFile: Sendable {
         headerLength = UInt64(littleEndian: headerLength)
         guard headerLength <= UInt64(Self.maximumHeaderSize), Int(headerLength) <= file.size - 8 else {
             throw MobileLLMError.invalidFile(path: path, field: "header length",
-                                             problem: "says \(headerLength) bytes but the file has \(file.size - 8) bytes after it (limit \(Self.maximumHeaderSize))")
+                                             problem: "says \(headerLength) bytes but the file has \(file.size - 8) bytes after it (expected at most \(min(file.size - 8, Self.maximumHeaderSize)))")
         }
         let dataStart = 8 + Int(headerLength)
         let headerData = Data(file.bytes(8..<dataStart))
@@ -73,17 +77,28 @@ public struct SafeTensorsFile: Sendable {
         let dataSize = file.size - dataStart
 
         var tensors: [String: StoredTensor] = [:]
-        var spans: [(Range<Int>, String)] = []
+        var spans: [(range: Range<Int>, name: String)] = []
+        if let metadata = header.members["__metadata__"] {
+            // The format's only non-tensor entry: an object of string values.
+            for (key, value) in try JSONObjectReader(metadata, path: path, prefix: "__metadata__.").members {
+                guard case .string = value else {
+                    throw MobileLLMError.invalidFile(path: path, field: "__metadata__.\(key)", problem: "expected a string, found \(value.typeName)")
+                }
+            }
+        }
         for (name, value) in header.members where name != "__metadata__" {
             let entry = try JSONObjectReader(value, path: path, prefix: name + ".")
             guard let dtypeName = try entry.optionalString("dtype") else {
-                throw MobileLLMError.invalidFile(path: path, field: name + ".dtype", problem: "missing")
+                throw MobileLLMError.invalidFile(path: path, field: name + ".dtype", problem: "missing (expected F32, F16 or BF16)")
             }
             guard let dtype = DType(rawValue: dtypeName) else {
-                throw MobileLLMError.unsupported(path: path, feature: "tensor '\(name)' has dtype \(dtypeName); expected one of F32, F16, BF16")
+                guard Self.otherDTypes.contains(dtypeName) else {
+                    throw MobileLLMError.invalidFile(path: path, field: name + ".dtype", problem: "\"\(dtypeName)\" is not a safetensors dtype (expected F32, F16 or BF16)")
+                }
+                throw MobileLLMError.unsupported(path: path, feature: "dtype \(dtypeName) of tensor '\(name)' (field '\(name).dtype'; expected F32, F16 or BF16)")
             }
             guard let shape = try entry.optionalIntArray("shape") else {
-                throw MobileLLMError.invalidFile(path: path, field: name + ".shape", problem: "missing")
+                throw MobileLLMError.invalidFile(path: path, field: name + ".shape", problem: "missing (expected an array of dimensions)")
             }
             guard let offsets = try entry.optionalIntArray("data_offsets"), offsets.count == 2 else {
                 throw MobileLLMError.invalidFile(path: path, field: name + ".data_offsets", problem: "expected [begin, end]")
@@ -91,18 +106,18 @@ public struct SafeTensorsFile: Sendable {
             var elements = 1
             for dimension in shape {
                 guard dimension >= 0 else {
-                    throw MobileLLMError.invalidFile(path: path, field: name + ".shape", problem: "negative dimension \(dimension)")
+                    throw MobileLLMError.invalidFile(path: path, field: name + ".shape", problem: "negative dimension \(dimension) (expected sizes >= 0)")
                 }
                 let (product, overflow) = elements.multipliedReportingOverflow(by: dimension)
                 guard !overflow, product <= dataSize else {
-                    throw MobileLLMError.invalidFile(path: path, field: name + ".shape", problem: "\(shape) has more elements than the file can hold")
+                    throw MobileLLMError.invalidFile(path: path, field: name + ".shape", problem: "\(shape) has more elements than the file's \(dataSize) data bytes can hold")
                 }
                 elements = product
             }
             let (begin, end) = (offsets[0], offsets[1])
             guard begin >= 0, begin <= end, end <= dataSize else {
                 throw MobileLLMError.invalidFile(path: path, field: name + ".data_offsets",
-                                                 problem: "[\(begin), \(end)] is outside the \(dataSize) data bytes")
+                                                 problem: "[\(begin), \(end)] is outside the \(dataSize) data bytes (expected 0 <= begin <= end <= \(dataSize))")
             }
             guard end - begin == elements * dtype.byteSize else {
                 throw MobileLLMError.invalidFile(path: path, field: name + ".data_offsets",
@@ -111,10 +126,22 @@ public struct SafeTensorsFile: Sendable {
             spans.append((begin..<end, name))
             tensors[name] = StoredTensor(name: name, type: dtype.tensorType, shape: shape, owner: file, pointer: base + dataStart + begin)
         }
-        spans.sort { $0.0.lowerBound < $1.0.lowerBound }
-        for index in spans.indices.dropFirst() where spans[index].0.lowerBound < spans[index - 1].0.upperBound && !spans[index].0.isEmpty {
-            throw MobileLLMError.invalidFile(path: path, field: spans[index].1 + ".data_offsets",
-                                             problem: "overlaps tensor '\(spans[index - 1].1)'")
+        // As the reference implementation requires: tensors tile the data section exactly, without overlaps or gaps.
+        spans.sort { ($0.range.lowerBound, $0.range.upperBound, $0.name) < ($1.range.lowerBound, $1.range.upperBound, $1.name) }
+        var covered = 0, previous = ""
+        for span in spans {
+            guard span.range.lowerBound >= covered else {
+                throw MobileLLMError.invalidFile(path: path, field: span.name + ".data_offsets", problem: "overlaps tensor '\(previous)' (expected to begin at \(covered))")
+            }
+            guard span.range.lowerBound == covered else {
+                throw MobileLLMError.invalidFile(path: path, field: span.name + ".data_offsets",
+                                                 problem: "data bytes \(covered)..<\(span.range.lowerBound) belong to no tensor (expected to begin at \(covered))")
+            }
+            covered = span.range.upperBound
+            previous = span.name
+        }
+        guard covered == dataSize else {
+            throw MobileLLMError.invalidFile(path: path, field: "(data)", problem: "the last \(dataSize - covered) data bytes belong to no tensor (expected the tensors to end at the end of the file)")
         }
         self.tensors = tensors
     }

@@ -168,6 +168,8 @@ struct QuantizingSource: TensorSource {
     let notes: [String]
 
     var location: String { base.location }
+    func storedName(of name: String) -> String { base.storedName(of: name) }
+    var configurationFieldNames: [String: String] { base.configurationFieldNames }
 
     init(wrapping base: TensorSource, configuration c: ModelConfiguration, architecture: ArchitectureDefinition,
          plan: QuantizationPlan, threads: Int) {

@@ -25,6 +25,8 @@ private final class ProgressTensorSource: TensorSource {
     }
 
     var location: String { base.location }
+    func storedName(of name: String) -> String { base.storedName(of: name) }
+    var configurationFieldNames: [String: String] { base.configurationFieldNames }
 }
 
 extension Model {

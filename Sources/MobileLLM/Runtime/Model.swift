@@ -96,8 +96,20 @@ public final class Model: @unchecked Sendable {
     public func tokenizer() throws -> Tokenizer {
         try tokenizerState.get {
             guard tokenizerFile != nil else { throw MobileLLMError.tokenizerMissing(path: path) }
-            return try Tokenizer.load(path: path)
+            let tokenizer = try Tokenizer.load(path: path)
+            try checkFits(tokenizer)
+            return tokenizer
         }
+    }
+
+    /// Throws unless every id of `tokenizer` is a row of the embedding (so encoded text can always be fed).
+    private func checkFits(_ tokenizer: Tokenizer) throws {
+        let largest = tokenizer.vocabularySize - 1
+        guard largest >= configuration.vocabularySize else { return }
+        let field = isGGUF ? "tokenizer.ggml.tokens"
+            : tokenizer.addedTokens.contains { Int($0.id) == largest } ? "added_tokens" : "model.vocab"
+        throw MobileLLMError.invalidFile(path: tokenizer.path, field: field,
+                                         problem: "token id \(largest) is outside the model's vocabulary (expected ids below \(configuration.vocabularySize), the rows of its embedding)")
     }
 
     /// The model's chat template (chat_template.jinja or tokenizer_config.json's `chat_template`, with its BOS/EOS

@@ -111,9 +111,25 @@ public final class Session: @unchecked Sendable {
         guard kvCacheType.rowBytes(c.headDimension) > 0 else {
             throw MobileLLMError.invalidArgument(name: "kvCacheType", problem: "\(kvCacheType.rawValue) needs a head dimension that is a multiple of 32, found \(c.headDimension)")
         }
-        let layerBytes = c.kvHeadCount * capacity * kvCacheType.rowBytes(c.headDimension)
+        let layerBytes = try Self.checkMemory(configuration: c, capacity: capacity, kvCacheType: kvCacheType, threads: model.threadCount)
         keys = (0..<c.layerCount).map { _ in UnsafeMutableRawPointer.allocate(byteCount: layerBytes, alignment: 64) }
         values = (0..<c.layerCount).map { _ in UnsafeMutableRawPointer.allocate(byteCount: layerBytes, alignment: 64) }
+    }
+
+    /// Bytes of one layer's K (or V) cache, after checking that the whole cache and the attention scratch of a
+    /// `capacity`-position session fit in this machine's memory: a huge `max_position_embeddings` or context length
+    /// then fails here with an error instead of an allocation failure that would end the process.
+    static func checkMemory(configuration c: ModelConfiguration, capacity: Int, kvCacheType: KVCacheType, threads: Int) throws -> Int {
+        let perPosition = 2 * c.layerCount * c.kvHeadCount * kvCacheType.rowBytes(c.headDimension)
+        let (kvBytes, overflow) = perPosition.multipliedReportingOverflow(by: capacity)
+        let scratchBytes = 4 * attentionScratchFloats(configuration: c, capacity: capacity, threads: threads)
+        let memory = Int(clamping: ProcessInfo.processInfo.physicalMemory)
+        guard !overflow, kvBytes <= memory - scratchBytes else {
+            throw MobileLLMError.invalidArgument(
+                name: "contextLength",
+                problem: "a KV cache of \(capacity) positions needs \(overflow ? "more than \(Int.max)" : "\(kvBytes)") bytes, more than this machine's \(memory) bytes of memory (expected at most \(max(0, memory - scratchBytes) / max(perPosition, 1)) positions)")
+        }
+        return kvBytes / (2 * c.layerCount)
     }
 
     deinit {

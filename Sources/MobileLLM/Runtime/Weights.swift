@@ -130,54 +130,75 @@ protocol TensorSource {
     func tensor(named name: String) -> StoredTensor?
     /// A description of where tensors are looked up, for error messages.
     var location: String { get }
+    /// The name the tensor called `name` has in the source's file, for error messages.
+    func storedName(of name: String) -> String
+    /// How the source spells config.json's field names (absent: as config.json does), for error messages.
+    var configurationFieldNames: [String: String] { get }
+}
+
+extension TensorSource {
+    func storedName(of name: String) -> String { name }
+    var configurationFieldNames: [String: String] { [:] }
 }
 
 extension TransformerWeights {
-    /// Collects and shape-checks every tensor the architecture needs.
+    /// Collects and shape-checks every tensor the architecture needs. Errors name the tensor as its file does and
+    /// the configuration fields its expected shape comes from.
     init(configuration c: ModelConfiguration, architecture: ArchitectureDefinition, source: TensorSource) throws {
-        func require(_ name: String, _ shape: [Int]) throws -> StoredTensor {
+        let fieldNames = source.configurationFieldNames
+        func field(_ name: String) -> String { fieldNames[name] ?? name }
+        /// One expected dimension: its size and the configuration fields whose product it is.
+        typealias Dimension = (size: Int, fields: [String])
+        func require(_ name: String, _ dimensions: [Dimension], layer: Int?) throws -> StoredTensor {
+            let shape = dimensions.map(\.size)
+            let origin = dimensions.map { $0.fields.map(field).joined(separator: " × ") }.joined(separator: ", ")
+            let expected = "\(shape) = [\(origin)] from the configuration"
             guard let tensor = source.tensor(named: name) else {
-                throw MobileLLMError.invalidFile(path: source.location, field: name, problem: "tensor missing (expected shape \(shape))")
+                let note = layer.map { "; layer \($0) of \(field("num_hidden_layers")) \(c.layerCount)" } ?? ""
+                throw MobileLLMError.invalidFile(path: source.location, field: source.storedName(of: name),
+                                                 problem: "tensor missing (expected shape \(expected)\(note))")
             }
             guard tensor.shape == shape else {
-                throw MobileLLMError.invalidFile(path: source.location, field: name, problem: "shape \(tensor.shape), expected \(shape) from the configuration")
+                throw MobileLLMError.invalidFile(path: source.location, field: source.storedName(of: name),
+                                                 problem: "shape \(tensor.shape), expected \(expected)")
             }
             guard tensor.type.rowBytes(shape.last ?? 1) != nil else {
-                throw MobileLLMError.invalidFile(path: source.location, field: name,
+                throw MobileLLMError.invalidFile(path: source.location, field: source.storedName(of: name),
                                                  problem: "\(tensor.type) blocks of \(tensor.type.blockSize) do not divide the row length \(shape.last ?? 1)")
             }
             return tensor
         }
-        func vector(_ name: String, _ length: Int) throws -> [Float] {
-            WeightMatrix(try require(name, [length])).floats()
+        let hidden: Dimension = (c.hiddenSize, ["hidden_size"])
+        let qWidth: Dimension = (c.headCount * c.headDimension, ["num_attention_heads", "head_dim"])
+        let kvWidth: Dimension = (c.kvHeadCount * c.headDimension, ["num_key_value_heads", "head_dim"])
+        let mlp: Dimension = (c.intermediateSize, ["intermediate_size"])
+        func vector(_ name: String, _ length: Dimension, layer: Int?) throws -> [Float] {
+            WeightMatrix(try require(name, [length], layer: layer)).floats()
         }
-        func linear(_ name: String, rows: Int, columns: Int, bias: Bool) throws -> Linear {
-            let weight = WeightMatrix(try require(name, [rows, columns]))
+        func linear(_ name: String, rows: Dimension, columns: Dimension, bias: Bool, layer: Int? = nil) throws -> Linear {
+            let weight = WeightMatrix(try require(name, [rows, columns], layer: layer))
             let biasName = name.hasSuffix(".weight") ? String(name.dropLast(7)) + ".bias" : name + ".bias"
-            return Linear(weight: weight, bias: bias ? try vector(biasName, rows) : nil)
+            return Linear(weight: weight, bias: bias ? try vector(biasName, rows, layer: layer) : nil)
         }
-        let hidden = c.hiddenSize
-        let qWidth = c.headCount * c.headDimension
-        let kvWidth = c.kvHeadCount * c.headDimension
-        embedding = WeightMatrix(try require(architecture.embeddingName, [c.vocabularySize, hidden]))
-        finalNorm = try vector(architecture.finalNormName, hidden)
+        embedding = WeightMatrix(try require(architecture.embeddingName, [(c.vocabularySize, ["vocab_size"]), hidden], layer: nil))
+        finalNorm = try vector(architecture.finalNormName, hidden, layer: nil)
         if !c.tiedEmbeddings, source.tensor(named: architecture.outputName) != nil {
-            output = try linear(architecture.outputName, rows: c.vocabularySize, columns: hidden, bias: false)
+            output = try linear(architecture.outputName, rows: (c.vocabularySize, ["vocab_size"]), columns: hidden, bias: false)
         } else {
             output = Linear(weight: embedding, bias: nil)
         }
         layers = try (0..<c.layerCount).map { index in
             let names = architecture.layerNames(index)
             return LayerWeights(
-                attentionNorm: try vector(names.attentionNorm, hidden),
-                query: try linear(names.query, rows: qWidth, columns: hidden, bias: c.attentionBias),
-                key: try linear(names.key, rows: kvWidth, columns: hidden, bias: c.attentionBias),
-                value: try linear(names.value, rows: kvWidth, columns: hidden, bias: c.attentionBias),
-                output: try linear(names.output, rows: hidden, columns: qWidth, bias: c.attentionBias),
-                mlpNorm: try vector(names.mlpNorm, hidden),
-                gate: try linear(names.gate, rows: c.intermediateSize, columns: hidden, bias: c.mlpBias),
-                up: try linear(names.up, rows: c.intermediateSize, columns: hidden, bias: c.mlpBias),
-                down: try linear(names.down, rows: hidden, columns: c.intermediateSize, bias: c.mlpBias))
+                attentionNorm: try vector(names.attentionNorm, hidden, layer: index),
+                query: try linear(names.query, rows: qWidth, columns: hidden, bias: c.attentionBias, layer: index),
+                key: try linear(names.key, rows: kvWidth, columns: hidden, bias: c.attentionBias, layer: index),
+                value: try linear(names.value, rows: kvWidth, columns: hidden, bias: c.attentionBias, layer: index),
+                output: try linear(names.output, rows: hidden, columns: qWidth, bias: c.attentionBias, layer: index),
+                mlpNorm: try vector(names.mlpNorm, hidden, layer: index),
+                gate: try linear(names.gate, rows: mlp, columns: hidden, bias: c.mlpBias, layer: index),
+                up: try linear(names.up, rows: mlp, columns: hidden, bias: c.mlpBias, layer: index),
+                down: try linear(names.down, rows: hidden, columns: mlp, bias: c.mlpBias, layer: index))
         }
     }
 }

@@ -1,7 +1,8 @@
 import Foundation
 
-/// A dedicated JSON parser for large tokenizer files. `JSONValue.parse` goes through `JSONDecoder`, which takes
-/// most of a second on a 9 MB `tokenizer.json`; this one reads the bytes directly and builds the same `JSONValue`.
+/// The JSON parser behind `JSONValue.parse` (config, index and tokenizer files, safetensors headers). `JSONDecoder`
+/// took most of a second on a 9 MB `tokenizer.json` and its errors gave no position; this one reads the bytes
+/// directly and builds the same `JSONValue`.
 /// It accepts exactly RFC 8259 JSON (no comments, no trailing commas) and never traps on bad input: every error
 /// is a `MobileLLMError.invalidFile` naming the file and the byte offset.
 enum FastJSON {
@@ -286,8 +287,7 @@ extension UTF8 {
 }
 
 extension JSONValue {
-    /// Parses `data` with the dedicated byte-level parser (several times faster than `parse`, which goes through
-    /// `JSONDecoder`); the same values and the same `invalidFile` error for malformed input. `path` names the source.
+    /// The same as `parse` (kept for callers that name the fast parser). `path` names the source in errors.
     public static func parseFast(_ data: Data, path: String) throws -> JSONValue {
         try FastJSON.parse(data, path: path)
     }

@@ -59,7 +59,7 @@ extension Tokenizer {
         entries.reserveCapacity(vocab.count)
         for (token, value) in vocab {
             guard case let .number(number) = value, number >= 0, number < 16_777_216, number.rounded() == number else {
-                throw MobileLLMError.invalidFile(path: path, field: "model.vocab[\"\(token)\"]", problem: "expected a token id in 0..<16777216, found \(value)")
+                throw MobileLLMError.invalidFile(path: path, field: "model.vocab[\"\(token)\"]", problem: "expected a token id in 0..<16777216, found \(value.summary)")
             }
             entries.append((token, Int32(number)))
             maxID = max(maxID, Int(number))
@@ -85,6 +85,12 @@ extension Tokenizer {
                                         normalized: try reader.optionalBool("normalized") ?? false))
                 maxID = max(maxID, id)
             }
+        }
+        // Tables are sized by the highest id: a few tokens with huge ids must not make them huge.
+        guard maxID < entries.count + added.count + Self.maximumUnusedIDs else {
+            let owner = added.contains { Int($0.id) == maxID } ? "added_tokens" : "model.vocab"
+            throw MobileLLMError.invalidFile(path: path, field: owner,
+                                             problem: "token id \(maxID) leaves more than \(Self.maximumUnusedIDs) ids unused (expected ids below \(entries.count + added.count + Self.maximumUnusedIDs) for \(entries.count + added.count) tokens)")
         }
         var spellings = [String](repeating: "", count: maxID + 1)
         var present = [Bool](repeating: false, count: maxID + 1)
@@ -151,6 +157,20 @@ extension Tokenizer {
                 if let token = added.first(where: { $0.content == name }) { return token.id }
                 return entries.first(where: { $0.0 == name })?.1
             }
+            // added_tokens_decoder repeats tokenizer.json's added tokens by id: it must agree with them.
+            if let decoder = try config.optionalObject("added_tokens_decoder") {
+                for (key, value) in decoder.members {
+                    let field = "added_tokens_decoder.\(key)"
+                    guard let id = Int(key), id >= 0 else { throw config.fail(field, "expected a token id as the key, found \"\(key)\"") }
+                    guard let content = try JSONObjectReader(value, path: configPath, prefix: field + ".").optionalString("content") else {
+                        throw config.fail(field + ".content", "missing (expected the token text)")
+                    }
+                    guard id < present.count, present[id], spellings[id] == content else {
+                        let found = id < present.count && present[id] ? "\"\(spellings[id])\"" : "no token"
+                        throw config.fail(field, "\"\(content)\" disagrees with tokenizer.json, which has \(found) with id \(id) (expected the same token)")
+                    }
+                }
+            }
             parts.bosTokenID = idOf(try tokenName("bos_token"))
             parts.eosTokenID = idOf(try tokenName("eos_token"))
             if let template = config.members["chat_template"] {
@@ -172,6 +192,9 @@ extension Tokenizer {
         }
         self.init(parts: parts)
     }
+
+    /// Most ids a tokenizer.json may leave without a token (real vocabularies are dense).
+    static let maximumUnusedIDs = 65_536
 
     static func checkIdentityNormalizer(_ reader: JSONObjectReader, path: String) throws {
         let type = try reader.optionalString("type") ?? "(missing)"
