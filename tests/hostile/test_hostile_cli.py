@@ -96,7 +96,8 @@ MODEL = "tests/hostile/controls/tiny-r1"
 
 # Missing required options, bad values and contradictory options: usage errors, exit 2, before any model is read.
 USAGE_ERRORS = [
-    ["generate", "--model", MODEL, "--tokens", "1"],
+    ["pull"],
+    ["chat", "--model", MODEL, "--temperature", "hot"],
     ["generate", "--model", MODEL, "--tokens", "1", "--max-tokens", "many"],
     ["generate", "--model", MODEL, "--max-tokens", "1"],
     ["generate", "--model", MODEL, "--tokens", "1", "--prompt", "x", "--max-tokens", "1"],
@@ -106,9 +107,10 @@ USAGE_ERRORS = [
     ["generate", "--model", MODEL, "--tokens", "1", "--max-tokens", "1", "--kv-cache", "q2"],
     ["generate", "--model", MODEL, "--tokens", "1,x", "--max-tokens", "1"],
     ["logits", "--model", MODEL],
-    ["logits", "--tokens", "1"],
+    ["logits", "--model", MODEL, "--tokens", ""],
     ["tokenize", "--model", MODEL],
-    ["tokenize", "--text", "hi"],
+    ["eval", "--task", "gsm8k"],
+    ["eval", "--task", "gsm9k", "--data", "x.jsonl"],
     ["detokenize", "--model", MODEL],
     ["detokenize", "--model", MODEL, "--tokens", "1,,2"],
     ["template", "--model", MODEL],
