@@ -45,6 +45,11 @@ final class Interpreter {
     private var iterations = 0
     private(set) var callDepth = 0
     private var loopDepth = 0
+    /// Objects that can form reference cycles during a render: scopes that define macros (the macro captures its
+    /// defining scope, which holds the macro) and namespaces (which may hold themselves). `releaseCycles` empties
+    /// them when the render is over, so every render frees what it made.
+    private var macroScopes: [Scope] = []
+    private var namespaces: [Namespace] = []
 
     init(limits: RenderLimits, now: Date) {
         self.limits = limits
@@ -77,6 +82,17 @@ final class Interpreter {
     }
 
     func leaveCall() { callDepth -= 1 }
+
+    /// Records a namespace made by `namespace()` for `releaseCycles`.
+    func track(_ namespace: Namespace) { namespaces.append(namespace) }
+
+    /// Breaks the reference cycles a render may have made (see `macroScopes`). Call once rendering is finished.
+    func releaseCycles() {
+        for scope in macroScopes { scope.variables.removeAll() }
+        for namespace in namespaces { namespace.attributes = OrderedDict() }
+        macroScopes.removeAll()
+        namespaces.removeAll()
+    }
 
     func execute(_ nodes: [Node], scope: Scope, into out: inout String) throws -> Flow {
         for node in nodes {
@@ -121,6 +137,7 @@ final class Interpreter {
                 try assign(target, value, scope: scope, position: position)
             case let .macro(name, parameters, body, position):
                 scope.variables[name] = .callable(makeMacro(name: name, parameters: parameters, body: body, definingScope: scope, position: position))
+                macroScopes.append(scope)
             case let .filterBlock(filters, body):
                 try enterCall(at: filters.first?.position ?? SourcePosition(line: 1, column: 1))
                 defer { leaveCall() }

@@ -28,13 +28,10 @@ public enum JSONValue: Sendable, Equatable, Decodable {
         }
     }
 
-    /// Parses `data`; `path` names the source in errors.
+    /// Parses `data` (RFC 8259 JSON); `path` names the source in errors. A repeated object key keeps its last value,
+    /// as Python's `json.loads` (which reads config.json in transformers) does; `JSONDecoder` would keep the first.
     public static func parse(_ data: Data, path: String) throws -> JSONValue {
-        do {
-            return try JSONDecoder().decode(JSONValue.self, from: data)
-        } catch {
-            throw MobileLLMError.invalidFile(path: path, field: "(document)", problem: "not valid JSON (\(Self.summary(of: error)))")
-        }
+        try FastJSON.parse(data, path: path)
     }
 
     /// Reads and parses the file at `path`.
@@ -52,14 +49,6 @@ public enum JSONValue: Sendable, Equatable, Decodable {
         case .array: return "an array"
         case .object: return "an object"
         }
-    }
-
-    private static func summary(of error: Error) -> String {
-        if case let DecodingError.dataCorrupted(context) = error {
-            if let underlying = context.underlyingError { return "\(underlying.localizedDescription)" }
-            return context.debugDescription
-        }
-        return "\(error)"
     }
 }
 

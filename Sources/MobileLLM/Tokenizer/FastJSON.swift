@@ -1,9 +1,9 @@
 import Foundation
 
-/// A dedicated JSON parser for large tokenizer files. `JSONValue.parse` goes through `JSONDecoder`, which takes
-/// most of a second on a 9 MB `tokenizer.json`; this one reads the bytes directly and builds the same `JSONValue`.
-/// It accepts exactly RFC 8259 JSON (no comments, no trailing commas) and never traps on bad input: every error
-/// is a `MobileLLMError.invalidFile` naming the file and the byte offset.
+/// The JSON parser behind `JSONValue.parse`: reads the bytes directly (`JSONDecoder` takes most of a second on a 9 MB
+/// `tokenizer.json`). It accepts exactly RFC 8259 JSON (no comments, no trailing commas, no leading zeros, UTF-8
+/// only), keeps the last value of a repeated key as Python's `json` does, and never traps on bad input: every
+/// error is a `MobileLLMError.invalidFile` naming the file and the byte offset.
 enum FastJSON {
     /// Parses `data`; `path` names the source in errors.
     static func parse(_ data: Data, path: String) throws -> JSONValue {
@@ -166,6 +166,7 @@ enum FastJSON {
                 position += 1
             }
             guard digits > 0 else { throw fail("expected digits") }
+            guard digits == 1 || bytes[position - digits] != UInt8(ascii: "0") else { throw fail("a number with a leading zero") }
             if let byte = peek(), byte == UInt8(ascii: ".") || byte == UInt8(ascii: "e") || byte == UInt8(ascii: "E") {
                 simple = false
                 if byte == UInt8(ascii: ".") {
@@ -215,7 +216,9 @@ enum FastJSON {
             while position < bytes.count {
                 let byte = bytes[position]
                 if byte == UInt8(ascii: "\"") {
-                    let text = String(decoding: UnsafeRawBufferPointer(rebasing: bytes[start..<position]), as: UTF8.self)
+                    guard let text = String(validating: UnsafeRawBufferPointer(rebasing: bytes[start..<position]), as: UTF8.self) else {
+                        throw fail("a string is not valid UTF-8")
+                    }
                     position += 1
                     return text
                 }
@@ -229,7 +232,8 @@ enum FastJSON {
                 let byte = bytes[position]
                 position += 1
                 if byte == UInt8(ascii: "\"") {
-                    return String(decoding: scratch, as: UTF8.self)
+                    guard let text = String(validating: scratch, as: UTF8.self) else { throw fail("a string is not valid UTF-8") }
+                    return text
                 }
                 if byte < 0x20 { throw fail("control character in a string") }
                 guard byte == UInt8(ascii: "\\") else { scratch.append(byte); continue }
@@ -286,8 +290,7 @@ extension UTF8 {
 }
 
 extension JSONValue {
-    /// Parses `data` with the dedicated byte-level parser (several times faster than `parse`, which goes through
-    /// `JSONDecoder`); the same values and the same `invalidFile` error for malformed input. `path` names the source.
+    /// Parses `data`; the same parser as `parse` (kept for callers that name it). `path` names the source.
     public static func parseFast(_ data: Data, path: String) throws -> JSONValue {
         try FastJSON.parse(data, path: path)
     }
