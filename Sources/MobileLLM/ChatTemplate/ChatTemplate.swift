@@ -86,7 +86,6 @@ public struct ChatTemplate: Sendable {
         context.variables["add_generation_prompt"] = .bool(addGenerationPrompt)
         for (key, value) in variables { context.variables[key] = Value(value) }
         let interpreter = Interpreter(limits: limits, now: now)
-        defer { interpreter.releaseCycles() }
         do {
             return try interpreter.render(nodes, scope: context)
         } catch let error as TemplateError {

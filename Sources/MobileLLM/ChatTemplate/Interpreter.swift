@@ -58,7 +58,9 @@ final class Interpreter {
 
     // MARK: statements
 
+    /// Renders `nodes` in `scope`; afterwards (also on error) releases the cycles the render made.
     func render(_ nodes: [Node], scope: Scope) throws -> String {
+        defer { releaseCycles() }
         var out = ""
         let flow = try execute(nodes, scope: scope, into: &out)
         _ = flow
@@ -86,8 +88,8 @@ final class Interpreter {
     /// Records a namespace made by `namespace()` for `releaseCycles`.
     func track(_ namespace: Namespace) { namespaces.append(namespace) }
 
-    /// Breaks the reference cycles a render may have made (see `macroScopes`). Call once rendering is finished.
-    func releaseCycles() {
+    /// Breaks the reference cycles a render may have made (see `macroScopes`); `render` calls it when it finishes.
+    private func releaseCycles() {
         for scope in macroScopes { scope.variables.removeAll() }
         for namespace in namespaces { namespace.attributes = OrderedDict() }
         macroScopes.removeAll()
