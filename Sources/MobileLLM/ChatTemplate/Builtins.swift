@@ -834,7 +834,7 @@ enum Builtins {
             }
             return .list((0..<count).map { .int(start + $0 * step) })
         })
-        globals["namespace"] = .callable(Callable(name: "namespace") { _, arguments in
+        globals["namespace"] = .callable(Callable(name: "namespace") { interpreter, arguments in
             var attributes = OrderedDict()
             for value in arguments.positional {
                 guard case let .dict(dict) = value else { throw TemplateRuntimeError("namespace() positional arguments must be mappings") }
@@ -847,7 +847,9 @@ enum Builtins {
             for key in attributes.stringKeys where key.hasPrefix("_") {
                 throw TemplateRuntimeError("SecurityError: chat templates cannot store underscore-prefixed attributes on a namespace, but got '\(key)'")
             }
-            let namespace = Value.namespace(Namespace(attributes))
+            let object = Namespace(attributes)
+            interpreter.track(object)
+            let namespace = Value.namespace(object)
             try checkNesting(namespace)
             return namespace
         })

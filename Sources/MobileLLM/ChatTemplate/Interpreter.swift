@@ -55,6 +55,11 @@ final class Interpreter {
     private var builtBytes = 0
     private(set) var callDepth = 0
     private var loopDepth = 0
+    /// Objects that can form reference cycles during a render: scopes that define macros (the macro captures its
+    /// defining scope, which holds the macro) and namespaces (which may hold themselves). `releaseCycles` empties
+    /// them when the render is over, so every render frees what it made.
+    private var macroScopes: [Scope] = []
+    private var namespaces: [Namespace] = []
 
     init(limits: RenderLimits, now: Date) {
         self.limits = limits
@@ -63,7 +68,9 @@ final class Interpreter {
 
     // MARK: statements
 
+    /// Renders `nodes` in `scope`; afterwards (also on error) releases the cycles the render made.
     func render(_ nodes: [Node], scope: Scope) throws -> String {
+        defer { releaseCycles() }
         var out = ""
         let flow = try execute(nodes, scope: scope, into: &out)
         _ = flow
@@ -117,6 +124,17 @@ final class Interpreter {
         return PythonText.str(value)
     }
 
+    /// Records a namespace made by `namespace()` for `releaseCycles`.
+    func track(_ namespace: Namespace) { namespaces.append(namespace) }
+
+    /// Breaks the reference cycles a render may have made (see `macroScopes`); `render` calls it when it finishes.
+    private func releaseCycles() {
+        for scope in macroScopes { scope.variables.removeAll() }
+        for namespace in namespaces { namespace.attributes = OrderedDict() }
+        macroScopes.removeAll()
+        namespaces.removeAll()
+    }
+
     func execute(_ nodes: [Node], scope: Scope, into out: inout String) throws -> Flow {
         for node in nodes {
             switch node {
@@ -160,6 +178,7 @@ final class Interpreter {
                 try assign(target, value, scope: scope, position: position)
             case let .macro(name, parameters, body, position):
                 scope.variables[name] = .callable(makeMacro(name: name, parameters: parameters, body: body, definingScope: scope, position: position))
+                macroScopes.append(scope)
             case let .filterBlock(filters, body):
                 try enterCall(at: filters.first?.position ?? SourcePosition(line: 1, column: 1))
                 defer { leaveCall() }

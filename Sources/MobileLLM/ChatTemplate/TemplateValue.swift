@@ -186,6 +186,7 @@ struct JSONTextParser {
         let digitsStart = position
         while position < bytes.count, (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(bytes[position]) { position += 1 }
         guard position > digitsStart else { throw fail("unexpected character") }
+        guard position - digitsStart == 1 || bytes[digitsStart] != UInt8(ascii: "0") else { throw fail("a number with a leading zero") }
         if position < bytes.count, bytes[position] == UInt8(ascii: ".") {
             isFloat = true
             position += 1
@@ -265,6 +266,7 @@ struct JSONTextParser {
             default: throw fail("bad escape")
             }
         }
-        return String(decoding: out, as: UTF8.self)
+        guard let text = String(validating: out, as: UTF8.self) else { throw fail("a string is not valid UTF-8") }
+        return text
     }
 }

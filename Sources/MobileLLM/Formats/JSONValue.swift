@@ -29,7 +29,8 @@ public enum JSONValue: Sendable, Equatable, Decodable {
     }
 
     /// Parses `data` as strict RFC 8259 JSON; `path` names the source in errors, which give the byte offset and the
-    /// problem (nesting is limited to 512 levels).
+    /// problem (nesting is limited to 512 levels). A repeated object key keeps its last value, as Python's
+    /// `json.loads` (which reads config.json in transformers) does; `JSONDecoder` would keep the first.
     public static func parse(_ data: Data, path: String) throws -> JSONValue {
         try FastJSON.parse(data, path: path)
     }

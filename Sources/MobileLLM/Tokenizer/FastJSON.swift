@@ -1,10 +1,10 @@
 import Foundation
 
-/// The JSON parser behind `JSONValue.parse` (config, index and tokenizer files, safetensors headers). `JSONDecoder`
-/// took most of a second on a 9 MB `tokenizer.json` and its errors gave no position; this one reads the bytes
-/// directly and builds the same `JSONValue`.
-/// It accepts exactly RFC 8259 JSON (no comments, no trailing commas) and never traps on bad input: every error
-/// is a `MobileLLMError.invalidFile` naming the file and the byte offset.
+/// The JSON parser behind `JSONValue.parse` (config, index and tokenizer files, safetensors headers): reads the bytes
+/// directly (`JSONDecoder` takes most of a second on a 9 MB `tokenizer.json` and its errors give no position). It
+/// accepts exactly RFC 8259 JSON (no comments, no trailing commas, no leading zeros, UTF-8 only), keeps the last
+/// value of a repeated key as Python's `json` does, and never traps on bad input: every error is a
+/// `MobileLLMError.invalidFile` naming the file and the byte offset.
 enum FastJSON {
     /// Parses `data`; `path` names the source in errors.
     static func parse(_ data: Data, path: String) throws -> JSONValue {
@@ -167,6 +167,7 @@ enum FastJSON {
                 position += 1
             }
             guard digits > 0 else { throw fail("expected digits") }
+            guard digits == 1 || bytes[position - digits] != UInt8(ascii: "0") else { throw fail("a number with a leading zero") }
             if let byte = peek(), byte == UInt8(ascii: ".") || byte == UInt8(ascii: "e") || byte == UInt8(ascii: "E") {
                 simple = false
                 if byte == UInt8(ascii: ".") {
@@ -216,7 +217,9 @@ enum FastJSON {
             while position < bytes.count {
                 let byte = bytes[position]
                 if byte == UInt8(ascii: "\"") {
-                    let text = String(decoding: UnsafeRawBufferPointer(rebasing: bytes[start..<position]), as: UTF8.self)
+                    guard let text = String(validating: UnsafeRawBufferPointer(rebasing: bytes[start..<position]), as: UTF8.self) else {
+                        throw fail("a string is not valid UTF-8")
+                    }
                     position += 1
                     return text
                 }
@@ -230,7 +233,8 @@ enum FastJSON {
                 let byte = bytes[position]
                 position += 1
                 if byte == UInt8(ascii: "\"") {
-                    return String(decoding: scratch, as: UTF8.self)
+                    guard let text = String(validating: scratch, as: UTF8.self) else { throw fail("a string is not valid UTF-8") }
+                    return text
                 }
                 if byte < 0x20 { throw fail("control character in a string") }
                 guard byte == UInt8(ascii: "\\") else { scratch.append(byte); continue }

@@ -192,8 +192,9 @@ public final class Tokenizer: Sendable {
                 continue
             }
             if let slot = state.cache.get(piece) {
+                // A piece whose bytes the vocabulary lacks encodes to no ids at all: count may be 0.
                 let count = Int(state.cachedIDs[Int(slot)])
-                output.append(contentsOf: state.cachedIDs[(Int(slot) + 1)...(Int(slot) + count)])
+                output.append(contentsOf: state.cachedIDs[(Int(slot) + 1)..<(Int(slot) + 1 + count)])
                 continue
             }
             let before = output.count
