@@ -201,7 +201,7 @@ let templateTarget = FuzzTarget(
     }
 )
 
-/// Arbitrary bytes through fixed tokenizers: the committed ones, plus the real Llama-3, SmolLM2 and llama.cpp
+/// Arbitrary bytes through fixed tokenizers: the committed seeds (not the regression inputs), plus the real Llama-3, SmolLM2 and llama.cpp
 /// vocabularies when the assets are present (MOBILELLM_ASSETS or .cache/assets).
 let encodeTarget = FuzzTarget(
     name: "encode",
@@ -222,7 +222,8 @@ let encodeTarget = FuzzTarget(
 let encodeTokenizers: [Tokenizer] = {
     var paths = ["tests/fixtures/r1like-chat"].map(repositoryPath)
     let seeds = repositoryPath("fuzz/corpus/tokenizer-json")
-    for name in ((try? FileManager.default.contentsOfDirectory(atPath: seeds)) ?? []).sorted() where name != "r1like.json" {
+    for name in ((try? FileManager.default.contentsOfDirectory(atPath: seeds)) ?? []).sorted() where name != "r1like.json" && !name.hasPrefix("regression-") {
+        // regression-* inputs are broken vocabularies (bytes missing), which cannot round-trip.
         paths.append(seeds + "/" + name)
     }
     paths.append(repositoryPath("fuzz/corpus/gguf/r1like-vocab-only.gguf"))
