@@ -5,6 +5,26 @@ import PackageDescription
 /// The package root, for the absolute path of the linker version script.
 let packageRoot = Context.packageDirectory
 
+/// scripts/sanitize.sh sets MOBILELLM_SANITIZE: a sanitizer runtime cannot be linked into a self-contained shared
+/// library, so libMobileLLMC.so is then linked plainly (shared Swift runtime, undefined sanitizer symbols allowed).
+let sanitizing = Context.environment["MOBILELLM_SANITIZE"] != nil
+
+/// The linker flags that make libMobileLLMC.so self-contained with only mobilellm_* exported.
+let sharedLibraryFlags: [String] = [
+    "-Xlinker", "--version-script=\(packageRoot)/abi/mobilellm.map",
+    "-Xlinker", "-soname=libmobilellm.so",
+] + (sanitizing ? [] : [
+    "-static-stdlib",
+    "-Xlinker", "--no-undefined",
+    // swiftc's -static-stdlib leaves out Foundation's own static dependencies; list them here.
+    "-Xlinker", "--start-group",
+    "-Xlinker", "-lFoundation", "-Xlinker", "-lCoreFoundation", "-Xlinker", "-lFoundationEssentials",
+    "-Xlinker", "-lFoundationInternationalization", "-Xlinker", "-l_FoundationICU",
+    "-Xlinker", "-l_FoundationCShims", "-Xlinker", "-l_FoundationCollections",
+    "-Xlinker", "-lswiftSynchronization",
+    "-Xlinker", "--end-group",
+])
+
 let package = Package(
     name: "mobilellm",
     products: [
@@ -34,19 +54,7 @@ let package = Package(
             dependencies: ["MobileLLM", "CMobileLLMABI"],
             path: "Sources/MobileLLMC/Shell",
             linkerSettings: [
-                .unsafeFlags([
-                    "-static-stdlib",
-                    "-Xlinker", "--version-script=\(packageRoot)/abi/mobilellm.map",
-                    "-Xlinker", "-soname=libmobilellm.so",
-                    "-Xlinker", "--no-undefined",
-                    // swiftc's -static-stdlib leaves out Foundation's own static dependencies; list them here.
-                    "-Xlinker", "--start-group",
-                    "-Xlinker", "-lFoundation", "-Xlinker", "-lCoreFoundation", "-Xlinker", "-lFoundationEssentials",
-                    "-Xlinker", "-lFoundationInternationalization", "-Xlinker", "-l_FoundationICU",
-                    "-Xlinker", "-l_FoundationCShims", "-Xlinker", "-l_FoundationCollections",
-                    "-Xlinker", "-lswiftSynchronization",
-                    "-Xlinker", "--end-group",
-                ], .when(platforms: [.linux])),
+                .unsafeFlags(sharedLibraryFlags, .when(platforms: [.linux])),
             ]
         ),
         // Tool support for the CLI: downloads (default model, hub), archives, hashing, math evaluation.

@@ -284,6 +284,27 @@ struct QuantizeExportTests {
         }
     }
 
+    /// Found by scripts/sanitize.sh address: the parallel generator deallocated its result slots without releasing
+    /// them, so every synthetic tensor outlived its source.
+    @Test("synthetic tensors are freed with their source")
+    func syntheticTensorsAreFreed() throws {
+        let c = try ModelDirectory(path: Fixtures.path("llama-bf16-untied")).configuration
+        let architecture = try #require(ArchitectureRegistry.architecture(for: c.modelType))
+        var owners: [Weak] = []
+        do {
+            let source = SyntheticTensorSource(configuration: c, architecture: architecture, seed: 5, plan: nil, threads: 2)
+            owners = source.tensors.values.map { Weak($0.owner) }
+            #expect(!owners.isEmpty && owners.allSatisfy { $0.object != nil })
+        }
+        #expect(owners.allSatisfy { $0.object == nil }, "\(owners.filter { $0.object != nil }.count) of \(owners.count) tensors leaked")
+    }
+
+    /// A weak reference, for checking that objects are freed.
+    struct Weak {
+        weak var object: AnyObject?
+        init(_ object: AnyObject) { self.object = object }
+    }
+
     @Test("synthetic weights made quantized equal synthetic BF16 weights quantized afterwards", arguments: [QuantType.q4_0, .q8_0])
     func syntheticQuantized(type: QuantType) throws {
         for fixture in ["llama4-r1like-bf16-sharded", "llama-bf16-untied"] {

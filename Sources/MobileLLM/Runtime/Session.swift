@@ -97,7 +97,9 @@ public final class Session: @unchecked Sendable {
     // KV cache, per layer: [kvHeads, capacity, headDim] of `kvCacheType`.
     let keys: [UnsafeMutableRawPointer]
     let values: [UnsafeMutableRawPointer]
-    private var scratch = Scratch()
+    /// Allocated last in `init`, after every check that can throw (a throwing init would leak it otherwise; found by
+    /// scripts/sanitize.sh address).
+    private var scratch: Scratch
 
     init(model: Model, capacity: Int, kvCacheType: KVCacheType) throws {
         let c = model.configuration
@@ -114,6 +116,7 @@ public final class Session: @unchecked Sendable {
         let layerBytes = try Self.checkMemory(configuration: c, capacity: capacity, kvCacheType: kvCacheType, threads: model.threadCount)
         keys = (0..<c.layerCount).map { _ in UnsafeMutableRawPointer.allocate(byteCount: layerBytes, alignment: 64) }
         values = (0..<c.layerCount).map { _ in UnsafeMutableRawPointer.allocate(byteCount: layerBytes, alignment: 64) }
+        scratch = Scratch()
     }
 
     /// Bytes of one layer's K (or V) cache, after checking that the whole cache and the attention scratch of a

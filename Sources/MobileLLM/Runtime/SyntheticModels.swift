@@ -79,7 +79,11 @@ struct SyntheticTensorSource: TensorSource {
         let order: [Int] = work.indices.sorted { sizes[$0] > sizes[$1] }
         let results = UnsafeMutableBufferPointer<StoredTensor?>.allocate(capacity: work.count)
         results.initialize(repeating: nil)
-        defer { results.deallocate() }
+        // Deinitialize before deallocating: the slots hold references (found by scripts/sanitize.sh address).
+        defer {
+            results.deinitialize()
+            results.deallocate()
+        }
         let next = Counter()
         let output = UnsafeSendableResults(results)
         DispatchQueue.concurrentPerform(iterations: max(1, min(threads, work.count))) { _ in
