@@ -3,7 +3,9 @@
  * A job is published as (task, context, chunk_count) and then made visible by storing a new job number into the
  * claim word (high 32 bits: job number, low 32 bits: next unclaimed chunk) and bumping `generation` to wake
  * sleepers. Every thread, the caller included, claims chunks with a compare-and-swap on the claim word; a claim
- * succeeds only while the job number is unchanged and chunks remain. The caller returns once `chunks_done`
+ * succeeds only while the job number is unchanged and chunks remain. Before the fields are written the claim word
+ * is closed under the new job number (low half all ones), so no thread can combine an old job's word with the new
+ * job's fields. The caller returns once `chunks_done`
  * reaches the chunk count, so it never waits for a worker that has not claimed anything. The next job's fields
  * are written only after every chunk of the current job was claimed and finished, so a claim that succeeds for
  * job j always reads job j's task and context (they were stored before job j's claim word was published). */
@@ -18,6 +20,9 @@
 #if defined(__x86_64__) || defined(_M_X64)
 #include <immintrin.h>
 #endif
+
+/* Low half of a claim word while a job is being published: no chunk can be claimed. */
+#define MLK_CLAIM_CLOSED 0xFFFFFFFFu
 
 /* Spin iterations before a worker sleeps (~50-100 µs), and before the caller yields while waiting. */
 enum { MLK_SPIN_BEFORE_SLEEP = 20000, MLK_SPIN_BEFORE_YIELD = 2000 };
@@ -161,15 +166,19 @@ int mlk_pool_thread_count(const mlk_pool *pool) { return pool ? pool->thread_cou
 
 void mlk_pool_run_chunks(mlk_pool *pool, mlk_chunk_fn task, void *context, int64_t chunk_count) {
     if (chunk_count <= 0 || !task) return;
-    if (!pool || pool->thread_count == 1 || chunk_count == 1 || chunk_count > 0xFFFFFFFFLL) {
+    if (!pool || pool->thread_count == 1 || chunk_count == 1 || chunk_count >= (int64_t)MLK_CLAIM_CLOSED) {
         for (int64_t chunk = 0; chunk < chunk_count; chunk++) task(context, chunk, 0);
         return;
     }
+    /* Close the claim word under the new job number first: a worker still holding the previous job's exhausted
+     * word (job, count) must not pair it with this job's larger count and claim chunk `count` of the wrong job
+     * (found by the compute-pool test under ThreadSanitizer: a chunk ran twice and the caller returned early). */
+    pool->job++;
+    atomic_store(&pool->claim, ((uint64_t)pool->job << 32) | MLK_CLAIM_CLOSED);
     atomic_store(&pool->task, task);
     atomic_store(&pool->context, context);
     atomic_store(&pool->chunk_count, chunk_count);
     atomic_store(&pool->chunks_done, 0);
-    pool->job++;
     atomic_store(&pool->claim, (uint64_t)pool->job << 32);
     atomic_fetch_add(&pool->generation, 1);
     mlk_wake_sleepers(pool);

@@ -27,7 +27,7 @@ public enum MobileLLMLog {
     /// Receives one message; called on the thread that logs, possibly several at once, so it must be thread-safe.
     public typealias Sink = @Sendable (LogLevel, String) -> Void
 
-    private static let sink = Mutex<Sink?>(nil)
+    private static let sink = Locked<Sink?>(nil)
     /// The most verbose level delivered (0: none), read without the lock on every log call.
     private static let maximumLevel = Atomic<Int>(0)
     /// Per-thread marker (non-nil) set while the thread delivers a message to the sink.

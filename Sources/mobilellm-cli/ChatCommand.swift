@@ -141,7 +141,7 @@ struct ChatCommand: ParsableCommand {
 /// Swift code runs in a signal handler). While an answer is generated it cancels the answer; at the prompt it ends
 /// the process with status 0, as /exit does (a user quitting is not an error).
 final class InterruptHandler: @unchecked Sendable {  // `answering` is a mutex; `source` is only set up in init
-    private let answering = Mutex(false)
+    private let answering = Locked(false)
     private let source: DispatchSourceSignal
     private let conversation: Conversation
 

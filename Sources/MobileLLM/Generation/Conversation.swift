@@ -66,7 +66,7 @@ public final class Conversation: @unchecked Sendable {
 
     private let tokenizer: Tokenizer
     /// `running`: a turn is in progress; `requested`: `cancel()` was called during it.
-    private let control = Mutex<(running: Bool, requested: Bool)>((false, false))
+    private let control = Locked<(running: Bool, requested: Bool)>((false, false))
 
     /// A conversation on `session`, rendered with `template` (nil: the model's own, see `Model.chatTemplate()`),
     /// starting with an optional system message. Throws `tokenizerMissing` when the model has no tokenizer, or the

@@ -141,7 +141,7 @@ private let nextHandleID = Atomic<UInt>(1)
 /// Live objects of one kind, keyed by the opaque handle value given to C. Handle values are never reused, so a
 /// freed handle stays invalid forever; nothing is ever dereferenced through them.
 final class HandleTable<Object: AnyObject & Sendable>: Sendable {
-    private let objects = Mutex<[UInt: Object]>([:])
+    private let objects = Locked<[UInt: Object]>([:])
     private let tag: UInt
     let kind: String
 
