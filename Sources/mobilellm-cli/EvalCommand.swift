@@ -100,8 +100,7 @@ struct EvalCommand: ParsableCommand {
                                          onItem: { try writer?.write(try EvalRunner.jsonLine($0)) },
                                          onProgress: { bar.update($0) })
         bar.finish()
-        let elapsed = start.duration(to: .now)
-        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18
+        let seconds = start.duration(to: .now).seconds
         if json {
             let settings = EvalSettings(data: data, model: responses == nil ? (try? resolvedModelPath(modelOptions.model)) : nil, maxTokens: maxTokens, temperature: temperature,
                                         topP: topP, seed: seed, limit: limit)

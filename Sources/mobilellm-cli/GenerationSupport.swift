@@ -48,24 +48,20 @@ struct GenerationStats {
     /// From the start of prompt processing to the end.
     var total: Duration
 
-    private static func seconds(_ duration: Duration) -> Double {
-        Double(duration.components.seconds) + Double(duration.components.attoseconds) * 1e-18
-    }
-
     /// Prompt tokens per second (nil when no time was measured).
     var promptRate: Double? {
-        let time = Self.seconds(timeToFirstToken)
+        let time = timeToFirstToken.seconds
         return time > 0 && promptTokens > 0 ? Double(promptTokens) / time : nil
     }
 
     /// Generated tokens per second after the first (each needs one forward pass; nil with fewer than two).
     var decodeRate: Double? {
-        let time = Self.seconds(total - timeToFirstToken)
+        let time = (total - timeToFirstToken).seconds
         return generatedTokens > 1 && time > 0 ? Double(generatedTokens - 1) / time : nil
     }
 
     /// Milliseconds to the first token.
-    var firstTokenMilliseconds: Double { Self.seconds(timeToFirstToken) * 1000 }
+    var firstTokenMilliseconds: Double { timeToFirstToken.seconds * 1000 }
 
     private static func rate(_ value: Double?) -> String { value.map { String(format: "%.1f tok/s", $0) } ?? "- tok/s" }
 
@@ -81,6 +77,13 @@ struct GenerationStats {
         return "\"prompt_tokens\": \(promptTokens), \"prompt_tokens_per_second\": \(number(promptRate)), "
             + "\"generated_tokens\": \(generatedTokens), \"decode_tokens_per_second\": \(number(decodeRate)), "
             + "\"time_to_first_token_ms\": \(number(firstTokenMilliseconds))"
+    }
+}
+
+extension Duration {
+    /// The duration in seconds.
+    var seconds: Double {
+        Double(components.seconds) + Double(components.attoseconds) * 1e-18
     }
 }
 

@@ -63,7 +63,7 @@ struct PullCommand: ParsableCommand {
         let directory = dir ?? HubClient.defaultDirectory(for: repoID)
         let result = try hub.pull(repo: repoID, revision: revision, into: directory)
         let downloaded = result.files.filter { $0.status == .downloaded }
-        FileHandle.standardError.write(Data("mobilellm: \(result.files.count) files, \(ProgressBar.format(result.totalBytes)) (\(downloaded.count) downloaded, \(result.files.count - downloaded.count) already present)\n".utf8))
+        writeErr("mobilellm: \(result.files.count) files, \(ProgressBar.format(result.totalBytes)) (\(downloaded.count) downloaded, \(result.files.count - downloaded.count) already present)")
         guard json else {
             emit(result.directory)
             return
