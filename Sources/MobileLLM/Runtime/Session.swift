@@ -123,7 +123,7 @@ public final class Session: @unchecked Sendable {
     /// `capacity`-position session fit in this machine's memory: a huge `max_position_embeddings` or context length
     /// then fails here with an error instead of an allocation failure that would end the process.
     static func checkMemory(configuration c: ModelConfiguration, capacity: Int, kvCacheType: KVCacheType, threads: Int) throws -> Int {
-        let perPosition = 2 * c.layerCount * c.kvHeadCount * kvCacheType.rowBytes(c.headDimension)
+        let perPosition = kvBytesPerPosition(configuration: c, kvCacheType: kvCacheType)
         let (kvBytes, overflow) = perPosition.multipliedReportingOverflow(by: capacity)
         let scratchBytes = 4 * attentionScratchFloats(configuration: c, capacity: capacity, threads: threads)
         let memory = Int(clamping: ProcessInfo.processInfo.physicalMemory)
@@ -154,8 +154,12 @@ public final class Session: @unchecked Sendable {
 
     /// Bytes the KV cache occupies.
     public var kvCacheBytes: Int {
-        let c = model.configuration
-        return 2 * c.layerCount * c.kvHeadCount * capacity * kvCacheType.rowBytes(c.headDimension)
+        Self.kvBytesPerPosition(configuration: model.configuration, kvCacheType: kvCacheType) * capacity
+    }
+
+    /// Bytes of K and V, over all layers, for one position.
+    static func kvBytesPerPosition(configuration c: ModelConfiguration, kvCacheType: KVCacheType) -> Int {
+        2 * c.layerCount * c.kvHeadCount * kvCacheType.rowBytes(c.headDimension)
     }
 
     /// Asks the `feed` or generation running on this session to stop: it throws `MobileLLMError.cancelled` within one
