@@ -96,6 +96,56 @@ public struct ModelConfiguration: Sendable, Equatable {
         return configuration
     }
 
+    /// Reads the fields a standard pre-norm decoder's config.json shares (Llama, Qwen2, Qwen3): sizes, head counts,
+    /// `head_dim` (explicit, else `defaultHeadDimension`, else hidden / heads), RMSNorm epsilon, RoPE, context length,
+    /// tied embeddings, biases, BOS/EOS; every layer rotates with `pairing` and has no QK norm. `hidden_act` must be
+    /// silu. The family adjusts the rest.
+    static func readDecoder(_ reader: JSONObjectReader, modelType: String, pairing: RoPEPairing, defaultTheta: Double,
+                            defaultEpsilon: Double, defaultMaxPositions: Int, defaultHeadDimension: Int? = nil,
+                            defaultTied: Bool) throws -> ModelConfiguration {
+        let layerCount = try reader.int("num_hidden_layers", in: 1...4096)
+        let headCount = try reader.int("num_attention_heads", in: 1...4096)
+        let hiddenSize = try reader.int("hidden_size")
+        if let activation = try reader.optionalString("hidden_act"), activation != "silu" {
+            throw MobileLLMError.unsupported(path: reader.path, feature: "hidden_act \"\(activation)\" (only silu)")
+        }
+        let rope = try readRoPE(reader, defaultTheta: defaultTheta)
+        let layer = LayerAttentionSpec(usesRoPE: true, qkNorm: false, chunkSize: nil, temperatureTuning: false)
+        let explicitHeadDimension = try reader.optionalInt("head_dim") ?? defaultHeadDimension
+        return ModelConfiguration(
+            modelType: modelType,
+            vocabularySize: try reader.int("vocab_size"),
+            hiddenSize: hiddenSize,
+            layerCount: layerCount,
+            headCount: headCount,
+            kvHeadCount: try reader.optionalInt("num_key_value_heads") ?? headCount,
+            headDimension: try headDimension(explicitHeadDimension, hiddenSize: hiddenSize, headCount: headCount, reader: reader),
+            intermediateSize: try reader.int("intermediate_size"),
+            rmsNormEpsilon: Float(try reader.optionalDouble("rms_norm_eps") ?? defaultEpsilon),
+            ropeTheta: rope.theta,
+            ropeScaling: rope.scaling,
+            ropePairing: pairing,
+            maxPositions: try reader.optionalInt("max_position_embeddings") ?? defaultMaxPositions,
+            tiedEmbeddings: try reader.optionalBool("tie_word_embeddings") ?? defaultTied,
+            attentionBias: try reader.optionalBool("attention_bias") ?? false,
+            mlpBias: try reader.optionalBool("mlp_bias") ?? false,
+            layers: Array(repeating: layer, count: layerCount),
+            attentionTemperatureScale: 0,
+            attentionFloorScale: 1,
+            bosTokenID: try reader.optionalInt("bos_token_id"),
+            eosTokenIDs: try reader.intOrIntArray("eos_token_id"))
+    }
+
+    /// Refuses sliding-window attention (Qwen2/Qwen3 `use_sliding_window`), which the engine does not implement.
+    static func refuseSlidingWindow(_ reader: JSONObjectReader) throws {
+        if try reader.optionalBool("use_sliding_window") == true {
+            throw MobileLLMError.unsupported(path: reader.path, feature: "use_sliding_window true (sliding-window attention is not implemented)")
+        }
+        if let types = try reader.optionalStringArray("layer_types"), let other = types.first(where: { $0 != "full_attention" }) {
+            throw MobileLLMError.unsupported(path: reader.path, feature: "layer_types \"\(other)\" (only full_attention)")
+        }
+    }
+
     /// `head_dim` when the config gives it, else `hidden_size / num_attention_heads`, which must then divide exactly.
     static func headDimension(_ explicit: Int?, hiddenSize: Int, headCount: Int, reader: JSONObjectReader) throws -> Int {
         if let explicit { return explicit }

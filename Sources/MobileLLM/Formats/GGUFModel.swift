@@ -1,7 +1,8 @@
 import Foundation
 
 /// A model stored as one GGUF file (llama.cpp's format): configuration from its metadata keys, tensors served under
-/// transformers' names so the architecture code is the same for safetensors and GGUF.
+/// transformers' names (the family's tensor schema maps them) so the rest of the engine is the same for safetensors
+/// and GGUF.
 struct GGUFModelSource: TensorSource {
     /// The parsed file.
     let gguf: GGUFFile
@@ -9,6 +10,12 @@ struct GGUFModelSource: TensorSource {
     let tensors: [String: StoredTensor]
     /// The configuration read from the metadata.
     let configuration: ModelConfiguration
+    /// The family, from `general.architecture`.
+    let architecture: any Architecture.Type
+    /// The family's tensors for this configuration (transformers name → GGUF name).
+    let schema: TensorSchema
+    /// `general.architecture`, the prefix of the model's metadata keys.
+    let prefix: String
 
     var location: String { gguf.path }
 
@@ -16,14 +23,15 @@ struct GGUFModelSource: TensorSource {
     init(path: String) throws {
         let gguf = try GGUFFile(path: path)
         self.gguf = gguf
+        let supported = QuantType.allCases.map { "\($0)".uppercased() }.joined(separator: ", ")
         var tensors: [String: StoredTensor] = [:]
         for info in gguf.tensors {
             guard let known = info.type else {
                 throw MobileLLMError.invalidFile(path: path, field: "tensor \(info.name).type",
-                                                 problem: "\(info.rawType) is not a ggml type (expected one of F32, F16, BF16, Q4_0, Q4_1, Q8_0, Q4_K, Q6_K)")
+                                                 problem: "\(info.rawType) is not a ggml type (expected one of \(supported))")
             }
             guard let type = QuantType(rawValue: Int32(truncatingIfNeeded: info.rawType)) else {
-                throw MobileLLMError.unsupported(path: path, feature: "tensor '\(info.name)' has type \(known) (field 'tensor \(info.name).type'; supported: F32, F16, BF16, Q4_0, Q4_1, Q8_0, Q4_K, Q6_K)")
+                throw MobileLLMError.unsupported(path: path, feature: "tensor '\(info.name)' has type \(known) (field 'tensor \(info.name).type'; supported: \(supported))")
             }
             guard let bytes = gguf.data(of: info), let base = bytes.baseAddress else {
                 throw MobileLLMError.invalidFile(path: path, field: info.name, problem: "tensor data is not inside the file")
@@ -31,8 +39,17 @@ struct GGUFModelSource: TensorSource {
             tensors[info.name] = StoredTensor(name: info.name, type: type, shape: info.dimensions.reversed(), owner: gguf.file, pointer: base)
         }
         self.tensors = tensors
-        var configuration = try ModelConfiguration.parse(gguf: gguf, tensors: tensors)
-        try configuration.validate(path: path, fieldNames: Self.fieldNames(architecture: configuration.modelType == "llama" ? "llama" : "llama4"))
+        guard let name = try gguf.string("general.architecture") else {
+            throw MobileLLMError.invalidFile(path: path, field: "general.architecture", problem: "missing")
+        }
+        guard let architecture = ArchitectureRegistry.architecture(gguf: name) else {
+            throw MobileLLMError.unsupported(path: path, feature: "general.architecture \"\(name)\" (supported: \(ArchitectureRegistry.supportedGGUFArchitectures.joined(separator: ", ")))")
+        }
+        self.architecture = architecture
+        prefix = name
+        let base = try ModelConfiguration.llamaCppBase(gguf: gguf, prefix: name, modelType: architecture.name, tensors: tensors)
+        var configuration = try architecture.configuration(gguf: gguf, base: base, prefix: name)
+        try configuration.validate(path: path, fieldNames: Self.fieldNames(architecture: name))
         if let factors = tensors["rope_freqs.weight"] {
             guard factors.count == configuration.headDimension / 2 else {
                 throw MobileLLMError.invalidFile(path: path, field: "rope_freqs.weight",
@@ -41,17 +58,16 @@ struct GGUFModelSource: TensorSource {
             configuration.ropeScaling = .frequencyFactors(WeightMatrix(factors).floats())
         }
         self.configuration = configuration
+        schema = architecture.tensors(configuration)
     }
 
     func tensor(named name: String) -> StoredTensor? {
-        Self.ggufName(forTransformersName: name).flatMap { tensors[$0] }
+        schema.spec(named: name).flatMap { tensors[$0.ggufName] }
     }
 
-    func storedName(of name: String) -> String { Self.ggufName(forTransformersName: name) ?? name }
+    func storedName(of name: String) -> String { schema.spec(named: name)?.ggufName ?? name }
 
-    var configurationFieldNames: [String: String] {
-        Self.fieldNames(architecture: configuration.modelType == "llama" ? "llama" : "llama4")
-    }
+    var configurationFieldNames: [String: String] { Self.fieldNames(architecture: prefix) }
 
     /// The metadata keys of architecture `a` that hold config.json's fields, by config.json name.
     static func fieldNames(architecture a: String) -> [String: String] {
@@ -62,28 +78,6 @@ struct GGUFModelSource: TensorSource {
          "rope_theta": "\(a).rope.freq_base", "attention_chunk_size": "\(a).attention.chunk_size",
          "floor_scale": "\(a).attention.temperature_floor_scale",
          "bos_token_id": "tokenizer.ggml.bos_token_id", "eos_token_id": "tokenizer.ggml.eos_token_id"]
-    }
-
-    /// llama.cpp's name for a transformers tensor name (nil for names it has no counterpart for).
-    static func ggufName(forTransformersName name: String) -> String? {
-        switch name {
-        case "model.embed_tokens.weight": return "token_embd.weight"
-        case "model.norm.weight": return "output_norm.weight"
-        case "lm_head.weight": return "output.weight"
-        default: break
-        }
-        let parts = name.split(separator: ".")
-        guard parts.count >= 5, parts[0] == "model", parts[1] == "layers", let layer = Int(parts[2]) else { return nil }
-        let suffix = String(parts.last ?? "weight")
-        let module = parts[3..<(parts.count - 1)].joined(separator: ".")
-        let table = [
-            "input_layernorm": "attn_norm", "post_attention_layernorm": "ffn_norm",
-            "self_attn.q_proj": "attn_q", "self_attn.k_proj": "attn_k", "self_attn.v_proj": "attn_v", "self_attn.o_proj": "attn_output",
-            "mlp.gate_proj": "ffn_gate", "mlp.up_proj": "ffn_up", "mlp.down_proj": "ffn_down",
-            "feed_forward.gate_proj": "ffn_gate", "feed_forward.up_proj": "ffn_up", "feed_forward.down_proj": "ffn_down",
-        ]
-        guard let short = table[module] else { return nil }
-        return "blk.\(layer).\(short).\(suffix)"
     }
 }
 
@@ -115,24 +109,12 @@ extension GGUFFile {
 }
 
 extension ModelConfiguration {
-    /// Reads a configuration from llama.cpp's metadata keys (`general.architecture` = `llama` or `llama4`).
-    ///
-    /// llama.cpp's converter permutes q/k rows of `llama` models into Meta's original layout, so GGUF llama models rotate
-    /// interleaved pairs, like Llama-4. For `llama4` files, this reader's own keys (`llama4.no_rope_layers`,
-    /// `llama4.use_qk_norm`, `llama4.attention.chunk_size`, `llama4.attention.temperature_tuning`,
-    /// `llama4.attention.temperature_scale`, `llama4.attention.temperature_floor_scale`) come first; without them,
-    /// `llama4.attention.sliding_window` = 0 (what the converter writes for MobileLLM) means every layer uses RoPE with
-    /// QK norm and full attention, and otherwise llama.cpp's Llama-4 defaults apply (every 4th layer NoPE with
-    /// temperature tuning 0.1 / 8192, chunked attention of 8192 on RoPE layers).
-    static func parse(gguf: GGUFFile, tensors: [String: StoredTensor]) throws -> ModelConfiguration {
+    /// Reads the keys every llama.cpp decoder shares under `prefix` (`general.architecture`): sizes, head counts,
+    /// key length, RMSNorm epsilon, RoPE base and linear scaling, context length, BOS/EOS (eos, eot, eom), and
+    /// tied/bias flags from which tensors exist. Every layer rotates interleaved pairs with full attention; the
+    /// family (`Architecture.configuration(gguf:base:prefix:)`) sets its pairing and per-layer pattern.
+    static func llamaCppBase(gguf: GGUFFile, prefix a: String, modelType: String, tensors: [String: StoredTensor]) throws -> ModelConfiguration {
         let path = gguf.path
-        guard let architecture = try gguf.string("general.architecture") else {
-            throw MobileLLMError.invalidFile(path: path, field: "general.architecture", problem: "missing")
-        }
-        guard architecture == "llama" || architecture == "llama4" else {
-            throw MobileLLMError.unsupported(path: path, feature: "general.architecture \"\(architecture)\" (supported: llama, llama4)")
-        }
-        let a = architecture
         let layers = try gguf.requiredInteger("\(a).block_count", in: 1...4096)
         let hidden = try gguf.requiredInteger("\(a).embedding_length")
         let heads = try gguf.requiredInteger("\(a).attention.head_count", in: 1...4096)
@@ -173,43 +155,18 @@ extension ModelConfiguration {
             if let id = try gguf.integer(key), !eos.contains(id) { eos.append(id) }
         }
 
-        var layerSpecs = Array(repeating: LayerAttentionSpec(usesRoPE: true, qkNorm: false, chunkSize: nil, temperatureTuning: false), count: max(0, layers))
-        var temperatureScale = 0.0, floorScale = 1.0
-        if a == "llama4" {
-            let experts = try gguf.integer("llama4.expert_count") ?? 0
-            let step = try gguf.integer("llama4.interleave_moe_layer_step") ?? 0
-            if experts > 0 || step > 0 {
-                throw MobileLLMError.unsupported(path: path, feature: "mixture-of-experts (llama4.expert_count \(experts), llama4.interleave_moe_layer_step \(step)); only dense models such as MobileLLM-R1 run")
-            }
-            let slidingWindow = try gguf.integer("llama4.attention.sliding_window")
-            let mobileLLMStyle = slidingWindow == 0
-            var ropeFlags = try gguf.integerArray("llama4.no_rope_layers")
-                ?? (0..<max(0, layers)).map { mobileLLMStyle || ($0 + 1) % 4 != 0 ? 1 : 0 }
-            if ropeFlags.count != layers {
-                throw MobileLLMError.invalidFile(path: path, field: "llama4.no_rope_layers", problem: "has \(ropeFlags.count) entries, expected \(layers)")
-            }
-            ropeFlags = ropeFlags.map { $0 == 0 ? 0 : 1 }
-            let qkNorm = try gguf.bool("llama4.use_qk_norm") ?? true
-            let chunk = try gguf.integer("llama4.attention.chunk_size") ?? (mobileLLMStyle ? 0 : 8192)
-            let tuning = try gguf.bool("llama4.attention.temperature_tuning") ?? !mobileLLMStyle
-            temperatureScale = try gguf.number("llama4.attention.temperature_scale") ?? 0.1
-            floorScale = try gguf.number("llama4.attention.temperature_floor_scale") ?? 8192
-            layerSpecs = ropeFlags.map { flag in
-                LayerAttentionSpec(usesRoPE: flag == 1, qkNorm: qkNorm && flag == 1, chunkSize: flag == 1 && chunk > 0 ? chunk : nil,
-                                   temperatureTuning: tuning && flag == 0)
-            }
-        }
+        let layerSpecs = Array(repeating: LayerAttentionSpec(usesRoPE: true, qkNorm: false, chunkSize: nil, temperatureTuning: false), count: max(0, layers))
         return ModelConfiguration(
-            modelType: a == "llama4" ? "llama4_text" : "llama",
+            modelType: modelType,
             vocabularySize: vocabulary, hiddenSize: hidden, layerCount: layers, headCount: heads, kvHeadCount: kvHeads,
             headDimension: headDim, intermediateSize: feedForward,
             rmsNormEpsilon: Float(try gguf.number("\(a).attention.layer_norm_rms_epsilon") ?? 1e-5),
-            ropeTheta: try gguf.number("\(a).rope.freq_base") ?? (a == "llama4" ? 500_000 : 10_000),
+            ropeTheta: try gguf.number("\(a).rope.freq_base") ?? 10_000,
             ropeScaling: scaling, ropePairing: .interleaved,
             maxPositions: try gguf.integer("\(a).context_length") ?? 4096,
             tiedEmbeddings: tensors["output.weight"] == nil,
             attentionBias: tensors["blk.0.attn_q.bias"] != nil, mlpBias: tensors["blk.0.ffn_up.bias"] != nil,
-            layers: layerSpecs, attentionTemperatureScale: temperatureScale, attentionFloorScale: floorScale,
+            layers: layerSpecs, attentionTemperatureScale: 0, attentionFloorScale: 1,
             bosTokenID: try gguf.integer("tokenizer.ggml.bos_token_id"), eosTokenIDs: eos)
     }
 }

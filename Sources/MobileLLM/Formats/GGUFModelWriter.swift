@@ -55,8 +55,9 @@ public struct GGUFExportReport: Sendable {
     }
 }
 
-/// Writes models as GGUF files in llama.cpp's layout (`general.architecture` `llama` or `llama4`), so that they
-/// reload in mobilellm with the same configuration, read back with gguf-py, and (for `llama`) run in llama.cpp.
+/// Writes models as GGUF files in llama.cpp's layout (`general.architecture` of the model's family: `llama`,
+/// `llama4`, `qwen2`, `qwen3`), so that they reload in mobilellm with the same configuration, read back with gguf-py,
+/// and (for `llama`, `qwen2`, `qwen3`) run in llama.cpp.
 public enum GGUFExport {
     /// Converts the model at `path` (a Hugging Face directory or a GGUF file) to a GGUF file at `destination`,
     /// storing matrices as `options.plan` says and vectors as F32.
@@ -79,7 +80,8 @@ public enum GGUFExport {
             throw MobileLLMError.unsupported(path: path, feature: "model_type \(c.modelType)")
         }
         // Every tensor the model needs, shape-checked (errors name the tensor), before anything is written.
-        _ = try TransformerWeights(configuration: c, architecture: architecture, source: opened.source)
+        let schema = architecture.tensors(c)
+        _ = try TransformerWeights(configuration: c, schema: schema, source: opened.source)
         let threads = options.threadCount ?? ProcessInfo.processInfo.activeProcessorCount
         guard threads >= 1, threads <= 1024 else {
             throw MobileLLMError.invalidArgument(name: "threadCount", problem: "expected 1...1024, found \(threads)")
@@ -87,33 +89,19 @@ public enum GGUFExport {
 
         var writer = try GGUFWriter(alignment: options.alignment)
         var notes: [String] = []
-        let arch = c.modelType == "llama4_text" ? "llama4" : "llama"
+        let arch = architecture.ggufArchitectures.first ?? c.modelType
         let name = try options.name ?? opened.gguf?.string("general.name") ?? URL(fileURLWithPath: path).deletingPathExtension().lastPathComponent
-        for (key, value) in try modelMetadata(c, architecture: arch, name: name, fileType: fileType(options.plan.projectionType), path: path) {
+        let metadata = commonMetadata(c, architecture: arch, name: name, fileType: fileType(options.plan.projectionType))
+            + (try architecture.ggufMetadata(c, prefix: arch, path: path))
+        for (key, value) in metadata {
             try writer.set(key, value)
         }
         notes += try addTokenizer(to: &writer, opened: opened, configuration: c, path: path)
 
-        // Tensors: embedding, RoPE factors, layers, final norm, output.
-        let permute = c.ropePairing == .halves && !options.skipQKPermutation
-        var sourceNames: [String] = [architecture.embeddingName]
-        for layer in 0..<c.layerCount {
-            let n = architecture.layerNames(layer)
-            func bias(_ weight: String) -> String { String(weight.dropLast(".weight".count)) + ".bias" }
-            sourceNames.append(n.attentionNorm)
-            for (weight, hasBias) in [(n.query, c.attentionBias), (n.key, c.attentionBias), (n.value, c.attentionBias), (n.output, c.attentionBias)] {
-                sourceNames.append(weight)
-                if hasBias { sourceNames.append(bias(weight)) }
-            }
-            sourceNames.append(n.mlpNorm)
-            for weight in [n.gate, n.up, n.down] {
-                sourceNames.append(weight)
-                if c.mlpBias { sourceNames.append(bias(weight)) }
-            }
-        }
-        sourceNames.append(architecture.finalNormName)
-        if !c.tiedEmbeddings, opened.source.tensor(named: architecture.outputName) != nil { sourceNames.append(architecture.outputName) }
-
+        // Tensors in schema order (embedding, RoPE factors, layers, final norm, output); the output matrix only when
+        // the model has one of its own.
+        let specs = options.skipQKPermutation ? schema.tensors.map(\.unpermuted) : schema.tensors
+        let written = specs.filter { $0.role != .output || (!c.tiedEmbeddings && opened.source.tensor(named: $0.name) != nil) }
         var report: [GGUFExportReport.Tensor] = []
         var fallbacks: [(name: String, columns: Int, requested: QuantType, type: QuantType)] = []
         func add(_ ggufName: String, _ tensor: StoredTensor, type: QuantType, sourceRow: (@Sendable (Int) -> Int)?) throws {
@@ -145,22 +133,17 @@ public enum GGUFExport {
             report.append(.init(name: ggufName, type: ggmlType, dimensions: dimensions, byteCount: written.byteCount))
         }
 
-        for (index, sourceName) in sourceNames.enumerated() {
+        for (index, spec) in written.enumerated() {
+            let sourceName = spec.name, ggufName = spec.ggufName
             guard let tensor = opened.source.tensor(named: sourceName) else {
                 throw MobileLLMError.invalidFile(path: opened.source.location, field: sourceName, problem: "tensor missing")
             }
-            guard let ggufName = GGUFModelSource.ggufName(forTransformersName: sourceName) else {
-                throw MobileLLMError.unsupported(path: path, feature: "tensor \(sourceName) has no GGUF name")
-            }
-            let role = QuantizationPlan.role(of: sourceName, architecture: architecture, layerCount: c.layerCount)
             var sourceRow: (@Sendable (Int) -> Int)?
-            if permute, sourceName.hasSuffix("self_attn.q_proj.weight") || sourceName.hasSuffix("self_attn.q_proj.bias") {
-                sourceRow = llamaCppPermutation(headCount: c.headCount, headDimension: c.headDimension)
-            } else if permute, sourceName.hasSuffix("self_attn.k_proj.weight") || sourceName.hasSuffix("self_attn.k_proj.bias") {
-                sourceRow = llamaCppPermutation(headCount: c.kvHeadCount, headDimension: c.headDimension)
+            if case let .llamaPairs(heads) = spec.ggufRowOrder {
+                sourceRow = llamaCppPermutation(headCount: heads, headDimension: c.headDimension)
             }
             let type: QuantType
-            if tensor.shape.count == 2, let (planned, requested) = options.plan.type(for: role, columns: tensor.shape[1]) {
+            if tensor.shape.count == 2, let (planned, requested) = options.plan.type(for: schema.quantizationRole(of: sourceName), columns: tensor.shape[1]) {
                 type = planned
                 fallbacks.append((sourceName, tensor.shape[1], requested, planned))
             } else {
@@ -230,8 +213,9 @@ public enum GGUFExport {
         }
     }
 
-    /// Model metadata in llama.cpp's keys, plus mobilellm's own `llama4.*` keys for the per-layer attention pattern.
-    static func modelMetadata(_ c: ModelConfiguration, architecture a: String, name: String, fileType: UInt32, path: String) throws -> [(String, GGUFValue)] {
+    /// The model metadata every llama.cpp decoder has, under prefix `a`; the family adds its own keys
+    /// (`Architecture.ggufMetadata`).
+    static func commonMetadata(_ c: ModelConfiguration, architecture a: String, name: String, fileType: UInt32) -> [(String, GGUFValue)] {
         func u32(_ value: Int) -> GGUFValue { .uint32(UInt32(clamping: value)) }
         var metadata: [(String, GGUFValue)] = [
             ("general.architecture", .string(a)),
@@ -256,34 +240,6 @@ public enum GGUFExport {
             metadata.append(("\(a).rope.scaling.type", .string("linear")))
             metadata.append(("\(a).rope.scaling.factor", .float32(Float(factor))))
         }
-        guard a == "llama4" else { return metadata }
-
-        // The per-layer pattern must be what the llama4 keys can say: RoPE flags per layer, one QK-norm switch for
-        // the RoPE layers, one chunk size for the RoPE layers, temperature tuning on the NoPE layers.
-        let flags = c.layers.map { $0.usesRoPE ? Int32(1) : 0 }
-        let qkNorm = c.layers.contains { $0.qkNorm }
-        let tuning = c.layers.contains { $0.temperatureTuning }
-        let chunks = Set(c.layers.filter(\.usesRoPE).map { $0.chunkSize ?? 0 })
-        for (index, layer) in c.layers.enumerated() {
-            let expected = LayerAttentionSpec(usesRoPE: layer.usesRoPE, qkNorm: qkNorm && layer.usesRoPE,
-                                              chunkSize: layer.usesRoPE && (chunks.first ?? 0) > 0 ? chunks.first : nil,
-                                              temperatureTuning: tuning && !layer.usesRoPE)
-            guard chunks.count <= 1, layer == expected else {
-                throw MobileLLMError.unsupported(path: path, feature: "layer \(index)'s attention (RoPE \(layer.usesRoPE), QK norm \(layer.qkNorm), chunk \(layer.chunkSize.map(String.init) ?? "none"), temperature tuning \(layer.temperatureTuning)) does not follow one pattern for all RoPE / NoPE layers, which the GGUF llama4 keys cannot express")
-            }
-        }
-        let chunk = chunks.first ?? 0
-        metadata += [
-            ("llama4.interleave_moe_layer_step", .uint32(0)),
-            ("llama4.expert_count", .uint32(0)),
-            ("llama4.attention.sliding_window", u32(chunk)),
-            ("llama4.no_rope_layers", .array(.int32(flags))),
-            ("llama4.use_qk_norm", .bool(qkNorm)),
-            ("llama4.attention.chunk_size", u32(chunk)),
-            ("llama4.attention.temperature_tuning", .bool(tuning)),
-            ("llama4.attention.temperature_scale", .float32(Float(c.attentionTemperatureScale))),
-            ("llama4.attention.temperature_floor_scale", .float32(Float(c.attentionFloorScale))),
-        ]
         return metadata
     }
 

@@ -63,17 +63,6 @@ public struct QuantizationPlan: Sendable, Equatable {
             return "\(names.count) \(names.count == 1 ? "matrix" : "matrices") with \(key): \(names.joined(separator: ", "))"
         }
     }
-
-    /// The role of a tensor named `name` (transformers naming) in a model of `architecture`.
-    static func role(of name: String, architecture: ArchitectureDefinition, layerCount: Int) -> Role {
-        if name == architecture.embeddingName || name == architecture.outputName { return .output }
-        if name.hasSuffix(".weight"), name.hasPrefix("model.layers."),
-           let layer = Int(name.dropFirst("model.layers.".count).prefix { $0.isNumber }), layer < layerCount {
-            let names = architecture.layerNames(layer)
-            if [names.query, names.key, names.value, names.output, names.gate, names.up, names.down].contains(name) { return .projection }
-        }
-        return .vector
-    }
 }
 
 /// Row-wise conversion of stored tensors between types (dequantize to f32, optionally reorder rows, quantize).
@@ -171,23 +160,21 @@ struct QuantizingSource: TensorSource {
     func storedName(of name: String) -> String { base.storedName(of: name) }
     var configurationFieldNames: [String: String] { base.configurationFieldNames }
 
-    init(wrapping base: TensorSource, configuration c: ModelConfiguration, architecture: ArchitectureDefinition,
+    init(wrapping base: TensorSource, configuration c: ModelConfiguration, architecture: any Architecture.Type,
          plan: QuantizationPlan, threads: Int) {
         self.base = base
         self.plan = plan
-        var names = [architecture.embeddingName]
-        if !c.tiedEmbeddings { names.append(architecture.outputName) }
-        for layer in 0..<c.layerCount {
-            let n = architecture.layerNames(layer)
-            names += [n.query, n.key, n.value, n.output, n.gate, n.up, n.down]
-        }
+        let schema = architecture.tensors(c)
+        // The embedding first, then the output matrix (when untied) and every projection, as the schema lists them.
+        let matrices = schema.tensors.filter { $0.role == .projection || ($0.role == .output && !c.tiedEmbeddings) }
+        let names = schema.tensors.filter { $0.role == .embedding }.map(\.name) + matrices.filter { $0.role == .output }.map(\.name)
+            + matrices.filter { $0.role == .projection }.map(\.name)
         var converted: [String: StoredTensor] = [:]
         var fallbacks: [(name: String, columns: Int, requested: QuantType, type: QuantType)] = []
         for name in names {
             // Missing or misshapen tensors are left to the shape checks of the model loader, which name them.
             guard let tensor = base.tensor(named: name), tensor.shape.count == 2,
-                  let (type, requested) = plan.type(for: QuantizationPlan.role(of: name, architecture: architecture, layerCount: c.layerCount),
-                                                    columns: tensor.shape[1]),
+                  let (type, requested) = plan.type(for: schema.quantizationRole(of: name), columns: tensor.shape[1]),
                   tensor.type.rowBytes(tensor.shape[1]) != nil else { continue }
             fallbacks.append((name, tensor.shape[1], requested, type))
             if tensor.type == type { continue }

@@ -42,14 +42,20 @@ public final class Model: @unchecked Sendable {
     /// `tokenizer.json` of the model, when it has one.
     public let tokenizerFile: String?
 
+    /// The model's family.
+    public let architecture: any Architecture.Type
+    /// The family's tensors for this configuration.
+    public let schema: TensorSchema
     let weights: TransformerWeights
+    /// Per layer: the position blocks and attention window (`Architecture.layerRecipe`).
+    let recipes: [LayerRecipe]
     let ropeFrequencies: [Float]
     /// The tokenizer, loaded on first use (loading a 9 MB tokenizer.json is skipped by token-id-only callers).
     private let tokenizerState = LoadOnce<Tokenizer>()
     private let templateState = LoadOnce<ModelChatTemplate>()
 
     /// Loads a model: a Hugging Face directory (config.json + safetensors, tokenizer files optional) or a GGUF file
-    /// (llama.cpp's `llama` / `llama4` layouts, float or Q4_0/Q4_1/Q8_0/Q4_K/Q6_K tensors). Weights stay memory-mapped.
+    /// (llama.cpp's layouts of every registered family: `llama`, `llama4`, `qwen2`, `qwen3`; float or block-quantized tensors). Weights stay memory-mapped.
     /// Throws `MobileLLMError` naming the file and field when anything is missing or inconsistent.
     public convenience init(path: String, options: ModelLoadOptions = ModelLoadOptions()) throws {
         var isDirectory: ObjCBool = false
@@ -81,11 +87,15 @@ public final class Model: @unchecked Sendable {
         self.configuration = configuration
         let threads = options.threadCount ?? ProcessInfo.processInfo.activeProcessorCount
         threadCount = threads
+        self.architecture = architecture
+        let schema = architecture.tensors(configuration)
+        self.schema = schema
         let source = options.quantize.map {
             QuantizingSource(wrapping: source, configuration: configuration, architecture: architecture,
                              plan: QuantizationPlan(projectionType: $0), threads: threads) as TensorSource
         } ?? source
-        weights = try TransformerWeights(configuration: configuration, architecture: architecture, source: source)
+        weights = try TransformerWeights(configuration: configuration, schema: schema, source: source)
+        recipes = (0..<configuration.layerCount).map { architecture.layerRecipe(configuration, layer: $0) }
         ropeFrequencies = configuration.ropeInverseFrequencies()
         activationPrecision = options.activationPrecision
         self.tokenizerFile = tokenizerFile

@@ -11,8 +11,7 @@ extension Session {
 
     /// Bytes `saveState` writes for the current position.
     public var stateByteCount: Int {
-        let c = model.configuration
-        return Self.stateHeaderSize + 4 * position + 2 * c.layerCount * c.kvHeadCount * position * kvCacheType.rowBytes(c.headDimension)
+        return Self.stateHeaderSize + 4 * position + cache.serializedByteCount(positions: position)
     }
 
     /// The tokens and the used part of the KV cache as bytes.
@@ -55,16 +54,7 @@ extension Session {
         put(UInt32(position))
         put(UInt32(0))
         for token in tokens { put(token) }
-        let row = kvCacheType.rowBytes(c.headDimension)
-        let used = position * row
-        for layer in 0..<c.layerCount {
-            for cache in [keys[layer], values[layer]] {
-                for head in 0..<c.kvHeadCount {
-                    (base + offset).copyMemory(from: cache + head * capacity * row, byteCount: used)
-                    offset += used
-                }
-            }
-        }
+        _ = cache.write(positions: position, to: base + offset)
     }
 
     /// Replaces the tokens and KV cache with a state saved from a session of the same model (same weights and KV
@@ -108,8 +98,7 @@ extension Session {
         guard count <= capacity else {
             throw bad("n_tokens", "\(count) tokens do not fit in this session's context of \(capacity)")
         }
-        let row = kvCacheType.rowBytes(c.headDimension)
-        let expectedSize = Self.stateHeaderSize + 4 * count + 2 * c.layerCount * c.kvHeadCount * count * row
+        let expectedSize = Self.stateHeaderSize + 4 * count + cache.serializedByteCount(positions: count)
         guard bytes.count == expectedSize else {
             throw bad("size", "expected \(expectedSize) bytes for \(count) tokens, found \(bytes.count)")
         }
@@ -122,15 +111,7 @@ extension Session {
             }
             restored.append(token)
         }
-        let used = count * row
-        for layer in 0..<c.layerCount {
-            for cache in [keys[layer], values[layer]] {
-                for head in 0..<c.kvHeadCount {
-                    (cache + head * capacity * row).copyMemory(from: base + offset, byteCount: used)
-                    offset += used
-                }
-            }
-        }
+        cache.read(positions: count, from: base + offset)
         tokens = restored
     }
 }
@@ -158,15 +139,4 @@ extension Model {
         return hash
     }
 
-}
-
-extension KVCacheType {
-    /// The KV cache type's code in a saved state (0 f32, 1 f16, 2 q8_0).
-    static func stateCode(_ type: KVCacheType) -> UInt32 {
-        switch type {
-        case .f32: return 0
-        case .f16: return 1
-        case .q8_0: return 2
-        }
-    }
 }

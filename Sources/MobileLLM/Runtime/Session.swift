@@ -31,28 +31,6 @@ public struct Logits: Sendable, Equatable {
     public var last: ArraySlice<Float> { rowCount == 0 ? [] : row(rowCount - 1) }
 }
 
-/// Element type of the KV cache.
-public enum KVCacheType: String, Sendable, CaseIterable {
-    /// Exact (4 bytes per value): bit-for-bit what the f32 forward pass computes.
-    case f32
-    /// Half precision (2 bytes per value): half the memory and bandwidth, ~1e-3 relative rounding of K and V.
-    case f16
-    /// ggml Q8_0 blocks (34 bytes per 32 values): about a quarter of f32, ~0.4% rounding of K and V. Needs a head
-    /// dimension that is a multiple of 32.
-    case q8_0 = "q8_0"
-
-    var kernelType: mlk_dtype {
-        switch self {
-        case .f32: return MLK_DTYPE_F32
-        case .f16: return MLK_DTYPE_F16
-        case .q8_0: return MLK_DTYPE_Q8_0
-        }
-    }
-
-    /// Bytes of one cached row of `headDimension` values (0 when Q8_0 blocks do not divide it).
-    func rowBytes(_ headDimension: Int) -> Int { mlk_row_bytes(kernelType, Int64(headDimension)) }
-}
-
 /// One conversation's state: a KV cache of fixed capacity, the tokens fed so far and scratch buffers.
 ///
 /// A session is used by one thread at a time; `cancel()` alone may be called from any thread. Calls that arrive
@@ -70,18 +48,9 @@ public final class Session: @unchecked Sendable {
     /// Largest number of tokens one forward pass computes at once during prefill (bounds scratch memory).
     public static let batchLimit = 256
 
-    /// Positions per attention segment: longer contexts are attended in segments whose partial softmax results are
-    /// combined, which lets decode spread one token's attention over threads.
-    public static let attentionSegment = 256
-
-    /// Floats of attention scratch: per thread, scores of one segment plus two sets of segment partials; then the
-    /// partials of every KV head for split decode.
-    static func attentionScratchFloats(configuration c: ModelConfiguration, capacity: Int, threads: Int) -> Int {
-        let maxSegments = (capacity + attentionSegment - 1) / attentionSegment
-        let partialStride = c.groupSize * (c.headDimension + 2)
-        let perThread = c.groupSize * attentionSegment + 2 * maxSegments * partialStride
-        return threads * perThread + c.kvHeadCount * maxSegments * partialStride
-    }
+    /// Positions per attention segment (see `Attention`): longer contexts are attended in segments whose partial
+    /// softmax results are combined, which lets decode spread one token's attention over threads.
+    public static let attentionSegment = Attention.segment
 
     /// Whether a `feed` or generation is running, and whether it was asked to stop: `RunState` raw values. Only the
     /// thread holding `useLock` starts or ends a run; `cancel()` may flip running to cancelled from anywhere.
@@ -93,10 +62,9 @@ public final class Session: @unchecked Sendable {
     let useLock = NSRecursiveLock()
     private let pool: ComputePool
     /// Element type of the KV cache.
-    public let kvCacheType: KVCacheType
-    // KV cache, per layer: [kvHeads, capacity, headDim] of `kvCacheType`.
-    let keys: [UnsafeMutableRawPointer]
-    let values: [UnsafeMutableRawPointer]
+    public var kvCacheType: KVCacheType { cache.type }
+    /// The keys and values of `tokens`.
+    let cache: KVCache
     /// Allocated last in `init`, after every check that can throw (a throwing init would leak it otherwise; found by
     /// scripts/sanitize.sh address).
     private var scratch: Scratch
@@ -108,59 +76,18 @@ public final class Session: @unchecked Sendable {
         }
         self.model = model
         self.capacity = capacity
-        self.kvCacheType = kvCacheType
         pool = ComputePool(threadCount: model.threadCount)
-        guard kvCacheType.rowBytes(c.headDimension) > 0 else {
-            throw MobileLLMError.invalidArgument(name: "kvCacheType", problem: "\(kvCacheType.rawValue) needs a head dimension that is a multiple of 32, found \(c.headDimension)")
-        }
-        let layerBytes = try Self.checkMemory(configuration: c, capacity: capacity, kvCacheType: kvCacheType, threads: model.threadCount)
-        keys = (0..<c.layerCount).map { _ in UnsafeMutableRawPointer.allocate(byteCount: layerBytes, alignment: 64) }
-        values = (0..<c.layerCount).map { _ in UnsafeMutableRawPointer.allocate(byteCount: layerBytes, alignment: 64) }
+        let scratchBytes = 4 * Attention.scratchFloats(configuration: c, capacity: capacity, threads: model.threadCount)
+        cache = try KVCache(configuration: c, capacity: capacity, type: kvCacheType, extraBytes: scratchBytes)
         scratch = Scratch()
     }
 
-    /// Bytes of one layer's K (or V) cache, after checking that the whole cache and the attention scratch of a
-    /// `capacity`-position session fit in this machine's memory: a huge `max_position_embeddings` or context length
-    /// then fails here with an error instead of an allocation failure that would end the process.
-    static func checkMemory(configuration c: ModelConfiguration, capacity: Int, kvCacheType: KVCacheType, threads: Int) throws -> Int {
-        let perPosition = kvBytesPerPosition(configuration: c, kvCacheType: kvCacheType)
-        let (kvBytes, overflow) = perPosition.multipliedReportingOverflow(by: capacity)
-        let scratchBytes = 4 * attentionScratchFloats(configuration: c, capacity: capacity, threads: threads)
-        let memory = Int(clamping: ProcessInfo.processInfo.physicalMemory)
-        guard !overflow, kvBytes <= memory - scratchBytes else {
-            throw MobileLLMError.invalidArgument(
-                name: "contextLength",
-                problem: "a KV cache of \(capacity) positions needs \(overflow ? "more than \(Int.max)" : "\(kvBytes)") bytes, more than this machine's \(memory) bytes of memory (expected at most \(max(0, memory - scratchBytes) / max(perPosition, 1)) positions)")
-        }
-        return kvBytes / (2 * c.layerCount)
-    }
-
     deinit {
-        for buffer in keys { buffer.deallocate() }
-        for buffer in values { buffer.deallocate() }
         scratch.release()
     }
 
-    /// Writes one head's `count` values into cache row `row` (rows are [kvHeads, capacity]), converting to the
-    /// cache's type.
-    private func store(_ source: UnsafePointer<Float>, into cache: UnsafeMutableRawPointer, row: Int, count: Int) {
-        let destination = cache + row * kvCacheType.rowBytes(count)
-        switch kvCacheType {
-        case .f32: destination.assumingMemoryBound(to: Float.self).update(from: source, count: count)
-        case .f16: mlk_convert_f32_to_f16(source, Int64(count), destination.assumingMemoryBound(to: UInt16.self))
-        case .q8_0: mlk_q_quantize_rows(QuantType.q8_0.rawValue, source, 1, Int64(count), destination)
-        }
-    }
-
     /// Bytes the KV cache occupies.
-    public var kvCacheBytes: Int {
-        Self.kvBytesPerPosition(configuration: model.configuration, kvCacheType: kvCacheType) * capacity
-    }
-
-    /// Bytes of K and V, over all layers, for one position.
-    static func kvBytesPerPosition(configuration c: ModelConfiguration, kvCacheType: KVCacheType) -> Int {
-        2 * c.layerCount * c.kvHeadCount * kvCacheType.rowBytes(c.headDimension)
-    }
+    public var kvCacheBytes: Int { cache.byteCount }
 
     /// Asks the `feed` or generation running on this session to stop: it throws `MobileLLMError.cancelled` within one
     /// layer's work. With nothing running this does nothing — a request never lingers to cancel a later call, so a
@@ -175,6 +102,7 @@ public final class Session: @unchecked Sendable {
         useLock.lock()
         defer { useLock.unlock() }
         tokens.removeAll(keepingCapacity: true)
+        cache.rewind(to: 0)
     }
 
     /// Drops every position from `newPosition` on, so the next token fed goes to `newPosition`.
@@ -185,6 +113,7 @@ public final class Session: @unchecked Sendable {
             throw MobileLLMError.invalidArgument(name: "position", problem: "expected 0...\(position) (the current position), found \(newPosition)")
         }
         tokens.removeSubrange(newPosition...)
+        cache.rewind(to: newPosition)
     }
 
     /// States of `runState`.
@@ -243,10 +172,12 @@ public final class Session: @unchecked Sendable {
                 let batch = Array(newTokens[offset..<(offset + count)])
                 try forward(batch, at: start + offset, logits: rows, into: &output)
                 tokens.append(contentsOf: batch)
+                cache.advance(to: tokens.count)
                 offset += count
             }
         } catch {
             tokens.removeSubrange(start...)
+            cache.rewind(to: start)
             throw error
         }
         return Logits(vocabularySize: request == .none || newTokens.isEmpty ? 0 : c.vocabularySize, values: output)
@@ -259,145 +190,24 @@ public final class Session: @unchecked Sendable {
     private func forward(_ batch: [Int32], at start: Int, logits request: LogitsRequest, into output: inout [Float]) throws {
         let c = model.configuration
         let w = model.weights
-        let n = batch.count
-        let hidden = c.hiddenSize
-        let headDim = c.headDimension
-        let qWidth = c.headCount * headDim
-        let kvWidth = c.kvHeadCount * headDim
-        scratch.reserve(tokens: n, configuration: c, capacity: capacity)
-        scratch.reserveScores(floats: Self.attentionScratchFloats(configuration: c, capacity: capacity, threads: pool.threadCount))
+        let n = batch.count, hidden = c.hiddenSize
+        scratch.reserve(tokens: n, configuration: c)
+        scratch.reserveScores(floats: Attention.scratchFloats(configuration: c, capacity: capacity, threads: pool.threadCount))
+        let pass = ForwardPass(configuration: c, pool: pool, precision: model.activationPrecision, ropeFrequencies: model.ropeFrequencies,
+                               rows: (0..<n).map { AttentionRow(sequence: 0, position: start + $0) }, caches: [cache], s: scratch)
         let s = scratch
 
-        // x: [n, hidden] — the residual stream, starting from the token embeddings.
+        // x [n, hidden]: the residual stream, starting from the token embeddings.
         for (i, token) in batch.enumerated() { w.embedding.row(Int(token), into: s.x + i * hidden) }
 
-        let attentionScale = Float(1.0 / Double(headDim).squareRoot())
-        for (layerIndex, layer) in w.layers.enumerated() {
+        // Every decoder layer: attention and MLP blocks as the family's recipe composes them (DecoderLayer.swift).
+        for (index, layer) in w.layers.enumerated() {
             try checkCancelled()
-            let spec = c.layers[layerIndex]
-            // h = RMSNorm(x); q [n, heads*headDim], k/v [n, kvHeads*headDim].
-            layer.attentionNorm.withUnsafeBufferPointer { weight in
-                Ops.rmsNorm(s.x, rows: n, width: hidden, weight: weight.baseAddress, epsilon: c.rmsNormEpsilon, into: s.h)
-            }
-            pool.project([layer.query, layer.key, layer.value], input: prepare(s.h, count: n, columns: hidden, for: [layer.query]),
-                         outputs: [s.q, s.k, s.v])
-
-            for i in 0..<n {
-                let position = start + i
-                let q = s.q + i * qWidth, k = s.k + i * kvWidth
-                if spec.usesRoPE {
-                    Ops.rope(q, heads: c.headCount, dimension: headDim, position: position, inverseFrequencies: model.ropeFrequencies, pairing: c.ropePairing)
-                    Ops.rope(k, heads: c.kvHeadCount, dimension: headDim, position: position, inverseFrequencies: model.ropeFrequencies, pairing: c.ropePairing)
-                }
-                if spec.qkNorm {
-                    Ops.rmsNorm(q, rows: c.headCount, width: headDim, weight: nil, epsilon: c.rmsNormEpsilon, into: q)
-                    Ops.rmsNorm(k, rows: c.kvHeadCount, width: headDim, weight: nil, epsilon: c.rmsNormEpsilon, into: k)
-                }
-                if spec.temperatureTuning {
-                    let floorScale = Float(c.attentionFloorScale)
-                    let scale = log1p(((Float(position) + 1) / floorScale).rounded(.down)) * Float(c.attentionTemperatureScale) + 1
-                    for t in 0..<qWidth { q[t] *= scale }
-                }
-                // Cache K/V: layer cache is [kvHeads, capacity, headDim].
-                for head in 0..<c.kvHeadCount {
-                    let row = head * capacity + position
-                    store(k + head * headDim, into: keys[layerIndex], row: row, count: headDim)
-                    store(s.v + i * kvWidth + head * headDim, into: values[layerIndex], row: row, count: headDim)
-                }
-            }
-
-            // attention output: [n, heads*headDim]. Each (token, KV head) covers its query-head group, so a cached K/V
-            // row is read once per group, and its visible positions are split into fixed segments of
-            // `attentionSegment` whose partial softmax results are combined in segment order. The arithmetic is the
-            // same however the work is scheduled: decode (one token) spreads the segments over threads, prefill gives
-            // each thread whole (token, KV head) items — so prefill and decode stay bit-identical.
-            nonisolated(unsafe) let layerKeys = UnsafeRawPointer(keys[layerIndex])
-            nonisolated(unsafe) let layerValues = UnsafeRawPointer(values[layerIndex])
-            let capacity = self.capacity, group = c.groupSize, kvHeads = c.kvHeadCount, segment = Self.attentionSegment
-            let kvType = kvCacheType.kernelType, rowBytes = kvCacheType.rowBytes(headDim)
-            let partialStride = group * (headDim + 2)
-            // Visible positions of token i: first...position.
-            func window(_ i: Int) -> (first: Int, length: Int) {
-                let position = start + i
-                let first = spec.chunkSize.map { (position / $0) * $0 } ?? 0
-                return (first, position - first + 1)
-            }
-            // One segment's partial result into `partial` ([group][d] outputs, then group maxes, then group sums).
-            func attendSegment(token i: Int, kvHead: Int, segment index: Int, scores: UnsafeMutablePointer<Float>,
-                               partial: UnsafeMutablePointer<Float>) {
-                let (first, length) = window(i)
-                let begin = first + index * segment
-                let count = min(segment, length - index * segment)
-                let base = (kvHead * capacity + begin) * rowBytes
-                mlk_attention_partial(s.q + i * qWidth + kvHead * group * headDim, Int64(group), Int64(headDim),
-                                      layerKeys + base, layerValues + base, kvType, Int64(count), attentionScale, scores,
-                                      partial, partial + group * headDim, partial + group * headDim + group)
-            }
-            // Combines `segments` partials laid out with `partialStride` into token i's output rows for the KV head.
-            func combine(token i: Int, kvHead: Int, segments: Int, partials: UnsafeMutablePointer<Float>,
-                         work: UnsafeMutablePointer<Float>) {
-                // Regroup [segment][out | maxes | sums] into the combine layout: outs, then maxes, then sums.
-                let outs = work, maxes = work + segments * group * headDim, sums = maxes + segments * group
-                for index in 0..<segments {
-                    let partial = partials + index * partialStride
-                    (outs + index * group * headDim).update(from: partial, count: group * headDim)
-                    (maxes + index * group).update(from: partial + group * headDim, count: group)
-                    (sums + index * group).update(from: partial + group * headDim + group, count: group)
-                }
-                mlk_attention_combine(Int64(segments), Int64(group), Int64(headDim), outs, maxes, sums,
-                                      s.attention + i * qWidth + kvHead * group * headDim)
-            }
-            let maxSegments = (capacity + segment - 1) / segment
-            let perThread = group * segment + 2 * maxSegments * partialStride
-            nonisolated(unsafe) let threadScratch = s.scores
-            let decodeSegments = n == 1 ? (window(0).length + segment - 1) / segment : 1
-            if n == 1 && decodeSegments > 1 {
-                nonisolated(unsafe) let shared = s.scores + pool.threadCount * perThread
-                pool.forEach(kvHeads * decodeSegments) { range, thread in
-                    let scores = threadScratch + thread * perThread
-                    for item in range {
-                        let kvHead = item / decodeSegments, index = item % decodeSegments
-                        attendSegment(token: 0, kvHead: kvHead, segment: index, scores: scores,
-                                      partial: shared + (kvHead * maxSegments + index) * partialStride)
-                    }
-                }
-                let work = threadScratch + group * segment
-                for kvHead in 0..<kvHeads {
-                    combine(token: 0, kvHead: kvHead, segments: decodeSegments, partials: shared + kvHead * maxSegments * partialStride, work: work)
-                }
-            } else {
-                pool.forEach(n * kvHeads, minimumPerThread: 2) { range, thread in
-                    let scores = threadScratch + thread * perThread
-                    let partials = scores + group * segment
-                    let work = partials + maxSegments * partialStride
-                    for item in range {
-                        let i = item / kvHeads, kvHead = item % kvHeads
-                        let segments = (window(i).length + segment - 1) / segment
-                        for index in 0..<segments {
-                            attendSegment(token: i, kvHead: kvHead, segment: index, scores: scores, partial: partials + index * partialStride)
-                        }
-                        combine(token: i, kvHead: kvHead, segments: segments, partials: partials, work: work)
-                    }
-                }
-            }
-            pool.project([layer.output], input: prepare(s.attention, count: n, columns: qWidth, for: [layer.output]), outputs: [s.h])
-            Ops.add(s.x, s.h, count: n * hidden)
-
-            // MLP: x += down(silu(gate(h)) * up(h)), h = RMSNorm(x).
-            layer.mlpNorm.withUnsafeBufferPointer { weight in
-                Ops.rmsNorm(s.x, rows: n, width: hidden, weight: weight.baseAddress, epsilon: c.rmsNormEpsilon, into: s.h)
-            }
-            // gate = silu(gate) * up, applied by each thread to the rows it just computed.
-            let width = c.intermediateSize
-            pool.project([layer.gate, layer.up], input: prepare(s.h, count: n, columns: hidden, for: [layer.gate, layer.up]),
-                         outputs: [s.gate, s.up]) { rows in
-                for i in 0..<n { Ops.swiGLU(s.gate + i * width + rows.lowerBound, s.up + i * width + rows.lowerBound, count: rows.count) }
-            }
-            pool.project([layer.down], input: prepare(s.gate, count: n, columns: c.intermediateSize, for: [layer.down]), outputs: [s.h])
-            Ops.add(s.x, s.h, count: n * hidden)
+            layer.forward(layer: index, recipe: model.recipes[index], pass: pass)
         }
         try checkCancelled()
 
+        // logits [rows, vocab] = RMSNorm(x) · W_outᵀ for the requested rows.
         guard request != .none else { return }
         let firstRow = request == .all ? 0 : n - 1
         let rows = n - firstRow
@@ -407,33 +217,17 @@ public final class Session: @unchecked Sendable {
         let vocabulary = c.vocabularySize
         let previous = output.count
         output.append(contentsOf: repeatElement(0, count: rows * vocabulary))
-        let input = prepare(s.h, count: rows, columns: hidden, for: [w.output])
+        let input = pass.prepare(s.h, count: rows, columns: hidden, for: [w.output])
         output.withUnsafeMutableBufferPointer { buffer in
             if let base = buffer.baseAddress {
                 pool.project([w.output], input: input, outputs: [base + previous])
             }
         }
     }
-
-    /// Wraps `count` rows of `columns` f32 values as a projection input; in the int8-activation mode, when one of
-    /// `linears` is quantized, the rows are also quantized (once, split across threads for prefill) to the Q8A activation format into scratch memory.
-    private func prepare(_ x: UnsafeMutablePointer<Float>, count: Int, columns: Int, for linears: [Linear]) -> ProjectionInput {
-        guard model.activationPrecision == .int8, let quantized = linears.first(where: { $0.weight.isQuantized })?.weight.type else {
-            return ProjectionInput(x: x, count: count, quantized: nil)
-        }
-        let rowBytes = quantized.activationRowBytes(columns) ?? 0
-        nonisolated(unsafe) let destination = scratch.activations
-        nonisolated(unsafe) let source = x
-        pool.forEach(count, minimumPerThread: 8) { range in
-            mlk_q_quantize_activations(quantized.rawValue, source + range.lowerBound * columns, Int64(range.count), Int64(columns),
-                                       destination + range.lowerBound * rowBytes)
-        }
-        return ProjectionInput(x: x, count: count, quantized: UnsafeRawPointer(destination))
-    }
 }
 
 /// Per-session scratch buffers for one forward batch, grown on demand.
-private struct Scratch {
+struct Scratch {
     private(set) var tokens = 0
     var x = UnsafeMutablePointer<Float>.allocate(capacity: 1)
     var h = UnsafeMutablePointer<Float>.allocate(capacity: 1)
@@ -449,7 +243,7 @@ private struct Scratch {
     var scores = UnsafeMutablePointer<Float>.allocate(capacity: 1)
     private(set) var scoreFloats = 0
 
-    mutating func reserve(tokens n: Int, configuration c: ModelConfiguration, capacity: Int) {
+    mutating func reserve(tokens n: Int, configuration c: ModelConfiguration) {
         guard n > tokens else { return }
         releaseTokenBuffers()
         tokens = n
@@ -465,7 +259,7 @@ private struct Scratch {
         activations = .allocate(byteCount: n * 2 * max(c.hiddenSize, qWidth, c.intermediateSize) + 64, alignment: 64)
     }
 
-    /// Makes room for `floats` of attention scratch (see `Session.attentionScratchFloats`).
+    /// Makes room for `floats` of attention scratch (see `Attention.scratchFloats`).
     mutating func reserveScores(floats: Int) {
         guard floats > scoreFloats else { return }
         scores.deallocate()

@@ -48,30 +48,27 @@ struct SyntheticTensorSource: TensorSource {
     var location: String { "(synthetic weights)" }
     func tensor(named name: String) -> StoredTensor? { tensors[name] }
 
-    init(configuration c: ModelConfiguration, architecture: ArchitectureDefinition, seed: UInt64,
+    init(configuration c: ModelConfiguration, architecture: any Architecture.Type, seed: UInt64,
          plan: QuantizationPlan? = nil, threads: Int = 1) {
         var generator = SeededGenerator(seed: seed)
-        // (name, shape, scale, center, seed) in the order the seeds are drawn.
+        let schema = architecture.tensors(c)
+        // (name, shape, scale, center, seed) in the order the seeds are drawn: the global tensors (embedding, final
+        // norm, untied output), then each layer's in schema order.
         var specs: [(String, [Int], Float, Float, UInt64)] = []
-        func add(_ name: String, _ shape: [Int], scale: Float, around center: Float = 0) {
-            specs.append((name, shape, scale, center, generator.next() | 1))
-        }
-        let hidden = c.hiddenSize, q = c.headCount * c.headDimension, kv = c.kvHeadCount * c.headDimension
         let fanIn = { (n: Int) in Float(3.0 / Double(n)).squareRoot() }
-        add(architecture.embeddingName, [c.vocabularySize, hidden], scale: 1)
-        add(architecture.finalNormName, [hidden], scale: 0.1, around: 1)
-        if !c.tiedEmbeddings { add(architecture.outputName, [c.vocabularySize, hidden], scale: fanIn(hidden)) }
-        for layer in 0..<c.layerCount {
-            let names = architecture.layerNames(layer)
-            add(names.attentionNorm, [hidden], scale: 0.1, around: 1)
-            add(names.query, [q, hidden], scale: fanIn(hidden))
-            add(names.key, [kv, hidden], scale: fanIn(hidden))
-            add(names.value, [kv, hidden], scale: fanIn(hidden))
-            add(names.output, [hidden, q], scale: fanIn(q))
-            add(names.mlpNorm, [hidden], scale: 0.1, around: 1)
-            add(names.gate, [c.intermediateSize, hidden], scale: fanIn(hidden))
-            add(names.up, [c.intermediateSize, hidden], scale: fanIn(hidden))
-            add(names.down, [hidden, c.intermediateSize], scale: fanIn(c.intermediateSize))
+        let global = schema.tensors.filter { $0.layer == nil && !($0.role == .output && c.tiedEmbeddings) }
+        let ordered = global.filter { $0.role == .embedding } + global.filter { $0.role == .norm } + global.filter { $0.role == .output }
+            + schema.tensors.filter { $0.layer != nil }
+        for spec in ordered {
+            let shape = spec.sizes
+            let (scale, center): (Float, Float)
+            switch spec.role {
+            case .embedding: (scale, center) = (1, 0)
+            case .norm: (scale, center) = (0.1, 1)
+            case .bias: (scale, center) = (0.1, 0)
+            case .output, .projection: (scale, center) = (fanIn(shape.last ?? 1), 0)
+            }
+            specs.append((spec.name, shape, scale, center, generator.next() | 1))
         }
         // Each tensor has its own seed, so tensors are generated in parallel, largest first.
         let work = specs
@@ -90,7 +87,7 @@ struct SyntheticTensorSource: TensorSource {
             while let position = next.take(below: order.count) {
                 let index = order[position]
                 let (name, shape, scale, center, seed) = work[index]
-                let role = QuantizationPlan.role(of: name, architecture: architecture, layerCount: c.layerCount)
+                let role = schema.quantizationRole(of: name)
                 let quantized = shape.count == 2 ? plan?.type(for: role, columns: shape[1])?.type : nil
                 output.results[index] = Self.generate(name, shape, scale: scale, center: center, seed: seed, as: quantized ?? .bf16)
             }

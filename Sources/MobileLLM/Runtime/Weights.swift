@@ -99,6 +99,9 @@ struct LayerWeights: Sendable {
     let key: Linear
     let value: Linear
     let output: Linear
+    /// Per-head q / k RMSNorm weights [head_dim] (Qwen3), when the schema has them.
+    let queryNorm: [Float]?
+    let keyNorm: [Float]?
     let mlpNorm: [Float]
     let gate: Linear
     let up: Linear
@@ -142,63 +145,70 @@ extension TensorSource {
 }
 
 extension TransformerWeights {
-    /// Collects and shape-checks every tensor the architecture needs. Errors name the tensor as its file does and
-    /// the configuration fields its expected shape comes from.
-    init(configuration c: ModelConfiguration, architecture: ArchitectureDefinition, source: TensorSource) throws {
+    /// Collects and shape-checks every tensor of `schema` (the family's tensor list for configuration `c`). Errors
+    /// name the tensor as its file does and the configuration fields its expected shape comes from.
+    init(configuration c: ModelConfiguration, schema: TensorSchema, source: TensorSource) throws {
         let fieldNames = source.configurationFieldNames
         func field(_ name: String) -> String { fieldNames[name] ?? name }
-        /// One expected dimension: its size and the configuration fields whose product it is.
-        typealias Dimension = (size: Int, fields: [String])
-        func require(_ name: String, _ dimensions: [Dimension], layer: Int?) throws -> StoredTensor {
-            let shape = dimensions.map(\.size)
-            let origin = dimensions.map { $0.fields.map(field).joined(separator: " × ") }.joined(separator: ", ")
+        func require(_ spec: TensorSpec) throws -> StoredTensor {
+            let shape = spec.sizes
+            let origin = spec.shape.map { $0.fields.map(field).joined(separator: " × ") }.joined(separator: ", ")
             let expected = "\(shape) = [\(origin)] from the configuration"
-            guard let tensor = source.tensor(named: name) else {
-                let note = layer.map { "; layer \($0) of \(field("num_hidden_layers")) \(c.layerCount)" } ?? ""
-                throw MobileLLMError.invalidFile(path: source.location, field: source.storedName(of: name),
+            guard let tensor = source.tensor(named: spec.name) else {
+                let note = spec.layer.map { "; layer \($0) of \(field("num_hidden_layers")) \(c.layerCount)" } ?? ""
+                throw MobileLLMError.invalidFile(path: source.location, field: source.storedName(of: spec.name),
                                                  problem: "tensor missing (expected shape \(expected)\(note))")
             }
             guard tensor.shape == shape else {
-                throw MobileLLMError.invalidFile(path: source.location, field: source.storedName(of: name),
+                throw MobileLLMError.invalidFile(path: source.location, field: source.storedName(of: spec.name),
                                                  problem: "shape \(tensor.shape), expected \(expected)")
             }
             guard tensor.type.rowBytes(shape.last ?? 1) != nil else {
-                throw MobileLLMError.invalidFile(path: source.location, field: source.storedName(of: name),
+                throw MobileLLMError.invalidFile(path: source.location, field: source.storedName(of: spec.name),
                                                  problem: "\(tensor.type) blocks of \(tensor.type.blockSize) do not divide the row length \(shape.last ?? 1)")
             }
             return tensor
         }
-        let hidden: Dimension = (c.hiddenSize, ["hidden_size"])
-        let qWidth: Dimension = (c.headCount * c.headDimension, ["num_attention_heads", "head_dim"])
-        let kvWidth: Dimension = (c.kvHeadCount * c.headDimension, ["num_key_value_heads", "head_dim"])
-        let mlp: Dimension = (c.intermediateSize, ["intermediate_size"])
-        func vector(_ name: String, _ length: Dimension, layer: Int?) throws -> [Float] {
-            WeightMatrix(try require(name, [length], layer: layer)).floats()
+        // Every tensor, checked in file order; matrices and vectors by (layer, slot), biases apart.
+        var matrices: [TensorSlot: WeightMatrix] = [:], vectors: [TensorSlot: [Float]] = [:], biases: [TensorSlot: [Float]] = [:]
+        var layerMatrices = Array(repeating: [TensorSlot: WeightMatrix](), count: c.layerCount)
+        var layerVectors = Array(repeating: [TensorSlot: [Float]](), count: c.layerCount)
+        var layerBiases = Array(repeating: [TensorSlot: [Float]](), count: c.layerCount)
+        for spec in schema.tensors {
+            if spec.role == .output && (c.tiedEmbeddings || source.tensor(named: spec.name) == nil) { continue }
+            let tensor = try require(spec)
+            switch (spec.role, spec.layer) {
+            case (.norm, nil): vectors[spec.slot] = WeightMatrix(tensor).floats()
+            case (.bias, nil): biases[spec.slot] = WeightMatrix(tensor).floats()
+            case (_, nil): matrices[spec.slot] = WeightMatrix(tensor)
+            case let (.norm, layer?): layerVectors[layer][spec.slot] = WeightMatrix(tensor).floats()
+            case let (.bias, layer?): layerBiases[layer][spec.slot] = WeightMatrix(tensor).floats()
+            case let (_, layer?): layerMatrices[layer][spec.slot] = WeightMatrix(tensor)
+            }
         }
-        func linear(_ name: String, rows: Dimension, columns: Dimension, bias: Bool, layer: Int? = nil) throws -> Linear {
-            let weight = WeightMatrix(try require(name, [rows, columns], layer: layer))
-            let biasName = name.hasSuffix(".weight") ? String(name.dropLast(7)) + ".bias" : name + ".bias"
-            return Linear(weight: weight, bias: bias ? try vector(biasName, rows, layer: layer) : nil)
+        func missing(_ slot: TensorSlot) -> MobileLLMError {
+            .unsupported(path: source.location, feature: "a tensor schema without \(slot.rawValue)")
         }
-        embedding = WeightMatrix(try require(architecture.embeddingName, [(c.vocabularySize, ["vocab_size"]), hidden], layer: nil))
-        finalNorm = try vector(architecture.finalNormName, hidden, layer: nil)
-        if !c.tiedEmbeddings, source.tensor(named: architecture.outputName) != nil {
-            output = try linear(architecture.outputName, rows: (c.vocabularySize, ["vocab_size"]), columns: hidden, bias: false)
-        } else {
-            output = Linear(weight: embedding, bias: nil)
-        }
+        guard let embedding = matrices[.embedding], let finalNorm = vectors[.finalNorm] else { throw missing(.embedding) }
+        self.embedding = embedding
+        self.finalNorm = finalNorm
+        output = Linear(weight: matrices[.output] ?? embedding, bias: biases[.output])
         layers = try (0..<c.layerCount).map { index in
-            let names = architecture.layerNames(index)
+            let m = layerMatrices[index], v = layerVectors[index], b = layerBiases[index]
+            func linear(_ slot: TensorSlot) throws -> Linear {
+                guard let weight = m[slot] else { throw missing(slot) }
+                return Linear(weight: weight, bias: b[slot])
+            }
+            func vector(_ slot: TensorSlot) throws -> [Float] {
+                guard let weight = v[slot] else { throw missing(slot) }
+                return weight
+            }
             return LayerWeights(
-                attentionNorm: try vector(names.attentionNorm, hidden, layer: index),
-                query: try linear(names.query, rows: qWidth, columns: hidden, bias: c.attentionBias, layer: index),
-                key: try linear(names.key, rows: kvWidth, columns: hidden, bias: c.attentionBias, layer: index),
-                value: try linear(names.value, rows: kvWidth, columns: hidden, bias: c.attentionBias, layer: index),
-                output: try linear(names.output, rows: hidden, columns: qWidth, bias: c.attentionBias, layer: index),
-                mlpNorm: try vector(names.mlpNorm, hidden, layer: index),
-                gate: try linear(names.gate, rows: mlp, columns: hidden, bias: c.mlpBias, layer: index),
-                up: try linear(names.up, rows: mlp, columns: hidden, bias: c.mlpBias, layer: index),
-                down: try linear(names.down, rows: hidden, columns: mlp, bias: c.mlpBias, layer: index))
+                attentionNorm: try vector(.attentionNorm),
+                query: try linear(.query), key: try linear(.key), value: try linear(.value), output: try linear(.attentionOutput),
+                queryNorm: v[.queryNorm], keyNorm: v[.keyNorm],
+                mlpNorm: try vector(.mlpNorm),
+                gate: try linear(.gate), up: try linear(.up), down: try linear(.down))
         }
     }
 }

@@ -1,0 +1,115 @@
+import CMobileLLMKernels
+
+/// One query row of an attention batch: which sequence's cache it reads and its position there.
+struct AttentionRow: Sendable, Equatable {
+    /// Index into the batch's caches.
+    var sequence: Int
+    /// The row's position (it sees cached positions up to and including this one).
+    var position: Int
+}
+
+/// Grouped-query attention over KV caches, scheduled in fixed segments.
+///
+/// Each (row, KV head) item covers the head's query group, so a cached K/V row is read once per group. A row's
+/// visible positions are split into segments of `segment` positions whose partial softmax results are combined in
+/// segment order. The arithmetic is the same however the work is scheduled: a batch of one row (decode) spreads its
+/// segments over threads, larger batches give each thread whole (row, KV head) items — so prefill and decode are
+/// bit-identical, and so is a row whatever else shares its batch.
+struct Attention {
+    /// Positions per segment.
+    static let segment = 256
+
+    /// Floats of scratch `run` needs: per thread, the scores of one segment plus two sets of segment partials; then
+    /// the partials of every KV head for split decode. `capacity` is the largest cache's.
+    static func scratchFloats(configuration c: ModelConfiguration, capacity: Int, threads: Int) -> Int {
+        let maxSegments = (capacity + segment - 1) / segment
+        let partialStride = c.groupSize * (c.headDimension + 2)
+        let perThread = c.groupSize * segment + 2 * maxSegments * partialStride
+        return threads * perThread + c.kvHeadCount * maxSegments * partialStride
+    }
+
+    let configuration: ModelConfiguration
+    let pool: ComputePool
+
+    /// Computes `output` ([rows, heads * headDim]) = softmax(q·Kᵀ · scale) · V for every row of `q` ([rows, heads *
+    /// headDim]) against layer `layer` of its sequence's cache, over the positions its window shows (`chunkSize`: the
+    /// row's own chunk only). The rows' K/V must already be stored. `scratch` holds `scratchFloats` floats for the
+    /// largest cache's capacity.
+    func run(layer: Int, rows: [AttentionRow], caches: [KVCache], chunkSize: Int?, q: UnsafePointer<Float>,
+             output: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>) {
+        let c = configuration
+        let n = rows.count
+        let headDim = c.headDimension, group = c.groupSize, kvHeads = c.kvHeadCount, segment = Self.segment
+        let qWidth = c.headCount * headDim
+        let scale = Float(1.0 / Double(headDim).squareRoot())
+        let partialStride = group * (headDim + 2)
+        let capacity = caches.map(\.capacity).max() ?? 0
+        let maxSegments = (capacity + segment - 1) / segment
+        let perThread = group * segment + 2 * maxSegments * partialStride
+        nonisolated(unsafe) let q = q, output = output, threadScratch = scratch
+
+        // Visible positions of row i: first...position.
+        func window(_ i: Int) -> (first: Int, length: Int) {
+            let position = rows[i].position
+            let first = chunkSize.map { (position / $0) * $0 } ?? 0
+            return (first, position - first + 1)
+        }
+        // One segment's partial result into `partial` ([group][d] outputs, then group maxes, then group sums).
+        func attendSegment(row i: Int, kvHead: Int, segment index: Int, scores: UnsafeMutablePointer<Float>,
+                           partial: UnsafeMutablePointer<Float>) {
+            let (first, length) = window(i)
+            let begin = first + index * segment
+            let count = min(segment, length - index * segment)
+            let cache = caches[rows[i].sequence]
+            mlk_attention_partial(q + i * qWidth + kvHead * group * headDim, Int64(group), Int64(headDim),
+                                  cache.keys(layer: layer, head: kvHead, from: begin),
+                                  cache.values(layer: layer, head: kvHead, from: begin), cache.type.kernelType,
+                                  Int64(count), scale, scores, partial, partial + group * headDim, partial + group * headDim + group)
+        }
+        // Combines `segments` partials laid out with `partialStride` into row i's output for the KV head.
+        func combine(row i: Int, kvHead: Int, segments: Int, partials: UnsafeMutablePointer<Float>, work: UnsafeMutablePointer<Float>) {
+            // Regroup [segment][out | maxes | sums] into the combine layout: outs, then maxes, then sums.
+            let outs = work, maxes = work + segments * group * headDim, sums = maxes + segments * group
+            for index in 0..<segments {
+                let partial = partials + index * partialStride
+                (outs + index * group * headDim).update(from: partial, count: group * headDim)
+                (maxes + index * group).update(from: partial + group * headDim, count: group)
+                (sums + index * group).update(from: partial + group * headDim + group, count: group)
+            }
+            mlk_attention_combine(Int64(segments), Int64(group), Int64(headDim), outs, maxes, sums,
+                                  output + i * qWidth + kvHead * group * headDim)
+        }
+
+        let decodeSegments = n == 1 ? (window(0).length + segment - 1) / segment : 1
+        if n == 1 && decodeSegments > 1 {
+            // One row: its segments spread over threads, then combined per KV head.
+            nonisolated(unsafe) let shared = threadScratch + pool.threadCount * perThread
+            pool.forEach(kvHeads * decodeSegments) { range, thread in
+                let scores = threadScratch + thread * perThread
+                for item in range {
+                    let kvHead = item / decodeSegments, index = item % decodeSegments
+                    attendSegment(row: 0, kvHead: kvHead, segment: index, scores: scores,
+                                  partial: shared + (kvHead * maxSegments + index) * partialStride)
+                }
+            }
+            let work = threadScratch + group * segment
+            for kvHead in 0..<kvHeads {
+                combine(row: 0, kvHead: kvHead, segments: decodeSegments, partials: shared + kvHead * maxSegments * partialStride, work: work)
+            }
+        } else {
+            pool.forEach(n * kvHeads, minimumPerThread: 2) { range, thread in
+                let scores = threadScratch + thread * perThread
+                let partials = scores + group * segment
+                let work = partials + maxSegments * partialStride
+                for item in range {
+                    let i = item / kvHeads, kvHead = item % kvHeads
+                    let segments = (window(i).length + segment - 1) / segment
+                    for index in 0..<segments {
+                        attendSegment(row: i, kvHead: kvHead, segment: index, scores: scores, partial: partials + index * partialStride)
+                    }
+                    combine(row: i, kvHead: kvHead, segments: segments, partials: partials, work: work)
+                }
+            }
+        }
+    }
+}
