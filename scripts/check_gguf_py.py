@@ -3,11 +3,11 @@
 
     python3 scripts/check_gguf_py.py [--mobilellm PATH]      # needs: gguf, numpy
 
-For every committed model fixture (Tests/Fixtures, both architectures) and every type f32, f16, q8_0, q4_1, q4_0, it
+For every committed model fixture (Tests/Fixtures: llama4_text, llama, qwen2, qwen3) and every type f32, f16, q8_0, q4_1, q4_0, it
 runs `mobilellm quantize --json`, then with gguf-py's GGUFReader checks: the metadata llama.cpp needs (architecture,
 sizes, heads, vocabulary, RoPE base), tensor names, types (as the --json summary says) and ggml shapes, data offsets
 aligned to general.alignment, and every tensor's values, dequantized by gguf-py, against the safetensors weights
-(llama q/k rows permuted into llama.cpp's interleaved layout): F32 exactly, F16 within f16 rounding, Q8_0/Q4_x within
+(llama q/k rows permuted into llama.cpp's interleaved layout; qwen2/qwen3 rows as stored, NEOX RoPE): F32 exactly, F16 within f16 rounding, Q8_0/Q4_x within
 the block quantization error. Prints one line per file and exits 1 on any failure. scripts/test runs it.
 """
 import argparse
@@ -22,7 +22,10 @@ from gguf import GGUFReader
 from gguf.quants import dequantize
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-FIXTURES = ["llama4-r1like-bf16-sharded", "llama4-nope-f32", "llama-f16", "llama-bf16-untied"]
+FIXTURES = ["llama4-r1like-bf16-sharded", "llama4-nope-f32", "llama-f16", "llama-bf16-untied",
+            "qwen2-f32-tied", "qwen2-bf16-untied", "qwen3-f32-untied", "qwen3-bf16-tied"]
+# config.json model_type -> llama.cpp's general.architecture
+ARCHITECTURES = {"llama4_text": "llama4", "llama": "llama", "qwen2": "qwen2", "qwen3": "qwen3"}
 TYPES = ["f32", "f16", "q8_0", "q4_1", "q4_0"]
 # Largest |error| / (largest |weight| of its 32-block) each type may have: half a step for Q8_0 (step amax/127) and
 # Q4_1 (step (max-min)/15 <= 2 amax/15), a whole step for Q4_0 (step amax/8; the value opposite the extreme may clamp),
@@ -64,7 +67,7 @@ def interleave_rows(matrix, heads):
 def hf_name(gguf_name, mlp):
     table = {"attn_norm": "input_layernorm", "ffn_norm": "post_attention_layernorm", "attn_q": "self_attn.q_proj",
              "attn_k": "self_attn.k_proj", "attn_v": "self_attn.v_proj", "attn_output": "self_attn.o_proj",
-             "ffn_gate": f"{mlp}.gate_proj", "ffn_up": f"{mlp}.up_proj", "ffn_down": f"{mlp}.down_proj"}
+             "attn_q_norm": "self_attn.q_norm", "attn_k_norm": "self_attn.k_norm", "ffn_gate": f"{mlp}.gate_proj", "ffn_up": f"{mlp}.up_proj", "ffn_down": f"{mlp}.down_proj"}
     fixed = {"token_embd.weight": "model.embed_tokens.weight", "output_norm.weight": "model.norm.weight",
              "output.weight": "lm_head.weight"}
     if gguf_name in fixed:
@@ -92,7 +95,8 @@ def check(binary, fixture, kind, directory):
     reader = GGUFReader(out)
     fields = {k: v.contents() for k, v in reader.fields.items() if not k.startswith("GGUF.")}
     llama4 = config["model_type"] == "llama4_text"
-    arch = "llama4" if llama4 else "llama"
+    arch = ARCHITECTURES[config["model_type"]]
+    head_dim = config.get("head_dim") or config["hidden_size"] // config["num_attention_heads"]
     rope_theta = config.get("rope_theta") or config.get("rope_parameters", {}).get("rope_theta")
     expected = {
         "general.architecture": arch, f"{arch}.block_count": config["num_hidden_layers"],
@@ -100,7 +104,7 @@ def check(binary, fixture, kind, directory):
         f"{arch}.attention.head_count_kv": config["num_key_value_heads"], f"{arch}.vocab_size": config["vocab_size"],
         f"{arch}.feed_forward_length": config["intermediate_size_mlp" if llama4 else "intermediate_size"],
         f"{arch}.context_length": config["max_position_embeddings"], f"{arch}.rope.freq_base": rope_theta,
-        f"{arch}.attention.key_length": config["head_dim"], f"{arch}.rope.dimension_count": config["head_dim"],
+        f"{arch}.attention.key_length": head_dim, f"{arch}.rope.dimension_count": head_dim,
     }
     if llama4:
         expected["llama4.no_rope_layers"] = config["no_rope_layers"]
@@ -128,7 +132,7 @@ def check(binary, fixture, kind, directory):
         name = hf_name(tensor.name, mlp)
         seen.add(name)
         source = weights[name]
-        if not llama4 and (".q_proj." in name or ".k_proj." in name):
+        if arch == "llama" and (".q_proj." in name or ".k_proj." in name):
             heads = config["num_attention_heads"] if ".q_proj." in name else config["num_key_value_heads"]
             source = interleave_rows(source, heads)
         if list(reversed([int(d) for d in tensor.shape])) != list(source.shape):

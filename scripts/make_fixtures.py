@@ -45,6 +45,14 @@ Fixtures:
   llama-f16                   llama (SmolLM2 style, half-split RoPE) with llama3 rope scaling, tied, GQA, F16,
                               config.json rewritten in the 4.x style (rope_theta + rope_scaling).
   llama-bf16-untied           llama, plain RoPE, untied lm_head, MHA, BF16, config as 5.x writes it.
+  qwen2-f32-tied              qwen2 (Qwen2.5 style): q/k/v biases, no o_proj bias, half-split RoPE theta 1e6, tied,
+                              GQA, F32.
+  qwen2-bf16-untied           qwen2, untied lm_head, MHA, BF16, theta 1e4.
+  qwen3-f32-untied            qwen3: weighted per-head q_norm/k_norm before RoPE, explicit head_dim (32) !=
+                              hidden/heads (16), no biases, untied, GQA, F32.
+  qwen3-bf16-tied             qwen3, tied, head_dim 16 == hidden/heads, BF16.
+
+Biases (qwen2's q/k/v) are N(0, bias_std^2) so that ignoring them visibly moves the argmax.
 """
 
 from __future__ import annotations
@@ -69,9 +77,15 @@ from transformers import (  # noqa: E402
     Llama4TextConfig,
     LlamaConfig,
     LlamaForCausalLM,
+    Qwen2Config,
+    Qwen2ForCausalLM,
+    Qwen3Config,
+    Qwen3ForCausalLM,
 )
 from transformers.models.llama import modeling_llama  # noqa: E402
 from transformers.models.llama4 import modeling_llama4  # noqa: E402
+from transformers.models.qwen2 import modeling_qwen2  # noqa: E402
+from transformers.models.qwen3 import modeling_qwen3  # noqa: E402
 
 transformers.logging.set_verbosity_error()
 transformers.utils.logging.disable_progress_bar()
@@ -237,6 +251,126 @@ FIXTURES = [
         "sequence_lengths": [8, 48, 64],
         "prompt_lengths": [5, 17],
     },
+    {
+        "name": "qwen2-f32-tied",
+        "family": "qwen2",
+        "seed": 5005,
+        "dtype": "float32",
+        "shards": 1,
+        "config_style": "native",
+        "embed_std": 0.3,
+        "bias_std": 0.5,
+        "gains": {"q_proj": 2.0, "k_proj": 2.0, "o_proj": 2.0, "down_proj": 2.0},
+        "config": dict(
+            vocab_size=480,
+            hidden_size=64,
+            intermediate_size=160,
+            num_hidden_layers=3,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            rope_parameters={"rope_type": "default", "rope_theta": 1000000.0},
+            max_position_embeddings=4096,
+            rms_norm_eps=1e-6,
+            tie_word_embeddings=True,
+            use_sliding_window=False,
+            bos_token_id=1,
+            eos_token_id=[2, 3],
+            pad_token_id=None,
+        ),
+        "sequence_lengths": [8, 48, 64],
+        "prompt_lengths": [5, 17],
+    },
+    {
+        "name": "qwen2-bf16-untied",
+        "family": "qwen2",
+        "seed": 6006,
+        "dtype": "bfloat16",
+        "shards": 1,
+        "config_style": "native",
+        "embed_std": 0.3,
+        "bias_std": 0.5,
+        "gains": {"q_proj": 2.0, "k_proj": 2.0, "o_proj": 2.0, "down_proj": 2.0, "lm_head": 4.0},
+        "config": dict(
+            vocab_size=400,
+            hidden_size=64,
+            intermediate_size=128,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=4,
+            rope_parameters={"rope_type": "default", "rope_theta": 10000.0},
+            max_position_embeddings=2048,
+            rms_norm_eps=1e-6,
+            tie_word_embeddings=False,
+            use_sliding_window=False,
+            bos_token_id=1,
+            eos_token_id=2,
+            pad_token_id=None,
+        ),
+        "sequence_lengths": [8, 48, 64],
+        "prompt_lengths": [5, 17],
+    },
+    {
+        "name": "qwen3-f32-untied",
+        "family": "qwen3",
+        "seed": 7007,
+        "dtype": "float32",
+        "shards": 1,
+        "config_style": "native",
+        "qk_norm_std": 0.6,
+        "embed_std": 0.3,
+        "gains": {"q_proj": 1.5, "k_proj": 1.5, "o_proj": 2.0, "down_proj": 2.0, "lm_head": 4.0},
+        "config": dict(
+            vocab_size=448,
+            hidden_size=64,
+            intermediate_size=144,
+            num_hidden_layers=3,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            head_dim=32,  # != hidden_size / heads (16)
+            attention_bias=False,
+            rope_parameters={"rope_type": "default", "rope_theta": 1000000.0},
+            max_position_embeddings=4096,
+            rms_norm_eps=1e-6,
+            tie_word_embeddings=False,
+            use_sliding_window=False,
+            bos_token_id=1,
+            eos_token_id=[2, 3],
+            pad_token_id=None,
+        ),
+        "sequence_lengths": [8, 48, 64],
+        "prompt_lengths": [5, 17],
+    },
+    {
+        "name": "qwen3-bf16-tied",
+        "family": "qwen3",
+        "seed": 8008,
+        "dtype": "bfloat16",
+        "shards": 1,
+        "config_style": "native",
+        "qk_norm_std": 0.6,
+        "embed_std": 0.3,
+        "gains": {"q_proj": 2.0, "k_proj": 2.0, "o_proj": 2.0, "down_proj": 2.0},
+        "config": dict(
+            vocab_size=512,
+            hidden_size=64,
+            intermediate_size=160,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            head_dim=16,
+            attention_bias=False,
+            rope_parameters={"rope_type": "default", "rope_theta": 10000.0},
+            max_position_embeddings=2048,
+            rms_norm_eps=1e-6,
+            tie_word_embeddings=True,
+            use_sliding_window=False,
+            bos_token_id=1,
+            eos_token_id=2,
+            pad_token_id=None,
+        ),
+        "sequence_lengths": [8, 48, 64],
+        "prompt_lengths": [5, 17],
+    },
 ]
 
 
@@ -245,23 +379,31 @@ FIXTURES = [
 # --------------------------------------------------------------------------------------------------------------
 
 
+FAMILIES = {  # family -> (config class, model class, HF model_type)
+    "llama4": (Llama4TextConfig, Llama4ForCausalLM, "llama4_text"),
+    "llama": (LlamaConfig, LlamaForCausalLM, "llama"),
+    "qwen2": (Qwen2Config, Qwen2ForCausalLM, "qwen2"),
+    "qwen3": (Qwen3Config, Qwen3ForCausalLM, "qwen3"),
+}
+
+
 def make_config(spec: dict):
-    cfg = copy.deepcopy(spec["config"])
-    if spec["family"] == "llama4":
-        return Llama4TextConfig(**cfg)
-    return LlamaConfig(**cfg)
+    return FAMILIES[spec["family"]][0](**copy.deepcopy(spec["config"]))
 
 
 def model_class(spec: dict):
-    return Llama4ForCausalLM if spec["family"] == "llama4" else LlamaForCausalLM
+    return FAMILIES[spec["family"]][1]
 
 
 @torch.no_grad()
-def init_weights(model: torch.nn.Module, seed: int, embed_std: float, gains: dict) -> None:
+def init_weights(model: torch.nn.Module, seed: int, embed_std: float, gains: dict, bias_std: float = 0.0,
+                 qk_norm_std: float = 0.2) -> None:
     """Fan-in scaled random weights, drawn in sorted parameter-name order from one seeded generator.
 
     Linear weights ~ gain * N(0, 1/fan_in) (gain 1 unless the fixture names one for that projection),
-    embeddings ~ N(0, embed_std^2), RMSNorm weights ~ 1 + 0.2 N(0, 1).
+    embeddings ~ N(0, embed_std^2), RMSNorm weights ~ 1 + 0.2 N(0, 1) (qwen3's per-head q_norm/k_norm:
+    1 + qk_norm_std N(0, 1); RoPE preserves a head's length, so only the weights tell a norm before RoPE from one
+    after it), linear biases ~ N(0, bias_std^2).
     """
     gen = torch.Generator().manual_seed(seed)
     params = dict(model.named_parameters())  # tied lm_head is not listed separately
@@ -269,6 +411,10 @@ def init_weights(model: torch.nn.Module, seed: int, embed_std: float, gains: dic
         p = params[name]
         if name.endswith("embed_tokens.weight"):
             p.copy_(embed_std * torch.randn(p.shape, generator=gen))
+        elif name.endswith(".bias"):  # qwen2's q/k/v biases
+            p.copy_(bias_std * torch.randn(p.shape, generator=gen))
+        elif name.endswith(("q_norm.weight", "k_norm.weight")):
+            p.copy_(1.0 + qk_norm_std * torch.randn(p.shape, generator=gen))
         elif p.dim() == 1:  # RMSNorm weights
             p.copy_(1.0 + 0.2 * torch.randn(p.shape, generator=gen))
         elif p.dim() == 2:  # nn.Linear [out, in]
@@ -392,7 +538,7 @@ def write_json(path: Path, obj, indent=None) -> None:
 def load_reference_model(path: Path):
     """Fresh float32 load of the saved files: the only model references are computed with."""
     cfg = json.loads((path / "config.json").read_text())
-    cls = Llama4ForCausalLM if cfg["model_type"] == "llama4_text" else LlamaForCausalLM
+    cls = next(f[1] for f in FAMILIES.values() if f[2] == cfg["model_type"])
     model = cls.from_pretrained(path, dtype=torch.float32, attn_implementation="eager")
     model.eval()
     for p in model.parameters():
@@ -408,7 +554,8 @@ def save_fixture(spec: dict, out_dir: Path) -> torch.nn.Module:
     torch.manual_seed(spec["seed"])
     config = make_config(spec)
     model = model_class(spec)(config)
-    init_weights(model, spec["seed"], spec["embed_std"], spec["gains"])
+    init_weights(model, spec["seed"], spec["embed_std"], spec["gains"], spec.get("bias_std", 0.0),
+                 spec.get("qk_norm_std", 0.2))
     dtype = DTYPES[spec["dtype"]]
     model = model.to(dtype)  # only for writing the files; never used for reference outputs
     kwargs = {}
@@ -598,7 +745,7 @@ def plain_inv_freq(model, theta=None):
     """Replace the RoPE inverse frequencies by unscaled ones (optionally with another theta)."""
     rot = model.model.rotary_emb
     cfg = model.config
-    dim = cfg.head_dim
+    dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
     theta = cfg.rope_parameters["rope_theta"] if theta is None else theta
     plain = 1.0 / (theta ** (torch.arange(0, dim, 2, dtype=torch.float) / dim))
     old = rot.inv_freq.clone()
@@ -618,6 +765,95 @@ def _rmsnorm_without_weight_llama(self, hidden_states):
     h = hidden_states.to(torch.float32)
     h = h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + self.variance_epsilon)
     return h.to(hidden_states.dtype)
+
+
+@contextlib.contextmanager
+def qk_norm_after_rope(model, rope_module):
+    """Qwen3's weighted q_norm/k_norm applied after RoPE instead of before it."""
+    layers = [layer.self_attn for layer in model.model.layers]
+    norms = [(a.q_norm, a.k_norm) for a in layers]
+    current = {}
+    original_rope = rope_module.apply_rotary_pos_emb
+
+    def rope_then_norm(q, k, cos, sin, unsqueeze_dim=1):
+        q, k = original_rope(q, k, cos, sin, unsqueeze_dim)
+        qn, kn = current["norms"]
+        return qn(q), kn(k)
+
+    hooks = [a.register_forward_pre_hook(lambda m, args, n=n: current.__setitem__("norms", n))
+             for a, n in zip(layers, norms)]
+    for a in layers:
+        a.q_norm, a.k_norm = torch.nn.Identity(), torch.nn.Identity()
+    rope_module.apply_rotary_pos_emb = rope_then_norm
+    try:
+        yield
+    finally:
+        rope_module.apply_rotary_pos_emb = original_rope
+        for h in hooks:
+            h.remove()
+        for a, (qn, kn) in zip(layers, norms):
+            a.q_norm, a.k_norm = qn, kn
+
+
+@contextlib.contextmanager
+def qk_norm_weight_ignored(model):
+    """Only the per-head q_norm/k_norm lose their weights (the layer norms keep theirs)."""
+    norms = [n for layer in model.model.layers for n in (layer.self_attn.q_norm, layer.self_attn.k_norm)]
+    olds = [n.weight.detach().clone() for n in norms]
+    with torch.no_grad():
+        for n in norms:
+            n.weight.fill_(1.0)
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            for n, w in zip(norms, olds):
+                n.weight.copy_(w)
+
+
+@contextlib.contextmanager
+def qkv_bias_ignored(model):
+    """qwen2's q/k/v biases dropped."""
+    projs = [getattr(layer.self_attn, n) for layer in model.model.layers for n in ("q_proj", "k_proj", "v_proj")]
+    olds = [p.bias.detach().clone() for p in projs]
+    with torch.no_grad():
+        for p in projs:
+            p.bias.zero_()
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            for p, b in zip(projs, olds):
+                p.bias.copy_(b)
+
+
+@contextlib.contextmanager
+def o_proj_bias_added(model, seed: int):
+    """An o_proj bias where the family has none (what a loader that treats o like q/k/v would apply)."""
+    gen = torch.Generator().manual_seed(seed)
+    projs = [layer.self_attn.o_proj for layer in model.model.layers]
+    assert all(p.bias is None for p in projs)
+    for p in projs:
+        p.bias = torch.nn.Parameter(0.5 * torch.randn(p.out_features, generator=gen), requires_grad=False)
+    try:
+        yield
+    finally:
+        for p in projs:
+            p.bias = None
+
+
+@contextlib.contextmanager
+def attn_norms_identity(model):
+    """Qwen3's q_norm/k_norm skipped entirely."""
+    layers = [layer.self_attn for layer in model.model.layers]
+    norms = [(a.q_norm, a.k_norm) for a in layers]
+    for a in layers:
+        a.q_norm, a.k_norm = torch.nn.Identity(), torch.nn.Identity()
+    try:
+        yield
+    finally:
+        for a, (qn, kn) in zip(layers, norms):
+            a.q_norm, a.k_norm = qn, kn
 
 
 def mutations(spec: dict, model):
@@ -641,6 +877,20 @@ def mutations(spec: dict, model):
             muts["gqa_tiled_kv_heads"] = lambda: patched(modeling_llama4, "repeat_kv", _tiled_repeat_kv)
         muts["rmsnorm_weight_ignored"] = lambda: patched(
             modeling_llama4.Llama4TextRMSNorm, "forward", _rmsnorm_without_weight_llama4)
+    elif spec["family"] in ("qwen2", "qwen3"):
+        mod = modeling_qwen2 if spec["family"] == "qwen2" else modeling_qwen3
+        norm_class = mod.Qwen2RMSNorm if spec["family"] == "qwen2" else mod.Qwen3RMSNorm
+        muts["interleaved_rope"] = lambda: patched(mod, "apply_rotary_pos_emb", _interleaved_rope_llama)
+        if gqa:
+            muts["gqa_tiled_kv_heads"] = lambda: patched(mod, "repeat_kv", _tiled_repeat_kv)
+        muts["rmsnorm_weight_ignored"] = lambda: patched(norm_class, "forward", _rmsnorm_without_weight_llama)
+        muts["o_proj_bias_added"] = lambda: o_proj_bias_added(model, spec["seed"] + 5)
+        if spec["family"] == "qwen2":
+            muts["qkv_bias_ignored"] = lambda: qkv_bias_ignored(model)
+        else:
+            muts["qk_norm_after_rope"] = lambda: qk_norm_after_rope(model, mod)
+            muts["qk_norm_weight_ignored"] = lambda: qk_norm_weight_ignored(model)
+            muts["qk_norm_dropped"] = lambda: attn_norms_identity(model)
     else:
         muts["interleaved_rope"] = lambda: patched(modeling_llama, "apply_rotary_pos_emb", _interleaved_rope_llama)
         if c["rope_parameters"]["rope_type"] != "default":
@@ -778,7 +1028,7 @@ def main() -> int:
         total += size
         print(f"\n{spec['name']}: {ref['model_type']} {spec['dtype']} shards={spec['shards']} "
               f"vocab={c['vocab_size']} hidden={c['hidden_size']} layers={c['num_hidden_layers']} "
-              f"heads={c['num_attention_heads']}/{c['num_key_value_heads']} head_dim={c['head_dim']} "
+              f"heads={c['num_attention_heads']}/{c['num_key_value_heads']} head_dim={c.get('head_dim', c['hidden_size'] // c['num_attention_heads'])} "
               f"tied={c['tie_word_embeddings']}  size={size / 1024:.0f} KiB")
         print(f"  sequences: lengths {[len(s['tokens']) for s in ref['sequences']]}")
         for g in ref["greedy"]:

@@ -13,7 +13,8 @@ enum Fixtures {
     }
 
     /// The golden model fixtures made by scripts/make_fixtures.py.
-    static let models = ["llama4-r1like-bf16-sharded", "llama4-nope-f32", "llama-f16", "llama-bf16-untied"]
+    static let models = ["llama4-r1like-bf16-sharded", "llama4-nope-f32", "llama-f16", "llama-bf16-untied",
+                         "qwen2-f32-tied", "qwen2-bf16-untied", "qwen3-f32-untied", "qwen3-bf16-tied"]
 }
 
 /// One golden reference written by scripts/make_fixtures.py.

@@ -68,10 +68,11 @@ static inline int test_finish(const char *name) {
     return test_failures == 0 ? 0 : 1;
 }
 
-/* The four golden fixtures of the engine tests. */
+/* The golden fixtures of the engine tests (scripts/make_fixtures.py). */
 static const char *const test_fixture_names[] = {"llama4-r1like-bf16-sharded", "llama4-nope-f32", "llama-f16",
-                                                 "llama-bf16-untied"};
-#define TEST_FIXTURE_COUNT 4
+                                                 "llama-bf16-untied", "qwen2-f32-tied", "qwen2-bf16-untied",
+                                                 "qwen3-f32-untied", "qwen3-bf16-tied"};
+#define TEST_FIXTURE_COUNT 8
 
 static inline void test_fixture_path(char *out, size_t capacity, const char *name) {
     snprintf(out, capacity, "%s/Tests/Fixtures/%s", MOBILELLM_SOURCE_DIR, name);
