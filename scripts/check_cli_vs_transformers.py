@@ -9,7 +9,9 @@ Needs torch, transformers and tokenizers (scripts/requirements-reference.txt); C
 It builds, in a temporary directory (or DIR with --keep, which is then left in place), small random models with the
 same recipe as scripts/make_fixtures.py but other shapes: 6 query / 2 KV heads with head_dim 24 and 4 layers,
 hidden_size != heads * head_dim, BF16 in two shards, a llama4_text variant with NoPE layers + temperature tuning +
-chunked attention, a llama with llama3 rope scaling in F16, an MHA llama in two BF16 shards. Each directory also gets
+chunked attention, a llama with llama3 rope scaling in F16, an MHA llama in two BF16 shards, a qwen2 with q/k/v
+biases, 6/2 heads of head_dim 20 (implicit: hidden/heads) in two BF16 shards, and a qwen3 with 6/2 heads of explicit
+head_dim 24 != hidden/heads, weighted q_norm/k_norm before RoPE, untied, F16. Each directory also gets
 a byte-level BPE tokenizer.json covering the whole vocabulary (the CLI is driven with token ids; the tokenizer
 only lets `generate` produce its "text" field). References are transformers float32 eager logits from a fresh
 `from_pretrained` of the saved files. It then runs
@@ -18,13 +20,15 @@ only lets `generate` produce its "text" field). References are transformers floa
     BINARY logits   --model DIR --tokens 1,2,3                   -> {"logits": [[vocab floats]]}       (last position only)
     BINARY generate --model DIR --tokens 1,2,3 --max-tokens N --json -> {"tokens": [generated ids], "text": ...}
 
-and requires max |logit difference| <= --tolerance (default 1e-3), exactly one row without --all-positions, and a
+With --through-gguf every case runs a second time on the GGUF that `BINARY quantize --type f32` writes from the
+directory (the same references). It requires max |logit difference| <= --tolerance (default 1e-3), exactly one row without --all-positions, and a
 greedy continuation identical to transformers' (prompts are chosen so the top1-top2 gap along the continuation is
 comfortable and no end-of-sequence id is produced). Exit status 0 only if every check passes.
 
 --self-test runs the whole check against a built-in stand-in CLI written in plain numpy from the documented semantics
 (interleaved RoPE + weightless QK norm after RoPE on RoPE layers, temperature tuning on NoPE layers, chunked
-attention on RoPE layers, half-split RoPE + llama3 scaling for llama) and expects it to pass, then against a
+attention on RoPE layers, half-split RoPE + llama3 scaling for llama, q/k/v biases for qwen2, weighted per-head
+q_norm/k_norm before half-split RoPE for qwen3) and expects it to pass, then against a
 deliberately wrong stand-in (half-split RoPE for llama4) and expects it to fail.
 """
 
@@ -121,6 +125,42 @@ MODELS = [
             bos_token_id=0, eos_token_id=[1, 2], pad_token_id=None,
         ),
     },
+    {
+        "name": "qwen2-6h-bias-bf16-sharded",
+        "family": "qwen2",
+        "seed": 7505,
+        "dtype": "bfloat16",
+        "shards": 2,
+        "config_style": "native",
+        "embed_std": 0.3,
+        "bias_std": 0.5,
+        "gains": {"q_proj": 3.0, "k_proj": 3.0, "o_proj": 3.0, "down_proj": 3.0},
+        "config": dict(
+            vocab_size=400, hidden_size=120, intermediate_size=256, num_hidden_layers=4,
+            num_attention_heads=6, num_key_value_heads=2,
+            rope_parameters={"rope_type": "default", "rope_theta": 1000000.0},
+            max_position_embeddings=4096, rms_norm_eps=1e-6, tie_word_embeddings=True, use_sliding_window=False,
+            bos_token_id=0, eos_token_id=[1, 2], pad_token_id=None,
+        ),
+    },
+    {
+        "name": "qwen3-6h-hd24-f16",
+        "family": "qwen3",
+        "seed": 7606,
+        "dtype": "float16",
+        "shards": 1,
+        "config_style": "native",
+        "embed_std": 0.3,
+        "qk_norm_std": 0.6,
+        "gains": {"q_proj": 1.5, "k_proj": 1.5, "o_proj": 2.0, "down_proj": 2.0, "lm_head": 2.0},
+        "config": dict(
+            vocab_size=400, hidden_size=96, intermediate_size=192, num_hidden_layers=4,
+            num_attention_heads=6, num_key_value_heads=2, head_dim=24, attention_bias=False,
+            rope_parameters={"rope_type": "default", "rope_theta": 1000000.0},
+            max_position_embeddings=4096, rms_norm_eps=1e-6, tie_word_embeddings=False, use_sliding_window=False,
+            bos_token_id=0, eos_token_id=[1, 2], pad_token_id=None,
+        ),
+    },
 ]
 
 SEQUENCE_LENGTHS = [40, 5, 1]
@@ -170,7 +210,7 @@ def write_tokenizer(out_dir: Path, vocab_size: int, bos: int, eos: list[int]) ->
     (out_dir / "tokenizer_config.json").write_text(json.dumps(tcfg, indent=2) + "\n")
 
 
-def build_models(root: Path) -> list[dict]:
+def build_models(root: Path, only=None) -> list[dict]:
     import torch
 
     sys.path.insert(0, str(SCRIPTS))
@@ -178,6 +218,8 @@ def build_models(root: Path) -> list[dict]:
 
     cases = []
     for spec in MODELS:
+        if only and spec["name"] not in only:
+            continue
         out_dir = root / spec["name"]
         model = mf.save_fixture(spec, out_dir)  # fresh float32 eager from_pretrained of the saved files
         c = spec["config"]
@@ -344,7 +386,9 @@ def _np_forward(cfg: dict, w: dict, toks: list[int], wrong_rope: bool = False):
     import numpy as np
 
     is_l4 = cfg["model_type"] == "llama4_text"
-    n, nh, nkv, hd = len(toks), cfg["num_attention_heads"], cfg["num_key_value_heads"], cfg["head_dim"]
+    is_qwen3 = cfg["model_type"] == "qwen3"
+    n, nh, nkv = len(toks), cfg["num_attention_heads"], cfg["num_key_value_heads"]
+    hd = cfg.get("head_dim") or cfg["hidden_size"] // nh
     eps = cfg["rms_norm_eps"]
 
     def rms(x, weight=None):
@@ -384,9 +428,13 @@ def _np_forward(cfg: dict, w: dict, toks: list[int], wrong_rope: bool = False):
     for li in range(cfg["num_hidden_layers"]):
         p = f"model.layers.{li}."
         h = rms(x, w[p + "input_layernorm.weight"])
-        q = (h @ w[p + "self_attn.q_proj.weight"].T).reshape(n, nh, hd)
-        k = (h @ w[p + "self_attn.k_proj.weight"].T).reshape(n, nkv, hd)
-        v = (h @ w[p + "self_attn.v_proj.weight"].T).reshape(n, nkv, hd)
+        def proj(name, heads):
+            y = h @ w[p + f"self_attn.{name}.weight"].T + w.get(p + f"self_attn.{name}.bias", 0.0)
+            return y.reshape(n, heads, hd)
+
+        q, k, v = proj("q_proj", nh), proj("k_proj", nkv), proj("v_proj", nkv)
+        if is_qwen3:  # weighted per-head norms before RoPE
+            q, k = rms(q, w[p + "self_attn.q_norm.weight"]), rms(k, w[p + "self_attn.k_norm.weight"])
         visible = idx[None, :] <= idx[:, None]
         uses_rope = cfg["no_rope_layers"][li] == 1 if is_l4 else True
         if uses_rope:
@@ -472,6 +520,9 @@ def main() -> int:
     ap.add_argument("--keep", type=Path, help="build the models in DIR and keep them (DIR is emptied first)")
     ap.add_argument("--tolerance", type=float, default=1e-3, help="max abs logit difference (default 1e-3)")
     ap.add_argument("--timeout", type=float, default=600, help="seconds per CLI invocation (default 600)")
+    ap.add_argument("--through-gguf", action="store_true",
+                    help="also run every case on the F32 GGUF that `quantize --type f32` writes from it")
+    ap.add_argument("--only", action="append", help="build only this model (repeatable)")
     args = ap.parse_args()
 
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -495,11 +546,20 @@ def main() -> int:
         import transformers
 
         print(f"torch {torch.__version__}, transformers {transformers.__version__}; models in {root}")
-        cases = build_models(root)
+        cases = build_models(root, args.only)
         for c in cases:
             print(f"  built {c['name']}: vocab {c['vocab']}, greedy min top1-top2 gap {c['margin']:.3g}")
         if args.self_test:
             return self_test(cases, args.tolerance, args.timeout)
+        if args.through_gguf:
+            for c in list(cases):
+                gguf = root / f"{c['name']}.f32.gguf"
+                r = subprocess.run([str(binary), "quantize", "--model", str(c["dir"]), "--out", str(gguf), "--type",
+                                    "f32", "--quiet"], capture_output=True, text=True)
+                if r.returncode != 0:
+                    print(f"error: quantize --type f32 of {c['name']} failed: {r.stderr.strip()}", file=sys.stderr)
+                    return 1
+                cases.append({**c, "name": c["name"] + " (f32 GGUF)", "dir": gguf})
         passed, failed = run_checks([str(binary)], cases, args.tolerance, args.timeout)
         print(f"\n{passed} passed, {failed} failed")
         return 0 if failed == 0 else 1
