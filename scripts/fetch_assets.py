@@ -46,7 +46,7 @@ SPECS = {
     ),
     "llamacpp": (
         "llama-cpp-python==0.3.36", "llama_cpp_python-0.3.36.tar.gz",
-        "832db0699007f1be95a7e41ef12e88926b02ba836461e36a36372db2760c1a2e", ["--no-binary", ":all:"],
+        "832db0699007f1be95a7e41ef12e88926b02ba836461e36a36372db2760c1a2e", ["--no-binary", "llama-cpp-python"],
         {
             # Directory prefixes end in "/": everything below them is extracted, keeping relative paths.
             "llama_cpp_python-0.3.36/vendor/llama.cpp/models/templates/": "templates/",
