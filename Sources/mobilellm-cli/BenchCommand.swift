@@ -93,18 +93,19 @@ struct BenchCommand: ParsableCommand {
         let peak = peakResidentBytes()
         // Measured after the model runs, so its buffer does not count in peak RSS.
         let bandwidth = measureBandwidth ? measureReadBandwidth(threads: loaded.threadCount) : 0
-        var fields = [
-            String(format: "\"prefill_tok_s\": %.2f", bestPrefill), String(format: "\"decode_tok_s\": %.2f", bestDecode),
-            "\"weight_bytes_per_token\": \(loaded.weightBytesPerToken)", String(format: "\"load_ms\": %.1f", loadMilliseconds),
-            "\"peak_rss_bytes\": \(peak)", "\"threads\": \(loaded.threadCount)",
+        var fields: [(key: String, value: TemplateValue)] = [
+            (key: "prefill_tok_s", value: .rounded(bestPrefill, places: 2)), (key: "decode_tok_s", value: .rounded(bestDecode, places: 2)),
+            (key: "weight_bytes_per_token", value: .int(Int(loaded.weightBytesPerToken))),
+            (key: "load_ms", value: .rounded(loadMilliseconds, places: 1)),
+            (key: "peak_rss_bytes", value: .int(Int(peak))), (key: "threads", value: .int(loaded.threadCount)),
         ]
         let roofline = bandwidth > 0 ? bestDecode * Double(loaded.weightBytesPerToken) / bandwidth : 0
         if measureBandwidth {
-            fields.append(String(format: "\"read_bandwidth_bytes_s\": %.0f", bandwidth))
-            fields.append(String(format: "\"roofline_fraction\": %.3f", roofline))
+            fields.append((key: "read_bandwidth_bytes_s", value: .int(Int(bandwidth.rounded()))))
+            fields.append((key: "roofline_fraction", value: .rounded(roofline, places: 3)))
         }
         if json {
-            emit("{" + fields.joined(separator: ", ") + "}")
+            emit(TemplateValue.object(fields).jsonText)
         } else {
             var line = String(format: "prefill %.1f tok/s, decode %.1f tok/s, %.1f MB weights/token, load %.0f ms, peak RSS %.1f MB",
                               bestPrefill, bestDecode, Double(loaded.weightBytesPerToken) / 1e6, loadMilliseconds, Double(peak) / 1e6)

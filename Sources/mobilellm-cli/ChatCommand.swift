@@ -125,10 +125,12 @@ struct ChatCommand: ParsableCommand {
                                     timeToFirstToken: turn.timeToFirstToken, total: turn.duration)
         let stop = turn.cancelled ? "cancelled" : turn.stopReason.rawValue
         if json {
-            emit("{\"turn\": \(number), \"reply\": \(jsonString(turn.reply)), "
-                 + "\"tokens\": [\(turn.tokens.map(String.init).joined(separator: ", "))], \"stop_reason\": \(jsonString(stop)), "
-                 + "\"cancelled\": \(turn.cancelled), \"reused_tokens\": \(turn.reusedTokenCount), \(stats.jsonFields), "
-                 + "\"dropped_messages\": \(turn.droppedMessageCount)}")
+            let members: [(key: String, value: TemplateValue)] = [
+                (key: "turn", value: .int(number)), (key: "reply", value: .string(turn.reply)),
+                (key: "tokens", value: .ints(turn.tokens)), (key: "stop_reason", value: .string(stop)),
+                (key: "cancelled", value: .bool(turn.cancelled)), (key: "reused_tokens", value: .int(turn.reusedTokenCount))]
+                + stats.jsonMembers + [(key: "dropped_messages", value: .int(turn.droppedMessageCount))]
+            emit(TemplateValue.object(members).jsonText)
         } else {
             emit("")
         }

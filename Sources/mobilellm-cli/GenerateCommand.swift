@@ -164,11 +164,12 @@ struct GenerateCommand: ParsableCommand {
         let boxed = extractBoxed ? BoxedAnswer.lastBoxedContent(in: text) : nil
 
         if json {
-            var fields = "\"tokens\": [\(result.tokens.map(String.init).joined(separator: ", "))], "
-                + "\"text\": \(tokenizer == nil ? "null" : jsonString(text)), \"stop_reason\": \(jsonString(stopReason)), "
-                + stats.jsonFields
-            if extractBoxed { fields += ", \"boxed\": \(boxed.map(jsonString) ?? "null")" }
-            emit("{\(fields)}")
+            var members: [(key: String, value: TemplateValue)] = [
+                (key: "tokens", value: .ints(result.tokens)), (key: "text", value: .string(tokenizer == nil ? nil : text)),
+                (key: "stop_reason", value: .string(stopReason))]
+            members += stats.jsonMembers
+            if extractBoxed { members.append((key: "boxed", value: .string(boxed))) }
+            emit(TemplateValue.object(members).jsonText)
         } else if extractBoxed {
             emit(boxed ?? "")
             if boxed == nil { writeErr("mobilellm: note: the output has no \\boxed{...} answer") }

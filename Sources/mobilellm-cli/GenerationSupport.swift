@@ -71,12 +71,13 @@ struct GenerationStats {
             + "\(Self.rate(decodeRate)) | first token: \(String(format: "%.1f", firstTokenMilliseconds)) ms"
     }
 
-    /// The same numbers as JSON members (without braces).
-    var jsonFields: String {
-        func number(_ value: Double?) -> String { value.map { String(format: "%.3f", $0) } ?? "null" }
-        return "\"prompt_tokens\": \(promptTokens), \"prompt_tokens_per_second\": \(number(promptRate)), "
-            + "\"generated_tokens\": \(generatedTokens), \"decode_tokens_per_second\": \(number(decodeRate)), "
-            + "\"time_to_first_token_ms\": \(number(firstTokenMilliseconds))"
+    /// The same numbers as JSON members (rates and times to 3 decimals).
+    var jsonMembers: [(key: String, value: TemplateValue)] {
+        [(key: "prompt_tokens", value: .int(promptTokens)),
+         (key: "prompt_tokens_per_second", value: .rounded(promptRate, places: 3)),
+         (key: "generated_tokens", value: .int(generatedTokens)),
+         (key: "decode_tokens_per_second", value: .rounded(decodeRate, places: 3)),
+         (key: "time_to_first_token_ms", value: .rounded(firstTokenMilliseconds, places: 3))]
     }
 }
 

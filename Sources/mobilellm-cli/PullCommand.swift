@@ -68,13 +68,14 @@ struct PullCommand: ParsableCommand {
             emit(result.directory)
             return
         }
-        let files = result.files.map { file in
-            "{\"path\": \(jsonString(file.path)), \"bytes\": \(file.bytes), \"sha256\": \(file.sha256.map(jsonString) ?? "null"), \"status\": \"\(file.status.rawValue)\"}"
+        let files = result.files.map { file -> TemplateValue in
+            ["path": .string(file.path), "bytes": .int(Int(file.bytes)), "sha256": .string(file.sha256),
+             "status": .string(file.status.rawValue)]
         }
-        emit("""
-        {"directory": \(jsonString(result.directory)), "repo": \(jsonString(result.repo)), "revision": \(jsonString(result.revision)), \
-        "commit": \(jsonString(result.commit)), "files": [\(files.joined(separator: ", "))], "bytes": \(result.totalBytes), \
-        "skipped": [\(result.skipped.map(jsonString).joined(separator: ", "))]}
-        """)
+        let summary: TemplateValue = [
+            "directory": .string(result.directory), "repo": .string(result.repo), "revision": .string(result.revision),
+            "commit": .string(result.commit), "files": .array(files), "bytes": .int(Int(result.totalBytes)),
+            "skipped": .array(result.skipped.map { .string($0) })]
+        emit(summary.jsonText)
     }
 }

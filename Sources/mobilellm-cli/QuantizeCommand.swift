@@ -79,12 +79,14 @@ struct QuantizeCommand: ParsableCommand {
             FileHandle.standardError.write(Data("mobilellm: note: \(note)\n".utf8))
         }
         if json {
-            let types = report.typeCounts.sorted { $0.key < $1.key }.map { "\(jsonString($0.key)): \($0.value)" }.joined(separator: ", ")
-            let notes = report.notes.map(jsonString).joined(separator: ", ")
-            emit("{\"out\": \(jsonString(report.path)), \"architecture\": \(jsonString(report.architecture)), \"type\": \(jsonString(type.name)), "
-                 + "\"output_type\": \(jsonString((keepOutput ?? type).name)), \"tensors\": \(report.tensors.count), \"types\": {\(types)}, "
-                 + "\"bytes\": \(report.fileBytes), \"tensor_bytes\": \(report.tensors.reduce(0) { $0 + $1.byteCount }), "
-                 + String(format: "\"seconds\": %.3f, ", report.seconds) + "\"notes\": [\(notes)]}")
+            let types = report.typeCounts.sorted { $0.key < $1.key }.map { (key: $0.key, value: TemplateValue.int($0.value)) }
+            let summary: TemplateValue = [
+                "out": .string(report.path), "architecture": .string(report.architecture), "type": .string(type.name),
+                "output_type": .string((keepOutput ?? type).name), "tensors": .int(report.tensors.count),
+                "types": .object(types), "bytes": .int(Int(report.fileBytes)),
+                "tensor_bytes": .int(report.tensors.reduce(0) { $0 + Int($1.byteCount) }),
+                "seconds": .rounded(report.seconds, places: 3), "notes": .array(report.notes.map { .string($0) })]
+            emit(summary.jsonText)
         } else if !quiet {
             FileHandle.standardError.write(Data(String(format: "wrote %@: %d tensors, %.1f MB in %.2f s\n", report.path, report.tensors.count,
                                                        Double(report.fileBytes) / 1e6, report.seconds).utf8))

@@ -57,7 +57,7 @@ struct TemplateCommand: ParsableCommand {
         } else {
             throw ValidationError("give exactly one of --model or --template")
         }
-        emit("{\"text\": \(jsonString(text))}")
+        emit((["text": .string(text)] as TemplateValue).jsonText)
     }
 
     /// Reads a JSON list of message objects, each with a string "role".

@@ -25,7 +25,7 @@ func readJSONLines<T>(_ path: String, _ parse: (JSONValue, Int) throws -> T) thr
 
 /// A JSON array of token ids.
 func jsonIDs(_ ids: [Int32]) -> String {
-    "[" + ids.map(String.init).joined(separator: ", ") + "]"
+    TemplateValue.ints(ids).jsonText
 }
 
 /// Writes lines to stdout in large chunks.
@@ -74,7 +74,7 @@ struct TokenizeCommand: ParsableCommand {
     func run() throws {
         let tokenizer = try Tokenizer.load(path: resolvedModelPath(model))
         if let text {
-            emit("{\"tokens\": \(jsonIDs(tokenizer.encode(text, addSpecial: addSpecial, parseSpecial: parseSpecial)))}")
+            emit((["tokens": .ints(tokenizer.encode(text, addSpecial: addSpecial, parseSpecial: parseSpecial))] as TemplateValue).jsonText)
             return
         }
         guard let inputJsonl else { return }
@@ -119,7 +119,7 @@ struct DetokenizeCommand: ParsableCommand {
     func run() throws {
         let tokenizer = try Tokenizer.load(path: resolvedModelPath(model))
         if let tokens {
-            emit("{\"text\": \(jsonString(try tokenizer.decode(try parseTokenList(tokens), skipSpecial: skipSpecial)))}")
+            emit((["text": .string(try tokenizer.decode(try parseTokenList(tokens), skipSpecial: skipSpecial))] as TemplateValue).jsonText)
             return
         }
         guard let inputJsonl else { return }
@@ -136,7 +136,7 @@ struct DetokenizeCommand: ParsableCommand {
         }
         var writer = LineWriter()
         for ids in lists {
-            writer.write(jsonString(try tokenizer.decode(ids, skipSpecial: skipSpecial)))
+            writer.write(JSONWriter.quote(try tokenizer.decode(ids, skipSpecial: skipSpecial)))
         }
         writer.flush()
     }

@@ -167,32 +167,33 @@ public struct HubClient: Sendable {
         } catch let error as HTTPStatusError {
             throw explain(error, repo: repo, revision: revision, path: nil)
         }
-        guard let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
-              let siblings = object["siblings"] as? [[String: Any]] else {
+        guard let object = try? TemplateValue.parse(data, path: url.absoluteString),
+              case let .array(siblings)? = object["siblings"] else {
             throw MobileLLMError.invalidFile(path: url.absoluteString, field: "siblings",
                                              problem: "the response is not model info JSON with a \"siblings\" file list")
         }
         var files: [String] = []
         for sibling in siblings {
-            guard let name = sibling["rfilename"] as? String else {
+            guard case let .string(name)? = sibling["rfilename"] else {
                 throw MobileLLMError.invalidFile(path: url.absoluteString, field: "siblings[].rfilename", problem: "missing or not a string")
             }
             files.append(name)
         }
-        let commit = (object["sha"] as? String).flatMap { $0.isEmpty ? nil : $0 } ?? revision
+        var commit = revision
+        if case let .string(sha)? = object["sha"], !sha.isEmpty { commit = sha }
         return (commit, files)
     }
 
     /// The shard files a `model.safetensors.index.json` names.
     func shards(indexAt path: String, repo: String, available: Set<String>) throws -> [String] {
         guard let data = FileManager.default.contents(atPath: path),
-              let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
-              let map = object["weight_map"] as? [String: Any] else {
+              let object = try? TemplateValue.parse(data, path: path),
+              case let .object(map)? = object["weight_map"] else {
             throw MobileLLMError.invalidFile(path: path, field: "weight_map", problem: "missing or not an object of tensor name to file name")
         }
         var names = Set<String>()
         for (tensor, value) in map {
-            guard let file = value as? String, Self.isPlainFileName(file), file.hasSuffix(".safetensors") else {
+            guard case let .string(file) = value, Self.isPlainFileName(file), file.hasSuffix(".safetensors") else {
                 throw MobileLLMError.invalidFile(path: path, field: "weight_map.\(tensor)", problem: "expected a .safetensors file name in the same directory")
             }
             guard available.contains(file) else {

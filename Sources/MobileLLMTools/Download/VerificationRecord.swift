@@ -1,4 +1,5 @@
 import Foundation
+import MobileLLM
 
 /// Remembers which files were checked against a digest, so a large file is hashed once rather than on every run.
 ///
@@ -11,18 +12,19 @@ struct VerificationRecord {
 
     /// Whether `file` was verified as `digest` and has not changed since.
     func isVerified(_ file: String, digest: String) -> Bool {
-        guard let entry = load()[file] as? [String: Any], let identity = FileSystem.identity(of: file) else { return false }
-        return entry["sha256"] as? String == digest
-            && (entry["size"] as? NSNumber)?.intValue == identity.size
-            && (entry["mtime_ns"] as? NSNumber)?.int64Value == identity.mtimeNanoseconds
+        guard let entry = load()[file], let identity = FileSystem.identity(of: file) else { return false }
+        return entry["sha256"] == .string(digest)
+            && entry["size"] == .int(identity.size)
+            && entry["mtime_ns"] == .int(Int(identity.mtimeNanoseconds))
     }
 
     /// Records that `file`, as it is now, has `digest`.
     func markVerified(_ file: String, digest: String) {
         guard let identity = FileSystem.identity(of: file) else { return }
         var all = load()
-        all[file] = ["sha256": digest, "size": identity.size, "mtime_ns": identity.mtimeNanoseconds]
-        guard let data = try? JSONSerialization.data(withJSONObject: all, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]) else { return }
+        all[file] = ["sha256": .string(digest), "size": .int(identity.size), "mtime_ns": .int(Int(identity.mtimeNanoseconds))]
+        let record = TemplateValue.object(all.map { (key: $0.key, value: $0.value) })
+        let data = Data((JSONWriter(indent: "  ", sortKeys: true).write(record) + "\n").utf8)
         try? FileSystem.makeDirectory((path as NSString).deletingLastPathComponent)
         let temporary = path + ".\(ProcessInfo.processInfo.processIdentifier).tmp"
         guard FileManager.default.createFile(atPath: temporary, contents: data) else { return }
@@ -38,9 +40,9 @@ struct VerificationRecord {
         return actual
     }
 
-    private func load() -> [String: Any] {
+    private func load() -> [String: TemplateValue] {
         guard let data = FileManager.default.contents(atPath: path),
-              let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else { return [:] }
-        return object
+              case let .object(members)? = try? TemplateValue.parse(data, path: path) else { return [:] }
+        return Dictionary(members.map { ($0.key, $0.value) }, uniquingKeysWith: { _, last in last })
     }
 }

@@ -42,18 +42,19 @@ public final class ScriptedAnswerSource: AnswerSource {
             guard let id = try JSONLines.text(row, location: location, keys: ["id"]) else {
                 throw MobileLLMError.invalidFile(path: location, field: "id", problem: "missing; expected the item's id (a string or number)")
             }
-            guard let list = row["responses"] as? [Any], !list.isEmpty else {
+            guard case let .array(list)? = row["responses"], !list.isEmpty else {
                 throw MobileLLMError.invalidFile(path: location, field: "responses", problem: "missing or empty; expected an array of response strings or {\"text\", \"tokens\", \"stop_reason\"} objects")
             }
             responses[id] = try list.enumerated().map { index, entry in
-                if let text = entry as? String {
+                if case let .string(text) = entry {
                     return GeneratedResponse(text: text, tokenCount: text.split(whereSeparator: \.isWhitespace).count, stopReason: "eos")
                 }
-                guard let object = entry as? [String: Any], let text = object["text"] as? String else {
+                guard case .object = entry, case let .string(text)? = entry["text"] else {
                     throw MobileLLMError.invalidFile(path: location, field: "responses[\(index)]", problem: "expected a string or an object with a \"text\" string")
                 }
-                let tokens = try JSONLines.text(object, location: location, keys: ["tokens"]).flatMap { Int($0) } ?? text.split(whereSeparator: \.isWhitespace).count
-                let stop = object["stop_reason"] as? String ?? "eos"
+                let tokens = try JSONLines.text(entry, location: location, keys: ["tokens"]).flatMap { Int($0) } ?? text.split(whereSeparator: \.isWhitespace).count
+                var stop = "eos"
+                if case let .string(reason)? = entry["stop_reason"] { stop = reason }
                 return GeneratedResponse(text: text, tokenCount: tokens, stopReason: stop)
             }
         }

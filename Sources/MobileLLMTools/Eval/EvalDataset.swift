@@ -49,7 +49,7 @@ public enum EvalDataset {
         return items
     }
 
-    private static func parse(_ row: [String: Any], task: EvalTask, position: Int, location: String) throws -> EvalItem {
+    private static func parse(_ row: TemplateValue, task: EvalTask, position: Int, location: String) throws -> EvalItem {
         let id = try JSONLines.text(row, location: location, keys: ["id", "ID", "idx", "unique_id"]) ?? String(position)
         let questionKeys = task == .gsm8k ? ["question", "Question"] : ["problem", "Problem", "question", "Question"]
         guard let question = try JSONLines.text(row, location: location, keys: questionKeys), !question.trimmingSpaces().isEmpty else {
@@ -96,49 +96,42 @@ public enum EvalDataset {
 /// JSON Lines reading shared by datasets and scripted responses.
 enum JSONLines {
     /// The objects of a JSONL file with their 1-based line numbers; blank lines are skipped.
-    static func read(path: String) throws -> [(line: Int, object: [String: Any])] {
+    static func read(path: String) throws -> [(line: Int, object: TemplateValue)] {
         guard let data = FileManager.default.contents(atPath: path) else {
             throw MobileLLMError.fileNotFound(path: path, reason: "cannot read the file")
         }
-        var rows: [(Int, [String: Any])] = []
+        var rows: [(Int, TemplateValue)] = []
         for (index, bytes) in data.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false).enumerated() {
             let line = index + 1
             guard !bytes.allSatisfy({ $0 == 32 || $0 == 9 || $0 == 13 }) else { continue }
-            let parsed: Any
+            let parsed: TemplateValue
             do {
-                parsed = try JSONSerialization.jsonObject(with: Data(bytes), options: [.fragmentsAllowed])
+                parsed = try TemplateValue.parse(Data(bytes), path: "\(path):\(line)")
             } catch {
-                throw MobileLLMError.invalidFile(path: "\(path):\(line)", field: "(line)", problem: "not valid JSON (expected one JSON object per line)")
+                throw MobileLLMError.invalidFile(path: "\(path):\(line)", field: "(line)", problem: "not valid JSON (expected one JSON object per line): \(error)")
             }
-            guard let object = parsed as? [String: Any] else {
+            guard case .object = parsed else {
                 throw MobileLLMError.invalidFile(path: "\(path):\(line)", field: "(line)", problem: "not a JSON object (expected one object per line)")
             }
-            rows.append((line, object))
+            rows.append((line, parsed))
         }
         return rows
     }
 
     /// The first of `keys` present in `row`, as text (a string, or a number; integers without a decimal point); nil
     /// when none is present. Throws `invalidFile` at `location` when the value is of another type.
-    static func text(_ row: [String: Any], location: String, keys: [String]) throws -> String? {
+    static func text(_ row: TemplateValue, location: String, keys: [String]) throws -> String? {
         guard let key = keys.first(where: { row[$0] != nil }), let value = row[key] else { return nil }
-        if let string = value as? String { return string }
-        if let number = value as? NSNumber, String(cString: number.objCType) != "c" {  // "c": a JSON true/false
-            let double = number.doubleValue
-            if double.rounded() == double, Swift.abs(double) < 1e15 { return String(Int64(double)) }
-            return "\(double)"
-        }
-        throw MobileLLMError.invalidFile(path: location, field: key, problem: "expected a string or a number, found \(jsonType(value))")
-    }
-
-    /// The JSON type of a parsed value, for messages.
-    static func jsonType(_ value: Any) -> String {
         switch value {
-        case is NSNull: return "null"
-        case is [Any]: return "an array"
-        case is [String: Any]: return "an object"
-        case let number as NSNumber where String(cString: number.objCType) == "c": return "a boolean"
-        default: return "\(type(of: value))"
+        case let .string(text): return text
+        case let .int(number): return String(number)
+        case let .float(number):
+            if number.rounded() == number, Swift.abs(number) < 1e15 { return String(Int64(number)) }
+            return "\(number)"
+        case .null: throw MobileLLMError.invalidFile(path: location, field: key, problem: "expected a string or a number, found null")
+        case .bool: throw MobileLLMError.invalidFile(path: location, field: key, problem: "expected a string or a number, found a boolean")
+        case .array: throw MobileLLMError.invalidFile(path: location, field: key, problem: "expected a string or a number, found an array")
+        case .object: throw MobileLLMError.invalidFile(path: location, field: key, problem: "expected a string or a number, found an object")
         }
     }
 }
