@@ -79,6 +79,22 @@ struct TokenizerNFCTests {
         #expect(nfc([]) == [])
     }
 
+    @Test("a long run of marks in reverse class order is reordered in O(n log n), then composed")
+    func longMarkRun() {
+        let pairs = 50_000
+        let text = "a" + String(repeating: "\u{0301}\u{0316}", count: pairs)
+        let clock = ContinuousClock()
+        let start = clock.now
+        let result = Array(UnicodeNormalization.nfc(text).unicodeScalars)
+        let elapsed = clock.now - start
+        // a + U+0301 compose (U+0316, class 220, sorts first and does not block); the other acutes stay.
+        #expect(result.count == 2 * pairs)
+        #expect(result.first?.value == 0xE1)
+        #expect(result.dropFirst().prefix(pairs).allSatisfy { $0.value == 0x0316 })
+        #expect(result.dropFirst(1 + pairs).allSatisfy { $0.value == 0x0301 })
+        #expect(elapsed < .seconds(20), "\(elapsed)")
+    }
+
     @Test("a tokenizer.json NFC normalizer composes the text before BPE; other normalizers are refused by name")
     func tokenizerJSONNormalizer() throws {
         let plain = try Tokenizer.load(path: try TinyVocabulary.write(TinyVocabulary.tokenizerJSON()))

@@ -164,23 +164,36 @@ enum UnicodeNormalization {
     static func nfc(_ bytes: UnsafePointer<UInt8>, _ start: Int, _ end: Int) -> [UInt8]? {
         guard !isQuickNFC(bytes, start, end) else { return nil }
         let tables = data
-        // 1. Canonical decomposition with canonical ordering: each nonzero-class scalar is moved back past the
-        //    scalars of a higher class before it (a stable insertion sort of every run of nonzero classes).
+        // 1. Canonical decomposition, then canonical ordering: every run of nonzero classes is sorted stably by class
+        //    when it ends (sorting (class, position) pairs: O(n log n) even for a long hostile run of marks).
         var scalars: [UInt32] = []
         var classes: [UInt8] = []
         scalars.reserveCapacity(end - start)
         classes.reserveCapacity(end - start)
+        var runStart = 0
+        var runSorted = true
+        func finishRun() {
+            defer { runStart = scalars.count; runSorted = true }
+            guard !runSorted, scalars.count - runStart > 1 else { return }
+            var keyed = (runStart..<scalars.count).map { (UInt64(classes[$0]) << 40 | UInt64($0), scalars[$0]) }
+            keyed.sort { $0.0 < $1.0 }
+            for (offset, entry) in keyed.enumerated() {
+                scalars[runStart + offset] = entry.1
+                classes[runStart + offset] = UInt8(truncatingIfNeeded: entry.0 >> 40)
+            }
+        }
         func append(_ scalar: UInt32) {
             let cls = UInt8(truncatingIfNeeded: tables.properties.of(scalar))
+            if cls == 0 {
+                finishRun()
+                scalars.append(scalar)
+                classes.append(0)
+                runStart = scalars.count
+                return
+            }
+            if scalars.count > runStart, classes[scalars.count - 1] > cls { runSorted = false }
             scalars.append(scalar)
             classes.append(cls)
-            guard cls != 0 else { return }
-            var position = scalars.count - 1
-            while position > 0 && classes[position - 1] > cls {
-                scalars.swapAt(position, position - 1)
-                classes.swapAt(position, position - 1)
-                position -= 1
-            }
         }
         func decompose(_ scalar: UInt32, depth: Int) {
             if scalar >= sBase && scalar < sBase + sCount {
@@ -204,11 +217,14 @@ enum UnicodeNormalization {
                 decompose(value, depth: 0)
                 index += length
             } else {
+                finishRun()
                 scalars.append(rawByteBase + UInt32(bytes[index]))
                 classes.append(0)
+                runStart = scalars.count
                 index += 1
             }
         }
+        finishRun()
         // 2. Canonical composition: each scalar joins the last starter when not blocked from it (no scalar between
         //    them of class 0 or of a class >= its own) and the pair has a primary composite.
         var count = 0
