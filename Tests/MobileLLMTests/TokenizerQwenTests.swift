@@ -25,6 +25,14 @@ struct TokenizerQwenTests {
         }
         #expect(tokenizer.encode("<|im_start|>user\nhi<|im_end|>", addSpecial: true, parseSpecial: true)
                 == [151_644, 872, 198, 6023, 151_645])
+        // <tool_call> is USER_DEFINED in the GGUF (a plain added token: always matched, never skipped); the
+        // CONTROL tokens are special (matched only with parseSpecial, skipped by skipSpecial).
+        #expect(tokenizer.isSpecial(151_644) && tokenizer.isSpecial(151_659) && !tokenizer.isSpecial(151_657))
+        #expect(tokenizer.encode("<tool_call>", addSpecial: false, parseSpecial: false) == [151_657])
+        #expect(tokenizer.encode("<|im_start|>", addSpecial: false, parseSpecial: false).count > 1)
+        #expect(tokenizer.encode("<|fim_prefix|>", addSpecial: false, parseSpecial: true) == [151_659])
+        #expect(try tokenizer.decode([151_644, 151_657, 151_645], skipSpecial: true) == "<tool_call>")
+        #expect(try tokenizer.decode([151_644, 151_657, 151_645], skipSpecial: false) == "<|im_start|><tool_call><|im_end|>")
         // Digits one by one (the difference from Llama-3's \p{N}{1,3}).
         let digits = tokenizer.encode("12345", addSpecial: false, parseSpecial: true)
         #expect(digits.count == 5)
