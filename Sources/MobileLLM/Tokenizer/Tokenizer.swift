@@ -2,6 +2,8 @@ import Foundation
 
 /// A byte-level BPE tokenizer loaded from a Hugging Face `tokenizer.json` (plus `tokenizer_config.json`) or from the
 /// vocabulary stored in a GGUF file. Encoding and decoding match HF `tokenizers` id for id and byte for byte.
+/// Implemented pipelines: no normalizer or NFC (Qwen2/2.5/3); the Llama-3, Qwen2, GPT-2 and SmolLM (digits + GPT-2)
+/// pre-tokenizers; byte-level BPE; added tokens special or not.
 ///
 /// Immutable after loading: one instance may be used from any number of threads at once.
 public final class Tokenizer: Sendable {
@@ -125,7 +127,8 @@ public final class Tokenizer: Sendable {
     /// Token ids for `text`. With `addSpecial`, the post-processor's tokens (e.g. BOS) are added. With `parseSpecial`,
     /// special tokens written in the text (e.g. `<|eot_id|>`) become their ids, as HF's `encode` does; without it
     /// they are tokenized as plain text (what a chat UI must do with user input). Non-special added tokens are
-    /// always matched. Never fails: every string has a tokenization.
+    /// always matched. With a normalizer (NFC), the text between added tokens is normalized before it is
+    /// pre-tokenized, as HF does. Never fails: every string has a tokenization.
     public func encode(_ text: String, addSpecial: Bool, parseSpecial: Bool) -> [Int32] {
         var text = text
         return text.withUTF8 { encode(bytes: $0, addSpecial: addSpecial, parseSpecial: parseSpecial) }
