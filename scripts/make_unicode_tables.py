@@ -2,7 +2,7 @@
 """Generate the Unicode canonical normalization tables the tokenizer's NFC uses, and NFC test cases, from Python's
 own `unicodedata` (plain python3, no third-party packages).
 
-    python3 scripts/make_unicode_tables.py
+    /work/venv/bin/python scripts/make_unicode_tables.py   # any python3; with `tokenizers` importable it adds HF's column
 
 Outputs:
   Sources/MobileLLM/Tokenizer/UnicodeNormalizationTables.swift
