@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Generate the Unicode canonical normalization tables the tokenizer's NFC uses, and NFC test cases, from Python's
-own `unicodedata` (plain python3, no third-party packages).
+own `unicodedata` (no third-party package needed; HF `tokenizers`, when importable, only adds a column to the cases).
 
     /work/venv/bin/python scripts/make_unicode_tables.py   # any python3; with `tokenizers` importable it adds HF's column
 
