@@ -43,11 +43,18 @@ struct AddedTokenMatcher: Sendable {
     private let normalizedByFirstByte: [[Entry]]
     let isEmpty: Bool
 
-    init(_ tokens: [AddedToken]) {
+    /// Tokens with `normalized: true` are matched against normalized text, so their content is normalized with
+    /// `normalizer` too (as HF does).
+    init(_ tokens: [AddedToken], normalizer: TextNormalizer? = nil) {
         var raw = [[Entry]](repeating: [], count: 256)
         var normalized = [[Entry]](repeating: [], count: 256)
         for token in tokens {
-            let bytes = Array(token.content.utf8)
+            var bytes = Array(token.content.utf8)
+            if token.normalized, normalizer == .nfc, let nfc = bytes.withUnsafeBufferPointer({ buffer in
+                buffer.baseAddress.flatMap { UnicodeNormalization.nfc($0, 0, buffer.count) }
+            }) {
+                bytes = nfc
+            }
             guard let first = bytes.first else { continue }
             if token.normalized {
                 normalized[Int(first)].append(Entry(bytes: bytes, token: token))
@@ -70,7 +77,7 @@ struct AddedTokenMatcher: Sendable {
         case token(Int32)
     }
 
-    /// Splits `bytes[start..<end]` into text and added-token segments.
+    /// Splits `bytes` into text and added-token segments (both passes, for a tokenizer without a normalizer).
     func split(_ bytes: UnsafeBufferPointer<UInt8>, parseSpecial: Bool) -> [Segment] {
         if isEmpty { return bytes.isEmpty ? [] : [.text(0, bytes.count)] }
         var first: [Segment] = []
@@ -85,6 +92,25 @@ struct AddedTokenMatcher: Sendable {
             }
         }
         return out
+    }
+
+    /// The first pass alone: tokens with `normalized: false`, matched on the raw text `bytes[start..<end]`.
+    func splitRaw(_ bytes: UnsafeBufferPointer<UInt8>, _ start: Int, _ end: Int, parseSpecial: Bool, into out: inout [Segment]) {
+        if isEmpty {
+            if start < end { out.append(.text(start, end)) }
+            return
+        }
+        splitPass(bytes, start, end, table: rawByFirstByte, parseSpecial: parseSpecial, into: &out)
+    }
+
+    /// The second pass alone: tokens with `normalized: true`, matched on (normalized) text `bytes[start..<end]`.
+    func splitNormalized(_ bytes: UnsafeBufferPointer<UInt8>, _ start: Int, _ end: Int, parseSpecial: Bool,
+                         into out: inout [Segment]) {
+        if isEmpty {
+            if start < end { out.append(.text(start, end)) }
+            return
+        }
+        splitPass(bytes, start, end, table: normalizedByFirstByte, parseSpecial: parseSpecial, into: &out)
     }
 
     private func splitPass(_ bytes: UnsafeBufferPointer<UInt8>, _ start: Int, _ end: Int, table: [[Entry]],

@@ -1,23 +1,41 @@
 extension Tokenizer {
+    /// The tokenizer.json pipeline a `tokenizer.ggml.pre` name stands for.
+    struct GGUFPipeline {
+        var normalizer: TextNormalizer?
+        var stages: [PreTokenizerStage]
+        var ignoreMerges: Bool
+        var addBOS: Bool
+    }
+
     /// llama.cpp's `tokenizer.ggml.pre` names we implement, with the HF pipeline each stands for.
-    static func ggufPreTokenizer(_ name: String) -> (stages: [PreTokenizerStage], ignoreMerges: Bool, addBOS: Bool)? {
+    static func ggufPreTokenizer(_ name: String) -> GGUFPipeline? {
+        let qwen2Stages: [PreTokenizerStage] = [.split(.llama3(digitRun: 1), removeMatches: false),
+                                                .byteLevel(addPrefixSpace: false, useRegex: false)]
         switch name {
         case "llama3", "llama-v3", "llama-bpe", "falcon3":
-            return ([.split(.llama3(digitRun: 3), removeMatches: false), .byteLevel(addPrefixSpace: false, useRegex: false)], true, true)
+            return GGUFPipeline(stages: [.split(.llama3(digitRun: 3), removeMatches: false), .byteLevel(addPrefixSpace: false, useRegex: false)],
+                                ignoreMerges: true, addBOS: true)
         case "gpt-2", "gpt2":
-            return ([.byteLevel(addPrefixSpace: false, useRegex: true)], false, false)
+            return GGUFPipeline(stages: [.byteLevel(addPrefixSpace: false, useRegex: true)], ignoreMerges: false, addBOS: false)
         case "smollm", "starcoder", "refact":
             // SmolLM2's tokenizer.json: Digits(individual_digits) then ByteLevel with the GPT-2 regex.
-            return ([.digits(individual: true), .byteLevel(addPrefixSpace: false, useRegex: true)], false, false)
-        case "qwen2", "deepseek-r1-qwen":
-            return ([.split(.llama3(digitRun: 1), removeMatches: false), .byteLevel(addPrefixSpace: false, useRegex: false)], false, false)
+            return GGUFPipeline(stages: [.digits(individual: true), .byteLevel(addPrefixSpace: false, useRegex: true)],
+                                ignoreMerges: false, addBOS: false)
+        case "qwen2":
+            // Qwen2 / Qwen2.5 / Qwen3's tokenizer.json: NFC, then Split on the Qwen2 regex (single digits), then
+            // ByteLevel without its regex. llama.cpp does not normalize; this follows the model's own tokenizer
+            // (the two differ only on text that is not in NFC).
+            return GGUFPipeline(normalizer: .nfc, stages: qwen2Stages, ignoreMerges: false, addBOS: false)
+        case "deepseek-r1-qwen":
+            return GGUFPipeline(stages: qwen2Stages, ignoreMerges: false, addBOS: false)
         default:
             return nil
         }
     }
 
     /// Loads the vocabulary of a GGUF file (`tokenizer.ggml.model` = `gpt2`: tokens, token types, merges, and the
-    /// pre-tokenizer named by `tokenizer.ggml.pre`); BOS/EOS and `add_bos_token`/`add_eos_token` come from the file's
+    /// pre-tokenizer named by `tokenizer.ggml.pre`, with the normalizer of that model family's tokenizer.json, e.g. NFC
+    /// for `qwen2`); BOS/EOS and `add_bos_token`/`add_eos_token` come from the file's
     /// metadata. Control tokens (type 3) become special added tokens and user-defined ones (type 4) plain added
     /// tokens, as transformers does when it builds a tokenizer from a GGUF.
     public convenience init(gguf: GGUFFile) throws {
@@ -64,6 +82,7 @@ extension Tokenizer {
         }
         var parts = Parts(path: path, spellings: tokens, present: [Bool](repeating: true, count: tokens.count),
                           addedTokens: added, preTokenizer: PreTokenizer(stages: pipeline.stages), model: bpe)
+        parts.normalizer = pipeline.normalizer
         parts.bosTokenID = try tokenID("tokenizer.ggml.bos_token_id")
         parts.eosTokenID = try tokenID("tokenizer.ggml.eos_token_id")
         if try gguf.bool("tokenizer.ggml.add_bos_token") ?? pipeline.addBOS, let bos = parts.bosTokenID {

@@ -2,13 +2,16 @@ import Foundation
 
 extension Tokenizer {
     /// The `tokenizer.ggml.pre` name whose pipeline (as `Tokenizer(gguf:)` and llama.cpp implement it) equals this
-    /// tokenizer's pre-tokenizer, or nil when no known name matches. A name whose `ignore_merges` setting also
-    /// matches is preferred; `exact` is false when only the pre-tokenizer stages match (e.g. a Llama-3 tokenizer.json
-    /// with `ignore_merges: false`, which llama.cpp also calls llama-bpe).
+    /// tokenizer's pre-tokenizer, or nil when no known name matches. A name whose `ignore_merges` setting and
+    /// normalizer also match is preferred; `exact` is false when only the pre-tokenizer stages match (e.g. a Llama-3
+    /// tokenizer.json with `ignore_merges: false`, which llama.cpp also calls llama-bpe, or a Qwen2-style split
+    /// without Qwen's NFC normalizer).
     var ggufPreTokenizerName: (name: String, exact: Bool)? {
         let names = ["llama-bpe", "smollm", "gpt-2", "qwen2"]
         let matching = names.filter { Self.ggufPreTokenizer($0)?.stages == preTokenizer.stages }
-        if let exact = matching.first(where: { Self.ggufPreTokenizer($0)?.ignoreMerges == model.ignoreMerges }) {
+        if let exact = matching.first(where: {
+            Self.ggufPreTokenizer($0)?.ignoreMerges == model.ignoreMerges && Self.ggufPreTokenizer($0)?.normalizer == normalizer
+        }) {
             return (exact, true)
         }
         return matching.first.map { ($0, false) }
@@ -87,8 +90,15 @@ extension Tokenizer {
         metadata.append(("tokenizer.ggml.add_bos_token", .bool(!prefixIDs.isEmpty)))
         metadata.append(("tokenizer.ggml.add_eos_token", .bool(!suffixIDs.isEmpty)))
         var notes: [String] = []
-        if !exact {
-            notes.append("\(location): tokenizer.ggml.pre \"\(pre)\" implies ignore_merges \(!model.ignoreMerges) but the tokenizer has \(model.ignoreMerges); a few words may tokenize differently from tokenizer.json (llama.cpp's converter writes the same name)")
+        if !exact, let pipeline = Self.ggufPreTokenizer(pre) {
+            if pipeline.ignoreMerges != model.ignoreMerges {
+                notes.append("\(location): tokenizer.ggml.pre \"\(pre)\" implies ignore_merges \(pipeline.ignoreMerges) but the tokenizer has \(model.ignoreMerges); a few words may tokenize differently from tokenizer.json (llama.cpp's converter writes the same name)")
+            }
+            if pipeline.normalizer != normalizer {
+                let implied = pipeline.normalizer.map { "\($0)".uppercased() } ?? "no"
+                let has = normalizer.map { "\($0)".uppercased() } ?? "no"
+                notes.append("\(location): tokenizer.ggml.pre \"\(pre)\" implies \(implied) normalization but the tokenizer has \(has) normalizer; text that is not already in NFC may tokenize differently from tokenizer.json")
+            }
         }
         return (metadata, notes)
     }

@@ -28,9 +28,10 @@ extension Tokenizer {
         }
         let ignoreMerges = try modelReader.optionalBool("ignore_merges") ?? false
 
-        // Normalizer: only the identity.
-        if let normalizer = try root.optionalObject("normalizer") {
-            try Self.checkIdentityNormalizer(normalizer, path: path)
+        // Normalizer: none or NFC.
+        var normalizer: TextNormalizer?
+        if let normalizerReader = try root.optionalObject("normalizer") {
+            normalizer = try Self.normalizer(normalizerReader, path: path)
         }
 
         // Pre-tokenizer.
@@ -125,6 +126,7 @@ extension Tokenizer {
 
         var parts = Parts(path: path, spellings: spellings, present: present, addedTokens: added,
                           preTokenizer: PreTokenizer(stages: stages), model: model)
+        parts.normalizer = normalizer
 
         // Post-processor.
         if let post = try root.optionalObject("post_processor") {
@@ -196,15 +198,26 @@ extension Tokenizer {
     /// Most ids a tokenizer.json may leave without a token (real vocabularies are dense).
     static let maximumUnusedIDs = 65_536
 
-    static func checkIdentityNormalizer(_ reader: JSONObjectReader, path: String) throws {
+    /// The normalizer a tokenizer.json `normalizer` object stands for: NFC, or nil for none (an empty `Sequence`).
+    /// A `Sequence` may repeat NFC (it is idempotent). Every other type throws `unsupported` naming the file and type.
+    static func normalizer(_ reader: JSONObjectReader, path: String) throws -> TextNormalizer? {
         let type = try reader.optionalString("type") ?? "(missing)"
-        if type == "Sequence", let items = reader.members["normalizers"], case let .array(list) = items {
-            for (index, item) in list.enumerated() {
-                try checkIdentityNormalizer(try JSONObjectReader(item, path: path, prefix: reader.prefix + "normalizers[\(index)]."), path: path)
+        switch type {
+        case "NFC":
+            return .nfc
+        case "Sequence":
+            guard let items = reader.members["normalizers"], case let .array(list) = items else {
+                throw reader.fail("normalizers", "missing or not an array")
             }
-            return
+            var result: TextNormalizer?
+            for (index, item) in list.enumerated() {
+                let stage = try normalizer(try JSONObjectReader(item, path: path, prefix: reader.prefix + "normalizers[\(index)]."), path: path)
+                result = result ?? stage
+            }
+            return result
+        default:
+            throw MobileLLMError.unsupported(path: path, feature: "\(reader.prefix)normalizer type \"\(type)\" (implemented: NFC, or none)")
         }
-        throw MobileLLMError.unsupported(path: path, feature: "normalizer type \"\(type)\" (only a null normalizer is implemented)")
     }
 
     static func preTokenizerStages(_ reader: JSONObjectReader, path: String) throws -> [PreTokenizerStage] {

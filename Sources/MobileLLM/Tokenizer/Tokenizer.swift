@@ -2,6 +2,8 @@ import Foundation
 
 /// A byte-level BPE tokenizer loaded from a Hugging Face `tokenizer.json` (plus `tokenizer_config.json`) or from the
 /// vocabulary stored in a GGUF file. Encoding and decoding match HF `tokenizers` id for id and byte for byte.
+/// Implemented pipelines: no normalizer or NFC (Qwen2/2.5/3); the Llama-3, Qwen2, GPT-2 and SmolLM (digits + GPT-2)
+/// pre-tokenizers; byte-level BPE; added tokens special or not.
 ///
 /// Immutable after loading: one instance may be used from any number of threads at once.
 public final class Tokenizer: Sendable {
@@ -22,6 +24,8 @@ public final class Tokenizer: Sendable {
     /// Added tokens (special or not), in id order.
     public let addedTokens: [AddedToken]
 
+    /// The normalizer applied to text between added tokens (nil: none).
+    let normalizer: TextNormalizer?
     let preTokenizer: PreTokenizer
     let model: BytePairModel
     let matcher: AddedTokenMatcher
@@ -46,6 +50,7 @@ public final class Tokenizer: Sendable {
         var spellings: [String]               // index = id; "" = absent
         var present: [Bool]
         var addedTokens: [AddedToken]
+        var normalizer: TextNormalizer? = nil
         var preTokenizer: PreTokenizer
         var model: BytePairModel
         var prefixIDs: [Int32] = []
@@ -60,9 +65,10 @@ public final class Tokenizer: Sendable {
         path = parts.path
         vocabularySize = parts.spellings.count
         addedTokens = parts.addedTokens.sorted { $0.id < $1.id }
+        normalizer = parts.normalizer
         preTokenizer = parts.preTokenizer
         model = parts.model
-        matcher = AddedTokenMatcher(parts.addedTokens)
+        matcher = AddedTokenMatcher(parts.addedTokens, normalizer: parts.normalizer)
         prefixIDs = parts.prefixIDs
         suffixIDs = parts.suffixIDs
         spellings = parts.spellings
@@ -121,7 +127,8 @@ public final class Tokenizer: Sendable {
     /// Token ids for `text`. With `addSpecial`, the post-processor's tokens (e.g. BOS) are added. With `parseSpecial`,
     /// special tokens written in the text (e.g. `<|eot_id|>`) become their ids, as HF's `encode` does; without it
     /// they are tokenized as plain text (what a chat UI must do with user input). Non-special added tokens are
-    /// always matched. Never fails: every string has a tokenization.
+    /// always matched. With a normalizer (NFC), the text between added tokens is normalized before it is
+    /// pre-tokenized, as HF does. Never fails: every string has a tokenization.
     public func encode(_ text: String, addSpecial: Bool, parseSpecial: Bool) -> [Int32] {
         var text = text
         return text.withUTF8 { encode(bytes: $0, addSpecial: addSpecial, parseSpecial: parseSpecial) }
@@ -147,22 +154,61 @@ public final class Tokenizer: Sendable {
         var output: [Int32] = []
         output.reserveCapacity(bytes.count / 3 + 4)
         if addSpecial { output.append(contentsOf: prefixIDs) }
-        for segment in matcher.split(bytes, parseSpecial: parseSpecial) {
+        guard let normalizer else {
+            for segment in matcher.split(bytes, parseSpecial: parseSpecial) {
+                switch segment {
+                case let .token(id): output.append(id)
+                case let .text(start, end): encodeSegment(bytes, start, end, &state, &output)
+                }
+            }
+            if addSpecial { output.append(contentsOf: suffixIDs) }
+            return output
+        }
+        // As HF: added tokens matched on the raw text first, then each text piece between them normalized, then
+        // the `normalized: true` added tokens matched on the normalized text.
+        var raw: [AddedTokenMatcher.Segment] = []
+        matcher.splitRaw(bytes, 0, bytes.count, parseSpecial: parseSpecial, into: &raw)
+        var second: [AddedTokenMatcher.Segment] = []
+        for segment in raw {
             switch segment {
             case let .token(id):
                 output.append(id)
             case let .text(start, end):
-                if preTokenizer.addsPrefixSpace && bytes[start] != 0x20 {
-                    var prefixed: [UInt8] = [0x20]
-                    prefixed.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[start..<end]))
-                    prefixed.withUnsafeBufferPointer { encodeText($0, 0, $0.count, &state, &output) }
-                } else {
-                    encodeText(bytes, start, end, &state, &output)
+                func encodeNormalized(_ text: UnsafeBufferPointer<UInt8>, _ start: Int, _ end: Int) {
+                    second.removeAll(keepingCapacity: true)
+                    matcher.splitNormalized(text, start, end, parseSpecial: parseSpecial, into: &second)
+                    for piece in second {
+                        switch piece {
+                        case let .token(id): output.append(id)
+                        case let .text(pieceStart, pieceEnd): encodeSegment(text, pieceStart, pieceEnd, &state, &output)
+                        }
+                    }
+                }
+                switch normalizer {
+                case .nfc:
+                    if let base = bytes.baseAddress, let normalized = UnicodeNormalization.nfc(base, start, end) {
+                        normalized.withUnsafeBufferPointer { encodeNormalized($0, 0, $0.count) }
+                    } else {
+                        encodeNormalized(bytes, start, end)
+                    }
                 }
             }
         }
         if addSpecial { output.append(contentsOf: suffixIDs) }
         return output
+    }
+
+    /// Encodes one text segment (no added tokens in it): prefix space, pre-tokenizer, BPE.
+    private func encodeSegment(_ bytes: UnsafeBufferPointer<UInt8>, _ start: Int, _ end: Int, _ state: inout EncodeState,
+                               _ output: inout [Int32]) {
+        guard start < end else { return }
+        if preTokenizer.addsPrefixSpace && bytes[start] != 0x20 {
+            var prefixed: [UInt8] = [0x20]
+            prefixed.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[start..<end]))
+            prefixed.withUnsafeBufferPointer { encodeText($0, 0, $0.count, &state, &output) }
+        } else {
+            encodeText(bytes, start, end, &state, &output)
+        }
     }
 
     /// Scratch state of one encode call: the pre-token cache and buffers.
