@@ -62,7 +62,10 @@ extern "C" {
 /* Versions                                                                                                     */
 /* ------------------------------------------------------------------------------------------------------------ */
 
-/** Version of this binary interface. Bumped whenever an exported function or a struct layout changes. */
+/** Version of this binary interface. Bumped only by a change that breaks programs built against an older header:
+ *  a function removed or changed, a field moved or resized. Appending a field to a params struct (the library
+ *  reads only the caller's struct_size bytes and uses defaults for the rest) and adding a function keep the
+ *  version; abi/abi-v<N>.txt records such additions as "appended" lines. */
 #define MOBILELLM_ABI_VERSION 1
 
 /** The MOBILELLM_ABI_VERSION the library was built with; compare it with the header's to detect a mismatch.
@@ -167,8 +170,9 @@ typedef struct mobilellm_model_params {
     int32_t n_threads;
     /** Context length new sessions get when they ask for 0; 0 (the default): min(4096, the model's maximum). */
     int32_t default_context_length;
-    /** Weight quantization applied at load: NULL or "" (the default) keeps the stored types. Other values give
-     *  MOBILELLM_ERROR_UNSUPPORTED in this version. */
+    /** Weight quantization applied at load: NULL or "" (the default) keeps the stored types; "q8_0", "q4_0",
+     *  "q4_1", "q4_k" or "q6_k" quantizes the projections (and embedding/output) of an unquantized model as it
+     *  loads, like `mobilellm quantize` would write them. An unknown name gives INVALID_ARGUMENT. */
     const char *quantize;
     /** Optional load progress callback (NULL: none). */
     mobilellm_progress_callback progress_callback;
@@ -498,6 +502,14 @@ MOBILELLM_API mobilellm_status mobilellm_sampler_sample_logits(mobilellm_sampler
                                                                size_t n_logits, const int32_t *history,
                                                                size_t n_history, int32_t *out_token);
 
+/** Token ids of `text` (as mobilellm_tokenize) as the next input of `session`, by the prompt rule every host
+ *  shares: special tokens written in the text are parsed, and BOS is added when the session is empty unless the
+ *  text starts with the BOS token. Output and errors as mobilellm_tokenize. Appended in ABI v1. One thread at a
+ *  time per session (BUSY otherwise). */
+MOBILELLM_API mobilellm_status mobilellm_session_tokenize_prompt(mobilellm_session *session, const char *text,
+                                                                 size_t text_length, int32_t *tokens,
+                                                                 size_t capacity, size_t *out_count);
+
 /* ------------------------------------------------------------------------------------------------------------ */
 /* One-call generation                                                                                          */
 /* ------------------------------------------------------------------------------------------------------------ */
@@ -517,7 +529,9 @@ enum mobilellm_stop_reason {
     /** The session's context filled up. */
     MOBILELLM_STOP_CONTEXT_FULL = 3,
     /** The callback returned false. */
-    MOBILELLM_STOP_CALLBACK = 4
+    MOBILELLM_STOP_CALLBACK = 4,
+    /** One of mobilellm_generate_params.stop_strings appeared in the text (appended in ABI v1). */
+    MOBILELLM_STOP_STRING = 5
 };
 
 /** Settings of mobilellm_session_generate(). */
@@ -536,6 +550,15 @@ typedef struct mobilellm_generate_params {
     mobilellm_token_callback callback;
     /** Passed to callback. */
     void *user_data;
+    /** Appended in ABI v1 (read only when struct_size covers it): strings that end generation when they appear in
+     *  the text (`n_stop_strings` NUL-terminated UTF-8 strings, read during the call; NULL: none; empty strings
+     *  are ignored). With stop strings the callback's pieces hold back text that could begin one, a final call
+     *  with token -1 delivers the held-back rest when no stop string matched, and the stop reason is
+     *  MOBILELLM_STOP_STRING when one did (the text then ends just before it). Needs a tokenizer
+     *  (MOBILELLM_ERROR_NO_TOKENIZER otherwise). */
+    const char *const *stop_strings;
+    /** Number of stop_strings (at most 1024). */
+    size_t n_stop_strings;
 } mobilellm_generate_params;
 
 /** Fills `params` with the defaults, struct_size included. Does nothing for NULL. Any thread. */

@@ -1,5 +1,6 @@
 import Foundation
 import MobileLLMTools
+@testable import MobileLLM
 import Testing
 
 /// `TextStopper` (generate --stop, --stop-at-boxed) against a non-incremental oracle: the whole text searched at

@@ -40,7 +40,7 @@ ERROR_CANCELLED = 8
 ERROR_NO_TOKENIZER = 10
 
 LOGITS_NONE, LOGITS_LAST, LOGITS_ALL = 0, 1, 2
-STOP_REASONS = {1: "eos", 2: "max_tokens", 3: "context_full", 4: "callback"}
+STOP_REASONS = {1: "eos", 2: "max_tokens", 3: "context_full", 4: "callback", 5: "stop"}
 
 
 class MobileLLMError(Exception):
@@ -94,7 +94,8 @@ class _SamplerParams(ctypes.Structure):
 class _GenerateParams(ctypes.Structure):
     _fields_ = [("struct_size", ctypes.c_uint32), ("max_tokens", ctypes.c_int32), ("stop_token_ids", _c_int32_p),
                 ("n_stop_token_ids", ctypes.c_size_t), ("ignore_eos", ctypes.c_bool), ("callback", _TokenCallback),
-                ("user_data", ctypes.c_void_p)]
+                ("user_data", ctypes.c_void_p), ("stop_strings", ctypes.POINTER(ctypes.c_char_p)),
+                ("n_stop_strings", ctypes.c_size_t)]
 
 
 class _GenerateResult(ctypes.Structure):
@@ -124,6 +125,8 @@ _SIGNATURES = {
     "mobilellm_model_get_metadata": (ctypes.c_int32, [_H, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_size_t, _c_size_p]),
     "mobilellm_tokenize": (ctypes.c_int32, [_H, ctypes.c_char_p, ctypes.c_size_t, ctypes.c_bool, ctypes.c_bool, _c_int32_p,
                                             ctypes.c_size_t, _c_size_p]),
+    "mobilellm_session_tokenize_prompt": (ctypes.c_int32, [_H, ctypes.c_char_p, ctypes.c_size_t, _c_int32_p,
+                                                          ctypes.c_size_t, _c_size_p]),
     "mobilellm_detokenize": (ctypes.c_int32, [_H, _c_int32_p, ctypes.c_size_t, ctypes.c_bool, ctypes.c_char_p,
                                               ctypes.c_size_t, _c_size_p]),
     "mobilellm_chat_params_init": (None, [ctypes.POINTER(_ChatParams)]),
@@ -260,6 +263,27 @@ def _int_array(values, name="tokens"):
     return (ctypes.c_int32 * max(1, len(values)))(*values), len(values)
 
 
+def _token_ids(text, call):
+    """Ids from `call(data, ids, capacity, count_pointer)` (mobilellm_tokenize or mobilellm_session_tokenize_prompt),
+    retried with a larger buffer when the library says it was too small."""
+    if isinstance(text, str):
+        data = text.encode("utf-8", "surrogatepass")
+    elif isinstance(text, (bytes, bytearray, memoryview)):
+        data = bytes(text)
+    else:
+        raise TypeError(f"text: expected str or bytes, found {type(text).__name__}")
+    count = ctypes.c_size_t(0)
+    capacity = len(data) + 8
+    while True:
+        ids = (ctypes.c_int32 * capacity)()
+        status = call(data, ids, capacity, ctypes.byref(count))
+        if status == ERROR_BUFFER_TOO_SMALL and count.value > capacity:
+            capacity = count.value
+            continue
+        _check(status)
+        return list(ids[:count.value])
+
+
 _close_lock = threading.Lock()
 
 
@@ -298,10 +322,9 @@ class _HandleOwner:
 class Model(_HandleOwner):
     """A loaded model (a Hugging Face directory: config.json + safetensors, optional tokenizer files).
 
-    Immutable and shareable across threads. ``close()`` (or leaving a ``with`` block) ends the model's own use:
-    its methods then raise MobileLLMError (MOBILELLM_ERROR_INVALID_HANDLE), while sessions already created keep
-    working, text included; the library handle is freed when the last of them is closed (or at once when there is
-    none). A model with live sessions is never garbage-collected (each session references it).
+    Immutable and shareable across threads. ``close()`` (or leaving a ``with`` block) frees the handle: the model's
+    methods then raise MobileLLMError (MOBILELLM_ERROR_INVALID_HANDLE), while sessions already created keep working,
+    text included (the library keeps the weights until the last session is freed).
     """
 
     _free_function = "mobilellm_model_free"
@@ -309,9 +332,6 @@ class Model(_HandleOwner):
 
     def __init__(self, path, *, n_threads=None, quantize=None):
         lib = _lib()
-        self._users_lock = threading.Lock()
-        self._users = 0  # open sessions, which keep the handle alive after close()
-        self._closed = False
         params = _ModelParams()
         lib.mobilellm_model_params_init(ctypes.byref(params))
         params.n_threads = 0 if n_threads is None else _int32(n_threads, "n_threads")
@@ -328,37 +348,6 @@ class Model(_HandleOwner):
         _check(lib.mobilellm_model_get_info(handle, ctypes.byref(info)))
         self._info = info
         self.path = os.fspath(path)
-
-    def close(self):
-        """Ends this model's use (idempotent); the handle is freed now, or when its last session is closed."""
-        with getattr(self, "_users_lock", threading.Lock()):
-            self._closed = True
-            if getattr(self, "_users", 0) > 0:
-                return
-        super().close()
-
-    def _live(self):
-        if getattr(self, "_closed", False):
-            raise MobileLLMError(ERROR_INVALID_HANDLE, "the model was closed")
-        return super()._live()
-
-    def _retain(self):
-        """Called by a new session: keeps the handle alive until the matching _release."""
-        with self._users_lock:
-            handle = self._live()
-            self._users += 1
-            return handle
-
-    def _release(self):
-        with self._users_lock:
-            self._users -= 1
-            free = self._closed and self._users == 0
-        if free:
-            super().close()
-
-    def _held(self):
-        """The handle for a session's own use (valid after close() while a session holds it)."""
-        return super()._live()
 
     # -- facts
     @property
@@ -415,23 +404,8 @@ class Model(_HandleOwner):
     @staticmethod
     def _tokenize(handle, text, add_special, parse_special):
         lib = _lib()
-        if isinstance(text, str):
-            data = text.encode("utf-8", "surrogatepass")
-        elif isinstance(text, (bytes, bytearray, memoryview)):
-            data = bytes(text)
-        else:
-            raise TypeError(f"text: expected str or bytes, found {type(text).__name__}")
-        count = ctypes.c_size_t(0)
-        capacity = len(data) + 8
-        while True:
-            ids = (ctypes.c_int32 * capacity)()
-            status = lib.mobilellm_tokenize(handle, data, len(data), add_special, parse_special, ids, capacity,
-                                            ctypes.byref(count))
-            if status == ERROR_BUFFER_TOO_SMALL and count.value > capacity:
-                capacity = count.value
-                continue
-            _check(status)
-            return list(ids[:count.value])
+        return _token_ids(text, lambda data, ids, capacity, count: lib.mobilellm_tokenize(
+            handle, data, len(data), add_special, parse_special, ids, capacity, count))
 
     def detokenize(self, ids, skip_special=False):
         """The text of `ids` (invalid UTF-8 becomes U+FFFD, as in Hugging Face decode)."""
@@ -534,12 +508,7 @@ class Session(_HandleOwner):
         lib.mobilellm_session_params_init(ctypes.byref(params))
         params.n_ctx = _int32(n_ctx, "n_ctx")
         handle = ctypes.c_void_p()
-        model_handle = model._retain()
-        try:
-            _check(lib.mobilellm_session_create(model_handle, ctypes.byref(params), ctypes.byref(handle)))
-        except BaseException:
-            model._release()
-            raise
+        _check(lib.mobilellm_session_create(model._live(), ctypes.byref(params), ctypes.byref(handle)))
         self._handle = handle
         self.model = model
         self._vocab = model.vocab_size
@@ -547,14 +516,6 @@ class Session(_HandleOwner):
         n = ctypes.c_int32(0)
         _check(lib.mobilellm_session_context_length(handle, ctypes.byref(n)))
         self.n_ctx = n.value
-
-    def close(self):
-        """Frees the session (idempotent); the model handle goes too if the model was closed and this was its last
-        session."""
-        handle = getattr(self, "_handle", None)
-        super().close()
-        if handle and getattr(self, "model", None) is not None:
-            self.model._release()
 
     @property
     def n_past(self):
@@ -613,10 +574,9 @@ class Session(_HandleOwner):
     # -- generation
     def _prompt_ids(self, prompt):
         if isinstance(prompt, str):
-            model = self.model._held()
-            bos = Model._metadata(model, "bos_token") if self.model.has_tokenizer else ""
-            add_special = self.n_past == 0 and not (bos and prompt.startswith(bos))
-            return Model._tokenize(model, prompt, add_special, True)
+            handle = self._live()
+            return _token_ids(prompt, lambda data, ids, capacity, count: _lib().mobilellm_session_tokenize_prompt(
+                handle, data, len(data), ids, capacity, count))
         return prompt
 
     def _run(self, prompt, max_tokens, temperature, top_k, top_p, min_p, repetition_penalty, seed, stop, ignore_eos,
@@ -647,6 +607,13 @@ class Session(_HandleOwner):
             stop_array, n_stops = _int_array(self._eos + stop_ids, "stop")
             params.stop_token_ids = stop_array
             params.n_stop_token_ids = n_stops
+        strings = [s.encode("utf-8", "surrogatepass") for s in stop if isinstance(s, str) and s]
+        if any(b"\0" in s for s in strings):
+            raise ValueError("stop: embedded null byte")
+        if strings:
+            string_array = (ctypes.c_char_p * len(strings))(*strings)
+            params.stop_strings = string_array
+            params.n_stop_strings = len(strings)
         failure = []
 
         def callback(token, piece, length, _user_data):
@@ -678,33 +645,21 @@ class Session(_HandleOwner):
         session unless the text starts with it; or a list of ids) and generates. `stop` holds strings that end
         generation (cut from the text) and/or extra stop token ids. temperature 0 is greedy. Returns a
         :class:`Generation`. The session keeps the prompt and the generated tokens but the last."""
-        strings = [s for s in stop if isinstance(s, str) and s]
-        state = {"text": "", "hit": None}
+        pieces = []
 
         def on_piece(token, text):
-            state["text"] += text
-            for s in strings:
-                index = state["text"].find(s)
-                if index >= 0 and (state["hit"] is None or index < state["hit"]):
-                    state["hit"] = index
-            return state["hit"] is None
+            pieces.append(text)
+            return True
 
         tokens, reason = self._run(prompt, max_tokens, temperature, top_k, top_p, min_p, repetition_penalty, seed, stop,
                                    ignore_eos, on_piece)
-        text = ""
-        if self.model.has_tokenizer:
-            shown = tokens[:-1] if reason == "eos" and tokens else tokens
-            text = Model._detokenize(self.model._held(), shown, False)
-            if state["hit"] is not None:
-                text = text[:state["hit"]]
-                reason = "stop"
+        text = "".join(pieces) if self.model.has_tokenizer else ""
         return Generation(tokens, text, reason)
 
     def stream(self, prompt, max_tokens=256, temperature=0.8, top_k=0, top_p=1.0, min_p=0.0, repetition_penalty=1.0,
                seed=None, stop=(), ignore_eos=False):
         """Like :meth:`generate`, but yields text pieces (whole UTF-8 characters) as they are produced. Generation
         runs on a worker thread; closing the generator early stops it (cancelling a running prefill)."""
-        strings = [s for s in stop if isinstance(s, str) and s]
         pieces = queue.Queue()
         stop_flag = threading.Event()
         done = object()
@@ -725,7 +680,6 @@ class Session(_HandleOwner):
 
         worker = threading.Thread(target=work, daemon=True)
         worker.start()
-        pending = ""
         finished = False
         try:
             while True:
@@ -736,20 +690,8 @@ class Session(_HandleOwner):
                 if isinstance(item, BaseException):
                     finished = True
                     raise item
-                pending += item
-                cut = min((pending.find(s) for s in strings if s in pending), default=-1)
-                if cut >= 0:
-                    if cut:
-                        yield pending[:cut]
-                    pending = ""
-                    break
-                # Hold back a tail that could be the start of a stop string.
-                keep = max((k for s in strings for k in range(1, len(s)) if pending.endswith(s[:k])), default=0)
-                if len(pending) > keep:
-                    yield pending[:len(pending) - keep]
-                    pending = pending[len(pending) - keep:]
-            if pending:
-                yield pending
+                if item:
+                    yield item
         finally:
             if not finished:
                 stop_flag.set()

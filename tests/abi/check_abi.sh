@@ -2,9 +2,11 @@
 # ABI guard. Usage: check_abi.sh [--self-test] ABI_DESCRIBE LIBRARY ABI_DIR
 #
 # Describes the built library (its ABI version, every exported function, sizeof every params struct) and compares
-# that with the committed ABI_DIR/abi-v<version>.txt. Any difference means the export list or a struct_size
-# changed without bumping MOBILELLM_ABI_VERSION; after a deliberate change, bump the version in mobilellm.h and
-# run scripts/update_abi.sh. Also fails when anything but mobilellm_* functions is exported, when the header
+# that with the committed ABI_DIR/abi-v<version>.txt: its first-release lines, updated by its "appended" lines
+# (`appended struct NAME SIZE`: a field appended at the end, never a smaller size; `appended function NAME`: a new
+# function; both keep binary compatibility, and Sources/MobileLLMC/Header/layout.c checks that every earlier
+# offset stays). Any other difference means the export list or a struct_size changed without bumping
+# MOBILELLM_ABI_VERSION; after a breaking change, bump the version in mobilellm.h and run scripts/update_abi.sh. Also fails when anything but mobilellm_* functions is exported, when the header
 # and library versions differ, or when the library needs a Swift runtime library.
 # --self-test: tampers with a copy of the committed description and checks that the guard then fails.
 set -uo pipefail
@@ -26,16 +28,19 @@ if [ $self_test -eq 1 ]; then
     temp=$(mktemp -d)
     trap 'rm -rf "$temp"' EXIT
     failures=0
-    # 1. a function disappears from the list; 2. a struct grows; 3. a new function appears.
+    # 1. a function disappears from the list; 2. a struct grows; 3. a new function appears; 4. an appended line
+    # shrinks a struct.
     grep -v 'function mobilellm_session_cancel$' "$abi_dir/abi-v$version.txt" > "$temp/abi-v$version.txt"
     if "$here/check_abi.sh" "$describe" "$library" "$temp" >/dev/null 2>&1; then echo "guard missed a removed export"; failures=1; fi
     sed 's/^struct mobilellm_sampler_params \([0-9]*\)$/struct mobilellm_sampler_params 64/' "$abi_dir/abi-v$version.txt" > "$temp/abi-v$version.txt"
     if "$here/check_abi.sh" "$describe" "$library" "$temp" >/dev/null 2>&1; then echo "guard missed a struct_size change"; failures=1; fi
     { cat "$abi_dir/abi-v$version.txt"; echo "function mobilellm_zzz_new"; } > "$temp/abi-v$version.txt"
     if "$here/check_abi.sh" "$describe" "$library" "$temp" >/dev/null 2>&1; then echo "guard missed an added export"; failures=1; fi
+    { cat "$abi_dir/abi-v$version.txt"; echo "appended struct mobilellm_session_params 8"; } > "$temp/abi-v$version.txt"
+    if "$here/check_abi.sh" "$describe" "$library" "$temp" >/dev/null 2>&1; then echo "guard missed a shrinking appended struct"; failures=1; fi
     rm -f "$temp/abi-v$version.txt"
     if "$here/check_abi.sh" "$describe" "$library" "$temp" >/dev/null 2>&1; then echo "guard missed a version without a committed list"; failures=1; fi
-    [ $failures -eq 0 ] && echo "abi guard self-test: 4 tampered descriptions all rejected"
+    [ $failures -eq 0 ] && echo "abi guard self-test: 5 tampered descriptions all rejected"
     exit $failures
 fi
 
@@ -63,7 +68,21 @@ if [ ! -f "$committed" ]; then
     echo "no committed description of ABI version $header_version: run scripts/update_abi.sh and commit $committed"
     exit 1
 fi
-if ! diff <(grep -v '^#' "$committed") <(describe_library) > /tmp/abi-diff.$$; then
+# The committed description with its appended lines applied.
+expected_description() {
+    awk 'NR == FNR { if ($1 == "appended" && $2 == "struct") size[$3] = $4; next }
+         /^#/ || $1 == "appended" || $1 == "function" { next }
+         $1 == "struct" && ($2 in size) { print "struct", $2, size[$2]; next }
+         { print }' "$1" "$1"
+    { grep '^function ' "$1"; awk '$1 == "appended" && $2 == "function" { print "function", $3 }' "$1"; } | LC_ALL=C sort
+}
+shrunk=$(awk 'NR == FNR { if ($1 == "struct") base[$2] = $3; next }
+              $1 == "appended" && $2 == "struct" && ($3 in base) && $4 + 0 < base[$3] + 0 { print $3 }' "$committed" "$committed")
+if [ -n "$shrunk" ]; then
+    echo "appended lines may only grow a struct; smaller than first released: $shrunk"
+    status=1
+fi
+if ! diff <(expected_description "$committed") <(describe_library) > /tmp/abi-diff.$$; then
     echo "the ABI changed without a version bump (MOBILELLM_ABI_VERSION is still $header_version)."
     echo "< committed in $committed, > built:"
     cat /tmp/abi-diff.$$

@@ -81,9 +81,17 @@ extension Session {
     ///
     /// Throws `tokenizerMissing` at once when the model has no tokenizer.
     public func generate(_ prompt: String, options: GenerationOptions = GenerationOptions()) throws -> AsyncThrowingStream<GenerationPiece, Error> {
+        generate(try promptTokens(prompt), options: options)
+    }
+
+    /// The ids of `prompt` as the next input of this session: tokenized with the model's tokenizer, special tokens
+    /// written in the text parsed (so chat-template output works), and BOS added when the session is empty unless the
+    /// text already starts with the BOS token. This is the prompt rule of every host (C, Python, the CLI).
+    ///
+    /// Throws `tokenizerMissing` when the model has no tokenizer.
+    public func promptTokens(_ prompt: String) throws -> [Int32] {
         let tokenizer = try model.tokenizer()
         let startsWithBOS = tokenizer.bosToken.map { !$0.isEmpty && prompt.hasPrefix($0) } ?? false
-        let ids = tokenizer.encode(prompt, addSpecial: position == 0 && !startsWithBOS, parseSpecial: true)
-        return generate(ids, options: options)
+        return tokenizer.encode(prompt, addSpecial: position == 0 && !startsWithBOS, parseSpecial: true)
     }
 }

@@ -8,6 +8,8 @@ public enum StopReason: String, Sendable {
     case contextFull = "context_full"
     /// The token callback asked to stop.
     case callback = "callback"
+    /// A stop string appeared in the text (`generateText` only; the text ends before it).
+    case stopString = "stop"
 }
 
 /// Settings of one generation.
@@ -20,14 +22,28 @@ public struct GenerationOptions: Sendable {
     public var stopTokenIDs: [Int]?
     /// Keep going past end-of-sequence tokens.
     public var ignoreEOS: Bool
+    /// Strings that end generation when they appear in the text (`generateText`; empty strings are ignored). The
+    /// text ends just before the first one to complete, wherever token and UTF-8 boundaries fall.
+    public var stopStrings: [String]
 
     /// Options; greedy decoding of up to 256 tokens unless told otherwise.
-    public init(maxTokens: Int = 256, sampling: SamplingParameters = .greedy, stopTokenIDs: [Int]? = nil, ignoreEOS: Bool = false) {
+    public init(maxTokens: Int = 256, sampling: SamplingParameters = .greedy, stopTokenIDs: [Int]? = nil, ignoreEOS: Bool = false,
+                stopStrings: [String] = []) {
         self.maxTokens = maxTokens
         self.sampling = sampling
         self.stopTokenIDs = stopTokenIDs
         self.ignoreEOS = ignoreEOS
+        self.stopStrings = stopStrings
     }
+}
+
+/// The result of a generation with its text (`Session.generateText`).
+public struct TextGenerationResult: Sendable {
+    /// The tokens and why generation stopped (`.stopString` when a stop string ended it).
+    public var generation: GenerationResult
+    /// The generated text (special tokens as their text), without an end-of-sequence token that stopped generation
+    /// and cut before a stop string.
+    public var text: String
 }
 
 /// The result of a generation.
@@ -97,5 +113,35 @@ extension Session {
             logits = try feed([token])
         }
         return result
+    }
+
+    /// Generates like `generate` and streams the text: `onText(token, piece)` gets, for each generated token but an
+    /// end-of-sequence token that ends generation, the text that can be shown now. A piece holds whole UTF-8
+    /// characters only, and text that could begin a stop string is held back until it is known not to (so a piece
+    /// may be empty). The held-back rest comes last, as `onText(nil, rest)`, when generation ends without a stop
+    /// string. Returning false stops generation (`.callback`). The concatenated pieces equal the result's `text`.
+    ///
+    /// Throws what `generate` throws, and `unsupported` when the model has no tokenizer.
+    @discardableResult
+    public func generateText(prompt: [Int32], options: GenerationOptions = GenerationOptions(),
+                             onText: (Int32?, String) throws -> Bool = { _, _ in true }) throws -> TextGenerationResult {
+        var detokenizer = try model.tokenizer().makeStreamingDetokenizer(skipSpecial: false)
+        var stopper = TextStopper(stopStrings: options.stopStrings)
+        var text = ""
+        var generation = try generate(prompt: prompt, options: options) { token in
+            let shown = stopper.push(try detokenizer.push(token))
+            text += shown
+            let go = try onText(token, shown)
+            return go && stopper.reason == nil
+        }
+        if stopper.reason != nil {
+            generation.stopReason = .stopString
+        } else {
+            let rest = stopper.push(detokenizer.flush()) + stopper.finish()
+            if stopper.reason != nil { generation.stopReason = .stopString }
+            text += rest
+            if !rest.isEmpty || !options.stopStrings.isEmpty { _ = try onText(nil, rest) }
+        }
+        return TextGenerationResult(generation: generation, text: text)
     }
 }

@@ -19,12 +19,18 @@ public struct ModelLoadOptions: Sendable {
     /// Quantize on load: projection and embedding/output matrices are converted to this type (with the same bytes
     /// `mobilellm quantize --type` writes; see `QuantizationPlan`) on `threadCount` threads. nil: weights as stored.
     public var quantize: QuantType?
+    /// Context length of a session made without one (`makeSession()`): 1 ... the model's maximum. nil:
+    /// `min(4096, max_position_embeddings)`.
+    public var defaultContextLength: Int?
 
-    /// Options with the given thread count (nil: every core), activation precision and quantize-on-load type.
-    public init(threadCount: Int? = nil, activationPrecision: ActivationPrecision = .exact, quantize: QuantType? = nil) {
+    /// Options with the given thread count (nil: every core), activation precision, quantize-on-load type and
+    /// default session context length.
+    public init(threadCount: Int? = nil, activationPrecision: ActivationPrecision = .exact, quantize: QuantType? = nil,
+                defaultContextLength: Int? = nil) {
         self.threadCount = threadCount
         self.activationPrecision = activationPrecision
         self.quantize = quantize
+        self.defaultContextLength = defaultContextLength
     }
 }
 
@@ -41,6 +47,8 @@ public final class Model: @unchecked Sendable {
     public let activationPrecision: ActivationPrecision
     /// `tokenizer.json` of the model, when it has one.
     public let tokenizerFile: String?
+    /// Context length of a session made without one.
+    public let defaultContextLength: Int
 
     /// The model's family.
     public let architecture: any Architecture.Type
@@ -83,6 +91,11 @@ public final class Model: @unchecked Sendable {
         guard let architecture = ArchitectureRegistry.architecture(for: configuration.modelType) else {
             throw MobileLLMError.unsupported(path: path, feature: "model_type \(configuration.modelType)")
         }
+        if let length = options.defaultContextLength, length < 1 || length > configuration.maxPositions {
+            throw MobileLLMError.invalidArgument(name: "defaultContextLength",
+                                                 problem: "expected 1...\(configuration.maxPositions) (the model's max_position_embeddings), found \(length)")
+        }
+        defaultContextLength = options.defaultContextLength ?? min(4096, configuration.maxPositions)
         self.path = path
         self.configuration = configuration
         let threads = options.threadCount ?? ProcessInfo.processInfo.activeProcessorCount
@@ -157,7 +170,7 @@ public final class Model: @unchecked Sendable {
     /// `kvCacheType` defaults to `.f32` for float weights, so results stay within float rounding of transformers
     /// (an f16 cache moves logits by ~1e-2), and to `.f16` for quantized weights, whose own rounding dominates.
     public func makeSession(contextLength: Int? = nil, kvCacheType: KVCacheType? = nil) throws -> Session {
-        try Session(model: self, capacity: contextLength ?? min(4096, configuration.maxPositions),
+        try Session(model: self, capacity: contextLength ?? defaultContextLength,
                     kvCacheType: kvCacheType ?? (isQuantized ? .f16 : .f32))
     }
 }

@@ -1,6 +1,8 @@
-// Compile-time checks of include/mobilellm.h: the version-1 layout of every struct. Changing a field's offset or a
-// struct's size fails this build; that is an ABI break and needs MOBILELLM_ABI_VERSION bumped (and these numbers,
-// abi/abi-v<N>.txt and the struct_size minimums in Sources/MobileLLMC/Shell updated). Layouts assume LP64.
+// Compile-time checks of include/mobilellm.h: the version-1 layout of every struct. Changing a field's offset fails
+// this build; that is an ABI break and needs MOBILELLM_ABI_VERSION bumped (and these numbers, abi/abi-v<N>.txt and
+// the struct_size minimums in Sources/MobileLLMC/Shell updated). A field appended at the end keeps every offset
+// (the struct_size minimum stays the first release's size): its offset is checked here and the new size recorded
+// as an "appended" line in abi/abi-v<N>.txt. Layouts assume LP64.
 #include "../../../include/mobilellm.h"
 
 #if defined(__LP64__)
@@ -29,13 +31,15 @@ CHECK(mobilellm_sampler_params, penalty_window, 32);
 CHECK(mobilellm_sampler_params, seed, 40);
 CHECK(mobilellm_sampler_params, use_seed, 48);
 
-SIZE(mobilellm_generate_params, 48);
+SIZE(mobilellm_generate_params, 64); /* 48 as first released; stop_strings and n_stop_strings appended */
 CHECK(mobilellm_generate_params, max_tokens, 4);
 CHECK(mobilellm_generate_params, stop_token_ids, 8);
 CHECK(mobilellm_generate_params, n_stop_token_ids, 16);
 CHECK(mobilellm_generate_params, ignore_eos, 24);
 CHECK(mobilellm_generate_params, callback, 32);
 CHECK(mobilellm_generate_params, user_data, 40);
+CHECK(mobilellm_generate_params, stop_strings, 48);
+CHECK(mobilellm_generate_params, n_stop_strings, 56);
 
 SIZE(mobilellm_generate_result, 16);
 

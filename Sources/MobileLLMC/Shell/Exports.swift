@@ -91,14 +91,18 @@ public func mobilellm_model_load(_ path: UnsafePointer<CChar>?, _ params: Unsafe
         guard p.default_context_length >= 0 else {
             throw ABIError.invalidArgument("params->default_context_length", "expected 0 (automatic) or a positive count, found \(p.default_context_length)")
         }
-        if let quantize = p.quantize {
-            let name = try string(quantize, "params->quantize")
+        var quantize: QuantType?
+        if let pointer = p.quantize {
+            let name = try string(pointer, "params->quantize")
             if !name.isEmpty {
-                throw ABIError(status: Int32(MOBILELLM_ERROR_UNSUPPORTED.rawValue),
-                               message: "unsupported: params->quantize \"\(name)\" (quantization at load is not available in this build; pass NULL)")
+                guard let type = QuantType(name: name) else {
+                    throw ABIError.invalidArgument("params->quantize", "unknown type \"\(name)\" (expected NULL, \"\" or one of \(QuantType.allCases.map(\.name).joined(separator: ", ")))")
+                }
+                quantize = type
             }
         }
-        let options = ModelLoadOptions(threadCount: p.n_threads == 0 ? nil : Int(p.n_threads))
+        let options = ModelLoadOptions(threadCount: p.n_threads == 0 ? nil : Int(p.n_threads), quantize: quantize,
+                                       defaultContextLength: p.default_context_length == 0 ? nil : Int(p.default_context_length))
         let started = Date()
         let model: Model
         if let callback = p.progress_callback {
@@ -109,11 +113,7 @@ public func mobilellm_model_load(_ path: UnsafePointer<CChar>?, _ params: Unsafe
         } else {
             model = try Model(path: path, options: options)
         }
-        let maximum = model.configuration.maxPositions
-        if p.default_context_length > 0, Int(p.default_context_length) > maximum {
-            throw ABIError.invalidArgument("params->default_context_length", "expected 1...\(maximum) (the model's max_position_embeddings), found \(p.default_context_length)")
-        }
-        let box = ModelBox(model: model, defaultContextLength: p.default_context_length > 0 ? Int(p.default_context_length) : min(4096, maximum))
+        let box = ModelBox(model: model)
         MobileLLMLog.log(.info, "loaded \(path): \(model.configuration.modelType), \(model.configuration.layerCount) layers, vocabulary \(model.vocabularySize), \(model.threadCount) threads, in \(Int(Date().timeIntervalSince(started) * 1000)) ms")
         outModel.pointee = modelTable.insert(box)
     }
@@ -134,7 +134,7 @@ public func mobilellm_model_get_info(_ model: OpaquePointer?, _ info: UnsafeMuta
         var value = mobilellm_model_info()
         value.vocab_size = Int32(m.vocabularySize)
         value.context_length = Int32(c.maxPositions)
-        value.default_context_length = Int32(box.defaultContextLength)
+        value.default_context_length = Int32(box.model.defaultContextLength)
         value.n_layers = Int32(c.layerCount)
         value.hidden_size = Int32(c.hiddenSize)
         value.n_heads = Int32(c.headCount)
@@ -200,9 +200,8 @@ public func mobilellm_session_create(_ model: OpaquePointer?, _ params: UnsafePo
         let box = try modelTable.lookup(model, "model")
         guard let outSession else { throw ABIError.null("out_session") }
         let p = try readParams(params, defaults: .defaults, minimumSize: VersionOneSize.sessionParams, name: "params")
-        let maximum = box.model.configuration.maxPositions
-        guard p.n_ctx >= 0, Int(p.n_ctx) <= maximum else {
-            throw ABIError.invalidArgument("params->n_ctx", "expected 0 (the model default) or 1...\(maximum) (the model's context length), found \(p.n_ctx)")
+        guard p.n_ctx >= 0 else {
+            throw ABIError.invalidArgument("params->n_ctx", "expected 0 (the model default) or a positive count, found \(p.n_ctx)")
         }
         let type: KVCacheType?
         switch p.kv_cache_type {
@@ -212,7 +211,7 @@ public func mobilellm_session_create(_ model: OpaquePointer?, _ params: UnsafePo
         case Int32(MOBILELLM_KV_Q8_0.rawValue): type = .q8_0
         default: throw ABIError.invalidArgument("params->kv_cache_type", "expected 0 (auto), 1 (f32), 2 (f16) or 3 (q8_0), found \(p.kv_cache_type)")
         }
-        let session = try box.model.makeSession(contextLength: p.n_ctx == 0 ? box.defaultContextLength : Int(p.n_ctx), kvCacheType: type)
+        let session = try box.model.makeSession(contextLength: p.n_ctx == 0 ? nil : Int(p.n_ctx), kvCacheType: type)
         MobileLLMLog.log(.debug, "session created: \(session.capacity) positions, \(session.kvCacheType.rawValue) KV cache of \(session.kvCacheBytes) bytes")
         outSession.pointee = sessionTable.insert(SessionBox(session: session, owner: box))
     }
@@ -507,8 +506,15 @@ public func mobilellm_session_generate(_ session: OpaquePointer?, _ prompt: Unsa
                 throw ABIError.invalidArgument("result->struct_size", "expected at least \(VersionOneSize.generateResult) (set it to sizeof(mobilellm_generate_result)), found \(size)")
             }
         }
+        let nStrings = try count(p.n_stop_strings, "params->n_stop_strings")
+        guard nStrings <= 1024 else { throw ABIError.invalidArgument("params->n_stop_strings", "expected at most 1024, found \(nStrings)") }
+        var stopStrings: [String] = []
+        if nStrings > 0 {
+            guard let pointer = p.stop_strings else { throw ABIError.null("params->stop_strings") }
+            stopStrings = try (0..<nStrings).map { try string(pointer[$0], "params->stop_strings[\($0)]") }
+        }
         let options = GenerationOptions(maxTokens: Int(p.max_tokens), sampling: sampling, stopTokenIDs: stops,
-                                        ignoreEOS: readBool(p, \.ignore_eos))
+                                        ignoreEOS: readBool(p, \.ignore_eos), stopStrings: stopStrings)
         let callback = p.callback.map { CallbackBox(function: $0, userData: p.user_data) }
         // Text pieces for the callback, when the model has a tokenizer that loads.
         var detokenizer: StreamingDetokenizer?
@@ -526,6 +532,16 @@ public func mobilellm_session_generate(_ session: OpaquePointer?, _ prompt: Unsa
             // The latest logits go once the session changes: on success, or a failure after something was fed.
             defer { if session.position != before || input.isEmpty { box.lastLogits = nil } }
             return try explainingCancel("mobilellm_session_cancel() was called; the session holds what was fed before") {
+                if !stopStrings.contains(where: { !$0.isEmpty }) {
+                    return try generateTokens()
+                }
+                // Stop strings: the engine holds back text that could begin one; pieces come from it.
+                return try session.generateText(prompt: input, options: options) { token, piece in
+                    guard let callback else { return true }
+                    return piece.withCString { callback.function(token ?? -1, $0, strlen($0), callback.userData) }
+                }.generation
+            }
+            func generateTokens() throws -> GenerationResult {
                 try session.generate(prompt: input, options: options) { token in
                     guard let callback else { return true }
                     guard detokenizer != nil, let piece = try? detokenizer?.push(token) else {
@@ -548,6 +564,7 @@ public func mobilellm_session_generate(_ session: OpaquePointer?, _ prompt: Unsa
             case .maxTokens: value.stop_reason = Int32(MOBILELLM_STOP_MAX_TOKENS.rawValue)
             case .contextFull: value.stop_reason = Int32(MOBILELLM_STOP_CONTEXT_FULL.rawValue)
             case .callback: value.stop_reason = Int32(MOBILELLM_STOP_CALLBACK.rawValue)
+            case .stopString: value.stop_reason = Int32(MOBILELLM_STOP_STRING.rawValue)
             }
             value.n_prompt_tokens = Int32(generated.promptTokenCount)
             value.n_tokens = Int32(generated.tokens.count)

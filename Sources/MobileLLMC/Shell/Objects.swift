@@ -5,12 +5,9 @@ import MobileLLM
 /// A loaded model as the C ABI sees it.
 final class ModelBox: Sendable {
     let model: Model
-    /// Context length of sessions created with n_ctx 0.
-    let defaultContextLength: Int
 
-    init(model: Model, defaultContextLength: Int) {
+    init(model: Model) {
         self.model = model
-        self.defaultContextLength = defaultContextLength
     }
 }
 

@@ -48,20 +48,37 @@ public func mobilellm_tokenize(_ model: OpaquePointer?, _ text: UnsafePointer<CC
                                _ outCount: UnsafeMutablePointer<Int>?) -> Int32 {
     guarded("mobilellm_tokenize") {
         let box = try modelTable.lookup(model, "model")
-        let length = try count(textLength, "text_length")
-        guard length <= maximumTextLength else {
-            throw ABIError.invalidArgument("text_length", "expected at most \(maximumTextLength) bytes, found \(length)")
-        }
         guard outCount != nil else { throw ABIError.null("out_count") }
-        var string = ""
-        if length > 0 {
-            guard let text else { throw ABIError.null("text") }
-            string = try text.withMemoryRebound(to: UInt8.self, capacity: length) {
-                try validatedUTF8(UnsafeBufferPointer(start: $0, count: length), "text")
-            }
-        }
+        let string = try textArgument(text, textLength)
         let ids = try box.model.requireTokenizer().encode(string, addSpecial: addSpecial, parseSpecial: parseSpecial)
         try copyOut(ids, to: tokens, capacity: capacity, count: outCount, name: "tokens", unit: "tokens")
+    }
+}
+
+/// See include/mobilellm.h.
+@_cdecl("mobilellm_session_tokenize_prompt")
+public func mobilellm_session_tokenize_prompt(_ session: OpaquePointer?, _ text: UnsafePointer<CChar>?, _ textLength: Int,
+                                              _ tokens: UnsafeMutablePointer<Int32>?, _ capacity: Int,
+                                              _ outCount: UnsafeMutablePointer<Int>?) -> Int32 {
+    guarded("mobilellm_session_tokenize_prompt") {
+        let box = try sessionTable.lookup(session, "session")
+        guard outCount != nil else { throw ABIError.null("out_count") }
+        let string = try textArgument(text, textLength)
+        let ids = try box.exclusively { try box.session.promptTokens(string) }
+        try copyOut(ids, to: tokens, capacity: capacity, count: outCount, name: "tokens", unit: "tokens")
+    }
+}
+
+/// The `text_length` bytes at `text` as a validated UTF-8 string (NULL allowed for length 0).
+func textArgument(_ text: UnsafePointer<CChar>?, _ textLength: Int) throws -> String {
+    let length = try count(textLength, "text_length")
+    guard length <= maximumTextLength else {
+        throw ABIError.invalidArgument("text_length", "expected at most \(maximumTextLength) bytes, found \(length)")
+    }
+    guard length > 0 else { return "" }
+    guard let text else { throw ABIError.null("text") }
+    return try text.withMemoryRebound(to: UInt8.self, capacity: length) {
+        try validatedUTF8(UnsafeBufferPointer(start: $0, count: length), "text")
     }
 }
 

@@ -53,64 +53,6 @@ public enum BoxedAnswer {
     }
 }
 
-/// Watches streamed text and reports when a `\boxed{...}` has closed (braces balanced), so generation can stop
-/// there (`generate --stop-at-boxed`). Pieces may split `\boxed` or the braces anywhere.
-public struct BoxedCloseDetector: Sendable {
-    private static let keyword = Array("\\boxed".unicodeScalars)
-    /// How many scalars of the keyword the text seen so far ends with (while not inside a box).
-    private var matched = 0
-    /// Brace depth inside a box; nil while outside one; 0 right after the keyword, before its `{`.
-    private var depth: Int?
-    /// True once a box has closed.
-    public private(set) var closed = false
-
-    /// A detector that has seen no text.
-    public init() {}
-
-    /// Feeds the next piece of text; returns true once a `\boxed{...}` has closed (and stays true).
-    public mutating func push(_ piece: String) -> Bool {
-        for scalar in piece.unicodeScalars where !closed { step(scalar) }
-        return closed
-    }
-
-    /// Feeds the next piece of text; when the box closes inside it, returns the piece up to and including the
-    /// closing brace (the rest of the piece is not looked at), otherwise nil.
-    public mutating func prefixThroughClose(of piece: String) -> String? {
-        guard !closed else { return nil }
-        var prefix = String.UnicodeScalarView()
-        for scalar in piece.unicodeScalars {
-            prefix.append(scalar)
-            step(scalar)
-            if closed { return String(prefix) }
-        }
-        return nil
-    }
-
-    /// Advances over one scalar.
-    private mutating func step(_ scalar: Unicode.Scalar) {
-        if let current = depth {
-            if scalar == "{" {
-                depth = current + 1
-            } else if scalar == "}" {
-                if current == 1 {
-                    closed = true
-                }
-                depth = current > 1 ? current - 1 : nil  // at 0 a `}` before any `{`: not a box
-            } else if current == 0, scalar != " " {
-                depth = nil  // `\boxed` not followed by `{`: not a box we can close
-                matched = 0
-            }
-            return
-        }
-        if scalar == Self.keyword[matched] {
-            matched += 1
-            if matched == Self.keyword.count { depth = 0; matched = 0 }
-        } else {
-            matched = scalar == Self.keyword[0] ? 1 : 0
-        }
-    }
-}
-
 extension String {
     /// The string without leading and trailing spaces, tabs and newlines.
     func trimmingSpaces() -> String {
