@@ -98,8 +98,9 @@ static void read_bandwidth(void) {
 
 int main(int argc, char **argv) {
     int64_t m = argc > 2 ? atoll(argv[1]) : 6144, k = argc > 2 ? atoll(argv[2]) : 1536;
-    const int types[] = {MLK_Q_Q4_0, MLK_Q_Q4_1, MLK_Q_Q8_0, MLK_Q_Q4_K, MLK_Q_Q6_K};
-    const char *names[] = {"q4_0", "q4_1", "q8_0", "q4_K", "q6_K"};
+    const int types[] = {MLK_Q_Q4_0, MLK_Q_Q4_1, MLK_Q_Q5_0, MLK_Q_Q5_1, MLK_Q_Q8_0, MLK_Q_Q4_K, MLK_Q_Q5_K, MLK_Q_Q6_K};
+    const char *names[] = {"q4_0", "q4_1", "q5_0", "q5_1", "q8_0", "q4_K", "q5_K", "q6_K"};
+    const int ntypes = (int)(sizeof types / sizeof types[0]);
     const int nprefill = 64;
     float *wf = malloc(sizeof(float) * m * k), *x = malloc(sizeof(float) * nprefill * k);
     srand(1);
@@ -110,7 +111,7 @@ int main(int argc, char **argv) {
     const char *only = getenv("TYPES"); /* e.g. TYPES=q4_0,q4_1 */
     const int min_isa = getenv("ALL_ISAS") ? MLK_ISA_AVX2 : (int)mlk_detect_isa();
     read_bandwidth();
-    for (int ti = 0; ti < 5; ti++) {
+    for (int ti = 0; ti < ntypes; ti++) {
         int type = types[ti];
         if (only && !strstr(only, names[ti])) continue;
         size_t rb = mlk_q_row_bytes(type, k);

@@ -15,7 +15,8 @@
 #include <stdlib.h>
 
 int main(void) {
-    const int types[] = {MLK_Q_Q4_0, MLK_Q_Q4_1, MLK_Q_Q8_0, MLK_Q_Q4_K, MLK_Q_Q6_K};
+    const int types[] = {MLK_Q_Q4_0, MLK_Q_Q4_1, MLK_Q_Q5_0, MLK_Q_Q5_1, MLK_Q_Q8_0, MLK_Q_Q4_K, MLK_Q_Q5_K, MLK_Q_Q6_K};
+    const int ntypes = (int)(sizeof types / sizeof types[0]);
     const int64_t ks[] = {256, 512, 1280};
     const int ns[] = {1, 2, 3, 5, 8, 17};
     const int64_t m = 13;
@@ -23,7 +24,7 @@ int main(void) {
     printf("detected isa %d (4 = NEON DotProd)\n", mlk_detect_isa());
     if (mlk_detect_isa() != MLK_ISA_NEON_DOTPROD) return 2;
     srand(3);
-    for (int ti = 0; ti < 5; ti++) {
+    for (int ti = 0; ti < ntypes; ti++) {
         double worst = 0;
         for (int ki = 0; ki < 3; ki++) {
             int64_t k = ks[ki];

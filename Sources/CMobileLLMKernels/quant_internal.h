@@ -14,9 +14,16 @@
 
 #define MLK_Q4_0_BYTES 18
 #define MLK_Q4_1_BYTES 20
+#define MLK_Q5_0_BYTES 22
+#define MLK_Q5_1_BYTES 24
 #define MLK_Q8_0_BYTES 34
 #define MLK_Q4_K_BYTES 144
+#define MLK_Q5_K_BYTES 176
 #define MLK_Q6_K_BYTES 210
+
+/* Offsets inside a Q5_K block (d, dmin and scales as Q4_K). */
+#define MLK_Q5K_QH 16
+#define MLK_Q5K_QS 48
 
 /* Offsets inside a Q6_K block. */
 #define MLK_Q6K_QL 0
@@ -117,6 +124,11 @@ static inline void mlk_q4k_scale_min(int j, const uint8_t *q, int *sc, int *m) {
         *sc = (q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4);
         *m = (q[j + 4] >> 4) | ((q[j] >> 6) << 4);
     }
+}
+
+/** Q5_0 / Q5_1: the 32 high bits of a block (bit i belongs to weight i), from the little-endian u32 at p. */
+static inline uint32_t mlk_q_rd32(const uint8_t *p) {
+    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
 }
 
 /* ---------------------------------------------------------------- kernel entry points per ISA */

@@ -1,7 +1,8 @@
 /*
  * ARM64 kernel for the quantized matmul: NEON with the dot-product extension (sdot, ARMv8.2 DotProd),
- * chosen at run time. Weight codes are made signed (Q4_0 - 8, Q6_K - 32) so sdot multiplies them with the
- * int8 activations directly; Q4_1's +m and Q4_K's -dmin*m fold in through the activation sums as on x86.
+ * chosen at run time. Weight codes are made signed (Q4_0 - 8, Q5_0 - 16, Q6_K - 32) so sdot multiplies them with
+ * the int8 activations directly; Q4_1's and Q5_1's +m and Q4_K's and Q5_K's -dmin*m fold in through the activation
+ * sums as on x86. The 5-bit types' high bits become 0x10 per byte through vtst against a per-byte bit mask.
  *
  * Not run on this project's x86 CI machines; compile-checked with
  *   clang --target=aarch64-linux-gnu -fsyntax-only -I Sources/CMobileLLMKernels/include Sources/CMobileLLMKernels/quant_neon.c
@@ -52,6 +53,13 @@ MLK_NINLINE float h2f_neon(const uint8_t *p) {
     return (float)h;
 }
 
+/* 16 bytes holding 0x10 where bit i of the 16-bit field `bits` is set (byte i), else 0. */
+MLK_NINLINE uint8x16_t q5_high_neon(uint32_t bits) {
+    static const uint8_t sel[16] = {1, 2, 4, 8, 16, 32, 64, 128, 1, 2, 4, 8, 16, 32, 64, 128};
+    const uint8x16_t v = vcombine_u8(vdup_n_u8((uint8_t)(bits & 0xFF)), vdup_n_u8((uint8_t)((bits >> 8) & 0xFF)));
+    return vandq_u8(vtstq_u8(v, vld1q_u8(sel)), vdupq_n_u8(0x10));
+}
+
 /* Signed codes of 32-element unit u: lo = elements 0..15, hi = 16..31, plus weight scales/corrections. */
 typedef struct {
     int8x16_t lo, hi;
@@ -80,6 +88,25 @@ MLK_NINLINE MLK_TDOT mlk_unit_neon unit_neon(const int TYPE, const uint8_t *row,
         x.c0 = h2f_neon(b + 2);
         break;
     }
+    case MLK_Q_Q5_0:
+    case MLK_Q_Q5_1: {
+        const int hoff = TYPE == MLK_Q_Q5_0 ? 2 : 4;
+        const uint8_t *b = row + (size_t)u * (TYPE == MLK_Q_Q5_0 ? MLK_Q5_0_BYTES : MLK_Q5_1_BYTES);
+        const uint32_t qh = mlk_q_rd32(b + hoff);
+        const uint8x16_t q = vld1q_u8(b + hoff + 4);
+        const uint8x16_t lo = vorrq_u8(vandq_u8(q, m4), q5_high_neon(qh & 0xFFFF));
+        const uint8x16_t hi = vorrq_u8(vshrq_n_u8(q, 4), q5_high_neon(qh >> 16));
+        x.s0 = x.s1 = h2f_neon(b);
+        if (TYPE == MLK_Q_Q5_0) {
+            x.lo = vsubq_s8(vreinterpretq_s8_u8(lo), vdupq_n_s8(16));
+            x.hi = vsubq_s8(vreinterpretq_s8_u8(hi), vdupq_n_s8(16));
+        } else {
+            x.lo = vreinterpretq_s8_u8(lo);
+            x.hi = vreinterpretq_s8_u8(hi);
+            x.c0 = h2f_neon(b + 2);
+        }
+        break;
+    }
     case MLK_Q_Q8_0: {
         const uint8_t *b = row + (size_t)u * MLK_Q8_0_BYTES;
         x.lo = vld1q_s8((const int8_t *)(b + 2));
@@ -98,6 +125,27 @@ MLK_NINLINE MLK_TDOT mlk_unit_neon unit_neon(const int TYPE, const uint8_t *row,
         } else {
             x.lo = vreinterpretq_s8_u8(vandq_u8(q0, m4));
             x.hi = vreinterpretq_s8_u8(vandq_u8(q1, m4));
+        }
+        int sc, m;
+        mlk_q4k_scale_min(j, b + 4, &sc, &m);
+        x.s0 = x.s1 = h2f_neon(b) * (float)sc;
+        x.c0 = -h2f_neon(b + 2) * (float)m;
+        break;
+    }
+    case MLK_Q_Q5_K: {
+        const uint8_t *b = row + (size_t)(u / 8) * MLK_Q5_K_BYTES;
+        const int j = (int)(u % 8);
+        const uint8_t *qs = b + MLK_Q5K_QS + 32 * (j / 2), *qh = b + MLK_Q5K_QH;
+        const uint8x16_t q0 = vld1q_u8(qs), q1 = vld1q_u8(qs + 16);
+        const uint8x16_t sel = vdupq_n_u8((uint8_t)(1u << j)), h10 = vdupq_n_u8(0x10);
+        const uint8x16_t h0 = vandq_u8(vtstq_u8(vld1q_u8(qh), sel), h10);
+        const uint8x16_t h1 = vandq_u8(vtstq_u8(vld1q_u8(qh + 16), sel), h10);
+        if (j & 1) {
+            x.lo = vreinterpretq_s8_u8(vorrq_u8(vshrq_n_u8(q0, 4), h0));
+            x.hi = vreinterpretq_s8_u8(vorrq_u8(vshrq_n_u8(q1, 4), h1));
+        } else {
+            x.lo = vreinterpretq_s8_u8(vorrq_u8(vandq_u8(q0, m4), h0));
+            x.hi = vreinterpretq_s8_u8(vorrq_u8(vandq_u8(q1, m4), h1));
         }
         int sc, m;
         mlk_q4k_scale_min(j, b + 4, &sc, &m);
@@ -157,7 +205,8 @@ MLK_NINLINE MLK_TDOT void tile_neon(const int TYPE, const int R, const int C, co
                 } else {
                     const int32x4_t d = vdotq_s32(vdotq_s32(vdupq_n_s32(0), wu[r].lo, a0), wu[r].hi, a1);
                     acc[r][c] = vfmaq_n_f32(acc[r][c], vcvtq_f32_s32(d), wu[r].s0 * da);
-                    if (TYPE == MLK_Q_Q4_1 || TYPE == MLK_Q_Q4_K) corr[r][c] += wu[r].c0 * acts[c].s[u];
+                    if (TYPE == MLK_Q_Q4_1 || TYPE == MLK_Q_Q5_1 || TYPE == MLK_Q_Q4_K || TYPE == MLK_Q_Q5_K)
+                        corr[r][c] += wu[r].c0 * acts[c].s[u];
                 }
             }
         }
@@ -201,7 +250,10 @@ MLK_NINLINE MLK_TDOT void tile_neon(const int TYPE, const int R, const int C, co
 MLK_DEFINE_DRIVER_NEON(mmn_q4_0, MLK_Q_Q4_0)
 MLK_DEFINE_DRIVER_NEON(mmn_q4_1, MLK_Q_Q4_1)
 MLK_DEFINE_DRIVER_NEON(mmn_q8_0, MLK_Q_Q8_0)
+MLK_DEFINE_DRIVER_NEON(mmn_q5_0, MLK_Q_Q5_0)
+MLK_DEFINE_DRIVER_NEON(mmn_q5_1, MLK_Q_Q5_1)
 MLK_DEFINE_DRIVER_NEON(mmn_q4_k, MLK_Q_Q4_K)
+MLK_DEFINE_DRIVER_NEON(mmn_q5_k, MLK_Q_Q5_K)
 MLK_DEFINE_DRIVER_NEON(mmn_q6_k, MLK_Q_Q6_K)
 
 int mlk_q_matmul_neon(int wtype, const void *xq, int64_t n, int64_t k, const void *w, int64_t j0, int64_t j1,
@@ -210,7 +262,10 @@ int mlk_q_matmul_neon(int wtype, const void *xq, int64_t n, int64_t k, const voi
     case MLK_Q_Q4_0: mmn_q4_0(xq, n, k, w, j0, j1, y, ldy); return 1;
     case MLK_Q_Q4_1: mmn_q4_1(xq, n, k, w, j0, j1, y, ldy); return 1;
     case MLK_Q_Q8_0: mmn_q8_0(xq, n, k, w, j0, j1, y, ldy); return 1;
+    case MLK_Q_Q5_0: mmn_q5_0(xq, n, k, w, j0, j1, y, ldy); return 1;
+    case MLK_Q_Q5_1: mmn_q5_1(xq, n, k, w, j0, j1, y, ldy); return 1;
     case MLK_Q_Q4_K: mmn_q4_k(xq, n, k, w, j0, j1, y, ldy); return 1;
+    case MLK_Q_Q5_K: mmn_q5_k(xq, n, k, w, j0, j1, y, ldy); return 1;
     case MLK_Q_Q6_K: mmn_q6_k(xq, n, k, w, j0, j1, y, ldy); return 1;
     default: return 0;
     }

@@ -8,12 +8,12 @@ import Testing
 @Suite("Exact quantized kernels")
 struct QuantExactKernelTests {
     @Test("every type, ISA, tile shape and odd row range equals dequantize-then-dot",
-          arguments: [QuantType.q4_0, .q4_1, .q8_0, .q4_K, .q6_K])
+          arguments: QuantTestSupport.matmulTypes)
     func matchesReference(type: QuantType) throws {
         var generator = SeededGenerator(seed: UInt64(type.rawValue) * 7919)
         func random() -> Float { Float(Int(generator.next() % 20001) - 10000) / 5000 }
         let rows = 19
-        for k in [type.blockSize, type.blockSize * 3, type == .q4_K || type == .q6_K ? 768 : 576] {
+        for k in [type.blockSize, type.blockSize * 3, type.blockSize == 256 ? 768 : 576] {
             let weights = (0..<(rows * k)).map { _ in random() }
             var bytes: [UInt8] = []
             var dequantized: [Float] = []

@@ -8,7 +8,7 @@ enum QuantTestSupport {
     static let fixtureURL = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .appendingPathComponent("Fixtures/quant/quant_reference.json")
 
-    static let matmulTypes: [QuantType] = [.q4_0, .q4_1, .q8_0, .q4_K, .q6_K]
+    static let matmulTypes: [QuantType] = [.q4_0, .q4_1, .q5_0, .q5_1, .q8_0, .q4_K, .q5_K, .q6_K]
 
     /// The instruction-set levels this CPU can run, lowest first.
     static var isas: [mlk_isa] {
@@ -104,11 +104,19 @@ struct QuantFormatTests {
     @Test("type ids, block sizes and row bytes match ggml and the C API")
     func sizes() {
         let expected: [(QuantType, Int32, Int, Int)] = [
-            (.f32, 0, 1, 4), (.f16, 1, 1, 2), (.q4_0, 2, 32, 18), (.q4_1, 3, 32, 20), (.q8_0, 8, 32, 34),
-            (.q4_K, 12, 256, 144), (.q6_K, 14, 256, 210), (.bf16, 30, 1, 2),
+            (.f32, 0, 1, 4), (.f16, 1, 1, 2), (.q4_0, 2, 32, 18), (.q4_1, 3, 32, 20), (.q5_0, 6, 32, 22),
+            (.q5_1, 7, 32, 24), (.q8_0, 8, 32, 34), (.q4_K, 12, 256, 144), (.q5_K, 13, 256, 176), (.q6_K, 14, 256, 210),
+            (.bf16, 30, 1, 2),
         ]
+        #expect(Set(expected.map(\.0)) == Set(QuantType.allCases), "every case is listed")
         for (type, id, block, bytes) in expected {
             #expect(type.rawValue == id)
+            // GGUF's reader knows the same geometry for the same ggml id.
+            let ggml = GGMLType(rawValue: UInt32(id))
+            #expect(ggml?.blockSize == block && ggml?.blockBytes == bytes, "\(type) vs GGMLType")
+            #expect(mlk_q_is_supported(id) == 1)
+            #expect(mlk_q_has_matmul(id) == (type.hasQuantizedMatmul ? 1 : 0))
+            #expect(mlk_qf32_supported(id) == (type.hasQuantizedMatmul ? 1 : 0), "exact kernel for every int8 type")
             #expect(type.blockSize == block)
             #expect(type.blockBytes == bytes)
             #expect(mlk_q_block_size(id) == Int64(block))
@@ -120,7 +128,7 @@ struct QuantFormatTests {
 
     @Test("invalid type ids and sizes give 0 / nil / no writes, never a crash")
     func invalidInput() {
-        for bad: Int32 in [-1, 4, 5, 6, 7, 9, 10, 11, 13, 15, 29, 31, 1000] {
+        for bad: Int32 in [-1, 4, 5, 9, 10, 11, 15, 16, 20, 29, 31, 1000] {
             #expect(mlk_q_row_bytes(bad, 256) == 0)
             #expect(mlk_q_block_size(bad) == 0)
             #expect(mlk_q_act_row_bytes(bad, 256) == 0)
@@ -160,6 +168,12 @@ struct QuantFormatTests {
         let fixture = try QuantFixture.load()
         let inputs = fixture.rows.map(QuantTestSupport.floats)
         #expect(inputs.count >= 10)
+        // Every block-quantized type has an entry, and the 32-block types' bytes come from gguf-py's quantizer.
+        for type in QuantType.allCases where type.blockSize > 1 {
+            let entry = fixture.types.values.first { $0.type_id == type.rawValue }
+            #expect(entry != nil, "no fixture for \(type)")
+            if type.blockSize == 32 { #expect(entry?.quantized_by == "gguf", "\(type)") }
+        }
         for (name, entry) in fixture.types.sorted(by: { $0.key < $1.key }) {
             let type = try #require(QuantType(rawValue: entry.type_id), "\(name)")
             for (i, row) in entry.rows.enumerated() {
@@ -313,7 +327,8 @@ struct QuantKernelTests {
     /// Expected relative RMS error of a quantized matmul against float32 on Gaussian data: the weight format's
     /// rounding error (4-bit: about 7-9 %, 6-bit: about 2 %, 8-bit: about 0.5 %) plus the 8-bit activations
     /// (about 0.5 %). The bounds leave roughly 1.5x headroom over the measured values.
-    static let errorBounds: [QuantType: Double] = [.q4_0: 0.13, .q4_1: 0.12, .q4_K: 0.1, .q6_K: 0.035, .q8_0: 0.015]
+    static let errorBounds: [QuantType: Double] = [.q4_0: 0.13, .q4_1: 0.12, .q5_0: 0.065, .q5_1: 0.052, .q4_K: 0.1,
+                                                   .q5_K: 0.05, .q6_K: 0.035, .q8_0: 0.015]
 
     @Test("quantized matmul stays within the format's error bound of the float32 matmul", arguments: QuantTestSupport.matmulTypes)
     func quantizationError(type: QuantType) throws {

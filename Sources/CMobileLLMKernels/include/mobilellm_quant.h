@@ -8,9 +8,16 @@
  *   Q4_0  (32 weights, 18 bytes):  f16 d | u8 qs[16]                           w = d * (nibble - 8)
  *         qs[i] low nibble = weight i, high nibble = weight i + 16
  *   Q4_1  (32 weights, 20 bytes):  f16 d | f16 m | u8 qs[16]                   w = d * nibble + m
+ *   Q5_0  (32 weights, 22 bytes):  f16 d | u8 qh[4] | u8 qs[16]                w = d * (q5 - 16)
+ *   Q5_1  (32 weights, 24 bytes):  f16 d | f16 m | u8 qh[4] | u8 qs[16]        w = d * q5 + m
+ *         q5 of weight i (0..31) = its nibble (as Q4_0: qs[i] low for i < 16, qs[i - 16] high otherwise)
+ *         | bit i of the little-endian u32 qh, shifted to bit 4
  *   Q4_K  (256 weights, 144 bytes): f16 d | f16 dmin | u8 scales[12] | u8 qs[128]
  *         8 sub-blocks of 32 with 6-bit scale sc_j and 6-bit min m_j:   w = d*sc_j*nibble - dmin*m_j
  *         qs[32c + l]: low nibble = weight 64c + l, high nibble = weight 64c + 32 + l
+ *   Q5_K  (256 weights, 176 bytes): f16 d | f16 dmin | u8 scales[12] | u8 qh[32] | u8 qs[128]
+ *         scales, mins and nibbles as Q4_K; weight 32j + l (sub-block j) adds bit j of qh[l] as bit 4:
+ *         w = d*sc_j*q5 - dmin*m_j
  *   Q6_K  (256 weights, 210 bytes): u8 ql[128] | u8 qh[64] | int8 scales[16] | f16 d
  *         16 sub-blocks of 16 with int8 scale sc_j:                       w = d*sc_j*(q6 - 32)
  *
@@ -24,7 +31,7 @@
  *
  * so act_row_bytes = 1.5 * k. A float32 block scale (ggml's Q8_0/Q8_1/Q8_K activations use f16 scales or one
  * scale per 256) keeps activations at least as accurate as ggml's; the precomputed sums fold the weights'
- * offsets (-8, m, dmin*m, -32) into one multiply-add per block.
+ * offsets (-8, -16, m, dmin*m, -32) into one multiply-add per block.
  *
  * The Q8A bytes do not depend on the weight type (wtype only decides which k are valid), so one quantized x can
  * serve several matrices of different types with the same k (e.g. Q4_K attention and Q6_K FFN weights).
@@ -60,8 +67,11 @@ typedef enum {
     MLK_Q_F16 = 1,
     MLK_Q_Q4_0 = 2,
     MLK_Q_Q4_1 = 3,
+    MLK_Q_Q5_0 = 6,
+    MLK_Q_Q5_1 = 7,
     MLK_Q_Q8_0 = 8,
     MLK_Q_Q4_K = 12,
+    MLK_Q_Q5_K = 13,
     MLK_Q_Q6_K = 14,
     MLK_Q_BF16 = 30,
 } mlk_qtype;
@@ -69,10 +79,11 @@ typedef enum {
 /** 1 if `type` is one of the mlk_qtype values (quantize / dequantize / sizes work), else 0. */
 int mlk_q_is_supported(int type);
 
-/** 1 if mlk_q_matmul_rows accepts `wtype` (Q4_0, Q4_1, Q8_0, Q4_K, Q6_K), else 0. */
+/** 1 if mlk_q_matmul_rows accepts `wtype` (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q5_K, Q6_K), else 0. */
 int mlk_q_has_matmul(int wtype);
 
-/** Weights per block: 32 (Q4_0, Q4_1, Q8_0), 256 (Q4_K, Q6_K), 1 (F32, F16, BF16); 0 for an unknown type. */
+/** Weights per block: 32 (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0), 256 (Q4_K, Q5_K, Q6_K), 1 (F32, F16, BF16); 0 for an
+ *  unknown type. */
 int64_t mlk_q_block_size(int type);
 
 /** Bytes of one row of k weights; 0 if the type is unknown, k < 0 or k % block size != 0. */

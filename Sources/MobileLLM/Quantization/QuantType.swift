@@ -2,8 +2,9 @@
 /// type field maps directly (`QuantType(rawValue: ggmlType)`).
 ///
 /// Block layouts are ggml's, byte for byte (see `Sources/CMobileLLMKernels/include/mobilellm_quant.h`):
-/// Q8_0, Q4_0 and Q4_1 hold 32 weights per block with an f16 scale (and an f16 minimum for Q4_1); Q4_K and
-/// Q6_K hold 256 weights per super-block with 6-bit (Q4_K) or 8-bit (Q6_K) sub-block scales.
+/// Q8_0, Q4_0, Q4_1, Q5_0 and Q5_1 hold 32 weights per block with an f16 scale (and an f16 minimum for Q4_1 and
+/// Q5_1; Q5_0/Q5_1 add a fifth bit per weight in a 32-bit field); Q4_K, Q5_K and Q6_K hold 256 weights per
+/// super-block with 6-bit (Q4_K, Q5_K) or 8-bit (Q6_K) sub-block scales.
 public enum QuantType: Int32, Sendable, CaseIterable {
     /// 32-bit IEEE float.
     case f32 = 0
@@ -13,10 +14,16 @@ public enum QuantType: Int32, Sendable, CaseIterable {
     case q4_0 = 2
     /// 4-bit blocks of 32 with a minimum: `w = d * q + m`.
     case q4_1 = 3
+    /// 5-bit symmetric blocks of 32: `w = d * (q - 16)`.
+    case q5_0 = 6
+    /// 5-bit blocks of 32 with a minimum: `w = d * q + m`.
+    case q5_1 = 7
     /// 8-bit symmetric blocks of 32: `w = d * q`.
     case q8_0 = 8
     /// 4-bit super-blocks of 256 with 8 sub-blocks of 32, 6-bit scales and mins.
     case q4_K = 12
+    /// 5-bit super-blocks of 256 with 8 sub-blocks of 32, 6-bit scales and mins (Q4_K plus a high bit).
+    case q5_K = 13
     /// 6-bit super-blocks of 256 with 16 sub-blocks of 16 and 8-bit scales.
     case q6_K = 14
     /// bfloat16.
@@ -26,8 +33,8 @@ public enum QuantType: Int32, Sendable, CaseIterable {
     public var blockSize: Int {
         switch self {
         case .f32, .f16, .bf16: return 1
-        case .q4_0, .q4_1, .q8_0: return 32
-        case .q4_K, .q6_K: return 256
+        case .q4_0, .q4_1, .q5_0, .q5_1, .q8_0: return 32
+        case .q4_K, .q5_K, .q6_K: return 256
         }
     }
 
@@ -38,8 +45,11 @@ public enum QuantType: Int32, Sendable, CaseIterable {
         case .f16, .bf16: return 2
         case .q4_0: return 18
         case .q4_1: return 20
+        case .q5_0: return 22
+        case .q5_1: return 24
         case .q8_0: return 34
         case .q4_K: return 144
+        case .q5_K: return 176
         case .q6_K: return 210
         }
     }
@@ -47,7 +57,7 @@ public enum QuantType: Int32, Sendable, CaseIterable {
     /// True for the block-quantized types, which `mlk_q_matmul_rows` multiplies with quantized activations.
     public var hasQuantizedMatmul: Bool {
         switch self {
-        case .q4_0, .q4_1, .q8_0, .q4_K, .q6_K: return true
+        case .q4_0, .q4_1, .q5_0, .q5_1, .q8_0, .q4_K, .q5_K, .q6_K: return true
         case .f32, .f16, .bf16: return false
         }
     }
