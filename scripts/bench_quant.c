@@ -98,8 +98,8 @@ static void read_bandwidth(void) {
 
 int main(int argc, char **argv) {
     int64_t m = argc > 2 ? atoll(argv[1]) : 6144, k = argc > 2 ? atoll(argv[2]) : 1536;
-    const int types[] = {MLK_Q_Q4_0, MLK_Q_Q4_1, MLK_Q_Q5_0, MLK_Q_Q5_1, MLK_Q_Q8_0, MLK_Q_Q4_K, MLK_Q_Q5_K, MLK_Q_Q6_K};
-    const char *names[] = {"q4_0", "q4_1", "q5_0", "q5_1", "q8_0", "q4_K", "q5_K", "q6_K"};
+    const int types[] = {MLK_Q_Q4_0, MLK_Q_Q4_1, MLK_Q_Q5_0, MLK_Q_Q5_1, MLK_Q_Q8_0, MLK_Q_IQ4_NL, MLK_Q_Q4_K, MLK_Q_Q5_K, MLK_Q_Q6_K};
+    const char *names[] = {"q4_0", "q4_1", "q5_0", "q5_1", "q8_0", "iq4_nl", "q4_K", "q5_K", "q6_K"};
     const int ntypes = (int)(sizeof types / sizeof types[0]);
     const int nprefill = 64;
     float *wf = malloc(sizeof(float) * m * k), *x = malloc(sizeof(float) * nprefill * k);
@@ -120,6 +120,8 @@ int main(int argc, char **argv) {
         const int copies = getenv("L3") ? 1 : (int)((512u << 20) / wstride) + 1;
         char *w = aligned_alloc(4096, wstride * copies);
         mlk_q_quantize_rows(type, wf, m, k, w);
+        if (!mlk_q_can_quantize(type)) /* IQ4_NL: random codes, f16 scale 2^-10 in every 18-byte block */
+            for (size_t i = 0; i < rb * m; i++) w[i] = (char)(i % 18 == 0 ? 0x00 : i % 18 == 1 ? 0x14 : rand());
         for (int c = 1; c < copies; c++) memcpy(w + c * wstride, w, wstride);
         void *xq = aligned_alloc(64, (mlk_q_act_row_bytes(type, k) * nprefill + 63) / 64 * 64);
         mlk_q_quantize_activations(type, x, nprefill, k, xq);

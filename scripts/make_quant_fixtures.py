@@ -39,7 +39,9 @@ OUT = os.path.join(ROOT, "Tests", "Fixtures", "quant", "quant_reference.json")
 
 # New types go at the end: the random stream is consumed in this order.
 TYPES = {"q8_0": (T.Q8_0, 8), "q4_0": (T.Q4_0, 2), "q4_1": (T.Q4_1, 3), "q4_K": (T.Q4_K, 12), "q6_K": (T.Q6_K, 14),
-         "q5_0": (T.Q5_0, 6), "q5_1": (T.Q5_1, 7), "q5_K": (T.Q5_K, 13)}
+         "q5_0": (T.Q5_0, 6), "q5_1": (T.Q5_1, 7), "q5_K": (T.Q5_K, 13), "iq4_nl": (T.IQ4_NL, 20)}
+# Types mobilellm reads but does not write: only random blocks and gguf's dequantization of them.
+DEQUANTIZE_ONLY = {"iq4_nl"}
 HAS_GGUF_QUANTIZE = {"q8_0", "q4_0", "q4_1", "q5_0", "q5_1"}
 # Entries kept from the committed fixture when this run cannot reproduce their source (ggml's K-quant quantizers
 # need llama-cpp-python); regenerated otherwise.
@@ -133,13 +135,13 @@ def input_rows(rng):
 
 
 def random_blocks(rng, name, type_id):
-    """Random block bytes with finite f16 scale fields, 8 blocks."""
+    """Random block bytes with finite f16 scale fields, 8 blocks (64 for the dequantize-only types)."""
     qt, _ = TYPES[name]
     bs, nbytes = quants.GGML_QUANT_SIZES[qt]
-    nblocks = 8
+    nblocks = 64 if name in DEQUANTIZE_ONLY else 8
     raw = rng.integers(0, 256, size=(nblocks, nbytes), dtype=np.uint8)
     halves = lambda n: (rng.standard_normal(n) * 0.05).astype(np.float16).view(np.uint8).reshape(n, 2)
-    if name in ("q8_0", "q4_0"):
+    if name in ("q8_0", "q4_0", "iq4_nl"):
         raw[:, 0:2] = halves(nblocks)
     elif name == "q4_1":
         raw[:, 0:2] = halves(nblocks)
@@ -169,7 +171,8 @@ def main():
         "types": {},
         "note": "bytes for q8_0/q4_0/q4_1/q5_0/q5_1 from gguf.quants.quantize; for q4_K/q6_K from ggml's "
                 "quantize_row_*_ref (libggml-base of llama-cpp-python; gguf-py has no K-quant quantizer); for q5_K "
-                "see its quantized_by; dequantized floats always from gguf.quants.dequantize",
+                "see its quantized_by; iq4_nl (read-only in mobilellm) has random blocks only; "
+                "dequantized floats always from gguf.quants.dequantize",
     }
     ggml = load_ggml()
     previous = None
@@ -177,6 +180,11 @@ def main():
         with open(OUT) as f:
             previous = json.load(f)
     for name, (qt, type_id) in TYPES.items():
+        if name in DEQUANTIZE_ONLY:
+            fixture["types"][name] = {"type_id": type_id, "quantized_by": "none (dequantize only)", "rows": [],
+                                      "random_blocks": random_blocks(rng, name, type_id)}
+            print(f"{name}: dequantize-only, {fixture['types'][name]['random_blocks']['count']} random weights")
+            continue
         ours = c_quantize(lib, type_id, rows)
         if name in GGML_ONLY and ggml is None and previous is not None and name in previous["types"]:
             # Keep ggml's bytes; still draw this type's random blocks so later types see the same stream.

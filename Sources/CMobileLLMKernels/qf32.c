@@ -16,11 +16,13 @@
 #define QF_PREFETCH_ROWS_Q4 8
 #define QF_PREFETCH_ROWS_Q8 16
 
-enum { QF_Q4_0 = 2, QF_Q4_1 = 3, QF_Q5_0 = 6, QF_Q5_1 = 7, QF_Q8_0 = 8, QF_Q4_K = 12, QF_Q5_K = 13, QF_Q6_K = 14 };
+enum { QF_Q4_0 = 2, QF_Q4_1 = 3, QF_Q5_0 = 6, QF_Q5_1 = 7, QF_Q8_0 = 8, QF_Q4_K = 12, QF_Q5_K = 13, QF_Q6_K = 14,
+       QF_IQ4_NL = 20 };
 
 int mlk_qf32_supported(int wtype) {
     switch (wtype) {
-    case QF_Q4_0: case QF_Q4_1: case QF_Q5_0: case QF_Q5_1: case QF_Q8_0: case QF_Q4_K: case QF_Q5_K: case QF_Q6_K: return 1;
+    case QF_Q4_0: case QF_Q4_1: case QF_Q5_0: case QF_Q5_1: case QF_Q8_0: case QF_Q4_K: case QF_Q5_K: case QF_Q6_K:
+    case QF_IQ4_NL: return 1;
     default: return 0;
     }
 }
@@ -137,6 +139,17 @@ QF_AVX512 static inline void qf_q5_1(const uint8_t *row, int64_t g, __m512 *lo, 
     const __m512i mask = _mm512_set1_epi32(15);
     *lo = _mm512_add_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(qf_q5_codes(_mm512_and_si512(q, mask), qh, 0)), d), m);
     *hi = _mm512_add_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(qf_q5_codes(_mm512_srli_epi32(q, 4), qh, 16)), d), m);
+}
+
+/* IQ4_NL: 18-byte blocks of 32: f16 d, qs[16] (nibbles as Q4_0); w = d * kvalues_iq4nl[nibble], the level looked
+ * up with vpermps (the low 4 bits of each lane index the 16-entry table). */
+QF_AVX512 static inline void qf_iq4_nl(const uint8_t *row, int64_t g, __m512 *lo, __m512 *hi) {
+    const uint8_t *b = row + g * 18;
+    const __m512 d = _mm512_set1_ps(qf_half(b));
+    const __m512 table = _mm512_setr_ps(-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113);
+    const __m512i q = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(b + 2)));
+    *lo = _mm512_mul_ps(d, _mm512_permutexvar_ps(q, table));
+    *hi = _mm512_mul_ps(d, _mm512_permutexvar_ps(_mm512_srli_epi32(q, 4), table));
 }
 
 /* Q5_K: 176-byte super-blocks of 256: f16 d, f16 dmin, scales[12] (as Q4_K), qh[32], qs[128];
@@ -326,6 +339,7 @@ QF_AVX512 static void qf_gemv_q8_0(const float *x, int64_t k, const uint8_t *w, 
 QF_DEFINE(qf_avx512_q4_0, qf_q4_0, 18, 32)
 QF_DEFINE(qf_avx512_q4_1, qf_q4_1, 20, 32)
 QF_DEFINE(qf_avx512_q8_0, qf_q8_0, 34, 32)
+QF_DEFINE(qf_avx512_iq4_nl, qf_iq4_nl, 18, 32)
 QF_DEFINE(qf_avx512_q5_0, qf_q5_0, 22, 32)
 QF_DEFINE(qf_avx512_q5_1, qf_q5_1, 24, 32)
 QF_DEFINE(qf_avx512_q4_k, qf_q4_k, 144, 256)
@@ -476,6 +490,7 @@ void mlk_qf32_matmul_rows_isa(mlk_isa isa, int wtype, const float *x, int64_t n,
         case QF_Q8_0: qf_avx512_q8_0(x, n, k, w, j0, j1, y, ldy); return;
         case QF_Q5_0: qf_avx512_q5_0(x, n, k, w, j0, j1, y, ldy); return;
         case QF_Q5_1: qf_avx512_q5_1(x, n, k, w, j0, j1, y, ldy); return;
+        case QF_IQ4_NL: qf_avx512_iq4_nl(x, n, k, w, j0, j1, y, ldy); return;
         case QF_Q4_K: qf_avx512_q4_k(x, n, k, w, j0, j1, y, ldy); return;
         case QF_Q5_K: qf_avx512_q5_k(x, n, k, w, j0, j1, y, ldy); return;
         case QF_Q6_K: qf_avx512_q6_k(x, n, k, w, j0, j1, y, ldy); return;

@@ -20,15 +20,17 @@
 int mlk_q_is_supported(int type) {
     switch (type) {
     case MLK_Q_F32: case MLK_Q_F16: case MLK_Q_BF16:
-    case MLK_Q_Q4_0: case MLK_Q_Q4_1: case MLK_Q_Q5_0: case MLK_Q_Q5_1: case MLK_Q_Q8_0:
+    case MLK_Q_Q4_0: case MLK_Q_Q4_1: case MLK_Q_Q5_0: case MLK_Q_Q5_1: case MLK_Q_Q8_0: case MLK_Q_IQ4_NL:
     case MLK_Q_Q4_K: case MLK_Q_Q5_K: case MLK_Q_Q6_K: return 1;
     default: return 0;
     }
 }
 
+int mlk_q_can_quantize(int type) { return mlk_q_is_supported(type) && type != MLK_Q_IQ4_NL; }
+
 int mlk_q_has_matmul(int wtype) {
     switch (wtype) {
-    case MLK_Q_Q4_0: case MLK_Q_Q4_1: case MLK_Q_Q5_0: case MLK_Q_Q5_1: case MLK_Q_Q8_0:
+    case MLK_Q_Q4_0: case MLK_Q_Q4_1: case MLK_Q_Q5_0: case MLK_Q_Q5_1: case MLK_Q_Q8_0: case MLK_Q_IQ4_NL:
     case MLK_Q_Q4_K: case MLK_Q_Q5_K: case MLK_Q_Q6_K: return 1;
     default: return 0;
     }
@@ -37,7 +39,7 @@ int mlk_q_has_matmul(int wtype) {
 int64_t mlk_q_block_size(int type) {
     switch (type) {
     case MLK_Q_F32: case MLK_Q_F16: case MLK_Q_BF16: return 1;
-    case MLK_Q_Q4_0: case MLK_Q_Q4_1: case MLK_Q_Q5_0: case MLK_Q_Q5_1: case MLK_Q_Q8_0: return MLK_QK;
+    case MLK_Q_Q4_0: case MLK_Q_Q4_1: case MLK_Q_Q5_0: case MLK_Q_Q5_1: case MLK_Q_Q8_0: case MLK_Q_IQ4_NL: return MLK_QK;
     case MLK_Q_Q4_K: case MLK_Q_Q5_K: case MLK_Q_Q6_K: return MLK_QK_K;
     default: return 0;
     }
@@ -52,6 +54,7 @@ static size_t mlk_q_block_bytes(int type) {
     case MLK_Q_Q5_0: return MLK_Q5_0_BYTES;
     case MLK_Q_Q5_1: return MLK_Q5_1_BYTES;
     case MLK_Q_Q8_0: return MLK_Q8_0_BYTES;
+    case MLK_Q_IQ4_NL: return MLK_IQ4_NL_BYTES;
     case MLK_Q_Q4_K: return MLK_Q4_K_BYTES;
     case MLK_Q_Q5_K: return MLK_Q5_K_BYTES;
     case MLK_Q_Q6_K: return MLK_Q6_K_BYTES;
@@ -498,7 +501,7 @@ static uint16_t mlk_q_f2bf(float f) {
 }
 
 void mlk_q_quantize_rows(int type, const float *src, int64_t rows, int64_t k, void *dst) {
-    if (!src || !dst || rows < 0 || !mlk_q_valid_k(type, k) || !mlk_q_is_supported(type)) return;
+    if (!src || !dst || rows < 0 || !mlk_q_valid_k(type, k) || !mlk_q_can_quantize(type)) return;
     const size_t rb = mlk_q_row_bytes(type, k);
     for (int64_t r = 0; r < rows; r++) {
         const float *x = src + r * k;
@@ -581,6 +584,15 @@ void mlk_q_dequantize_row(int type, const void *src, int64_t k, float *dst) {
         for (int64_t b = 0; b < k / MLK_QK; b++, x += MLK_Q8_0_BYTES, y += MLK_QK) {
             const float d = mlk_q_h2f(mlk_q_rd16(x));
             for (int j = 0; j < 32; j++) y[j] = (float)(int8_t)x[2 + j] * d;
+        }
+        break;
+    case MLK_Q_IQ4_NL:
+        for (int64_t b = 0; b < k / MLK_QK; b++, x += MLK_IQ4_NL_BYTES, y += MLK_QK) {
+            const float d = mlk_q_h2f(mlk_q_rd16(x));
+            for (int j = 0; j < 16; j++) {
+                y[j] = d * (float)mlk_q_kvalues_iq4nl[x[2 + j] & 0xF];
+                y[j + 16] = d * (float)mlk_q_kvalues_iq4nl[x[2 + j] >> 4];
+            }
         }
         break;
     case MLK_Q_Q4_K:
@@ -740,6 +752,15 @@ static float dot_row_scalar(int wtype, const uint8_t *w, mlk_q_act a, int64_t k)
             const int8_t *q = a.q + 32 * b;
             int isum = 0;
             for (int j = 0; j < 32; j++) isum += (int8_t)w[2 + j] * q[j];
+            acc += mlk_q_h2f(mlk_q_rd16(w)) * a.d[b] * (float)isum;
+        }
+        break;
+    case MLK_Q_IQ4_NL:
+        for (int64_t b = 0; b < k / 32; b++, w += MLK_IQ4_NL_BYTES) {
+            const int8_t *q = a.q + 32 * b;
+            int isum = 0;
+            for (int j = 0; j < 16; j++)
+                isum += mlk_q_kvalues_iq4nl[w[2 + j] & 0xF] * q[j] + mlk_q_kvalues_iq4nl[w[2 + j] >> 4] * q[j + 16];
             acc += mlk_q_h2f(mlk_q_rd16(w)) * a.d[b] * (float)isum;
         }
         break;

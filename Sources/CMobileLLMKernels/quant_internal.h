@@ -17,6 +17,7 @@
 #define MLK_Q5_0_BYTES 22
 #define MLK_Q5_1_BYTES 24
 #define MLK_Q8_0_BYTES 34
+#define MLK_IQ4_NL_BYTES 18
 #define MLK_Q4_K_BYTES 144
 #define MLK_Q5_K_BYTES 176
 #define MLK_Q6_K_BYTES 210
@@ -125,6 +126,9 @@ static inline void mlk_q4k_scale_min(int j, const uint8_t *q, int *sc, int *m) {
         *m = (q[j + 4] >> 4) | ((q[j] >> 6) << 4);
     }
 }
+
+/** IQ4_NL: the 16 non-linear levels a nibble selects (ggml's kvalues_iq4nl). */
+static const int8_t mlk_q_kvalues_iq4nl[16] = {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113};
 
 /** Q5_0 / Q5_1: the 32 high bits of a block (bit i belongs to weight i), from the little-endian u32 at p. */
 static inline uint32_t mlk_q_rd32(const uint8_t *p) {

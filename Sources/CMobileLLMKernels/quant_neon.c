@@ -1,6 +1,6 @@
 /*
  * ARM64 kernel for the quantized matmul: NEON with the dot-product extension (sdot, ARMv8.2 DotProd),
- * chosen at run time. Weight codes are made signed (Q4_0 - 8, Q5_0 - 16, Q6_K - 32) so sdot multiplies them with
+ * chosen at run time. Weight codes are made signed (Q4_0 - 8, Q5_0 - 16, Q6_K - 32; IQ4_NL's levels via tbl) so sdot multiplies them with
  * the int8 activations directly; Q4_1's and Q5_1's +m and Q4_K's and Q5_K's -dmin*m fold in through the activation
  * sums as on x86. The 5-bit types' high bits become 0x10 per byte through vtst against a per-byte bit mask.
  *
@@ -105,6 +105,15 @@ MLK_NINLINE MLK_TDOT mlk_unit_neon unit_neon(const int TYPE, const uint8_t *row,
             x.hi = vreinterpretq_s8_u8(hi);
             x.c0 = h2f_neon(b + 2);
         }
+        break;
+    }
+    case MLK_Q_IQ4_NL: {
+        const uint8_t *b = row + (size_t)u * MLK_IQ4_NL_BYTES;
+        const uint8x16_t q = vld1q_u8(b + 2);
+        const int8x16_t table = vld1q_s8(mlk_q_kvalues_iq4nl);
+        x.lo = vqtbl1q_s8(table, vandq_u8(q, m4));
+        x.hi = vqtbl1q_s8(table, vshrq_n_u8(q, 4));
+        x.s0 = x.s1 = h2f_neon(b);
         break;
     }
     case MLK_Q_Q8_0: {
@@ -250,6 +259,7 @@ MLK_NINLINE MLK_TDOT void tile_neon(const int TYPE, const int R, const int C, co
 MLK_DEFINE_DRIVER_NEON(mmn_q4_0, MLK_Q_Q4_0)
 MLK_DEFINE_DRIVER_NEON(mmn_q4_1, MLK_Q_Q4_1)
 MLK_DEFINE_DRIVER_NEON(mmn_q8_0, MLK_Q_Q8_0)
+MLK_DEFINE_DRIVER_NEON(mmn_iq4_nl, MLK_Q_IQ4_NL)
 MLK_DEFINE_DRIVER_NEON(mmn_q5_0, MLK_Q_Q5_0)
 MLK_DEFINE_DRIVER_NEON(mmn_q5_1, MLK_Q_Q5_1)
 MLK_DEFINE_DRIVER_NEON(mmn_q4_k, MLK_Q_Q4_K)
@@ -262,6 +272,7 @@ int mlk_q_matmul_neon(int wtype, const void *xq, int64_t n, int64_t k, const voi
     case MLK_Q_Q4_0: mmn_q4_0(xq, n, k, w, j0, j1, y, ldy); return 1;
     case MLK_Q_Q4_1: mmn_q4_1(xq, n, k, w, j0, j1, y, ldy); return 1;
     case MLK_Q_Q8_0: mmn_q8_0(xq, n, k, w, j0, j1, y, ldy); return 1;
+    case MLK_Q_IQ4_NL: mmn_iq4_nl(xq, n, k, w, j0, j1, y, ldy); return 1;
     case MLK_Q_Q5_0: mmn_q5_0(xq, n, k, w, j0, j1, y, ldy); return 1;
     case MLK_Q_Q5_1: mmn_q5_1(xq, n, k, w, j0, j1, y, ldy); return 1;
     case MLK_Q_Q4_K: mmn_q4_k(xq, n, k, w, j0, j1, y, ldy); return 1;

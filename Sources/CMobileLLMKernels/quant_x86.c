@@ -5,7 +5,7 @@
  *     wscale_b * ascale_b * isum_b  +  wcorr_b * asum_b
  * where isum_b is the exact integer dot of the stored unsigned weight codes with the int8 activations and the
  * second term folds the weight offsets (-8 for Q4_0, -16 for Q5_0, +m for Q4_1 and Q5_1, -128 for Q8_0 via the
- * xor-0x80 trick of the VNNI path, -dmin*m for Q4_K and Q5_K, -32 for Q6_K) using the activation sums stored in
+ * xor-0x80 trick of the VNNI path (also for IQ4_NL's signed table levels), -dmin*m for Q4_K and Q5_K, -32 for Q6_K) using the activation sums stored in
  * the Q8A row. The 5-bit types unpack to unsigned codes 0..31 (nibble | high bit << 4).
  *
  * Tiling: R weight rows x C activation rows per pass (4x4 for prefill, 4x1 for decode); each weight unit is
@@ -68,6 +68,7 @@ MLK_INLINE MLK_T512 mlk_wfac512 wfac512(const int TYPE, const uint8_t *row, int6
     mlk_wfac512 f;
     switch (TYPE) {
     case MLK_Q_Q4_0:
+    case MLK_Q_IQ4_NL: /* the same 18-byte block with its f16 scale first */
         if (gm == 0xFFFF) {
             /* A full group is 288 bytes; its 16 f16 scales sit at 18*b. Four 64-byte loads and two byte
              * permutes (VBMI) collect scales 0..14, a masked word broadcast adds scale 15 (at 270): much cheaper
@@ -88,20 +89,20 @@ MLK_INLINE MLK_T512 mlk_wfac512 wfac512(const int TYPE, const uint8_t *row, int6
             memcpy(&last, base + 270, 2);
             h = _mm512_mask_set1_epi16(h, (__mmask32)0x8000, (short)last);
             f.wsc = _mm512_cvtph_ps(_mm512_castsi512_si256(h));
-            f.wcorr = _mm512_mul_ps(f.wsc, _mm512_set1_ps(-8.0f));
+            f.wcorr = _mm512_mul_ps(f.wsc, _mm512_set1_ps(TYPE == MLK_Q_Q4_0 ? -8.0f : -128.0f));
             break;
         }
         /* fall through: partial group */
     case MLK_Q_Q5_0:
     case MLK_Q_Q8_0: {
         /* One 32-bit gather per block; its low half is the f16 scale. */
-        const int stride = TYPE == MLK_Q_Q4_0 ? MLK_Q4_0_BYTES : TYPE == MLK_Q_Q5_0 ? MLK_Q5_0_BYTES : MLK_Q8_0_BYTES;
+        const int stride = TYPE == MLK_Q_Q4_0 || TYPE == MLK_Q_IQ4_NL ? MLK_Q4_0_BYTES : TYPE == MLK_Q_Q5_0 ? MLK_Q5_0_BYTES : MLK_Q8_0_BYTES;
         const __m512i idx = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
                                                _mm512_set1_epi32(stride));
         const __m512i raw = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), gm, idx,
                                                         row + (size_t)g * 16 * stride, 1);
         f.wsc = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(raw));
-        f.wcorr = _mm512_mul_ps(f.wsc, _mm512_set1_ps(TYPE == MLK_Q_Q4_0 ? -8.0f : TYPE == MLK_Q_Q5_0 ? -16.0f : -128.0f));
+        f.wcorr = _mm512_mul_ps(f.wsc, _mm512_set1_ps(TYPE == MLK_Q_Q4_0 ? -8.0f : TYPE == MLK_Q_Q5_0 ? -16.0f : -128.0f)); /* IQ4_NL, Q8_0: -128 */
         break;
     }
     case MLK_Q_Q5_1: {
@@ -187,6 +188,7 @@ MLK_INLINE MLK_T512 void afac512(const int TYPE, mlk_q_act a, int64_t g, __mmask
     case MLK_Q_Q5_0:
     case MLK_Q_Q5_1:
     case MLK_Q_Q8_0:
+    case MLK_Q_IQ4_NL:
         *da = _mm512_maskz_loadu_ps(gm, a.d + 16 * g);
         *sa = _mm512_maskz_loadu_ps(gm, a.s + 16 * g);
         break;
@@ -238,6 +240,18 @@ MLK_INLINE MLK_T512 __m512i unpack512(const int TYPE, const uint8_t *row, int64_
         const __m512i lo = _mm512_and_si512(_mm512_srlv_epi64(v, sh), m4);
         return _mm512_or_si512(lo, _mm512_maskz_mov_epi8((__mmask64)bits, _mm512_set1_epi8(0x10)));
     }
+    case MLK_Q_IQ4_NL: {
+        /* Q4_0's nibble layout, each nibble replaced by its table level + 128 (vpshufb, then xor 0x80). */
+        const uint8_t *b0 = row + (size_t)(16 * g + 2 * p) * MLK_IQ4_NL_BYTES + 2;
+        __m512i v = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)b0));
+        if (second_valid) v = _mm512_mask_broadcast_i32x4(v, 0xFF00, _mm_loadu_si128((const __m128i *)(b0 + MLK_IQ4_NL_BYTES)));
+        else v = _mm512_maskz_mov_epi32(0x00FF, v);
+        const __m512i sh = _mm512_setr_epi64(0, 0, 4, 4, 0, 0, 4, 4);
+        const __m512i table = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)mlk_q_kvalues_iq4nl));
+        const __m512i levels = _mm512_shuffle_epi8(table, _mm512_and_si512(_mm512_srlv_epi64(v, sh), m4));
+        /* (a missing second block's codes meet zeroed activations, as for Q8_0) */
+        return _mm512_xor_si512(levels, _mm512_set1_epi8((char)0x80));
+    }
     case MLK_Q_Q8_0: {
         const uint8_t *b0 = row + (size_t)(16 * g + 2 * p) * MLK_Q8_0_BYTES + 2;
         __m512i v = _mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)b0));
@@ -283,7 +297,8 @@ MLK_INLINE MLK_T512 __m512i unpack512(const int TYPE, const uint8_t *row, int64_
 /* R weight rows x C activation rows, the whole k; out[r][c]. */
 MLK_INLINE MLK_T512 void tile512(const int TYPE, const int R, const int C, const uint8_t *const *rows,
                                  const mlk_q_act *acts, int64_t k, float out[8][4], int64_t pf) {
-    const int legacy = TYPE == MLK_Q_Q4_0 || TYPE == MLK_Q_Q4_1 || TYPE == MLK_Q_Q5_0 || TYPE == MLK_Q_Q5_1 || TYPE == MLK_Q_Q8_0;
+    const int legacy = TYPE == MLK_Q_Q4_0 || TYPE == MLK_Q_Q4_1 || TYPE == MLK_Q_Q5_0 || TYPE == MLK_Q_Q5_1 || TYPE == MLK_Q_Q8_0
+                    || TYPE == MLK_Q_IQ4_NL;
     const int64_t nb = k / 32;
     const int64_t ngroups = legacy ? (nb + 15) / 16 : k / 256;
     __m512 acc[8][4];
@@ -297,7 +312,7 @@ MLK_INLINE MLK_T512 void tile512(const int TYPE, const int R, const int C, const
         /* Software prefetch of the same bytes `pf` ahead (the next row tile): keeps enough lines in flight for
          * DRAM bandwidth in decode, where the hardware prefetcher alone falls short. Prefetches never fault. */
         if (pf) {
-            const int64_t gbytes = legacy ? 16 * (TYPE == MLK_Q_Q4_0 ? MLK_Q4_0_BYTES : TYPE == MLK_Q_Q4_1 ? MLK_Q4_1_BYTES
+            const int64_t gbytes = legacy ? 16 * (TYPE == MLK_Q_Q4_0 || TYPE == MLK_Q_IQ4_NL ? MLK_Q4_0_BYTES : TYPE == MLK_Q_Q4_1 ? MLK_Q4_1_BYTES
                                                   : TYPE == MLK_Q_Q5_0 ? MLK_Q5_0_BYTES : TYPE == MLK_Q_Q5_1 ? MLK_Q5_1_BYTES : MLK_Q8_0_BYTES)
                                           : (TYPE == MLK_Q_Q4_K ? MLK_Q4_K_BYTES : TYPE == MLK_Q_Q5_K ? MLK_Q5_K_BYTES : MLK_Q6_K_BYTES);
             for (int r = 0; r < R; r++)
@@ -399,6 +414,7 @@ MLK_INLINE MLK_T512 void tile512(const int TYPE, const int R, const int C, const
 MLK_DEFINE_DRIVER512(mm512_q4_0, MLK_Q_Q4_0)
 MLK_DEFINE_DRIVER512(mm512_q4_1, MLK_Q_Q4_1)
 MLK_DEFINE_DRIVER512(mm512_q8_0, MLK_Q_Q8_0)
+MLK_DEFINE_DRIVER512(mm512_iq4_nl, MLK_Q_IQ4_NL)
 MLK_DEFINE_DRIVER512(mm512_q5_0, MLK_Q_Q5_0)
 MLK_DEFINE_DRIVER512(mm512_q5_1, MLK_Q_Q5_1)
 MLK_DEFINE_DRIVER512(mm512_q4_k, MLK_Q_Q4_K)
@@ -411,6 +427,7 @@ int mlk_q_matmul_avx512vnni(int wtype, const void *xq, int64_t n, int64_t k, con
     case MLK_Q_Q4_0: mm512_q4_0(xq, n, k, w, j0, j1, y, ldy); return 1;
     case MLK_Q_Q4_1: mm512_q4_1(xq, n, k, w, j0, j1, y, ldy); return 1;
     case MLK_Q_Q8_0: mm512_q8_0(xq, n, k, w, j0, j1, y, ldy); return 1;
+    case MLK_Q_IQ4_NL: mm512_iq4_nl(xq, n, k, w, j0, j1, y, ldy); return 1;
     case MLK_Q_Q5_0: mm512_q5_0(xq, n, k, w, j0, j1, y, ldy); return 1;
     case MLK_Q_Q5_1: mm512_q5_1(xq, n, k, w, j0, j1, y, ldy); return 1;
     case MLK_Q_Q4_K: mm512_q4_k(xq, n, k, w, j0, j1, y, ldy); return 1;
@@ -457,6 +474,13 @@ MLK_INLINE MLK_T256 __m256i unpack256(const int TYPE, const uint8_t *row, int64_
     }
     case MLK_Q_Q8_0:
         return _mm256_loadu_si256((const __m256i *)(row + (size_t)u * MLK_Q8_0_BYTES + 2));
+    case MLK_Q_IQ4_NL: {
+        /* signed table levels (used with Q8_0's sign trick) */
+        const __m128i q = _mm_loadu_si128((const __m128i *)(row + (size_t)u * MLK_IQ4_NL_BYTES + 2));
+        const __m256i nib = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(q, 4), q), m4);
+        const __m256i table = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)mlk_q_kvalues_iq4nl));
+        return _mm256_shuffle_epi8(table, nib);
+    }
     case MLK_Q_Q4_K: {
         const __m256i q = _mm256_loadu_si256((const __m256i *)(row + (size_t)(u / 8) * MLK_Q4_K_BYTES + 16 + 32 * ((u % 8) / 2)));
         return (u & 1) ? _mm256_and_si256(_mm256_srli_epi16(q, 4), m4) : _mm256_and_si256(q, m4);
@@ -495,7 +519,8 @@ MLK_INLINE MLK_T256 void tile256(const int TYPE, const int R, const int C, const
     const int64_t nu = k / 32;
     const int64_t ubytes = TYPE == MLK_Q_Q4_0 ? MLK_Q4_0_BYTES : TYPE == MLK_Q_Q4_1 ? MLK_Q4_1_BYTES
                          : TYPE == MLK_Q_Q5_0 ? MLK_Q5_0_BYTES : TYPE == MLK_Q_Q5_1 ? MLK_Q5_1_BYTES
-                         : TYPE == MLK_Q_Q8_0 ? MLK_Q8_0_BYTES : TYPE == MLK_Q_Q4_K ? MLK_Q4_K_BYTES / 8
+                         : TYPE == MLK_Q_Q8_0 ? MLK_Q8_0_BYTES : TYPE == MLK_Q_IQ4_NL ? MLK_IQ4_NL_BYTES
+                         : TYPE == MLK_Q_Q4_K ? MLK_Q4_K_BYTES / 8
                          : TYPE == MLK_Q_Q5_K ? MLK_Q5_K_BYTES / 8 : MLK_Q6_K_BYTES / 8;
     for (int64_t u = 0; u < nu; u++) {
         if (pf && (u & 1) == 0)
@@ -521,6 +546,7 @@ MLK_INLINE MLK_T256 void tile256(const int TYPE, const int R, const int C, const
                 break;
             }
             case MLK_Q_Q8_0: ws0[r] = ws1[r] = h2f256(mlk_q_rd16(row + (size_t)u * MLK_Q8_0_BYTES)); wc0[r] = 0.0f; break;
+            case MLK_Q_IQ4_NL: ws0[r] = ws1[r] = h2f256(mlk_q_rd16(row + (size_t)u * MLK_IQ4_NL_BYTES)); wc0[r] = 0.0f; break;
             case MLK_Q_Q4_K:
             case MLK_Q_Q5_K: {
                 const uint8_t *b = row + (size_t)(u / 8) * (TYPE == MLK_Q_Q4_K ? MLK_Q4_K_BYTES : MLK_Q5_K_BYTES);
@@ -550,7 +576,7 @@ MLK_INLINE MLK_T256 void tile256(const int TYPE, const int R, const int C, const
             __m256i as = av;
             for (int r = 0; r < R; r++) {
                 __m256i dot;
-                if (TYPE == MLK_Q_Q8_0) {
+                if (TYPE == MLK_Q_Q8_0 || TYPE == MLK_Q_IQ4_NL) { /* signed codes: |w| times a with w's sign */
                     (void)as;
                     dot = dot_u8s8_256(_mm256_sign_epi8(wv[r], wv[r]), _mm256_sign_epi8(av, wv[r]));
                 } else {
@@ -562,7 +588,7 @@ MLK_INLINE MLK_T256 void tile256(const int TYPE, const int R, const int C, const
                 acc[r][c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), s, acc[r][c]);
                 if (TYPE == MLK_Q_Q6_K)
                     corr[r][c] += wc0[r] * acts[c].s16[2 * u] + wc1[r] * acts[c].s16[2 * u + 1];
-                else if (TYPE != MLK_Q_Q8_0)
+                else if (TYPE != MLK_Q_Q8_0 && TYPE != MLK_Q_IQ4_NL)
                     corr[r][c] += wc0[r] * acts[c].s[u];
             }
         }
@@ -611,6 +637,7 @@ MLK_INLINE MLK_T256 void tile256(const int TYPE, const int R, const int C, const
 MLK_DEFINE_DRIVER256(mm256_q4_0, MLK_Q_Q4_0)
 MLK_DEFINE_DRIVER256(mm256_q4_1, MLK_Q_Q4_1)
 MLK_DEFINE_DRIVER256(mm256_q8_0, MLK_Q_Q8_0)
+MLK_DEFINE_DRIVER256(mm256_iq4_nl, MLK_Q_IQ4_NL)
 MLK_DEFINE_DRIVER256(mm256_q5_0, MLK_Q_Q5_0)
 MLK_DEFINE_DRIVER256(mm256_q5_1, MLK_Q_Q5_1)
 MLK_DEFINE_DRIVER256(mm256_q4_k, MLK_Q_Q4_K)
@@ -623,6 +650,7 @@ int mlk_q_matmul_avx2(int wtype, const void *xq, int64_t n, int64_t k, const voi
     case MLK_Q_Q4_0: mm256_q4_0(xq, n, k, w, j0, j1, y, ldy); return 1;
     case MLK_Q_Q4_1: mm256_q4_1(xq, n, k, w, j0, j1, y, ldy); return 1;
     case MLK_Q_Q8_0: mm256_q8_0(xq, n, k, w, j0, j1, y, ldy); return 1;
+    case MLK_Q_IQ4_NL: mm256_iq4_nl(xq, n, k, w, j0, j1, y, ldy); return 1;
     case MLK_Q_Q5_0: mm256_q5_0(xq, n, k, w, j0, j1, y, ldy); return 1;
     case MLK_Q_Q5_1: mm256_q5_1(xq, n, k, w, j0, j1, y, ldy); return 1;
     case MLK_Q_Q4_K: mm256_q4_k(xq, n, k, w, j0, j1, y, ldy); return 1;

@@ -15,6 +15,9 @@
  *   Q4_K  (256 weights, 144 bytes): f16 d | f16 dmin | u8 scales[12] | u8 qs[128]
  *         8 sub-blocks of 32 with 6-bit scale sc_j and 6-bit min m_j:   w = d*sc_j*nibble - dmin*m_j
  *         qs[32c + l]: low nibble = weight 64c + l, high nibble = weight 64c + 32 + l
+ *   IQ4_NL (32 weights, 18 bytes): f16 d | u8 qs[16]                           w = d * kvalues_iq4nl[nibble]
+ *         nibbles as Q4_0; kvalues_iq4nl = {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113}
+ *         (dequantize and matmul only: ggml's IQ4_NL quantizer is a search this library does not repeat)
  *   Q5_K  (256 weights, 176 bytes): f16 d | f16 dmin | u8 scales[12] | u8 qh[32] | u8 qs[128]
  *         scales, mins and nibbles as Q4_K; weight 32j + l (sub-block j) adds bit j of qh[l] as bit 4:
  *         w = d*sc_j*q5 - dmin*m_j
@@ -73,16 +76,20 @@ typedef enum {
     MLK_Q_Q4_K = 12,
     MLK_Q_Q5_K = 13,
     MLK_Q_Q6_K = 14,
+    MLK_Q_IQ4_NL = 20,
     MLK_Q_BF16 = 30,
 } mlk_qtype;
 
-/** 1 if `type` is one of the mlk_qtype values (quantize / dequantize / sizes work), else 0. */
+/** 1 if `type` is one of the mlk_qtype values (dequantize / sizes work), else 0. */
 int mlk_q_is_supported(int type);
 
-/** 1 if mlk_q_matmul_rows accepts `wtype` (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q5_K, Q6_K), else 0. */
+/** 1 if mlk_q_quantize_rows can write `type`: every supported type except IQ4_NL; else 0. */
+int mlk_q_can_quantize(int type);
+
+/** 1 if mlk_q_matmul_rows accepts `wtype` (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, IQ4_NL, Q4_K, Q5_K, Q6_K), else 0. */
 int mlk_q_has_matmul(int wtype);
 
-/** Weights per block: 32 (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0), 256 (Q4_K, Q5_K, Q6_K), 1 (F32, F16, BF16); 0 for an
+/** Weights per block: 32 (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, IQ4_NL), 256 (Q4_K, Q5_K, Q6_K), 1 (F32, F16, BF16); 0 for an
  *  unknown type. */
 int64_t mlk_q_block_size(int type);
 
@@ -92,7 +99,8 @@ size_t mlk_q_row_bytes(int type, int64_t k);
 /**
  * Quantizes `rows` rows of `k` floats (row-major) into `dst` (rows * mlk_q_row_bytes(type, k) bytes), with
  * ggml's reference rounding (quantize_row_*_ref), so the bytes equal what ggml/gguf-py produce.
- * F16/BF16 round to nearest even (BF16 quiets NaNs as ggml does); F32 copies. Does nothing on invalid input.
+ * F16/BF16 round to nearest even (BF16 quiets NaNs as ggml does); F32 copies. Does nothing on invalid input or
+ * when mlk_q_can_quantize(type) is 0.
  */
 void mlk_q_quantize_rows(int type, const float *src, int64_t rows, int64_t k, void *dst);
 

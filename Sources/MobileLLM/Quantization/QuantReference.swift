@@ -8,9 +8,9 @@ public enum QuantReference {
     // MARK: - Quantization
 
     /// Quantizes one row of weights into `type`'s blocks (ggml reference rounding); nil if `x.count` is not a
-    /// multiple of the block size.
+    /// multiple of the block size or the type cannot be written (`canQuantize`: IQ4_NL).
     public static func quantize(_ x: [Float], type: QuantType) -> [UInt8]? {
-        guard let bytes = type.rowBytes(x.count) else { return nil }
+        guard type.canQuantize, let bytes = type.rowBytes(x.count) else { return nil }
         var out = [UInt8](repeating: 0, count: bytes)
         switch type {
         case .f32:
@@ -35,6 +35,8 @@ public enum QuantReference {
             for b in 0..<(x.count / 256) { quantizeQ5_K(Array(x[(b * 256)..<(b * 256 + 256)]), &out, b * 176) }
         case .q6_K:
             for b in 0..<(x.count / 256) { quantizeQ6_K(Array(x[(b * 256)..<(b * 256 + 256)]), &out, b * 210) }
+        case .iq4_nl:
+            return nil
         }
         return out
     }
@@ -82,6 +84,14 @@ public enum QuantReference {
             for b in 0..<(count / 32) {
                 let o = b * 34, d = half(bytes, o)
                 for j in 0..<32 { y[32 * b + j] = Float(Int8(bitPattern: bytes[o + 2 + j])) * d }
+            }
+        case .iq4_nl:
+            for b in 0..<(count / 32) {
+                let o = b * 18, d = half(bytes, o)
+                for j in 0..<16 {
+                    y[32 * b + j] = d * Float(iq4nlLevels[Int(bytes[o + 2 + j] & 0xF)])
+                    y[32 * b + j + 16] = d * Float(iq4nlLevels[Int(bytes[o + 2 + j] >> 4)])
+                }
             }
         case .q4_K:
             for b in 0..<(count / 256) {
@@ -217,6 +227,14 @@ public enum QuantReference {
                 let d = Double(half(w, 34 * b))
                 for j in 0..<32 { add(32 * b + j, scale: d, code: Int(Int8(bitPattern: w[34 * b + 2 + j])), offset: 0) }
             }
+        case .iq4_nl:
+            for b in 0..<(k / 32) {
+                let d = Double(half(w, 18 * b))
+                for j in 0..<16 {
+                    add(32 * b + j, scale: d, code: iq4nlLevels[Int(w[18 * b + 2 + j] & 0xF)], offset: 0)
+                    add(32 * b + j + 16, scale: d, code: iq4nlLevels[Int(w[18 * b + 2 + j] >> 4)], offset: 0)
+                }
+            }
         case .q4_K:
             for b in 0..<(k / 256) {
                 let o = 144 * b, d = Double(half(w, o)), dmin = Double(half(w, o + 2))
@@ -264,6 +282,9 @@ public enum QuantReference {
         let byte = w[o + 16 + 32 * (j / 2) + l]
         return Int(j % 2 == 0 ? byte & 0xF : byte >> 4)
     }
+
+    /// IQ4_NL: the 16 levels a 4-bit index selects (ggml's kvalues_iq4nl).
+    static let iq4nlLevels: [Int] = [-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113]
 
     /// Q5_0 / Q5_1: the 5-bit code (0...31) of weight `j` of a block whose 32-bit high-bit field is at `qh` and
     /// whose 16 nibble bytes are at `qs` (weight j < 16: low nibble of qs[j]; otherwise high nibble of qs[j - 16]).
