@@ -39,9 +39,10 @@ OUT = os.path.join(ROOT, "Tests", "Fixtures", "quant", "quant_reference.json")
 
 # New types go at the end: the random stream is consumed in this order.
 TYPES = {"q8_0": (T.Q8_0, 8), "q4_0": (T.Q4_0, 2), "q4_1": (T.Q4_1, 3), "q4_K": (T.Q4_K, 12), "q6_K": (T.Q6_K, 14),
-         "q5_0": (T.Q5_0, 6), "q5_1": (T.Q5_1, 7), "q5_K": (T.Q5_K, 13), "iq4_nl": (T.IQ4_NL, 20)}
+         "q5_0": (T.Q5_0, 6), "q5_1": (T.Q5_1, 7), "q5_K": (T.Q5_K, 13), "iq4_nl": (T.IQ4_NL, 20),
+         "q2_K": (T.Q2_K, 10), "q3_K": (T.Q3_K, 11)}
 # Types mobilellm reads but does not write: only random blocks and gguf's dequantization of them.
-DEQUANTIZE_ONLY = {"iq4_nl"}
+DEQUANTIZE_ONLY = {"iq4_nl", "q2_K", "q3_K"}
 HAS_GGUF_QUANTIZE = {"q8_0", "q4_0", "q4_1", "q5_0", "q5_1"}
 # Entries kept from the committed fixture when this run cannot reproduce their source (ggml's K-quant quantizers
 # need llama-cpp-python); regenerated otherwise.
@@ -135,10 +136,10 @@ def input_rows(rng):
 
 
 def random_blocks(rng, name, type_id):
-    """Random block bytes with finite f16 scale fields, 8 blocks (64 for the dequantize-only types)."""
+    """Random block bytes with finite f16 scale fields, 8 blocks (2048 weights for the dequantize-only types)."""
     qt, _ = TYPES[name]
     bs, nbytes = quants.GGML_QUANT_SIZES[qt]
-    nblocks = 64 if name in DEQUANTIZE_ONLY else 8
+    nblocks = 2048 // bs if name in DEQUANTIZE_ONLY else 8
     raw = rng.integers(0, 256, size=(nblocks, nbytes), dtype=np.uint8)
     halves = lambda n: (rng.standard_normal(n) * 0.05).astype(np.float16).view(np.uint8).reshape(n, 2)
     if name in ("q8_0", "q4_0", "iq4_nl"):
@@ -156,6 +157,11 @@ def random_blocks(rng, name, type_id):
     elif name in ("q5_1", "q5_K"):
         raw[:, 0:2] = halves(nblocks)
         raw[:, 2:4] = halves(nblocks)
+    elif name == "q2_K":
+        raw[:, 80:82] = halves(nblocks)
+        raw[:, 82:84] = halves(nblocks)
+    elif name == "q3_K":
+        raw[:, 108:110] = halves(nblocks)
     k = nblocks * bs
     deq = quants.dequantize(raw.reshape(1, -1), qt).reshape(-1)
     return {"count": k, "bytes": raw.tobytes().hex(), "dequantized": f32hex(deq)}
@@ -171,7 +177,7 @@ def main():
         "types": {},
         "note": "bytes for q8_0/q4_0/q4_1/q5_0/q5_1 from gguf.quants.quantize; for q4_K/q6_K from ggml's "
                 "quantize_row_*_ref (libggml-base of llama-cpp-python; gguf-py has no K-quant quantizer); for q5_K "
-                "see its quantized_by; iq4_nl (read-only in mobilellm) has random blocks only; "
+                "see its quantized_by; iq4_nl, q2_K, q3_K (read-only in mobilellm) have random blocks only; "
                 "dequantized floats always from gguf.quants.dequantize",
     }
     ggml = load_ggml()

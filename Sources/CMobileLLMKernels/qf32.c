@@ -16,18 +16,20 @@
 #define QF_PREFETCH_ROWS_Q4 8
 #define QF_PREFETCH_ROWS_Q8 16
 
-enum { QF_Q4_0 = 2, QF_Q4_1 = 3, QF_Q5_0 = 6, QF_Q5_1 = 7, QF_Q8_0 = 8, QF_Q4_K = 12, QF_Q5_K = 13, QF_Q6_K = 14,
-       QF_IQ4_NL = 20 };
+enum { QF_Q4_0 = 2, QF_Q4_1 = 3, QF_Q5_0 = 6, QF_Q5_1 = 7, QF_Q8_0 = 8, QF_Q2_K = 10, QF_Q3_K = 11, QF_Q4_K = 12,
+       QF_Q5_K = 13, QF_Q6_K = 14, QF_IQ4_NL = 20 };
 
 int mlk_qf32_supported(int wtype) {
     switch (wtype) {
     case QF_Q4_0: case QF_Q4_1: case QF_Q5_0: case QF_Q5_1: case QF_Q8_0: case QF_Q4_K: case QF_Q5_K: case QF_Q6_K:
-    case QF_IQ4_NL: return 1;
+    case QF_IQ4_NL: case QF_Q2_K: case QF_Q3_K: return 1;
     default: return 0;
     }
 }
 
-static int64_t qf_block(int wtype) { return (wtype == QF_Q4_K || wtype == QF_Q5_K || wtype == QF_Q6_K) ? 256 : 32; }
+static int64_t qf_block(int wtype) {
+    return (wtype == QF_Q2_K || wtype == QF_Q3_K || wtype == QF_Q4_K || wtype == QF_Q5_K || wtype == QF_Q6_K) ? 256 : 32;
+}
 
 /* ------------------------------------------------------------------ portable path: dequantize, then dot */
 
@@ -177,6 +179,45 @@ QF_AVX512 static inline void qf_q5_k(const uint8_t *row, int64_t g, __m512 *lo, 
         const __m512i code = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi32(q, shift), mask),
                                              _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(h, (unsigned)j), one), 4));
         const __m512 v = _mm512_sub_ps(_mm512_mul_ps(d, _mm512_cvtepi32_ps(code)), m);
+        if (part == 0) *lo = v; else *hi = v;
+    }
+}
+
+/* Q2_K: 84-byte super-blocks of 256: scales[16] (low nibble scale, high nibble min per 16), qs[64], f16 d, f16 dmin.
+ * 32-group u (0..7) of a super-block: half h = u / 4, shift 2 * (u % 4) of qs[32h + l]; w = (d*sc)*q - dmin*m. */
+QF_AVX512 static inline void qf_q2_k(const uint8_t *row, int64_t g, __m512 *lo, __m512 *hi) {
+    const uint8_t *b = row + (g >> 3) * 84;
+    const int u = (int)(g & 7);
+    const float d = qf_half(b + 80), dmin = qf_half(b + 82);
+    const uint8_t *qs = b + 16 + 32 * (u >> 2);
+    const unsigned shift = (unsigned)(2 * (u & 3));
+    for (int part = 0; part < 2; part++) {
+        const uint8_t sc = b[2 * u + part];
+        const __m512i q = _mm512_and_si512(_mm512_srli_epi32(_mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(qs + 16 * part))), shift),
+                                           _mm512_set1_epi32(3));
+        const __m512 v = _mm512_sub_ps(_mm512_mul_ps(_mm512_set1_ps(d * (float)(sc & 0xF)), _mm512_cvtepi32_ps(q)),
+                                       _mm512_set1_ps(dmin * (float)(sc >> 4)));
+        if (part == 0) *lo = v; else *hi = v;
+    }
+}
+
+/* Q3_K: 110-byte super-blocks of 256: hmask[32], qs[64], scales[12] (6-bit, +32), f16 d. Codes as Q2_K, minus 4
+ * where bit u of hmask[l] is clear; w = (d*sc)*q. */
+QF_AVX512 static inline void qf_q3_k(const uint8_t *row, int64_t g, __m512 *lo, __m512 *hi) {
+    const uint8_t *b = row + (g >> 3) * 110;
+    const int u = (int)(g & 7);
+    const float d = qf_half(b + 108);
+    const uint8_t *qs = b + 32 + 32 * (u >> 2), *sc = b + 96;
+    const unsigned shift = (unsigned)(2 * (u & 3));
+    for (int part = 0; part < 2; part++) {
+        const int s = 2 * u + part;
+        const int scale = ((s < 8 ? sc[s] & 0xF : sc[s - 8] >> 4) | (((sc[8 + s % 4] >> (2 * (s / 4))) & 3) << 4)) - 32;
+        const __m512i q = _mm512_and_si512(_mm512_srli_epi32(_mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(qs + 16 * part))), shift),
+                                           _mm512_set1_epi32(3));
+        const __m512i h = _mm512_and_si512(_mm512_srli_epi32(_mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(b + 16 * part))), (unsigned)u),
+                                           _mm512_set1_epi32(1));
+        const __m512i code = _mm512_sub_epi32(_mm512_or_si512(q, _mm512_slli_epi32(h, 2)), _mm512_set1_epi32(4));
+        const __m512 v = _mm512_mul_ps(_mm512_set1_ps(d * (float)scale), _mm512_cvtepi32_ps(code));
         if (part == 0) *lo = v; else *hi = v;
     }
 }
@@ -345,6 +386,8 @@ QF_DEFINE(qf_avx512_q5_1, qf_q5_1, 24, 32)
 QF_DEFINE(qf_avx512_q4_k, qf_q4_k, 144, 256)
 QF_DEFINE(qf_avx512_q5_k, qf_q5_k, 176, 256)
 QF_DEFINE(qf_avx512_q6_k, qf_q6_k, 210, 256)
+QF_DEFINE(qf_avx512_q2_k, qf_q2_k, 84, 256)
+QF_DEFINE(qf_avx512_q3_k, qf_q3_k, 110, 256)
 
 
 /* ------------------------------------------------------------------ AVX2: 32-block types, 4 weight rows x 2 inputs
@@ -494,6 +537,8 @@ void mlk_qf32_matmul_rows_isa(mlk_isa isa, int wtype, const float *x, int64_t n,
         case QF_Q4_K: qf_avx512_q4_k(x, n, k, w, j0, j1, y, ldy); return;
         case QF_Q5_K: qf_avx512_q5_k(x, n, k, w, j0, j1, y, ldy); return;
         case QF_Q6_K: qf_avx512_q6_k(x, n, k, w, j0, j1, y, ldy); return;
+        case QF_Q2_K: qf_avx512_q2_k(x, n, k, w, j0, j1, y, ldy); return;
+        case QF_Q3_K: qf_avx512_q3_k(x, n, k, w, j0, j1, y, ldy); return;
         default: break;
         }
     }

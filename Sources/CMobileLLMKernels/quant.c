@@ -21,17 +21,19 @@ int mlk_q_is_supported(int type) {
     switch (type) {
     case MLK_Q_F32: case MLK_Q_F16: case MLK_Q_BF16:
     case MLK_Q_Q4_0: case MLK_Q_Q4_1: case MLK_Q_Q5_0: case MLK_Q_Q5_1: case MLK_Q_Q8_0: case MLK_Q_IQ4_NL:
-    case MLK_Q_Q4_K: case MLK_Q_Q5_K: case MLK_Q_Q6_K: return 1;
+    case MLK_Q_Q2_K: case MLK_Q_Q3_K: case MLK_Q_Q4_K: case MLK_Q_Q5_K: case MLK_Q_Q6_K: return 1;
     default: return 0;
     }
 }
 
-int mlk_q_can_quantize(int type) { return mlk_q_is_supported(type) && type != MLK_Q_IQ4_NL; }
+int mlk_q_can_quantize(int type) {
+    return mlk_q_is_supported(type) && type != MLK_Q_IQ4_NL && type != MLK_Q_Q2_K && type != MLK_Q_Q3_K;
+}
 
 int mlk_q_has_matmul(int wtype) {
     switch (wtype) {
     case MLK_Q_Q4_0: case MLK_Q_Q4_1: case MLK_Q_Q5_0: case MLK_Q_Q5_1: case MLK_Q_Q8_0: case MLK_Q_IQ4_NL:
-    case MLK_Q_Q4_K: case MLK_Q_Q5_K: case MLK_Q_Q6_K: return 1;
+    case MLK_Q_Q2_K: case MLK_Q_Q3_K: case MLK_Q_Q4_K: case MLK_Q_Q5_K: case MLK_Q_Q6_K: return 1;
     default: return 0;
     }
 }
@@ -40,7 +42,7 @@ int64_t mlk_q_block_size(int type) {
     switch (type) {
     case MLK_Q_F32: case MLK_Q_F16: case MLK_Q_BF16: return 1;
     case MLK_Q_Q4_0: case MLK_Q_Q4_1: case MLK_Q_Q5_0: case MLK_Q_Q5_1: case MLK_Q_Q8_0: case MLK_Q_IQ4_NL: return MLK_QK;
-    case MLK_Q_Q4_K: case MLK_Q_Q5_K: case MLK_Q_Q6_K: return MLK_QK_K;
+    case MLK_Q_Q2_K: case MLK_Q_Q3_K: case MLK_Q_Q4_K: case MLK_Q_Q5_K: case MLK_Q_Q6_K: return MLK_QK_K;
     default: return 0;
     }
 }
@@ -55,6 +57,8 @@ static size_t mlk_q_block_bytes(int type) {
     case MLK_Q_Q5_1: return MLK_Q5_1_BYTES;
     case MLK_Q_Q8_0: return MLK_Q8_0_BYTES;
     case MLK_Q_IQ4_NL: return MLK_IQ4_NL_BYTES;
+    case MLK_Q_Q2_K: return MLK_Q2_K_BYTES;
+    case MLK_Q_Q3_K: return MLK_Q3_K_BYTES;
     case MLK_Q_Q4_K: return MLK_Q4_K_BYTES;
     case MLK_Q_Q5_K: return MLK_Q5_K_BYTES;
     case MLK_Q_Q6_K: return MLK_Q6_K_BYTES;
@@ -595,6 +599,25 @@ void mlk_q_dequantize_row(int type, const void *src, int64_t k, float *dst) {
             }
         }
         break;
+    case MLK_Q_Q2_K:
+        for (int64_t b = 0; b < k / MLK_QK_K; b++, x += MLK_Q2_K_BYTES, y += MLK_QK_K) {
+            const float d = mlk_q_h2f(mlk_q_rd16(x + MLK_Q2K_D)), dmin = mlk_q_h2f(mlk_q_rd16(x + MLK_Q2K_D + 2));
+            for (int e = 0; e < MLK_QK_K; e++) {
+                const float dl = d * (float)(x[e / 16] & 0xF), ml = dmin * (float)(x[e / 16] >> 4);
+                y[e] = dl * (float)mlk_q2k_code(x + MLK_Q2K_QS, e) - ml;
+            }
+        }
+        break;
+    case MLK_Q_Q3_K:
+        for (int64_t b = 0; b < k / MLK_QK_K; b++, x += MLK_Q3_K_BYTES, y += MLK_QK_K) {
+            const float d = mlk_q_h2f(mlk_q_rd16(x + MLK_Q3K_D));
+            for (int e = 0; e < MLK_QK_K; e++) {
+                const float dl = d * (float)mlk_q3k_scale(e / 16, x + MLK_Q3K_SC);
+                const int h = (x[e & 31] >> (e >> 5)) & 1;
+                y[e] = dl * (float)(mlk_q2k_code(x + MLK_Q3K_QS, e) - (h ? 0 : 4));
+            }
+        }
+        break;
     case MLK_Q_Q4_K:
         for (int64_t b = 0; b < k / MLK_QK_K; b++, x += MLK_Q4_K_BYTES) {
             const float d = mlk_q_h2f(mlk_q_rd16(x)), dmin = mlk_q_h2f(mlk_q_rd16(x + 2));
@@ -762,6 +785,26 @@ static float dot_row_scalar(int wtype, const uint8_t *w, mlk_q_act a, int64_t k)
             for (int j = 0; j < 16; j++)
                 isum += mlk_q_kvalues_iq4nl[w[2 + j] & 0xF] * q[j] + mlk_q_kvalues_iq4nl[w[2 + j] >> 4] * q[j + 16];
             acc += mlk_q_h2f(mlk_q_rd16(w)) * a.d[b] * (float)isum;
+        }
+        break;
+    case MLK_Q_Q2_K:
+    case MLK_Q_Q3_K:
+        for (int64_t b = 0; b < k / 256; b++, w += wtype == MLK_Q_Q2_K ? MLK_Q2_K_BYTES : MLK_Q3_K_BYTES) {
+            const int q2 = wtype == MLK_Q_Q2_K;
+            const float d = mlk_q_h2f(mlk_q_rd16(w + (q2 ? MLK_Q2K_D : MLK_Q3K_D)));
+            const float dmin = q2 ? mlk_q_h2f(mlk_q_rd16(w + MLK_Q2K_D + 2)) : 0.0f;
+            for (int s = 0; s < 16; s++) { /* 16-element sub-block */
+                int isum = 0;
+                for (int t = 0; t < 16; t++) {
+                    const int e = 16 * s + t;
+                    const int code = q2 ? mlk_q2k_code(w + MLK_Q2K_QS, e)
+                                        : mlk_q2k_code(w + MLK_Q3K_QS, e) - (((w[e & 31] >> (e >> 5)) & 1) ? 0 : 4);
+                    isum += code * a.q[256 * b + e];
+                }
+                const float sc = q2 ? (float)(w[s] & 0xF) : (float)mlk_q3k_scale(s, w + MLK_Q3K_SC);
+                acc += d * sc * a.d[8 * b + s / 2] * (float)isum;
+                if (q2) acc -= dmin * (float)(w[s] >> 4) * a.s16[16 * b + s];
+            }
         }
         break;
     case MLK_Q_Q4_K:

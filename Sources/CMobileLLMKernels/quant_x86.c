@@ -5,7 +5,8 @@
  *     wscale_b * ascale_b * isum_b  +  wcorr_b * asum_b
  * where isum_b is the exact integer dot of the stored unsigned weight codes with the int8 activations and the
  * second term folds the weight offsets (-8 for Q4_0, -16 for Q5_0, +m for Q4_1 and Q5_1, -128 for Q8_0 via the
- * xor-0x80 trick of the VNNI path (also for IQ4_NL's signed table levels), -dmin*m for Q4_K and Q5_K, -32 for Q6_K) using the activation sums stored in
+ * xor-0x80 trick of the VNNI path (also for IQ4_NL's signed table levels), -dmin*m for Q2_K, Q4_K and Q5_K, -4 for
+ * Q3_K, -32 for Q6_K) using the activation sums stored in
  * the Q8A row. The 5-bit types unpack to unsigned codes 0..31 (nibble | high bit << 4).
  *
  * Tiling: R weight rows x C activation rows per pass (4x4 for prefill, 4x1 for decode); each weight unit is
@@ -22,6 +23,8 @@
 #define MLK_T256 __attribute__((target("avx2,fma,f16c")))
 #define MLK_T512F __attribute__((target("avx512f,avx512bw,avx512vl,avx2,fma,f16c")))
 #define MLK_INLINE static inline __attribute__((always_inline))
+/* Types with 16-weight sub-blocks (a scale per 16, offsets through the activations' s16 sums). */
+#define MLK_SUB16(T) ((T) == MLK_Q_Q6_K || (T) == MLK_Q_Q2_K || (T) == MLK_Q_Q3_K)
 #ifndef MLK_PF_ROWS
 #define MLK_PF_ROWS 16 /* decode prefetch distance, in weight rows */
 #endif
@@ -166,6 +169,34 @@ MLK_INLINE MLK_T512 mlk_wfac512 wfac512(const int TYPE, const uint8_t *row, int6
         f.wcorr = _mm512_maskz_mov_ps(0x00FF, _mm512_shuffle_f32x4(prod, prod, 0x0E)); /* move lanes 8..15 down */
         break;
     }
+    case MLK_Q_Q2_K: {
+        /* 16 scale bytes: low nibble * d, high nibble * -dmin */
+        const uint8_t *blk = row + (size_t)g * MLK_Q2_K_BYTES;
+        const __m512i sc = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)blk));
+        const __m512 d = _mm512_set1_ps(_cvtsh_ss(mlk_q_rd16(blk + MLK_Q2K_D)));
+        const __m512 dmin = _mm512_set1_ps(_cvtsh_ss(mlk_q_rd16(blk + MLK_Q2K_D + 2)));
+        f.wsc = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_and_si512(sc, _mm512_set1_epi32(0xF))), d);
+        f.wcorr = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_srli_epi32(sc, 4)), _mm512_sub_ps(_mm512_setzero_ps(), dmin));
+        break;
+    }
+    case MLK_Q_Q3_K: {
+        /* the 16 signed 6-bit scales: the 12 packed bytes are copied out first (a 16-byte load would overrun the
+         * block); low nibbles from bytes s (s < 8) / s - 8 (high nibble), top 2 bits from byte 8 + s % 4 */
+        const uint8_t *blk = row + (size_t)g * MLK_Q3_K_BYTES;
+        uint8_t packed[16] = {0};
+        memcpy(packed, blk + MLK_Q3K_SC, 12);
+        const __m128i raw = _mm_loadu_si128((const __m128i *)packed);
+        const __m128i m4 = _mm_set1_epi8(0x0F);
+        const __m512i low = _mm512_cvtepu8_epi32(_mm_unpacklo_epi64(_mm_and_si128(raw, m4), _mm_and_si128(_mm_srli_epi16(raw, 4), m4)));
+        const __m512i top = _mm512_cvtepu8_epi32(_mm_shuffle_epi8(raw, _mm_setr_epi8(8, 9, 10, 11, 8, 9, 10, 11, 8, 9, 10, 11, 8, 9, 10, 11)));
+        const __m512i high = _mm512_and_si512(_mm512_srlv_epi32(top, _mm512_setr_epi32(0, 0, 0, 0, 2, 2, 2, 2, 4, 4, 4, 4, 6, 6, 6, 6)),
+                                              _mm512_set1_epi32(3));
+        const __m512i sc = _mm512_sub_epi32(_mm512_or_si512(low, _mm512_slli_epi32(high, 4)), _mm512_set1_epi32(32));
+        const __m512 d = _mm512_set1_ps(_cvtsh_ss(mlk_q_rd16(blk + MLK_Q3K_D)));
+        f.wsc = _mm512_mul_ps(_mm512_cvtepi32_ps(sc), d);
+        f.wcorr = _mm512_mul_ps(f.wsc, _mm512_set1_ps(-4.0f));
+        break;
+    }
     case MLK_Q_Q6_K:
     default: {
         const uint8_t *blk = row + (size_t)g * MLK_Q6_K_BYTES;
@@ -275,6 +306,22 @@ MLK_INLINE MLK_T512 __m512i unpack512(const int TYPE, const uint8_t *row, int64_
         const __m512i hi = _mm512_and_si512(_mm512_srlv_epi64(h, hs), _mm512_set1_epi8(1));
         return _mm512_or_si512(_mm512_and_si512(_mm512_srlv_epi64(v, sh), m4), _mm512_slli_epi64(hi, 4));
     }
+    case MLK_Q_Q2_K:
+    case MLK_Q_Q3_K: {
+        /* unit p = elements 64p..64p+63 = shifts 2j0 (lower 32) and 2j0+2 (upper 32) of qs[32h..], h = p / 2,
+         * j0 = 2 (p % 2); Q3_K adds bit 2p / 2p+1 of hmask[l] as bit 2 */
+        const int q2 = TYPE == MLK_Q_Q2_K;
+        const uint8_t *blk = row + (size_t)g * (q2 ? MLK_Q2_K_BYTES : MLK_Q3_K_BYTES);
+        const __m512i q = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(blk + (q2 ? MLK_Q2K_QS : MLK_Q3K_QS) + 32 * (p >> 1))));
+        const __m512i sh = _mm512_add_epi64(_mm512_setr_epi64(0, 0, 0, 0, 2, 2, 2, 2), _mm512_set1_epi64(4 * (p & 1)));
+        __m512i v = _mm512_and_si512(_mm512_srlv_epi64(q, sh), _mm512_set1_epi8(3));
+        if (!q2) {
+            const __m512i hm = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)blk));
+            const __m512i hs = _mm512_add_epi64(_mm512_setr_epi64(0, 0, 0, 0, 1, 1, 1, 1), _mm512_set1_epi64(2 * p));
+            v = _mm512_or_si512(v, _mm512_slli_epi64(_mm512_and_si512(_mm512_srlv_epi64(hm, hs), _mm512_set1_epi8(1)), 2));
+        }
+        return v;
+    }
     case MLK_Q_Q6_K:
     default: {
         const uint8_t *blk = row + (size_t)g * MLK_Q6_K_BYTES;
@@ -314,7 +361,8 @@ MLK_INLINE MLK_T512 void tile512(const int TYPE, const int R, const int C, const
         if (pf) {
             const int64_t gbytes = legacy ? 16 * (TYPE == MLK_Q_Q4_0 || TYPE == MLK_Q_IQ4_NL ? MLK_Q4_0_BYTES : TYPE == MLK_Q_Q4_1 ? MLK_Q4_1_BYTES
                                                   : TYPE == MLK_Q_Q5_0 ? MLK_Q5_0_BYTES : TYPE == MLK_Q_Q5_1 ? MLK_Q5_1_BYTES : MLK_Q8_0_BYTES)
-                                          : (TYPE == MLK_Q_Q4_K ? MLK_Q4_K_BYTES : TYPE == MLK_Q_Q5_K ? MLK_Q5_K_BYTES : MLK_Q6_K_BYTES);
+                                          : (TYPE == MLK_Q_Q4_K ? MLK_Q4_K_BYTES : TYPE == MLK_Q_Q5_K ? MLK_Q5_K_BYTES
+                                             : TYPE == MLK_Q_Q2_K ? MLK_Q2_K_BYTES : TYPE == MLK_Q_Q3_K ? MLK_Q3_K_BYTES : MLK_Q6_K_BYTES);
             for (int r = 0; r < R; r++)
                 for (int64_t o = 0; o < gbytes; o += 64) _mm_prefetch((const char *)rows[r] + pf + g * gbytes + o, MLK_PF_HINT);
         }
@@ -332,7 +380,7 @@ MLK_INLINE MLK_T512 void tile512(const int TYPE, const int R, const int C, const
         for (int p = 0; p < units; p++) {
             const int second_valid = !legacy || 2 * p + 1 < cnt;
             __m512i idx;
-            if (TYPE == MLK_Q_Q6_K)
+            if (MLK_SUB16(TYPE))
                 idx = _mm512_add_epi32(_mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3),
                                        _mm512_set1_epi32(4 * p));
             else
@@ -420,6 +468,8 @@ MLK_DEFINE_DRIVER512(mm512_q5_1, MLK_Q_Q5_1)
 MLK_DEFINE_DRIVER512(mm512_q4_k, MLK_Q_Q4_K)
 MLK_DEFINE_DRIVER512(mm512_q5_k, MLK_Q_Q5_K)
 MLK_DEFINE_DRIVER512(mm512_q6_k, MLK_Q_Q6_K)
+MLK_DEFINE_DRIVER512(mm512_q2_k, MLK_Q_Q2_K)
+MLK_DEFINE_DRIVER512(mm512_q3_k, MLK_Q_Q3_K)
 
 int mlk_q_matmul_avx512vnni(int wtype, const void *xq, int64_t n, int64_t k, const void *w, int64_t j0, int64_t j1,
                             float *y, int64_t ldy) {
@@ -433,6 +483,8 @@ int mlk_q_matmul_avx512vnni(int wtype, const void *xq, int64_t n, int64_t k, con
     case MLK_Q_Q4_K: mm512_q4_k(xq, n, k, w, j0, j1, y, ldy); return 1;
     case MLK_Q_Q5_K: mm512_q5_k(xq, n, k, w, j0, j1, y, ldy); return 1;
     case MLK_Q_Q6_K: mm512_q6_k(xq, n, k, w, j0, j1, y, ldy); return 1;
+    case MLK_Q_Q2_K: mm512_q2_k(xq, n, k, w, j0, j1, y, ldy); return 1;
+    case MLK_Q_Q3_K: mm512_q3_k(xq, n, k, w, j0, j1, y, ldy); return 1;
     default: return 0;
     }
 }
@@ -494,6 +546,19 @@ MLK_INLINE MLK_T256 __m256i unpack256(const int TYPE, const uint8_t *row, int64_
         const __m256i set = _mm256_cmpeq_epi8(_mm256_and_si256(_mm256_loadu_si256((const __m256i *)(blk + MLK_Q5K_QH)), sel), sel);
         return _mm256_or_si256(lo, _mm256_and_si256(set, _mm256_set1_epi8(0x10)));
     }
+    case MLK_Q_Q2_K:
+    case MLK_Q_Q3_K: {
+        const int q2 = TYPE == MLK_Q_Q2_K, uu = (int)(u % 8);
+        const uint8_t *blk = row + (size_t)(u / 8) * (q2 ? MLK_Q2_K_BYTES : MLK_Q3_K_BYTES);
+        const __m256i q = _mm256_loadu_si256((const __m256i *)(blk + (q2 ? MLK_Q2K_QS : MLK_Q3K_QS) + 32 * (uu / 4)));
+        __m256i v = _mm256_and_si256(_mm256_srl_epi16(q, _mm_cvtsi32_si128(2 * (uu % 4))), _mm256_set1_epi8(3));
+        if (!q2) {
+            const __m256i sel = _mm256_set1_epi8((char)(1 << uu));
+            const __m256i set = _mm256_cmpeq_epi8(_mm256_and_si256(_mm256_loadu_si256((const __m256i *)blk), sel), sel);
+            v = _mm256_or_si256(v, _mm256_and_si256(set, _mm256_set1_epi8(4)));
+        }
+        return v;
+    }
     case MLK_Q_Q6_K:
     default: {
         const uint8_t *blk = row + (size_t)(u / 8) * MLK_Q6_K_BYTES;
@@ -521,7 +586,8 @@ MLK_INLINE MLK_T256 void tile256(const int TYPE, const int R, const int C, const
                          : TYPE == MLK_Q_Q5_0 ? MLK_Q5_0_BYTES : TYPE == MLK_Q_Q5_1 ? MLK_Q5_1_BYTES
                          : TYPE == MLK_Q_Q8_0 ? MLK_Q8_0_BYTES : TYPE == MLK_Q_IQ4_NL ? MLK_IQ4_NL_BYTES
                          : TYPE == MLK_Q_Q4_K ? MLK_Q4_K_BYTES / 8
-                         : TYPE == MLK_Q_Q5_K ? MLK_Q5_K_BYTES / 8 : MLK_Q6_K_BYTES / 8;
+                         : TYPE == MLK_Q_Q5_K ? MLK_Q5_K_BYTES / 8 : TYPE == MLK_Q_Q2_K ? MLK_Q2_K_BYTES / 8
+                         : TYPE == MLK_Q_Q3_K ? MLK_Q3_K_BYTES / 8 : MLK_Q6_K_BYTES / 8;
     for (int64_t u = 0; u < nu; u++) {
         if (pf && (u & 1) == 0)
             for (int r = 0; r < R; r++) _mm_prefetch((const char *)rows[r] + pf + u * ubytes, _MM_HINT_T0);
@@ -556,6 +622,25 @@ MLK_INLINE MLK_T256 void tile256(const int TYPE, const int R, const int C, const
                 wc0[r] = -h2f256(mlk_q_rd16(b + 2)) * (float)m;
                 break;
             }
+            case MLK_Q_Q2_K: {
+                const uint8_t *b = row + (size_t)(u / 8) * MLK_Q2_K_BYTES;
+                const float d = h2f256(mlk_q_rd16(b + MLK_Q2K_D)), dmin = h2f256(mlk_q_rd16(b + MLK_Q2K_D + 2));
+                const uint8_t *sc = b + 2 * (u % 8);
+                ws0[r] = d * (float)(sc[0] & 0xF);
+                ws1[r] = d * (float)(sc[1] & 0xF);
+                wc0[r] = -dmin * (float)(sc[0] >> 4);
+                wc1[r] = -dmin * (float)(sc[1] >> 4);
+                break;
+            }
+            case MLK_Q_Q3_K: {
+                const uint8_t *b = row + (size_t)(u / 8) * MLK_Q3_K_BYTES;
+                const float d = h2f256(mlk_q_rd16(b + MLK_Q3K_D));
+                ws0[r] = d * (float)mlk_q3k_scale((int)(2 * (u % 8)), b + MLK_Q3K_SC);
+                ws1[r] = d * (float)mlk_q3k_scale((int)(2 * (u % 8) + 1), b + MLK_Q3K_SC);
+                wc0[r] = -4.0f * ws0[r];
+                wc1[r] = -4.0f * ws1[r];
+                break;
+            }
             case MLK_Q_Q6_K:
             default: {
                 const uint8_t *b = row + (size_t)(u / 8) * MLK_Q6_K_BYTES;
@@ -582,11 +667,11 @@ MLK_INLINE MLK_T256 void tile256(const int TYPE, const int R, const int C, const
                 } else {
                     dot = dot_u8s8_256(wv[r], av);
                 }
-                const __m256 s = TYPE == MLK_Q_Q6_K
+                const __m256 s = MLK_SUB16(TYPE)
                                      ? _mm256_set_m128(_mm_set1_ps(ws1[r] * da), _mm_set1_ps(ws0[r] * da))
                                      : _mm256_set1_ps(ws0[r] * da);
                 acc[r][c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), s, acc[r][c]);
-                if (TYPE == MLK_Q_Q6_K)
+                if (MLK_SUB16(TYPE))
                     corr[r][c] += wc0[r] * acts[c].s16[2 * u] + wc1[r] * acts[c].s16[2 * u + 1];
                 else if (TYPE != MLK_Q_Q8_0 && TYPE != MLK_Q_IQ4_NL)
                     corr[r][c] += wc0[r] * acts[c].s[u];
@@ -643,6 +728,8 @@ MLK_DEFINE_DRIVER256(mm256_q5_1, MLK_Q_Q5_1)
 MLK_DEFINE_DRIVER256(mm256_q4_k, MLK_Q_Q4_K)
 MLK_DEFINE_DRIVER256(mm256_q5_k, MLK_Q_Q5_K)
 MLK_DEFINE_DRIVER256(mm256_q6_k, MLK_Q_Q6_K)
+MLK_DEFINE_DRIVER256(mm256_q2_k, MLK_Q_Q2_K)
+MLK_DEFINE_DRIVER256(mm256_q3_k, MLK_Q_Q3_K)
 
 int mlk_q_matmul_avx2(int wtype, const void *xq, int64_t n, int64_t k, const void *w, int64_t j0, int64_t j1,
                       float *y, int64_t ldy) {
@@ -656,6 +743,8 @@ int mlk_q_matmul_avx2(int wtype, const void *xq, int64_t n, int64_t k, const voi
     case MLK_Q_Q4_K: mm256_q4_k(xq, n, k, w, j0, j1, y, ldy); return 1;
     case MLK_Q_Q5_K: mm256_q5_k(xq, n, k, w, j0, j1, y, ldy); return 1;
     case MLK_Q_Q6_K: mm256_q6_k(xq, n, k, w, j0, j1, y, ldy); return 1;
+    case MLK_Q_Q2_K: mm256_q2_k(xq, n, k, w, j0, j1, y, ldy); return 1;
+    case MLK_Q_Q3_K: mm256_q3_k(xq, n, k, w, j0, j1, y, ldy); return 1;
     default: return 0;
     }
 }

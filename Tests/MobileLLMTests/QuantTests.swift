@@ -8,16 +8,26 @@ enum QuantTestSupport {
     static let fixtureURL = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .appendingPathComponent("Fixtures/quant/quant_reference.json")
 
-    static let matmulTypes: [QuantType] = [.q4_0, .q4_1, .q5_0, .q5_1, .q8_0, .iq4_nl, .q4_K, .q5_K, .q6_K]
+    static let matmulTypes: [QuantType] = [.q4_0, .q4_1, .q5_0, .q5_1, .q8_0, .iq4_nl, .q2_K, .q3_K, .q4_K, .q5_K, .q6_K]
+
+    /// Byte offsets of the f16 scale fields in one block of each type this library cannot write.
+    static let scaleFields: [QuantType: [Int]] = [.iq4_nl: [0], .q2_K: [80, 82], .q3_K: [108]]
 
     /// `rows` rows of k weights in `type`: the C quantization of Gaussian values (scale `scale`), or, for a type
-    /// this library cannot write (IQ4_NL), random codes with random f16 scales of the same order of magnitude.
+    /// this library cannot write (IQ4_NL, Q2_K, Q3_K), random codes with random f16 scales of the same order of
+    /// magnitude.
     static func weightBytes(type: QuantType, rows: Int, k: Int, seed: UInt64, scale: Float = 0.05) -> [UInt8] {
         if type.canQuantize { return cQuantize(normals(rows * k, seed: seed, scale: scale), type: type, rows: rows, k: k) }
         var g = SeededGenerator(seed: seed)
         var bytes = (0..<(rows * (type.rowBytes(k) ?? 0))).map { _ in UInt8(truncatingIfNeeded: g.next()) }
-        let scales = normals(bytes.count / type.blockBytes, seed: seed ^ 0x5EED, scale: 2 * scale / 127)
-        for (b, d) in scales.enumerated() { QuantReference.store16(Float16(d).bitPattern, &bytes, b * type.blockBytes) }
+        let fields = scaleFields[type] ?? []
+        let blocks = bytes.count / type.blockBytes
+        let scales = normals(blocks * fields.count, seed: seed ^ 0x5EED, scale: 2 * scale / 127)
+        for b in 0..<blocks {
+            for (f, offset) in fields.enumerated() {
+                QuantReference.store16(Float16(scales[b * fields.count + f]).bitPattern, &bytes, b * type.blockBytes + offset)
+            }
+        }
         return bytes
     }
 
@@ -117,7 +127,7 @@ struct QuantFormatTests {
         let expected: [(QuantType, Int32, Int, Int)] = [
             (.f32, 0, 1, 4), (.f16, 1, 1, 2), (.q4_0, 2, 32, 18), (.q4_1, 3, 32, 20), (.q5_0, 6, 32, 22),
             (.q5_1, 7, 32, 24), (.q8_0, 8, 32, 34), (.q4_K, 12, 256, 144), (.q5_K, 13, 256, 176), (.q6_K, 14, 256, 210),
-            (.iq4_nl, 20, 32, 18), (.bf16, 30, 1, 2),
+            (.iq4_nl, 20, 32, 18), (.q2_K, 10, 256, 84), (.q3_K, 11, 256, 110), (.bf16, 30, 1, 2),
         ]
         #expect(Set(expected.map(\.0)) == Set(QuantType.allCases), "every case is listed")
         for (type, id, block, bytes) in expected {
@@ -141,7 +151,7 @@ struct QuantFormatTests {
 
     @Test("invalid type ids and sizes give 0 / nil / no writes, never a crash")
     func invalidInput() {
-        for bad: Int32 in [-1, 4, 5, 9, 10, 11, 15, 16, 21, 23, 29, 31, 1000] {
+        for bad: Int32 in [-1, 4, 5, 9, 15, 16, 21, 23, 29, 31, 1000] {
             #expect(mlk_q_row_bytes(bad, 256) == 0)
             #expect(mlk_q_block_size(bad) == 0)
             #expect(mlk_q_act_row_bytes(bad, 256) == 0)
@@ -186,7 +196,10 @@ struct QuantFormatTests {
             let entry = fixture.types.values.first { $0.type_id == type.rawValue }
             #expect(entry != nil, "no fixture for \(type)")
             if type.blockSize == 32 && type.canQuantize { #expect(entry?.quantized_by == "gguf", "\(type)") }
-            if !type.canQuantize { #expect((entry?.random_blocks.count ?? 0) >= 512, "\(type): dequantization-only fixture") }
+            if !type.canQuantize {
+                #expect((entry?.random_blocks.count ?? 0) >= 2048, "\(type): dequantization-only fixture")
+                #expect(QuantTestSupport.scaleFields[type] != nil, "\(type): test weights need its scale fields")
+            }
         }
         for (name, entry) in fixture.types.sorted(by: { $0.key < $1.key }) {
             let type = try #require(QuantType(rawValue: entry.type_id), "\(name)")

@@ -208,20 +208,24 @@ struct QuantizeExportTests {
         print("\(fixture) \(type.name): relative RMS \(result.relativeRMS), arg-max agreement \(result.argmaxAgreement)")
     }
 
-    @Test("IQ4_NL is read-only: exporting or quantizing on load to it is refused, naming the option")
+    @Test("IQ4_NL, Q2_K and Q3_K are read-only: exporting or quantizing on load to them is refused, naming the option")
     func readOnlyTypeRefused() throws {
         let directory = try TemporaryDirectory()
-        for options in [GGUFExportOptions(type: .iq4_nl), GGUFExportOptions(type: .q8_0, outputType: .iq4_nl)] {
-            #expect(throws: MobileLLMError.self) {
-                try GGUFExport.write(modelAt: Fixtures.path("llama-f16"), to: directory.path + "/x.gguf", options: options)
+        let readOnly = QuantType.allCases.filter { !$0.canQuantize }
+        #expect(Set(readOnly) == [.iq4_nl, .q2_K, .q3_K])
+        for type in readOnly {
+            for options in [GGUFExportOptions(type: type), GGUFExportOptions(type: .q8_0, outputType: type)] {
+                #expect(throws: MobileLLMError.self) {
+                    try GGUFExport.write(modelAt: Fixtures.path("llama-f16"), to: directory.path + "/x.gguf", options: options)
+                }
             }
-        }
-        #expect(!FileManager.default.fileExists(atPath: directory.path + "/x.gguf"))
-        do {
-            _ = try Model(path: Fixtures.path("llama-f16"), options: ModelLoadOptions(quantize: .iq4_nl))
-            Issue.record("quantize-on-load to IQ4_NL was accepted")
-        } catch let MobileLLMError.invalidArgument(name, problem) {
-            #expect(name == "quantize" && problem.contains("iq4_nl"), "\(name): \(problem)")
+            #expect(!FileManager.default.fileExists(atPath: directory.path + "/x.gguf"))
+            do {
+                _ = try Model(path: Fixtures.path("llama-f16"), options: ModelLoadOptions(quantize: type))
+                Issue.record("quantize-on-load to \(type) was accepted")
+            } catch let MobileLLMError.invalidArgument(name, problem) {
+                #expect(name == "quantize" && problem.contains(type.name), "\(name): \(problem)")
+            }
         }
     }
 

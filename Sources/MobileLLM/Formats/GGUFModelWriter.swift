@@ -192,6 +192,8 @@ public enum GGUFExport {
         case .q5_1: return 9
         case .q8_0: return 7
         case .iq4_nl: return 25
+        case .q2_K: return 10
+        case .q3_K: return 12
         case .q4_K: return 15
         case .q5_K: return 17
         case .q6_K: return 18

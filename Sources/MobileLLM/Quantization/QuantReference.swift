@@ -8,7 +8,7 @@ public enum QuantReference {
     // MARK: - Quantization
 
     /// Quantizes one row of weights into `type`'s blocks (ggml reference rounding); nil if `x.count` is not a
-    /// multiple of the block size or the type cannot be written (`canQuantize`: IQ4_NL).
+    /// multiple of the block size or the type cannot be written (`canQuantize`: IQ4_NL, Q2_K, Q3_K).
     public static func quantize(_ x: [Float], type: QuantType) -> [UInt8]? {
         guard type.canQuantize, let bytes = type.rowBytes(x.count) else { return nil }
         var out = [UInt8](repeating: 0, count: bytes)
@@ -35,7 +35,7 @@ public enum QuantReference {
             for b in 0..<(x.count / 256) { quantizeQ5_K(Array(x[(b * 256)..<(b * 256 + 256)]), &out, b * 176) }
         case .q6_K:
             for b in 0..<(x.count / 256) { quantizeQ6_K(Array(x[(b * 256)..<(b * 256 + 256)]), &out, b * 210) }
-        case .iq4_nl:
+        case .iq4_nl, .q2_K, .q3_K:
             return nil
         }
         return out
@@ -91,6 +91,23 @@ public enum QuantReference {
                 for j in 0..<16 {
                     y[32 * b + j] = d * Float(iq4nlLevels[Int(bytes[o + 2 + j] & 0xF)])
                     y[32 * b + j + 16] = d * Float(iq4nlLevels[Int(bytes[o + 2 + j] >> 4)])
+                }
+            }
+        case .q2_K:
+            for b in 0..<(count / 256) {
+                let o = b * 84, d = half(bytes, o + 80), dmin = half(bytes, o + 82)
+                for e in 0..<256 {
+                    let sc = bytes[o + e / 16]
+                    let dl = d * Float(sc & 0xF), ml = dmin * Float(sc >> 4)
+                    y[256 * b + e] = dl * Float(q2KCode(bytes, o + 16, e)) - ml
+                }
+            }
+        case .q3_K:
+            for b in 0..<(count / 256) {
+                let o = b * 110, d = half(bytes, o + 108)
+                for e in 0..<256 {
+                    let dl = d * Float(q3KScale(e / 16, bytes, o + 96))
+                    y[256 * b + e] = dl * Float(q3KCode(bytes, o, e))
                 }
             }
         case .q4_K:
@@ -235,6 +252,23 @@ public enum QuantReference {
                     add(32 * b + j + 16, scale: d, code: iq4nlLevels[Int(w[18 * b + 2 + j] >> 4)], offset: 0)
                 }
             }
+        case .q2_K:
+            for b in 0..<(k / 256) {
+                let o = 84 * b, d = Double(half(w, o + 80)), dmin = Double(half(w, o + 82))
+                for e in 0..<256 {
+                    let sc = w[o + e / 16]
+                    add(256 * b + e, scale: d * Double(sc & 0xF), code: q2KCode(w, o + 16, e), offset: -dmin * Double(sc >> 4))
+                }
+            }
+        case .q3_K:
+            for b in 0..<(k / 256) {
+                let o = 110 * b, d = Double(half(w, o + 108))
+                for e in 0..<256 {
+                    // The kernels add codes 0...7 and fold the -4 into the offset; so does the magnitude here.
+                    let scale = d * Double(q3KScale(e / 16, w, o + 96))
+                    add(256 * b + e, scale: scale, code: q3KCode(w, o, e) + 4, offset: -4 * scale)
+                }
+            }
         case .q4_K:
             for b in 0..<(k / 256) {
                 let o = 144 * b, d = Double(half(w, o)), dmin = Double(half(w, o + 2))
@@ -281,6 +315,26 @@ public enum QuantReference {
     static func q4KCode(_ w: [UInt8], _ o: Int, _ j: Int, _ l: Int) -> Int {
         let byte = w[o + 16 + 32 * (j / 2) + l]
         return Int(j % 2 == 0 ? byte & 0xF : byte >> 4)
+    }
+
+    /// Q2_K / Q3_K: the 2-bit code (0...3) of element `e` (0...255) of a super-block whose qs[64] is at `qs`:
+    /// element 128h + 32j + l sits at bits 2j of qs[32h + l].
+    static func q2KCode(_ w: [UInt8], _ qs: Int, _ e: Int) -> Int {
+        Int((w[qs + 32 * (e / 128) + e % 32] >> UInt8(2 * ((e % 128) / 32))) & 3)
+    }
+
+    /// Q3_K: the signed code (-4...3) of element `e` of the super-block at `o`: the 2-bit code (qs at o + 32), minus 4
+    /// unless bit e / 32 of hmask[e % 32] is set.
+    static func q3KCode(_ w: [UInt8], _ o: Int, _ e: Int) -> Int {
+        let high = (w[o + e % 32] >> UInt8(e / 32)) & 1
+        return q2KCode(w, o + 32, e) - (high == 1 ? 0 : 4)
+    }
+
+    /// Q3_K: the signed 6-bit scale (-32...31) of sub-block `s` (0...15) from the 12 packed bytes at `o`.
+    static func q3KScale(_ s: Int, _ w: [UInt8], _ o: Int) -> Int {
+        let low = s < 8 ? w[o + s] & 0xF : w[o + s - 8] >> 4
+        let high = (w[o + 8 + s % 4] >> UInt8(2 * (s / 4))) & 3
+        return Int(low | high << 4) - 32
     }
 
     /// IQ4_NL: the 16 levels a 4-bit index selects (ggml's kvalues_iq4nl).
