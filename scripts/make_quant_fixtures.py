@@ -11,8 +11,8 @@ gguf-py has no quantizer for Q4_K, Q5_K and Q6_K (only dequantize). For those th
 quantize_row_q4_K_ref / quantize_row_q5_K_ref / quantize_row_q6_K_ref in the libggml-base.so that the llama-cpp-python wheel installs
 in the same venv (called through ctypes), and the floats from gguf.quants.dequantize of those bytes. Without
 llama-cpp-python the script falls back to this project's C quantizer (built here with clang) and says so in
-"quantized_by" (the Q4_K and Q6_K entries were made with ggml; the Q5_K entry, added later without
-llama-cpp-python at hand, with this project's C quantizer, so only its dequantized floats are external). Types
+"quantized_by" (every K-quant entry in the committed fixture was made with ggml: Q4_K and Q6_K with the
+llama-cpp-python wheel's library, Q5_K with libggml-base built from llama-cpp-python 0.3.36's vendored llama.cpp). Types
 are generated in a fixed order from one random stream, so adding a type at the end of TYPES leaves the entries
 of the earlier types unchanged. The script also prints how many rows our C quantizer (and, for the legacy types, ggml's _ref
 functions) differ on: 0 for every type when this fixture was made.
@@ -68,13 +68,17 @@ def build_c_quantizer():
 
 
 def load_ggml():
-    """ggml's own reference quantizers (quantize_row_*_ref) from the llama-cpp-python wheel's libggml-base, if
-    installed in this venv; None otherwise."""
-    try:
-        import llama_cpp
-    except ImportError:
-        return None
-    path = os.path.join(os.path.dirname(llama_cpp.__file__), "lib", "libggml-base.so")
+    """ggml's own reference quantizers (quantize_row_*_ref) from a libggml-base: $MOBILELLM_LIBGGML_BASE if set
+    (e.g. built from the llama.cpp that llama-cpp-python's sdist vendors: `cmake -S vendor/llama.cpp/ggml -B b
+    -DGGML_CPU=OFF -DBUILD_SHARED_LIBS=ON && cmake --build b --target ggml-base`), else the llama-cpp-python wheel's
+    in this venv; None if neither exists."""
+    path = os.environ.get("MOBILELLM_LIBGGML_BASE")
+    if not path:
+        try:
+            import llama_cpp
+        except ImportError:
+            return None
+        path = os.path.join(os.path.dirname(llama_cpp.__file__), "lib", "libggml-base.so")
     if not os.path.exists(path):
         return None
     handle = ctypes.CDLL(path)
