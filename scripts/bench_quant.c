@@ -96,10 +96,24 @@ static void read_bandwidth(void) {
     free(bwbuf);
 }
 
+/* Types without a quantizer (IQ4_NL, Q2_K, Q3_K): random codes with f16 scales of 2^-10 (0x1400). */
+static void fill_random_blocks(int type, void *w, size_t bytes) {
+    const size_t bb = mlk_q_row_bytes(type, mlk_q_block_size(type));
+    const size_t d = type == MLK_Q_IQ4_NL ? 0 : type == MLK_Q_Q2_K ? 80 : 108; /* Q2_K: also dmin at 82 */
+    uint8_t *p = (uint8_t *)w;
+    for (size_t i = 0; i < bytes; i++) p[i] = (uint8_t)rand();
+    for (size_t b = 0; b + bb <= bytes; b += bb) {
+        p[b + d] = 0x00;
+        p[b + d + 1] = 0x14;
+        if (type == MLK_Q_Q2_K) { p[b + 82] = 0x00; p[b + 83] = 0x14; }
+    }
+}
+
 int main(int argc, char **argv) {
     int64_t m = argc > 2 ? atoll(argv[1]) : 6144, k = argc > 2 ? atoll(argv[2]) : 1536;
-    const int types[] = {MLK_Q_Q4_0, MLK_Q_Q4_1, MLK_Q_Q8_0, MLK_Q_Q4_K, MLK_Q_Q6_K};
-    const char *names[] = {"q4_0", "q4_1", "q8_0", "q4_K", "q6_K"};
+    const int types[] = {MLK_Q_Q4_0, MLK_Q_Q4_1, MLK_Q_Q5_0, MLK_Q_Q5_1, MLK_Q_Q8_0, MLK_Q_IQ4_NL, MLK_Q_Q2_K, MLK_Q_Q3_K, MLK_Q_Q4_K, MLK_Q_Q5_K, MLK_Q_Q6_K};
+    const char *names[] = {"q4_0", "q4_1", "q5_0", "q5_1", "q8_0", "iq4_nl", "q2_K", "q3_K", "q4_K", "q5_K", "q6_K"};
+    const int ntypes = (int)(sizeof types / sizeof types[0]);
     const int nprefill = 64;
     float *wf = malloc(sizeof(float) * m * k), *x = malloc(sizeof(float) * nprefill * k);
     srand(1);
@@ -110,7 +124,7 @@ int main(int argc, char **argv) {
     const char *only = getenv("TYPES"); /* e.g. TYPES=q4_0,q4_1 */
     const int min_isa = getenv("ALL_ISAS") ? MLK_ISA_AVX2 : (int)mlk_detect_isa();
     read_bandwidth();
-    for (int ti = 0; ti < 5; ti++) {
+    for (int ti = 0; ti < ntypes; ti++) {
         int type = types[ti];
         if (only && !strstr(only, names[ti])) continue;
         size_t rb = mlk_q_row_bytes(type, k);
@@ -119,6 +133,7 @@ int main(int argc, char **argv) {
         const int copies = getenv("L3") ? 1 : (int)((512u << 20) / wstride) + 1;
         char *w = aligned_alloc(4096, wstride * copies);
         mlk_q_quantize_rows(type, wf, m, k, w);
+        if (!mlk_q_can_quantize(type)) fill_random_blocks(type, w, rb * m);
         for (int c = 1; c < copies; c++) memcpy(w + c * wstride, w, wstride);
         void *xq = aligned_alloc(64, (mlk_q_act_row_bytes(type, k) * nprefill + 63) / 64 * 64);
         mlk_q_quantize_activations(type, x, nprefill, k, xq);

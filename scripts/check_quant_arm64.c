@@ -14,8 +14,22 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+/* Types without a quantizer (IQ4_NL, Q2_K, Q3_K): random codes with f16 scales of 2^-10 (0x1400). */
+static void fill_random_blocks(int type, void *w, size_t bytes) {
+    const size_t bb = mlk_q_row_bytes(type, mlk_q_block_size(type));
+    const size_t d = type == MLK_Q_IQ4_NL ? 0 : type == MLK_Q_Q2_K ? 80 : 108; /* Q2_K: also dmin at 82 */
+    uint8_t *p = (uint8_t *)w;
+    for (size_t i = 0; i < bytes; i++) p[i] = (uint8_t)rand();
+    for (size_t b = 0; b + bb <= bytes; b += bb) {
+        p[b + d] = 0x00;
+        p[b + d + 1] = 0x14;
+        if (type == MLK_Q_Q2_K) { p[b + 82] = 0x00; p[b + 83] = 0x14; }
+    }
+}
+
 int main(void) {
-    const int types[] = {MLK_Q_Q4_0, MLK_Q_Q4_1, MLK_Q_Q8_0, MLK_Q_Q4_K, MLK_Q_Q6_K};
+    const int types[] = {MLK_Q_Q4_0, MLK_Q_Q4_1, MLK_Q_Q5_0, MLK_Q_Q5_1, MLK_Q_Q8_0, MLK_Q_IQ4_NL, MLK_Q_Q2_K, MLK_Q_Q3_K, MLK_Q_Q4_K, MLK_Q_Q5_K, MLK_Q_Q6_K};
+    const int ntypes = (int)(sizeof types / sizeof types[0]);
     const int64_t ks[] = {256, 512, 1280};
     const int ns[] = {1, 2, 3, 5, 8, 17};
     const int64_t m = 13;
@@ -23,7 +37,7 @@ int main(void) {
     printf("detected isa %d (4 = NEON DotProd)\n", mlk_detect_isa());
     if (mlk_detect_isa() != MLK_ISA_NEON_DOTPROD) return 2;
     srand(3);
-    for (int ti = 0; ti < 5; ti++) {
+    for (int ti = 0; ti < ntypes; ti++) {
         double worst = 0;
         for (int ki = 0; ki < 3; ki++) {
             int64_t k = ks[ki];
@@ -32,6 +46,7 @@ int main(void) {
             for (int64_t i = 0; i < 17 * k; i++) x[i] = (float)rand() / (float)RAND_MAX - 0.5f;
             void *w = malloc(mlk_q_row_bytes(types[ti], k) * m), *xq = malloc(mlk_q_act_row_bytes(types[ti], k) * 17);
             mlk_q_quantize_rows(types[ti], wf, m, k, w);
+            if (!mlk_q_can_quantize(types[ti])) fill_random_blocks(types[ti], w, mlk_q_row_bytes(types[ti], k) * m);
             for (int ni = 0; ni < 6; ni++) {
                 int n = ns[ni];
                 mlk_q_quantize_activations(types[ti], x, n, k, xq);

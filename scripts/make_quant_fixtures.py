@@ -1,17 +1,20 @@
 #!/usr/bin/env python3
 """Writes Tests/Fixtures/quant/quant_reference.json: external references for the quantized formats.
 
-Run with the reference venv (numpy + gguf):  /work/refvenv/bin/python scripts/make_quant_fixtures.py
+Run with a venv that has numpy + gguf (0.19):  /work/venv/bin/python scripts/make_quant_fixtures.py
 CI never runs this; the JSON is committed.
 
-For Q8_0, Q4_0 and Q4_1, gguf-py (gguf.quants) is the external reference for both directions: the stored bytes
-are what gguf.quants.quantize produces, the stored floats what gguf.quants.dequantize returns.
+For Q8_0, Q4_0, Q4_1, Q5_0 and Q5_1, gguf-py (gguf.quants) is the external reference for both directions: the
+stored bytes are what gguf.quants.quantize produces, the stored floats what gguf.quants.dequantize returns.
 
-gguf-py has no quantizer for Q4_K and Q6_K (only dequantize). For those the bytes come from ggml itself:
-quantize_row_q4_K_ref / quantize_row_q6_K_ref in the libggml-base.so that the llama-cpp-python wheel installs
+gguf-py has no quantizer for Q4_K, Q5_K and Q6_K (only dequantize). For those the bytes come from ggml itself:
+quantize_row_q4_K_ref / quantize_row_q5_K_ref / quantize_row_q6_K_ref in the libggml-base.so that the llama-cpp-python wheel installs
 in the same venv (called through ctypes), and the floats from gguf.quants.dequantize of those bytes. Without
 llama-cpp-python the script falls back to this project's C quantizer (built here with clang) and says so in
-"quantized_by". The script also prints how many rows our C quantizer (and, for the legacy types, ggml's _ref
+"quantized_by" (every K-quant entry in the committed fixture was made with ggml: Q4_K and Q6_K with the
+llama-cpp-python wheel's library, Q5_K with libggml-base built from llama-cpp-python 0.3.36's vendored llama.cpp). Types
+are generated in a fixed order from one random stream, so adding a type at the end of TYPES leaves the entries
+of the earlier types unchanged. The script also prints how many rows our C quantizer (and, for the legacy types, ggml's _ref
 functions) differ on: 0 for every type when this fixture was made.
 
 Every type also gets "random_blocks": random bytes (with finite f16 scale fields) and gguf's dequantization of
@@ -34,8 +37,16 @@ from gguf import quants
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OUT = os.path.join(ROOT, "Tests", "Fixtures", "quant", "quant_reference.json")
 
-TYPES = {"q8_0": (T.Q8_0, 8), "q4_0": (T.Q4_0, 2), "q4_1": (T.Q4_1, 3), "q4_K": (T.Q4_K, 12), "q6_K": (T.Q6_K, 14)}
-HAS_GGUF_QUANTIZE = {"q8_0", "q4_0", "q4_1"}
+# New types go at the end: the random stream is consumed in this order.
+TYPES = {"q8_0": (T.Q8_0, 8), "q4_0": (T.Q4_0, 2), "q4_1": (T.Q4_1, 3), "q4_K": (T.Q4_K, 12), "q6_K": (T.Q6_K, 14),
+         "q5_0": (T.Q5_0, 6), "q5_1": (T.Q5_1, 7), "q5_K": (T.Q5_K, 13), "iq4_nl": (T.IQ4_NL, 20),
+         "q2_K": (T.Q2_K, 10), "q3_K": (T.Q3_K, 11)}
+# Types mobilellm reads but does not write: only random blocks and gguf's dequantization of them.
+DEQUANTIZE_ONLY = {"iq4_nl", "q2_K", "q3_K"}
+HAS_GGUF_QUANTIZE = {"q8_0", "q4_0", "q4_1", "q5_0", "q5_1"}
+# Entries kept from the committed fixture when this run cannot reproduce their source (ggml's K-quant quantizers
+# need llama-cpp-python); regenerated otherwise.
+GGML_ONLY = {"q4_K", "q6_K"}
 
 
 def f32hex(a):
@@ -57,18 +68,22 @@ def build_c_quantizer():
 
 
 def load_ggml():
-    """ggml's own reference quantizers (quantize_row_*_ref) from the llama-cpp-python wheel's libggml-base, if
-    installed in this venv; None otherwise."""
-    try:
-        import llama_cpp
-    except ImportError:
-        return None
-    path = os.path.join(os.path.dirname(llama_cpp.__file__), "lib", "libggml-base.so")
+    """ggml's own reference quantizers (quantize_row_*_ref) from a libggml-base: $MOBILELLM_LIBGGML_BASE if set
+    (e.g. built from the llama.cpp that llama-cpp-python's sdist vendors: `cmake -S vendor/llama.cpp/ggml -B b
+    -DGGML_CPU=OFF -DBUILD_SHARED_LIBS=ON && cmake --build b --target ggml-base`), else the llama-cpp-python wheel's
+    in this venv; None if neither exists."""
+    path = os.environ.get("MOBILELLM_LIBGGML_BASE")
+    if not path:
+        try:
+            import llama_cpp
+        except ImportError:
+            return None
+        path = os.path.join(os.path.dirname(llama_cpp.__file__), "lib", "libggml-base.so")
     if not os.path.exists(path):
         return None
     handle = ctypes.CDLL(path)
-    for fn in ("quantize_row_q4_0_ref", "quantize_row_q4_1_ref", "quantize_row_q8_0_ref",
-               "quantize_row_q4_K_ref", "quantize_row_q6_K_ref"):
+    for fn in ("quantize_row_q4_0_ref", "quantize_row_q4_1_ref", "quantize_row_q8_0_ref", "quantize_row_q5_0_ref",
+               "quantize_row_q5_1_ref", "quantize_row_q4_K_ref", "quantize_row_q5_K_ref", "quantize_row_q6_K_ref"):
         getattr(handle, fn).argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64]
     return handle
 
@@ -125,13 +140,13 @@ def input_rows(rng):
 
 
 def random_blocks(rng, name, type_id):
-    """Random block bytes with finite f16 scale fields, 8 blocks."""
+    """Random block bytes with finite f16 scale fields, 8 blocks (2048 weights for the dequantize-only types)."""
     qt, _ = TYPES[name]
     bs, nbytes = quants.GGML_QUANT_SIZES[qt]
-    nblocks = 8
+    nblocks = 2048 // bs if name in DEQUANTIZE_ONLY else 8
     raw = rng.integers(0, 256, size=(nblocks, nbytes), dtype=np.uint8)
     halves = lambda n: (rng.standard_normal(n) * 0.05).astype(np.float16).view(np.uint8).reshape(n, 2)
-    if name in ("q8_0", "q4_0"):
+    if name in ("q8_0", "q4_0", "iq4_nl"):
         raw[:, 0:2] = halves(nblocks)
     elif name == "q4_1":
         raw[:, 0:2] = halves(nblocks)
@@ -141,6 +156,16 @@ def random_blocks(rng, name, type_id):
         raw[:, 2:4] = halves(nblocks)
     elif name == "q6_K":
         raw[:, 208:210] = halves(nblocks)
+    elif name == "q5_0":
+        raw[:, 0:2] = halves(nblocks)
+    elif name in ("q5_1", "q5_K"):
+        raw[:, 0:2] = halves(nblocks)
+        raw[:, 2:4] = halves(nblocks)
+    elif name == "q2_K":
+        raw[:, 80:82] = halves(nblocks)
+        raw[:, 82:84] = halves(nblocks)
+    elif name == "q3_K":
+        raw[:, 108:110] = halves(nblocks)
     k = nblocks * bs
     deq = quants.dequantize(raw.reshape(1, -1), qt).reshape(-1)
     return {"count": k, "bytes": raw.tobytes().hex(), "dequantized": f32hex(deq)}
@@ -154,13 +179,36 @@ def main():
         "k": int(rows.shape[1]),
         "rows": [f32hex(r) for r in rows],
         "types": {},
-        "note": "bytes for q8_0/q4_0/q4_1 from gguf.quants.quantize; for q4_K/q6_K from ggml's "
-                "quantize_row_*_ref (libggml-base of llama-cpp-python; gguf-py has no K-quant quantizer); "
+        "note": "bytes for q8_0/q4_0/q4_1/q5_0/q5_1 from gguf.quants.quantize; for q4_K/q6_K from ggml's "
+                "quantize_row_*_ref (libggml-base of llama-cpp-python; gguf-py has no K-quant quantizer); for q5_K "
+                "see its quantized_by; iq4_nl, q2_K, q3_K (read-only in mobilellm) have random blocks only; "
                 "dequantized floats always from gguf.quants.dequantize",
     }
     ggml = load_ggml()
+    previous = None
+    if ggml is None and os.path.exists(OUT):
+        with open(OUT) as f:
+            previous = json.load(f)
     for name, (qt, type_id) in TYPES.items():
+        if name in DEQUANTIZE_ONLY:
+            fixture["types"][name] = {"type_id": type_id, "quantized_by": "none (dequantize only)", "rows": [],
+                                      "random_blocks": random_blocks(rng, name, type_id)}
+            print(f"{name}: dequantize-only, {fixture['types'][name]['random_blocks']['count']} random weights")
+            continue
         ours = c_quantize(lib, type_id, rows)
+        if name in GGML_ONLY and ggml is None and previous is not None and name in previous["types"]:
+            # Keep ggml's bytes; still draw this type's random blocks so later types see the same stream.
+            kept = previous["types"][name]
+            kept_bytes = np.array([np.frombuffer(bytes.fromhex(r["bytes"]), dtype=np.uint8) for r in kept["rows"]])
+            mismatched = int((kept_bytes != ours).any(axis=1).sum())
+            print(f"{name}: kept ggml's bytes from the committed fixture; our C quantizer differs on {mismatched} rows")
+            deq = quants.dequantize(kept_bytes, qt)
+            for i in range(len(rows)):
+                assert kept["rows"][i]["dequantized"] == f32hex(deq[i]), f"{name} row {i}: gguf dequantize changed"
+            fresh = random_blocks(rng, name, type_id)
+            assert fresh == kept["random_blocks"], f"{name}: random blocks changed"
+            fixture["types"][name] = kept
+            continue
         if name in HAS_GGUF_QUANTIZE:
             qbytes, source = quants.quantize(rows, qt), "gguf"
         elif ggml is not None:

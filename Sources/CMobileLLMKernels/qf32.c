@@ -16,13 +16,20 @@
 #define QF_PREFETCH_ROWS_Q4 8
 #define QF_PREFETCH_ROWS_Q8 16
 
-enum { QF_Q4_0 = 2, QF_Q4_1 = 3, QF_Q8_0 = 8, QF_Q4_K = 12, QF_Q6_K = 14 };
+enum { QF_Q4_0 = 2, QF_Q4_1 = 3, QF_Q5_0 = 6, QF_Q5_1 = 7, QF_Q8_0 = 8, QF_Q2_K = 10, QF_Q3_K = 11, QF_Q4_K = 12,
+       QF_Q5_K = 13, QF_Q6_K = 14, QF_IQ4_NL = 20 };
 
 int mlk_qf32_supported(int wtype) {
-    return wtype == QF_Q4_0 || wtype == QF_Q4_1 || wtype == QF_Q8_0 || wtype == QF_Q4_K || wtype == QF_Q6_K;
+    switch (wtype) {
+    case QF_Q4_0: case QF_Q4_1: case QF_Q5_0: case QF_Q5_1: case QF_Q8_0: case QF_Q4_K: case QF_Q5_K: case QF_Q6_K:
+    case QF_IQ4_NL: case QF_Q2_K: case QF_Q3_K: return 1;
+    default: return 0;
+    }
 }
 
-static int64_t qf_block(int wtype) { return (wtype == QF_Q4_K || wtype == QF_Q6_K) ? 256 : 32; }
+static int64_t qf_block(int wtype) {
+    return (wtype == QF_Q2_K || wtype == QF_Q3_K || wtype == QF_Q4_K || wtype == QF_Q5_K || wtype == QF_Q6_K) ? 256 : 32;
+}
 
 /* ------------------------------------------------------------------ portable path: dequantize, then dot */
 
@@ -103,6 +110,116 @@ QF_AVX512 static inline void qf_q4_k(const uint8_t *row, int64_t g, __m512 *lo, 
     const __m512i q1 = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(qs + 16)));
     *lo = _mm512_sub_ps(_mm512_mul_ps(d, _mm512_cvtepi32_ps(_mm512_and_si512(_mm512_srli_epi32(q0, (unsigned)shift), mask))), m);
     *hi = _mm512_sub_ps(_mm512_mul_ps(d, _mm512_cvtepi32_ps(_mm512_and_si512(_mm512_srli_epi32(q1, (unsigned)shift), mask))), m);
+}
+
+/* Q5_0 / Q5_1: 16 weights' 5-bit codes (as int32 lanes) from 16 nibbles and 16 bits of qh starting at bit `first`. */
+QF_AVX512 static inline __m512i qf_q5_codes(__m512i nibbles, uint32_t qh, int first) {
+    const __m512i bits = _mm512_srlv_epi32(_mm512_set1_epi32((int)(qh >> first)),
+                                           _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15));
+    return _mm512_or_si512(nibbles, _mm512_slli_epi32(_mm512_and_si512(bits, _mm512_set1_epi32(1)), 4));
+}
+
+/* Q5_0: 22-byte blocks of 32: f16 d, u32 qh, qs[16]; w = (q5 - 16) * d. */
+QF_AVX512 static inline void qf_q5_0(const uint8_t *row, int64_t g, __m512 *lo, __m512 *hi) {
+    const uint8_t *b = row + g * 22;
+    const __m512 d = _mm512_set1_ps(qf_half(b));
+    uint32_t qh;
+    memcpy(&qh, b + 2, 4);
+    const __m512i q = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(b + 6)));
+    const __m512i mask = _mm512_set1_epi32(15), sixteen = _mm512_set1_epi32(16);
+    *lo = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(qf_q5_codes(_mm512_and_si512(q, mask), qh, 0), sixteen)), d);
+    *hi = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(qf_q5_codes(_mm512_srli_epi32(q, 4), qh, 16), sixteen)), d);
+}
+
+/* Q5_1: 24-byte blocks of 32: f16 d, f16 m, u32 qh, qs[16]; w = q5 * d + m (rounded after the multiply). */
+QF_AVX512 static inline void qf_q5_1(const uint8_t *row, int64_t g, __m512 *lo, __m512 *hi) {
+    const uint8_t *b = row + g * 24;
+    const __m512 d = _mm512_set1_ps(qf_half(b)), m = _mm512_set1_ps(qf_half(b + 2));
+    uint32_t qh;
+    memcpy(&qh, b + 4, 4);
+    const __m512i q = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(b + 8)));
+    const __m512i mask = _mm512_set1_epi32(15);
+    *lo = _mm512_add_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(qf_q5_codes(_mm512_and_si512(q, mask), qh, 0)), d), m);
+    *hi = _mm512_add_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(qf_q5_codes(_mm512_srli_epi32(q, 4), qh, 16)), d), m);
+}
+
+/* IQ4_NL: 18-byte blocks of 32: f16 d, qs[16] (nibbles as Q4_0); w = d * kvalues_iq4nl[nibble], the level looked
+ * up with vpermps (the low 4 bits of each lane index the 16-entry table). */
+QF_AVX512 static inline void qf_iq4_nl(const uint8_t *row, int64_t g, __m512 *lo, __m512 *hi) {
+    const uint8_t *b = row + g * 18;
+    const __m512 d = _mm512_set1_ps(qf_half(b));
+    const __m512 table = _mm512_setr_ps(-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113);
+    const __m512i q = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(b + 2)));
+    *lo = _mm512_mul_ps(d, _mm512_permutexvar_ps(q, table));
+    *hi = _mm512_mul_ps(d, _mm512_permutexvar_ps(_mm512_srli_epi32(q, 4), table));
+}
+
+/* Q5_K: 176-byte super-blocks of 256: f16 d, f16 dmin, scales[12] (as Q4_K), qh[32], qs[128];
+ * sub-block j's element l adds bit j of qh[l] as bit 4 of its code. */
+QF_AVX512 static inline void qf_q5_k(const uint8_t *row, int64_t g, __m512 *lo, __m512 *hi) {
+    const uint8_t *b = row + (g >> 3) * 176;
+    const int j = (int)(g & 7);
+    const uint8_t *scales = b + 4;
+    int sc, mn;
+    if (j < 4) {
+        sc = scales[j] & 63;
+        mn = scales[j + 4] & 63;
+    } else {
+        sc = (scales[j + 4] & 0xF) | ((scales[j - 4] >> 6) << 4);
+        mn = (scales[j + 4] >> 4) | ((scales[j] >> 6) << 4);
+    }
+    const __m512 d = _mm512_set1_ps(qf_half(b) * (float)sc);
+    const __m512 m = _mm512_set1_ps(qf_half(b + 2) * (float)mn);
+    const uint8_t *qs = b + 48 + (j >> 1) * 32, *qh = b + 16;
+    const unsigned shift = (j & 1) ? 4 : 0;
+    const __m512i mask = _mm512_set1_epi32(15), one = _mm512_set1_epi32(1);
+    for (int part = 0; part < 2; part++) {
+        const __m512i q = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(qs + 16 * part)));
+        const __m512i h = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(qh + 16 * part)));
+        const __m512i code = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi32(q, shift), mask),
+                                             _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(h, (unsigned)j), one), 4));
+        const __m512 v = _mm512_sub_ps(_mm512_mul_ps(d, _mm512_cvtepi32_ps(code)), m);
+        if (part == 0) *lo = v; else *hi = v;
+    }
+}
+
+/* Q2_K: 84-byte super-blocks of 256: scales[16] (low nibble scale, high nibble min per 16), qs[64], f16 d, f16 dmin.
+ * 32-group u (0..7) of a super-block: half h = u / 4, shift 2 * (u % 4) of qs[32h + l]; w = (d*sc)*q - dmin*m. */
+QF_AVX512 static inline void qf_q2_k(const uint8_t *row, int64_t g, __m512 *lo, __m512 *hi) {
+    const uint8_t *b = row + (g >> 3) * 84;
+    const int u = (int)(g & 7);
+    const float d = qf_half(b + 80), dmin = qf_half(b + 82);
+    const uint8_t *qs = b + 16 + 32 * (u >> 2);
+    const unsigned shift = (unsigned)(2 * (u & 3));
+    for (int part = 0; part < 2; part++) {
+        const uint8_t sc = b[2 * u + part];
+        const __m512i q = _mm512_and_si512(_mm512_srli_epi32(_mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(qs + 16 * part))), shift),
+                                           _mm512_set1_epi32(3));
+        const __m512 v = _mm512_sub_ps(_mm512_mul_ps(_mm512_set1_ps(d * (float)(sc & 0xF)), _mm512_cvtepi32_ps(q)),
+                                       _mm512_set1_ps(dmin * (float)(sc >> 4)));
+        if (part == 0) *lo = v; else *hi = v;
+    }
+}
+
+/* Q3_K: 110-byte super-blocks of 256: hmask[32], qs[64], scales[12] (6-bit, +32), f16 d. Codes as Q2_K, minus 4
+ * where bit u of hmask[l] is clear; w = (d*sc)*q. */
+QF_AVX512 static inline void qf_q3_k(const uint8_t *row, int64_t g, __m512 *lo, __m512 *hi) {
+    const uint8_t *b = row + (g >> 3) * 110;
+    const int u = (int)(g & 7);
+    const float d = qf_half(b + 108);
+    const uint8_t *qs = b + 32 + 32 * (u >> 2), *sc = b + 96;
+    const unsigned shift = (unsigned)(2 * (u & 3));
+    for (int part = 0; part < 2; part++) {
+        const int s = 2 * u + part;
+        const int scale = ((s < 8 ? sc[s] & 0xF : sc[s - 8] >> 4) | (((sc[8 + s % 4] >> (2 * (s / 4))) & 3) << 4)) - 32;
+        const __m512i q = _mm512_and_si512(_mm512_srli_epi32(_mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(qs + 16 * part))), shift),
+                                           _mm512_set1_epi32(3));
+        const __m512i h = _mm512_and_si512(_mm512_srli_epi32(_mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(b + 16 * part))), (unsigned)u),
+                                           _mm512_set1_epi32(1));
+        const __m512i code = _mm512_sub_epi32(_mm512_or_si512(q, _mm512_slli_epi32(h, 2)), _mm512_set1_epi32(4));
+        const __m512 v = _mm512_mul_ps(_mm512_set1_ps(d * (float)scale), _mm512_cvtepi32_ps(code));
+        if (part == 0) *lo = v; else *hi = v;
+    }
 }
 
 /* Q6_K: 210-byte super-blocks of 256: ql[128], qh[64], int8 scales[16], f16 d. */
@@ -263,8 +380,14 @@ QF_AVX512 static void qf_gemv_q8_0(const float *x, int64_t k, const uint8_t *w, 
 QF_DEFINE(qf_avx512_q4_0, qf_q4_0, 18, 32)
 QF_DEFINE(qf_avx512_q4_1, qf_q4_1, 20, 32)
 QF_DEFINE(qf_avx512_q8_0, qf_q8_0, 34, 32)
+QF_DEFINE(qf_avx512_iq4_nl, qf_iq4_nl, 18, 32)
+QF_DEFINE(qf_avx512_q5_0, qf_q5_0, 22, 32)
+QF_DEFINE(qf_avx512_q5_1, qf_q5_1, 24, 32)
 QF_DEFINE(qf_avx512_q4_k, qf_q4_k, 144, 256)
+QF_DEFINE(qf_avx512_q5_k, qf_q5_k, 176, 256)
 QF_DEFINE(qf_avx512_q6_k, qf_q6_k, 210, 256)
+QF_DEFINE(qf_avx512_q2_k, qf_q2_k, 84, 256)
+QF_DEFINE(qf_avx512_q3_k, qf_q3_k, 110, 256)
 
 
 /* ------------------------------------------------------------------ AVX2: 32-block types, 4 weight rows x 2 inputs
@@ -311,6 +434,38 @@ QF_AVX2 static inline void qf2_q8_0(const uint8_t *row, int64_t g, __m256 w[4]) 
         w[v] = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(b + 2 + 8 * v)))), d);
 }
 
+/* Q5_0 / Q5_1: the nibbles of qf_nibbles plus bit 4 from qh (weight i's bit is bit i). */
+QF_AVX2 static inline void qf_q5_high(uint32_t qh, __m256i q[4]) {
+    const __m256i lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), one = _mm256_set1_epi32(1);
+    for (int v = 0; v < 4; v++) {
+        const __m256i bits = _mm256_srlv_epi32(_mm256_set1_epi32((int)(qh >> (8 * v))), lanes);
+        q[v] = _mm256_or_si256(q[v], _mm256_slli_epi32(_mm256_and_si256(bits, one), 4));
+    }
+}
+
+QF_AVX2 static inline void qf2_q5_0(const uint8_t *row, int64_t g, __m256 w[4]) {
+    const uint8_t *b = row + g * 22;
+    const __m256 d = _mm256_set1_ps(qf_half2(b));
+    uint32_t qh;
+    memcpy(&qh, b + 2, 4);
+    __m256i q[4];
+    qf_nibbles(b + 6, q);
+    qf_q5_high(qh, q);
+    const __m256i sixteen = _mm256_set1_epi32(16);
+    for (int v = 0; v < 4; v++) w[v] = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(q[v], sixteen)), d);
+}
+
+QF_AVX2 static inline void qf2_q5_1(const uint8_t *row, int64_t g, __m256 w[4]) {
+    const uint8_t *b = row + g * 24;
+    const __m256 d = _mm256_set1_ps(qf_half2(b)), m = _mm256_set1_ps(qf_half2(b + 2));
+    uint32_t qh;
+    memcpy(&qh, b + 4, 4);
+    __m256i q[4];
+    qf_nibbles(b + 8, q);
+    qf_q5_high(qh, q);
+    for (int v = 0; v < 4; v++) w[v] = _mm256_add_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(q[v]), d), m);
+}
+
 QF_AVX2 static inline float qf_hsum256(__m256 v) {
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
     s = _mm_add_ps(s, _mm_movehl_ps(s, s));
@@ -353,6 +508,8 @@ QF_AVX2 static inline float qf_hsum256(__m256 v) {
 QF_DEFINE_AVX2(qf_avx2_q4_0, qf2_q4_0, 18)
 QF_DEFINE_AVX2(qf_avx2_q4_1, qf2_q4_1, 20)
 QF_DEFINE_AVX2(qf_avx2_q8_0, qf2_q8_0, 34)
+QF_DEFINE_AVX2(qf_avx2_q5_0, qf2_q5_0, 22)
+QF_DEFINE_AVX2(qf_avx2_q5_1, qf2_q5_1, 24)
 
 #endif /* QF_X86 */
 
@@ -374,8 +531,14 @@ void mlk_qf32_matmul_rows_isa(mlk_isa isa, int wtype, const float *x, int64_t n,
         case QF_Q4_0: qf_avx512_q4_0(x, n, k, w, j0, j1, y, ldy); return;
         case QF_Q4_1: qf_avx512_q4_1(x, n, k, w, j0, j1, y, ldy); return;
         case QF_Q8_0: qf_avx512_q8_0(x, n, k, w, j0, j1, y, ldy); return;
+        case QF_Q5_0: qf_avx512_q5_0(x, n, k, w, j0, j1, y, ldy); return;
+        case QF_Q5_1: qf_avx512_q5_1(x, n, k, w, j0, j1, y, ldy); return;
+        case QF_IQ4_NL: qf_avx512_iq4_nl(x, n, k, w, j0, j1, y, ldy); return;
         case QF_Q4_K: qf_avx512_q4_k(x, n, k, w, j0, j1, y, ldy); return;
+        case QF_Q5_K: qf_avx512_q5_k(x, n, k, w, j0, j1, y, ldy); return;
         case QF_Q6_K: qf_avx512_q6_k(x, n, k, w, j0, j1, y, ldy); return;
+        case QF_Q2_K: qf_avx512_q2_k(x, n, k, w, j0, j1, y, ldy); return;
+        case QF_Q3_K: qf_avx512_q3_k(x, n, k, w, j0, j1, y, ldy); return;
         default: break;
         }
     }
@@ -384,6 +547,8 @@ void mlk_qf32_matmul_rows_isa(mlk_isa isa, int wtype, const float *x, int64_t n,
         case QF_Q4_0: qf_avx2_q4_0(x, n, k, w, j0, j1, y, ldy); return;
         case QF_Q4_1: qf_avx2_q4_1(x, n, k, w, j0, j1, y, ldy); return;
         case QF_Q8_0: qf_avx2_q8_0(x, n, k, w, j0, j1, y, ldy); return;
+        case QF_Q5_0: qf_avx2_q5_0(x, n, k, w, j0, j1, y, ldy); return;
+        case QF_Q5_1: qf_avx2_q5_1(x, n, k, w, j0, j1, y, ldy); return;
         default: break;
         }
     }

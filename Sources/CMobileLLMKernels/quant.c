@@ -20,14 +20,20 @@
 int mlk_q_is_supported(int type) {
     switch (type) {
     case MLK_Q_F32: case MLK_Q_F16: case MLK_Q_BF16:
-    case MLK_Q_Q4_0: case MLK_Q_Q4_1: case MLK_Q_Q8_0: case MLK_Q_Q4_K: case MLK_Q_Q6_K: return 1;
+    case MLK_Q_Q4_0: case MLK_Q_Q4_1: case MLK_Q_Q5_0: case MLK_Q_Q5_1: case MLK_Q_Q8_0: case MLK_Q_IQ4_NL:
+    case MLK_Q_Q2_K: case MLK_Q_Q3_K: case MLK_Q_Q4_K: case MLK_Q_Q5_K: case MLK_Q_Q6_K: return 1;
     default: return 0;
     }
 }
 
+int mlk_q_can_quantize(int type) {
+    return mlk_q_is_supported(type) && type != MLK_Q_IQ4_NL && type != MLK_Q_Q2_K && type != MLK_Q_Q3_K;
+}
+
 int mlk_q_has_matmul(int wtype) {
     switch (wtype) {
-    case MLK_Q_Q4_0: case MLK_Q_Q4_1: case MLK_Q_Q8_0: case MLK_Q_Q4_K: case MLK_Q_Q6_K: return 1;
+    case MLK_Q_Q4_0: case MLK_Q_Q4_1: case MLK_Q_Q5_0: case MLK_Q_Q5_1: case MLK_Q_Q8_0: case MLK_Q_IQ4_NL:
+    case MLK_Q_Q2_K: case MLK_Q_Q3_K: case MLK_Q_Q4_K: case MLK_Q_Q5_K: case MLK_Q_Q6_K: return 1;
     default: return 0;
     }
 }
@@ -35,8 +41,8 @@ int mlk_q_has_matmul(int wtype) {
 int64_t mlk_q_block_size(int type) {
     switch (type) {
     case MLK_Q_F32: case MLK_Q_F16: case MLK_Q_BF16: return 1;
-    case MLK_Q_Q4_0: case MLK_Q_Q4_1: case MLK_Q_Q8_0: return MLK_QK;
-    case MLK_Q_Q4_K: case MLK_Q_Q6_K: return MLK_QK_K;
+    case MLK_Q_Q4_0: case MLK_Q_Q4_1: case MLK_Q_Q5_0: case MLK_Q_Q5_1: case MLK_Q_Q8_0: case MLK_Q_IQ4_NL: return MLK_QK;
+    case MLK_Q_Q2_K: case MLK_Q_Q3_K: case MLK_Q_Q4_K: case MLK_Q_Q5_K: case MLK_Q_Q6_K: return MLK_QK_K;
     default: return 0;
     }
 }
@@ -47,8 +53,14 @@ static size_t mlk_q_block_bytes(int type) {
     case MLK_Q_F16: case MLK_Q_BF16: return 2;
     case MLK_Q_Q4_0: return MLK_Q4_0_BYTES;
     case MLK_Q_Q4_1: return MLK_Q4_1_BYTES;
+    case MLK_Q_Q5_0: return MLK_Q5_0_BYTES;
+    case MLK_Q_Q5_1: return MLK_Q5_1_BYTES;
     case MLK_Q_Q8_0: return MLK_Q8_0_BYTES;
+    case MLK_Q_IQ4_NL: return MLK_IQ4_NL_BYTES;
+    case MLK_Q_Q2_K: return MLK_Q2_K_BYTES;
+    case MLK_Q_Q3_K: return MLK_Q3_K_BYTES;
     case MLK_Q_Q4_K: return MLK_Q4_K_BYTES;
+    case MLK_Q_Q5_K: return MLK_Q5_K_BYTES;
     case MLK_Q_Q6_K: return MLK_Q6_K_BYTES;
     default: return 0;
     }
@@ -129,6 +141,60 @@ static void quantize_q4_1(const float *x, uint8_t *y, int64_t k) {
             uint8_t hi = mlk_q_trunc_nibble((x[j + MLK_QK / 2] - min) * id + 0.5f);
             y[4 + j] = (uint8_t)(lo | (hi << 4));
         }
+    }
+}
+
+/* Truncating float -> [0, 31] conversion: ggml's MIN(31, (int8_t)v) for Q5_0 and (uint8_t)v for Q5_1 (whose
+ * argument never exceeds 31.5 for finite input), defined for every input. */
+static inline uint8_t mlk_q_trunc_q5(float v) {
+    if (!(v >= 0.0f)) return 0;
+    if (v >= 31.0f) return 31;
+    return (uint8_t)(int)v;
+}
+
+/* Q5_0 / Q5_1 packing of 32 codes (0..31): nibbles into qs as Q4_0, bit 4 of code i into bit i of qh. */
+static void mlk_q5_pack(const uint8_t *q, uint8_t *qh, uint8_t *qs) {
+    uint32_t h = 0;
+    for (int j = 0; j < 16; j++) {
+        qs[j] = (uint8_t)((q[j] & 0xF) | ((q[j + 16] & 0xF) << 4));
+        h |= (uint32_t)(q[j] >> 4) << j;
+        h |= (uint32_t)(q[j + 16] >> 4) << (j + 16);
+    }
+    for (int i = 0; i < 4; i++) qh[i] = (uint8_t)(h >> (8 * i));
+}
+
+static void quantize_q5_0(const float *x, uint8_t *y, int64_t k) {
+    for (int64_t b = 0; b < k / MLK_QK; b++, x += MLK_QK, y += MLK_Q5_0_BYTES) {
+        float amax = 0.0f, max = 0.0f;
+        for (int j = 0; j < MLK_QK; j++) {
+            if (amax < fabsf(x[j])) {
+                amax = fabsf(x[j]);
+                max = x[j];
+            }
+        }
+        const float d = max / -16;
+        const float id = d != 0.0f ? 1.0f / d : 0.0f;
+        mlk_q_wr16(y, mlk_q_f2h(d));
+        uint8_t q[MLK_QK];
+        for (int j = 0; j < MLK_QK; j++) q[j] = mlk_q_trunc_q5(x[j] * id + 16.5f);
+        mlk_q5_pack(q, y + 2, y + 6);
+    }
+}
+
+static void quantize_q5_1(const float *x, uint8_t *y, int64_t k) {
+    for (int64_t b = 0; b < k / MLK_QK; b++, x += MLK_QK, y += MLK_Q5_1_BYTES) {
+        float min = 3.402823466e+38f, max = -3.402823466e+38f;
+        for (int j = 0; j < MLK_QK; j++) {
+            if (x[j] < min) min = x[j];
+            if (x[j] > max) max = x[j];
+        }
+        const float d = (max - min) / 31;
+        const float id = d != 0.0f ? 1.0f / d : 0.0f;
+        mlk_q_wr16(y, mlk_q_f2h(d));
+        mlk_q_wr16(y + 2, mlk_q_f2h(min));
+        uint8_t q[MLK_QK];
+        for (int j = 0; j < MLK_QK; j++) q[j] = mlk_q_trunc_q5((x[j] - min) * id + 0.5f);
+        mlk_q5_pack(q, y + 4, y + 8);
     }
 }
 
@@ -269,6 +335,67 @@ static void quantize_q4_k(const float *x, uint8_t *y, int64_t k) {
     }
 }
 
+/* ---------------------------------------------------------------- Q5_K */
+
+/* ggml's quantize_row_q5_K_ref: Q4_K's search with 5-bit codes (nmax 31, rmin -0.5, 15 steps). */
+static void quantize_q5_k(const float *x, uint8_t *y, int64_t k) {
+    uint8_t L[MLK_QK_K], Laux[32];
+    float weights[32], mins[8], scales[8];
+    for (int64_t b = 0; b < k / MLK_QK_K; b++, x += MLK_QK_K, y += MLK_Q5_K_BYTES) {
+        uint8_t *sc = y + 4;
+        float max_scale = 0, max_min = 0;
+        for (int j = 0; j < 8; j++) {
+            float sum_x2 = 0;
+            for (int l = 0; l < 32; l++) sum_x2 += x[32 * j + l] * x[32 * j + l];
+            float av_x = sqrtf(sum_x2 / 32);
+            for (int l = 0; l < 32; l++) weights[l] = av_x + fabsf(x[32 * j + l]);
+            scales[j] = make_qkx2_quants(32, 31, x + 32 * j, weights, L + 32 * j, &mins[j], Laux, -0.5f, 0.1f, 15);
+            if (scales[j] > max_scale) max_scale = scales[j];
+            if (mins[j] > max_min) max_min = mins[j];
+        }
+        float inv_scale = max_scale > 0 ? 63.f / max_scale : 0.f;
+        float inv_min = max_min > 0 ? 63.f / max_min : 0.f;
+        memset(sc, 0, 12);
+        for (int j = 0; j < 8; j++) {
+            uint8_t ls = (uint8_t)mlk_q_nearest_int(inv_scale * scales[j]);
+            uint8_t lm = (uint8_t)mlk_q_nearest_int(inv_min * mins[j]);
+            ls = MLK_MIN(63, ls);
+            lm = MLK_MIN(63, lm);
+            if (j < 4) {
+                sc[j] = ls;
+                sc[j + 4] = lm;
+            } else {
+                sc[j + 4] = (uint8_t)((ls & 0xF) | ((lm & 0xF) << 4));
+                sc[j - 4] |= (uint8_t)((ls >> 4) << 6);
+                sc[j] |= (uint8_t)((lm >> 4) << 6);
+            }
+        }
+        mlk_q_wr16(y, mlk_q_f2h(max_scale / 63.f));
+        mlk_q_wr16(y + 2, mlk_q_f2h(max_min / 63.f));
+        const float dd = mlk_q_h2f(mlk_q_rd16(y)), dmin = mlk_q_h2f(mlk_q_rd16(y + 2));
+        for (int j = 0; j < 8; j++) {
+            int s, m;
+            mlk_q4k_scale_min(j, sc, &s, &m);
+            const float d = dd * s;
+            if (d == 0.0f) continue;
+            const float dm = dmin * m;
+            for (int ii = 0; ii < 32; ii++) {
+                int l = mlk_q_nearest_int((x[32 * j + ii] + dm) / d);
+                L[32 * j + ii] = (uint8_t)MLK_MAX(0, MLK_MIN(31, l));
+            }
+        }
+        uint8_t *qh = y + MLK_Q5K_QH, *qs = y + MLK_Q5K_QS;
+        memset(qh, 0, 32);
+        for (int c = 0; c < 4; c++) {
+            for (int l = 0; l < 32; l++) {
+                const uint8_t l1 = L[64 * c + l], l2 = L[64 * c + 32 + l];
+                qh[l] |= (uint8_t)(((l1 >> 4) << (2 * c)) | ((l2 >> 4) << (2 * c + 1)));
+                qs[32 * c + l] = (uint8_t)((l1 & 0xF) | ((l2 & 0xF) << 4));
+            }
+        }
+    }
+}
+
 /* ---------------------------------------------------------------- Q6_K */
 
 /* ggml's make_qx_quants with rmse_type 1 and no importance weights. */
@@ -378,7 +505,7 @@ static uint16_t mlk_q_f2bf(float f) {
 }
 
 void mlk_q_quantize_rows(int type, const float *src, int64_t rows, int64_t k, void *dst) {
-    if (!src || !dst || rows < 0 || !mlk_q_valid_k(type, k) || !mlk_q_is_supported(type)) return;
+    if (!src || !dst || rows < 0 || !mlk_q_valid_k(type, k) || !mlk_q_can_quantize(type)) return;
     const size_t rb = mlk_q_row_bytes(type, k);
     for (int64_t r = 0; r < rows; r++) {
         const float *x = src + r * k;
@@ -389,8 +516,11 @@ void mlk_q_quantize_rows(int type, const float *src, int64_t rows, int64_t k, vo
         case MLK_Q_BF16: for (int64_t t = 0; t < k; t++) mlk_q_wr16(y + 2 * t, mlk_q_f2bf(x[t])); break;
         case MLK_Q_Q4_0: quantize_q4_0(x, y, k); break;
         case MLK_Q_Q4_1: quantize_q4_1(x, y, k); break;
+        case MLK_Q_Q5_0: quantize_q5_0(x, y, k); break;
+        case MLK_Q_Q5_1: quantize_q5_1(x, y, k); break;
         case MLK_Q_Q8_0: quantize_q8_0(x, y, k); break;
         case MLK_Q_Q4_K: quantize_q4_k(x, y, k); break;
+        case MLK_Q_Q5_K: quantize_q5_k(x, y, k); break;
         case MLK_Q_Q6_K: quantize_q6_k(x, y, k); break;
         default: return;
         }
@@ -430,10 +560,62 @@ void mlk_q_dequantize_row(int type, const void *src, int64_t k, float *dst) {
             }
         }
         break;
+    case MLK_Q_Q5_0:
+        for (int64_t b = 0; b < k / MLK_QK; b++, x += MLK_Q5_0_BYTES, y += MLK_QK) {
+            const float d = mlk_q_h2f(mlk_q_rd16(x));
+            const uint32_t qh = mlk_q_rd32(x + 2);
+            for (int j = 0; j < 16; j++) {
+                const int lo = (int)((x[6 + j] & 0xF) | (((qh >> j) & 1u) << 4)) - 16;
+                const int hi = (int)((x[6 + j] >> 4) | (((qh >> (j + 16)) & 1u) << 4)) - 16;
+                y[j] = (float)lo * d;
+                y[j + 16] = (float)hi * d;
+            }
+        }
+        break;
+    case MLK_Q_Q5_1:
+        for (int64_t b = 0; b < k / MLK_QK; b++, x += MLK_Q5_1_BYTES, y += MLK_QK) {
+            const float d = mlk_q_h2f(mlk_q_rd16(x)), m = mlk_q_h2f(mlk_q_rd16(x + 2));
+            const uint32_t qh = mlk_q_rd32(x + 4);
+            for (int j = 0; j < 16; j++) {
+                const int lo = (int)((x[8 + j] & 0xF) | (((qh >> j) & 1u) << 4));
+                const int hi = (int)((x[8 + j] >> 4) | (((qh >> (j + 16)) & 1u) << 4));
+                y[j] = (float)lo * d + m;
+                y[j + 16] = (float)hi * d + m;
+            }
+        }
+        break;
     case MLK_Q_Q8_0:
         for (int64_t b = 0; b < k / MLK_QK; b++, x += MLK_Q8_0_BYTES, y += MLK_QK) {
             const float d = mlk_q_h2f(mlk_q_rd16(x));
             for (int j = 0; j < 32; j++) y[j] = (float)(int8_t)x[2 + j] * d;
+        }
+        break;
+    case MLK_Q_IQ4_NL:
+        for (int64_t b = 0; b < k / MLK_QK; b++, x += MLK_IQ4_NL_BYTES, y += MLK_QK) {
+            const float d = mlk_q_h2f(mlk_q_rd16(x));
+            for (int j = 0; j < 16; j++) {
+                y[j] = d * (float)mlk_q_kvalues_iq4nl[x[2 + j] & 0xF];
+                y[j + 16] = d * (float)mlk_q_kvalues_iq4nl[x[2 + j] >> 4];
+            }
+        }
+        break;
+    case MLK_Q_Q2_K:
+        for (int64_t b = 0; b < k / MLK_QK_K; b++, x += MLK_Q2_K_BYTES, y += MLK_QK_K) {
+            const float d = mlk_q_h2f(mlk_q_rd16(x + MLK_Q2K_D)), dmin = mlk_q_h2f(mlk_q_rd16(x + MLK_Q2K_D + 2));
+            for (int e = 0; e < MLK_QK_K; e++) {
+                const float dl = d * (float)(x[e / 16] & 0xF), ml = dmin * (float)(x[e / 16] >> 4);
+                y[e] = dl * (float)mlk_q2k_code(x + MLK_Q2K_QS, e) - ml;
+            }
+        }
+        break;
+    case MLK_Q_Q3_K:
+        for (int64_t b = 0; b < k / MLK_QK_K; b++, x += MLK_Q3_K_BYTES, y += MLK_QK_K) {
+            const float d = mlk_q_h2f(mlk_q_rd16(x + MLK_Q3K_D));
+            for (int e = 0; e < MLK_QK_K; e++) {
+                const float dl = d * (float)mlk_q3k_scale(e / 16, x + MLK_Q3K_SC);
+                const int h = (x[e & 31] >> (e >> 5)) & 1;
+                y[e] = dl * (float)(mlk_q2k_code(x + MLK_Q3K_QS, e) - (h ? 0 : 4));
+            }
         }
         break;
     case MLK_Q_Q4_K:
@@ -448,6 +630,21 @@ void mlk_q_dequantize_row(int type, const void *src, int64_t k, float *dst) {
                 const float d2 = d * s, m2 = dmin * m;
                 for (int l = 0; l < 32; l++) *y++ = d1 * (float)(q[l] & 0xF) - m1;
                 for (int l = 0; l < 32; l++) *y++ = d2 * (float)(q[l] >> 4) - m2;
+            }
+        }
+        break;
+    case MLK_Q_Q5_K:
+        for (int64_t b = 0; b < k / MLK_QK_K; b++, x += MLK_Q5_K_BYTES) {
+            const float d = mlk_q_h2f(mlk_q_rd16(x)), dmin = mlk_q_h2f(mlk_q_rd16(x + 2));
+            const uint8_t *q = x + MLK_Q5K_QS, *qh = x + MLK_Q5K_QH;
+            for (int c = 0; c < 4; c++, q += 32) {
+                int s, m;
+                mlk_q4k_scale_min(2 * c, x + 4, &s, &m);
+                const float d1 = d * s, m1 = dmin * m;
+                mlk_q4k_scale_min(2 * c + 1, x + 4, &s, &m);
+                const float d2 = d * s, m2 = dmin * m;
+                for (int l = 0; l < 32; l++) *y++ = d1 * (float)((q[l] & 0xF) | (((qh[l] >> (2 * c)) & 1) << 4)) - m1;
+                for (int l = 0; l < 32; l++) *y++ = d2 * (float)((q[l] >> 4) | (((qh[l] >> (2 * c + 1)) & 1) << 4)) - m2;
             }
         }
         break;
@@ -549,12 +746,65 @@ static float dot_row_scalar(int wtype, const uint8_t *w, mlk_q_act a, int64_t k)
             acc += mlk_q_h2f(mlk_q_rd16(w)) * a.d[b] * (float)isum + mlk_q_h2f(mlk_q_rd16(w + 2)) * a.s[b];
         }
         break;
+    case MLK_Q_Q5_0:
+        for (int64_t b = 0; b < k / 32; b++, w += MLK_Q5_0_BYTES) {
+            const int8_t *q = a.q + 32 * b;
+            const uint32_t qh = mlk_q_rd32(w + 2);
+            int isum = 0;
+            for (int j = 0; j < 16; j++) {
+                isum += ((int)((w[6 + j] & 0xF) | (((qh >> j) & 1u) << 4)) - 16) * q[j];
+                isum += ((int)((w[6 + j] >> 4) | (((qh >> (j + 16)) & 1u) << 4)) - 16) * q[j + 16];
+            }
+            acc += mlk_q_h2f(mlk_q_rd16(w)) * a.d[b] * (float)isum;
+        }
+        break;
+    case MLK_Q_Q5_1:
+        for (int64_t b = 0; b < k / 32; b++, w += MLK_Q5_1_BYTES) {
+            const int8_t *q = a.q + 32 * b;
+            const uint32_t qh = mlk_q_rd32(w + 4);
+            int isum = 0;
+            for (int j = 0; j < 16; j++) {
+                isum += (int)((w[8 + j] & 0xF) | (((qh >> j) & 1u) << 4)) * q[j];
+                isum += (int)((w[8 + j] >> 4) | (((qh >> (j + 16)) & 1u) << 4)) * q[j + 16];
+            }
+            acc += mlk_q_h2f(mlk_q_rd16(w)) * a.d[b] * (float)isum + mlk_q_h2f(mlk_q_rd16(w + 2)) * a.s[b];
+        }
+        break;
     case MLK_Q_Q8_0:
         for (int64_t b = 0; b < k / 32; b++, w += MLK_Q8_0_BYTES) {
             const int8_t *q = a.q + 32 * b;
             int isum = 0;
             for (int j = 0; j < 32; j++) isum += (int8_t)w[2 + j] * q[j];
             acc += mlk_q_h2f(mlk_q_rd16(w)) * a.d[b] * (float)isum;
+        }
+        break;
+    case MLK_Q_IQ4_NL:
+        for (int64_t b = 0; b < k / 32; b++, w += MLK_IQ4_NL_BYTES) {
+            const int8_t *q = a.q + 32 * b;
+            int isum = 0;
+            for (int j = 0; j < 16; j++)
+                isum += mlk_q_kvalues_iq4nl[w[2 + j] & 0xF] * q[j] + mlk_q_kvalues_iq4nl[w[2 + j] >> 4] * q[j + 16];
+            acc += mlk_q_h2f(mlk_q_rd16(w)) * a.d[b] * (float)isum;
+        }
+        break;
+    case MLK_Q_Q2_K:
+    case MLK_Q_Q3_K:
+        for (int64_t b = 0; b < k / 256; b++, w += wtype == MLK_Q_Q2_K ? MLK_Q2_K_BYTES : MLK_Q3_K_BYTES) {
+            const int q2 = wtype == MLK_Q_Q2_K;
+            const float d = mlk_q_h2f(mlk_q_rd16(w + (q2 ? MLK_Q2K_D : MLK_Q3K_D)));
+            const float dmin = q2 ? mlk_q_h2f(mlk_q_rd16(w + MLK_Q2K_D + 2)) : 0.0f;
+            for (int s = 0; s < 16; s++) { /* 16-element sub-block */
+                int isum = 0;
+                for (int t = 0; t < 16; t++) {
+                    const int e = 16 * s + t;
+                    const int code = q2 ? mlk_q2k_code(w + MLK_Q2K_QS, e)
+                                        : mlk_q2k_code(w + MLK_Q3K_QS, e) - (((w[e & 31] >> (e >> 5)) & 1) ? 0 : 4);
+                    isum += code * a.q[256 * b + e];
+                }
+                const float sc = q2 ? (float)(w[s] & 0xF) : (float)mlk_q3k_scale(s, w + MLK_Q3K_SC);
+                acc += d * sc * a.d[8 * b + s / 2] * (float)isum;
+                if (q2) acc -= dmin * (float)(w[s] >> 4) * a.s16[16 * b + s];
+            }
         }
         break;
     case MLK_Q_Q4_K:
@@ -568,6 +818,22 @@ static float dot_row_scalar(int wtype, const uint8_t *w, mlk_q_act a, int64_t k)
                 const int8_t *q = a.q + 256 * b + 32 * j;
                 int isum = 0;
                 for (int l = 0; l < 32; l++) isum += ((qs[l] >> shift) & 0xF) * q[l];
+                const int64_t ab = 8 * b + j;
+                acc += d * (float)sc * a.d[ab] * (float)isum - dmin * (float)m * a.s[ab];
+            }
+        }
+        break;
+    case MLK_Q_Q5_K:
+        for (int64_t b = 0; b < k / 256; b++, w += MLK_Q5_K_BYTES) {
+            const float d = mlk_q_h2f(mlk_q_rd16(w)), dmin = mlk_q_h2f(mlk_q_rd16(w + 2));
+            for (int j = 0; j < 8; j++) {
+                int sc, m;
+                mlk_q4k_scale_min(j, w + 4, &sc, &m);
+                const uint8_t *qs = w + MLK_Q5K_QS + 32 * (j / 2), *qh = w + MLK_Q5K_QH;
+                const int shift = (j & 1) * 4;
+                const int8_t *q = a.q + 256 * b + 32 * j;
+                int isum = 0;
+                for (int l = 0; l < 32; l++) isum += (((qs[l] >> shift) & 0xF) | (((qh[l] >> j) & 1) << 4)) * q[l];
                 const int64_t ab = 8 * b + j;
                 acc += d * (float)sc * a.d[ab] * (float)isum - dmin * (float)m * a.s[ab];
             }

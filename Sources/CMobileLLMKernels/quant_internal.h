@@ -14,9 +14,26 @@
 
 #define MLK_Q4_0_BYTES 18
 #define MLK_Q4_1_BYTES 20
+#define MLK_Q5_0_BYTES 22
+#define MLK_Q5_1_BYTES 24
 #define MLK_Q8_0_BYTES 34
+#define MLK_IQ4_NL_BYTES 18
+#define MLK_Q2_K_BYTES 84
+#define MLK_Q3_K_BYTES 110
 #define MLK_Q4_K_BYTES 144
+#define MLK_Q5_K_BYTES 176
 #define MLK_Q6_K_BYTES 210
+
+/* Offsets inside a Q5_K block (d, dmin and scales as Q4_K). */
+#define MLK_Q5K_QH 16
+#define MLK_Q5K_QS 48
+
+/* Offsets inside Q2_K and Q3_K blocks. */
+#define MLK_Q2K_QS 16
+#define MLK_Q2K_D 80
+#define MLK_Q3K_QS 32
+#define MLK_Q3K_SC 96
+#define MLK_Q3K_D 108
 
 /* Offsets inside a Q6_K block. */
 #define MLK_Q6K_QL 0
@@ -117,6 +134,25 @@ static inline void mlk_q4k_scale_min(int j, const uint8_t *q, int *sc, int *m) {
         *sc = (q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4);
         *m = (q[j + 4] >> 4) | ((q[j] >> 6) << 4);
     }
+}
+
+/** Q3_K: the signed 6-bit scale (-32..31) of sub-block s (0..15) from the 12 packed bytes. */
+static inline int mlk_q3k_scale(int s, const uint8_t *sc) {
+    const int low = s < 8 ? sc[s] & 0xF : sc[s - 8] >> 4;
+    return (low | (((sc[8 + s % 4] >> (2 * (s / 4))) & 3) << 4)) - 32;
+}
+
+/** Q2_K / Q3_K: the 2-bit code of element e (0..255) of a super-block whose qs[64] starts at qs. */
+static inline int mlk_q2k_code(const uint8_t *qs, int e) {
+    return (qs[32 * (e >> 7) + (e & 31)] >> (2 * ((e >> 5) & 3))) & 3;
+}
+
+/** IQ4_NL: the 16 non-linear levels a nibble selects (ggml's kvalues_iq4nl). */
+static const int8_t mlk_q_kvalues_iq4nl[16] = {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113};
+
+/** Q5_0 / Q5_1: the 32 high bits of a block (bit i belongs to weight i), from the little-endian u32 at p. */
+static inline uint32_t mlk_q_rd32(const uint8_t *p) {
+    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
 }
 
 /* ---------------------------------------------------------------- kernel entry points per ISA */

@@ -1,7 +1,8 @@
 /*
  * ARM64 kernel for the quantized matmul: NEON with the dot-product extension (sdot, ARMv8.2 DotProd),
- * chosen at run time. Weight codes are made signed (Q4_0 - 8, Q6_K - 32) so sdot multiplies them with the
- * int8 activations directly; Q4_1's +m and Q4_K's -dmin*m fold in through the activation sums as on x86.
+ * chosen at run time. Weight codes are made signed (Q4_0 - 8, Q5_0 - 16, Q3_K - 4, Q6_K - 32; IQ4_NL's levels via tbl) so sdot multiplies them with
+ * the int8 activations directly; Q4_1's and Q5_1's +m and Q4_K's and Q5_K's -dmin*m fold in through the activation
+ * sums as on x86. The 5-bit types' high bits become 0x10 per byte through vtst against a per-byte bit mask.
  *
  * Not run on this project's x86 CI machines; compile-checked with
  *   clang --target=aarch64-linux-gnu -fsyntax-only -I Sources/CMobileLLMKernels/include Sources/CMobileLLMKernels/quant_neon.c
@@ -52,6 +53,13 @@ MLK_NINLINE float h2f_neon(const uint8_t *p) {
     return (float)h;
 }
 
+/* 16 bytes holding 0x10 where bit i of the 16-bit field `bits` is set (byte i), else 0. */
+MLK_NINLINE uint8x16_t q5_high_neon(uint32_t bits) {
+    static const uint8_t sel[16] = {1, 2, 4, 8, 16, 32, 64, 128, 1, 2, 4, 8, 16, 32, 64, 128};
+    const uint8x16_t v = vcombine_u8(vdup_n_u8((uint8_t)(bits & 0xFF)), vdup_n_u8((uint8_t)((bits >> 8) & 0xFF)));
+    return vandq_u8(vtstq_u8(v, vld1q_u8(sel)), vdupq_n_u8(0x10));
+}
+
 /* Signed codes of 32-element unit u: lo = elements 0..15, hi = 16..31, plus weight scales/corrections. */
 typedef struct {
     int8x16_t lo, hi;
@@ -80,6 +88,34 @@ MLK_NINLINE MLK_TDOT mlk_unit_neon unit_neon(const int TYPE, const uint8_t *row,
         x.c0 = h2f_neon(b + 2);
         break;
     }
+    case MLK_Q_Q5_0:
+    case MLK_Q_Q5_1: {
+        const int hoff = TYPE == MLK_Q_Q5_0 ? 2 : 4;
+        const uint8_t *b = row + (size_t)u * (TYPE == MLK_Q_Q5_0 ? MLK_Q5_0_BYTES : MLK_Q5_1_BYTES);
+        const uint32_t qh = mlk_q_rd32(b + hoff);
+        const uint8x16_t q = vld1q_u8(b + hoff + 4);
+        const uint8x16_t lo = vorrq_u8(vandq_u8(q, m4), q5_high_neon(qh & 0xFFFF));
+        const uint8x16_t hi = vorrq_u8(vshrq_n_u8(q, 4), q5_high_neon(qh >> 16));
+        x.s0 = x.s1 = h2f_neon(b);
+        if (TYPE == MLK_Q_Q5_0) {
+            x.lo = vsubq_s8(vreinterpretq_s8_u8(lo), vdupq_n_s8(16));
+            x.hi = vsubq_s8(vreinterpretq_s8_u8(hi), vdupq_n_s8(16));
+        } else {
+            x.lo = vreinterpretq_s8_u8(lo);
+            x.hi = vreinterpretq_s8_u8(hi);
+            x.c0 = h2f_neon(b + 2);
+        }
+        break;
+    }
+    case MLK_Q_IQ4_NL: {
+        const uint8_t *b = row + (size_t)u * MLK_IQ4_NL_BYTES;
+        const uint8x16_t q = vld1q_u8(b + 2);
+        const int8x16_t table = vld1q_s8(mlk_q_kvalues_iq4nl);
+        x.lo = vqtbl1q_s8(table, vandq_u8(q, m4));
+        x.hi = vqtbl1q_s8(table, vshrq_n_u8(q, 4));
+        x.s0 = x.s1 = h2f_neon(b);
+        break;
+    }
     case MLK_Q_Q8_0: {
         const uint8_t *b = row + (size_t)u * MLK_Q8_0_BYTES;
         x.lo = vld1q_s8((const int8_t *)(b + 2));
@@ -103,6 +139,57 @@ MLK_NINLINE MLK_TDOT mlk_unit_neon unit_neon(const int TYPE, const uint8_t *row,
         mlk_q4k_scale_min(j, b + 4, &sc, &m);
         x.s0 = x.s1 = h2f_neon(b) * (float)sc;
         x.c0 = -h2f_neon(b + 2) * (float)m;
+        break;
+    }
+    case MLK_Q_Q5_K: {
+        const uint8_t *b = row + (size_t)(u / 8) * MLK_Q5_K_BYTES;
+        const int j = (int)(u % 8);
+        const uint8_t *qs = b + MLK_Q5K_QS + 32 * (j / 2), *qh = b + MLK_Q5K_QH;
+        const uint8x16_t q0 = vld1q_u8(qs), q1 = vld1q_u8(qs + 16);
+        const uint8x16_t sel = vdupq_n_u8((uint8_t)(1u << j)), h10 = vdupq_n_u8(0x10);
+        const uint8x16_t h0 = vandq_u8(vtstq_u8(vld1q_u8(qh), sel), h10);
+        const uint8x16_t h1 = vandq_u8(vtstq_u8(vld1q_u8(qh + 16), sel), h10);
+        if (j & 1) {
+            x.lo = vreinterpretq_s8_u8(vorrq_u8(vshrq_n_u8(q0, 4), h0));
+            x.hi = vreinterpretq_s8_u8(vorrq_u8(vshrq_n_u8(q1, 4), h1));
+        } else {
+            x.lo = vreinterpretq_s8_u8(vorrq_u8(vandq_u8(q0, m4), h0));
+            x.hi = vreinterpretq_s8_u8(vorrq_u8(vandq_u8(q1, m4), h1));
+        }
+        int sc, m;
+        mlk_q4k_scale_min(j, b + 4, &sc, &m);
+        x.s0 = x.s1 = h2f_neon(b) * (float)sc;
+        x.c0 = -h2f_neon(b + 2) * (float)m;
+        break;
+    }
+    case MLK_Q_Q2_K:
+    case MLK_Q_Q3_K: {
+        /* 2-bit codes at shift 2 (uu % 4) of qs[32 (uu / 4) + l]; Q3_K: minus 4 where bit uu of hmask[l] is clear
+         * (signed, no correction); Q2_K: unsigned, its -dmin*m per 16 through the s16 sums */
+        const int q2 = TYPE == MLK_Q_Q2_K, uu = (int)(u % 8);
+        const uint8_t *b = row + (size_t)(u / 8) * (q2 ? MLK_Q2_K_BYTES : MLK_Q3_K_BYTES);
+        const uint8_t *qs = b + (q2 ? MLK_Q2K_QS : MLK_Q3K_QS) + 32 * (uu / 4);
+        const int8x16_t shift = vdupq_n_s8((int8_t)(-2 * (uu % 4)));
+        const uint8x16_t m3 = vdupq_n_u8(3);
+        uint8x16_t c0 = vandq_u8(vshlq_u8(vld1q_u8(qs), shift), m3), c1 = vandq_u8(vshlq_u8(vld1q_u8(qs + 16), shift), m3);
+        if (q2) {
+            const float d = h2f_neon(b + MLK_Q2K_D), dmin = h2f_neon(b + MLK_Q2K_D + 2);
+            x.lo = vreinterpretq_s8_u8(c0);
+            x.hi = vreinterpretq_s8_u8(c1);
+            x.s0 = d * (float)(b[2 * uu] & 0xF);
+            x.s1 = d * (float)(b[2 * uu + 1] & 0xF);
+            x.c0 = -dmin * (float)(b[2 * uu] >> 4);
+            x.c1 = -dmin * (float)(b[2 * uu + 1] >> 4);
+        } else {
+            const uint8x16_t sel = vdupq_n_u8((uint8_t)(1u << uu)), h4 = vdupq_n_u8(4);
+            c0 = vorrq_u8(c0, vandq_u8(vtstq_u8(vld1q_u8(b), sel), h4));
+            c1 = vorrq_u8(c1, vandq_u8(vtstq_u8(vld1q_u8(b + 16), sel), h4));
+            x.lo = vsubq_s8(vreinterpretq_s8_u8(c0), vdupq_n_s8(4));
+            x.hi = vsubq_s8(vreinterpretq_s8_u8(c1), vdupq_n_s8(4));
+            const float d = h2f_neon(b + MLK_Q3K_D);
+            x.s0 = d * (float)mlk_q3k_scale(2 * uu, b + MLK_Q3K_SC);
+            x.s1 = d * (float)mlk_q3k_scale(2 * uu + 1, b + MLK_Q3K_SC);
+        }
         break;
     }
     case MLK_Q_Q6_K:
@@ -149,15 +236,18 @@ MLK_NINLINE MLK_TDOT void tile_neon(const int TYPE, const int R, const int C, co
             const int8x16_t a0 = vld1q_s8(acts[c].q + 32 * u), a1 = vld1q_s8(acts[c].q + 32 * u + 16);
             const float da = acts[c].d[u];
             for (int r = 0; r < R; r++) {
-                if (TYPE == MLK_Q_Q6_K) {
+                if (TYPE == MLK_Q_Q6_K || TYPE == MLK_Q_Q2_K || TYPE == MLK_Q_Q3_K) { /* a scale per 16 */
                     const int32x4_t d0 = vdotq_s32(vdupq_n_s32(0), wu[r].lo, a0);
                     const int32x4_t d1 = vdotq_s32(vdupq_n_s32(0), wu[r].hi, a1);
                     acc[r][c] = vfmaq_n_f32(acc[r][c], vcvtq_f32_s32(d0), wu[r].s0 * da);
                     acc[r][c] = vfmaq_n_f32(acc[r][c], vcvtq_f32_s32(d1), wu[r].s1 * da);
+                    if (TYPE == MLK_Q_Q2_K)
+                        corr[r][c] += wu[r].c0 * acts[c].s16[2 * u] + wu[r].c1 * acts[c].s16[2 * u + 1];
                 } else {
                     const int32x4_t d = vdotq_s32(vdotq_s32(vdupq_n_s32(0), wu[r].lo, a0), wu[r].hi, a1);
                     acc[r][c] = vfmaq_n_f32(acc[r][c], vcvtq_f32_s32(d), wu[r].s0 * da);
-                    if (TYPE == MLK_Q_Q4_1 || TYPE == MLK_Q_Q4_K) corr[r][c] += wu[r].c0 * acts[c].s[u];
+                    if (TYPE == MLK_Q_Q4_1 || TYPE == MLK_Q_Q5_1 || TYPE == MLK_Q_Q4_K || TYPE == MLK_Q_Q5_K)
+                        corr[r][c] += wu[r].c0 * acts[c].s[u];
                 }
             }
         }
@@ -201,8 +291,14 @@ MLK_NINLINE MLK_TDOT void tile_neon(const int TYPE, const int R, const int C, co
 MLK_DEFINE_DRIVER_NEON(mmn_q4_0, MLK_Q_Q4_0)
 MLK_DEFINE_DRIVER_NEON(mmn_q4_1, MLK_Q_Q4_1)
 MLK_DEFINE_DRIVER_NEON(mmn_q8_0, MLK_Q_Q8_0)
+MLK_DEFINE_DRIVER_NEON(mmn_iq4_nl, MLK_Q_IQ4_NL)
+MLK_DEFINE_DRIVER_NEON(mmn_q5_0, MLK_Q_Q5_0)
+MLK_DEFINE_DRIVER_NEON(mmn_q5_1, MLK_Q_Q5_1)
 MLK_DEFINE_DRIVER_NEON(mmn_q4_k, MLK_Q_Q4_K)
+MLK_DEFINE_DRIVER_NEON(mmn_q5_k, MLK_Q_Q5_K)
 MLK_DEFINE_DRIVER_NEON(mmn_q6_k, MLK_Q_Q6_K)
+MLK_DEFINE_DRIVER_NEON(mmn_q2_k, MLK_Q_Q2_K)
+MLK_DEFINE_DRIVER_NEON(mmn_q3_k, MLK_Q_Q3_K)
 
 int mlk_q_matmul_neon(int wtype, const void *xq, int64_t n, int64_t k, const void *w, int64_t j0, int64_t j1,
                       float *y, int64_t ldy) {
@@ -210,8 +306,14 @@ int mlk_q_matmul_neon(int wtype, const void *xq, int64_t n, int64_t k, const voi
     case MLK_Q_Q4_0: mmn_q4_0(xq, n, k, w, j0, j1, y, ldy); return 1;
     case MLK_Q_Q4_1: mmn_q4_1(xq, n, k, w, j0, j1, y, ldy); return 1;
     case MLK_Q_Q8_0: mmn_q8_0(xq, n, k, w, j0, j1, y, ldy); return 1;
+    case MLK_Q_IQ4_NL: mmn_iq4_nl(xq, n, k, w, j0, j1, y, ldy); return 1;
+    case MLK_Q_Q5_0: mmn_q5_0(xq, n, k, w, j0, j1, y, ldy); return 1;
+    case MLK_Q_Q5_1: mmn_q5_1(xq, n, k, w, j0, j1, y, ldy); return 1;
     case MLK_Q_Q4_K: mmn_q4_k(xq, n, k, w, j0, j1, y, ldy); return 1;
+    case MLK_Q_Q5_K: mmn_q5_k(xq, n, k, w, j0, j1, y, ldy); return 1;
     case MLK_Q_Q6_K: mmn_q6_k(xq, n, k, w, j0, j1, y, ldy); return 1;
+    case MLK_Q_Q2_K: mmn_q2_k(xq, n, k, w, j0, j1, y, ldy); return 1;
+    case MLK_Q_Q3_K: mmn_q3_k(xq, n, k, w, j0, j1, y, ldy); return 1;
     default: return 0;
     }
 }

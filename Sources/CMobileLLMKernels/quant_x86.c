@@ -4,8 +4,10 @@
  * Both compute, per weight row r and activation row c, sum over 32-element (or 16-element, Q6_K) sub-blocks of
  *     wscale_b * ascale_b * isum_b  +  wcorr_b * asum_b
  * where isum_b is the exact integer dot of the stored unsigned weight codes with the int8 activations and the
- * second term folds the weight offsets (-8 for Q4_0, +m for Q4_1, -128 for Q8_0 via the xor-0x80 trick of the
- * VNNI path, -dmin*m for Q4_K, -32 for Q6_K) using the activation sums stored in the Q8A row.
+ * second term folds the weight offsets (-8 for Q4_0, -16 for Q5_0, +m for Q4_1 and Q5_1, -128 for Q8_0 via the
+ * xor-0x80 trick of the VNNI path (also for IQ4_NL's signed table levels), -dmin*m for Q2_K, Q4_K and Q5_K, -4 for
+ * Q3_K, -32 for Q6_K) using the activation sums stored in
+ * the Q8A row. The 5-bit types unpack to unsigned codes 0..31 (nibble | high bit << 4).
  *
  * Tiling: R weight rows x C activation rows per pass (4x4 for prefill, 4x1 for decode); each weight unit is
  * unpacked once and used for all C activation rows. Results differ from the scalar kernel only by float32
@@ -21,6 +23,8 @@
 #define MLK_T256 __attribute__((target("avx2,fma,f16c")))
 #define MLK_T512F __attribute__((target("avx512f,avx512bw,avx512vl,avx2,fma,f16c")))
 #define MLK_INLINE static inline __attribute__((always_inline))
+/* Types with 16-weight sub-blocks (a scale per 16, offsets through the activations' s16 sums). */
+#define MLK_SUB16(T) ((T) == MLK_Q_Q6_K || (T) == MLK_Q_Q2_K || (T) == MLK_Q_Q3_K)
 #ifndef MLK_PF_ROWS
 #define MLK_PF_ROWS 16 /* decode prefetch distance, in weight rows */
 #endif
@@ -67,6 +71,7 @@ MLK_INLINE MLK_T512 mlk_wfac512 wfac512(const int TYPE, const uint8_t *row, int6
     mlk_wfac512 f;
     switch (TYPE) {
     case MLK_Q_Q4_0:
+    case MLK_Q_IQ4_NL: /* the same 18-byte block with its f16 scale first */
         if (gm == 0xFFFF) {
             /* A full group is 288 bytes; its 16 f16 scales sit at 18*b. Four 64-byte loads and two byte
              * permutes (VBMI) collect scales 0..14, a masked word broadcast adds scale 15 (at 270): much cheaper
@@ -87,18 +92,30 @@ MLK_INLINE MLK_T512 mlk_wfac512 wfac512(const int TYPE, const uint8_t *row, int6
             memcpy(&last, base + 270, 2);
             h = _mm512_mask_set1_epi16(h, (__mmask32)0x8000, (short)last);
             f.wsc = _mm512_cvtph_ps(_mm512_castsi512_si256(h));
-            f.wcorr = _mm512_mul_ps(f.wsc, _mm512_set1_ps(-8.0f));
+            f.wcorr = _mm512_mul_ps(f.wsc, _mm512_set1_ps(TYPE == MLK_Q_Q4_0 ? -8.0f : -128.0f));
             break;
         }
         /* fall through: partial group */
+    case MLK_Q_Q5_0:
     case MLK_Q_Q8_0: {
-        const int stride = TYPE == MLK_Q_Q4_0 ? MLK_Q4_0_BYTES : MLK_Q8_0_BYTES;
+        /* One 32-bit gather per block; its low half is the f16 scale. */
+        const int stride = TYPE == MLK_Q_Q4_0 || TYPE == MLK_Q_IQ4_NL ? MLK_Q4_0_BYTES : TYPE == MLK_Q_Q5_0 ? MLK_Q5_0_BYTES : MLK_Q8_0_BYTES;
         const __m512i idx = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
                                                _mm512_set1_epi32(stride));
         const __m512i raw = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), gm, idx,
                                                         row + (size_t)g * 16 * stride, 1);
         f.wsc = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(raw));
-        f.wcorr = _mm512_mul_ps(f.wsc, _mm512_set1_ps(TYPE == MLK_Q_Q4_0 ? -8.0f : -128.0f));
+        f.wcorr = _mm512_mul_ps(f.wsc, _mm512_set1_ps(TYPE == MLK_Q_Q4_0 ? -8.0f : TYPE == MLK_Q_Q5_0 ? -16.0f : -128.0f)); /* IQ4_NL, Q8_0: -128 */
+        break;
+    }
+    case MLK_Q_Q5_1: {
+        /* (d, m) pairs at 24*b, one 32-bit gather per block: d | m << 16. */
+        const __m512i idx = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                                               _mm512_set1_epi32(MLK_Q5_1_BYTES));
+        const __m512i raw = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), gm, idx,
+                                                        row + (size_t)g * 16 * MLK_Q5_1_BYTES, 1);
+        f.wsc = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(raw));
+        f.wcorr = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(raw, 16)));
         break;
     }
     case MLK_Q_Q4_1: {
@@ -129,11 +146,13 @@ MLK_INLINE MLK_T512 mlk_wfac512 wfac512(const int TYPE, const uint8_t *row, int6
         f.wcorr = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(raw, 16)));
         break;
     }
-    case MLK_Q_Q4_K: {
-        /* d, dmin and the 12 packed 6-bit scale/min bytes in one 16-byte load; unpacked with 32-bit lane ops:
+    case MLK_Q_Q4_K:
+    case MLK_Q_Q5_K: {
+        /* d, dmin and the 12 packed 6-bit scale/min bytes in one 16-byte load (the same 16 bytes lead a Q5_K
+         * block); unpacked with 32-bit lane ops:
          * lanes [u0 & 0x3f.., (u2 & 0x0f..) | ((u0 >> 6) & 0x03..) << 4, u1 & 0x3f.., ((u2 >> 4) & 0x0f..) |
          * ((u1 >> 6) & 0x03..) << 4] = scales 0..3, scales 4..7, mins 0..3, mins 4..7. */
-        const __m128i raw = _mm_loadu_si128((const __m128i *)(row + (size_t)g * MLK_Q4_K_BYTES));
+        const __m128i raw = _mm_loadu_si128((const __m128i *)(row + (size_t)g * (TYPE == MLK_Q_Q4_K ? MLK_Q4_K_BYTES : MLK_Q5_K_BYTES)));
         const __m128 dd = _mm_cvtph_ps(raw); /* lane 0: d, lane 1: dmin */
         const __m128i x = _mm_srli_si128(raw, 4);
         const __m128i A = _mm_shuffle_epi32(x, _MM_SHUFFLE(2, 1, 2, 0)), B = _mm_shuffle_epi32(x, _MM_SHUFFLE(1, 1, 0, 0));
@@ -148,6 +167,34 @@ MLK_INLINE MLK_T512 mlk_wfac512 wfac512(const int TYPE, const uint8_t *row, int6
         const __m512 prod = _mm512_mul_ps(v, mul);
         f.wsc = _mm512_maskz_mov_ps(0x00FF, prod);
         f.wcorr = _mm512_maskz_mov_ps(0x00FF, _mm512_shuffle_f32x4(prod, prod, 0x0E)); /* move lanes 8..15 down */
+        break;
+    }
+    case MLK_Q_Q2_K: {
+        /* 16 scale bytes: low nibble * d, high nibble * -dmin */
+        const uint8_t *blk = row + (size_t)g * MLK_Q2_K_BYTES;
+        const __m512i sc = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)blk));
+        const __m512 d = _mm512_set1_ps(_cvtsh_ss(mlk_q_rd16(blk + MLK_Q2K_D)));
+        const __m512 dmin = _mm512_set1_ps(_cvtsh_ss(mlk_q_rd16(blk + MLK_Q2K_D + 2)));
+        f.wsc = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_and_si512(sc, _mm512_set1_epi32(0xF))), d);
+        f.wcorr = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_srli_epi32(sc, 4)), _mm512_sub_ps(_mm512_setzero_ps(), dmin));
+        break;
+    }
+    case MLK_Q_Q3_K: {
+        /* the 16 signed 6-bit scales: the 12 packed bytes are copied out first (a 16-byte load would overrun the
+         * block); low nibbles from bytes s (s < 8) / s - 8 (high nibble), top 2 bits from byte 8 + s % 4 */
+        const uint8_t *blk = row + (size_t)g * MLK_Q3_K_BYTES;
+        uint8_t packed[16] = {0};
+        memcpy(packed, blk + MLK_Q3K_SC, 12);
+        const __m128i raw = _mm_loadu_si128((const __m128i *)packed);
+        const __m128i m4 = _mm_set1_epi8(0x0F);
+        const __m512i low = _mm512_cvtepu8_epi32(_mm_unpacklo_epi64(_mm_and_si128(raw, m4), _mm_and_si128(_mm_srli_epi16(raw, 4), m4)));
+        const __m512i top = _mm512_cvtepu8_epi32(_mm_shuffle_epi8(raw, _mm_setr_epi8(8, 9, 10, 11, 8, 9, 10, 11, 8, 9, 10, 11, 8, 9, 10, 11)));
+        const __m512i high = _mm512_and_si512(_mm512_srlv_epi32(top, _mm512_setr_epi32(0, 0, 0, 0, 2, 2, 2, 2, 4, 4, 4, 4, 6, 6, 6, 6)),
+                                              _mm512_set1_epi32(3));
+        const __m512i sc = _mm512_sub_epi32(_mm512_or_si512(low, _mm512_slli_epi32(high, 4)), _mm512_set1_epi32(32));
+        const __m512 d = _mm512_set1_ps(_cvtsh_ss(mlk_q_rd16(blk + MLK_Q3K_D)));
+        f.wsc = _mm512_mul_ps(_mm512_cvtepi32_ps(sc), d);
+        f.wcorr = _mm512_mul_ps(f.wsc, _mm512_set1_ps(-4.0f));
         break;
     }
     case MLK_Q_Q6_K:
@@ -169,11 +216,15 @@ MLK_INLINE MLK_T512 void afac512(const int TYPE, mlk_q_act a, int64_t g, __mmask
     switch (TYPE) {
     case MLK_Q_Q4_0:
     case MLK_Q_Q4_1:
+    case MLK_Q_Q5_0:
+    case MLK_Q_Q5_1:
     case MLK_Q_Q8_0:
+    case MLK_Q_IQ4_NL:
         *da = _mm512_maskz_loadu_ps(gm, a.d + 16 * g);
         *sa = _mm512_maskz_loadu_ps(gm, a.s + 16 * g);
         break;
     case MLK_Q_Q4_K:
+    case MLK_Q_Q5_K:
         *da = _mm512_maskz_loadu_ps(0x00FF, a.d + 8 * g);
         *sa = _mm512_maskz_loadu_ps(0x00FF, a.s + 8 * g);
         break;
@@ -202,6 +253,36 @@ MLK_INLINE MLK_T512 __m512i unpack512(const int TYPE, const uint8_t *row, int64_
         const __m512i sh = _mm512_setr_epi64(0, 0, 4, 4, 0, 0, 4, 4);
         return _mm512_and_si512(_mm512_srlv_epi64(v, sh), m4);
     }
+    case MLK_Q_Q5_0:
+    case MLK_Q_Q5_1: {
+        /* Q4_x's nibble layout, plus bit i of each block's 32-bit qh as bit 4 of byte i (a mask move). */
+        const int stride = TYPE == MLK_Q_Q5_0 ? MLK_Q5_0_BYTES : MLK_Q5_1_BYTES;
+        const int hoff = TYPE == MLK_Q_Q5_0 ? 2 : 4;
+        const uint8_t *b0 = row + (size_t)(16 * g + 2 * p) * stride;
+        __m512i v = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)(b0 + hoff + 4)));
+        uint64_t bits = mlk_q_rd32(b0 + hoff);
+        if (second_valid) {
+            v = _mm512_mask_broadcast_i32x4(v, 0xFF00, _mm_loadu_si128((const __m128i *)(b0 + stride + hoff + 4)));
+            bits |= (uint64_t)mlk_q_rd32(b0 + stride + hoff) << 32;
+        } else {
+            v = _mm512_maskz_mov_epi32(0x00FF, v);
+        }
+        const __m512i sh = _mm512_setr_epi64(0, 0, 4, 4, 0, 0, 4, 4);
+        const __m512i lo = _mm512_and_si512(_mm512_srlv_epi64(v, sh), m4);
+        return _mm512_or_si512(lo, _mm512_maskz_mov_epi8((__mmask64)bits, _mm512_set1_epi8(0x10)));
+    }
+    case MLK_Q_IQ4_NL: {
+        /* Q4_0's nibble layout, each nibble replaced by its table level + 128 (vpshufb, then xor 0x80). */
+        const uint8_t *b0 = row + (size_t)(16 * g + 2 * p) * MLK_IQ4_NL_BYTES + 2;
+        __m512i v = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)b0));
+        if (second_valid) v = _mm512_mask_broadcast_i32x4(v, 0xFF00, _mm_loadu_si128((const __m128i *)(b0 + MLK_IQ4_NL_BYTES)));
+        else v = _mm512_maskz_mov_epi32(0x00FF, v);
+        const __m512i sh = _mm512_setr_epi64(0, 0, 4, 4, 0, 0, 4, 4);
+        const __m512i table = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)mlk_q_kvalues_iq4nl));
+        const __m512i levels = _mm512_shuffle_epi8(table, _mm512_and_si512(_mm512_srlv_epi64(v, sh), m4));
+        /* (a missing second block's codes meet zeroed activations, as for Q8_0) */
+        return _mm512_xor_si512(levels, _mm512_set1_epi8((char)0x80));
+    }
     case MLK_Q_Q8_0: {
         const uint8_t *b0 = row + (size_t)(16 * g + 2 * p) * MLK_Q8_0_BYTES + 2;
         __m512i v = _mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)b0));
@@ -214,6 +295,32 @@ MLK_INLINE MLK_T512 __m512i unpack512(const int TYPE, const uint8_t *row, int64_
         const __m512i v = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)qs));
         const __m512i sh = _mm512_setr_epi64(0, 0, 0, 0, 4, 4, 4, 4);
         return _mm512_and_si512(_mm512_srlv_epi64(v, sh), m4);
+    }
+    case MLK_Q_Q5_K: {
+        /* Q4_K's nibbles (sub-blocks 2p, 2p+1) and bits 2p / 2p+1 of qh[l] as bit 4. */
+        const uint8_t *blk = row + (size_t)g * MLK_Q5_K_BYTES;
+        const __m512i v = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(blk + MLK_Q5K_QS + 32 * p)));
+        const __m512i h = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(blk + MLK_Q5K_QH)));
+        const __m512i sh = _mm512_setr_epi64(0, 0, 0, 0, 4, 4, 4, 4);
+        const __m512i hs = _mm512_add_epi64(_mm512_setr_epi64(0, 0, 0, 0, 1, 1, 1, 1), _mm512_set1_epi64(2 * p));
+        const __m512i hi = _mm512_and_si512(_mm512_srlv_epi64(h, hs), _mm512_set1_epi8(1));
+        return _mm512_or_si512(_mm512_and_si512(_mm512_srlv_epi64(v, sh), m4), _mm512_slli_epi64(hi, 4));
+    }
+    case MLK_Q_Q2_K:
+    case MLK_Q_Q3_K: {
+        /* unit p = elements 64p..64p+63 = shifts 2j0 (lower 32) and 2j0+2 (upper 32) of qs[32h..], h = p / 2,
+         * j0 = 2 (p % 2); Q3_K adds bit 2p / 2p+1 of hmask[l] as bit 2 */
+        const int q2 = TYPE == MLK_Q_Q2_K;
+        const uint8_t *blk = row + (size_t)g * (q2 ? MLK_Q2_K_BYTES : MLK_Q3_K_BYTES);
+        const __m512i q = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(blk + (q2 ? MLK_Q2K_QS : MLK_Q3K_QS) + 32 * (p >> 1))));
+        const __m512i sh = _mm512_add_epi64(_mm512_setr_epi64(0, 0, 0, 0, 2, 2, 2, 2), _mm512_set1_epi64(4 * (p & 1)));
+        __m512i v = _mm512_and_si512(_mm512_srlv_epi64(q, sh), _mm512_set1_epi8(3));
+        if (!q2) {
+            const __m512i hm = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)blk));
+            const __m512i hs = _mm512_add_epi64(_mm512_setr_epi64(0, 0, 0, 0, 1, 1, 1, 1), _mm512_set1_epi64(2 * p));
+            v = _mm512_or_si512(v, _mm512_slli_epi64(_mm512_and_si512(_mm512_srlv_epi64(hm, hs), _mm512_set1_epi8(1)), 2));
+        }
+        return v;
     }
     case MLK_Q_Q6_K:
     default: {
@@ -237,7 +344,8 @@ MLK_INLINE MLK_T512 __m512i unpack512(const int TYPE, const uint8_t *row, int64_
 /* R weight rows x C activation rows, the whole k; out[r][c]. */
 MLK_INLINE MLK_T512 void tile512(const int TYPE, const int R, const int C, const uint8_t *const *rows,
                                  const mlk_q_act *acts, int64_t k, float out[8][4], int64_t pf) {
-    const int legacy = TYPE == MLK_Q_Q4_0 || TYPE == MLK_Q_Q4_1 || TYPE == MLK_Q_Q8_0;
+    const int legacy = TYPE == MLK_Q_Q4_0 || TYPE == MLK_Q_Q4_1 || TYPE == MLK_Q_Q5_0 || TYPE == MLK_Q_Q5_1 || TYPE == MLK_Q_Q8_0
+                    || TYPE == MLK_Q_IQ4_NL;
     const int64_t nb = k / 32;
     const int64_t ngroups = legacy ? (nb + 15) / 16 : k / 256;
     __m512 acc[8][4];
@@ -251,8 +359,10 @@ MLK_INLINE MLK_T512 void tile512(const int TYPE, const int R, const int C, const
         /* Software prefetch of the same bytes `pf` ahead (the next row tile): keeps enough lines in flight for
          * DRAM bandwidth in decode, where the hardware prefetcher alone falls short. Prefetches never fault. */
         if (pf) {
-            const int64_t gbytes = legacy ? 16 * (TYPE == MLK_Q_Q4_0 ? MLK_Q4_0_BYTES : TYPE == MLK_Q_Q4_1 ? MLK_Q4_1_BYTES : MLK_Q8_0_BYTES)
-                                          : (TYPE == MLK_Q_Q4_K ? MLK_Q4_K_BYTES : MLK_Q6_K_BYTES);
+            const int64_t gbytes = legacy ? 16 * (TYPE == MLK_Q_Q4_0 || TYPE == MLK_Q_IQ4_NL ? MLK_Q4_0_BYTES : TYPE == MLK_Q_Q4_1 ? MLK_Q4_1_BYTES
+                                                  : TYPE == MLK_Q_Q5_0 ? MLK_Q5_0_BYTES : TYPE == MLK_Q_Q5_1 ? MLK_Q5_1_BYTES : MLK_Q8_0_BYTES)
+                                          : (TYPE == MLK_Q_Q4_K ? MLK_Q4_K_BYTES : TYPE == MLK_Q_Q5_K ? MLK_Q5_K_BYTES
+                                             : TYPE == MLK_Q_Q2_K ? MLK_Q2_K_BYTES : TYPE == MLK_Q_Q3_K ? MLK_Q3_K_BYTES : MLK_Q6_K_BYTES);
             for (int r = 0; r < R; r++)
                 for (int64_t o = 0; o < gbytes; o += 64) _mm_prefetch((const char *)rows[r] + pf + g * gbytes + o, MLK_PF_HINT);
         }
@@ -270,7 +380,7 @@ MLK_INLINE MLK_T512 void tile512(const int TYPE, const int R, const int C, const
         for (int p = 0; p < units; p++) {
             const int second_valid = !legacy || 2 * p + 1 < cnt;
             __m512i idx;
-            if (TYPE == MLK_Q_Q6_K)
+            if (MLK_SUB16(TYPE))
                 idx = _mm512_add_epi32(_mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3),
                                        _mm512_set1_epi32(4 * p));
             else
@@ -352,8 +462,14 @@ MLK_INLINE MLK_T512 void tile512(const int TYPE, const int R, const int C, const
 MLK_DEFINE_DRIVER512(mm512_q4_0, MLK_Q_Q4_0)
 MLK_DEFINE_DRIVER512(mm512_q4_1, MLK_Q_Q4_1)
 MLK_DEFINE_DRIVER512(mm512_q8_0, MLK_Q_Q8_0)
+MLK_DEFINE_DRIVER512(mm512_iq4_nl, MLK_Q_IQ4_NL)
+MLK_DEFINE_DRIVER512(mm512_q5_0, MLK_Q_Q5_0)
+MLK_DEFINE_DRIVER512(mm512_q5_1, MLK_Q_Q5_1)
 MLK_DEFINE_DRIVER512(mm512_q4_k, MLK_Q_Q4_K)
+MLK_DEFINE_DRIVER512(mm512_q5_k, MLK_Q_Q5_K)
 MLK_DEFINE_DRIVER512(mm512_q6_k, MLK_Q_Q6_K)
+MLK_DEFINE_DRIVER512(mm512_q2_k, MLK_Q_Q2_K)
+MLK_DEFINE_DRIVER512(mm512_q3_k, MLK_Q_Q3_K)
 
 int mlk_q_matmul_avx512vnni(int wtype, const void *xq, int64_t n, int64_t k, const void *w, int64_t j0, int64_t j1,
                             float *y, int64_t ldy) {
@@ -361,8 +477,14 @@ int mlk_q_matmul_avx512vnni(int wtype, const void *xq, int64_t n, int64_t k, con
     case MLK_Q_Q4_0: mm512_q4_0(xq, n, k, w, j0, j1, y, ldy); return 1;
     case MLK_Q_Q4_1: mm512_q4_1(xq, n, k, w, j0, j1, y, ldy); return 1;
     case MLK_Q_Q8_0: mm512_q8_0(xq, n, k, w, j0, j1, y, ldy); return 1;
+    case MLK_Q_IQ4_NL: mm512_iq4_nl(xq, n, k, w, j0, j1, y, ldy); return 1;
+    case MLK_Q_Q5_0: mm512_q5_0(xq, n, k, w, j0, j1, y, ldy); return 1;
+    case MLK_Q_Q5_1: mm512_q5_1(xq, n, k, w, j0, j1, y, ldy); return 1;
     case MLK_Q_Q4_K: mm512_q4_k(xq, n, k, w, j0, j1, y, ldy); return 1;
+    case MLK_Q_Q5_K: mm512_q5_k(xq, n, k, w, j0, j1, y, ldy); return 1;
     case MLK_Q_Q6_K: mm512_q6_k(xq, n, k, w, j0, j1, y, ldy); return 1;
+    case MLK_Q_Q2_K: mm512_q2_k(xq, n, k, w, j0, j1, y, ldy); return 1;
+    case MLK_Q_Q3_K: mm512_q3_k(xq, n, k, w, j0, j1, y, ldy); return 1;
     default: return 0;
     }
 }
@@ -389,11 +511,53 @@ MLK_INLINE MLK_T256 __m256i unpack256(const int TYPE, const uint8_t *row, int64_
         const __m256i v = _mm256_set_m128i(_mm_srli_epi16(q, 4), q);
         return _mm256_and_si256(v, m4);
     }
+    case MLK_Q_Q5_0:
+    case MLK_Q_Q5_1: {
+        const int hoff = TYPE == MLK_Q_Q5_0 ? 2 : 4;
+        const uint8_t *b = row + (size_t)u * (TYPE == MLK_Q_Q5_0 ? MLK_Q5_0_BYTES : MLK_Q5_1_BYTES);
+        const __m128i q = _mm_loadu_si128((const __m128i *)(b + hoff + 4));
+        const __m256i lo = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(q, 4), q), m4);
+        /* byte i <- byte i/8 of qh, then keep bit i%8: set where it is, and turn that into 0x10 */
+        const __m256i qh = _mm256_shuffle_epi8(_mm256_set1_epi32((int)mlk_q_rd32(b + hoff)),
+                                               _mm256_setr_epi64x(0, 0x0101010101010101ll, 0x0202020202020202ll, 0x0303030303030303ll));
+        const __m256i sel = _mm256_set1_epi64x((long long)0x8040201008040201ull);
+        const __m256i set = _mm256_cmpeq_epi8(_mm256_and_si256(qh, sel), sel);
+        return _mm256_or_si256(lo, _mm256_and_si256(set, _mm256_set1_epi8(0x10)));
+    }
     case MLK_Q_Q8_0:
         return _mm256_loadu_si256((const __m256i *)(row + (size_t)u * MLK_Q8_0_BYTES + 2));
+    case MLK_Q_IQ4_NL: {
+        /* signed table levels (used with Q8_0's sign trick) */
+        const __m128i q = _mm_loadu_si128((const __m128i *)(row + (size_t)u * MLK_IQ4_NL_BYTES + 2));
+        const __m256i nib = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(q, 4), q), m4);
+        const __m256i table = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)mlk_q_kvalues_iq4nl));
+        return _mm256_shuffle_epi8(table, nib);
+    }
     case MLK_Q_Q4_K: {
         const __m256i q = _mm256_loadu_si256((const __m256i *)(row + (size_t)(u / 8) * MLK_Q4_K_BYTES + 16 + 32 * ((u % 8) / 2)));
         return (u & 1) ? _mm256_and_si256(_mm256_srli_epi16(q, 4), m4) : _mm256_and_si256(q, m4);
+    }
+    case MLK_Q_Q5_K: {
+        const uint8_t *blk = row + (size_t)(u / 8) * MLK_Q5_K_BYTES;
+        const int j = (int)(u % 8);
+        const __m256i q = _mm256_loadu_si256((const __m256i *)(blk + MLK_Q5K_QS + 32 * (j / 2)));
+        const __m256i lo = (j & 1) ? _mm256_and_si256(_mm256_srli_epi16(q, 4), m4) : _mm256_and_si256(q, m4);
+        const __m256i sel = _mm256_set1_epi8((char)(1 << j));
+        const __m256i set = _mm256_cmpeq_epi8(_mm256_and_si256(_mm256_loadu_si256((const __m256i *)(blk + MLK_Q5K_QH)), sel), sel);
+        return _mm256_or_si256(lo, _mm256_and_si256(set, _mm256_set1_epi8(0x10)));
+    }
+    case MLK_Q_Q2_K:
+    case MLK_Q_Q3_K: {
+        const int q2 = TYPE == MLK_Q_Q2_K, uu = (int)(u % 8);
+        const uint8_t *blk = row + (size_t)(u / 8) * (q2 ? MLK_Q2_K_BYTES : MLK_Q3_K_BYTES);
+        const __m256i q = _mm256_loadu_si256((const __m256i *)(blk + (q2 ? MLK_Q2K_QS : MLK_Q3K_QS) + 32 * (uu / 4)));
+        __m256i v = _mm256_and_si256(_mm256_srl_epi16(q, _mm_cvtsi32_si128(2 * (uu % 4))), _mm256_set1_epi8(3));
+        if (!q2) {
+            const __m256i sel = _mm256_set1_epi8((char)(1 << uu));
+            const __m256i set = _mm256_cmpeq_epi8(_mm256_and_si256(_mm256_loadu_si256((const __m256i *)blk), sel), sel);
+            v = _mm256_or_si256(v, _mm256_and_si256(set, _mm256_set1_epi8(4)));
+        }
+        return v;
     }
     case MLK_Q_Q6_K:
     default: {
@@ -419,7 +583,11 @@ MLK_INLINE MLK_T256 void tile256(const int TYPE, const int R, const int C, const
         }
     const int64_t nu = k / 32;
     const int64_t ubytes = TYPE == MLK_Q_Q4_0 ? MLK_Q4_0_BYTES : TYPE == MLK_Q_Q4_1 ? MLK_Q4_1_BYTES
-                         : TYPE == MLK_Q_Q8_0 ? MLK_Q8_0_BYTES : TYPE == MLK_Q_Q4_K ? MLK_Q4_K_BYTES / 8 : MLK_Q6_K_BYTES / 8;
+                         : TYPE == MLK_Q_Q5_0 ? MLK_Q5_0_BYTES : TYPE == MLK_Q_Q5_1 ? MLK_Q5_1_BYTES
+                         : TYPE == MLK_Q_Q8_0 ? MLK_Q8_0_BYTES : TYPE == MLK_Q_IQ4_NL ? MLK_IQ4_NL_BYTES
+                         : TYPE == MLK_Q_Q4_K ? MLK_Q4_K_BYTES / 8
+                         : TYPE == MLK_Q_Q5_K ? MLK_Q5_K_BYTES / 8 : TYPE == MLK_Q_Q2_K ? MLK_Q2_K_BYTES / 8
+                         : TYPE == MLK_Q_Q3_K ? MLK_Q3_K_BYTES / 8 : MLK_Q6_K_BYTES / 8;
     for (int64_t u = 0; u < nu; u++) {
         if (pf && (u & 1) == 0)
             for (int r = 0; r < R; r++) _mm_prefetch((const char *)rows[r] + pf + u * ubytes, _MM_HINT_T0);
@@ -436,13 +604,41 @@ MLK_INLINE MLK_T256 void tile256(const int TYPE, const int R, const int C, const
                 wc0[r] = h2f256(mlk_q_rd16(b + 2));
                 break;
             }
+            case MLK_Q_Q5_0: ws0[r] = ws1[r] = h2f256(mlk_q_rd16(row + (size_t)u * MLK_Q5_0_BYTES)); wc0[r] = -16.0f * ws0[r]; break;
+            case MLK_Q_Q5_1: {
+                const uint8_t *b = row + (size_t)u * MLK_Q5_1_BYTES;
+                ws0[r] = ws1[r] = h2f256(mlk_q_rd16(b));
+                wc0[r] = h2f256(mlk_q_rd16(b + 2));
+                break;
+            }
             case MLK_Q_Q8_0: ws0[r] = ws1[r] = h2f256(mlk_q_rd16(row + (size_t)u * MLK_Q8_0_BYTES)); wc0[r] = 0.0f; break;
-            case MLK_Q_Q4_K: {
-                const uint8_t *b = row + (size_t)(u / 8) * MLK_Q4_K_BYTES;
+            case MLK_Q_IQ4_NL: ws0[r] = ws1[r] = h2f256(mlk_q_rd16(row + (size_t)u * MLK_IQ4_NL_BYTES)); wc0[r] = 0.0f; break;
+            case MLK_Q_Q4_K:
+            case MLK_Q_Q5_K: {
+                const uint8_t *b = row + (size_t)(u / 8) * (TYPE == MLK_Q_Q4_K ? MLK_Q4_K_BYTES : MLK_Q5_K_BYTES);
                 int s, m;
                 mlk_q4k_scale_min((int)(u % 8), b + 4, &s, &m);
                 ws0[r] = ws1[r] = h2f256(mlk_q_rd16(b)) * (float)s;
                 wc0[r] = -h2f256(mlk_q_rd16(b + 2)) * (float)m;
+                break;
+            }
+            case MLK_Q_Q2_K: {
+                const uint8_t *b = row + (size_t)(u / 8) * MLK_Q2_K_BYTES;
+                const float d = h2f256(mlk_q_rd16(b + MLK_Q2K_D)), dmin = h2f256(mlk_q_rd16(b + MLK_Q2K_D + 2));
+                const uint8_t *sc = b + 2 * (u % 8);
+                ws0[r] = d * (float)(sc[0] & 0xF);
+                ws1[r] = d * (float)(sc[1] & 0xF);
+                wc0[r] = -dmin * (float)(sc[0] >> 4);
+                wc1[r] = -dmin * (float)(sc[1] >> 4);
+                break;
+            }
+            case MLK_Q_Q3_K: {
+                const uint8_t *b = row + (size_t)(u / 8) * MLK_Q3_K_BYTES;
+                const float d = h2f256(mlk_q_rd16(b + MLK_Q3K_D));
+                ws0[r] = d * (float)mlk_q3k_scale((int)(2 * (u % 8)), b + MLK_Q3K_SC);
+                ws1[r] = d * (float)mlk_q3k_scale((int)(2 * (u % 8) + 1), b + MLK_Q3K_SC);
+                wc0[r] = -4.0f * ws0[r];
+                wc1[r] = -4.0f * ws1[r];
                 break;
             }
             case MLK_Q_Q6_K:
@@ -465,19 +661,19 @@ MLK_INLINE MLK_T256 void tile256(const int TYPE, const int R, const int C, const
             __m256i as = av;
             for (int r = 0; r < R; r++) {
                 __m256i dot;
-                if (TYPE == MLK_Q_Q8_0) {
+                if (TYPE == MLK_Q_Q8_0 || TYPE == MLK_Q_IQ4_NL) { /* signed codes: |w| times a with w's sign */
                     (void)as;
                     dot = dot_u8s8_256(_mm256_sign_epi8(wv[r], wv[r]), _mm256_sign_epi8(av, wv[r]));
                 } else {
                     dot = dot_u8s8_256(wv[r], av);
                 }
-                const __m256 s = TYPE == MLK_Q_Q6_K
+                const __m256 s = MLK_SUB16(TYPE)
                                      ? _mm256_set_m128(_mm_set1_ps(ws1[r] * da), _mm_set1_ps(ws0[r] * da))
                                      : _mm256_set1_ps(ws0[r] * da);
                 acc[r][c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), s, acc[r][c]);
-                if (TYPE == MLK_Q_Q6_K)
+                if (MLK_SUB16(TYPE))
                     corr[r][c] += wc0[r] * acts[c].s16[2 * u] + wc1[r] * acts[c].s16[2 * u + 1];
-                else if (TYPE != MLK_Q_Q8_0)
+                else if (TYPE != MLK_Q_Q8_0 && TYPE != MLK_Q_IQ4_NL)
                     corr[r][c] += wc0[r] * acts[c].s[u];
             }
         }
@@ -526,8 +722,14 @@ MLK_INLINE MLK_T256 void tile256(const int TYPE, const int R, const int C, const
 MLK_DEFINE_DRIVER256(mm256_q4_0, MLK_Q_Q4_0)
 MLK_DEFINE_DRIVER256(mm256_q4_1, MLK_Q_Q4_1)
 MLK_DEFINE_DRIVER256(mm256_q8_0, MLK_Q_Q8_0)
+MLK_DEFINE_DRIVER256(mm256_iq4_nl, MLK_Q_IQ4_NL)
+MLK_DEFINE_DRIVER256(mm256_q5_0, MLK_Q_Q5_0)
+MLK_DEFINE_DRIVER256(mm256_q5_1, MLK_Q_Q5_1)
 MLK_DEFINE_DRIVER256(mm256_q4_k, MLK_Q_Q4_K)
+MLK_DEFINE_DRIVER256(mm256_q5_k, MLK_Q_Q5_K)
 MLK_DEFINE_DRIVER256(mm256_q6_k, MLK_Q_Q6_K)
+MLK_DEFINE_DRIVER256(mm256_q2_k, MLK_Q_Q2_K)
+MLK_DEFINE_DRIVER256(mm256_q3_k, MLK_Q_Q3_K)
 
 int mlk_q_matmul_avx2(int wtype, const void *xq, int64_t n, int64_t k, const void *w, int64_t j0, int64_t j1,
                       float *y, int64_t ldy) {
@@ -535,8 +737,14 @@ int mlk_q_matmul_avx2(int wtype, const void *xq, int64_t n, int64_t k, const voi
     case MLK_Q_Q4_0: mm256_q4_0(xq, n, k, w, j0, j1, y, ldy); return 1;
     case MLK_Q_Q4_1: mm256_q4_1(xq, n, k, w, j0, j1, y, ldy); return 1;
     case MLK_Q_Q8_0: mm256_q8_0(xq, n, k, w, j0, j1, y, ldy); return 1;
+    case MLK_Q_IQ4_NL: mm256_iq4_nl(xq, n, k, w, j0, j1, y, ldy); return 1;
+    case MLK_Q_Q5_0: mm256_q5_0(xq, n, k, w, j0, j1, y, ldy); return 1;
+    case MLK_Q_Q5_1: mm256_q5_1(xq, n, k, w, j0, j1, y, ldy); return 1;
     case MLK_Q_Q4_K: mm256_q4_k(xq, n, k, w, j0, j1, y, ldy); return 1;
+    case MLK_Q_Q5_K: mm256_q5_k(xq, n, k, w, j0, j1, y, ldy); return 1;
     case MLK_Q_Q6_K: mm256_q6_k(xq, n, k, w, j0, j1, y, ldy); return 1;
+    case MLK_Q_Q2_K: mm256_q2_k(xq, n, k, w, j0, j1, y, ldy); return 1;
+    case MLK_Q_Q3_K: mm256_q3_k(xq, n, k, w, j0, j1, y, ldy); return 1;
     default: return 0;
     }
 }

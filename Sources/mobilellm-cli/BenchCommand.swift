@@ -23,7 +23,7 @@ struct BenchCommand: ParsableCommand {
     @Option(name: .long, help: "Random weights with the shapes of a known model (see below).")
     var synthetic: String?
 
-    @Option(name: .long, help: "Quantize the weights at load to this type: q4_0, q4_1, q8_0, q4_k, q6_k, f16 (default: as stored).")
+    @Option(name: .long, help: "Quantize the weights at load to this type: q4_0, q4_1, q5_0, q5_1, q8_0, q4_k, q5_k, q6_k, f16 (default: as stored).")
     var quant: QuantType?
 
     @Option(name: .long, help: "Compute threads.")

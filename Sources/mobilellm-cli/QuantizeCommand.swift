@@ -4,8 +4,12 @@ import Foundation
 import MobileLLM
 
 extension QuantType: ExpressibleByArgument {
-    public init?(argument: String) { self.init(name: argument) }
-    public static var allValueStrings: [String] { allCases.map(\.name) }
+    /// Every command-line option of this type names a type to write, so read-only types (IQ4_NL) are refused here.
+    public init?(argument: String) {
+        guard let type = QuantType(name: argument), type.canQuantize else { return nil }
+        self = type
+    }
+    public static var allValueStrings: [String] { allCases.filter(\.canQuantize).map(\.name) }
 }
 
 /// `mobilellm quantize`: writes a model as a GGUF file with quantized matrices.
@@ -29,7 +33,7 @@ struct QuantizeCommand: ParsableCommand {
     @Option(name: .long, help: "The GGUF file to write.")
     var out: String
 
-    @Option(name: .long, help: "Type of the projection matrices: q4_0, q4_1, q8_0, f16 (also q4_k, q6_k, bf16, f32).")
+    @Option(name: .long, help: "Type of the projection matrices: q4_0, q4_1, q8_0, f16 (also q5_0, q5_1, q4_k, q5_k, q6_k, bf16, f32).")
     var type: QuantType
 
     @Option(name: .long, help: "Type of the token embedding / output matrix (default: --type).")

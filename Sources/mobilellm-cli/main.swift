@@ -38,7 +38,7 @@ struct ModelOptions: ParsableArguments {
     @Option(name: .long, help: "Quantized weights: 'exact' (f32 activations, as transformers on the dequantized model) or 'int8' (faster integer dot products, as llama.cpp).")
     var activations: ActivationPrecision = .exact
 
-    @Option(name: .long, help: "Quantize the weights while loading: q4_0, q4_1, q8_0 (also q4_k, q6_k, f16, bf16, f32).")
+    @Option(name: .long, help: "Quantize the weights while loading: q4_0, q4_1, q8_0 (also q5_0, q5_1, q4_k, q5_k, q6_k, f16, bf16, f32).")
     var quantize: QuantType?
 
     @Option(name: .long, help: "KV cache: f32, f16 or q8_0 (default: f32 for float weights, f16 for quantized).")

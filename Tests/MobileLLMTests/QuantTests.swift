@@ -8,7 +8,28 @@ enum QuantTestSupport {
     static let fixtureURL = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .appendingPathComponent("Fixtures/quant/quant_reference.json")
 
-    static let matmulTypes: [QuantType] = [.q4_0, .q4_1, .q8_0, .q4_K, .q6_K]
+    static let matmulTypes: [QuantType] = [.q4_0, .q4_1, .q5_0, .q5_1, .q8_0, .iq4_nl, .q2_K, .q3_K, .q4_K, .q5_K, .q6_K]
+
+    /// Byte offsets of the f16 scale fields in one block of each type this library cannot write.
+    static let scaleFields: [QuantType: [Int]] = [.iq4_nl: [0], .q2_K: [80, 82], .q3_K: [108]]
+
+    /// `rows` rows of k weights in `type`: the C quantization of Gaussian values (scale `scale`), or, for a type
+    /// this library cannot write (IQ4_NL, Q2_K, Q3_K), random codes with random f16 scales of the same order of
+    /// magnitude.
+    static func weightBytes(type: QuantType, rows: Int, k: Int, seed: UInt64, scale: Float = 0.05) -> [UInt8] {
+        if type.canQuantize { return cQuantize(normals(rows * k, seed: seed, scale: scale), type: type, rows: rows, k: k) }
+        var g = SeededGenerator(seed: seed)
+        var bytes = (0..<(rows * (type.rowBytes(k) ?? 0))).map { _ in UInt8(truncatingIfNeeded: g.next()) }
+        let fields = scaleFields[type] ?? []
+        let blocks = bytes.count / type.blockBytes
+        let scales = normals(blocks * fields.count, seed: seed ^ 0x5EED, scale: 2 * scale / 127)
+        for b in 0..<blocks {
+            for (f, offset) in fields.enumerated() {
+                QuantReference.store16(Float16(scales[b * fields.count + f]).bitPattern, &bytes, b * type.blockBytes + offset)
+            }
+        }
+        return bytes
+    }
 
     /// The instruction-set levels this CPU can run, lowest first.
     static var isas: [mlk_isa] {
@@ -104,11 +125,21 @@ struct QuantFormatTests {
     @Test("type ids, block sizes and row bytes match ggml and the C API")
     func sizes() {
         let expected: [(QuantType, Int32, Int, Int)] = [
-            (.f32, 0, 1, 4), (.f16, 1, 1, 2), (.q4_0, 2, 32, 18), (.q4_1, 3, 32, 20), (.q8_0, 8, 32, 34),
-            (.q4_K, 12, 256, 144), (.q6_K, 14, 256, 210), (.bf16, 30, 1, 2),
+            (.f32, 0, 1, 4), (.f16, 1, 1, 2), (.q4_0, 2, 32, 18), (.q4_1, 3, 32, 20), (.q5_0, 6, 32, 22),
+            (.q5_1, 7, 32, 24), (.q8_0, 8, 32, 34), (.q4_K, 12, 256, 144), (.q5_K, 13, 256, 176), (.q6_K, 14, 256, 210),
+            (.iq4_nl, 20, 32, 18), (.q2_K, 10, 256, 84), (.q3_K, 11, 256, 110), (.bf16, 30, 1, 2),
         ]
+        #expect(Set(expected.map(\.0)) == Set(QuantType.allCases), "every case is listed")
         for (type, id, block, bytes) in expected {
             #expect(type.rawValue == id)
+            // GGUF's reader knows the same geometry for the same ggml id.
+            let ggml = GGMLType(rawValue: UInt32(id))
+            #expect(ggml?.blockSize == block && ggml?.blockBytes == bytes, "\(type) vs GGMLType")
+            #expect(mlk_q_is_supported(id) == 1)
+            #expect(mlk_q_can_quantize(id) == (type.canQuantize ? 1 : 0))
+            #expect(QuantType(name: type.name) == type && QuantType(name: type.name.uppercased()) == type)
+            #expect(mlk_q_has_matmul(id) == (type.hasQuantizedMatmul ? 1 : 0))
+            #expect(mlk_qf32_supported(id) == (type.hasQuantizedMatmul ? 1 : 0), "exact kernel for every int8 type")
             #expect(type.blockSize == block)
             #expect(type.blockBytes == bytes)
             #expect(mlk_q_block_size(id) == Int64(block))
@@ -120,7 +151,7 @@ struct QuantFormatTests {
 
     @Test("invalid type ids and sizes give 0 / nil / no writes, never a crash")
     func invalidInput() {
-        for bad: Int32 in [-1, 4, 5, 6, 7, 9, 10, 11, 13, 15, 29, 31, 1000] {
+        for bad: Int32 in [-1, 4, 5, 9, 15, 16, 21, 23, 29, 31, 1000] {
             #expect(mlk_q_row_bytes(bad, 256) == 0)
             #expect(mlk_q_block_size(bad) == 0)
             #expect(mlk_q_act_row_bytes(bad, 256) == 0)
@@ -160,6 +191,18 @@ struct QuantFormatTests {
         let fixture = try QuantFixture.load()
         let inputs = fixture.rows.map(QuantTestSupport.floats)
         #expect(inputs.count >= 10)
+        // Every block-quantized type has an entry, and the 32-block types' bytes come from gguf-py's quantizer.
+        for type in QuantType.allCases where type.blockSize > 1 {
+            let entry = fixture.types.values.first { $0.type_id == type.rawValue }
+            #expect(entry != nil, "no fixture for \(type)")
+            if type.blockSize == 32 && type.canQuantize { #expect(entry?.quantized_by == "gguf", "\(type)") }
+            // gguf-py has no K-quant quantizer: those bytes come from ggml's quantize_row_*_ref.
+            if type.blockSize == 256 && type.canQuantize { #expect(entry?.quantized_by == "ggml", "\(type)") }
+            if !type.canQuantize {
+                #expect((entry?.random_blocks.count ?? 0) >= 2048, "\(type): dequantization-only fixture")
+                #expect(QuantTestSupport.scaleFields[type] != nil, "\(type): test weights need its scale fields")
+            }
+        }
         for (name, entry) in fixture.types.sorted(by: { $0.key < $1.key }) {
             let type = try #require(QuantType(rawValue: entry.type_id), "\(name)")
             for (i, row) in entry.rows.enumerated() {
@@ -190,7 +233,12 @@ struct QuantFormatTests {
         var x = QuantTestSupport.normals(k * rows, seed: 5)
         for r in 0..<rows { for t in 0..<k { x[r * k + t] *= Float(1 << (r % 8)) / 16 } }
         for t in 0..<64 { x[3 * k + t] = 0 }
-        for type in QuantType.allCases {
+        for type in QuantType.allCases where !type.canQuantize {
+            // Read-only types: neither quantizer writes anything.
+            #expect(QuantReference.quantize(Array(x[0..<k]), type: type) == nil)
+            #expect(QuantTestSupport.cQuantize(x, type: type, rows: rows, k: k).allSatisfy { $0 == 0xAA }, "\(type)")
+        }
+        for type in QuantType.allCases where type.canQuantize {
             let c = QuantTestSupport.cQuantize(x, type: type, rows: rows, k: k)
             let rb = try #require(type.rowBytes(k))
             for r in 0..<rows {
@@ -232,8 +280,7 @@ struct QuantKernelTests {
         let m = 17
         var worst = 0.0
         for k in ks {
-            let wf = QuantTestSupport.normals(m * k, seed: UInt64(k), scale: 0.05)
-            let w = QuantTestSupport.cQuantize(wf, type: type, rows: m, k: k)
+            let w = QuantTestSupport.weightBytes(type: type, rows: m, k: k, seed: UInt64(k))
             let rb = try #require(type.rowBytes(k))
             for n in ns {
                 let x = QuantTestSupport.normals(n * k, seed: UInt64(1000 + n * k))
@@ -313,9 +360,11 @@ struct QuantKernelTests {
     /// Expected relative RMS error of a quantized matmul against float32 on Gaussian data: the weight format's
     /// rounding error (4-bit: about 7-9 %, 6-bit: about 2 %, 8-bit: about 0.5 %) plus the 8-bit activations
     /// (about 0.5 %). The bounds leave roughly 1.5x headroom over the measured values.
-    static let errorBounds: [QuantType: Double] = [.q4_0: 0.13, .q4_1: 0.12, .q4_K: 0.1, .q6_K: 0.035, .q8_0: 0.015]
+    static let errorBounds: [QuantType: Double] = [.q4_0: 0.13, .q4_1: 0.12, .q5_0: 0.065, .q5_1: 0.052, .q4_K: 0.1,
+                                                   .q5_K: 0.05, .q6_K: 0.035, .q8_0: 0.015]
 
-    @Test("quantized matmul stays within the format's error bound of the float32 matmul", arguments: QuantTestSupport.matmulTypes)
+    @Test("quantized matmul stays within the format's error bound of the float32 matmul",
+          arguments: QuantTestSupport.matmulTypes.filter(\.canQuantize))
     func quantizationError(type: QuantType) throws {
         let k = 1024, m = 48, n = 3
         let wf = QuantTestSupport.normals(m * k, seed: 77, scale: 0.02)

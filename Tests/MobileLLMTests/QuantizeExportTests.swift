@@ -190,8 +190,9 @@ struct QuantizeExportTests {
     /// The fixtures are tiny random models whose logits amplify weight noise, so "close" is measured against the
     /// quantization itself: the quantized file must compute what an F32 model of its dequantized weights computes
     /// (within float summation order), and that model must be within the quantization noise of the original.
-    @Test("Q8_0 / Q4_1 / Q4_0 GGUF: logits are the dequantized model's and close to the directory's",
-          arguments: Fixtures.models, [QuantType.q8_0, .q4_1, .q4_0])
+    // (No K-quant here: the fixtures' rows are too short for 256-blocks and would fall back to Q8_0.)
+    @Test("Q8_0 / Q4_1 / Q4_0 / Q5_0 / Q5_1 GGUF: logits are the dequantized model's and close to the directory's",
+          arguments: Fixtures.models, [QuantType.q8_0, .q4_1, .q4_0, .q5_0, .q5_1])
     func quantizedRoundTrip(fixture: String, type: QuantType) throws {
         let directory = try TemporaryDirectory()
         let path = try Self.export(fixture, GGUFExportOptions(type: type), in: directory)
@@ -208,10 +209,32 @@ struct QuantizeExportTests {
         let result = Self.compare(quantized, try Self.logits(try Model(path: Fixtures.path(fixture)), fixture))
         // Q8_0 weight noise is ~16x smaller than Q4's; these random 3-4 layer models amplify it to a few % (Q8_0)
         // and tens of % (Q4) of the logits. Unrelated logits would be ~140% away.
+        // 5-bit noise is about half of 4-bit's; the 4-bit bounds hold for it with room to spare.
         let (tolerance, agreement) = type == .q8_0 ? (0.1, 0.85) : (0.8, 0.2)
         #expect(result.relativeRMS <= tolerance, "\(fixture) \(type): relative RMS error \(result.relativeRMS), max |Δlogit| \(result.worst) of \(result.scale)")
         #expect(result.argmaxAgreement >= agreement, "\(fixture) \(type): arg-max agreement \(result.argmaxAgreement)")
         print("\(fixture) \(type.name): relative RMS \(result.relativeRMS), arg-max agreement \(result.argmaxAgreement)")
+    }
+
+    @Test("IQ4_NL, Q2_K and Q3_K are read-only: exporting or quantizing on load to them is refused, naming the option")
+    func readOnlyTypeRefused() throws {
+        let directory = try TemporaryDirectory()
+        let readOnly = QuantType.allCases.filter { !$0.canQuantize }
+        #expect(Set(readOnly) == [.iq4_nl, .q2_K, .q3_K])
+        for type in readOnly {
+            for options in [GGUFExportOptions(type: type), GGUFExportOptions(type: .q8_0, outputType: type)] {
+                #expect(throws: MobileLLMError.self) {
+                    try GGUFExport.write(modelAt: Fixtures.path("llama-f16"), to: directory.path + "/x.gguf", options: options)
+                }
+            }
+            #expect(!FileManager.default.fileExists(atPath: directory.path + "/x.gguf"))
+            do {
+                _ = try Model(path: Fixtures.path("llama-f16"), options: ModelLoadOptions(quantize: type))
+                Issue.record("quantize-on-load to \(type) was accepted")
+            } catch let MobileLLMError.invalidArgument(name, problem) {
+                #expect(name == "quantize" && problem.contains(type.name), "\(name): \(problem)")
+            }
+        }
     }
 
     @Test("rows that the block size does not divide fall back to Q8_0 or F16, with a note")

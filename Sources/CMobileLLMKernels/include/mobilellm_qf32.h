@@ -15,7 +15,9 @@
 extern "C" {
 #endif
 
-/** 1 if mlk_qf32_matmul_rows handles weight type `wtype` (ggml ids: Q4_0=2, Q4_1=3, Q8_0=8, Q4_K=12, Q6_K=14). */
+/** 1 if mlk_qf32_matmul_rows handles weight type `wtype` (ggml ids: Q4_0=2, Q4_1=3, Q5_0=6, Q5_1=7,
+ *  Q8_0=8, Q4_K=12, Q5_K=13, Q6_K=14, IQ4_NL=20,
+ *  Q2_K=10, Q3_K=11). */
 int mlk_qf32_supported(int wtype);
 
 /**

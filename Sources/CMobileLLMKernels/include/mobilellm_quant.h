@@ -8,9 +8,27 @@
  *   Q4_0  (32 weights, 18 bytes):  f16 d | u8 qs[16]                           w = d * (nibble - 8)
  *         qs[i] low nibble = weight i, high nibble = weight i + 16
  *   Q4_1  (32 weights, 20 bytes):  f16 d | f16 m | u8 qs[16]                   w = d * nibble + m
+ *   Q5_0  (32 weights, 22 bytes):  f16 d | u8 qh[4] | u8 qs[16]                w = d * (q5 - 16)
+ *   Q5_1  (32 weights, 24 bytes):  f16 d | f16 m | u8 qh[4] | u8 qs[16]        w = d * q5 + m
+ *         q5 of weight i (0..31) = its nibble (as Q4_0: qs[i] low for i < 16, qs[i - 16] high otherwise)
+ *         | bit i of the little-endian u32 qh, shifted to bit 4
  *   Q4_K  (256 weights, 144 bytes): f16 d | f16 dmin | u8 scales[12] | u8 qs[128]
  *         8 sub-blocks of 32 with 6-bit scale sc_j and 6-bit min m_j:   w = d*sc_j*nibble - dmin*m_j
  *         qs[32c + l]: low nibble = weight 64c + l, high nibble = weight 64c + 32 + l
+ *   IQ4_NL (32 weights, 18 bytes): f16 d | u8 qs[16]                           w = d * kvalues_iq4nl[nibble]
+ *         nibbles as Q4_0; kvalues_iq4nl = {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113}
+ *         (dequantize and matmul only: ggml's IQ4_NL, Q2_K and Q3_K quantizers are searches this library does
+ *         not repeat)
+ *   Q5_K  (256 weights, 176 bytes): f16 d | f16 dmin | u8 scales[12] | u8 qh[32] | u8 qs[128]
+ *         scales, mins and nibbles as Q4_K; weight 32j + l (sub-block j) adds bit j of qh[l] as bit 4:
+ *         w = d*sc_j*q5 - dmin*m_j
+ *   Q2_K  (256 weights, 84 bytes):  u8 scales[16] | u8 qs[64] | f16 d | f16 dmin        (dequantize and matmul only)
+ *         16 sub-blocks of 16; scales[s] low nibble = scale sc_s, high nibble = min m_s:  w = d*sc_s*q2 - dmin*m_s
+ *         weight 128h + 32j + l (h 0..1, j 0..3, l 0..31): q2 = (qs[32h + l] >> 2j) & 3, sub-block s = (128h+32j+l)/16
+ *   Q3_K  (256 weights, 110 bytes): u8 hmask[32] | u8 qs[64] | u8 scales[12] | f16 d    (dequantize and matmul only)
+ *         16 sub-blocks of 16 with 6-bit scales sc_s (stored + 32):  w = d*sc_s*(q2 + 4*hbit - 4)
+ *         q2 as Q2_K; hbit = bit (4h + j) of hmask[l]; sc_s + 32 = low 4 bits (scales[s] for s < 8, else
+ *         scales[s - 8] >> 4) | ((scales[8 + s % 4] >> (2 * (s / 4))) & 3) << 4
  *   Q6_K  (256 weights, 210 bytes): u8 ql[128] | u8 qh[64] | int8 scales[16] | f16 d
  *         16 sub-blocks of 16 with int8 scale sc_j:                       w = d*sc_j*(q6 - 32)
  *
@@ -20,11 +38,11 @@
  *   int8  q[k]          q = round_half_even(x * (127 / max|x|)), |q| <= 127 (0 for an all-zero block)
  *   float d[k / 32]     d = max|x| / 127 over the 32-block
  *   float s[k / 32]     d * (sum of the block's 32 q)
- *   float s16[k / 16]   d * (sum of each 16-half's q)    (used by Q6_K's -32 offset)
+ *   float s16[k / 16]   d * (sum of each 16-half's q)    (used by the 16-weight sub-blocks of Q2_K, Q3_K, Q6_K)
  *
  * so act_row_bytes = 1.5 * k. A float32 block scale (ggml's Q8_0/Q8_1/Q8_K activations use f16 scales or one
  * scale per 256) keeps activations at least as accurate as ggml's; the precomputed sums fold the weights'
- * offsets (-8, m, dmin*m, -32) into one multiply-add per block.
+ * offsets (-8, -16, m, dmin*m, -4, -32) into one multiply-add per block.
  *
  * The Q8A bytes do not depend on the weight type (wtype only decides which k are valid), so one quantized x can
  * serve several matrices of different types with the same k (e.g. Q4_K attention and Q6_K FFN weights).
@@ -60,19 +78,30 @@ typedef enum {
     MLK_Q_F16 = 1,
     MLK_Q_Q4_0 = 2,
     MLK_Q_Q4_1 = 3,
+    MLK_Q_Q5_0 = 6,
+    MLK_Q_Q5_1 = 7,
     MLK_Q_Q8_0 = 8,
+    MLK_Q_Q2_K = 10,
+    MLK_Q_Q3_K = 11,
     MLK_Q_Q4_K = 12,
+    MLK_Q_Q5_K = 13,
     MLK_Q_Q6_K = 14,
+    MLK_Q_IQ4_NL = 20,
     MLK_Q_BF16 = 30,
 } mlk_qtype;
 
-/** 1 if `type` is one of the mlk_qtype values (quantize / dequantize / sizes work), else 0. */
+/** 1 if `type` is one of the mlk_qtype values (dequantize / sizes work), else 0. */
 int mlk_q_is_supported(int type);
 
-/** 1 if mlk_q_matmul_rows accepts `wtype` (Q4_0, Q4_1, Q8_0, Q4_K, Q6_K), else 0. */
+/** 1 if mlk_q_quantize_rows can write `type`: every supported type except IQ4_NL, Q2_K and Q3_K; else 0. */
+int mlk_q_can_quantize(int type);
+
+/** 1 if mlk_q_matmul_rows accepts `wtype` (every block type: Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, IQ4_NL, Q2_K, Q3_K,
+ *  Q4_K, Q5_K, Q6_K), else 0. */
 int mlk_q_has_matmul(int wtype);
 
-/** Weights per block: 32 (Q4_0, Q4_1, Q8_0), 256 (Q4_K, Q6_K), 1 (F32, F16, BF16); 0 for an unknown type. */
+/** Weights per block: 32 (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, IQ4_NL), 256 (Q2_K, Q3_K, Q4_K, Q5_K, Q6_K), 1 (F32, F16, BF16); 0 for an
+ *  unknown type. */
 int64_t mlk_q_block_size(int type);
 
 /** Bytes of one row of k weights; 0 if the type is unknown, k < 0 or k % block size != 0. */
@@ -81,7 +110,8 @@ size_t mlk_q_row_bytes(int type, int64_t k);
 /**
  * Quantizes `rows` rows of `k` floats (row-major) into `dst` (rows * mlk_q_row_bytes(type, k) bytes), with
  * ggml's reference rounding (quantize_row_*_ref), so the bytes equal what ggml/gguf-py produce.
- * F16/BF16 round to nearest even (BF16 quiets NaNs as ggml does); F32 copies. Does nothing on invalid input.
+ * F16/BF16 round to nearest even (BF16 quiets NaNs as ggml does); F32 copies. Does nothing on invalid input or
+ * when mlk_q_can_quantize(type) is 0.
  */
 void mlk_q_quantize_rows(int type, const float *src, int64_t rows, int64_t k, void *dst);
 

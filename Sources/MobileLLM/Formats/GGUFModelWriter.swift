@@ -74,6 +74,8 @@ public enum GGUFExport {
     public static func write(modelAt path: String, to destination: String, options: GGUFExportOptions,
                              progress: ((GGUFWriteProgress) -> Void)? = nil) throws -> GGUFExportReport {
         let start = DispatchTime.now().uptimeNanoseconds
+        try QuantizationPlan.checkWritable(options.plan.projectionType, name: "type")
+        try QuantizationPlan.checkWritable(options.plan.outputType, name: "outputType")
         let opened = try OpenedModelSource(path: path)
         let c = opened.configuration
         guard let architecture = ArchitectureRegistry.architecture(for: c.modelType) else {
@@ -186,8 +188,14 @@ public enum GGUFExport {
         case .f16: return 1
         case .q4_0: return 2
         case .q4_1: return 3
+        case .q5_0: return 8
+        case .q5_1: return 9
         case .q8_0: return 7
+        case .iq4_nl: return 25
+        case .q2_K: return 10
+        case .q3_K: return 12
         case .q4_K: return 15
+        case .q5_K: return 17
         case .q6_K: return 18
         case .bf16: return 32
         }

@@ -8,9 +8,9 @@ public enum QuantReference {
     // MARK: - Quantization
 
     /// Quantizes one row of weights into `type`'s blocks (ggml reference rounding); nil if `x.count` is not a
-    /// multiple of the block size.
+    /// multiple of the block size or the type cannot be written (`canQuantize`: IQ4_NL, Q2_K, Q3_K).
     public static func quantize(_ x: [Float], type: QuantType) -> [UInt8]? {
-        guard let bytes = type.rowBytes(x.count) else { return nil }
+        guard type.canQuantize, let bytes = type.rowBytes(x.count) else { return nil }
         var out = [UInt8](repeating: 0, count: bytes)
         switch type {
         case .f32:
@@ -23,12 +23,20 @@ public enum QuantReference {
             for b in 0..<(x.count / 32) { quantizeQ4_0(x, b * 32, &out, b * 18) }
         case .q4_1:
             for b in 0..<(x.count / 32) { quantizeQ4_1(x, b * 32, &out, b * 20) }
+        case .q5_0:
+            for b in 0..<(x.count / 32) { quantizeQ5_0(x, b * 32, &out, b * 22) }
+        case .q5_1:
+            for b in 0..<(x.count / 32) { quantizeQ5_1(x, b * 32, &out, b * 24) }
         case .q8_0:
             for b in 0..<(x.count / 32) { quantizeQ8_0(x, b * 32, &out, b * 34) }
         case .q4_K:
             for b in 0..<(x.count / 256) { quantizeQ4_K(Array(x[(b * 256)..<(b * 256 + 256)]), &out, b * 144) }
+        case .q5_K:
+            for b in 0..<(x.count / 256) { quantizeQ5_K(Array(x[(b * 256)..<(b * 256 + 256)]), &out, b * 176) }
         case .q6_K:
             for b in 0..<(x.count / 256) { quantizeQ6_K(Array(x[(b * 256)..<(b * 256 + 256)]), &out, b * 210) }
+        case .iq4_nl, .q2_K, .q3_K:
+            return nil
         }
         return out
     }
@@ -62,10 +70,45 @@ public enum QuantReference {
                     y[32 * b + j + 16] = Float(bytes[o + 4 + j] >> 4) * d + m
                 }
             }
+        case .q5_0:
+            for b in 0..<(count / 32) {
+                let o = b * 22, d = half(bytes, o)
+                for j in 0..<32 { y[32 * b + j] = Float(q5Code(bytes, o + 2, o + 6, j) - 16) * d }
+            }
+        case .q5_1:
+            for b in 0..<(count / 32) {
+                let o = b * 24, d = half(bytes, o), m = half(bytes, o + 2)
+                for j in 0..<32 { y[32 * b + j] = Float(q5Code(bytes, o + 4, o + 8, j)) * d + m }
+            }
         case .q8_0:
             for b in 0..<(count / 32) {
                 let o = b * 34, d = half(bytes, o)
                 for j in 0..<32 { y[32 * b + j] = Float(Int8(bitPattern: bytes[o + 2 + j])) * d }
+            }
+        case .iq4_nl:
+            for b in 0..<(count / 32) {
+                let o = b * 18, d = half(bytes, o)
+                for j in 0..<16 {
+                    y[32 * b + j] = d * Float(iq4nlLevels[Int(bytes[o + 2 + j] & 0xF)])
+                    y[32 * b + j + 16] = d * Float(iq4nlLevels[Int(bytes[o + 2 + j] >> 4)])
+                }
+            }
+        case .q2_K:
+            for b in 0..<(count / 256) {
+                let o = b * 84, d = half(bytes, o + 80), dmin = half(bytes, o + 82)
+                for e in 0..<256 {
+                    let sc = bytes[o + e / 16]
+                    let dl = d * Float(sc & 0xF), ml = dmin * Float(sc >> 4)
+                    y[256 * b + e] = dl * Float(q2KCode(bytes, o + 16, e)) - ml
+                }
+            }
+        case .q3_K:
+            for b in 0..<(count / 256) {
+                let o = b * 110, d = half(bytes, o + 108)
+                for e in 0..<256 {
+                    let dl = d * Float(q3KScale(e / 16, bytes, o + 96))
+                    y[256 * b + e] = dl * Float(q3KCode(bytes, o, e))
+                }
             }
         case .q4_K:
             for b in 0..<(count / 256) {
@@ -77,6 +120,15 @@ public enum QuantReference {
                         let q = q4KCode(bytes, o, j, l)
                         y[256 * b + 32 * j + l] = d1 * Float(q) - m1
                     }
+                }
+            }
+        case .q5_K:
+            for b in 0..<(count / 256) {
+                let o = b * 176, d = half(bytes, o), dmin = half(bytes, o + 2)
+                for j in 0..<8 {
+                    let (sc, m) = q4KScaleMin(j, bytes, o + 4)
+                    let d1 = d * Float(sc), m1 = dmin * Float(m)
+                    for l in 0..<32 { y[256 * b + 32 * j + l] = d1 * Float(q5KCode(bytes, o, j, l)) - m1 }
                 }
             }
         case .q6_K:
@@ -177,10 +229,45 @@ public enum QuantReference {
                     add(32 * b + j + 16, scale: d, code: Int(w[20 * b + 4 + j] >> 4), offset: m)
                 }
             }
+        case .q5_0:
+            for b in 0..<(k / 32) {
+                let d = Double(half(w, 22 * b))
+                for j in 0..<32 { add(32 * b + j, scale: d, code: q5Code(w, 22 * b + 2, 22 * b + 6, j), offset: -16 * d) }
+            }
+        case .q5_1:
+            for b in 0..<(k / 32) {
+                let d = Double(half(w, 24 * b)), m = Double(half(w, 24 * b + 2))
+                for j in 0..<32 { add(32 * b + j, scale: d, code: q5Code(w, 24 * b + 4, 24 * b + 8, j), offset: m) }
+            }
         case .q8_0:
             for b in 0..<(k / 32) {
                 let d = Double(half(w, 34 * b))
                 for j in 0..<32 { add(32 * b + j, scale: d, code: Int(Int8(bitPattern: w[34 * b + 2 + j])), offset: 0) }
+            }
+        case .iq4_nl:
+            for b in 0..<(k / 32) {
+                let d = Double(half(w, 18 * b))
+                for j in 0..<16 {
+                    add(32 * b + j, scale: d, code: iq4nlLevels[Int(w[18 * b + 2 + j] & 0xF)], offset: 0)
+                    add(32 * b + j + 16, scale: d, code: iq4nlLevels[Int(w[18 * b + 2 + j] >> 4)], offset: 0)
+                }
+            }
+        case .q2_K:
+            for b in 0..<(k / 256) {
+                let o = 84 * b, d = Double(half(w, o + 80)), dmin = Double(half(w, o + 82))
+                for e in 0..<256 {
+                    let sc = w[o + e / 16]
+                    add(256 * b + e, scale: d * Double(sc & 0xF), code: q2KCode(w, o + 16, e), offset: -dmin * Double(sc >> 4))
+                }
+            }
+        case .q3_K:
+            for b in 0..<(k / 256) {
+                let o = 110 * b, d = Double(half(w, o + 108))
+                for e in 0..<256 {
+                    // The kernels add codes 0...7 and fold the -4 into the offset; so does the magnitude here.
+                    let scale = d * Double(q3KScale(e / 16, w, o + 96))
+                    add(256 * b + e, scale: scale, code: q3KCode(w, o, e) + 4, offset: -4 * scale)
+                }
             }
         case .q4_K:
             for b in 0..<(k / 256) {
@@ -189,6 +276,16 @@ public enum QuantReference {
                     let (sc, m) = q4KScaleMin(j, w, o + 4)
                     for l in 0..<32 {
                         add(256 * b + 32 * j + l, scale: d * Double(sc), code: q4KCode(w, o, j, l), offset: -dmin * Double(m))
+                    }
+                }
+            }
+        case .q5_K:
+            for b in 0..<(k / 256) {
+                let o = 176 * b, d = Double(half(w, o)), dmin = Double(half(w, o + 2))
+                for j in 0..<8 {
+                    let (sc, m) = q4KScaleMin(j, w, o + 4)
+                    for l in 0..<32 {
+                        add(256 * b + 32 * j + l, scale: d * Double(sc), code: q5KCode(w, o, j, l), offset: -dmin * Double(m))
                     }
                 }
             }
@@ -218,6 +315,45 @@ public enum QuantReference {
     static func q4KCode(_ w: [UInt8], _ o: Int, _ j: Int, _ l: Int) -> Int {
         let byte = w[o + 16 + 32 * (j / 2) + l]
         return Int(j % 2 == 0 ? byte & 0xF : byte >> 4)
+    }
+
+    /// Q2_K / Q3_K: the 2-bit code (0...3) of element `e` (0...255) of a super-block whose qs[64] is at `qs`:
+    /// element 128h + 32j + l sits at bits 2j of qs[32h + l].
+    static func q2KCode(_ w: [UInt8], _ qs: Int, _ e: Int) -> Int {
+        Int((w[qs + 32 * (e / 128) + e % 32] >> UInt8(2 * ((e % 128) / 32))) & 3)
+    }
+
+    /// Q3_K: the signed code (-4...3) of element `e` of the super-block at `o`: the 2-bit code (qs at o + 32), minus 4
+    /// unless bit e / 32 of hmask[e % 32] is set.
+    static func q3KCode(_ w: [UInt8], _ o: Int, _ e: Int) -> Int {
+        let high = (w[o + e % 32] >> UInt8(e / 32)) & 1
+        return q2KCode(w, o + 32, e) - (high == 1 ? 0 : 4)
+    }
+
+    /// Q3_K: the signed 6-bit scale (-32...31) of sub-block `s` (0...15) from the 12 packed bytes at `o`.
+    static func q3KScale(_ s: Int, _ w: [UInt8], _ o: Int) -> Int {
+        let low = s < 8 ? w[o + s] & 0xF : w[o + s - 8] >> 4
+        let high = (w[o + 8 + s % 4] >> UInt8(2 * (s / 4))) & 3
+        return Int(low | high << 4) - 32
+    }
+
+    /// IQ4_NL: the 16 levels a 4-bit index selects (ggml's kvalues_iq4nl).
+    static let iq4nlLevels: [Int] = [-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113]
+
+    /// Q5_0 / Q5_1: the 5-bit code (0...31) of weight `j` of a block whose 32-bit high-bit field is at `qh` and
+    /// whose 16 nibble bytes are at `qs` (weight j < 16: low nibble of qs[j]; otherwise high nibble of qs[j - 16]).
+    static func q5Code(_ w: [UInt8], _ qh: Int, _ qs: Int, _ j: Int) -> Int {
+        let nibble = j < 16 ? w[qs + j] & 0xF : w[qs + j - 16] >> 4
+        let high = (w[qh + j / 8] >> (j % 8)) & 1
+        return Int(nibble | high << 4)
+    }
+
+    /// Q5_K: the 5-bit code (0...31) of element `l` of sub-block `j` of the super-block at `o`: Q4_K's nibble at
+    /// qs (offset 48) plus bit `j` of qh[l] (offset 16).
+    static func q5KCode(_ w: [UInt8], _ o: Int, _ j: Int, _ l: Int) -> Int {
+        let byte = w[o + 48 + 32 * (j / 2) + l]
+        let nibble = j % 2 == 0 ? byte & 0xF : byte >> 4
+        return Int(nibble | ((w[o + 16 + l] >> j) & 1) << 4)
     }
 
     /// Q6_K: the unsigned 6-bit code (0...63) of element `e` of the super-block at `o`.
@@ -270,7 +406,52 @@ public enum QuantReference {
         return UInt8(v)
     }
 
+    /// ggml's MIN(31, (int8_t)v) (Q5_0) and (uint8_t)v (Q5_1, whose argument stays below 32) for v >= 0,
+    /// defined for every input.
+    static func truncQ5(_ v: Float) -> UInt8 {
+        if !(v >= 0) { return 0 }
+        if v >= 31 { return 31 }
+        return UInt8(v)
+    }
+
+    /// Q5_0 / Q5_1: packs 32 codes (0...31): nibbles at `qs` as Q4_0 does, bit 4 of code i into bit i of the
+    /// little-endian u32 at `qh`.
+    static func packQ5(_ q: [UInt8], _ y: inout [UInt8], qh: Int, qs: Int) {
+        var h: UInt32 = 0
+        for j in 0..<16 {
+            y[qs + j] = (q[j] & 0xF) | (q[j + 16] & 0xF) << 4
+            h |= UInt32(q[j] >> 4) << UInt32(j)
+            h |= UInt32(q[j + 16] >> 4) << UInt32(j + 16)
+        }
+        store32(h, &y, qh)
+    }
+
     // MARK: - Per-format quantizers (ggml's *_ref algorithms)
+
+    static func quantizeQ5_0(_ x: [Float], _ i: Int, _ y: inout [UInt8], _ o: Int) {
+        var amax: Float = 0, maxv: Float = 0
+        for j in 0..<32 where amax < abs(x[i + j]) {
+            amax = abs(x[i + j])
+            maxv = x[i + j]
+        }
+        let d = maxv / -16
+        let id: Float = d != 0 ? 1 / d : 0
+        store16(halfBits(d), &y, o)
+        packQ5((0..<32).map { truncQ5(x[i + $0] * id + 16.5) }, &y, qh: o + 2, qs: o + 6)
+    }
+
+    static func quantizeQ5_1(_ x: [Float], _ i: Int, _ y: inout [UInt8], _ o: Int) {
+        var minv = Float.greatestFiniteMagnitude, maxv = -Float.greatestFiniteMagnitude
+        for j in 0..<32 {
+            if x[i + j] < minv { minv = x[i + j] }
+            if x[i + j] > maxv { maxv = x[i + j] }
+        }
+        let d = (maxv - minv) / 31
+        let id: Float = d != 0 ? 1 / d : 0
+        store16(halfBits(d), &y, o)
+        store16(halfBits(minv), &y, o + 2)
+        packQ5((0..<32).map { truncQ5((x[i + $0] - minv) * id + 0.5) }, &y, qh: o + 4, qs: o + 8)
+    }
 
     static func quantizeQ4_0(_ x: [Float], _ i: Int, _ y: inout [UInt8], _ o: Int) {
         var amax: Float = 0, maxv: Float = 0
@@ -384,6 +565,29 @@ public enum QuantReference {
     }
 
     static func quantizeQ4_K(_ x: [Float], _ y: inout [UInt8], _ o: Int) {
+        let L = quantizeKScales(x, &y, o, nmax: 15, rmin: -1, nstep: 20)
+        for c in 0..<4 {
+            for l in 0..<32 { y[o + 16 + 32 * c + l] = L[64 * c + l] | L[64 * c + l + 32] << 4 }
+        }
+    }
+
+    /// ggml's quantize_row_q5_K_ref: Q4_K's search with 5-bit codes, the fifth bits packed into qh.
+    static func quantizeQ5_K(_ x: [Float], _ y: inout [UInt8], _ o: Int) {
+        let L = quantizeKScales(x, &y, o, nmax: 31, rmin: -0.5, nstep: 15)
+        for i in 0..<32 { y[o + 16 + i] = 0 }
+        for c in 0..<4 {
+            for l in 0..<32 {
+                let l1 = L[64 * c + l], l2 = L[64 * c + l + 32]
+                y[o + 16 + l] |= (l1 >> 4) << UInt8(2 * c) | (l2 >> 4) << UInt8(2 * c + 1)
+                y[o + 48 + 32 * c + l] = (l1 & 0xF) | (l2 & 0xF) << 4
+            }
+        }
+    }
+
+    /// The shared first part of ggml's Q4_K / Q5_K reference quantizers: per sub-block scale/min search
+    /// (make_qkx2_quants with `nmax`, `rmin`, step 0.1, `nstep`), the 6-bit scales and mins packed at o + 4 and
+    /// the f16 d / dmin at o / o + 2; returns the final codes (0...nmax) of the 256 weights.
+    static func quantizeKScales(_ x: [Float], _ y: inout [UInt8], _ o: Int, nmax: Int, rmin: Float, nstep: Int) -> [UInt8] {
         var L = [UInt8](repeating: 0, count: 256)
         var scales = [Float](repeating: 0, count: 8), mins = [Float](repeating: 0, count: 8)
         var maxScale: Float = 0, maxMin: Float = 0
@@ -392,7 +596,7 @@ public enum QuantReference {
             for l in 0..<32 { sumX2 += x[32 * j + l] * x[32 * j + l] }
             let avX = (sumX2 / 32).squareRoot()
             let weights = (0..<32).map { avX + abs(x[32 * j + $0]) }
-            let r = makeQkx2Quants(x[(32 * j)..<(32 * j + 32)], weights: weights, nmax: 15, rmin: -1, rdelta: 0.1, nstep: 20,
+            let r = makeQkx2Quants(x[(32 * j)..<(32 * j + 32)], weights: weights, nmax: nmax, rmin: rmin, rdelta: 0.1, nstep: nstep,
                                    L: &L, at: 32 * j)
             scales[j] = r.scale
             mins[j] = r.theMin
@@ -423,11 +627,9 @@ public enum QuantReference {
             let d = dd * Float(s)
             if d == 0 { continue }
             let dm = dmin * Float(m)
-            for ii in 0..<32 { L[32 * j + ii] = UInt8(max(0, min(15, nearestInt((x[32 * j + ii] + dm) / d)))) }
+            for ii in 0..<32 { L[32 * j + ii] = UInt8(max(0, min(nmax, nearestInt((x[32 * j + ii] + dm) / d)))) }
         }
-        for c in 0..<4 {
-            for l in 0..<32 { y[o + 16 + 32 * c + l] = L[64 * c + l] | L[64 * c + l + 32] << 4 }
-        }
+        return L
     }
 
     /// ggml's make_qx_quants with rmse_type 1 (weights x^2) and no importance matrix; L holds codes + nmax.

@@ -35,6 +35,13 @@ public struct QuantizationPlan: Sendable, Equatable {
         case vector
     }
 
+    /// Throws `invalidArgument(name:)` when `type` is one this library cannot write (`QuantType.canQuantize`).
+    static func checkWritable(_ type: QuantType?, name: String) throws {
+        guard let type, !type.canQuantize else { return }
+        let writable = QuantType.allCases.filter(\.canQuantize).map(\.name).joined(separator: ", ")
+        throw MobileLLMError.invalidArgument(name: name, problem: "\(type.name) can be read but not written (writable: \(writable))")
+    }
+
     /// The type a [rows, k] matrix of `role` gets, and the type the plan asked for (they differ after a fallback);
     /// nil for vectors.
     func type(for role: Role, columns k: Int) -> (type: QuantType, requested: QuantType)? {

@@ -88,6 +88,7 @@ public final class Model: @unchecked Sendable {
         if let threads = options.threadCount, threads < 1 || threads > 1024 {
             throw MobileLLMError.invalidArgument(name: "threadCount", problem: "expected 1...1024, found \(threads)")
         }
+        try QuantizationPlan.checkWritable(options.quantize, name: "quantize")
         guard let architecture = ArchitectureRegistry.architecture(for: configuration.modelType) else {
             throw MobileLLMError.unsupported(path: path, feature: "model_type \(configuration.modelType)")
         }

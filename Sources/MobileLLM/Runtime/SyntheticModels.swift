@@ -163,6 +163,7 @@ extension Model {
         guard let architecture = ArchitectureRegistry.architecture(for: configuration.modelType) else {
             throw MobileLLMError.unsupported(path: shape.rawValue, feature: "model_type \(configuration.modelType)")
         }
+        try QuantizationPlan.checkWritable(options.quantize, name: "quantize")
         let source = SyntheticTensorSource(configuration: configuration, architecture: architecture, seed: seed,
                                            plan: options.quantize.map { QuantizationPlan(projectionType: $0) },
                                            threads: options.threadCount ?? ProcessInfo.processInfo.activeProcessorCount)
