@@ -58,7 +58,8 @@ struct QwenRealModelTests {
         let model = try Model(path: TokenizerFixtures.qwen25GGUF)
         let c = model.configuration
         #expect(c.modelType == "qwen2" && c.layerCount == 24 && c.hiddenSize == 896 && c.headCount == 14 && c.kvHeadCount == 2)
-        #expect(c.vocabularySize == 151_936 && c.intermediateSize == 4864 && c.ropeTheta == 1_000_000 && c.tiedEmbeddings)
+        #expect(c.vocabularySize == 151_936 && c.intermediateSize == 4864 && c.ropeTheta == 1_000_000)
+        #expect(!c.tiedEmbeddings, "this file stores output.weight (Q8_0) apart from the Q5_0 embedding")
         #expect(c.ropePairing == .halves, "llama.cpp reads qwen2 with NEOX RoPE: rows are not permuted")
         #expect(c.attentionBias)
         #expect(model.isQuantized && model.isGGUF)
@@ -78,17 +79,12 @@ struct QwenRealModelTests {
         #expect(result.clearAgree == result.clear, "exact mode, margin > 0.1: \(result.clearAgree)/\(result.clear)")
     }
 
-    @Test("int8 activations agree on at least 95% of positions")
-    func int8Agreement() throws {
-        let model = try Model(path: TokenizerFixtures.qwen25GGUF, options: ModelLoadOptions(activationPrecision: .int8))
-        let result = try agreement(model, try Self.reference())
-        #expect(Double(result.agree) >= 0.95 * Double(result.total), "int8 mode: \(result.agree)/\(result.total)")
-    }
-
-    @Test("greedy chat answers through the model's own template are transformers'")
+    /// (int8 activations are compared with transformers by QwenQuantGGUFTests; scripts/check_qwen_agreement.py
+    /// measures both modes over every position with the release build.)
+    @Test("a greedy chat answer through the model's own template is transformers'")
     func greedyAnswers() throws {
         let model = try Model(path: TokenizerFixtures.qwen25GGUF)
-        for expected in try Self.reference().greedy {
+        for expected in try Self.reference().greedy.prefix(1) {
             let messages = expected.messages.map { ChatMessage(role: $0.role, content: $0.content) }
             let prompt = try model.tokenizer().encode(try model.applyChatTemplate(messages), addSpecial: false, parseSpecial: true)
             #expect(prompt == expected.prompt_tokens, "\(expected.messages.last?.content ?? "")")
