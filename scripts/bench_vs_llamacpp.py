@@ -56,10 +56,11 @@ def bench_llama_bench(binary, path, threads, prompt_tokens, gen_tokens):
     return once
 
 
-def bench_mobilellm(binary, path, threads, prompt_tokens, gen_tokens):
+def bench_mobilellm(binary, path, threads, prompt_tokens, gen_tokens, activations="exact"):
     def once():
         out = subprocess.run([binary, "bench", "--model", path, "--threads", str(threads), "--prompt-tokens",
-                              str(prompt_tokens), "--gen-tokens", str(gen_tokens), "--repetitions", "1", "--json"],
+                              str(prompt_tokens), "--gen-tokens", str(gen_tokens), "--repetitions", "1", "--json",
+                              "--activations", activations],
                              capture_output=True, text=True, check=True).stdout
         result = json.loads(out)
         return result["prefill_tok_s"], result["decode_tok_s"]
@@ -108,14 +109,20 @@ def main():
     parser.add_argument("--mobilellm", default=".build/release/mobilellm")
     parser.add_argument("--llama-bench")
     parser.add_argument("--transformers", action="store_true")
+    parser.add_argument("--int8", action="store_true", help="also run mobilellm with int8 activations")
     parser.add_argument("--json", action="store_true", help="also print the results as JSON")
     args = parser.parse_args()
 
     tools = {"mobilellm": bench_mobilellm(args.mobilellm, args.gguf, args.threads, args.prompt_tokens, args.gen_tokens)}
+    if args.int8:
+        tools["mobilellm int8"] = bench_mobilellm(args.mobilellm, args.gguf, args.threads, args.prompt_tokens,
+                                                  args.gen_tokens, "int8")
     try:
         tools["llama.cpp (llama-cpp-python)"] = bench_llama_cpp_python(args.gguf, args.threads, args.prompt_tokens, args.gen_tokens)
     except ImportError as error:
-        sys.exit(f"bench_vs_llamacpp: llama-cpp-python is not importable ({error}); see the docstring")
+        if not args.llama_bench:
+            sys.exit(f"bench_vs_llamacpp: llama-cpp-python is not importable ({error}) and no --llama-bench; see the docstring")
+        print(f"bench_vs_llamacpp: llama-cpp-python is not importable ({error}); llama-bench only", file=sys.stderr)
     if args.llama_bench:
         tools["llama.cpp (llama-bench)"] = bench_llama_bench(args.llama_bench, args.gguf, args.threads, args.prompt_tokens, args.gen_tokens)
     if args.transformers:
@@ -136,11 +143,11 @@ def main():
     print(f"|{'-' * 36}|---------------|--------------|")
     for name in names:
         print(f"| {name:34} | {best[name][0]:13.1f} | {best[name][1]:12.1f} |")
-    ours = best["mobilellm"]
     print()
-    for name in names[1:]:
-        if "llama" in name:
-            print(f"mobilellm / {name}: prefill {ours[0] / best[name][0]:.2f}x, decode {ours[1] / best[name][1]:.2f}x")
+    for mine in [n for n in names if n.startswith("mobilellm")]:
+        for name in names:
+            if "llama" in name:
+                print(f"{mine} / {name}: prefill {best[mine][0] / best[name][0]:.2f}x, decode {best[mine][1] / best[name][1]:.2f}x")
     if args.json:
         print(json.dumps({name: {"prefill_tok_s": v[0], "decode_tok_s": v[1]} for name, v in best.items()}))
 
