@@ -112,14 +112,14 @@ QF_AVX512 static inline void qf_q4_k(const uint8_t *row, int64_t g, __m512 *lo, 
     *hi = _mm512_sub_ps(_mm512_mul_ps(d, _mm512_cvtepi32_ps(_mm512_and_si512(_mm512_srli_epi32(q1, (unsigned)shift), mask))), m);
 }
 
-/* Q5_0 / Q5_1: 16 weights' 5-bit codes (as int32 lanes) from 16 nibbles and 16 bits of qh starting at bit `first`. */
+/* Q5_0 / Q5_1: 16 weights' 5-bit codes (as int32 lanes) from 16 nibbles and 16 bits of qh starting at bit `first`:
+ * qh's bits are used directly as the lane mask of one masked add (bit 4 set where qh has a 1). */
 QF_AVX512 static inline __m512i qf_q5_codes(__m512i nibbles, uint32_t qh, int first) {
-    const __m512i bits = _mm512_srlv_epi32(_mm512_set1_epi32((int)(qh >> first)),
-                                           _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15));
-    return _mm512_or_si512(nibbles, _mm512_slli_epi32(_mm512_and_si512(bits, _mm512_set1_epi32(1)), 4));
+    return _mm512_mask_add_epi32(nibbles, (__mmask16)(qh >> first), nibbles, _mm512_set1_epi32(16));
 }
 
-/* Q5_0: 22-byte blocks of 32: f16 d, u32 qh, qs[16]; w = (q5 - 16) * d. */
+/* Q5_0: 22-byte blocks of 32: f16 d, u32 qh, qs[16]; w = (q5 - 16) * d, i.e. the nibble where qh's bit is set and
+ * nibble - 16 where it is clear (one masked subtract per 16 weights). */
 QF_AVX512 static inline void qf_q5_0(const uint8_t *row, int64_t g, __m512 *lo, __m512 *hi) {
     const uint8_t *b = row + g * 22;
     const __m512 d = _mm512_set1_ps(qf_half(b));
@@ -127,8 +127,9 @@ QF_AVX512 static inline void qf_q5_0(const uint8_t *row, int64_t g, __m512 *lo, 
     memcpy(&qh, b + 2, 4);
     const __m512i q = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(b + 6)));
     const __m512i mask = _mm512_set1_epi32(15), sixteen = _mm512_set1_epi32(16);
-    *lo = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(qf_q5_codes(_mm512_and_si512(q, mask), qh, 0), sixteen)), d);
-    *hi = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(qf_q5_codes(_mm512_srli_epi32(q, 4), qh, 16), sixteen)), d);
+    const __m512i low = _mm512_and_si512(q, mask), high = _mm512_srli_epi32(q, 4);
+    *lo = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_mask_sub_epi32(low, (__mmask16)~qh, low, sixteen)), d);
+    *hi = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_mask_sub_epi32(high, (__mmask16)~(qh >> 16), high, sixteen)), d);
 }
 
 /* Q5_1: 24-byte blocks of 32: f16 d, f16 m, u32 qh, qs[16]; w = q5 * d + m (rounded after the multiply). */
