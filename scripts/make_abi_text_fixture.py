@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Builds tests/fixtures/r1like-chat: the weights of Tests/Fixtures/llama4-r1like-bf16-sharded (symlinked) plus a
+"""Builds Tests/Fixtures/r1like-chat: the weights of Tests/Fixtures/llama4-r1like-bf16-sharded (symlinked) plus a
 byte-level BPE tokenizer trained by Hugging Face `tokenizers` to exactly the model's 384 ids (ids 0-3 are the
 special tokens the config names as BOS/EOS) and a Llama-3-style chat template. Records what HF `tokenizers` and
 transformers' `apply_chat_template` produce for a few texts in reference_text.json, so every host's text tests
@@ -14,7 +14,7 @@ import pathlib
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-OUT = ROOT / "tests/fixtures/r1like-chat"
+OUT = ROOT / "Tests/Fixtures/r1like-chat"
 WEIGHTS = ROOT / "Tests/Fixtures/llama4-r1like-bf16-sharded"
 SPECIALS = ["<|begin_of_text|>", "<|end_of_text|>", "<|eot_id|>", "<|eom_id|>"]
 TEMPLATE = (

@@ -32,7 +32,7 @@ from transformers import Llama4ForCausalLM, Llama4TextConfig, LlamaConfig, Llama
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 FUZZ = ROOT / "fuzz"
 CORPUS = FUZZ / "corpus"
-R1LIKE = ROOT / "tests/fixtures/r1like-chat"
+R1LIKE = ROOT / "Tests/Fixtures/r1like-chat"
 
 LLAMA3_REGEX = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*"
                 r"|\s*[\r\n]+|\s+(?!\S)|\s+")

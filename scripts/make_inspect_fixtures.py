@@ -18,7 +18,7 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 OUT = ROOT / "Tests/Fixtures/inspect/expected.json"
 ASSETS = pathlib.Path(os.environ.get("MOBILELLM_ASSETS") or ROOT / ".cache/assets")
 DIRECTORIES = ["Tests/Fixtures/llama4-r1like-bf16-sharded", "Tests/Fixtures/llama4-nope-f32", "Tests/Fixtures/llama-f16",
-               "Tests/Fixtures/llama-bf16-untied", "tests/fixtures/r1like-chat"]
+               "Tests/Fixtures/llama-bf16-untied", "Tests/Fixtures/r1like-chat"]
 GGUF = "smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"  # relative to the assets folder
 DTYPE_BYTES = {"F32": 4, "F16": 2, "BF16": 2}
 

@@ -20,7 +20,7 @@ if [ -f "$target" ] && [ $force -eq 0 ]; then
 fi
 {
     echo "# libmobilellm ABI version $version: struct sizes (LP64) and exported functions. Written by scripts/update_abi.sh;"
-    echo "# checked by tests/abi/check_abi.sh. Never edit by hand; a changed ABI gets a new version and a new file."
+    echo "# checked by Tests/abi/check_abi.sh. Never edit by hand; a changed ABI gets a new version and a new file."
     "$describe" | grep -v '^library_abi_version'
     nm -D --defined-only --extern-only "$library" | awk '{print "function " $3}' | LC_ALL=C sort
 } > "$target"

@@ -8,8 +8,8 @@ import Testing
 /// the chat template suites).
 @Suite("Conversation", .serialized)
 struct ConversationTests {
-    /// The R1-shaped random-weight fixture with a 384-id tokenizer and chat template (tests/fixtures/r1like-chat).
-    static let chatFixture = Fixtures.packageRoot.appendingPathComponent("tests/fixtures/r1like-chat").path
+    /// The R1-shaped random-weight fixture with a 384-id tokenizer and chat template (Tests/Fixtures/r1like-chat).
+    static let chatFixture = Fixtures.packageRoot.appendingPathComponent("Tests/Fixtures/r1like-chat").path
 
     /// The conversation's messages rendered by the model's template and tokenized as `apply_chat_template` does,
     /// independently of `Conversation`.

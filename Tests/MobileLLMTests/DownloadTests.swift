@@ -4,7 +4,7 @@ import MobileLLM
 @testable import MobileLLMTools
 
 /// The pieces of the download code that need no server (the network paths are tested end to end by
-/// python/tests/test_cli_pull.py against tests/hub/fake_hub.py). Expectations here are the documented behaviour
+/// python/tests/test_cli_pull.py against Tests/hub/fake_hub.py). Expectations here are the documented behaviour
 /// (cache locations, environment variables) and HTTP's header syntax (RFC 9110), which is the reference.
 @Suite struct DownloadTests {
     @Test func cacheDirectoryPrecedence() {

@@ -3,7 +3,7 @@ import Synchronization
 import Testing
 @testable import MobileLLM
 
-/// Engine behaviour the C ABI's hard-use tests rely on (tests/c/test_hard_use.c): cancel requests that never
+/// Engine behaviour the C ABI's hard-use tests rely on (Tests/c/test_hard_use.c): cancel requests that never
 /// linger, async streams broken off mid-generation, and a log sink that calls back into the library.
 @Suite("Hard use")
 struct HardUseTests {

@@ -413,7 +413,7 @@ struct QuantizeExportTests {
             let encodings: [Encoding]
             let chats: [Chat]
         }
-        let source = Fixtures.packageRoot.appendingPathComponent("tests/fixtures/r1like-chat").path
+        let source = Fixtures.packageRoot.appendingPathComponent("Tests/Fixtures/r1like-chat").path
         let reference = try JSONDecoder().decode(Reference.self, from: Data(contentsOf: URL(fileURLWithPath: source + "/reference_text.json")))
         let directory = try TemporaryDirectory()
         let path = directory.path + "/r1like-chat.gguf"

@@ -5,7 +5,7 @@ import Testing
 /// `Session.generateText`: stop strings in the engine, over the r1like-chat fixture (a real byte-level tokenizer).
 @Suite("Text generation with stop strings")
 struct TextGenerationTests {
-    static let path = Fixtures.packageRoot.appendingPathComponent("tests/fixtures/r1like-chat").path
+    static let path = Fixtures.packageRoot.appendingPathComponent("Tests/Fixtures/r1like-chat").path
 
     @Test("the streamed pieces concatenate to the decode of the tokens, cut before the first stop string")
     func stopStrings() throws {

@@ -14,9 +14,9 @@ struct TokenizerModelTests {
 
     @Test("A model directory with tokenizer.json loads it once, lazily")
     func present() throws {
-        // tests/fixtures/r1like-chat: an R1-style model with its own 384-token tokenizer; expected ids from HF tokenizers
+        // Tests/Fixtures/r1like-chat: an R1-style model with its own 384-token tokenizer; expected ids from HF tokenizers
         // (reference_text.json, scripts/make_abi_text_fixture.py).
-        let directory = TokenizerFixtures.root.appendingPathComponent("tests/fixtures/r1like-chat").path
+        let directory = TokenizerFixtures.root.appendingPathComponent("Tests/Fixtures/r1like-chat").path
         let reference = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: directory + "/reference_text.json"))) as? [String: Any]
         let encodings = reference?["encodings"] as? [[String: Any]] ?? []
         let model = try Model(path: directory, options: ModelLoadOptions(threadCount: 1))

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Load a model, render a chat, stream the answer, then show logits and a greedy generation from token ids.
 
-    MOBILELLM_LIBRARY=.build/release/libmobilellm.so python3 examples/python/chat.py tests/fixtures/r1like-chat
+    MOBILELLM_LIBRARY=.build/release/libmobilellm.so python3 examples/python/chat.py Tests/Fixtures/r1like-chat
 """
 import sys
 
@@ -25,4 +25,4 @@ def main(path):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1] if len(sys.argv) > 1 else "tests/fixtures/r1like-chat")
+    main(sys.argv[1] if len(sys.argv) > 1 else "Tests/Fixtures/r1like-chat")

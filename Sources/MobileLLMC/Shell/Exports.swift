@@ -77,6 +77,9 @@ public func mobilellm_model_params_init(_ params: UnsafeMutablePointer<mobilellm
     params?.pointee = .defaults
 }
 
+/// The C fields of the engine's load options, for error messages.
+private let modelLoadFields = ["defaultContextLength": "params->default_context_length", "threadCount": "params->n_threads"]
+
 /// See include/mobilellm.h.
 @_cdecl("mobilellm_model_load")
 public func mobilellm_model_load(_ path: UnsafePointer<CChar>?, _ params: UnsafePointer<mobilellm_model_params>?,
@@ -108,10 +111,12 @@ public func mobilellm_model_load(_ path: UnsafePointer<CChar>?, _ params: Unsafe
         if let callback = p.progress_callback {
             let userData = p.progress_user_data
             model = try explainingCancel("the progress callback returned false; nothing was loaded") {
-                try Model(path: path, options: options) { fraction in callback(Float(fraction), userData) }
+                try translatingArguments(modelLoadFields) {
+                    try Model(path: path, options: options) { fraction in callback(Float(fraction), userData) }
+                }
             }
         } else {
-            model = try Model(path: path, options: options)
+            model = try translatingArguments(modelLoadFields) { try Model(path: path, options: options) }
         }
         let box = ModelBox(model: model)
         MobileLLMLog.log(.info, "loaded \(path): \(model.configuration.modelType), \(model.configuration.layerCount) layers, vocabulary \(model.vocabularySize), \(model.threadCount) threads, in \(Int(Date().timeIntervalSince(started) * 1000)) ms")
@@ -211,7 +216,9 @@ public func mobilellm_session_create(_ model: OpaquePointer?, _ params: UnsafePo
         case Int32(MOBILELLM_KV_Q8_0.rawValue): type = .q8_0
         default: throw ABIError.invalidArgument("params->kv_cache_type", "expected 0 (auto), 1 (f32), 2 (f16) or 3 (q8_0), found \(p.kv_cache_type)")
         }
-        let session = try box.model.makeSession(contextLength: p.n_ctx == 0 ? nil : Int(p.n_ctx), kvCacheType: type)
+        let session = try translatingArguments(["contextLength": "params->n_ctx", "capacity": "params->n_ctx"]) {
+            try box.model.makeSession(contextLength: p.n_ctx == 0 ? nil : Int(p.n_ctx), kvCacheType: type)
+        }
         MobileLLMLog.log(.debug, "session created: \(session.capacity) positions, \(session.kvCacheType.rawValue) KV cache of \(session.kvCacheBytes) bytes")
         outSession.pointee = sessionTable.insert(SessionBox(session: session, owner: box))
     }

@@ -104,6 +104,16 @@ enum LastError {
 /// Runs the body of exported function `function`, turning every thrown error into a status and this thread's
 /// last-error message, and logging failures at debug level.
 @inline(__always)
+/// Runs `body`, naming the engine's argument errors by the C fields they came from (`fields` maps the Swift
+/// parameter name, e.g. "defaultContextLength", to the C one, e.g. "params->default_context_length").
+func translatingArguments<T>(_ fields: [String: String], _ body: () throws -> T) throws -> T {
+    do {
+        return try body()
+    } catch let MobileLLMError.invalidArgument(name, problem) where fields[name] != nil {
+        throw ABIError.invalidArgument(fields[name] ?? name, problem)
+    }
+}
+
 func guarded(_ function: StaticString, _ body: () throws -> Void) -> Int32 {
     do {
         try body()

@@ -3,7 +3,7 @@ import MobileLLM
 
 // The targets. Loaders that read files get the input through a file in a tmpfs scratch directory; the fixed files
 // next to it (configs, shards, the other half of a tokenizer) are copied there once from fuzz/fixtures or
-// tests/fixtures.
+// Tests/Fixtures.
 
 /// config.json: the engine's two JSON parsers (they must agree), then the configuration reader and validator.
 let configTarget = FuzzTarget(
@@ -169,7 +169,7 @@ let tokenizerJSONTarget = FuzzTarget(
     }
 )
 
-let tokenizerJSONDirectory = scratchDirectory("tokenizer-json", copying: ["tests/fixtures/r1like-chat/tokenizer_config.json"])
+let tokenizerJSONDirectory = scratchDirectory("tokenizer-json", copying: ["Tests/Fixtures/r1like-chat/tokenizer_config.json"])
 
 /// tokenizer_config.json with a fixed tokenizer.json (r1like's): token names, chat template selection, rendering.
 let tokenizerConfigTarget = FuzzTarget(
@@ -187,7 +187,7 @@ let tokenizerConfigTarget = FuzzTarget(
     }
 )
 
-let tokenizerConfigDirectory = scratchDirectory("tokenizer-config", copying: ["tests/fixtures/r1like-chat/tokenizer.json"])
+let tokenizerConfigDirectory = scratchDirectory("tokenizer-config", copying: ["Tests/Fixtures/r1like-chat/tokenizer.json"])
 
 /// A Jinja chat template: compile, then render a fixed conversation.
 let templateTarget = FuzzTarget(
@@ -220,7 +220,7 @@ let encodeTarget = FuzzTarget(
 )
 
 let encodeTokenizers: [Tokenizer] = {
-    var paths = ["tests/fixtures/r1like-chat"].map(repositoryPath)
+    var paths = ["Tests/Fixtures/r1like-chat"].map(repositoryPath)
     let seeds = repositoryPath("fuzz/corpus/tokenizer-json")
     for name in ((try? FileManager.default.contentsOfDirectory(atPath: seeds)) ?? []).sorted() where name != "r1like.json" && !name.hasPrefix("regression-") {
         // regression-* inputs are broken vocabularies (bytes missing), which cannot round-trip.

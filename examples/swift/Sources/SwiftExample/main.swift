@@ -50,7 +50,7 @@ for name in ["llama4-r1like-bf16-sharded", "llama4-nope-f32", "llama-f16", "llam
 }
 
 // Text: a chat prompt streamed as whole characters that add up to the detokenized tokens.
-let chat = try Model(path: root + "/tests/fixtures/r1like-chat")
+let chat = try Model(path: root + "/Tests/Fixtures/r1like-chat")
 let prompt = try chat.applyChatTemplate([ChatMessage(role: "user", content: "Hello world!")])
 let session = try chat.makeSession(contextLength: 512)
 var text = ""

@@ -1,12 +1,12 @@
 """The mobilellm CLI on hostile model files and bad usage (issue 7): the exit-code convention.
 
-Every case of tests/hostile/cases.json (made by scripts/make_hostile_corpus.py) must exit 1 within a second with
+Every case of Tests/hostile/cases.json (made by scripts/make_hostile_corpus.py) must exit 1 within a second with
 exactly one stderr line "mobilellm: error: ..." containing the case's expected file/field text, and print nothing on
 stdout; the controls (the undamaged files the cases were made from) must exit 0. Usage errors exit 2, --help exits 0,
 for every subcommand. Runs the release CLI (`swift build -c release`, as scripts/test does) or $MOBILELLM_CLI; a
 missing binary is a failure, not a skip.
 
-    swift build -c release && python3 -m pytest -q tests/hostile
+    swift build -c release && python3 -m pytest -q Tests/hostile
 """
 import json
 import os
@@ -18,7 +18,7 @@ import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CLI = os.environ.get("MOBILELLM_CLI") or os.path.join(ROOT, ".build", "release", "mobilellm")
-CORPUS = json.load(open(os.path.join(ROOT, "tests", "hostile", "cases.json")))
+CORPUS = json.load(open(os.path.join(ROOT, "Tests", "hostile", "cases.json")))
 TIME_LIMIT = 1.0
 
 
@@ -92,7 +92,7 @@ def test_every_subcommand_help_and_unknown_flag():
         assert stdout == "" and stderr.startswith("mobilellm: ")
 
 
-MODEL = "tests/hostile/controls/tiny-r1"
+MODEL = "Tests/hostile/controls/tiny-r1"
 
 # Missing required options, bad values and contradictory options: usage errors, exit 2, before any model is read.
 USAGE_ERRORS = [
@@ -114,7 +114,7 @@ USAGE_ERRORS = [
     ["detokenize", "--model", MODEL],
     ["detokenize", "--model", MODEL, "--tokens", "1,,2"],
     ["template", "--model", MODEL],
-    ["template", "--messages", "tests/hostile/messages.json"],
+    ["template", "--messages", "Tests/hostile/messages.json"],
     ["bench", "--synthetic", "no-such-model", "--threads", "1", "--prompt-tokens", "1", "--gen-tokens", "1", "--repetitions", "1", "--json"],
     ["bench", "--model", MODEL, "--repetitions", "0"],
     ["quantize", "--model", MODEL, "--out", "/nonexistent/x.gguf"],

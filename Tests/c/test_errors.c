@@ -84,8 +84,18 @@ static void test_load_errors(void) {
     params.n_threads = -3;
     CHECK_STATUS(mobilellm_model_load(fixture, &params, &model), MOBILELLM_ERROR_INVALID_ARGUMENT, "n_threads");
     mobilellm_model_params_init(&params);
+    params.quantize = "q9_9";
+    CHECK_STATUS(mobilellm_model_load(fixture, &params, &model), MOBILELLM_ERROR_INVALID_ARGUMENT, "quantize");
+    CHECK(model == NULL);
+    /* A known type quantizes at load (the engine's quantize-on-load). */
     params.quantize = "q4_0";
-    CHECK_STATUS(mobilellm_model_load(fixture, &params, &model), MOBILELLM_ERROR_UNSUPPORTED, "q4_0");
+    REQUIRE_OK(mobilellm_model_load(fixture, &params, &model));
+    mobilellm_model_info quantized;
+    quantized.struct_size = sizeof quantized;
+    REQUIRE_OK(mobilellm_model_get_info(model, &quantized));
+    CHECK(quantized.is_quantized);
+    REQUIRE_OK(mobilellm_model_free(model));
+    model = NULL;
     mobilellm_model_params_init(&params);
     params.default_context_length = 1 << 30;
     CHECK_STATUS(mobilellm_model_load(fixture, &params, &model), MOBILELLM_ERROR_INVALID_ARGUMENT,

@@ -13,7 +13,7 @@
 #include "test_support.h"
 
 static char r1_path[1024];   /* Tests/Fixtures/llama4-r1like-bf16-sharded: random weights, no tokenizer */
-static char chat_path[1024]; /* tests/fixtures/r1like-chat: the same weights plus a tokenizer and chat template */
+static char chat_path[1024]; /* Tests/Fixtures/r1like-chat: the same weights plus a tokenizer and chat template */
 static test_reference reference;
 static int vocab;
 
@@ -1368,7 +1368,7 @@ static void test_callbacks(mobilellm_model *chat) {
 
 int main(void) {
     test_fixture_path(r1_path, sizeof r1_path, "llama4-r1like-bf16-sharded");
-    snprintf(chat_path, sizeof chat_path, "%s/tests/fixtures/r1like-chat", MOBILELLM_SOURCE_DIR);
+    snprintf(chat_path, sizeof chat_path, "%s/Tests/Fixtures/r1like-chat", MOBILELLM_SOURCE_DIR);
     test_load_reference("llama4-r1like-bf16-sharded", &reference);
     vocab = reference.vocab_size;
     mobilellm_model *chat = load(chat_path);

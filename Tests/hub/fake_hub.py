@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """A stand-in for the Hugging Face hub's download interface, for testing `mobilellm pull` offline (stdlib only).
 
-    python3 tests/hub/fake_hub.py --repo test/model=DIR [--gated test/gated=DIR --token hf_x]
+    python3 Tests/hub/fake_hub.py --repo test/model=DIR [--gated test/gated=DIR --token hf_x]
                                   [--corrupt test/corrupt=DIR] [--file NAME=PATH] [--log FILE]
 
 Binds 127.0.0.1 on a free port and prints the port on the first line of stdout. It serves each repository from a

@@ -1,4 +1,4 @@
-/* The text functions against Hugging Face tokenizers and transformers (tests/fixtures/r1like-chat/reference_text.json,
+/* The text functions against Hugging Face tokenizers and transformers (Tests/Fixtures/r1like-chat/reference_text.json,
  * written by scripts/make_abi_text_fixture.py): tokenize, detokenize, token pieces, the streaming detokenizer, chat
  * templates, text pieces during generation, and their error paths. */
 #include "test_support.h"
@@ -152,7 +152,7 @@ static void check_chat(test_json *j) {
 
 static void check_reference(void) {
     char path[1024];
-    snprintf(path, sizeof path, "%s/tests/fixtures/r1like-chat/reference_text.json", MOBILELLM_SOURCE_DIR);
+    snprintf(path, sizeof path, "%s/Tests/Fixtures/r1like-chat/reference_text.json", MOBILELLM_SOURCE_DIR);
     char *text = test_read_file(path);
     test_json j = {text};
     char key[64];
@@ -343,7 +343,7 @@ static void check_errors(void) {
 
 int main(void) {
     char path[1024];
-    snprintf(path, sizeof path, "%s/tests/fixtures/r1like-chat", MOBILELLM_SOURCE_DIR);
+    snprintf(path, sizeof path, "%s/Tests/Fixtures/r1like-chat", MOBILELLM_SOURCE_DIR);
     REQUIRE_OK(mobilellm_model_load(path, NULL, &model));
     check_reference();
     check_generation_text();
