@@ -282,52 +282,61 @@ static float make_qkx2_quants(int n, int nmax, const float *x, const float *weig
     return scale;
 }
 
-static void quantize_q4_k(const float *x, uint8_t *y, int64_t k) {
-    uint8_t L[MLK_QK_K], Laux[32];
+/* The K-quant super-block search of ggml's quantize_row_q4_K_ref and quantize_row_q5_K_ref: per 32-weight sub-block
+ * a scale and a min (make_qkx2_quants over codes 0..nmax, search from rmin in nstep steps), both quantized to 6 bits
+ * into the block's f16 d and dmin (y, y + 2) and its 12 scale bytes (y + 4); then every weight's code in L. */
+static void quantize_k_scales_codes(const float *x, uint8_t *y, uint8_t L[MLK_QK_K], int nmax, float rmin, int nstep) {
+    uint8_t Laux[32];
     float weights[32], mins[8], scales[8];
+    uint8_t *sc = y + 4;
+    float max_scale = 0, max_min = 0;
+    for (int j = 0; j < 8; j++) {
+        float sum_x2 = 0;
+        for (int l = 0; l < 32; l++) sum_x2 += x[32 * j + l] * x[32 * j + l];
+        float av_x = sqrtf(sum_x2 / 32);
+        for (int l = 0; l < 32; l++) weights[l] = av_x + fabsf(x[32 * j + l]);
+        scales[j] = make_qkx2_quants(32, nmax, x + 32 * j, weights, L + 32 * j, &mins[j], Laux, rmin, 0.1f, nstep);
+        if (scales[j] > max_scale) max_scale = scales[j];
+        if (mins[j] > max_min) max_min = mins[j];
+    }
+    float inv_scale = max_scale > 0 ? 63.f / max_scale : 0.f;
+    float inv_min = max_min > 0 ? 63.f / max_min : 0.f;
+    memset(sc, 0, 12);
+    for (int j = 0; j < 8; j++) {
+        uint8_t ls = (uint8_t)mlk_q_nearest_int(inv_scale * scales[j]);
+        uint8_t lm = (uint8_t)mlk_q_nearest_int(inv_min * mins[j]);
+        ls = MLK_MIN(63, ls);
+        lm = MLK_MIN(63, lm);
+        if (j < 4) {
+            sc[j] = ls;
+            sc[j + 4] = lm;
+        } else {
+            sc[j + 4] = (uint8_t)((ls & 0xF) | ((lm & 0xF) << 4));
+            sc[j - 4] |= (uint8_t)((ls >> 4) << 6);
+            sc[j] |= (uint8_t)((lm >> 4) << 6);
+        }
+    }
+    mlk_q_wr16(y, mlk_q_f2h(max_scale / 63.f));
+    mlk_q_wr16(y + 2, mlk_q_f2h(max_min / 63.f));
+    const float dd = mlk_q_h2f(mlk_q_rd16(y)), dmin = mlk_q_h2f(mlk_q_rd16(y + 2));
+    for (int j = 0; j < 8; j++) {
+        int s, m;
+        mlk_q4k_scale_min(j, sc, &s, &m);
+        const float d = dd * s;
+        if (d == 0.0f) continue;
+        const float dm = dmin * m;
+        for (int ii = 0; ii < 32; ii++) {
+            int l = mlk_q_nearest_int((x[32 * j + ii] + dm) / d);
+            L[32 * j + ii] = (uint8_t)MLK_MAX(0, MLK_MIN(nmax, l));
+        }
+    }
+}
+
+static void quantize_q4_k(const float *x, uint8_t *y, int64_t k) {
+    uint8_t L[MLK_QK_K];
     for (int64_t b = 0; b < k / MLK_QK_K; b++, x += MLK_QK_K, y += MLK_Q4_K_BYTES) {
-        uint8_t *sc = y + 4, *qs = y + 16;
-        float max_scale = 0, max_min = 0;
-        for (int j = 0; j < 8; j++) {
-            float sum_x2 = 0;
-            for (int l = 0; l < 32; l++) sum_x2 += x[32 * j + l] * x[32 * j + l];
-            float av_x = sqrtf(sum_x2 / 32);
-            for (int l = 0; l < 32; l++) weights[l] = av_x + fabsf(x[32 * j + l]);
-            scales[j] = make_qkx2_quants(32, 15, x + 32 * j, weights, L + 32 * j, &mins[j], Laux, -1.f, 0.1f, 20);
-            if (scales[j] > max_scale) max_scale = scales[j];
-            if (mins[j] > max_min) max_min = mins[j];
-        }
-        float inv_scale = max_scale > 0 ? 63.f / max_scale : 0.f;
-        float inv_min = max_min > 0 ? 63.f / max_min : 0.f;
-        memset(sc, 0, 12);
-        for (int j = 0; j < 8; j++) {
-            uint8_t ls = (uint8_t)mlk_q_nearest_int(inv_scale * scales[j]);
-            uint8_t lm = (uint8_t)mlk_q_nearest_int(inv_min * mins[j]);
-            ls = MLK_MIN(63, ls);
-            lm = MLK_MIN(63, lm);
-            if (j < 4) {
-                sc[j] = ls;
-                sc[j + 4] = lm;
-            } else {
-                sc[j + 4] = (uint8_t)((ls & 0xF) | ((lm & 0xF) << 4));
-                sc[j - 4] |= (uint8_t)((ls >> 4) << 6);
-                sc[j] |= (uint8_t)((lm >> 4) << 6);
-            }
-        }
-        mlk_q_wr16(y, mlk_q_f2h(max_scale / 63.f));
-        mlk_q_wr16(y + 2, mlk_q_f2h(max_min / 63.f));
-        const float dd = mlk_q_h2f(mlk_q_rd16(y)), dmin = mlk_q_h2f(mlk_q_rd16(y + 2));
-        for (int j = 0; j < 8; j++) {
-            int s, m;
-            mlk_q4k_scale_min(j, sc, &s, &m);
-            const float d = dd * s;
-            if (d == 0.0f) continue;
-            const float dm = dmin * m;
-            for (int ii = 0; ii < 32; ii++) {
-                int l = mlk_q_nearest_int((x[32 * j + ii] + dm) / d);
-                L[32 * j + ii] = (uint8_t)MLK_MAX(0, MLK_MIN(15, l));
-            }
-        }
+        quantize_k_scales_codes(x, y, L, 15, -1.f, 20);
+        uint8_t *qs = y + 16;
         for (int j = 0; j < MLK_QK_K; j += 64) {
             for (int l = 0; l < 32; l++) qs[l] = (uint8_t)(L[j + l] | (L[j + l + 32] << 4));
             qs += 32;
@@ -339,51 +348,9 @@ static void quantize_q4_k(const float *x, uint8_t *y, int64_t k) {
 
 /* ggml's quantize_row_q5_K_ref: Q4_K's search with 5-bit codes (nmax 31, rmin -0.5, 15 steps). */
 static void quantize_q5_k(const float *x, uint8_t *y, int64_t k) {
-    uint8_t L[MLK_QK_K], Laux[32];
-    float weights[32], mins[8], scales[8];
+    uint8_t L[MLK_QK_K];
     for (int64_t b = 0; b < k / MLK_QK_K; b++, x += MLK_QK_K, y += MLK_Q5_K_BYTES) {
-        uint8_t *sc = y + 4;
-        float max_scale = 0, max_min = 0;
-        for (int j = 0; j < 8; j++) {
-            float sum_x2 = 0;
-            for (int l = 0; l < 32; l++) sum_x2 += x[32 * j + l] * x[32 * j + l];
-            float av_x = sqrtf(sum_x2 / 32);
-            for (int l = 0; l < 32; l++) weights[l] = av_x + fabsf(x[32 * j + l]);
-            scales[j] = make_qkx2_quants(32, 31, x + 32 * j, weights, L + 32 * j, &mins[j], Laux, -0.5f, 0.1f, 15);
-            if (scales[j] > max_scale) max_scale = scales[j];
-            if (mins[j] > max_min) max_min = mins[j];
-        }
-        float inv_scale = max_scale > 0 ? 63.f / max_scale : 0.f;
-        float inv_min = max_min > 0 ? 63.f / max_min : 0.f;
-        memset(sc, 0, 12);
-        for (int j = 0; j < 8; j++) {
-            uint8_t ls = (uint8_t)mlk_q_nearest_int(inv_scale * scales[j]);
-            uint8_t lm = (uint8_t)mlk_q_nearest_int(inv_min * mins[j]);
-            ls = MLK_MIN(63, ls);
-            lm = MLK_MIN(63, lm);
-            if (j < 4) {
-                sc[j] = ls;
-                sc[j + 4] = lm;
-            } else {
-                sc[j + 4] = (uint8_t)((ls & 0xF) | ((lm & 0xF) << 4));
-                sc[j - 4] |= (uint8_t)((ls >> 4) << 6);
-                sc[j] |= (uint8_t)((lm >> 4) << 6);
-            }
-        }
-        mlk_q_wr16(y, mlk_q_f2h(max_scale / 63.f));
-        mlk_q_wr16(y + 2, mlk_q_f2h(max_min / 63.f));
-        const float dd = mlk_q_h2f(mlk_q_rd16(y)), dmin = mlk_q_h2f(mlk_q_rd16(y + 2));
-        for (int j = 0; j < 8; j++) {
-            int s, m;
-            mlk_q4k_scale_min(j, sc, &s, &m);
-            const float d = dd * s;
-            if (d == 0.0f) continue;
-            const float dm = dmin * m;
-            for (int ii = 0; ii < 32; ii++) {
-                int l = mlk_q_nearest_int((x[32 * j + ii] + dm) / d);
-                L[32 * j + ii] = (uint8_t)MLK_MAX(0, MLK_MIN(31, l));
-            }
-        }
+        quantize_k_scales_codes(x, y, L, 31, -0.5f, 15);
         uint8_t *qh = y + MLK_Q5K_QH, *qs = y + MLK_Q5K_QS;
         memset(qh, 0, 32);
         for (int c = 0; c < 4; c++) {

@@ -8,7 +8,7 @@ import Darwin
 
 /// A read-only memory mapping of a whole file. Weights stay in the page cache and are never copied at load.
 /// Immutable after creation, so it is safe to share across threads.
-public final class MappedFile: @unchecked Sendable {
+package final class MappedFile: @unchecked Sendable {
     /// The file's path, for error messages.
     public let path: String
     /// The mapped bytes (nil for an empty file).

@@ -46,7 +46,7 @@ public struct StoredTensor: @unchecked Sendable {
 /// Opening validates the header completely, so no later read can leave the mapping.
 public struct SafeTensorsFile: Sendable {
     /// The mapped file.
-    public let file: MappedFile
+    package let file: MappedFile
     /// Tensors by name.
     public let tensors: [String: StoredTensor]
 

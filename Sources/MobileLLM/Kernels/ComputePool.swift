@@ -3,7 +3,7 @@ import CMobileLLMKernels
 /// A persistent pool of compute threads (the caller plus `threadCount - 1` workers) used by one session.
 /// Each `run` is a fork-join over all threads costing about a microsecond, so a forward pass can afford several
 /// parallel regions per layer. Not reentrant: one caller at a time (a session is used by one thread at a time).
-public final class ComputePool: @unchecked Sendable {
+package final class ComputePool: @unchecked Sendable {
     /// Threads per parallel region, the caller included.
     public let threadCount: Int
     private let pool: OpaquePointer?
