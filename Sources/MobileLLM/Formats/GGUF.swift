@@ -157,7 +157,7 @@ public final class GGUFFile: @unchecked Sendable {
     /// The file's path.
     public let path: String
     /// The mapping (tensor data lives here).
-    package let file: MappedFile
+    public let file: MappedFile
     /// The format version (2 or 3).
     public let version: UInt32
     /// Metadata by key.

@@ -7,8 +7,9 @@ import Darwin
 #endif
 
 /// A read-only memory mapping of a whole file. Weights stay in the page cache and are never copied at load.
-/// Immutable after creation, so it is safe to share across threads.
-package final class MappedFile: @unchecked Sendable {
+/// Immutable after creation, so it is safe to share across threads. (Public, not `package`, because the fuzz
+/// targets, a separate package, check tensor spans against the mapping.)
+public final class MappedFile: @unchecked Sendable {
     /// The file's path, for error messages.
     public let path: String
     /// The mapped bytes (nil for an empty file).

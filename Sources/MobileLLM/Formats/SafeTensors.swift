@@ -46,7 +46,7 @@ public struct StoredTensor: @unchecked Sendable {
 /// Opening validates the header completely, so no later read can leave the mapping.
 public struct SafeTensorsFile: Sendable {
     /// The mapped file.
-    package let file: MappedFile
+    public let file: MappedFile
     /// Tensors by name.
     public let tensors: [String: StoredTensor]
 
