@@ -98,6 +98,30 @@ static inline int mlk_q_nearest_int(float f) {
 
 /* ---------------------------------------------------------------- Q4_0 / Q4_1 / Q8_0 */
 
+/* The value of largest magnitude in a 32-block (the first of equal magnitudes), as ggml's symmetric quantizers
+ * find it: its sign decides the sign of the scale. */
+static inline float mlk_q_extreme(const float *x) {
+    float amax = 0.0f, max = 0.0f;
+    for (int j = 0; j < MLK_QK; j++) {
+        if (amax < fabsf(x[j])) {
+            amax = fabsf(x[j]);
+            max = x[j];
+        }
+    }
+    return max;
+}
+
+/* The smallest and largest values of a 32-block, for the quantizers with a minimum (Q4_1, Q5_1). */
+static inline void mlk_q_min_max(const float *x, float *out_min, float *out_max) {
+    float min = 3.402823466e+38f, max = -3.402823466e+38f;
+    for (int j = 0; j < MLK_QK; j++) {
+        if (x[j] < min) min = x[j];
+        if (x[j] > max) max = x[j];
+    }
+    *out_min = min;
+    *out_max = max;
+}
+
 /* Truncating float -> [0, 15] conversion as ggml's MIN(15, (int8_t)(v)), defined for every input. */
 static inline uint8_t mlk_q_trunc_nibble(float v) {
     if (!(v >= 0.0f)) return 0;
@@ -107,13 +131,7 @@ static inline uint8_t mlk_q_trunc_nibble(float v) {
 
 static void quantize_q4_0(const float *x, uint8_t *y, int64_t k) {
     for (int64_t b = 0; b < k / MLK_QK; b++, x += MLK_QK, y += MLK_Q4_0_BYTES) {
-        float amax = 0.0f, max = 0.0f;
-        for (int j = 0; j < MLK_QK; j++) {
-            if (amax < fabsf(x[j])) {
-                amax = fabsf(x[j]);
-                max = x[j];
-            }
-        }
+        const float max = mlk_q_extreme(x);
         const float d = max / -8;
         const float id = d != 0.0f ? 1.0f / d : 0.0f;
         mlk_q_wr16(y, mlk_q_f2h(d));
@@ -127,11 +145,8 @@ static void quantize_q4_0(const float *x, uint8_t *y, int64_t k) {
 
 static void quantize_q4_1(const float *x, uint8_t *y, int64_t k) {
     for (int64_t b = 0; b < k / MLK_QK; b++, x += MLK_QK, y += MLK_Q4_1_BYTES) {
-        float min = 3.402823466e+38f, max = -3.402823466e+38f;
-        for (int j = 0; j < MLK_QK; j++) {
-            if (x[j] < min) min = x[j];
-            if (x[j] > max) max = x[j];
-        }
+        float min, max;
+        mlk_q_min_max(x, &min, &max);
         const float d = (max - min) / 15;
         const float id = d != 0.0f ? 1.0f / d : 0.0f;
         mlk_q_wr16(y, mlk_q_f2h(d));
@@ -165,13 +180,7 @@ static void mlk_q5_pack(const uint8_t *q, uint8_t *qh, uint8_t *qs) {
 
 static void quantize_q5_0(const float *x, uint8_t *y, int64_t k) {
     for (int64_t b = 0; b < k / MLK_QK; b++, x += MLK_QK, y += MLK_Q5_0_BYTES) {
-        float amax = 0.0f, max = 0.0f;
-        for (int j = 0; j < MLK_QK; j++) {
-            if (amax < fabsf(x[j])) {
-                amax = fabsf(x[j]);
-                max = x[j];
-            }
-        }
+        const float max = mlk_q_extreme(x);
         const float d = max / -16;
         const float id = d != 0.0f ? 1.0f / d : 0.0f;
         mlk_q_wr16(y, mlk_q_f2h(d));
@@ -183,11 +192,8 @@ static void quantize_q5_0(const float *x, uint8_t *y, int64_t k) {
 
 static void quantize_q5_1(const float *x, uint8_t *y, int64_t k) {
     for (int64_t b = 0; b < k / MLK_QK; b++, x += MLK_QK, y += MLK_Q5_1_BYTES) {
-        float min = 3.402823466e+38f, max = -3.402823466e+38f;
-        for (int j = 0; j < MLK_QK; j++) {
-            if (x[j] < min) min = x[j];
-            if (x[j] > max) max = x[j];
-        }
+        float min, max;
+        mlk_q_min_max(x, &min, &max);
         const float d = (max - min) / 31;
         const float id = d != 0.0f ? 1.0f / d : 0.0f;
         mlk_q_wr16(y, mlk_q_f2h(d));
