@@ -561,8 +561,17 @@ typedef struct mobilellm_generate_params {
     size_t n_stop_strings;
 } mobilellm_generate_params;
 
-/** Fills `params` with the defaults, struct_size included. Does nothing for NULL. Any thread. */
+/** Fills `params` with the defaults, struct_size included. Does nothing for NULL. Any thread.
+ *  The exported function fills the first-release layout only (48 bytes on LP64, struct_size 48), so programs built
+ *  against an older header are never overrun; this header turns the call into
+ *  mobilellm_generate_params_init_sized(params, sizeof *params), which fills the appended fields too. */
 MOBILELLM_API void mobilellm_generate_params_init(mobilellm_generate_params *params);
+
+/** Fills the first `size` bytes of `params` (at most the library's layout) with the defaults and sets struct_size
+ *  to the bytes filled. Does nothing for NULL or a size below the first-release layout. Any thread. Appended in
+ *  ABI v1. */
+MOBILELLM_API void mobilellm_generate_params_init_sized(mobilellm_generate_params *params, size_t size);
+#define mobilellm_generate_params_init(params) mobilellm_generate_params_init_sized((params), sizeof *(params))
 
 /** What a generation produced. */
 typedef struct mobilellm_generate_result {

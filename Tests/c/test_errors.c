@@ -1,5 +1,6 @@
 /* Every error path of the C ABI: each call below gets a wrong argument and must return the documented status with
  * a message naming what failed, never crash, and leave the session usable. */
+#include <string.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <sys/stat.h>
@@ -352,6 +353,23 @@ static void test_generate_errors(mobilellm_model *model) {
     mobilellm_generate_params gp;
     mobilellm_generate_params_init(&gp);
     CHECK(gp.max_tokens == 256 && gp.callback == NULL && !gp.ignore_eos);
+    CHECK(gp.struct_size == sizeof gp && gp.stop_strings == NULL && gp.n_stop_strings == 0);
+    {
+        /* A program built before fields were appended calls the exported function on a first-release-size struct:
+         * it must fill 48 bytes and not one more. (The parentheses call the function, not the header's macro.) */
+        unsigned char bytes[sizeof(mobilellm_generate_params)];
+        memset(bytes, 0xAB, sizeof bytes);
+        (mobilellm_generate_params_init)((mobilellm_generate_params *)(void *)bytes);
+        uint32_t size;
+        memcpy(&size, bytes, sizeof size);
+        CHECK(size == 48);
+        int untouched = 1;
+        for (size_t i = 48; i < sizeof bytes; i++) untouched &= bytes[i] == 0xAB;
+        CHECK(untouched);
+        memset(bytes, 0xAB, sizeof bytes);
+        mobilellm_generate_params_init_sized((mobilellm_generate_params *)(void *)bytes, 40); /* too small: no-op */
+        CHECK(bytes[0] == 0xAB);
+    }
     mobilellm_generate_result result;
     result.struct_size = sizeof result;
     int32_t prompt[40] = {0, 169, 380, 264, 92};

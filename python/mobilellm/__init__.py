@@ -147,6 +147,7 @@ _SIGNATURES = {
     "mobilellm_session_load_state": (ctypes.c_int32, [_H, ctypes.c_void_p, ctypes.c_size_t]),
     "mobilellm_sampler_params_init": (None, [ctypes.POINTER(_SamplerParams)]),
     "mobilellm_generate_params_init": (None, [ctypes.POINTER(_GenerateParams)]),
+    "mobilellm_generate_params_init_sized": (None, [ctypes.POINTER(_GenerateParams), ctypes.c_size_t]),
     "mobilellm_session_generate": (ctypes.c_int32, [_H, _c_int32_p, ctypes.c_size_t, ctypes.POINTER(_SamplerParams),
                                                     ctypes.POINTER(_GenerateParams), _c_int32_p, ctypes.c_size_t,
                                                     ctypes.POINTER(_GenerateResult)]),
@@ -602,7 +603,7 @@ class Session(_HandleOwner):
             sampling.seed = int(seed) & 0xFFFFFFFFFFFFFFFF
             sampling.use_seed = True
         params = _GenerateParams()
-        lib.mobilellm_generate_params_init(ctypes.byref(params))
+        lib.mobilellm_generate_params_init_sized(ctypes.byref(params), ctypes.sizeof(_GenerateParams))
         # Bounded by the context anyway: a larger count means "until the context is full".
         count = _int32(max_tokens, "max_tokens", saturate=True)
         params.max_tokens = count

@@ -479,7 +479,15 @@ public func mobilellm_sampler_sample_logits(_ sampler: OpaquePointer?, _ logits:
 /// See include/mobilellm.h.
 @_cdecl("mobilellm_generate_params_init")
 public func mobilellm_generate_params_init(_ params: UnsafeMutablePointer<mobilellm_generate_params>?) {
-    params?.pointee = .defaults
+    // Programs built before fields were appended have a first-release-size struct: write only that much.
+    writeDefaults(.defaults, to: params, size: VersionOneSize.generateParams)
+}
+
+/// See include/mobilellm.h.
+@_cdecl("mobilellm_generate_params_init_sized")
+public func mobilellm_generate_params_init_sized(_ params: UnsafeMutablePointer<mobilellm_generate_params>?, _ size: Int) {
+    guard size >= VersionOneSize.generateParams else { return }
+    writeDefaults(.defaults, to: params, size: size)
 }
 
 /// See include/mobilellm.h.

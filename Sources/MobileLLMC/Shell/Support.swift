@@ -267,6 +267,18 @@ func readBool<T>(_ value: T, _ field: PartialKeyPath<T>) -> Bool {
     return withUnsafeBytes(of: value) { $0[offset] != 0 }
 }
 
+/// Writes the defaults `value` into a caller's params struct of `size` bytes (at most the current layout), with
+/// struct_size set to the bytes written, so a struct of an older, shorter layout is never overrun.
+func writeDefaults<T>(_ value: T, to pointer: UnsafeMutablePointer<T>?, size: Int) {
+    guard let pointer else { return }
+    let count = min(size, MemoryLayout<T>.size)
+    withUnsafeBytes(of: value) { source in
+        guard let base = source.baseAddress else { return }
+        UnsafeMutableRawPointer(pointer).copyMemory(from: base, byteCount: count)
+    }
+    UnsafeMutableRawPointer(pointer).storeBytes(of: UInt32(count), as: UInt32.self)
+}
+
 /// Writes `value` into a caller's output struct, at most its declared struct_size bytes (at least `minimumSize`).
 func writeOutput<T>(_ value: T, to pointer: UnsafeMutablePointer<T>?, minimumSize: Int, name: String) throws {
     guard let pointer else { throw ABIError.null(name) }

@@ -181,7 +181,7 @@ fn golden_logits_and_greedy() {
 
 #[test]
 fn text_matches_reference() {
-    let dir = repo().join("tests/fixtures/r1like-chat");
+    let dir = repo().join("Tests/Fixtures/r1like-chat");
     let r = Json::parse(&std::fs::read_to_string(dir.join("reference_text.json")).unwrap());
     let model = Model::load(dir.to_str().unwrap(), None).unwrap();
     for case in r.get("encodings").items() {
