@@ -60,4 +60,23 @@ struct TextGenerationTests {
         _ = try session.feed(withBOS)
         #expect(try session.promptTokens("Hi") == tokenizer.encode("Hi", addSpecial: false, parseSpecial: true))
     }
+
+    @Test("a model parses tokenizer_config.json once, for the tokenizer and the chat template")
+    func tokenizerConfigParsedOnce() throws {
+        let directory = try TemporaryDirectory()
+        // r1like-chat links its weights from llama4-r1like-bf16-sharded: copy the files, not the links.
+        for file in try FileManager.default.contentsOfDirectory(atPath: Self.path) {
+            let data = try Data(contentsOf: URL(fileURLWithPath: Self.path + "/" + file).resolvingSymlinksInPath())
+            try data.write(to: URL(fileURLWithPath: directory.path + "/" + file))
+        }
+        let model = try Model(path: directory.path)
+        let bos = try model.tokenizer().bosToken
+        // Break the file after the tokenizer read it: the chat template must come from the same parse.
+        try Data("{ not json".utf8).write(to: URL(fileURLWithPath: directory.path + "/tokenizer_config.json"))
+        let template = try model.chatTemplate()
+        #expect(template.bosToken == bos)
+        #expect(try !model.applyChatTemplate([ChatMessage(role: "user", content: "Hi")]).isEmpty)
+        // A fresh load of the broken file fails, naming it: the check above is not vacuous.
+        #expect(throws: MobileLLMError.self) { try Model(path: directory.path).tokenizer() }
+    }
 }

@@ -169,14 +169,25 @@ public struct ModelChatTemplate: Sendable {
         guard isDirectory.boolValue else {
             throw MobileLLMError.invalidFile(path: path, field: "(path)", problem: "expected a model directory")
         }
+        return try load(modelDirectory: path, tokenizerConfig: try tokenizerConfig(ofDirectory: path))
+    }
+
+    /// A model directory's tokenizer_config.json as an object (nil when the directory has none). Throws when it is
+    /// malformed or not an object.
+    static func tokenizerConfig(ofDirectory path: String) throws -> TemplateValue? {
         let configPath = (path as NSString).appendingPathComponent("tokenizer_config.json")
-        var config: TemplateValue = .object([])
-        if FileManager.default.fileExists(atPath: configPath) {
-            config = try TemplateValue.load(path: configPath)
-            guard case .object = config else {
-                throw MobileLLMError.invalidFile(path: configPath, field: "(document)", problem: "expected a JSON object")
-            }
+        guard FileManager.default.fileExists(atPath: configPath) else { return nil }
+        let config = try TemplateValue.load(path: configPath)
+        guard case .object = config else {
+            throw MobileLLMError.invalidFile(path: configPath, field: "(document)", problem: "expected a JSON object")
         }
+        return config
+    }
+
+    /// `load(modelDirectory:)` with tokenizer_config.json already parsed (`tokenizerConfig(ofDirectory:)`).
+    static func load(modelDirectory path: String, tokenizerConfig parsed: TemplateValue?) throws -> ModelChatTemplate {
+        let configPath = (path as NSString).appendingPathComponent("tokenizer_config.json")
+        let config = parsed ?? .object([])
         var tokens: [String: String] = [:]
         for field in ["bos_token", "eos_token", "unk_token", "pad_token", "sep_token", "cls_token", "mask_token"] {
             switch config[field] {

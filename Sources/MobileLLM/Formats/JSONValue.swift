@@ -40,6 +40,20 @@ public enum JSONValue: Sendable, Equatable, Decodable {
         try parse(readWholeFile(path), path: path)
     }
 
+    /// The same value in the keyed form: ints become numbers, members a dictionary (their keys are already unique).
+    public init(_ value: TemplateValue) {
+        switch value {
+        case .null: self = .null
+        case let .bool(flag): self = .bool(flag)
+        case let .int(number): self = .number(Double(number))
+        case let .float(number): self = .number(number)
+        case let .string(text): self = .string(text)
+        case let .array(items): self = .array(items.map(JSONValue.init))
+        case let .object(members):
+            self = .object(Dictionary(members.map { ($0.key, JSONValue($0.value)) }, uniquingKeysWith: { _, last in last }))
+        }
+    }
+
     /// A short, human-readable name of the JSON type, for error messages.
     public var typeName: String {
         switch self {

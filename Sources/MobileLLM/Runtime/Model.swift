@@ -61,6 +61,13 @@ public final class Model: @unchecked Sendable {
     /// The tokenizer, loaded on first use (loading a 9 MB tokenizer.json is skipped by token-id-only callers).
     private let tokenizerState = LoadOnce<Tokenizer>()
     private let templateState = LoadOnce<ModelChatTemplate>()
+    private let tokenizerConfigState = LoadOnce<TemplateValue?>()
+
+    /// A directory model's tokenizer_config.json, parsed on first use and shared by the tokenizer and the chat
+    /// template (nil when there is none).
+    private func tokenizerConfig() throws -> TemplateValue? {
+        try tokenizerConfigState.get { try ModelChatTemplate.tokenizerConfig(ofDirectory: path) }
+    }
 
     /// Loads a model: a Hugging Face directory (config.json + safetensors, tokenizer files optional) or a GGUF file
     /// (llama.cpp's layouts of every registered family: `llama`, `llama4`, `qwen2`, `qwen3`; float or block-quantized tensors). Weights stay memory-mapped.
@@ -119,8 +126,17 @@ public final class Model: @unchecked Sendable {
     /// shared. Throws `tokenizerMissing` when the directory has no tokenizer.json, or the load error of a bad one.
     public func tokenizer() throws -> Tokenizer {
         try tokenizerState.get {
-            guard tokenizerFile != nil else { throw MobileLLMError.tokenizerMissing(path: path) }
-            let tokenizer = try Tokenizer.load(path: path)
+            guard let tokenizerFile else { throw MobileLLMError.tokenizerMissing(path: path) }
+            let tokenizer: Tokenizer
+            if isGGUF {
+                tokenizer = try Tokenizer.load(path: path)
+            } else {
+                // tokenizer_config.json is parsed once for the tokenizer and the chat template.
+                let config = try tokenizerConfig()
+                tokenizer = try Tokenizer(tokenizerJSON: tokenizerFile,
+                                          tokenizerConfig: config == nil ? nil : ModelDirectory.join(path, "tokenizer_config.json"),
+                                          parsedConfig: config.map(JSONValue.init))
+            }
             try checkFits(tokenizer)
             return tokenizer
         }
@@ -140,7 +156,8 @@ public final class Model: @unchecked Sendable {
     /// strings), or the built-in Llama-3 header format when the model has none. Loaded on first use.
     public func chatTemplate() throws -> ModelChatTemplate {
         try templateState.get {
-            isGGUF ? try ModelChatTemplate.load(gguf: try tokenizer(), path: path) : try ModelChatTemplate.load(modelDirectory: path)
+            isGGUF ? try ModelChatTemplate.load(gguf: try tokenizer(), path: path)
+                : try ModelChatTemplate.load(modelDirectory: path, tokenizerConfig: try tokenizerConfig())
         }
     }
 

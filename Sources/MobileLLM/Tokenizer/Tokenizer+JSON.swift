@@ -5,6 +5,12 @@ extension Tokenizer {
     /// BOS/EOS token names and the chat template. Every `type` we do not implement throws `unsupported` naming the file
     /// and the type; malformed content throws `invalidFile` naming the file and field.
     public convenience init(tokenizerJSON path: String, tokenizerConfig configPath: String? = nil) throws {
+        try self.init(tokenizerJSON: path, tokenizerConfig: configPath, parsedConfig: try configPath.map { try FastJSON.load(path: $0) })
+    }
+
+    /// The same, with tokenizer_config.json (at `configPath`, named in errors) already parsed as `parsedConfig`, so
+    /// a model that also reads its chat template from the file parses it once.
+    convenience init(tokenizerJSON path: String, tokenizerConfig configPath: String?, parsedConfig: JSONValue?) throws {
         let data = try readWholeFile(path)
         let parsed = try FastJSON.parse(data, path: path, captureKey: "vocab")
         let root = try JSONObjectReader(parsed.value, path: path)
@@ -146,8 +152,8 @@ extension Tokenizer {
         }
 
         // tokenizer_config.json: token names and the chat template.
-        if let configPath {
-            let config = try JSONObjectReader(try FastJSON.load(path: configPath), path: configPath)
+        if let configPath, let parsedConfig {
+            let config = try JSONObjectReader(parsedConfig, path: configPath)
             func tokenName(_ key: String) throws -> String? {
                 guard let value = config.members[key], value != .null else { return nil }
                 if case let .string(text) = value { return text }
