@@ -184,8 +184,9 @@ typedef struct mobilellm_model_params {
 MOBILELLM_API void mobilellm_model_params_init(mobilellm_model_params *params);
 
 /** Loads a model and stores a new handle in *out_model: a Hugging Face directory (config.json, *.safetensors,
- *  optional generation_config.json and tokenizer files) or a GGUF file (llama.cpp's llama/llama4 layouts, float or
- *  Q4_0/Q4_1/Q5_0/Q5_1/Q8_0/IQ4_NL/Q2_K/Q3_K/Q4_K/Q5_K/Q6_K tensors, its vocabulary and chat template included). Fails with FILE_NOT_FOUND, INVALID_FILE or
+ *  optional generation_config.json and tokenizer files) or a GGUF file (llama.cpp's llama/llama4/qwen2/qwen3
+ *  layouts, float or Q4_0/Q4_1/Q5_0/Q5_1/Q8_0/IQ4_NL/Q2_K/Q3_K/Q4_K/Q5_K/Q6_K tensors, its vocabulary and chat
+ *  template included); model families: llama4_text (MobileLLM-R1), llama, qwen2, qwen3. Fails with FILE_NOT_FOUND, INVALID_FILE or
  *  UNSUPPORTED naming the file and field, CANCELLED when the progress callback aborts, INVALID_ARGUMENT for
  *  NULL `path`/`out_model` or bad params. The caller owns the handle: release it with mobilellm_model_free().
  *  Any thread; several loads may run at once. */
