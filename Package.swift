@@ -69,6 +69,10 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
-        .testTarget(name: "MobileLLMTests", dependencies: ["MobileLLM", "MobileLLMTools", "CMobileLLMKernels"]),
+        // Test support: the scalar Swift references of the quantized formats that the C kernels are checked against.
+        // No product includes it.
+        .target(name: "MobileLLMTestSupport", dependencies: ["MobileLLM"]),
+        .testTarget(name: "MobileLLMTests",
+                    dependencies: ["MobileLLM", "MobileLLMTools", "MobileLLMTestSupport", "CMobileLLMKernels"]),
     ]
 )

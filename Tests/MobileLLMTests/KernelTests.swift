@@ -2,6 +2,7 @@ import CMobileLLMKernels
 import Foundation
 import Testing
 @testable import MobileLLM
+@testable import MobileLLMTestSupport
 
 /// Every SIMD matrix kernel against a double-precision Swift reference, on odd sizes and all element types.
 @Suite("Matrix kernels")

@@ -2,6 +2,7 @@ import CMobileLLMKernels
 import Foundation
 import Testing
 @testable import MobileLLM
+@testable import MobileLLMTestSupport
 
 /// The exact (f32-activation) quantized kernels against the Swift reference: dequantize with `QuantReference`
 /// (byte-identical to gguf-py), then a double-precision dot product.

@@ -2,6 +2,7 @@ import CMobileLLMKernels
 import Foundation
 import Testing
 @testable import MobileLLM
+@testable import MobileLLMTestSupport
 
 /// Test data helpers for the quantized formats.
 enum QuantTestSupport {

@@ -73,7 +73,7 @@ public enum QuantType: Int32, Sendable, CaseIterable {
         }
     }
 
-    /// True if this library can write the type (`QuantReference.quantize`, `mlk_q_quantize_rows`, `mobilellm
+    /// True if this library can write the type (`mlk_q_quantize_rows`; the test-support `QuantReference.quantize`, `mobilellm
     /// quantize`, quantize-on-load): every type but IQ4_NL, Q2_K and Q3_K, whose ggml quantizers are searches this
     /// library does not repeat. Stored tensors of those types are read and multiplied like the others.
     public var canQuantize: Bool {

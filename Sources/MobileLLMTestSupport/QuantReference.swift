@@ -1,10 +1,12 @@
+import MobileLLM
+
 /// Scalar Swift reference implementations of the quantized formats, written from the format definitions.
 ///
 /// These are slow and simple on purpose: the C kernels are tested against them. Quantization repeats ggml's
 /// reference algorithms (`quantize_row_*_ref`) float operation by float operation (Swift never fuses a
 /// multiply and an add), so the bytes equal ggml's and gguf-py's. Every function returns nil on invalid input
 /// (a row length that is not a multiple of the block size, or a byte count that does not match).
-package enum QuantReference {
+public enum QuantReference {
     // MARK: - Quantization
 
     /// Quantizes one row of weights into `type`'s blocks (ggml reference rounding); nil if `x.count` is not a
