@@ -58,4 +58,31 @@ struct InspectTests {
             try Self.check(path, expected)
         }
     }
+
+    @Test("every stored tensor has its schema role; names the schema does not know are listed as unread",
+          arguments: Fixtures.models)
+    func schemaRoles(fixture: String) throws {
+        let report = try ModelReport(model: try Model(path: Fixtures.path(fixture)))
+        #expect(report.unreadTensors.isEmpty, "\(fixture): \(report.unreadTensors)")
+        let roles = report.tensors.compactMap(\.role)
+        #expect(Set(roles).count == report.tensors.count, "\(fixture): every tensor has its own role")
+        let role = Dictionary(report.tensors.map { ($0.name, $0.role) }, uniquingKeysWith: { first, _ in first })
+        #expect(role["model.embed_tokens.weight"] == "embedding")
+        #expect(role["model.layers.0.self_attn.q_proj.weight"] == "query@0")
+        #expect(role["model.layers.1.post_attention_layernorm.weight"] == "mlpNorm@1")
+        if fixture.hasPrefix("qwen2") { #expect(role["model.layers.1.self_attn.k_proj.bias"] == "key.bias@1") }
+        if fixture.hasPrefix("qwen3") { #expect(role["model.layers.0.self_attn.q_norm.weight"] == "queryNorm@0") }
+        #expect(report.text(listTensors: true).contains("query@0"))
+    }
+
+    @Test("Qwen2.5-Coder GGUF: llama.cpp's tensor names map to the qwen2 schema",
+          .enabled(if: TokenizerFixtures.hasQwen25GGUF, TokenizerFixtures.qwen25Missing))
+    func qwenGGUFRoles() throws {
+        let report = try ModelReport(model: try Model(path: TokenizerFixtures.qwen25GGUF))
+        #expect(report.unreadTensors.isEmpty, "\(report.unreadTensors)")
+        let role = Dictionary(report.tensors.map { ($0.name, $0.role) }, uniquingKeysWith: { first, _ in first })
+        #expect(role["blk.0.attn_q.bias"] == "query.bias@0")
+        #expect(role["output.weight"] == "output" && role["token_embd.weight"] == "embedding")
+        #expect(role["blk.23.ffn_down.weight"] == "down@23")
+    }
 }

@@ -76,8 +76,21 @@ public struct ModelReport: Sendable, Encodable {
         public var type: String
         /// Bytes of its data.
         public var bytes: Int
+        /// Where the family's tensor schema puts it (`embedding`, `query`, `query.bias`, `queryNorm`, `down`, ...), with
+        /// its layer (`query@3`); nil for a tensor the schema does not name, which the engine does not read.
+        public var role: String?
         /// Elements.
         public var parameters: Int { shape.reduce(1, *) }
+    }
+
+    /// Tensors the files hold but the family's schema does not name (the engine ignores them).
+    public var unreadTensors: [String] { tensors.filter { $0.role == nil }.map(\.name) }
+
+    /// The schema slot of the tensor `name` (a GGUF name when `gguf`), as `slot` or `slot@layer`.
+    static func role(of name: String, in schema: TensorSchema, gguf: Bool) -> String? {
+        guard let spec = gguf ? schema.spec(ggufName: name) : schema.spec(named: name) else { return nil }
+        let slot = spec.role == .bias ? spec.slot.rawValue + ".bias" : spec.slot.rawValue
+        return spec.layer.map { "\(slot)@\($0)" } ?? slot
     }
 
     /// Tensors of one type.
@@ -192,7 +205,8 @@ public struct ModelReport: Sendable, Encodable {
             architecture = try gguf.string("general.architecture")
             tensors = gguf.tensors.map { info in
                 Tensor(name: info.name, shape: info.dimensions,
-                       type: info.type.map { "\($0)".uppercased() } ?? "type \(info.rawType)", bytes: info.byteCount ?? 0)
+                       type: info.type.map { "\($0)".uppercased() } ?? "type \(info.rawType)", bytes: info.byteCount ?? 0,
+                       role: Self.role(of: info.name, in: model.schema, gguf: true))
             }
             tokenizerModel = try gguf.string("tokenizer.ggml.model")
             preTokenizer = try gguf.string("tokenizer.ggml.pre")
@@ -208,7 +222,8 @@ public struct ModelReport: Sendable, Encodable {
             tensors = try directory.weightFiles.flatMap { file in
                 try SafeTensorsFile(path: file).tensors.values.map { tensor in
                     Tensor(name: tensor.name, shape: tensor.shape, type: tensor.type.name.uppercased(),
-                           bytes: tensor.count / tensor.type.blockSize * tensor.type.blockBytes)
+                           bytes: tensor.count / tensor.type.blockSize * tensor.type.blockBytes,
+                           role: Self.role(of: tensor.name, in: model.schema, gguf: false))
                 }
             }
             if let file = directory.tokenizerFile { (tokenizerModel, preTokenizer) = try Self.describeTokenizerJSON(file) }
@@ -272,6 +287,7 @@ public struct ModelReport: Sendable, Encodable {
     enum CodingKeys: String, CodingKey {
         case path, format, architecture, modelType = "model_type", config, parameters, fileBytes = "file_bytes"
         case weightFiles = "weight_files", tensorTypes = "tensor_types", tensors, tokenizer, chatTemplate = "chat_template"
+        case unreadTensors = "unread_tensors"
     }
 
     /// Encodes every field (absent values as null); the tensor list only for `json(listTensors: true)`.
@@ -282,6 +298,7 @@ public struct ModelReport: Sendable, Encodable {
         try c.encode(config, forKey: .config); try c.encode(parameters, forKey: .parameters)
         try c.encode(fileBytes, forKey: .fileBytes); try c.encode(weightFiles, forKey: .weightFiles)
         try c.encode(tensorTypes, forKey: .tensorTypes)
+        try c.encode(unreadTensors, forKey: .unreadTensors)
         if encodesTensors { try c.encode(tensors, forKey: .tensors) }
         try c.encode(tokenizer, forKey: .tokenizer); try c.encode(chatTemplate, forKey: .chatTemplate)
     }
@@ -323,7 +340,8 @@ public struct ModelReport: Sendable, Encodable {
         }
         if listTensors {
             for tensor in tensors {
-                lines.append("  \(tensor.name)  [\(tensor.shape.map(String.init).joined(separator: ", "))]  \(tensor.type)  \(tensor.bytes) B")
+                lines.append("  \(tensor.name)  [\(tensor.shape.map(String.init).joined(separator: ", "))]  \(tensor.type)  \(tensor.bytes) B"
+                             + "  \(tensor.role ?? "(not read)")")
             }
         }
         if let t = tokenizer {
