@@ -1,6 +1,7 @@
 /* Quantized weights x f32 activations; see mobilellm_qf32.h. */
 #include "mobilellm_qf32.h"
 #include "mobilellm_quant.h"
+#include "quant_internal.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -92,15 +93,8 @@ QF_AVX512 static inline void qf_q8_0(const uint8_t *row, int64_t g, __m512 *lo, 
 QF_AVX512 static inline void qf_q4_k(const uint8_t *row, int64_t g, __m512 *lo, __m512 *hi) {
     const uint8_t *b = row + (g >> 3) * 144;
     const int j = (int)(g & 7);
-    const uint8_t *scales = b + 4;
     int sc, mn;
-    if (j < 4) {
-        sc = scales[j] & 63;
-        mn = scales[j + 4] & 63;
-    } else {
-        sc = (scales[j + 4] & 0xF) | ((scales[j - 4] >> 6) << 4);
-        mn = (scales[j + 4] >> 4) | ((scales[j] >> 6) << 4);
-    }
+    mlk_q4k_scale_min(j, b + 4, &sc, &mn);
     const __m512 d = _mm512_set1_ps(qf_half(b) * (float)sc);
     const __m512 m = _mm512_set1_ps(qf_half(b + 2) * (float)mn);
     const uint8_t *qs = b + 16 + (j >> 1) * 32;
@@ -160,15 +154,8 @@ QF_AVX512 static inline void qf_iq4_nl(const uint8_t *row, int64_t g, __m512 *lo
 QF_AVX512 static inline void qf_q5_k(const uint8_t *row, int64_t g, __m512 *lo, __m512 *hi) {
     const uint8_t *b = row + (g >> 3) * 176;
     const int j = (int)(g & 7);
-    const uint8_t *scales = b + 4;
     int sc, mn;
-    if (j < 4) {
-        sc = scales[j] & 63;
-        mn = scales[j + 4] & 63;
-    } else {
-        sc = (scales[j + 4] & 0xF) | ((scales[j - 4] >> 6) << 4);
-        mn = (scales[j + 4] >> 4) | ((scales[j] >> 6) << 4);
-    }
+    mlk_q4k_scale_min(j, b + 4, &sc, &mn);
     const __m512 d = _mm512_set1_ps(qf_half(b) * (float)sc);
     const __m512 m = _mm512_set1_ps(qf_half(b + 2) * (float)mn);
     const uint8_t *qs = b + 48 + (j >> 1) * 32, *qh = b + 16;
@@ -212,7 +199,7 @@ QF_AVX512 static inline void qf_q3_k(const uint8_t *row, int64_t g, __m512 *lo, 
     const unsigned shift = (unsigned)(2 * (u & 3));
     for (int part = 0; part < 2; part++) {
         const int s = 2 * u + part;
-        const int scale = ((s < 8 ? sc[s] & 0xF : sc[s - 8] >> 4) | (((sc[8 + s % 4] >> (2 * (s / 4))) & 3) << 4)) - 32;
+        const int scale = mlk_q3k_scale(s, sc);
         const __m512i q = _mm512_and_si512(_mm512_srli_epi32(_mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(qs + 16 * part))), shift),
                                            _mm512_set1_epi32(3));
         const __m512i h = _mm512_and_si512(_mm512_srli_epi32(_mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(b + 16 * part))), (unsigned)u),
