@@ -216,7 +216,7 @@ public func mobilellm_session_create(_ model: OpaquePointer?, _ params: UnsafePo
         case Int32(MOBILELLM_KV_Q8_0.rawValue): type = .q8_0
         default: throw ABIError.invalidArgument("params->kv_cache_type", "expected 0 (auto), 1 (f32), 2 (f16) or 3 (q8_0), found \(p.kv_cache_type)")
         }
-        let session = try translatingArguments(["contextLength": "params->n_ctx", "capacity": "params->n_ctx"]) {
+        let session = try translatingArguments(["contextLength": "params->n_ctx"]) {
             try box.model.makeSession(contextLength: p.n_ctx == 0 ? nil : Int(p.n_ctx), kvCacheType: type)
         }
         MobileLLMLog.log(.debug, "session created: \(session.capacity) positions, \(session.kvCacheType.rawValue) KV cache of \(session.kvCacheBytes) bytes")
@@ -531,9 +531,11 @@ public func mobilellm_session_generate(_ session: OpaquePointer?, _ prompt: Unsa
         let options = GenerationOptions(maxTokens: Int(p.max_tokens), sampling: sampling, stopTokenIDs: stops,
                                         ignoreEOS: readBool(p, \.ignore_eos), stopStrings: stopStrings)
         let callback = p.callback.map { CallbackBox(function: $0, userData: p.user_data) }
-        // Text pieces for the callback, when the model has a tokenizer that loads.
+        let usesStopStrings = stopStrings.contains { !$0.isEmpty }
+        // Text pieces for the callback, when the model has a tokenizer that loads (with stop strings the engine's
+        // generateText streams them itself).
         var detokenizer: StreamingDetokenizer?
-        if callback != nil, box.session.model.tokenizerFile != nil {
+        if callback != nil, !usesStopStrings, box.session.model.tokenizerFile != nil {
             do {
                 detokenizer = try box.session.model.tokenizer().makeStreamingDetokenizer(skipSpecial: false)
             } catch {
@@ -547,7 +549,7 @@ public func mobilellm_session_generate(_ session: OpaquePointer?, _ prompt: Unsa
             // The latest logits go once the session changes: on success, or a failure after something was fed.
             defer { if session.position != before || input.isEmpty { box.lastLogits = nil } }
             return try explainingCancel("mobilellm_session_cancel() was called; the session holds what was fed before") {
-                if !stopStrings.contains(where: { !$0.isEmpty }) {
+                if !usesStopStrings {
                     return try generateTokens()
                 }
                 // Stop strings: the engine holds back text that could begin one; pieces come from it.
