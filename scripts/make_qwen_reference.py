@@ -14,9 +14,13 @@ GGUF.
 """
 import json
 import os
+import sys
 
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from make_smollm2_reference import teacher_forced  # noqa: E402  (the same teacher-forced recording)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ASSETS = os.environ.get("MOBILELLM_ASSETS") or os.path.join(ROOT, ".cache", "assets")
@@ -52,19 +56,7 @@ def main():
     model = AutoModelForCausalLM.from_pretrained(DIRECTORY, gguf_file=FILE, dtype=torch.float32)
     model.eval()
     torch.set_num_threads(2)
-    sequences = []
-    texts = [tokenizer.apply_chat_template(chat, tokenize=False, add_generation_prompt=True) for chat in CHATS] + RAW
-    for text in texts:
-        ids = tokenizer(text, add_special_tokens=False)["input_ids"]
-        with torch.no_grad():
-            logits = model(torch.tensor([ids])).logits[0]
-        top = torch.topk(logits, 2, dim=-1)
-        sequences.append({
-            "text": text,
-            "tokens": ids,
-            "argmax": top.indices[:, 0].tolist(),
-            "margin": [round(v, 5) for v in (top.values[:, 0] - top.values[:, 1]).tolist()],
-        })
+    sequences = teacher_forced(model, tokenizer, CHATS, RAW)
     answers = []
     for chat in GREEDY:
         prompt = tokenizer.apply_chat_template(chat, tokenize=False, add_generation_prompt=True)

@@ -40,13 +40,11 @@ RAW = [
 ]
 
 
-def main():
-    tokenizer = AutoTokenizer.from_pretrained(DIRECTORY, gguf_file=FILE)
-    model = AutoModelForCausalLM.from_pretrained(DIRECTORY, gguf_file=FILE, torch_dtype=torch.float32)
-    model.eval()
-    template = tokenizer.chat_template
+def teacher_forced(model, tokenizer, chats, raw):
+    """For each chat (rendered with the model's template) and raw text: transformers' token ids, the arg-max at
+    every position and its top-1/top-2 margin. Shared with scripts/make_qwen_reference.py."""
     sequences = []
-    texts = [tokenizer.apply_chat_template(chat, tokenize=False, add_generation_prompt=True) for chat in CHATS] + RAW
+    texts = [tokenizer.apply_chat_template(chat, tokenize=False, add_generation_prompt=True) for chat in chats] + raw
     for text in texts:
         ids = tokenizer(text, add_special_tokens=False)["input_ids"]
         with torch.no_grad():
@@ -58,6 +56,15 @@ def main():
             "argmax": top.indices[:, 0].tolist(),
             "margin": [round(v, 5) for v in (top.values[:, 0] - top.values[:, 1]).tolist()],
         })
+    return sequences
+
+
+def main():
+    tokenizer = AutoTokenizer.from_pretrained(DIRECTORY, gguf_file=FILE)
+    model = AutoModelForCausalLM.from_pretrained(DIRECTORY, gguf_file=FILE, torch_dtype=torch.float32)
+    model.eval()
+    template = tokenizer.chat_template
+    sequences = teacher_forced(model, tokenizer, CHATS, RAW)
     prompt = tokenizer.apply_chat_template(CHATS[0], tokenize=False, add_generation_prompt=True)
     ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
     with torch.no_grad():
