@@ -10,6 +10,8 @@ public enum StopReason: String, Sendable {
     case callback = "callback"
     /// A stop string appeared in the text (`generateText` only; the text ends before it).
     case stopString = "stop"
+    /// The sequence was cancelled (`BatchGenerator.cancel`; a cancelled `Session` call throws `cancelled` instead).
+    case cancelled = "cancelled"
 }
 
 /// Settings of one generation.
@@ -125,23 +127,52 @@ extension Session {
     @discardableResult
     public func generateText(prompt: [Int32], options: GenerationOptions = GenerationOptions(),
                              onText: (Int32?, String) throws -> Bool = { _, _ in true }) throws -> TextGenerationResult {
-        var detokenizer = try model.tokenizer().makeStreamingDetokenizer(skipSpecial: false)
-        var stopper = TextStopper(stopStrings: options.stopStrings)
-        var text = ""
+        var stream = try TextStream(model: model, stopStrings: options.stopStrings)
         var generation = try generate(prompt: prompt, options: options) { token in
-            let shown = stopper.push(try detokenizer.push(token))
-            text += shown
+            let shown = try stream.push(token)
             let go = try onText(token, shown)
-            return go && stopper.reason == nil
+            return go && !stream.stopped
         }
-        if stopper.reason != nil {
-            generation.stopReason = .stopString
-        } else {
-            let rest = stopper.push(detokenizer.flush()) + stopper.finish()
-            if stopper.reason != nil { generation.stopReason = .stopString }
-            text += rest
-            if !rest.isEmpty || !options.stopStrings.isEmpty { _ = try onText(nil, rest) }
-        }
-        return TextGenerationResult(generation: generation, text: text)
+        let rest = stream.finish()
+        if stream.stopped { generation.stopReason = .stopString }
+        if let rest { _ = try onText(nil, rest) }
+        return TextGenerationResult(generation: generation, text: stream.text)
+    }
+}
+
+/// The text of one generation as it streams: a streaming detokenizer (special tokens as their text) followed by a
+/// `TextStopper` for the stop strings. `Session.generateText` and `BatchGenerator` both stream through it, so pieces,
+/// hold-back and the final text follow one rule.
+struct TextStream {
+    private var detokenizer: StreamingDetokenizer
+    private var stopper: TextStopper
+    private let hasStops: Bool
+    /// Every piece released so far.
+    private(set) var text = ""
+    /// True once a stop string appeared (the text ends before it; later tokens add nothing).
+    var stopped: Bool { stopper.reason != nil }
+
+    /// A stream for `model`'s tokenizer; throws `tokenizerMissing` when the model has none.
+    init(model: Model, stopStrings: [String]) throws {
+        detokenizer = try model.tokenizer().makeStreamingDetokenizer(skipSpecial: false)
+        stopper = TextStopper(stopStrings: stopStrings)
+        hasStops = !stopStrings.isEmpty
+    }
+
+    /// Feeds a generated token (not an end-of-sequence token that ended generation); returns the text that can be
+    /// shown now (whole UTF-8 characters, stop-string candidates held back; possibly empty).
+    mutating func push(_ token: Int32) throws -> String {
+        let shown = stopper.push(try detokenizer.push(token))
+        text += shown
+        return shown
+    }
+
+    /// Ends the stream: returns the held-back rest (text before a stop string completed by it included), or nil when
+    /// there is nothing to report (no rest and no stop strings watched, or a stop string had already ended the text).
+    mutating func finish() -> String? {
+        guard !stopped else { return nil }
+        let rest = stopper.push(detokenizer.flush()) + stopper.finish()
+        text += rest
+        return !rest.isEmpty || hasStops ? rest : nil
     }
 }

@@ -1,9 +1,32 @@
 import CMobileLLMKernels
+import Synchronization
 
-/// A persistent pool of compute threads (the caller plus `threadCount - 1` workers) used by one session.
+/// A persistent pool of compute threads (the caller plus `threadCount - 1` workers).
 /// Each `run` is a fork-join over all threads costing about a microsecond, so a forward pass can afford several
-/// parallel regions per layer. Not reentrant: one caller at a time (a session is used by one thread at a time).
+/// parallel regions per layer. Not reentrant: one caller at a time.
+///
+/// The engine uses one pool per thread count for the whole process (`shared(threadCount:)`), and every forward pass
+/// holds `ComputePool.passes` while it runs: sessions and batches on any number of host threads then take turns
+/// (first come, first served) instead of oversubscribing the cores with several spinning pools.
 package final class ComputePool: @unchecked Sendable {
+    /// The process's pools, one per thread count, created on first use and kept for the life of the process.
+    private static let registry = Mutex<[Int: ComputePool]>([:])
+
+    /// The process-wide pool with `threadCount` threads (at least 1).
+    package static func shared(threadCount: Int) -> ComputePool {
+        let count = max(1, threadCount)
+        return registry.withLock { pools in
+            if let pool = pools[count] { return pool }
+            let pool = ComputePool(threadCount: count)
+            pools[count] = pool
+            return pool
+        }
+    }
+
+    /// Held by every forward pass (and bandwidth probe) for its duration: at most one runs in the process at a time,
+    /// and waiting callers are served in arrival order.
+    package static let passes = FairLock()
+
     /// Threads per parallel region, the caller included.
     public let threadCount: Int
     private let pool: OpaquePointer?
@@ -62,3 +85,49 @@ package final class ComputePool: @unchecked Sendable {
         }
     }
 }
+
+/// A first-come, first-served lock (a ticket lock over a mutex and condition): no caller waits while later arrivals
+/// repeatedly win, which an ordinary mutex allows when one thread re-locks in a loop (a session decoding token after
+/// token would starve another). Not recursive.
+package final class FairLock: @unchecked Sendable {
+    /// Heap-allocated so their addresses never move (pthread objects must not be copied).
+    private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
+    private let turn = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
+    /// Guarded by `mutex`.
+    private var nextTicket: UInt64 = 0
+    private var serving: UInt64 = 0
+
+    package init() {
+        pthread_mutex_init(mutex, nil)
+        pthread_cond_init(turn, nil)
+    }
+
+    deinit {
+        pthread_cond_destroy(turn)
+        pthread_mutex_destroy(mutex)
+        turn.deallocate()
+        mutex.deallocate()
+    }
+
+    /// Runs `body` once every earlier caller has finished.
+    package func withLock<T>(_ body: () throws -> T) rethrows -> T {
+        pthread_mutex_lock(mutex)
+        let ticket = nextTicket
+        nextTicket += 1
+        while serving != ticket { pthread_cond_wait(turn, mutex) }
+        pthread_mutex_unlock(mutex)
+        defer {
+            pthread_mutex_lock(mutex)
+            serving += 1
+            pthread_cond_broadcast(turn)
+            pthread_mutex_unlock(mutex)
+        }
+        return try body()
+    }
+}
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif

@@ -11,8 +11,8 @@ struct AttentionRow: Sendable, Equatable {
 /// Grouped-query attention over KV caches, scheduled in fixed segments.
 ///
 /// Each (row, KV head) item covers the head's query group, so a cached K/V row is read once per group. A row's
-/// visible positions are split into segments of `segment` positions whose partial softmax results are combined in
-/// segment order. The arithmetic is the same however the work is scheduled: a batch of one row (decode) spreads its
+/// visible positions are split at multiples of `segment` (the KV cache's page size, so a segment is contiguous) and
+/// the segments' partial softmax results are combined in segment order. The arithmetic is the same however the work is scheduled: a batch of one row (decode) spreads its
 /// segments over threads, larger batches give each thread whole (row, KV head) items — so prefill and decode are
 /// bit-identical, and so is a row whatever else shares its batch.
 struct Attention {
@@ -22,11 +22,14 @@ struct Attention {
     /// Floats of scratch `run` needs: per thread, the scores of one segment plus two sets of segment partials; then
     /// the partials of every KV head for split decode. `capacity` is the largest cache's.
     static func scratchFloats(configuration c: ModelConfiguration, capacity: Int, threads: Int) -> Int {
-        let maxSegments = (capacity + segment - 1) / segment
+        let segments = maxSegments(capacity: capacity)
         let partialStride = c.groupSize * (c.headDimension + 2)
-        let perThread = c.groupSize * segment + 2 * maxSegments * partialStride
-        return threads * perThread + c.kvHeadCount * maxSegments * partialStride
+        let perThread = c.groupSize * segment + 2 * segments * partialStride
+        return threads * perThread + c.kvHeadCount * segments * partialStride
     }
+
+    /// Most segments a row of a cache of `capacity` positions spans (a window that starts mid-segment adds one).
+    static func maxSegments(capacity: Int) -> Int { (capacity + segment - 1) / segment + 1 }
 
     let configuration: ModelConfiguration
     let pool: ComputePool
@@ -44,22 +47,23 @@ struct Attention {
         let scale = Float(1.0 / Double(headDim).squareRoot())
         let partialStride = group * (headDim + 2)
         let capacity = caches.map(\.capacity).max() ?? 0
-        let maxSegments = (capacity + segment - 1) / segment
+        let maxSegments = Self.maxSegments(capacity: capacity)
         let perThread = group * segment + 2 * maxSegments * partialStride
         nonisolated(unsafe) let q = q, output = output, threadScratch = scratch
 
         // Visible positions of row i: first...position.
-        func window(_ i: Int) -> (first: Int, length: Int) {
-            let position = rows[i].position
-            let first = chunkSize.map { (position / $0) * $0 } ?? 0
-            return (first, position - first + 1)
+        func first(_ i: Int) -> Int {
+            chunkSize.map { (rows[i].position / $0) * $0 } ?? 0
         }
+        // Segments row i's window spans (split at multiples of `segment`).
+        func segmentCount(_ i: Int) -> Int { rows[i].position / segment - first(i) / segment + 1 }
         // One segment's partial result into `partial` ([group][d] outputs, then group maxes, then group sums).
         func attendSegment(row i: Int, kvHead: Int, segment index: Int, scores: UnsafeMutablePointer<Float>,
                            partial: UnsafeMutablePointer<Float>) {
-            let (first, length) = window(i)
-            let begin = first + index * segment
-            let count = min(segment, length - index * segment)
+            let start = first(i)
+            let absolute = start / segment + index
+            let begin = max(start, absolute * segment)
+            let count = min(rows[i].position + 1, (absolute + 1) * segment) - begin
             let cache = caches[rows[i].sequence]
             mlk_attention_partial(q + i * qWidth + kvHead * group * headDim, Int64(group), Int64(headDim),
                                   cache.keys(layer: layer, head: kvHead, from: begin),
@@ -80,7 +84,7 @@ struct Attention {
                                   output + i * qWidth + kvHead * group * headDim)
         }
 
-        let decodeSegments = n == 1 ? (window(0).length + segment - 1) / segment : 1
+        let decodeSegments = n == 1 ? segmentCount(0) : 1
         if n == 1 && decodeSegments > 1 {
             // One row: its segments spread over threads, then combined per KV head.
             nonisolated(unsafe) let shared = threadScratch + pool.threadCount * perThread
@@ -103,7 +107,7 @@ struct Attention {
                 let work = partials + maxSegments * partialStride
                 for item in range {
                     let i = item / kvHeads, kvHead = item % kvHeads
-                    let segments = (window(i).length + segment - 1) / segment
+                    let segments = segmentCount(i)
                     for index in 0..<segments {
                         attendSegment(row: i, kvHead: kvHead, segment: index, scores: scores, partial: partials + index * partialStride)
                     }

@@ -41,7 +41,7 @@ public final class Model: @unchecked Sendable {
     public let path: String
     /// The validated configuration.
     public let configuration: ModelConfiguration
-    /// Threads a session uses.
+    /// Threads a forward pass uses (the process shares one pool per thread count, see `ComputePool.shared`).
     public let threadCount: Int
     /// How quantized weights are multiplied.
     public let activationPrecision: ActivationPrecision
@@ -58,6 +58,8 @@ public final class Model: @unchecked Sendable {
     /// Per layer: the position blocks and attention window (`Architecture.layerRecipe`).
     let recipes: [LayerRecipe]
     let ropeFrequencies: [Float]
+    /// The process-wide compute pool of `threadCount` threads that every session and batch of this model runs on.
+    let pool: ComputePool
     /// The tokenizer, loaded on first use (loading a 9 MB tokenizer.json is skipped by token-id-only callers).
     private let tokenizerState = LoadOnce<Tokenizer>()
     private let templateState = LoadOnce<ModelChatTemplate>()
@@ -108,6 +110,7 @@ public final class Model: @unchecked Sendable {
         self.configuration = configuration
         let threads = options.threadCount ?? ProcessInfo.processInfo.activeProcessorCount
         threadCount = threads
+        pool = ComputePool.shared(threadCount: threads)
         self.architecture = architecture
         let schema = architecture.tensors(configuration)
         self.schema = schema

@@ -60,14 +60,12 @@ public final class Session: @unchecked Sendable {
     /// Serialises use of the session: a second thread entering `feed`, `generate`, `reset`, `rewind` or state
     /// save/restore waits until the first is done (recursive, so `generate` may call `feed`). `cancel()` never waits.
     let useLock = NSRecursiveLock()
-    private let pool: ComputePool
     /// Element type of the KV cache.
     public var kvCacheType: KVCacheType { cache.type }
     /// The keys and values of `tokens`.
     let cache: KVCache
-    /// Allocated last in `init`, after every check that can throw (a throwing init would leak it otherwise; found by
-    /// scripts/sanitize.sh address).
-    private var scratch: Scratch
+    /// This session's forward-pass buffers.
+    private let scratch = Scratch()
 
     init(model: Model, capacity: Int, kvCacheType: KVCacheType) throws {
         let c = model.configuration
@@ -76,18 +74,35 @@ public final class Session: @unchecked Sendable {
         }
         self.model = model
         self.capacity = capacity
-        pool = ComputePool(threadCount: model.threadCount)
         let scratchBytes = 4 * Attention.scratchFloats(configuration: c, capacity: capacity, threads: model.threadCount)
         cache = try KVCache(configuration: c, capacity: capacity, type: kvCacheType, extraBytes: scratchBytes)
-        scratch = Scratch()
     }
 
-    deinit {
-        scratch.release()
+    /// A session continuing from `other`'s tokens, sharing its cached prefix (see `fork()`).
+    private init(forking other: Session) {
+        model = other.model
+        capacity = other.capacity
+        tokens = other.tokens
+        cache = other.cache.fork()
     }
 
-    /// Bytes the KV cache occupies.
+    /// A new session holding the same tokens and KV cache as this one, for sampling several continuations of one
+    /// prompt that was prefilled once. The two share the cached positions' memory (pages of
+    /// `KVCache.pagePositions` positions) until one of them writes into a shared page (after a `rewind` into the
+    /// prefix, or while both extend the last, partly filled page), which then copies that page: a fork costs at most
+    /// one page of copying, and no memory for the prefix. Waits for a call running on this session to finish.
+    public func fork() -> Session {
+        useLock.lock()
+        defer { useLock.unlock() }
+        return Session(forking: self)
+    }
+
+    /// Bytes of KV cache memory this session holds: its allocated pages, which grow with the position (pages shared
+    /// with a fork count in both). At most `kvCacheCapacityBytes`.
     public var kvCacheBytes: Int { cache.byteCount }
+
+    /// Bytes of KV cache a full session holds (`capacity` positions).
+    public var kvCacheCapacityBytes: Int { cache.capacityByteCount }
 
     /// Asks the `feed` or generation running on this session to stop: it throws `MobileLLMError.cancelled` within one
     /// layer's work. With nothing running this does nothing — a request never lingers to cancel a later call, so a
@@ -170,7 +185,8 @@ public final class Session: @unchecked Sendable {
                 let isFinal = offset + count == newTokens.count
                 let rows: LogitsRequest = request == .all ? .all : (isFinal ? request : .none)
                 let batch = Array(newTokens[offset..<(offset + count)])
-                try forward(batch, at: start + offset, logits: rows, into: &output)
+                try model.forward([ForwardPart(cache: cache, tokens: batch, start: start + offset, logits: rows)],
+                                  scratch: scratch, checkCancelled: checkCancelled, into: &output)
                 tokens.append(contentsOf: batch)
                 cache.advance(to: tokens.count)
                 offset += count
@@ -182,52 +198,11 @@ public final class Session: @unchecked Sendable {
         }
         return Logits(vocabularySize: request == .none || newTokens.isEmpty ? 0 : c.vocabularySize, values: output)
     }
-
-    // MARK: - Forward pass
-
-    /// Runs `batch` (n tokens) at positions `start..<start+n` through every layer, writing K/V into the cache and
-    /// appending the requested logits rows to `output`.
-    private func forward(_ batch: [Int32], at start: Int, logits request: LogitsRequest, into output: inout [Float]) throws {
-        let c = model.configuration
-        let w = model.weights
-        let n = batch.count, hidden = c.hiddenSize
-        scratch.reserve(tokens: n, configuration: c)
-        scratch.reserveScores(floats: Attention.scratchFloats(configuration: c, capacity: capacity, threads: pool.threadCount))
-        let pass = ForwardPass(configuration: c, pool: pool, precision: model.activationPrecision, ropeFrequencies: model.ropeFrequencies,
-                               rows: (0..<n).map { AttentionRow(sequence: 0, position: start + $0) }, caches: [cache], s: scratch)
-        let s = scratch
-
-        // x [n, hidden]: the residual stream, starting from the token embeddings.
-        for (i, token) in batch.enumerated() { w.embedding.row(Int(token), into: s.x + i * hidden) }
-
-        // Every decoder layer: attention and MLP blocks as the family's recipe composes them (DecoderLayer.swift).
-        for (index, layer) in w.layers.enumerated() {
-            try checkCancelled()
-            layer.forward(layer: index, recipe: model.recipes[index], pass: pass)
-        }
-        try checkCancelled()
-
-        // logits [rows, vocab] = RMSNorm(x) · W_outᵀ for the requested rows.
-        guard request != .none else { return }
-        let firstRow = request == .all ? 0 : n - 1
-        let rows = n - firstRow
-        w.finalNorm.withUnsafeBufferPointer { weight in
-            Ops.rmsNorm(s.x + firstRow * hidden, rows: rows, width: hidden, weight: weight.baseAddress, epsilon: c.rmsNormEpsilon, into: s.h)
-        }
-        let vocabulary = c.vocabularySize
-        let previous = output.count
-        output.append(contentsOf: repeatElement(0, count: rows * vocabulary))
-        let input = pass.prepare(s.h, count: rows, columns: hidden, for: [w.output])
-        output.withUnsafeMutableBufferPointer { buffer in
-            if let base = buffer.baseAddress {
-                pool.project([w.output], input: input, outputs: [base + previous])
-            }
-        }
-    }
 }
 
-/// Per-session scratch buffers for one forward batch, grown on demand.
-struct Scratch {
+/// Scratch buffers for one forward pass, grown on demand (a session's or a batch's own; never shared by two passes
+/// at once).
+final class Scratch {
     private(set) var tokens = 0
     var x = UnsafeMutablePointer<Float>.allocate(capacity: 1)
     var h = UnsafeMutablePointer<Float>.allocate(capacity: 1)
@@ -243,7 +218,12 @@ struct Scratch {
     var scores = UnsafeMutablePointer<Float>.allocate(capacity: 1)
     private(set) var scoreFloats = 0
 
-    mutating func reserve(tokens n: Int, configuration c: ModelConfiguration) {
+    deinit {
+        releaseTokenBuffers()
+        scores.deallocate()
+    }
+
+    func reserve(tokens n: Int, configuration c: ModelConfiguration) {
         guard n > tokens else { return }
         releaseTokenBuffers()
         tokens = n
@@ -260,7 +240,7 @@ struct Scratch {
     }
 
     /// Makes room for `floats` of attention scratch (see `Attention.scratchFloats`).
-    mutating func reserveScores(floats: Int) {
+    func reserveScores(floats: Int) {
         guard floats > scoreFloats else { return }
         scores.deallocate()
         scores = .allocate(capacity: floats)
@@ -271,11 +251,5 @@ struct Scratch {
     private func releaseTokenBuffers() {
         for buffer in [x, h, q, k, v, attention, gate, up] { buffer.deallocate() }
         activations.deallocate()
-    }
-
-    /// Frees everything.
-    func release() {
-        releaseTokenBuffers()
-        scores.deallocate()
     }
 }

@@ -1,0 +1,388 @@
+import Foundation
+import Synchronization
+
+/// What a `BatchGenerator` step reports.
+public enum BatchEvent: Sendable, Equatable {
+    /// Sequence `sequence` produced `token` (not an end-of-sequence token that ends it). `text` is the text that can
+    /// be shown now when the sequence streams text (whole UTF-8 characters, stop-string candidates held back;
+    /// possibly empty), and "" otherwise.
+    case token(sequence: Int, token: Int32, text: String)
+    /// Sequence `sequence` ended. `rest` is the held-back text released at the end (nil when there is none to
+    /// report), and `result` its tokens, text and stop reason.
+    case finished(sequence: Int, rest: String?, result: BatchResult)
+}
+
+/// The outcome of one batched sequence.
+public struct BatchResult: Sendable, Equatable {
+    /// Generated token ids (an end-of-sequence token that stopped generation is included).
+    public var tokens: [Int32]
+    /// Why it stopped (`.cancelled` after `BatchGenerator.cancel`).
+    public var stopReason: StopReason
+    /// Prompt tokens fed for it (0 for a fork that shared another sequence's prompt; see `add(prompt:samples:)`).
+    public var promptTokenCount: Int
+    /// The generated text when the sequence streamed text (as `Session.generateText` gives it), else "".
+    public var text: String
+}
+
+/// Advances many sequences of one model together: each `step()` is one forward pass that reads every weight block
+/// once for all of its rows — one decode token per running sequence plus prefill chunks of sequences still reading
+/// their prompts (continuous batching: a sequence added while others decode joins at the next step, and its prompt
+/// is fed in chunks so the others keep producing tokens).
+///
+/// Every sequence runs on its own `Session` (its KV cache and position), so results are those of running it alone:
+/// bit-identical for float weights, and for quantized weights the same numbers as well, since every row's arithmetic
+/// is independent of the rows it shares a pass with. `add(prompt:samples:)` prefills a prompt once and forks its
+/// cache for each sample (`Session.fork()`: the prefix's pages are shared, not copied).
+///
+/// Threading: `add`, `step` and `run` may be called from one thread at a time (calls from a second thread wait);
+/// `cancel` and `cancelAll` from any thread. A session given to `add(session:…)` belongs to the batch until its
+/// sequence finishes: using it elsewhere meanwhile waits for the running step. Forward passes of every batch and
+/// session in the process take turns on the shared compute pool (`ComputePool.passes`).
+public final class BatchGenerator: @unchecked Sendable {
+    /// The model every sequence runs.
+    public let model: Model
+    /// Most rows (tokens) one step computes: every running sequence's decode token, plus prefill chunks up to this.
+    public let maxRowsPerStep: Int
+
+    /// One sequence's state.
+    private final class Sequence {
+        let id: Int
+        var session: Session?
+        let options: GenerationOptions
+        var sampler: Sampler
+        let stops: Set<Int>
+        /// Tokens still to feed: the prompt's remainder, then each sampled token.
+        var pending: [Int32]
+        var tokens: [Int32] = []
+        var promptTokenCount: Int
+        var text: TextStream?
+        /// Sequences (samples) waiting to fork this one's session once its prompt is in.
+        var followers: [Sequence] = []
+        /// Set for a follower until its leader forks it.
+        var waitingForLeader = false
+        init(id: Int, session: Session?, options: GenerationOptions, sampler: Sampler, stops: Set<Int>, pending: [Int32],
+             promptTokenCount: Int, text: TextStream?) {
+            self.id = id
+            self.session = session
+            self.options = options
+            self.sampler = sampler
+            self.stops = stops
+            self.pending = pending
+            self.promptTokenCount = promptTokenCount
+            self.text = text
+        }
+    }
+
+    /// Guards `sequences` and `nextID` (held by `add`, `step` and `run` for their whole duration).
+    private let lock = NSRecursiveLock()
+    private var sequences: [Sequence] = []
+    /// Ids issued so far (ids are 0, 1, 2, … in the order sequences were added).
+    private let issued = Atomic<Int>(0)
+    /// Sequences asked to stop (any thread): these ids, every id below `below`, and whether the running pass should
+    /// end early.
+    private let cancellations = Mutex<(ids: Set<Int>, below: Int, abortPass: Bool)>(([], 0, false))
+    private let scratch = Scratch()
+
+    /// A batch for `model`; `maxRowsPerStep` (1...`Session.batchLimit`, default that limit) bounds the rows of one
+    /// forward pass and so its scratch memory and the time one step takes.
+    public init(model: Model, maxRowsPerStep: Int = Session.batchLimit) throws {
+        guard maxRowsPerStep >= 1, maxRowsPerStep <= Session.batchLimit else {
+            throw MobileLLMError.invalidArgument(name: "maxRowsPerStep", problem: "expected 1...\(Session.batchLimit), found \(maxRowsPerStep)")
+        }
+        self.model = model
+        self.maxRowsPerStep = maxRowsPerStep
+    }
+
+    /// Sequences not yet finished.
+    public var activeCount: Int {
+        lock.lock()
+        defer { lock.unlock() }
+        return sequences.count
+    }
+
+    /// The session sequence `id` runs on (nil once it finished, or for a sample not yet forked).
+    public func session(of id: Int) -> Session? {
+        lock.lock()
+        defer { lock.unlock() }
+        return sequences.first { $0.id == id }?.session
+    }
+
+    /// Adds a sequence that feeds `prompt` to a new session and then generates as `options` say; returns its id.
+    /// `contextLength` and `kvCacheType` are `Model.makeSession`'s. With `streamText` the sequence's events carry its
+    /// text and stop strings apply (needs a tokenizer). Throws `invalidArgument` (ids outside the vocabulary, bad
+    /// options, an empty prompt), `contextFull` when the prompt does not fit; nothing is added then.
+    @discardableResult
+    public func add(prompt: [Int32], options: GenerationOptions = GenerationOptions(), contextLength: Int? = nil,
+                    kvCacheType: KVCacheType? = nil, streamText: Bool = false) throws -> Int {
+        try add(prompt: prompt, samples: 1, options: options, contextLength: contextLength, kvCacheType: kvCacheType,
+                streamText: streamText)[0]
+    }
+
+    /// Adds `samples` sequences that continue one prompt: the prompt is fed once, on the first sequence's session,
+    /// and the others fork it (sharing the prompt's KV pages) and sample their first token from the same logits.
+    /// With a seed in `options.sampling`, sample `i` uses seed + i (so sample 0 matches a single run with the seed).
+    /// Returns the ids in sample order. Throws as `add(prompt:)` does, and `invalidArgument` for `samples < 1`.
+    @discardableResult
+    public func add(prompt: [Int32], samples: Int, options: GenerationOptions = GenerationOptions(), contextLength: Int? = nil,
+                    kvCacheType: KVCacheType? = nil, streamText: Bool = false) throws -> [Int] {
+        guard samples >= 1 else {
+            throw MobileLLMError.invalidArgument(name: "samples", problem: "expected a count >= 1, found \(samples)")
+        }
+        let session = try model.makeSession(contextLength: contextLength, kvCacheType: kvCacheType)
+        lock.lock()
+        defer { lock.unlock() }
+        let first = issued.load(ordering: .relaxed)
+        let leader = try makeSequence(id: first, session: session, prompt: prompt, options: options, streamText: streamText)
+        var added = [leader]
+        for index in 1..<samples {
+            var sampleOptions = options
+            sampleOptions.sampling.seed = options.sampling.seed.map { $0 &+ UInt64(index) }
+            let follower = try makeSequence(id: first + index, session: nil, prompt: [], options: sampleOptions, streamText: streamText)
+            follower.waitingForLeader = true
+            leader.followers.append(follower)
+            added.append(follower)
+        }
+        sequences.append(contentsOf: added)
+        issued.store(first + samples, ordering: .sequentiallyConsistent)
+        return added.map(\.id)
+    }
+
+    /// Adds a sequence that feeds `prompt` to `session` (an empty prompt continues from its last token, as
+    /// `Session.generate` does) and then generates; returns its id. Throws as `add(prompt:)` does, and
+    /// `invalidArgument` when the session belongs to another model or already runs in this batch.
+    @discardableResult
+    public func add(session: Session, prompt: [Int32], options: GenerationOptions = GenerationOptions(),
+                    streamText: Bool = false) throws -> Int {
+        guard session.model === model else {
+            throw MobileLLMError.invalidArgument(name: "session", problem: "belongs to another model than the batch's")
+        }
+        lock.lock()
+        defer { lock.unlock() }
+        guard !sequences.contains(where: { $0.session === session }) else {
+            throw MobileLLMError.invalidArgument(name: "session", problem: "already runs a sequence of this batch")
+        }
+        let id = issued.load(ordering: .relaxed)
+        let sequence = try makeSequence(id: id, session: session, prompt: prompt, options: options, streamText: streamText)
+        sequences.append(sequence)
+        issued.store(id + 1, ordering: .sequentiallyConsistent)
+        return id
+    }
+
+    /// Validates a request and builds its sequence.
+    private func makeSequence(id: Int, session: Session?, prompt: [Int32], options: GenerationOptions, streamText: Bool) throws -> Sequence {
+        guard options.maxTokens >= 0 else {
+            throw MobileLLMError.invalidArgument(name: "maxTokens", problem: "expected a count >= 0, found \(options.maxTokens)")
+        }
+        let sampler = try Sampler(options.sampling)
+        var pending = prompt
+        if let session {
+            let c = model.configuration
+            for (index, token) in prompt.enumerated() where token < 0 || Int(token) >= c.vocabularySize {
+                throw MobileLLMError.invalidArgument(name: "tokens[\(index)]", problem: "token id \(token) is outside the vocabulary (0..<\(c.vocabularySize))")
+            }
+            session.useLock.lock()
+            defer { session.useLock.unlock() }
+            if prompt.isEmpty {
+                guard let last = session.tokens.last else {
+                    throw MobileLLMError.invalidArgument(name: "prompt", problem: "empty, and the session holds no tokens to continue from")
+                }
+                // Continue from the cache: the last position is recomputed for its logits (same token, same position).
+                try session.rewind(to: session.position - 1)
+                pending = [last]
+            } else if prompt.count > session.capacity - session.position {
+                throw MobileLLMError.contextFull(capacity: session.capacity, position: session.position, requested: prompt.count)
+            }
+        }
+        let text = streamText ? try TextStream(model: model, stopStrings: options.stopStrings) : nil
+        return Sequence(id: id, session: session, options: options, sampler: sampler,
+                        stops: Set(options.stopTokenIDs ?? model.eosTokenIDs), pending: pending,
+                        promptTokenCount: prompt.count, text: text)
+    }
+
+    /// Asks sequence `id` to stop: it finishes with `.cancelled` at the next step. Unknown or finished ids are
+    /// ignored. Safe from any thread, also during a step.
+    public func cancel(_ id: Int) {
+        _ = cancellations.withLock { $0.ids.insert(id) }
+    }
+
+    /// Asks every sequence to stop: a running step ends within one layer's work, and every sequence finishes with
+    /// `.cancelled` (what each had generated is kept). Sequences added later are not affected. Safe from any thread.
+    public func cancelAll() {
+        let below = issued.load(ordering: .sequentiallyConsistent)
+        cancellations.withLock { state in
+            state.below = max(state.below, below)
+            state.abortPass = true
+        }
+    }
+
+    /// Runs one forward pass over every running sequence and returns what happened, in sequence order per kind:
+    /// tokens produced and sequences finished. Returns no events when no sequence is left. Throws when a forward pass
+    /// fails; the sequences are then as they were before the step.
+    public func step() throws -> [BatchEvent] {
+        lock.lock()
+        defer { lock.unlock() }
+        var events: [BatchEvent] = []
+        finishCancelled(into: &events)
+
+        // Rows: one decode token per sequence first, then prompt chunks (oldest first) within the row budget.
+        var parts: [ForwardPart] = []
+        var owners: [(sequence: Sequence, count: Int, wantsLogits: Bool)] = []
+        var rows = 0
+        let running = sequences.filter { !$0.waitingForLeader && $0.session != nil && !$0.pending.isEmpty }
+        func schedule(_ sequence: Sequence, count: Int) {
+            guard let session = sequence.session else { return }
+            let wantsLogits = count == sequence.pending.count && sequence.options.maxTokens > 0
+            parts.append(ForwardPart(cache: session.cache, tokens: Array(sequence.pending[0..<count]), start: session.position,
+                                     logits: wantsLogits ? .last : .none))
+            owners.append((sequence, count, wantsLogits))
+            rows += count
+        }
+        for sequence in running where sequence.pending.count == 1 { schedule(sequence, count: 1) }
+        // Prompts share what the decode rows leave of the budget; with none left, one chunk of 16 still goes in.
+        var budget = maxRowsPerStep - rows
+        for sequence in running where sequence.pending.count > 1 {
+            let allowance = budget > 0 ? budget : (parts.count == rows ? 16 : 0)
+            guard allowance > 0 else { break }
+            let count = min(allowance, sequence.pending.count)
+            schedule(sequence, count: count)
+            budget -= count
+        }
+        guard !parts.isEmpty else {
+            finishIdle(into: &events)
+            return events
+        }
+
+        // The pass, holding every participating session (so no host call interleaves with it).
+        let sessions = owners.compactMap(\.sequence.session)
+        for session in sessions { session.useLock.lock() }
+        defer { for session in sessions { session.useLock.unlock() } }
+        var logits: [Float] = []
+        do {
+            try model.forward(parts, scratch: scratch, checkCancelled: {
+                if self.cancellations.withLock({ $0.abortPass }) { throw MobileLLMError.cancelled }
+            }, into: &logits)
+        } catch MobileLLMError.cancelled {
+            finishCancelled(into: &events)
+            return events
+        }
+
+        // Commit the fed tokens, then sample where logits came back.
+        let vocabulary = model.vocabularySize
+        var row = 0
+        for owner in owners {
+            let sequence = owner.sequence
+            guard let session = sequence.session else { continue }
+            session.tokens.append(contentsOf: sequence.pending[0..<owner.count])
+            session.cache.advance(to: session.tokens.count)
+            sequence.pending.removeSubrange(0..<owner.count)
+            if owner.wantsLogits {
+                let values = logits[(row * vocabulary)..<((row + 1) * vocabulary)]
+                row += 1
+                // Samples waiting for this prompt fork it now, before any of them feeds a token of its own.
+                for follower in sequence.followers {
+                    follower.session = session.fork()
+                    follower.waitingForLeader = false
+                    sample(follower, logits: values, into: &events)
+                }
+                sequence.followers = []
+                sample(sequence, logits: values, into: &events)
+            } else if sequence.pending.isEmpty {
+                // A prompt fed for maxTokens == 0 (its waiting samples end with it).
+                finish(sequence, .maxTokens, into: &events)
+            }
+        }
+        sequences.removeAll { $0.session == nil && !$0.waitingForLeader }
+        return events
+    }
+
+    /// Runs steps until every sequence has finished, calling `onEvent` for each event; returning false from it
+    /// cancels everything (the remaining sequences finish with `.cancelled`, reported too). Throws what `step` and
+    /// `onEvent` throw.
+    public func run(onEvent: (BatchEvent) throws -> Bool) throws {
+        lock.lock()
+        defer { lock.unlock() }
+        while !sequences.isEmpty {
+            for event in try step() where try !onEvent(event) {
+                cancelAll()
+            }
+        }
+    }
+
+    // MARK: - Helpers (called holding `lock`)
+
+    /// Chooses the sequence's next token from `logits` and applies the stop rules (as `Session.generate` does).
+    private func sample(_ sequence: Sequence, logits: ArraySlice<Float>, into events: inout [BatchEvent]) {
+        guard let session = sequence.session else { return }
+        let token = sequence.sampler.sample(logits, history: session.tokens)
+        sequence.tokens.append(token)
+        if !sequence.options.ignoreEOS, sequence.stops.contains(Int(token)) {
+            finish(sequence, .endOfSequence, into: &events)
+            return
+        }
+        var piece = ""
+        if sequence.text != nil {
+            piece = (try? sequence.text?.push(token)) ?? ""
+        }
+        events.append(.token(sequence: sequence.id, token: token, text: piece))
+        if sequence.text?.stopped == true {
+            finish(sequence, .stopString, into: &events)
+        } else if sequence.tokens.count >= sequence.options.maxTokens {
+            finish(sequence, .maxTokens, into: &events)
+        } else if session.position >= session.capacity {
+            finish(sequence, .contextFull, into: &events)
+        } else {
+            sequence.pending = [token]
+        }
+    }
+
+    /// Ends a sequence: reports its result and detaches its session.
+    private func finish(_ sequence: Sequence, _ reason: StopReason, into events: inout [BatchEvent]) {
+        let rest = reason == .stopString ? nil : sequence.text?.finish()
+        let stopReason = sequence.text?.stopped == true ? .stopString : reason
+        let result = BatchResult(tokens: sequence.tokens, stopReason: stopReason, promptTokenCount: sequence.promptTokenCount,
+                                 text: sequence.text?.text ?? "")
+        events.append(.finished(sequence: sequence.id, rest: rest, result: result))
+        for follower in sequence.followers { finish(follower, reason, into: &events) }
+        sequence.followers = []
+        sequence.session = nil
+        sequence.waitingForLeader = false
+        sequence.pending = []
+    }
+
+    /// Finishes the sequences asked to stop (and their waiting samples).
+    private func finishCancelled(into events: inout [BatchEvent]) {
+        let (ids, below) = cancellations.withLock { state -> (Set<Int>, Int) in
+            defer {
+                state.ids = []
+                state.abortPass = false
+            }
+            return (state.ids, state.below)
+        }
+        for sequence in sequences where sequence.id < below || ids.contains(sequence.id) {
+            guard sequence.session != nil || sequence.waitingForLeader else { continue }
+            if sequence.waitingForLeader {
+                // A sample cancelled before its fork: its leader no longer forks it.
+                for leader in sequences { leader.followers.removeAll { $0 === sequence } }
+            } else if !sequence.followers.isEmpty {
+                // A prompt's first sample cancelled while the others wait for the prompt: the next one takes over.
+                let heir = sequence.followers.removeFirst()
+                heir.session = sequence.session
+                heir.pending = sequence.pending
+                heir.promptTokenCount = sequence.promptTokenCount
+                heir.followers = sequence.followers
+                heir.waitingForLeader = false
+                sequence.followers = []
+            }
+            finish(sequence, .cancelled, into: &events)
+        }
+        sequences.removeAll { $0.session == nil && !$0.waitingForLeader }
+    }
+
+    /// Ends sequences with nothing left to feed (none should remain; a safety net so `run` always terminates).
+    private func finishIdle(into events: inout [BatchEvent]) {
+        for sequence in sequences where sequence.session != nil && sequence.pending.isEmpty {
+            finish(sequence, .maxTokens, into: &events)
+        }
+        sequences.removeAll { $0.session == nil && !$0.waitingForLeader }
+    }
+}
