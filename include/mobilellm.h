@@ -532,7 +532,9 @@ enum mobilellm_stop_reason {
     /** The callback returned false. */
     MOBILELLM_STOP_CALLBACK = 4,
     /** One of mobilellm_generate_params.stop_strings appeared in the text (appended in ABI v1). */
-    MOBILELLM_STOP_STRING = 5
+    MOBILELLM_STOP_STRING = 5,
+    /** The sequence was cancelled (batch sequences only; appended in ABI v1). */
+    MOBILELLM_STOP_CANCELLED = 6
 };
 
 /** Settings of mobilellm_session_generate(). */

@@ -128,7 +128,7 @@ struct Q8CacheTests {
         let sequence = reference.sequences[1]
         let prefillSession = try model.makeSession(contextLength: 128, kvCacheType: .q8_0)
         let c = model.configuration
-        #expect(prefillSession.kvCacheBytes == 2 * c.layerCount * c.kvHeadCount * 128 * (c.headDimension / 32) * 34)
+        #expect(prefillSession.kvCacheCapacityBytes == 2 * c.layerCount * c.kvHeadCount * 128 * (c.headDimension / 32) * 34)
         let prefill = try prefillSession.feed(sequence.tokens, logits: .all)
         let decoder = try model.makeSession(contextLength: 128, kvCacheType: .q8_0)
         var prefillAgree = 0, decodeAgree = 0

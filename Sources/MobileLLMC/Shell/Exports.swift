@@ -582,6 +582,7 @@ public func mobilellm_session_generate(_ session: OpaquePointer?, _ prompt: Unsa
             case .contextFull: value.stop_reason = Int32(MOBILELLM_STOP_CONTEXT_FULL.rawValue)
             case .callback: value.stop_reason = Int32(MOBILELLM_STOP_CALLBACK.rawValue)
             case .stopString: value.stop_reason = Int32(MOBILELLM_STOP_STRING.rawValue)
+            case .cancelled: value.stop_reason = Int32(MOBILELLM_STOP_CANCELLED.rawValue)
             }
             value.n_prompt_tokens = Int32(generated.promptTokenCount)
             value.n_tokens = Int32(generated.tokens.count)
