@@ -261,6 +261,22 @@ final class Interpreter {
         loopDepth += 1
         defer { loopDepth -= 1 }
         let length = items.count
+        // The loop variable's keys are hashed once per loop, in its four shapes (previtem and nextitem exist only
+        // where there is such an item); each iteration copies a shape and sets values by position, so a hostile
+        // template's 200,000 iterations stay well under a second.
+        func shape(previous: Bool, next: Bool) -> OrderedDict {
+            var loop = OrderedDict()
+            for key in ["index", "index0", "revindex", "revindex0", "first", "last"] { loop[key] = Value.none }
+            loop["length"] = .int(length)
+            loop["depth"] = .int(1)
+            loop["depth0"] = .int(0)
+            if previous { loop["previtem"] = Value.none }
+            if next { loop["nextitem"] = Value.none }
+            loop["cycle"] = Value.none
+            return loop
+        }
+        let shapes = [shape(previous: false, next: false), shape(previous: false, next: true),
+                      shape(previous: true, next: false), shape(previous: true, next: true)]
         for (index, item) in items.enumerated() {
             iterations += 1
             try step(at: position)
@@ -268,22 +284,27 @@ final class Interpreter {
                 throw TemplateError(position: position, message: "too many loop iterations (more than \(limits.maximumIterations))")
             }
             let iterationScope = Scope(parent: scope)
-            var loop = OrderedDict()
-            loop["index"] = .int(index + 1)
-            loop["index0"] = .int(index)
-            loop["revindex"] = .int(length - index)
-            loop["revindex0"] = .int(length - index - 1)
-            loop["first"] = .bool(index == 0)
-            loop["last"] = .bool(index == length - 1)
-            loop["length"] = .int(length)
-            loop["depth"] = .int(1)
-            loop["depth0"] = .int(0)
-            if index > 0 { loop["previtem"] = items[index - 1] }
-            if index + 1 < length { loop["nextitem"] = items[index + 1] }
-            loop["cycle"] = .callable(Callable(name: "loop.cycle") { _, arguments in
+            let hasPrevious = index > 0, hasNext = index + 1 < length
+            var loop = shapes[(hasPrevious ? 2 : 0) + (hasNext ? 1 : 0)]
+            loop.replaceValue(at: 0, with: .int(index + 1))
+            loop.replaceValue(at: 1, with: .int(index))
+            loop.replaceValue(at: 2, with: .int(length - index))
+            loop.replaceValue(at: 3, with: .int(length - index - 1))
+            loop.replaceValue(at: 4, with: .bool(index == 0))
+            loop.replaceValue(at: 5, with: .bool(index == length - 1))
+            var next = 9
+            if hasPrevious {
+                loop.replaceValue(at: next, with: items[index - 1])
+                next += 1
+            }
+            if hasNext {
+                loop.replaceValue(at: next, with: items[index + 1])
+                next += 1
+            }
+            loop.replaceValue(at: next, with: .callable(Callable(name: "loop.cycle") { _, arguments in
                 guard !arguments.positional.isEmpty else { throw TemplateRuntimeError("no items for cycling given") }
                 return arguments.positional[index % arguments.positional.count]
-            })
+            }))
             iterationScope.variables["loop"] = .dict(loop)
             try assign(target, item, scope: iterationScope, position: position)
             let flow = try execute(body, scope: iterationScope, into: &out)

@@ -57,6 +57,11 @@ struct OrderedDict {
         set(key, value, hashed: hashed)
     }
 
+    /// Replaces the value of the entry at `position` (in insertion order) without hashing its key.
+    mutating func replaceValue(at position: Int, with value: Value) {
+        entries[position].value = value
+    }
+
     private mutating func set(_ key: Value, _ value: Value, hashed: DictKey) {
         if let position = index[hashed] {
             entries[position].value = value
