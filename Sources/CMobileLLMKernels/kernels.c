@@ -387,6 +387,168 @@ static void mlk_attention_scalar(const float *q, int64_t group, int64_t d, const
 }
 
 #ifdef MLK_X86
+/* exp(x) for 8 lanes: x = n·ln2 + r with |r| <= ln2/2, a degree-6 polynomial for e^r (Cephes' expf coefficients),
+ * scaled by 2^n. Within 2 ulp of expf for x in [-87.3, 88]; 0 below (the softmax only passes x <= 0). */
+TARGET_AVX2 static inline __m256 mlk_exp256(__m256 x) {
+    const __m256 low = _mm256_set1_ps(-87.33654475f);
+    const __m256 underflow = _mm256_cmp_ps(x, low, _CMP_LT_OQ);
+    x = _mm256_min_ps(_mm256_max_ps(x, low), _mm256_set1_ps(88.0f));
+    const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+                                     _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
+    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
+    __m256 y = _mm256_set1_ps(1.9875691500e-4f);
+    y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(1.3981999507e-3f));
+    y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(8.3334519073e-3f));
+    y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(4.1665795894e-2f));
+    y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(1.6666665459e-1f));
+    y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(5.0000001201e-1f));
+    y = _mm256_fmadd_ps(y, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
+    const __m256i scale = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+    return _mm256_andnot_ps(underflow, _mm256_mul_ps(y, _mm256_castsi256_ps(scale)));
+}
+
+/* Lanes 0..<count set (count in 0...8). */
+TARGET_AVX2 static inline __m256i mlk_lanes256(int64_t count) {
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)count), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+TARGET_AVX2 static inline float mlk_hsum256(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+/* mlk_exp_rows with 8-lane max, exp and sum (the AVX2 and AVX-512 attention kernels). */
+TARGET_AVX2 static void mlk_exp_rows_avx2(float *scores, int64_t group, int64_t length, int normalise, float *maxes,
+                                          float *sums) {
+    const int64_t whole = length / 8 * 8;
+    const __m256i tail = mlk_lanes256(length - whole);
+    for (int64_t g = 0; g < group; g++) {
+        float *row = scores + g * length;
+        __m256 vmax = _mm256_set1_ps(row[0]);
+        for (int64_t p = 0; p < whole; p += 8) vmax = _mm256_max_ps(vmax, _mm256_loadu_ps(row + p));
+        if (whole < length) vmax = _mm256_max_ps(vmax, _mm256_blendv_ps(vmax, _mm256_maskload_ps(row + whole, tail), _mm256_castsi256_ps(tail)));
+        __m128 m = _mm_max_ps(_mm256_castps256_ps128(vmax), _mm256_extractf128_ps(vmax, 1));
+        m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+        m = _mm_max_ss(m, _mm_movehdup_ps(m));
+        const float maximum = _mm_cvtss_f32(m);
+        const __m256 vm = _mm256_set1_ps(maximum);
+        __m256 total = _mm256_setzero_ps();
+        for (int64_t p = 0; p < whole; p += 8) {
+            const __m256 e = mlk_exp256(_mm256_sub_ps(_mm256_loadu_ps(row + p), vm));
+            _mm256_storeu_ps(row + p, e);
+            total = _mm256_add_ps(total, e);
+        }
+        if (whole < length) {
+            const __m256 e = _mm256_and_ps(mlk_exp256(_mm256_sub_ps(_mm256_maskload_ps(row + whole, tail), vm)), _mm256_castsi256_ps(tail));
+            _mm256_maskstore_ps(row + whole, tail, e);
+            total = _mm256_add_ps(total, e);
+        }
+        const float sum = mlk_hsum256(total);
+        if (maxes) maxes[g] = maximum;
+        if (sums) sums[g] = sum;
+        if (normalise) {
+            const __m256 inverse = _mm256_set1_ps(1.0f / sum);
+            for (int64_t p = 0; p < whole; p += 8) _mm256_storeu_ps(row + p, _mm256_mul_ps(_mm256_loadu_ps(row + p), inverse));
+            for (int64_t p = whole; p < length; p++) row[p] *= 1.0f / sum;
+        }
+    }
+}
+
+/* Rows first..<first+count (count <= 8) of a K or V cache block as f32 in `buffer` ([8][d], rows past count zero);
+ * returns the rows' f32 base (the cache itself for f32 rows). d is a multiple of 8 (of 32 for Q8_0). */
+TARGET_AVX2 static const float *mlk_rows8_avx2(const void *base, mlk_dtype dtype, size_t row_bytes, int64_t d,
+                                               int64_t first, int64_t count, float *buffer) {
+    const char *rows = (const char *)base + (size_t)first * row_bytes;
+    if (dtype == MLK_DTYPE_F32 && count == 8) return (const float *)rows;
+    for (int64_t r = 0; r < 8; r++) {
+        float *dst = buffer + r * d;
+        const char *src = rows + (size_t)r * row_bytes;
+        if (r >= count) {
+            for (int64_t t = 0; t < d; t += 8) _mm256_storeu_ps(dst + t, _mm256_setzero_ps());
+        } else if (dtype == MLK_DTYPE_F16) {
+            for (int64_t t = 0; t < d; t += 8)
+                _mm256_storeu_ps(dst + t, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((const uint16_t *)src + t))));
+        } else if (dtype == MLK_DTYPE_Q8_0) {
+            for (int64_t b = 0; b < d / 32; b++) {
+                const uint8_t *block = (const uint8_t *)src + b * 34;
+                const __m256 scale = _mm256_set1_ps(mlk_f16_to_f32((uint16_t)(block[0] | (block[1] << 8))));
+                for (int64_t t = 0; t < 32; t += 8) {
+                    const __m256i q = _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(block + 2 + t)));
+                    _mm256_storeu_ps(dst + b * 32 + t, _mm256_mul_ps(_mm256_cvtepi32_ps(q), scale));
+                }
+            }
+        } else {
+            memcpy(dst, src, (size_t)d * sizeof(float));
+        }
+    }
+    return buffer;
+}
+
+/* AVX2: positions in blocks of 8. Each block's K/V rows are converted to f32 once and used by every query row of
+ * the group; q·k for 8 positions reduce together (one hadd tree), and p·V accumulates 8 positions per load/store of
+ * the output. Head dimensions that are multiples of 8 up to 256 (others take the scalar kernel). */
+TARGET_AVX2 static void mlk_attention_avx2(const float *q, int64_t group, int64_t d, const void *keys, const void *values,
+                                           mlk_dtype kv_dtype, int64_t length, float scale, float *scores, float *out,
+                                           float *maxes, float *sums) {
+    const size_t row_bytes = mlk_row_bytes(kv_dtype, d);
+    float buffer[8 * 256];
+    const __m256 vscale = _mm256_set1_ps(scale);
+    for (int64_t p0 = 0; p0 < length; p0 += 8) {
+        const int64_t count = length - p0 < 8 ? length - p0 : 8;
+        const float *rows = mlk_rows8_avx2(keys, kv_dtype, row_bytes, d, p0, count, buffer);
+        for (int64_t g = 0; g < group; g++) {
+            __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
+            const float *qg = q + g * d;
+            for (int64_t t = 0; t < d; t += 8) {
+                const __m256 qv = _mm256_loadu_ps(qg + t);
+                a0 = _mm256_fmadd_ps(_mm256_loadu_ps(rows + 0 * d + t), qv, a0);
+                a1 = _mm256_fmadd_ps(_mm256_loadu_ps(rows + 1 * d + t), qv, a1);
+                a2 = _mm256_fmadd_ps(_mm256_loadu_ps(rows + 2 * d + t), qv, a2);
+                a3 = _mm256_fmadd_ps(_mm256_loadu_ps(rows + 3 * d + t), qv, a3);
+                a4 = _mm256_fmadd_ps(_mm256_loadu_ps(rows + 4 * d + t), qv, a4);
+                a5 = _mm256_fmadd_ps(_mm256_loadu_ps(rows + 5 * d + t), qv, a5);
+                a6 = _mm256_fmadd_ps(_mm256_loadu_ps(rows + 6 * d + t), qv, a6);
+                a7 = _mm256_fmadd_ps(_mm256_loadu_ps(rows + 7 * d + t), qv, a7);
+            }
+            /* Lane r of the result is row r's dot product. */
+            const __m256 u0 = _mm256_hadd_ps(_mm256_hadd_ps(a0, a1), _mm256_hadd_ps(a2, a3));
+            const __m256 u1 = _mm256_hadd_ps(_mm256_hadd_ps(a4, a5), _mm256_hadd_ps(a6, a7));
+            const __m256 dots = _mm256_add_ps(_mm256_permute2f128_ps(u0, u1, 0x20), _mm256_permute2f128_ps(u0, u1, 0x31));
+            if (count == 8) _mm256_storeu_ps(scores + g * length + p0, _mm256_mul_ps(dots, vscale));
+            else _mm256_maskstore_ps(scores + g * length + p0, mlk_lanes256(count), _mm256_mul_ps(dots, vscale));
+        }
+    }
+    mlk_exp_rows_avx2(scores, group, length, maxes == NULL, maxes, sums);
+    for (int64_t i = 0; i < group * d; i++) out[i] = 0;
+    for (int64_t p0 = 0; p0 < length; p0 += 8) {
+        const int64_t count = length - p0 < 8 ? length - p0 : 8;
+        const float *rows = mlk_rows8_avx2(values, kv_dtype, row_bytes, d, p0, count, buffer);
+        for (int64_t g = 0; g < group; g++) {
+            /* Rows past `count` are zero and weigh 0, so every block takes the same 8 multiply-adds. */
+            const float *sg = scores + g * length + p0;
+            const __m256 w0 = _mm256_set1_ps(sg[0]), w1 = _mm256_set1_ps(count > 1 ? sg[1] : 0.0f),
+                         w2 = _mm256_set1_ps(count > 2 ? sg[2] : 0.0f), w3 = _mm256_set1_ps(count > 3 ? sg[3] : 0.0f),
+                         w4 = _mm256_set1_ps(count > 4 ? sg[4] : 0.0f), w5 = _mm256_set1_ps(count > 5 ? sg[5] : 0.0f),
+                         w6 = _mm256_set1_ps(count > 6 ? sg[6] : 0.0f), w7 = _mm256_set1_ps(count > 7 ? sg[7] : 0.0f);
+            float *og = out + g * d;
+            for (int64_t t = 0; t < d; t += 8) {
+                __m256 lo = _mm256_fmadd_ps(w0, _mm256_loadu_ps(rows + 0 * d + t), _mm256_loadu_ps(og + t));
+                __m256 hi = _mm256_mul_ps(w4, _mm256_loadu_ps(rows + 4 * d + t));
+                lo = _mm256_fmadd_ps(w1, _mm256_loadu_ps(rows + 1 * d + t), lo);
+                hi = _mm256_fmadd_ps(w5, _mm256_loadu_ps(rows + 5 * d + t), hi);
+                lo = _mm256_fmadd_ps(w2, _mm256_loadu_ps(rows + 2 * d + t), lo);
+                hi = _mm256_fmadd_ps(w6, _mm256_loadu_ps(rows + 6 * d + t), hi);
+                lo = _mm256_fmadd_ps(w3, _mm256_loadu_ps(rows + 3 * d + t), lo);
+                hi = _mm256_fmadd_ps(w7, _mm256_loadu_ps(rows + 7 * d + t), hi);
+                _mm256_storeu_ps(og + t, _mm256_add_ps(lo, hi));
+            }
+        }
+    }
+}
+
 /* AVX-512: head dimension in 16-wide chunks (masked tail); each K/V row converted once and used by every query row. */
 TARGET_AVX512 static void mlk_attention_avx512(const float *q, int64_t group, int64_t d, const void *keys, const void *values,
                                                mlk_dtype kv_dtype, int64_t length, float scale, float *scores, float *out,
@@ -414,7 +576,7 @@ TARGET_AVX512 static void mlk_attention_avx512(const float *q, int64_t group, in
             scores[g * length + p] = _mm512_reduce_add_ps(acc) * scale;
         }
     }
-    mlk_exp_rows(scores, group, length, maxes == NULL, maxes, sums);
+    mlk_exp_rows_avx2(scores, group, length, maxes == NULL, maxes, sums);
     for (int64_t g = 0; g < group; g += 4) {
         const int64_t rows = group - g < 4 ? group - g : 4;
         __m512 acc[4][16];
@@ -493,6 +655,10 @@ static void mlk_attention_dispatch(mlk_isa isa, const float *q, int64_t group, i
 #ifdef MLK_X86
     if ((isa == MLK_ISA_AVX512 || isa == MLK_ISA_AVX512_VNNI)) {
         mlk_attention_avx512(q, group, d, keys, values, kv_dtype, length, scale, scores, out, maxes, sums);
+        return;
+    }
+    if (isa == MLK_ISA_AVX2 && d % 8 == 0 && d <= 256) {
+        mlk_attention_avx2(q, group, d, keys, values, kv_dtype, length, scale, scores, out, maxes, sums);
         return;
     }
 #endif

@@ -116,7 +116,7 @@ struct AttentionKernelTests {
                 let total = weights.reduce(0, +)
                 for p in 0..<length { for t in 0..<d { reference[g * d + t] += weights[p] / total * Double(dequantizedValues[p * d + t]) } }
             }
-            for isa in [MLK_ISA_SCALAR, MLK_ISA_AVX512] where isa.rawValue <= mlk_detect_isa().rawValue {
+            for isa in [MLK_ISA_SCALAR, MLK_ISA_AVX2, MLK_ISA_AVX512] where isa.rawValue <= mlk_detect_isa().rawValue {
                 var out = [Float](repeating: .nan, count: group * d)
                 var scores = [Float](repeating: 0, count: group * length)
                 keyBlocks.withUnsafeBytes { k in valueBlocks.withUnsafeBytes { v in
