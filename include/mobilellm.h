@@ -4,7 +4,8 @@
  *
  * THREADING: a model may be shared by any number of sessions on any threads; a session (and a sampler or
  * detokenizer) is used by one thread at a time; mobilellm_session_cancel() is safe from anywhere.
- * (Model functions, the text functions included, may be called from any thread at once.)
+ * (Model functions, the text functions included, may be called from any thread at once.) A batch is used like a
+ * session, and its cancel functions are safe from anywhere (see "Batched generation").
  *
  * Conventions that hold for every function below unless its comment says otherwise:
  *
@@ -653,8 +654,8 @@ MOBILELLM_API void mobilellm_batch_params_init(mobilellm_batch_params *params);
 
 /** Creates an empty batch of `model` (which it keeps alive) and stores its handle in *out_batch. `params` NULL:
  *  the defaults. INVALID_ARGUMENT names a field out of range. Caller owns the handle (mobilellm_batch_free()). */
-MOBILELLM_API mobilellm_status mobilellm_batch_create(mobilellm_model *model, const mobilellm_batch_params *params,
-                                                      mobilellm_batch **out_batch);
+MOBILELLM_API mobilellm_status mobilellm_batch_create(const mobilellm_model *model,
+                                                      const mobilellm_batch_params *params, mobilellm_batch **out_batch);
 
 /** Frees a batch (NULL: no-op): running sequences are dropped, event texts and results released. Sessions given
  *  to mobilellm_batch_add_session() stay valid (holding what their sequence had fed). If another thread is still
