@@ -4,7 +4,8 @@
  *
  * THREADING: a model may be shared by any number of sessions on any threads; a session (and a sampler or
  * detokenizer) is used by one thread at a time; mobilellm_session_cancel() is safe from anywhere.
- * (Model functions, the text functions included, may be called from any thread at once.)
+ * (Model functions, the text functions included, may be called from any thread at once.) A batch is used like a
+ * session, and its cancel functions are safe from anywhere (see "Batched generation").
  *
  * Conventions that hold for every function below unless its comment says otherwise:
  *
@@ -14,9 +15,9 @@
  *    mobilellm_last_error() returns this thread's message for it (empty after success) naming what failed: the
  *    file, field or argument and the value found. Output arguments are written only on success, except the
  *    required size reported with MOBILELLM_ERROR_BUFFER_TOO_SMALL.
- *  - Handles (mobilellm_model, mobilellm_session, mobilellm_sampler, mobilellm_detokenizer) are opaque ids looked
- *    up in a table, never dereferenced: a freed, foreign or made-up handle gives MOBILELLM_ERROR_INVALID_HANDLE,
- *    not a crash. Each is created by one create or load call and released by the matching free call, which
+ *  - Handles (mobilellm_model, mobilellm_session, mobilellm_sampler, mobilellm_detokenizer, mobilellm_batch) are
+ *    opaque ids looked up in a table, never dereferenced: a freed, foreign or made-up handle gives
+ *    MOBILELLM_ERROR_INVALID_HANDLE, not a crash. Each is created by one create or load call and released by the matching free call, which
  *    accepts NULL (a no-op returning MOBILELLM_OK).
  *  - Buffers are owned by the caller. A function that fills a buffer takes its capacity and reports the size it
  *    needs through an out-argument; pass a NULL buffer with capacity 0 to ask for the size alone. Text outputs
@@ -602,6 +603,167 @@ MOBILELLM_API mobilellm_status mobilellm_session_generate(mobilellm_session *ses
                                                           const mobilellm_generate_params *params,
                                                           int32_t *out_tokens, size_t out_capacity,
                                                           mobilellm_generate_result *result);
+
+/* ------------------------------------------------------------------------------------------------------------ */
+/* Batched generation (appended in ABI v1)                                                                      */
+/* ------------------------------------------------------------------------------------------------------------ */
+
+/** Many generations of one model advanced together: every mobilellm_batch_step() is one forward pass that reads
+ *  the weights once for all running sequences (one decode token each, plus prompt chunks of sequences still
+ *  reading their prompts: a sequence added while others decode joins at the next step). Each sequence runs on its
+ *  own KV cache, and its tokens are those mobilellm_session_generate() gives for the same prompt and settings on
+ *  a fresh session (bit-identical logits for float weights; quantized weights agree to float rounding).
+ *
+ *  Sequences are named by ids: 0, 1, 2, ... in the order they were added to the batch. A sequence reports
+ *  MOBILELLM_BATCH_EVENT_TOKEN events while it generates and one MOBILELLM_BATCH_EVENT_FINISHED event when it
+ *  ends; its tokens and result stay readable (mobilellm_batch_result()) until mobilellm_batch_forget() or
+ *  mobilellm_batch_free().
+ *
+ *  THREADING: add, step, result, logits and forget calls on one batch are made by one thread at a time (BUSY
+ *  otherwise); mobilellm_batch_cancel(), mobilellm_batch_cancel_all() and mobilellm_batch_active_count() are safe
+ *  from any thread at any time, also while another thread is inside mobilellm_batch_step(). Different batches
+ *  (and sessions) run on different threads at once; their forward passes take turns on the compute threads.
+ *  A batch keeps its model alive. Appended in ABI v1, like everything in this section. */
+typedef struct mobilellm_batch mobilellm_batch;
+
+/** How to create a batch. */
+typedef struct mobilellm_batch_params {
+    /** sizeof(mobilellm_batch_params). */
+    uint32_t struct_size;
+    /** Most rows (tokens) one step computes, 1 ... 256: every running sequence's decode token, plus prompt chunks
+     *  up to this; 0 (the default): 256. Bounds a step's scratch memory and duration. */
+    int32_t max_rows_per_step;
+    /** Positions of the KV cache of each sequence mobilellm_batch_add() creates; 0 (the default): the model's
+     *  default context length (as mobilellm_session_params.n_ctx). */
+    int32_t n_ctx;
+    /** A mobilellm_kv_cache_type for those caches; default MOBILELLM_KV_AUTO. */
+    int32_t kv_cache_type;
+    /** Whether events carry text (default false): token events get the text their token completes and finished
+     *  events the held-back rest, as mobilellm_session_generate()'s callback pieces (whole UTF-8 characters,
+     *  special tokens as their text, stop-string candidates held back), and mobilellm_batch_result_text() gives
+     *  each sequence's text. Needs a tokenizer: adds fail with NO_TOKENIZER without one. Stop strings
+     *  (mobilellm_generate_params.stop_strings) always stream text for their sequence. */
+    bool stream_text;
+    /** Whether each step keeps the logits every sequence sampled from, for mobilellm_batch_logits() (default
+     *  false: keeping them copies vocab_size floats per sequence and step). */
+    bool keep_logits;
+} mobilellm_batch_params;
+
+/** Fills `params` with the defaults, struct_size included. Does nothing for NULL. Any thread. */
+MOBILELLM_API void mobilellm_batch_params_init(mobilellm_batch_params *params);
+
+/** Creates an empty batch of `model` (which it keeps alive) and stores its handle in *out_batch. `params` NULL:
+ *  the defaults. INVALID_ARGUMENT names a field out of range. Caller owns the handle (mobilellm_batch_free()). */
+MOBILELLM_API mobilellm_status mobilellm_batch_create(const mobilellm_model *model,
+                                                      const mobilellm_batch_params *params, mobilellm_batch **out_batch);
+
+/** Frees a batch (NULL: no-op): running sequences are dropped, event texts and results released. Sessions given
+ *  to mobilellm_batch_add_session() stay valid (holding what their sequence had fed). If another thread is still
+ *  inside a call on it (a contract violation), that call finishes first; the handle is invalid at once. */
+MOBILELLM_API mobilellm_status mobilellm_batch_free(mobilellm_batch *batch);
+
+/** Adds `n_samples` (>= 1) sequences that continue `prompt` (`n_prompt` ids, at least 1) on new KV caches (see
+ *  mobilellm_batch_params.n_ctx) and writes their ids to `out_ids` (room for n_samples ids). The prompt is fed
+ *  once, and the other samples fork its cache (sharing its memory) and sample their first token from the same
+ *  logits; with sampler_params->use_seed, sample i uses seed + i, so each sample's tokens are those of a single
+ *  generation seeded with seed + i. `sampler_params` (NULL: greedy) and `params` (NULL: the defaults) are read as
+ *  mobilellm_session_generate() reads them (struct_size rules, stop ids, stop strings, max_tokens, ignore_eos),
+ *  except that params->callback must be NULL: tokens arrive as events. Fails, adding nothing, with
+ *  INVALID_ARGUMENT (a NULL pointer, n_samples < 1, an id outside the vocabulary naming its index, an empty
+ *  prompt, a bad field named as params->... or sampler_params->...), CONTEXT_FULL when the prompt does not fit,
+ *  NO_TOKENIZER when text is streamed without a tokenizer. The sequences start at the next step. */
+MOBILELLM_API mobilellm_status mobilellm_batch_add(mobilellm_batch *batch, const int32_t *prompt, size_t n_prompt,
+                                                   const mobilellm_sampler_params *sampler_params,
+                                                   const mobilellm_generate_params *params, int32_t n_samples,
+                                                   int32_t *out_ids);
+
+/** Adds one sequence that feeds `prompt` to an existing `session` of the batch's model (n_prompt 0 continues
+ *  from its last token, as mobilellm_session_generate() does) and then generates; its id goes to *out_id. The
+ *  session belongs to the batch until the sequence finishes (or the batch is freed): calls on it wait for a
+ *  running step meanwhile, and it keeps the prompt and the generated tokens but the last. Its latest logits are
+ *  forgotten. Fails as mobilellm_batch_add(), and with INVALID_ARGUMENT when the session belongs to another model
+ *  or already runs a sequence of this batch. The session handle may be freed while its sequence runs. */
+MOBILELLM_API mobilellm_status mobilellm_batch_add_session(mobilellm_batch *batch, mobilellm_session *session,
+                                                           const int32_t *prompt, size_t n_prompt,
+                                                           const mobilellm_sampler_params *sampler_params,
+                                                           const mobilellm_generate_params *params,
+                                                           int32_t *out_id);
+
+/** What happened to a sequence in a step. */
+enum mobilellm_batch_event_type {
+    /** The sequence produced `token` (not an end-of-sequence token that ended it). */
+    MOBILELLM_BATCH_EVENT_TOKEN = 1,
+    /** The sequence ended; its tokens and text are readable with mobilellm_batch_result(). */
+    MOBILELLM_BATCH_EVENT_FINISHED = 2
+};
+
+/** One event of mobilellm_batch_step(). A fixed layout (no struct_size): a later version that needs more
+ *  fields adds a new step function. */
+typedef struct mobilellm_batch_event {
+    /** A mobilellm_batch_event_type. */
+    int32_t type;
+    /** The sequence's id. */
+    int32_t sequence;
+    /** TOKEN: the token. FINISHED: -1. */
+    int32_t token;
+    /** FINISHED: a mobilellm_stop_reason (MOBILELLM_STOP_CANCELLED after a cancel). TOKEN: 0. */
+    int32_t stop_reason;
+    /** FINISHED: tokens generated (a stopping EOS token included). TOKEN: tokens generated so far, this one
+     *  included. */
+    int32_t n_tokens;
+    /** FINISHED: prompt tokens fed for the sequence (0 for a sample that forked another's prompt). TOKEN: 0. */
+    int32_t n_prompt_tokens;
+    /** With mobilellm_batch_params.stream_text (or stop strings): TOKEN: the text this token completes (possibly
+     *  empty); FINISHED: the held-back rest released at the end (possibly empty). Otherwise NULL. UTF-8,
+     *  `text_length` bytes, NUL-terminated; owned by the batch and valid until the next mobilellm_batch_step()
+     *  or mobilellm_batch_free() on it. */
+    const char *text;
+    /** Bytes of `text` (0 when NULL). */
+    size_t text_length;
+} mobilellm_batch_event;
+
+/** Runs one step and copies its events (tokens produced, sequences finished) into
+ *  `events` (capacity `capacity` >= 1 events); *out_count gets how many were written. When a step produces more
+ *  than `capacity` events, the rest are delivered by the next calls before any further step runs (2 ×
+ *  mobilellm_batch_active_count() always holds a whole step). *out_count is 0 when no sequence is left. Sequences
+ *  asked to stop finish with MOBILELLM_STOP_CANCELLED here. A failing forward pass leaves the sequences as they
+ *  were before the step. Event texts of the previous call are released at the start of this one. */
+MOBILELLM_API mobilellm_status mobilellm_batch_step(mobilellm_batch *batch, mobilellm_batch_event *events,
+                                                    size_t capacity, size_t *out_count);
+
+/** Stores the number of sequences not yet finished (events still waiting to be delivered by
+ *  mobilellm_batch_step() included) in *out_count. Any thread. */
+MOBILELLM_API mobilellm_status mobilellm_batch_active_count(const mobilellm_batch *batch, size_t *out_count);
+
+/** Asks sequence `id` to stop: it finishes with MOBILELLM_STOP_CANCELLED at the next step (what it generated is
+ *  kept). A finished id is ignored; INVALID_ARGUMENT for an id this batch never issued. Any thread, any time. */
+MOBILELLM_API mobilellm_status mobilellm_batch_cancel(mobilellm_batch *batch, int32_t id);
+
+/** Asks every sequence added so far to stop: a running step ends within one layer's work, and each finishes with
+ *  MOBILELLM_STOP_CANCELLED at the next step. Sequences added later are not affected. Any thread, any time. */
+MOBILELLM_API mobilellm_status mobilellm_batch_cancel_all(mobilellm_batch *batch);
+
+/** Copies the generated tokens of finished sequence `id` into `tokens` (capacity `capacity`; see the buffer
+ *  convention) and their number into *out_count, and fills `result` (may be NULL; caller sets its struct_size)
+ *  with its stop reason and counts. INVALID_ARGUMENT when `id` has not finished (or was forgotten). */
+MOBILELLM_API mobilellm_status mobilellm_batch_result(mobilellm_batch *batch, int32_t id, int32_t *tokens,
+                                                      size_t capacity, size_t *out_count,
+                                                      mobilellm_generate_result *result);
+
+/** Copies the text of finished sequence `id` (as mobilellm_batch_params.stream_text describes; "" when the batch
+ *  does not stream text) into `buffer` (see the buffer convention). INVALID_ARGUMENT when `id` has not finished. */
+MOBILELLM_API mobilellm_status mobilellm_batch_result_text(mobilellm_batch *batch, int32_t id, char *buffer,
+                                                           size_t capacity, size_t *out_length);
+
+/** Releases the kept result of finished sequence `id` (a long-running batch calls it after reading a result).
+ *  INVALID_ARGUMENT when `id` has not finished or was already forgotten. */
+MOBILELLM_API mobilellm_status mobilellm_batch_forget(mobilellm_batch *batch, int32_t id);
+
+/** Copies the logits sequence `id` sampled its token from in the latest step (vocab_size floats; a sample's
+ *  first token comes from its prompt's logits) into `logits`, and vocab_size into *out_count. Needs
+ *  mobilellm_batch_params.keep_logits; INVALID_ARGUMENT when the sequence sampled nothing in the latest step. */
+MOBILELLM_API mobilellm_status mobilellm_batch_logits(mobilellm_batch *batch, int32_t id, float *logits,
+                                                      size_t capacity, size_t *out_count);
 
 #ifdef __cplusplus
 } /* extern "C" */

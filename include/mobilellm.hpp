@@ -3,7 +3,8 @@
 // Every failing call throws mobilellm::Error carrying the mobilellm_status and the library's message. Objects are
 // move-only and free their handle in the destructor. Threading is the C contract: a Model may be shared by any
 // number of Sessions on any threads; a Session (and a Sampler) is used by one thread at a time; Session::cancel()
-// is safe from anywhere. A Session keeps its model alive, so destroying the Model first is allowed.
+// is safe from anywhere. A Session keeps its model alive, so destroying the Model first is allowed. A Batch runs
+// many generations of one model together (mobilellm_batch_*); Batch::cancel() is safe from anywhere.
 #ifndef MOBILELLM_HPP
 #define MOBILELLM_HPP
 
@@ -289,6 +290,179 @@ private:
 };
 
 inline Session Model::session(int32_t n_ctx) const { return Session(*this, SessionParams(n_ctx)); }
+
+/// mobilellm_batch_params with the defaults filled in.
+struct BatchParams : mobilellm_batch_params {
+    BatchParams() noexcept : mobilellm_batch_params() { mobilellm_batch_params_init(this); }
+};
+
+/// One event of Batch::step(): mobilellm_batch_event with its text copied.
+struct BatchEvent {
+    /// MOBILELLM_BATCH_EVENT_TOKEN or MOBILELLM_BATCH_EVENT_FINISHED.
+    int32_t type = 0;
+    /// The sequence's id (as Batch::add returned it).
+    int32_t sequence = -1;
+    /// TOKEN: the token; FINISHED: -1.
+    int32_t token = -1;
+    /// FINISHED: a mobilellm_stop_reason; TOKEN: 0.
+    int32_t stop_reason = 0;
+    /// Tokens generated so far (FINISHED: in all).
+    int32_t n_tokens = 0;
+    /// FINISHED: prompt tokens fed for the sequence.
+    int32_t n_prompt_tokens = 0;
+    /// The text piece (TOKEN) or held-back rest (FINISHED) when the sequence streams text (has_text), else empty.
+    std::string text;
+    /// Whether the sequence streams text.
+    bool has_text = false;
+    /// Whether the sequence ended with this event.
+    bool finished() const noexcept { return type == MOBILELLM_BATCH_EVENT_FINISHED; }
+};
+
+/// Many generations of one model advanced together (mobilellm_batch): each step() is one forward pass over every
+/// running sequence. add/step/run/result are used by one thread at a time; cancel(), cancel_all() and
+/// active_count() from any thread. A Batch keeps its model alive. Move-only.
+class Batch {
+public:
+    /// An empty batch of `model`.
+    explicit Batch(const Model &model, const BatchParams &params = BatchParams()) {
+        check(mobilellm_batch_create(model.handle(), &params, &handle_));
+    }
+    ~Batch() { mobilellm_batch_free(handle_); }
+    Batch(Batch &&other) noexcept : handle_(std::exchange(other.handle_, nullptr)) {}
+    Batch &operator=(Batch &&other) noexcept {
+        if (this != &other) {
+            mobilellm_batch_free(handle_);
+            handle_ = std::exchange(other.handle_, nullptr);
+        }
+        return *this;
+    }
+    Batch(const Batch &) = delete;
+    Batch &operator=(const Batch &) = delete;
+
+    /// Adds `n_samples` sequences continuing `prompt` (prefilled once, forked for the others; sample i seeded
+    /// seed + i) and returns their ids. options.on_token must be empty (the library refuses a callback: tokens
+    /// arrive as events).
+    std::vector<int32_t> add(const std::vector<int32_t> &prompt, const GenerateOptions &options = GenerateOptions(),
+                             int32_t n_samples = 1) {
+        mobilellm_generate_params params = generate_params(options);
+        std::vector<int32_t> ids(n_samples > 0 ? static_cast<size_t>(n_samples) : 1);
+        check(mobilellm_batch_add(handle_, prompt.data(), prompt.size(), &options.sampling, &params, n_samples, ids.data()));
+        return ids;
+    }
+
+    /// Adds a sequence on an existing session (an empty prompt continues from its last token); returns its id.
+    int32_t add(Session &session, const std::vector<int32_t> &prompt, const GenerateOptions &options = GenerateOptions()) {
+        mobilellm_generate_params params = generate_params(options);
+        int32_t id = -1;
+        check(mobilellm_batch_add_session(handle_, session.handle(), prompt.data(), prompt.size(), &options.sampling, &params,
+                                          &id));
+        return id;
+    }
+
+    /// Runs one step and returns all its events (none when no sequence is left).
+    std::vector<BatchEvent> step() {
+        std::vector<mobilellm_batch_event> raw(2 * active_count() + 2);
+        size_t n = 0;
+        check(mobilellm_batch_step(handle_, raw.data(), raw.size(), &n));
+        std::vector<BatchEvent> events;
+        events.reserve(n);
+        for (size_t i = 0; i < n; i++) {
+            const mobilellm_batch_event &e = raw[i];
+            BatchEvent event;
+            event.type = e.type;
+            event.sequence = e.sequence;
+            event.token = e.token;
+            event.stop_reason = e.stop_reason;
+            event.n_tokens = e.n_tokens;
+            event.n_prompt_tokens = e.n_prompt_tokens;
+            event.has_text = e.text != nullptr;
+            if (e.text) event.text.assign(e.text, e.text_length);
+            events.push_back(std::move(event));
+        }
+        return events;
+    }
+
+    /// Steps until every sequence has finished, calling `on_event` for each event; returning false from it cancels
+    /// every sequence (they finish as MOBILELLM_STOP_CANCELLED, reported too). An exception from on_event
+    /// propagates (the batch stays usable).
+    void run(const std::function<bool(const BatchEvent &)> &on_event) {
+        for (;;) {
+            std::vector<BatchEvent> events = step();
+            if (events.empty()) return;
+            for (const BatchEvent &event : events) {
+                if (!on_event(event)) cancel_all();
+            }
+        }
+    }
+
+    /// Asks sequence `id` to stop (any thread).
+    void cancel(int32_t id) { check(mobilellm_batch_cancel(handle_, id)); }
+    /// Asks every sequence added so far to stop (any thread).
+    void cancel_all() { check(mobilellm_batch_cancel_all(handle_)); }
+    /// Sequences not yet finished (any thread).
+    size_t active_count() const {
+        size_t n = 0;
+        check(mobilellm_batch_active_count(handle_, &n));
+        return n;
+    }
+
+    /// The tokens, stop reason and prompt count of finished sequence `id`.
+    Generation result(int32_t id) const {
+        size_t count = 0;
+        mobilellm_status status = mobilellm_batch_result(handle_, id, nullptr, 0, &count, nullptr);
+        if (status != MOBILELLM_ERROR_BUFFER_TOO_SMALL) check(status);
+        Generation out;
+        out.tokens.resize(count);
+        mobilellm_generate_result result{};
+        result.struct_size = sizeof result;
+        check(mobilellm_batch_result(handle_, id, out.tokens.data(), out.tokens.size(), &count, &result));
+        out.tokens.resize(count);
+        out.stop_reason = result.stop_reason;
+        out.prompt_tokens = result.n_prompt_tokens;
+        return out;
+    }
+    /// The text of finished sequence `id` ("" unless it streamed text).
+    std::string text(int32_t id) const {
+        size_t length = 0;
+        mobilellm_status status = mobilellm_batch_result_text(handle_, id, nullptr, 0, &length);
+        if (status != MOBILELLM_ERROR_BUFFER_TOO_SMALL) check(status);
+        std::string value(length + 1, '\0');
+        check(mobilellm_batch_result_text(handle_, id, value.data(), value.size(), &length));
+        value.resize(length);
+        return value;
+    }
+    /// Releases the kept result of finished sequence `id`.
+    void forget(int32_t id) { check(mobilellm_batch_forget(handle_, id)); }
+    /// The logits sequence `id` sampled from in the latest step (needs BatchParams::keep_logits).
+    std::vector<float> logits(int32_t id) const {
+        size_t count = 0;
+        mobilellm_status status = mobilellm_batch_logits(handle_, id, nullptr, 0, &count);
+        if (status != MOBILELLM_ERROR_BUFFER_TOO_SMALL) check(status);
+        std::vector<float> values(count);
+        check(mobilellm_batch_logits(handle_, id, values.data(), values.size(), &count));
+        return values;
+    }
+
+    /// The C handle (owned by this object).
+    mobilellm_batch *handle() const noexcept { return handle_; }
+
+private:
+    static mobilellm_generate_params generate_params(const GenerateOptions &options) {
+        mobilellm_generate_params params;
+        mobilellm_generate_params_init(&params);
+        params.max_tokens = options.max_tokens;
+        params.ignore_eos = options.ignore_eos;
+        if (!options.stop_token_ids.empty()) {
+            params.stop_token_ids = options.stop_token_ids.data();
+            params.n_stop_token_ids = options.stop_token_ids.size();
+        }
+        // A callback is passed on (never called) so the library reports it as the error it is for a batch.
+        if (options.on_token) params.callback = [](int32_t, const char *, size_t, void *) -> bool { return false; };
+        return params;
+    }
+
+    mobilellm_batch *handle_ = nullptr;
+};
 
 inline int32_t Sampler::sample(const Session &session) {
     int32_t token = -1;

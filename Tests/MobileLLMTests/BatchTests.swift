@@ -152,6 +152,36 @@ struct BatchTests {
         #expect(Set(ids.compactMap { results[$0]?.tokens }).count == 4)
     }
 
+    @Test("keepsLogits: the logits each sequence sampled from are those of its tokens fed alone (forks: the prompt's)")
+    func keptLogits() throws {
+        let model = try Model(path: Fixtures.path("llama4-r1like-bf16-sharded"), options: ModelLoadOptions(threadCount: 2))
+        let vocabulary = model.vocabularySize
+        let prompts = Array(Self.prompts(vocabulary: vocabulary).prefix(2))
+        let options = GenerationOptions(maxTokens: 3, ignoreEOS: true)
+        let batch = try BatchGenerator(model: model)
+        #expect(!batch.keepsLogits)
+        batch.keepsLogits = true
+        var fed: [Int: [Int32]] = [:]
+        for id in try batch.add(prompt: prompts[0], samples: 2, options: options, contextLength: 1024) { fed[id] = prompts[0] }
+        fed[try batch.add(prompt: prompts[1], options: options, contextLength: 1024)] = prompts[1]
+        var checked = 0
+        while batch.activeCount > 0 {
+            for case let .token(sequence, token, _) in try batch.step() {
+                let tokens = fed[sequence] ?? []
+                let alone = try Self.aloneLogits(model, tokens)
+                #expect(batch.logits(of: sequence) == Array(alone.suffix(vocabulary)), "sequence \(sequence) after \(tokens.count) tokens")
+                fed[sequence, default: []].append(token)
+                checked += 1
+            }
+        }
+        #expect(checked == 9)
+        // Off (the default): nothing is kept.
+        let plain = try BatchGenerator(model: model)
+        let id = try plain.add(prompt: prompts[1], options: options, contextLength: 1024)
+        _ = try plain.step()
+        #expect(plain.logits(of: id) == nil)
+    }
+
     @Test("a forked session shares its prefix pages and continues exactly like a fresh one")
     func fork() throws {
         let model = try Model(path: Fixtures.path("qwen2-f32-tied"), options: ModelLoadOptions(threadCount: 2))

@@ -15,5 +15,8 @@ int main(void) {
     printf("struct mobilellm_generate_result %zu\n", sizeof(mobilellm_generate_result));
     printf("struct mobilellm_chat_message %zu\n", sizeof(mobilellm_chat_message));
     printf("struct mobilellm_chat_params %zu\n", sizeof(mobilellm_chat_params));
+    /* Appended in ABI v1 (after every first-release struct, in the order abi-v1.txt's appended lines give them). */
+    printf("struct mobilellm_batch_params %zu\n", sizeof(mobilellm_batch_params));
+    printf("struct mobilellm_batch_event %zu\n", sizeof(mobilellm_batch_event));
     return 0;
 }

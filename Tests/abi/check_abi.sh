@@ -3,8 +3,8 @@
 #
 # Describes the built library (its ABI version, every exported function, sizeof every params struct) and compares
 # that with the committed ABI_DIR/abi-v<version>.txt: its first-release lines, updated by its "appended" lines
-# (`appended struct NAME SIZE`: a field appended at the end, never a smaller size; `appended function NAME`: a new
-# function; both keep binary compatibility, and Sources/MobileLLMC/Header/layout.c checks that every earlier
+# (`appended struct NAME SIZE`: a field appended at the end, never a smaller size, or a struct new in the version;
+# `appended function NAME`: a new function; both keep binary compatibility, and Sources/MobileLLMC/Header/layout.c checks that every earlier
 # offset stays). Any other difference means the export list or a struct_size changed without bumping
 # MOBILELLM_ABI_VERSION; after a breaking change, bump the version in mobilellm.h and run scripts/update_abi.sh. Also fails when anything but mobilellm_* functions is exported, when the header
 # and library versions differ, or when the library needs a Swift runtime library.
@@ -70,10 +70,15 @@ if [ ! -f "$committed" ]; then
 fi
 # The committed description with its appended lines applied.
 expected_description() {
-    awk 'NR == FNR { if ($1 == "appended" && $2 == "struct") size[$3] = $4; next }
+    # First-release structs at their newest size, then structs first appended within the version (in the order of
+    # their first appended line, which is the order abi_describe prints them in).
+    awk 'NR == FNR { if ($1 == "struct") base[$2] = 1
+                     if ($1 == "appended" && $2 == "struct") { if (!($3 in size)) order[++n] = $3; size[$3] = $4 }
+                     next }
          /^#/ || $1 == "appended" || $1 == "function" { next }
          $1 == "struct" && ($2 in size) { print "struct", $2, size[$2]; next }
-         { print }' "$1" "$1"
+         { print }
+         END { for (i = 1; i <= n; i++) if (!(order[i] in base)) print "struct", order[i], size[order[i]] }' "$1" "$1"
     { grep '^function ' "$1"; awk '$1 == "appended" && $2 == "function" { print "function", $3 }' "$1"; } | LC_ALL=C sort
 }
 shrunk=$(awk 'NR == FNR { if ($1 == "struct") base[$2] = $3; next }

@@ -40,7 +40,8 @@ ERROR_CANCELLED = 8
 ERROR_NO_TOKENIZER = 10
 
 LOGITS_NONE, LOGITS_LAST, LOGITS_ALL = 0, 1, 2
-STOP_REASONS = {1: "eos", 2: "max_tokens", 3: "context_full", 4: "callback", 5: "stop"}
+STOP_REASONS = {1: "eos", 2: "max_tokens", 3: "context_full", 4: "callback", 5: "stop", 6: "cancelled"}
+BATCH_EVENT_TOKEN, BATCH_EVENT_FINISHED = 1, 2
 
 
 class MobileLLMError(Exception):
@@ -109,6 +110,17 @@ class _ChatParams(ctypes.Structure):
                 ("template_override", ctypes.c_char_p)]
 
 
+class _BatchParams(ctypes.Structure):
+    _fields_ = [("struct_size", ctypes.c_uint32), ("max_rows_per_step", ctypes.c_int32), ("n_ctx", ctypes.c_int32),
+                ("kv_cache_type", ctypes.c_int32), ("stream_text", ctypes.c_bool), ("keep_logits", ctypes.c_bool)]
+
+
+class _BatchEvent(ctypes.Structure):
+    _fields_ = [("type", ctypes.c_int32), ("sequence", ctypes.c_int32), ("token", ctypes.c_int32),
+                ("stop_reason", ctypes.c_int32), ("n_tokens", ctypes.c_int32), ("n_prompt_tokens", ctypes.c_int32),
+                ("text", ctypes.POINTER(ctypes.c_char)), ("text_length", ctypes.c_size_t)]
+
+
 _H = ctypes.c_void_p
 _PH = ctypes.POINTER(ctypes.c_void_p)
 _SIGNATURES = {
@@ -151,6 +163,17 @@ _SIGNATURES = {
     "mobilellm_session_generate": (ctypes.c_int32, [_H, _c_int32_p, ctypes.c_size_t, ctypes.POINTER(_SamplerParams),
                                                     ctypes.POINTER(_GenerateParams), _c_int32_p, ctypes.c_size_t,
                                                     ctypes.POINTER(_GenerateResult)]),
+    "mobilellm_batch_params_init": (None, [ctypes.POINTER(_BatchParams)]),
+    "mobilellm_batch_create": (ctypes.c_int32, [_H, ctypes.POINTER(_BatchParams), _PH]),
+    "mobilellm_batch_free": (ctypes.c_int32, [_H]),
+    "mobilellm_batch_add": (ctypes.c_int32, [_H, _c_int32_p, ctypes.c_size_t, ctypes.POINTER(_SamplerParams),
+                                             ctypes.POINTER(_GenerateParams), ctypes.c_int32, _c_int32_p]),
+    "mobilellm_batch_step": (ctypes.c_int32, [_H, ctypes.POINTER(_BatchEvent), ctypes.c_size_t, _c_size_p]),
+    "mobilellm_batch_cancel_all": (ctypes.c_int32, [_H]),
+    "mobilellm_batch_result": (ctypes.c_int32, [_H, ctypes.c_int32, _c_int32_p, ctypes.c_size_t, _c_size_p,
+                                                ctypes.POINTER(_GenerateResult)]),
+    "mobilellm_batch_result_text": (ctypes.c_int32, [_H, ctypes.c_int32, ctypes.c_char_p, ctypes.c_size_t, _c_size_p]),
+    "mobilellm_batch_forget": (ctypes.c_int32, [_H, ctypes.c_int32]),
 }
 
 _library = None
@@ -283,6 +306,49 @@ def _token_ids(text, call):
             continue
         _check(status)
         return list(ids[:count.value])
+
+
+def _sampler_params(temperature, top_k, top_p, min_p, repetition_penalty, seed):
+    """A mobilellm_sampler_params from the keyword arguments of generate (the library checks the ranges)."""
+    sampling = _SamplerParams()
+    _lib().mobilellm_sampler_params_init(ctypes.byref(sampling))
+    sampling.temperature = float(temperature)
+    sampling.top_k = _int32(top_k, "top_k")
+    sampling.top_p = float(top_p)
+    sampling.min_p = float(min_p)
+    sampling.repetition_penalty = float(repetition_penalty)
+    if seed is not None:
+        sampling.seed = int(seed) & 0xFFFFFFFFFFFFFFFF
+        sampling.use_seed = True
+    return sampling
+
+
+def _generate_params(max_tokens, stop, ignore_eos, eos):
+    """A mobilellm_generate_params from the keyword arguments of generate: `stop` holds stop strings and/or extra
+    stop token ids (added to the model's EOS ids `eos`). Returns the struct, the max_tokens count and the arrays it
+    points to (keep them alive while the struct is used)."""
+    params = _GenerateParams()
+    _lib().mobilellm_generate_params_init_sized(ctypes.byref(params), ctypes.sizeof(_GenerateParams))
+    # Bounded by the context anyway: a larger count means "until the context is full".
+    count = _int32(max_tokens, "max_tokens", saturate=True)
+    params.max_tokens = count
+    params.ignore_eos = bool(ignore_eos)
+    keep = []
+    stop_ids = [s for s in stop if isinstance(s, int)]
+    if stop_ids:
+        stop_array, n_stops = _int_array(list(eos) + stop_ids, "stop")
+        params.stop_token_ids = stop_array
+        params.n_stop_token_ids = n_stops
+        keep.append(stop_array)
+    strings = [s.encode("utf-8", "surrogatepass") for s in stop if isinstance(s, str) and s]
+    if any(b"\0" in s for s in strings):
+        raise ValueError("stop: embedded null byte")
+    if strings:
+        string_array = (ctypes.c_char_p * len(strings))(*strings)
+        params.stop_strings = string_array
+        params.n_stop_strings = len(strings)
+        keep.append(string_array)
+    return params, count, keep
 
 
 _close_lock = threading.Lock()
@@ -440,6 +506,117 @@ class Model(_HandleOwner):
         """A new session whose KV cache holds `n_ctx` tokens."""
         return Session(self, n_ctx)
 
+    # -- batched generation
+    def generate_batch(self, prompts, max_tokens=256, temperature=0.8, top_k=0, top_p=1.0, min_p=0.0,
+                       repetition_penalty=1.0, seed=None, stop=(), ignore_eos=False, samples=1, n_ctx=4096):
+        """Generates from every prompt of `prompts` together (one forward pass per step for all of them: the
+        weights are read once per step instead of once per prompt) and returns a list of :class:`Generation`, the
+        one for prompt i at index i. Prompts and keyword arguments are those of :meth:`Session.generate`, each prompt
+        on a fresh session of `n_ctx` positions, so each result equals ``model.session(n_ctx).generate(prompt,
+        ...)``. With ``samples`` = k > 1 each prompt is fed once and continued k times (sample j seeded seed + j);
+        the list then holds k results per prompt, prompt i's sample j at index i * k + j. A stop reason may also be
+        "cancelled" (never from this method: only when a batch is cancelled). Raises :class:`MobileLLMError` for a
+        bad prompt or argument (nothing is generated then). The GIL is released during every step; Ctrl-C takes
+        effect between steps."""
+        run = self._batch(prompts, samples, n_ctx, max_tokens, temperature, top_k, top_p, min_p, repetition_penalty,
+                          seed, stop, ignore_eos)
+        try:
+            for index, item in run:
+                if index is None:
+                    return item
+            return []
+        finally:
+            run.close()  # frees the batch now, not when the generator is collected
+
+    def stream_batch(self, prompts, max_tokens=256, temperature=0.8, top_k=0, top_p=1.0, min_p=0.0,
+                     repetition_penalty=1.0, seed=None, stop=(), ignore_eos=False, samples=1, n_ctx=4096):
+        """Like :meth:`generate_batch`, but yields ``(index, piece)`` tuples as text is produced: `index` is the
+        result's index in generate_batch's list and `piece` a non-empty text piece (whole UTF-8 characters); the
+        pieces of one index concatenate to that Generation's text. Runs on the calling thread, one step per
+        resumption; closing the generator early stops and frees the batch."""
+        run = self._batch(prompts, samples, n_ctx, max_tokens, temperature, top_k, top_p, min_p, repetition_penalty,
+                          seed, stop, ignore_eos)
+        try:
+            for index, item in run:
+                if index is None:
+                    return
+                if item:
+                    yield index, item
+        finally:
+            run.close()
+
+    def _batch(self, prompts, samples, n_ctx, max_tokens, temperature, top_k, top_p, min_p, repetition_penalty, seed,
+               stop, ignore_eos):
+        """Runs a batch of `prompts`: yields ``(index, piece)`` for every text piece, then ``(None, generations)``."""
+        lib = _lib()
+        handle = self._live()
+        if isinstance(prompts, (str, bytes)):
+            raise TypeError(f"prompts: expected a list of prompts (str or token id lists), found {type(prompts).__name__}")
+        prompts = list(prompts)
+        samples = _int32(samples, "samples")
+        sampling = _sampler_params(temperature, top_k, top_p, min_p, repetition_penalty, seed)
+        params, _count, _keep = _generate_params(max_tokens, stop, ignore_eos, self.eos_token_ids)
+        batch_params = _BatchParams()
+        lib.mobilellm_batch_params_init(ctypes.byref(batch_params))
+        batch_params.n_ctx = _int32(n_ctx, "n_ctx")
+        batch_params.stream_text = self.has_tokenizer
+        batch = ctypes.c_void_p()
+        _check(lib.mobilellm_batch_create(handle, ctypes.byref(batch_params), ctypes.byref(batch)))
+        try:
+            index_of = {}
+            text_session = None  # an empty session: text prompts are tokenized by the library's prompt rule
+            try:
+                for i, prompt in enumerate(prompts):
+                    if isinstance(prompt, str):
+                        if text_session is None:
+                            text_session = Session(self, n_ctx)
+                        prompt = text_session._prompt_ids(prompt)
+                    array, n = _int_array(prompt, f"prompts[{i}]")
+                    # Out of any plausible range: no buffer, so the library reports n_samples.
+                    ids = (ctypes.c_int32 * samples)() if 1 <= samples <= 1 << 20 else None
+                    _check(lib.mobilellm_batch_add(batch, array, n, ctypes.byref(sampling), ctypes.byref(params), samples,
+                                                   ids))
+                    for j in range(samples):
+                        index_of[ids[j]] = i * samples + j
+            finally:
+                if text_session is not None:
+                    text_session.close()
+            capacity = 2 * len(index_of) + 2  # room for a whole step: a token and an end per sequence
+            events = (_BatchEvent * capacity)()
+            count = ctypes.c_size_t(0)
+            generations = [None] * len(index_of)
+            while True:
+                _check(lib.mobilellm_batch_step(batch, events, capacity, ctypes.byref(count)))
+                if count.value == 0:
+                    break
+                for k in range(count.value):
+                    event = events[k]
+                    index = index_of[event.sequence]
+                    if event.text and event.text_length:
+                        # Valid until the next step, which runs only after the consumer resumes this generator.
+                        yield index, ctypes.string_at(event.text, event.text_length).decode("utf-8", "replace")
+                    if event.type == BATCH_EVENT_FINISHED:
+                        generations[index] = self._batch_generation(batch, event.sequence)
+            yield None, generations
+        finally:
+            lib.mobilellm_batch_free(batch)
+
+    @staticmethod
+    def _batch_generation(batch, sequence):
+        """The Generation of finished sequence `sequence` of `batch` (its kept result is released)."""
+        lib = _lib()
+        count = ctypes.c_size_t(0)
+        status = lib.mobilellm_batch_result(batch, sequence, None, 0, ctypes.byref(count), None)
+        if status not in (OK, ERROR_BUFFER_TOO_SMALL):
+            _check(status)
+        tokens = (ctypes.c_int32 * max(1, count.value))()
+        result = _GenerateResult()
+        result.struct_size = ctypes.sizeof(_GenerateResult)
+        _check(lib.mobilellm_batch_result(batch, sequence, tokens, len(tokens), ctypes.byref(count), ctypes.byref(result)))
+        text = _sized_text(lambda b, n, out: lib.mobilellm_batch_result_text(batch, sequence, b, n, out))
+        _check(lib.mobilellm_batch_forget(batch, sequence))
+        return Generation(list(tokens[:count.value]), text, STOP_REASONS.get(result.stop_reason, str(result.stop_reason)))
+
 
 # Evals of fewer tokens run directly even on the main thread: the helper thread costs about a millisecond on a
 # busy machine, too much per decoded token, and such a call is short anyway.
@@ -486,7 +663,7 @@ def _check_interruptible(handle, call):
 
 
 class Generation:
-    """The result of :meth:`Session.generate`: ``tokens`` (generated ids, a stopping EOS included), ``text``
+    """The result of :meth:`Session.generate` (and of each prompt of :meth:`Model.generate_batch`): ``tokens`` (generated ids, a stopping EOS included), ``text``
     (their text, cut before a matched stop string; "" without a tokenizer) and ``stop_reason`` ("eos",
     "max_tokens", "context_full", "stop" for a stop string, "callback")."""
 
@@ -592,34 +769,8 @@ class Session(_HandleOwner):
         handle = self._live()
         ids = self._prompt_ids(prompt)
         prompt_array, n_prompt = _int_array(ids, "prompt")
-        sampling = _SamplerParams()
-        lib.mobilellm_sampler_params_init(ctypes.byref(sampling))
-        sampling.temperature = float(temperature)
-        sampling.top_k = _int32(top_k, "top_k")
-        sampling.top_p = float(top_p)
-        sampling.min_p = float(min_p)
-        sampling.repetition_penalty = float(repetition_penalty)
-        if seed is not None:
-            sampling.seed = int(seed) & 0xFFFFFFFFFFFFFFFF
-            sampling.use_seed = True
-        params = _GenerateParams()
-        lib.mobilellm_generate_params_init_sized(ctypes.byref(params), ctypes.sizeof(_GenerateParams))
-        # Bounded by the context anyway: a larger count means "until the context is full".
-        count = _int32(max_tokens, "max_tokens", saturate=True)
-        params.max_tokens = count
-        params.ignore_eos = bool(ignore_eos)
-        stop_ids = [s for s in stop if isinstance(s, int)]
-        if stop_ids:
-            stop_array, n_stops = _int_array(self._eos + stop_ids, "stop")
-            params.stop_token_ids = stop_array
-            params.n_stop_token_ids = n_stops
-        strings = [s.encode("utf-8", "surrogatepass") for s in stop if isinstance(s, str) and s]
-        if any(b"\0" in s for s in strings):
-            raise ValueError("stop: embedded null byte")
-        if strings:
-            string_array = (ctypes.c_char_p * len(strings))(*strings)
-            params.stop_strings = string_array
-            params.n_stop_strings = len(strings)
+        sampling = _sampler_params(temperature, top_k, top_p, min_p, repetition_penalty, seed)
+        params, count, _keep = _generate_params(max_tokens, stop, ignore_eos, self._eos)
         failure = []
 
         def callback(token, piece, length, _user_data):

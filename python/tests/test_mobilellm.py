@@ -50,7 +50,8 @@ def test_versions_and_struct_layouts():
     ours = {"mobilellm_model_params": mobilellm._ModelParams, "mobilellm_model_info": mobilellm._ModelInfo,
             "mobilellm_session_params": mobilellm._SessionParams, "mobilellm_sampler_params": mobilellm._SamplerParams,
             "mobilellm_generate_params": mobilellm._GenerateParams, "mobilellm_generate_result": mobilellm._GenerateResult,
-            "mobilellm_chat_params": mobilellm._ChatParams}
+            "mobilellm_chat_params": mobilellm._ChatParams, "mobilellm_batch_params": mobilellm._BatchParams,
+            "mobilellm_batch_event": mobilellm._BatchEvent}
     for name, struct in ours.items():
         assert ctypes.sizeof(struct) == committed[name], name
 

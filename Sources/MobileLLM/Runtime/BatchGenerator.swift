@@ -84,6 +84,24 @@ public final class BatchGenerator: @unchecked Sendable {
     /// end early.
     private let cancellations = Mutex<(ids: Set<Int>, below: Int, abortPass: Bool)>(([], 0, false))
     private let scratch = Scratch()
+    /// The logits each sequence sampled from in the latest step, by id (filled only while `keepsLogits`).
+    private var keptLogits: [Int: [Float]] = [:]
+
+    /// Whether each step keeps the logits every sequence sampled its token from, for `logits(of:)` (default false:
+    /// keeping them copies one vocabulary row per sequence and step). Set it between steps.
+    public var keepsLogits: Bool {
+        get { lock.lock(); defer { lock.unlock() }; return keeping }
+        set { lock.lock(); defer { lock.unlock() }; keeping = newValue }
+    }
+    private var keeping = false
+
+    /// The logits sequence `id` sampled its token from in the latest step (a fork's are its leader's prompt logits),
+    /// or nil when it sampled nothing then or `keepsLogits` was off. Cleared at the start of every step.
+    public func logits(of id: Int) -> [Float]? {
+        lock.lock()
+        defer { lock.unlock() }
+        return keptLogits[id]
+    }
 
     /// A batch for `model`; `maxRowsPerStep` (1...`Session.batchLimit`, default that limit) bounds the rows of one
     /// forward pass and so its scratch memory and the time one step takes.
@@ -224,6 +242,7 @@ public final class BatchGenerator: @unchecked Sendable {
         lock.lock()
         defer { lock.unlock() }
         var events: [BatchEvent] = []
+        keptLogits = [:]
         finishCancelled(into: &events)
 
         // Rows: one decode token per sequence first, then prompt chunks (oldest first) within the row budget.
@@ -315,6 +334,7 @@ public final class BatchGenerator: @unchecked Sendable {
     /// Chooses the sequence's next token from `logits` and applies the stop rules (as `Session.generate` does).
     private func sample(_ sequence: Sequence, logits: ArraySlice<Float>, into events: inout [BatchEvent]) {
         guard let session = sequence.session else { return }
+        if keeping { keptLogits[sequence.id] = Array(logits) }
         let token = sequence.sampler.sample(logits, history: session.tokens)
         sequence.tokens.append(token)
         if !sequence.options.ignoreEOS, sequence.stops.contains(Int(token)) {

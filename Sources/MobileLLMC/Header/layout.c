@@ -49,6 +49,23 @@ CHECK(mobilellm_chat_params, add_generation_prompt, 4);
 CHECK(mobilellm_chat_params, variables_json, 8);
 CHECK(mobilellm_chat_params, messages_json, 16);
 CHECK(mobilellm_chat_params, template_override, 24);
+
+/* Appended in ABI v1: batched generation. */
+SIZE(mobilellm_batch_params, 20);
+CHECK(mobilellm_batch_params, max_rows_per_step, 4);
+CHECK(mobilellm_batch_params, n_ctx, 8);
+CHECK(mobilellm_batch_params, kv_cache_type, 12);
+CHECK(mobilellm_batch_params, stream_text, 16);
+CHECK(mobilellm_batch_params, keep_logits, 17);
+
+SIZE(mobilellm_batch_event, 40); /* a fixed layout (no struct_size): an array element of mobilellm_batch_step */
+CHECK(mobilellm_batch_event, sequence, 4);
+CHECK(mobilellm_batch_event, token, 8);
+CHECK(mobilellm_batch_event, stop_reason, 12);
+CHECK(mobilellm_batch_event, n_tokens, 16);
+CHECK(mobilellm_batch_event, n_prompt_tokens, 20);
+CHECK(mobilellm_batch_event, text, 24);
+CHECK(mobilellm_batch_event, text_length, 32);
 #endif
 
 /* Keeps this translation unit non-empty on every platform without exporting anything. */

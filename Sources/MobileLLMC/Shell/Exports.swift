@@ -205,19 +205,10 @@ public func mobilellm_session_create(_ model: OpaquePointer?, _ params: UnsafePo
         let box = try modelTable.lookup(model, "model")
         guard let outSession else { throw ABIError.null("out_session") }
         let p = try readParams(params, defaults: .defaults, minimumSize: VersionOneSize.sessionParams, name: "params")
-        guard p.n_ctx >= 0 else {
-            throw ABIError.invalidArgument("params->n_ctx", "expected 0 (the model default) or a positive count, found \(p.n_ctx)")
-        }
-        let type: KVCacheType?
-        switch p.kv_cache_type {
-        case Int32(MOBILELLM_KV_AUTO.rawValue): type = nil
-        case Int32(MOBILELLM_KV_F32.rawValue): type = .f32
-        case Int32(MOBILELLM_KV_F16.rawValue): type = .f16
-        case Int32(MOBILELLM_KV_Q8_0.rawValue): type = .q8_0
-        default: throw ABIError.invalidArgument("params->kv_cache_type", "expected 0 (auto), 1 (f32), 2 (f16) or 3 (q8_0), found \(p.kv_cache_type)")
-        }
+        let contextLength = try contextLengthArgument(p.n_ctx, "params->n_ctx")
+        let type = try kvCacheTypeArgument(p.kv_cache_type, "params->kv_cache_type")
         let session = try translatingArguments(["contextLength": "params->n_ctx"]) {
-            try box.model.makeSession(contextLength: p.n_ctx == 0 ? nil : Int(p.n_ctx), kvCacheType: type)
+            try box.model.makeSession(contextLength: contextLength, kvCacheType: type)
         }
         MobileLLMLog.log(.debug, "session created: \(session.capacity) positions, \(session.kvCacheType.rawValue) KV cache of \(session.kvCacheBytes) bytes")
         outSession.pointee = sessionTable.insert(SessionBox(session: session, owner: box))
@@ -288,8 +279,27 @@ public func mobilellm_session_tokens(_ session: OpaquePointer?, _ tokens: Unsafe
     }
 }
 
+/// A C n_ctx (0: the model's default, nil to the engine); negative counts are refused naming `name`.
+func contextLengthArgument(_ value: Int32, _ name: String) throws -> Int? {
+    guard value >= 0 else {
+        throw ABIError.invalidArgument(name, "expected 0 (the model default) or a positive count, found \(value)")
+    }
+    return value == 0 ? nil : Int(value)
+}
+
+/// A C mobilellm_kv_cache_type as the engine's (nil: automatic); unknown values are refused naming `name`.
+func kvCacheTypeArgument(_ value: Int32, _ name: String) throws -> KVCacheType? {
+    switch value {
+    case Int32(MOBILELLM_KV_AUTO.rawValue): return nil
+    case Int32(MOBILELLM_KV_F32.rawValue): return .f32
+    case Int32(MOBILELLM_KV_F16.rawValue): return .f16
+    case Int32(MOBILELLM_KV_Q8_0.rawValue): return .q8_0
+    default: throw ABIError.invalidArgument(name, "expected 0 (auto), 1 (f32), 2 (f16) or 3 (q8_0), found \(value)")
+    }
+}
+
 /// Checks a token array argument against the session's free space, then copies it.
-private func tokenArgument(_ tokens: UnsafePointer<Int32>?, _ rawCount: Int, _ name: String, session: Session) throws -> [Int32] {
+func tokenArgument(_ tokens: UnsafePointer<Int32>?, _ rawCount: Int, _ name: String, session: Session) throws -> [Int32] {
     let n = try count(rawCount, "n_\(name)")
     guard n <= session.capacity - session.position else {
         throw MobileLLMError.contextFull(capacity: session.capacity, position: session.position, requested: n)
@@ -499,20 +509,8 @@ public func mobilellm_session_generate(_ session: OpaquePointer?, _ prompt: Unsa
                                        _ result: UnsafeMutablePointer<mobilellm_generate_result>?) -> Int32 {
     guarded("mobilellm_session_generate") {
         let box = try sessionTable.lookup(session, "session")
-        let sampling = try readParams(samplerParams, defaults: .defaults, minimumSize: VersionOneSize.samplerParams, name: "sampler_params")
-            .engineParameters()
-        let p = try readParams(params, defaults: .defaults, minimumSize: VersionOneSize.generateParams, name: "params")
-        guard p.max_tokens >= 0 else {
-            throw ABIError.invalidArgument("params->max_tokens", "expected a count >= 0, found \(p.max_tokens)")
-        }
-        let nStops = try count(p.n_stop_token_ids, "params->n_stop_token_ids")
-        guard nStops <= 1 << 20 else { throw ABIError.invalidArgument("params->n_stop_token_ids", "expected at most \(1 << 20), found \(nStops)") }
-        var stops: [Int]?
-        if let pointer = p.stop_token_ids {
-            stops = UnsafeBufferPointer(start: pointer, count: nStops).map { Int($0) }
-        } else if nStops > 0 {
-            throw ABIError.null("params->stop_token_ids")
-        }
+        let request = try generateRequest(samplerParams, params)
+        let options = request.options
         let capacity = try count(outCapacity, "out_capacity")
         if capacity > 0, outTokens == nil { throw ABIError.null("out_tokens") }
         if let result {
@@ -521,17 +519,8 @@ public func mobilellm_session_generate(_ session: OpaquePointer?, _ prompt: Unsa
                 throw ABIError.invalidArgument("result->struct_size", "expected at least \(VersionOneSize.generateResult) (set it to sizeof(mobilellm_generate_result)), found \(size)")
             }
         }
-        let nStrings = try count(p.n_stop_strings, "params->n_stop_strings")
-        guard nStrings <= 1024 else { throw ABIError.invalidArgument("params->n_stop_strings", "expected at most 1024, found \(nStrings)") }
-        var stopStrings: [String] = []
-        if nStrings > 0 {
-            guard let pointer = p.stop_strings else { throw ABIError.null("params->stop_strings") }
-            stopStrings = try (0..<nStrings).map { try string(pointer[$0], "params->stop_strings[\($0)]") }
-        }
-        let options = GenerationOptions(maxTokens: Int(p.max_tokens), sampling: sampling, stopTokenIDs: stops,
-                                        ignoreEOS: readBool(p, \.ignore_eos), stopStrings: stopStrings)
-        let callback = p.callback.map { CallbackBox(function: $0, userData: p.user_data) }
-        let usesStopStrings = stopStrings.contains { !$0.isEmpty }
+        let callback = request.callback
+        let usesStopStrings = request.usesStopStrings
         // Text pieces for the callback, when the model has a tokenizer that loads (with stop strings the engine's
         // generateText streams them itself).
         var detokenizer: StreamingDetokenizer?
@@ -576,17 +565,63 @@ public func mobilellm_session_generate(_ session: OpaquePointer?, _ prompt: Unsa
         }
         if let result {
             var value = mobilellm_generate_result()
-            switch generated.stopReason {
-            case .endOfSequence: value.stop_reason = Int32(MOBILELLM_STOP_EOS.rawValue)
-            case .maxTokens: value.stop_reason = Int32(MOBILELLM_STOP_MAX_TOKENS.rawValue)
-            case .contextFull: value.stop_reason = Int32(MOBILELLM_STOP_CONTEXT_FULL.rawValue)
-            case .callback: value.stop_reason = Int32(MOBILELLM_STOP_CALLBACK.rawValue)
-            case .stopString: value.stop_reason = Int32(MOBILELLM_STOP_STRING.rawValue)
-            case .cancelled: value.stop_reason = Int32(MOBILELLM_STOP_CANCELLED.rawValue)
-            }
+            value.stop_reason = stopReasonCode(generated.stopReason)
             value.n_prompt_tokens = Int32(generated.promptTokenCount)
             value.n_tokens = Int32(generated.tokens.count)
             try writeOutput(value, to: result, minimumSize: VersionOneSize.generateResult, name: "result")
         }
+    }
+}
+
+/// A generation request read from a caller's sampler and generate params (NULL: the defaults), every field
+/// validated and named as the C field it came from. Shared by mobilellm_session_generate and the batch adds.
+struct GenerateRequest {
+    /// The engine's options.
+    let options: GenerationOptions
+    /// The caller's token callback, when it set one.
+    let callback: CallbackBox<mobilellm_token_callback>?
+
+    /// Whether a non-empty stop string is watched (the engine then streams text itself).
+    var usesStopStrings: Bool { options.stopStrings.contains { !$0.isEmpty } }
+}
+
+/// Reads and validates `samplerParams` and `params` (see `GenerateRequest`).
+func generateRequest(_ samplerParams: UnsafePointer<mobilellm_sampler_params>?,
+                     _ params: UnsafePointer<mobilellm_generate_params>?) throws -> GenerateRequest {
+    let sampling = try readParams(samplerParams, defaults: .defaults, minimumSize: VersionOneSize.samplerParams, name: "sampler_params")
+        .engineParameters()
+    let p = try readParams(params, defaults: .defaults, minimumSize: VersionOneSize.generateParams, name: "params")
+    guard p.max_tokens >= 0 else {
+        throw ABIError.invalidArgument("params->max_tokens", "expected a count >= 0, found \(p.max_tokens)")
+    }
+    let nStops = try count(p.n_stop_token_ids, "params->n_stop_token_ids")
+    guard nStops <= 1 << 20 else { throw ABIError.invalidArgument("params->n_stop_token_ids", "expected at most \(1 << 20), found \(nStops)") }
+    var stops: [Int]?
+    if let pointer = p.stop_token_ids {
+        stops = UnsafeBufferPointer(start: pointer, count: nStops).map { Int($0) }
+    } else if nStops > 0 {
+        throw ABIError.null("params->stop_token_ids")
+    }
+    let nStrings = try count(p.n_stop_strings, "params->n_stop_strings")
+    guard nStrings <= 1024 else { throw ABIError.invalidArgument("params->n_stop_strings", "expected at most 1024, found \(nStrings)") }
+    var stopStrings: [String] = []
+    if nStrings > 0 {
+        guard let pointer = p.stop_strings else { throw ABIError.null("params->stop_strings") }
+        stopStrings = try (0..<nStrings).map { try string(pointer[$0], "params->stop_strings[\($0)]") }
+    }
+    let options = GenerationOptions(maxTokens: Int(p.max_tokens), sampling: sampling, stopTokenIDs: stops,
+                                    ignoreEOS: readBool(p, \.ignore_eos), stopStrings: stopStrings)
+    return GenerateRequest(options: options, callback: p.callback.map { CallbackBox(function: $0, userData: p.user_data) })
+}
+
+/// The mobilellm_stop_reason of an engine stop reason.
+func stopReasonCode(_ reason: StopReason) -> Int32 {
+    switch reason {
+    case .endOfSequence: return Int32(MOBILELLM_STOP_EOS.rawValue)
+    case .maxTokens: return Int32(MOBILELLM_STOP_MAX_TOKENS.rawValue)
+    case .contextFull: return Int32(MOBILELLM_STOP_CONTEXT_FULL.rawValue)
+    case .callback: return Int32(MOBILELLM_STOP_CALLBACK.rawValue)
+    case .stopString: return Int32(MOBILELLM_STOP_STRING.rawValue)
+    case .cancelled: return Int32(MOBILELLM_STOP_CANCELLED.rawValue)
     }
 }

@@ -49,6 +49,8 @@ enum VersionOneSize {
     static let generateParams = 48
     static let generateResult = 16
     static let chatParams = 32
+    /// Appended in ABI v1 (first released at this size).
+    static let batchParams = 20
 }
 
 extension mobilellm_model_params {

@@ -23,6 +23,9 @@ pub mod ffi {
     pub const MOBILELLM_LOGITS_LAST: i32 = 1;
     pub const MOBILELLM_LOGITS_ALL: i32 = 2;
     pub const MOBILELLM_ABI_VERSION: u32 = 1;
+    pub const MOBILELLM_STOP_CANCELLED: i32 = 6;
+    pub const MOBILELLM_BATCH_EVENT_TOKEN: i32 = 1;
+    pub const MOBILELLM_BATCH_EVENT_FINISHED: i32 = 2;
 
     pub type ProgressCallback = Option<unsafe extern "C" fn(f32, *mut c_void) -> bool>;
     pub type TokenCallback = Option<unsafe extern "C" fn(i32, *const c_char, usize, *mut c_void) -> bool>;
@@ -115,6 +118,30 @@ pub mod ffi {
         pub template_override: *const c_char,
     }
 
+    #[repr(C)]
+    #[derive(Debug, Clone, Copy)]
+    pub struct BatchParams {
+        pub struct_size: u32,
+        pub max_rows_per_step: i32,
+        pub n_ctx: i32,
+        pub kv_cache_type: i32,
+        pub stream_text: bool,
+        pub keep_logits: bool,
+    }
+
+    #[repr(C)]
+    #[derive(Debug, Clone, Copy)]
+    pub struct BatchEvent {
+        pub kind: i32,
+        pub sequence: i32,
+        pub token: i32,
+        pub stop_reason: i32,
+        pub n_tokens: i32,
+        pub n_prompt_tokens: i32,
+        pub text: *const c_char,
+        pub text_length: usize,
+    }
+
     extern "C" {
         pub fn mobilellm_abi_version() -> u32;
         pub fn mobilellm_version_string() -> *const c_char;
@@ -153,6 +180,25 @@ pub mod ffi {
         pub fn mobilellm_session_generate(session: *mut c_void, prompt: *const i32, n: usize,
                                           sampler: *const SamplerParams, params: *const GenerateParams,
                                           out: *mut i32, capacity: usize, result: *mut GenerateResult) -> i32;
+        pub fn mobilellm_batch_params_init(params: *mut BatchParams);
+        pub fn mobilellm_batch_create(model: *const c_void, params: *const BatchParams, out: *mut *mut c_void) -> i32;
+        pub fn mobilellm_batch_free(batch: *mut c_void) -> i32;
+        pub fn mobilellm_batch_add(batch: *mut c_void, prompt: *const i32, n: usize, sampler: *const SamplerParams,
+                                   params: *const GenerateParams, n_samples: i32, out_ids: *mut i32) -> i32;
+        pub fn mobilellm_batch_add_session(batch: *mut c_void, session: *mut c_void, prompt: *const i32, n: usize,
+                                           sampler: *const SamplerParams, params: *const GenerateParams,
+                                           out_id: *mut i32) -> i32;
+        pub fn mobilellm_batch_step(batch: *mut c_void, events: *mut BatchEvent, capacity: usize, count: *mut usize) -> i32;
+        pub fn mobilellm_batch_active_count(batch: *const c_void, count: *mut usize) -> i32;
+        pub fn mobilellm_batch_cancel(batch: *mut c_void, id: i32) -> i32;
+        pub fn mobilellm_batch_cancel_all(batch: *mut c_void) -> i32;
+        pub fn mobilellm_batch_result(batch: *mut c_void, id: i32, tokens: *mut i32, capacity: usize, count: *mut usize,
+                                      result: *mut GenerateResult) -> i32;
+        pub fn mobilellm_batch_result_text(batch: *mut c_void, id: i32, buffer: *mut c_char, capacity: usize,
+                                           length: *mut usize) -> i32;
+        pub fn mobilellm_batch_forget(batch: *mut c_void, id: i32) -> i32;
+        pub fn mobilellm_batch_logits(batch: *mut c_void, id: i32, logits: *mut f32, capacity: usize,
+                                      count: *mut usize) -> i32;
     }
 }
 
@@ -359,7 +405,7 @@ impl Sampling {
 pub struct Generation {
     /// Generated ids (a stopping EOS included).
     pub tokens: Vec<i32>,
-    /// 1 eos, 2 max_tokens, 3 context_full, 4 callback.
+    /// 1 eos, 2 max_tokens, 3 context_full, 4 callback, 5 stop string, 6 cancelled (batch sequences).
     pub stop_reason: i32,
 }
 
@@ -468,5 +514,240 @@ impl Session {
 impl Drop for Session {
     fn drop(&mut self) {
         unsafe { ffi::mobilellm_session_free(self.handle) };
+    }
+}
+
+/// Settings of a [`Batch`] (mobilellm_batch_params; the library's defaults by default).
+#[derive(Debug, Clone, Copy)]
+pub struct BatchSettings(pub ffi::BatchParams);
+
+impl Default for BatchSettings {
+    fn default() -> Self {
+        let mut params: ffi::BatchParams = unsafe { std::mem::zeroed() };
+        unsafe { ffi::mobilellm_batch_params_init(&mut params) };
+        BatchSettings(params)
+    }
+}
+
+impl BatchSettings {
+    /// The defaults with `n_ctx` positions per sequence (0: the model's default context length).
+    pub fn with_context(n_ctx: i32) -> Self {
+        let mut settings = Self::default();
+        settings.0.n_ctx = n_ctx;
+        settings
+    }
+}
+
+/// What happened to a batch sequence in a step.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BatchEvent {
+    /// Sequence `sequence` produced `token`; `text` is the text it completes when the sequence streams text.
+    Token {
+        /// The sequence's id.
+        sequence: i32,
+        /// The token.
+        token: i32,
+        /// The text piece (None unless the sequence streams text).
+        text: Option<String>,
+    },
+    /// Sequence `sequence` ended; read its tokens with [`Batch::result`].
+    Finished {
+        /// The sequence's id.
+        sequence: i32,
+        /// A mobilellm_stop_reason (6: cancelled).
+        stop_reason: i32,
+        /// Tokens generated.
+        n_tokens: i32,
+        /// The held-back text released at the end (None unless the sequence streams text).
+        text: Option<String>,
+    },
+}
+
+impl BatchEvent {
+    /// The sequence the event is about.
+    pub fn sequence(&self) -> i32 {
+        match self {
+            BatchEvent::Token { sequence, .. } | BatchEvent::Finished { sequence, .. } => *sequence,
+        }
+    }
+}
+
+/// Many generations of one model advanced together (mobilellm_batch): each [`Batch::step`] is one forward pass
+/// over every running sequence. Used through `&mut self` (one thread at a time); [`BatchCancelHandle`] cancels from
+/// any thread. Keeps its model alive.
+pub struct Batch {
+    handle: *mut c_void,
+}
+
+// A batch may move between threads; `&mut self` keeps it to one at a time.
+unsafe impl Send for Batch {}
+
+/// Cancels a batch's sequences from any thread. Harmless after the batch is dropped (then it returns an error).
+#[derive(Debug, Clone, Copy)]
+pub struct BatchCancelHandle(usize);
+
+impl BatchCancelHandle {
+    /// Asks sequence `id` to stop (it finishes as cancelled at the next step).
+    pub fn cancel(&self, id: i32) -> Result<()> {
+        check(unsafe { ffi::mobilellm_batch_cancel(self.0 as *mut c_void, id) })
+    }
+    /// Asks every sequence added so far to stop.
+    pub fn cancel_all(&self) -> Result<()> {
+        check(unsafe { ffi::mobilellm_batch_cancel_all(self.0 as *mut c_void) })
+    }
+}
+
+/// The generate params of a batch sequence (no callback: tokens arrive as events).
+fn batch_generate_params(max_tokens: i32, ignore_eos: bool) -> ffi::GenerateParams {
+    let mut params: ffi::GenerateParams = unsafe { std::mem::zeroed() };
+    unsafe { ffi::mobilellm_generate_params_init(&mut params) };
+    params.max_tokens = max_tokens;
+    params.ignore_eos = ignore_eos;
+    params
+}
+
+/// A copy of an event's text (None when the library gave none).
+unsafe fn event_text(text: *const c_char, length: usize) -> Option<String> {
+    if text.is_null() {
+        return None;
+    }
+    Some(String::from_utf8_lossy(std::slice::from_raw_parts(text as *const u8, length)).into_owned())
+}
+
+impl Batch {
+    /// An empty batch of `model`.
+    pub fn new(model: &Model, settings: BatchSettings) -> Result<Batch> {
+        let mut handle = ptr::null_mut();
+        check(unsafe { ffi::mobilellm_batch_create(model.handle, &settings.0, &mut handle) })?;
+        Ok(Batch { handle })
+    }
+
+    /// Adds `n_samples` sequences continuing `prompt` (fed once, forked for the others; with a seed, sample i
+    /// uses seed + i) and returns their ids.
+    pub fn add(&mut self, prompt: &[i32], max_tokens: i32, sampling: Sampling, ignore_eos: bool, n_samples: i32)
+               -> Result<Vec<i32>> {
+        let params = batch_generate_params(max_tokens, ignore_eos);
+        // Room for the ids the library may write; an implausible count gets no buffer and is refused by the library.
+        let mut ids = vec![0i32; if (1..=1 << 20).contains(&n_samples) { n_samples as usize } else { 0 }];
+        let out = if ids.is_empty() { ptr::null_mut() } else { ids.as_mut_ptr() };
+        check(unsafe {
+            ffi::mobilellm_batch_add(self.handle, prompt.as_ptr(), prompt.len(), &sampling.0, &params, n_samples, out)
+        })?;
+        Ok(ids)
+    }
+
+    /// Adds a sequence on an existing session (an empty prompt continues from its last token); returns its id.
+    /// The session belongs to the batch until the sequence finishes (calls on it wait for a running step).
+    pub fn add_session(&mut self, session: &mut Session, prompt: &[i32], max_tokens: i32, sampling: Sampling,
+                       ignore_eos: bool) -> Result<i32> {
+        let params = batch_generate_params(max_tokens, ignore_eos);
+        let mut id = -1;
+        check(unsafe {
+            ffi::mobilellm_batch_add_session(self.handle, session.handle, prompt.as_ptr(), prompt.len(), &sampling.0,
+                                             &params, &mut id)
+        })?;
+        Ok(id)
+    }
+
+    /// Runs one step and returns all its events (none when no sequence is left).
+    pub fn step(&mut self) -> Result<Vec<BatchEvent>> {
+        let capacity = 2 * self.active_count()? + 2;
+        let mut raw: Vec<ffi::BatchEvent> = vec![unsafe { std::mem::zeroed() }; capacity];
+        let mut count = 0usize;
+        check(unsafe { ffi::mobilellm_batch_step(self.handle, raw.as_mut_ptr(), raw.len(), &mut count) })?;
+        Ok(raw[..count.min(capacity)]
+            .iter()
+            .map(|e| {
+                // The text stays valid until the next step; copied now.
+                let text = unsafe { event_text(e.text, e.text_length) };
+                if e.kind == ffi::MOBILELLM_BATCH_EVENT_FINISHED {
+                    BatchEvent::Finished { sequence: e.sequence, stop_reason: e.stop_reason, n_tokens: e.n_tokens, text }
+                } else {
+                    BatchEvent::Token { sequence: e.sequence, token: e.token, text }
+                }
+            })
+            .collect())
+    }
+
+    /// Steps until every sequence has finished, calling `on_event` for each event; returning false cancels every
+    /// sequence (they finish as cancelled, reported too).
+    pub fn run<F: FnMut(&BatchEvent) -> bool>(&mut self, mut on_event: F) -> Result<()> {
+        loop {
+            let events = self.step()?;
+            if events.is_empty() {
+                return Ok(());
+            }
+            for event in &events {
+                if !on_event(event) {
+                    self.cancel_all()?;
+                }
+            }
+        }
+    }
+
+    /// Sequences not yet finished.
+    pub fn active_count(&self) -> Result<usize> {
+        let mut count = 0usize;
+        check(unsafe { ffi::mobilellm_batch_active_count(self.handle, &mut count) })?;
+        Ok(count)
+    }
+
+    /// Asks sequence `id` to stop.
+    pub fn cancel(&self, id: i32) -> Result<()> {
+        self.cancel_handle().cancel(id)
+    }
+
+    /// Asks every sequence added so far to stop.
+    pub fn cancel_all(&self) -> Result<()> {
+        self.cancel_handle().cancel_all()
+    }
+
+    /// A handle that cancels this batch's sequences from any thread.
+    pub fn cancel_handle(&self) -> BatchCancelHandle {
+        BatchCancelHandle(self.handle as usize)
+    }
+
+    /// The tokens and stop reason of finished sequence `id`.
+    pub fn result(&mut self, id: i32) -> Result<Generation> {
+        let mut count = 0usize;
+        let status = unsafe { ffi::mobilellm_batch_result(self.handle, id, ptr::null_mut(), 0, &mut count, ptr::null_mut()) };
+        if status != ffi::MOBILELLM_ERROR_BUFFER_TOO_SMALL {
+            check(status)?;
+        }
+        let mut tokens = vec![0i32; count];
+        let mut result = ffi::GenerateResult { struct_size: std::mem::size_of::<ffi::GenerateResult>() as u32, ..Default::default() };
+        check(unsafe { ffi::mobilellm_batch_result(self.handle, id, tokens.as_mut_ptr(), tokens.len(), &mut count, &mut result) })?;
+        tokens.truncate(count);
+        Ok(Generation { tokens, stop_reason: result.stop_reason })
+    }
+
+    /// The text of finished sequence `id` ("" unless it streamed text).
+    pub fn text(&mut self, id: i32) -> Result<String> {
+        let handle = self.handle;
+        sized_text(|b, n, out| unsafe { ffi::mobilellm_batch_result_text(handle, id, b, n, out) })
+    }
+
+    /// Releases the kept result of finished sequence `id`.
+    pub fn forget(&mut self, id: i32) -> Result<()> {
+        check(unsafe { ffi::mobilellm_batch_forget(self.handle, id) })
+    }
+
+    /// The logits sequence `id` sampled from in the latest step (needs `keep_logits` in the settings).
+    pub fn logits(&mut self, id: i32) -> Result<Vec<f32>> {
+        let mut count = 0usize;
+        let status = unsafe { ffi::mobilellm_batch_logits(self.handle, id, ptr::null_mut(), 0, &mut count) };
+        if status != ffi::MOBILELLM_ERROR_BUFFER_TOO_SMALL {
+            check(status)?;
+        }
+        let mut values = vec![0f32; count];
+        check(unsafe { ffi::mobilellm_batch_logits(self.handle, id, values.as_mut_ptr(), values.len(), &mut count) })?;
+        values.truncate(count);
+        Ok(values)
+    }
+}
+
+impl Drop for Batch {
+    fn drop(&mut self) {
+        unsafe { ffi::mobilellm_batch_free(self.handle) };
     }
 }
