@@ -106,72 +106,298 @@ public struct Sampler: Sendable {
 
     /// Picks the next token. `history` is every token so far (prompt included), used by the penalties.
     public mutating func sample<C: Collection>(_ logits: C, history: [Int32]) -> Int32 where C.Element == Float {
-        if parameters.temperature == 0 {
-            var scores = Array(logits)
-            applyPenalties(&scores, history: history)
-            return Int32(Self.argmax(scores))
-        }
-        let candidates = distribution(logits, history: history)
+        if let token = logits.withContiguousStorageIfAvailable({ sample(buffer: $0, history: history) }) { return token }
+        let copy = Array(logits)
+        return copy.withUnsafeBufferPointer { sample(buffer: $0, history: history) }
+    }
+
+    private mutating func sample(buffer: UnsafeBufferPointer<Float>, history: [Int32]) -> Int32 {
+        let scores = PenalizedScores(buffer, overrides: penaltyOverrides(buffer, history: history))
+        if parameters.temperature == 0 { return Int32(scores.argmax()) }
         let draw = generator.unitFloat()
-        var cumulative: Float = 0
-        for candidate in candidates {
-            cumulative += candidate.probability
-            if draw < cumulative { return candidate.token }
+        return select(scores, fallback: { Int32(scores.argmax()) }, windows: true) { kept in
+            var cumulative: Float = 0
+            for (token, probability) in zip(kept.tokens, kept.probabilities) {
+                cumulative += probability
+                if draw < cumulative { return token }
+            }
+            // Past the end of the window the walk would go on through tokens not listed: decide on a wider one.
+            if kept.continues { return nil }
+            // As before: the last candidate, or (nothing kept, e.g. NaN probabilities) the arg-max of the raw logits.
+            return kept.tokens.last ?? Int32(Self.argmax(buffer: buffer))
         }
-        return candidates.last?.token ?? Int32(Self.argmax(logits))
     }
 
     /// The distribution `sample` draws from: the tokens that survive penalties, temperature, top-k, top-p and min-p,
     /// most likely first (lower id first on ties), with probabilities summing to 1. Greedy parameters give the
     /// single arg-max token with probability 1.
     public func distribution<C: Collection>(_ logits: C, history: [Int32]) -> [(token: Int32, probability: Float)] where C.Element == Float {
-        var scores = Array(logits)
-        applyPenalties(&scores, history: history)
-        if parameters.temperature == 0 { return [(Int32(Self.argmax(scores)), 1)] }
-
-        var candidates = scores.indices.filter { !scores[$0].isNaN && scores[$0] > -Float.infinity }
-        if candidates.isEmpty { return [(Int32(Self.argmax(scores)), 1)] }
-        candidates.sort { scores[$0] > scores[$1] || (scores[$0] == scores[$1] && $0 < $1) }
-        for index in candidates { scores[index] /= parameters.temperature }
-
-        if parameters.topK > 0, parameters.topK < candidates.count {
-            let threshold = scores[candidates[parameters.topK - 1]]
-            candidates = candidates.filter { scores[$0] >= threshold }
-        }
-        var probabilities = Self.softmax(candidates.map { scores[$0] })
-        if parameters.topP < 1 {
-            // Keep token r while the probability of the tokens before it is still below top-p (transformers' rule).
-            var cumulative: Float = 0
-            var keep = 0
-            while keep < probabilities.count {
-                cumulative += probabilities[keep]
-                keep += 1
-                if cumulative >= parameters.topP { break }
-            }
-            candidates.removeSubrange(keep...)
-            probabilities = Self.softmax(candidates.map { scores[$0] })
-        }
-        if parameters.minP > 0, let top = probabilities.first {
-            let threshold = parameters.minP * top
-            let kept = probabilities.indices.filter { probabilities[$0] >= threshold }
-            candidates = kept.map { candidates[$0] }
-            probabilities = Self.softmax(candidates.map { scores[$0] })
-        }
-        return zip(candidates, probabilities).map { (Int32($0), $1) }
+        if let result = logits.withContiguousStorageIfAvailable({ distribution(buffer: $0, history: history) }) { return result }
+        let copy = Array(logits)
+        return copy.withUnsafeBufferPointer { distribution(buffer: $0, history: history) }
     }
 
-    private func applyPenalties(_ scores: inout [Float], history: [Int32]) {
+    private func distribution(buffer: UnsafeBufferPointer<Float>, history: [Int32]) -> [(token: Int32, probability: Float)] {
+        let scores = PenalizedScores(buffer, overrides: penaltyOverrides(buffer, history: history))
+        let top = Int32(scores.argmax())
+        if parameters.temperature == 0 { return [(top, 1)] }
+        let fallback: [(token: Int32, probability: Float)] = [(top, 1)]
+        // With no top-k, top-p or min-p every candidate is listed: skip straight to sorting them all.
+        let everything = parameters.topK == 0 && parameters.topP == 1 && parameters.minP == 0
+        return select(scores, fallback: { fallback }, windows: !everything) { kept -> [(token: Int32, probability: Float)]? in
+            kept.continues ? nil : zip(kept.tokens, kept.probabilities).map { (token: $0, probability: $1) }
+        }
+    }
+
+    /// The penalized score of every token the penalties touch (transformers' rules, over `penaltyWindow`), so the
+    /// logits themselves are never copied.
+    private func penaltyOverrides(_ logits: UnsafeBufferPointer<Float>, history: [Int32]) -> [Int: Float] {
         let p = parameters
-        guard p.repetitionPenalty != 1 || p.frequencyPenalty != 0 || p.presencePenalty != 0 else { return }
+        guard p.repetitionPenalty != 1 || p.frequencyPenalty != 0 || p.presencePenalty != 0 else { return [:] }
         let window = p.penaltyWindow.map { history.suffix($0) } ?? history[...]
         var counts: [Int32: Int] = [:]
-        for token in window where token >= 0 && Int(token) < scores.count { counts[token, default: 0] += 1 }
+        for token in window where token >= 0 && Int(token) < logits.count { counts[token, default: 0] += 1 }
+        var overrides = [Int: Float](minimumCapacity: counts.count)
         for (token, count) in counts {
             let index = Int(token)
-            var score = scores[index]
+            var score = logits[index]
             if p.repetitionPenalty != 1 { score = score < 0 ? score * p.repetitionPenalty : score / p.repetitionPenalty }
             score -= Float(count) * p.frequencyPenalty + p.presencePenalty
-            scores[index] = score
+            overrides[index] = score
+        }
+        return overrides
+    }
+
+    /// How far below the top score (in units of temperature-scaled logits, i.e. nats) the fallback candidate windows
+    /// reach before the sampler sorts every candidate. exp(-18.5) is below half an ulp of any softmax denominator
+    /// >= 1, so the first one decides even an untruncated softmax.
+    private static let windowGaps: [Float] = [18.5, 46, 115]
+
+    /// Runs the chain on the smallest window of top candidates that provably gives the same result as running it
+    /// on every candidate sorted (the specification: sort all, divide by temperature, top-k, softmax, top-p,
+    /// softmax, min-p, softmax). A window is every candidate whose penalized score is >= a threshold, so sorted it
+    /// is exactly the first entries of the full order. `finish` turns the window's result into the answer, or nil
+    /// when it would need candidates beyond the window; then a wider window (at last: all candidates) is tried.
+    /// `windows: false` goes straight to all candidates.
+    private func select<R>(_ scores: PenalizedScores, fallback: () -> R, windows: Bool, finish: (Kept) -> R?) -> R {
+        let (count, upper) = scores.summary()
+        if count == 0 { return finish(Kept(tokens: [Int32(scores.argmax())], probabilities: [1], continues: false)) ?? fallback() }
+        let temperature = parameters.temperature
+        let topK = parameters.topK > 0 && parameters.topK < count ? parameters.topK : 0
+        func attempt(_ window: (ids: [Int32], scores: [Float]), threshold: Float) -> R? {
+            var window = window, threshold = threshold
+            // For top-k only the k + 1 best matter (selected, not sorted); the k-th's ties are checked in evaluate.
+            if topK > 0, window.ids.count > 2 * (topK + 1) {
+                threshold = Self.largest(topK + 1, of: window.scores)
+                window = Self.filter(window, atLeast: threshold)
+            }
+            guard let kept = evaluate(Self.sorted(window), complete: false, threshold: threshold, count: count) else { return nil }
+            return finish(kept)
+        }
+        if windows, upper.isFinite {
+            // A probe: the candidates within 6 nats of the top. Its softmax mass estimates the denominator, and
+            // terms below half an ulp of the denominator cannot change it, which bounds the window to sort.
+            let probeThreshold = upper - 6 * temperature
+            if probeThreshold < upper {
+                let probe = scores.collect(atLeast: probeThreshold)
+                if probe.ids.count * 2 <= count, let maximum = probe.scores.max() {
+                    if topK > 0, probe.ids.count > topK, let result = attempt(probe, threshold: probeThreshold) { return result }
+                    if topK == 0 {
+                        let top = maximum / temperature
+                        var mass = 0.0
+                        for score in probe.scores { mass += exp(Double(score / temperature - top)) }
+                        let gap = Float(17.5 - log(max(mass, 1)))
+                        let threshold = maximum - gap * temperature
+                        let window = gap <= 6 ? Self.filter(probe, atLeast: threshold) : scores.collect(atLeast: threshold)
+                        if threshold < maximum, window.ids.count * 2 <= count, let result = attempt(window, threshold: threshold) {
+                            return result
+                        }
+                    }
+                }
+            }
+            for gap in Self.windowGaps {
+                let threshold = upper - gap * temperature
+                guard threshold < upper else { break }
+                let window = scores.collect(atLeast: threshold)
+                if window.ids.isEmpty { continue }
+                if window.ids.count * 2 > count { break }
+                if let result = attempt(window, threshold: threshold) { return result }
+            }
+        }
+        let all = Self.sorted(scores.collect(atLeast: -Float.greatestFiniteMagnitude))
+        guard let kept = evaluate(all, complete: true, threshold: -Float.infinity, count: count) else { return fallback() }
+        return finish(kept) ?? fallback()
+    }
+
+    /// The entries of a window whose score is >= `threshold`.
+    private static func filter(_ window: (ids: [Int32], scores: [Float]), atLeast threshold: Float) -> (ids: [Int32], scores: [Float]) {
+        var ids: [Int32] = [], scores: [Float] = []
+        for (id, score) in zip(window.ids, window.scores) where score >= threshold {
+            ids.append(id)
+            scores.append(score)
+        }
+        return (ids, scores)
+    }
+
+    /// The chain on a sorted window (`ids`, penalized `scores`, most likely first). `complete`: the window holds every
+    /// candidate; otherwise every candidate outside it scores below `threshold`, and the result is nil unless that
+    /// provably cannot change it. `count` is the number of candidates in all.
+    private func evaluate(_ window: (ids: [Int32], scores: [Float]), complete: Bool, threshold: Float, count: Int) -> Kept? {
+        let p = parameters
+        var ids = window.ids
+        guard !ids.isEmpty else { return nil }
+        let values = window.scores.map { $0 / p.temperature }
+        guard complete || values[0].isFinite else { return nil }
+        // Length of the sorted prefix that is still in play, and whether the list continues past the window.
+        var length = ids.count
+        var continues = !complete
+        if p.topK > 0, p.topK < count {
+            guard p.topK <= length else { return nil }
+            let kth = values[p.topK - 1]
+            var end = p.topK
+            while end < length, values[end] >= kth { end += 1 }
+            // Outside the window scores are lower than at `end`, so they are below the k-th too.
+            if end == length, !complete { return nil }
+            length = end
+            continues = false
+        }
+        var (exps, total, maximum) = Self.exponentials(values[0..<length])
+        // Bound on the probability of any candidate outside the window.
+        var outside = 0.0
+        if continues {
+            // expf is within an ulp of exp; 1.001 covers that and the rounding of the quotient below many times.
+            let largestOutside = 1.001 * exp(Double(threshold / p.temperature - maximum))
+            // Each outside term is below half an ulp of the running sum (>= this one), so adding it changes nothing.
+            guard largestOutside < Double(total.ulp) / 2 else { return nil }
+            outside = 1.001 * largestOutside / Double(total)
+        }
+        var probabilities = exps.map { $0 / total }
+        if p.topP < 1 {
+            var cumulative: Float = 0
+            var keep = 0
+            var reached = false
+            while keep < length {
+                cumulative += probabilities[keep]
+                keep += 1
+                if cumulative >= p.topP {
+                    reached = true
+                    break
+                }
+            }
+            if continues, !reached {
+                // Outside terms cannot move the sum: everything is kept, and the renormalized softmax is unchanged.
+                guard outside < Double(cumulative.ulp) / 2 else { return nil }
+            } else {
+                length = keep
+                continues = false
+                (exps, total, maximum) = Self.exponentials(values[0..<length])
+                probabilities = exps.map { $0 / total }
+            }
+        }
+        var kept = Array(values[0..<length])
+        ids.removeSubrange(length...)
+        if p.minP > 0, let top = probabilities.first {
+            let minimum = p.minP * top
+            if continues { guard outside < Double(minimum) else { return nil } }
+            let survivors = probabilities.indices.filter { probabilities[$0] >= minimum }
+            ids = survivors.map { ids[$0] }
+            kept = survivors.map { kept[$0] }
+            (exps, total, maximum) = Self.exponentials(kept[...])
+            probabilities = exps.map { $0 / total }
+            continues = false
+        }
+        return Kept(tokens: ids, probabilities: probabilities, continues: continues)
+    }
+
+    /// A window's result: tokens most likely first with their probabilities. `continues`: the list goes on past the
+    /// window with tokens each too unlikely to change any sum of the listed probabilities.
+    private struct Kept {
+        var tokens: [Int32]
+        var probabilities: [Float]
+        var continues: Bool
+    }
+
+    /// The unnormalized softmax terms exactly as `softmax` computes them (same operations, same order).
+    private static func exponentials(_ values: ArraySlice<Float>) -> (exps: [Float], total: Float, maximum: Float) {
+        guard let maximum = values.max() else { return ([], 0, 0) }
+        let exps = values.map { expf($0 - maximum) }
+        return (exps, exps.reduce(0, +), maximum)
+    }
+
+    /// Sorts a window by score (highest first), then id (lowest first), as one integer sort: the score's order-
+    /// preserving bit key (with -0 folded into +0, which compares equal) above the id.
+    private static func sorted(_ window: (ids: [Int32], scores: [Float])) -> (ids: [Int32], scores: [Float]) {
+        var keys = [UInt64]()
+        keys.reserveCapacity(window.ids.count)
+        for (id, score) in zip(window.ids, window.scores) {
+            let bits = (score + 0).bitPattern
+            let ordered = bits & 0x8000_0000 != 0 ? ~bits : bits | 0x8000_0000
+            keys.append(UInt64(~ordered) << 32 | UInt64(UInt32(bitPattern: id)))
+        }
+        keys = bucketSorted(keys)
+        var ids = [Int32](), scores = [Float]()
+        ids.reserveCapacity(keys.count)
+        scores.reserveCapacity(keys.count)
+        for key in keys {
+            let ordered = ~UInt32(truncatingIfNeeded: key >> 32)
+            let bits = ordered & 0x8000_0000 != 0 ? ordered & 0x7FFF_FFFF : ~ordered
+            ids.append(Int32(bitPattern: UInt32(truncatingIfNeeded: key)))
+            scores.append(Float(bitPattern: bits))
+        }
+        return (ids, scores)
+    }
+
+    /// `keys` in ascending order: a counting sort on the top 16 bits (sign, exponent and 7 mantissa bits of the
+    /// score) when they span a small range, as the scores of a window do, then a sort within each bucket.
+    private static func bucketSorted(_ keys: [UInt64]) -> [UInt64] {
+        guard keys.count > 64, let low = keys.min(), let high = keys.max() else { return keys.sorted() }
+        let first = Int(low >> 48), span = Int(high >> 48) - first + 1
+        guard span <= max(4096, 2 * keys.count) else { return keys.sorted() }
+        var starts = [Int](repeating: 0, count: span + 1)
+        for key in keys { starts[Int(key >> 48) - first + 1] += 1 }
+        for bucket in 0..<span { starts[bucket + 1] += starts[bucket] }
+        var next = starts
+        var result = [UInt64](repeating: 0, count: keys.count)
+        for key in keys {
+            let bucket = Int(key >> 48) - first
+            result[next[bucket]] = key
+            next[bucket] += 1
+        }
+        for bucket in 0..<span where starts[bucket + 1] - starts[bucket] > 1 {
+            result[starts[bucket]..<starts[bucket + 1]].sort()
+        }
+        return result
+    }
+
+    /// The `rank`-th largest value (1: the largest) of a non-empty array without NaN, by selection (quickselect
+    /// with a median-of-three pivot; a sort if it degenerates). `rank` is clamped to 1...count.
+    static func largest(_ rank: Int, of values: [Float]) -> Float {
+        guard !values.isEmpty else { return -.infinity }
+        var items = values
+        let target = min(max(rank, 1), items.count) - 1
+        return items.withUnsafeMutableBufferPointer { items -> Float in
+            var low = 0, high = items.count - 1, rounds = 0
+            while low < high {
+                rounds += 1
+                if rounds > 64 {
+                    let rest = items[low...high].sorted(by: >)
+                    return rest[target - low]
+                }
+                let middle = low + (high - low) / 2
+                let pivot = max(min(items[low], items[middle]), min(max(items[low], items[middle]), items[high]))
+                var i = low, j = high
+                while i <= j {
+                    while items[i] > pivot { i += 1 }
+                    while items[j] < pivot { j -= 1 }
+                    if i <= j {
+                        items.swapAt(i, j)
+                        i += 1
+                        j -= 1
+                    }
+                }
+                if target <= j { high = j } else if target >= i { low = i } else { return items[target] }
+            }
+            return items[target]
         }
     }
 
@@ -207,6 +433,96 @@ public struct Sampler: Sendable {
         let exps = values.map { expf($0 - maximum) }
         let total = exps.reduce(0, +)
         return exps.map { $0 / total }
+    }
+}
+
+/// The logits as the sampler sees them: the caller's buffer, with the few penalized entries overridden.
+private struct PenalizedScores {
+    let raw: UnsafeBufferPointer<Float>
+    let overrides: [Int: Float]
+    init(_ raw: UnsafeBufferPointer<Float>, overrides: [Int: Float]) {
+        self.raw = raw
+        self.overrides = overrides
+    }
+
+    /// How many tokens are candidates (neither NaN nor -inf after penalties), and a value not below any candidate's
+    /// score (the largest raw or penalized score; -inf if there is none). One vectorized pass.
+    func summary() -> (validCount: Int, upperBound: Float) {
+        var lanes = SIMD16<Float>(repeating: -.infinity)
+        var invalid = 0, index = 0
+        if let base = raw.baseAddress {
+            let bytes = UnsafeRawPointer(base)
+            let floor = SIMD16<Float>(repeating: -.infinity)
+            while index + 16 <= raw.count {
+                let block = bytes.loadUnaligned(fromByteOffset: index &* 4, as: SIMD16<Float>.self)
+                lanes.replace(with: block, where: block .> lanes)  // NaN never replaces
+                if !all(block .> floor) {
+                    for offset in index..<index + 16 where !(raw[offset] > -.infinity) { invalid += 1 }
+                }
+                index += 16
+            }
+        }
+        var maximum = lanes.max()
+        for offset in index..<raw.count {
+            if raw[offset] > maximum { maximum = raw[offset] }
+            if !(raw[offset] > -.infinity) { invalid += 1 }
+        }
+        var valid = raw.count - invalid
+        for (index, value) in overrides {
+            if raw[index] > -.infinity { valid -= 1 }
+            if value > -.infinity { valid += 1 }
+            if value > maximum { maximum = value }
+        }
+        return (valid, maximum)
+    }
+
+    /// `Sampler.argmax` of the penalized scores: the lowest index among the largest; NaN never wins; none: 0.
+    func argmax() -> Int {
+        if overrides.isEmpty { return Sampler.argmax(buffer: raw) }
+        var best = 0, bestValue = -Float.infinity
+        for index in 0..<raw.count where raw[index] > bestValue && overrides[index] == nil {
+            best = index
+            bestValue = raw[index]
+        }
+        for (index, value) in overrides where value > bestValue || (value == bestValue && value > -.infinity && index < best) {
+            best = index
+            bestValue = value
+        }
+        return best
+    }
+
+    /// Every candidate whose (penalized) score is >= `threshold` (never -inf or NaN), unsorted. Blocks of 16 with
+    /// no score that high are skipped with one vector comparison.
+    func collect(atLeast threshold: Float) -> (ids: [Int32], scores: [Float]) {
+        var ids = [Int32](), scores = [Float]()
+        let floor = max(threshold, -Float.greatestFiniteMagnitude)
+        let penalized = !overrides.isEmpty
+        var index = 0
+        if let base = raw.baseAddress {
+            let bytes = UnsafeRawPointer(base)
+            let floors = SIMD16<Float>(repeating: floor)
+            while index + 16 <= raw.count {
+                let block = bytes.loadUnaligned(fromByteOffset: index &* 4, as: SIMD16<Float>.self)
+                if any(block .>= floors) {
+                    for offset in index..<index + 16 where base[offset] >= floor {
+                        if penalized, overrides[offset] != nil { continue }
+                        ids.append(Int32(truncatingIfNeeded: offset))
+                        scores.append(base[offset])
+                    }
+                }
+                index += 16
+            }
+        }
+        for offset in index..<raw.count where raw[offset] >= floor {
+            if penalized, overrides[offset] != nil { continue }
+            ids.append(Int32(truncatingIfNeeded: offset))
+            scores.append(raw[offset])
+        }
+        for (index, value) in overrides where value >= floor {
+            ids.append(Int32(truncatingIfNeeded: index))
+            scores.append(value)
+        }
+        return (ids, scores)
     }
 }
 
