@@ -208,6 +208,17 @@ public struct Sampler: Sendable {
                         for score in probe.scores { mass += exp(Double(score / temperature - top)) }
                         let gap = Float(17.5 - log(max(mass, 1)))
                         let threshold = maximum - gap * temperature
+                        // First a head within 9 nats, sorted, with the rest down to `threshold` summed unsorted.
+                        let headThreshold = maximum - 9 * temperature
+                        if gap > 9, headThreshold < maximum {
+                            let head = scores.collect(atLeast: headThreshold)
+                            if head.ids.count * 4 <= count,
+                               let kept = evaluate(Self.sorted(head), complete: false, threshold: headThreshold, count: count,
+                                                   band: (scores, threshold)),
+                               let result = finish(kept) {
+                                return result
+                            }
+                        }
                         let window = gap <= 6 ? Self.filter(probe, atLeast: threshold) : scores.collect(atLeast: threshold)
                         if threshold < maximum, window.ids.count * 2 <= count, let result = attempt(window, threshold: threshold) {
                             return result
@@ -242,7 +253,11 @@ public struct Sampler: Sendable {
     /// The chain on a sorted window (`ids`, penalized `scores`, most likely first). `complete`: the window holds every
     /// candidate; otherwise every candidate outside it scores below `threshold`, and the result is nil unless that
     /// provably cannot change it. `count` is the number of candidates in all.
-    private func evaluate(_ window: (ids: [Int32], scores: [Float]), complete: Bool, threshold: Float, count: Int) -> Kept? {
+    ///
+    /// When the list continues past the window, `band` (if given) accounts for the candidates scoring in
+    /// [band.floor, threshold) without sorting them (`bandTotal`); otherwise they must all be negligible.
+    private func evaluate(_ window: (ids: [Int32], scores: [Float]), complete: Bool, threshold: Float, count: Int,
+                          band: (scores: PenalizedScores, floor: Float)? = nil) -> Kept? {
         let p = parameters
         var ids = window.ids
         guard !ids.isEmpty else { return nil }
@@ -267,8 +282,13 @@ public struct Sampler: Sendable {
         if continues {
             // expf is within an ulp of exp; 1.001 covers that and the rounding of the quotient below many times.
             let largestOutside = 1.001 * exp(Double(threshold / p.temperature - maximum))
-            // Each outside term is below half an ulp of the running sum (>= this one), so adding it changes nothing.
-            guard largestOutside < Double(total.ulp) / 2 else { return nil }
+            if let band {
+                guard let sum = bandTotal(band.scores, from: band.floor, below: threshold, after: total, maximum: maximum) else { return nil }
+                total = sum
+            } else {
+                // Each outside term is below half an ulp of the running sum (>= this one), so adding it changes nothing.
+                guard largestOutside < Double(total.ulp) / 2 else { return nil }
+            }
             outside = 1.001 * largestOutside / Double(total)
         }
         var probabilities = exps.map { $0 / total }
@@ -307,6 +327,36 @@ public struct Sampler: Sendable {
             continues = false
         }
         return Kept(tokens: ids, probabilities: probabilities, continues: continues)
+    }
+
+    /// The softmax denominator over all candidates, given `sum`, the running sum (in sorted order) over those
+    /// scoring >= `ceiling`, without sorting the rest. While a float sum stays within one binade [2^e, 2^(e+1)), adding
+    /// a term t rounds to the nearest multiple of the binade's ulp, so it adds ulp x round(t / ulp), whatever the order
+    /// of the terms, unless t / ulp is exactly half-way (then the result's parity decides). So the sorted-order sum
+    /// over the candidates in [floor, ceiling) is `sum` plus those increments, provided no term is half-way, the
+    /// total stays below 2^(e+1), and every candidate below `floor` rounds to nothing. nil when any of that fails.
+    private func bandTotal(_ scores: PenalizedScores, from floor: Float, below ceiling: Float, after sum: Float, maximum: Float) -> Float? {
+        let temperature = parameters.temperature
+        guard sum >= 1, sum.isFinite, floor < ceiling else { return nil }
+        let ulp = sum.ulp
+        guard 1.001 * exp(Double(floor / temperature - maximum)) < Double(ulp) / 2 else { return nil }
+        var units = 0
+        var halfway = false
+        scores.scan(from: floor, below: ceiling) { _, score in
+            let quotient = expf(score / temperature - maximum) / ulp  // exact: ulp is a power of two
+            guard quotient >= 0, quotient < 0x1p30 else {
+                halfway = true  // cannot happen for scores below the head; refuse rather than trap
+                return
+            }
+            let whole = Int(quotient)
+            let fraction = quotient - Float(whole)
+            units += fraction > 0.5 ? whole + 1 : whole
+            if fraction == 0.5 { halfway = true }
+        }
+        let total = Double(sum) + Double(units) * Double(ulp)
+        let binadeEnd = Double(Float(sign: .plus, exponent: sum.exponent + 1, significand: 1))
+        guard !halfway, total < binadeEnd else { return nil }
+        return Float(total)
     }
 
     /// A window's result: tokens most likely first with their probabilities. `continues`: the list goes on past the
@@ -491,36 +541,48 @@ private struct PenalizedScores {
         return best
     }
 
-    /// Every candidate whose (penalized) score is >= `threshold` (never -inf or NaN), unsorted. Blocks of 16 with
-    /// no score that high are skipped with one vector comparison.
-    func collect(atLeast threshold: Float) -> (ids: [Int32], scores: [Float]) {
-        var ids = [Int32](), scores = [Float]()
-        let floor = max(threshold, -Float.greatestFiniteMagnitude)
+    /// Calls `body(index, score)` for every candidate whose penalized score is in [floor, ceiling) (ceiling +inf:
+    /// no upper limit), unpenalized tokens in index order, then the penalized ones. Blocks of 16 logits are tested
+    /// with vector comparisons and only their hits are visited.
+    @inline(__always)
+    func scan(from floor: Float, below ceiling: Float, _ body: (Int, Float) -> Void) {
+        let floor = max(floor, -Float.greatestFiniteMagnitude)
+        let bounded = ceiling < .infinity
         let penalized = !overrides.isEmpty
         var index = 0
         if let base = raw.baseAddress {
             let bytes = UnsafeRawPointer(base)
-            let floors = SIMD16<Float>(repeating: floor)
+            let floors = SIMD16<Float>(repeating: floor), ceilings = SIMD16<Float>(repeating: ceiling)
+            let bits = SIMD16<UInt32>(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, 32768)
+            let none = SIMD16<UInt32>(repeating: 0)
             while index + 16 <= raw.count {
                 let block = bytes.loadUnaligned(fromByteOffset: index &* 4, as: SIMD16<Float>.self)
-                if any(block .>= floors) {
-                    for offset in index..<index + 16 where base[offset] >= floor {
+                let hits = bounded ? (block .>= floors) .& (block .< ceilings) : block .>= floors
+                if any(hits) {
+                    var mask = none.replacing(with: bits, where: hits).wrappedSum()
+                    while mask != 0 {
+                        let offset = index + mask.trailingZeroBitCount
+                        mask &= mask &- 1
                         if penalized, overrides[offset] != nil { continue }
-                        ids.append(Int32(truncatingIfNeeded: offset))
-                        scores.append(base[offset])
+                        body(offset, base[offset])
                     }
                 }
                 index += 16
             }
         }
-        for offset in index..<raw.count where raw[offset] >= floor {
+        for offset in index..<raw.count where raw[offset] >= floor && (!bounded || raw[offset] < ceiling) {
             if penalized, overrides[offset] != nil { continue }
-            ids.append(Int32(truncatingIfNeeded: offset))
-            scores.append(raw[offset])
+            body(offset, raw[offset])
         }
-        for (index, value) in overrides where value >= floor {
+        for (offset, value) in overrides where value >= floor && (!bounded || value < ceiling) { body(offset, value) }
+    }
+
+    /// Every candidate whose (penalized) score is >= `threshold` (never -inf or NaN), unsorted.
+    func collect(atLeast threshold: Float) -> (ids: [Int32], scores: [Float]) {
+        var ids = [Int32](), scores = [Float]()
+        scan(from: threshold, below: .infinity) { index, score in
             ids.append(Int32(truncatingIfNeeded: index))
-            scores.append(value)
+            scores.append(score)
         }
         return (ids, scores)
     }
