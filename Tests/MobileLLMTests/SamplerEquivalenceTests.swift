@@ -143,7 +143,7 @@ extension SamplerTests {
         }
     }
 
-    @Test("edge cases: one finite logit, all equal, NaN, +inf, top-k above the vocabulary, top-p 1, empty")
+    @Test("edge cases: one finite logit, all equal, NaN, +inf, a cliff, top-k above the vocabulary, top-p 1, empty")
     func edgeCases() throws {
         var single = [Float](repeating: -.infinity, count: 128_256)
         single[70_001] = -3
@@ -153,7 +153,12 @@ extension SamplerTests {
         var withInfinity = Self.logits(1000, .gaussian, seed: 6)
         withInfinity[10] = .infinity
         withInfinity[900] = .infinity
+        // One token far above 20,000 equal ones: their sum (below the sorted head) carries the softmax denominator
+        // past a power of two, so it must be summed in sorted order rather than as a band of rounded increments.
+        var cliff = [Float](repeating: -9.5, count: 20_000)
+        cliff[123] = 0
         let vectors: [(String, [Float])] = [
+            ("cliff", cliff),
             ("one finite", single),
             ("all equal 1,000", [Float](repeating: 1.5, count: 1000)),
             ("all equal 128,256", [Float](repeating: -2, count: 128_256)),

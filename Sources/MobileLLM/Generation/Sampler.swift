@@ -139,12 +139,11 @@ public struct Sampler: Sendable {
 
     private func distribution(buffer: UnsafeBufferPointer<Float>, history: [Int32]) -> [(token: Int32, probability: Float)] {
         let scores = PenalizedScores(buffer, overrides: penaltyOverrides(buffer, history: history))
-        let top = Int32(scores.argmax())
-        if parameters.temperature == 0 { return [(top, 1)] }
-        let fallback: [(token: Int32, probability: Float)] = [(top, 1)]
+        let fallback: () -> [(token: Int32, probability: Float)] = { [(Int32(scores.argmax()), 1)] }
+        if parameters.temperature == 0 { return fallback() }
         // With no top-k, top-p or min-p every candidate is listed: skip straight to sorting them all.
         let everything = parameters.topK == 0 && parameters.topP == 1 && parameters.minP == 0
-        return select(scores, fallback: { fallback }, windows: !everything) { kept -> [(token: Int32, probability: Float)]? in
+        return select(scores, fallback: fallback, windows: !everything) { kept -> [(token: Int32, probability: Float)]? in
             kept.continues ? nil : zip(kept.tokens, kept.probabilities).map { (token: $0, probability: $1) }
         }
     }
@@ -195,12 +194,13 @@ public struct Sampler: Sendable {
             return finish(kept)
         }
         if windows, upper.isFinite {
-            // A probe: the candidates within 6 nats of the top. Its softmax mass estimates the denominator, and
-            // terms below half an ulp of the denominator cannot change it, which bounds the window to sort.
-            let probeThreshold = upper - 6 * temperature
+            // A probe: the candidates within 6 nats (top-k) or 9 nats of the top. Its softmax mass estimates the
+            // denominator; terms below half an ulp of the denominator cannot change it, which bounds what matters.
+            let probeGap: Float = topK > 0 ? 6 : 9
+            let probeThreshold = upper - probeGap * temperature
             if probeThreshold < upper {
                 let probe = scores.collect(atLeast: probeThreshold)
-                if probe.ids.count * 2 <= count, let maximum = probe.scores.max() {
+                if probe.ids.count * 4 <= count, let maximum = probe.scores.max() {
                     if topK > 0, probe.ids.count > topK, let result = attempt(probe, threshold: probeThreshold) { return result }
                     if topK == 0 {
                         let top = maximum / temperature
@@ -208,18 +208,24 @@ public struct Sampler: Sendable {
                         for score in probe.scores { mass += exp(Double(score / temperature - top)) }
                         let gap = Float(17.5 - log(max(mass, 1)))
                         let threshold = maximum - gap * temperature
-                        // First a head within 9 nats, sorted, with the rest down to `threshold` summed unsorted.
-                        let headThreshold = maximum - 9 * temperature
-                        if gap > 9, headThreshold < maximum {
-                            let head = scores.collect(atLeast: headThreshold)
-                            if head.ids.count * 4 <= count,
-                               let kept = evaluate(Self.sorted(head), complete: false, threshold: headThreshold, count: count,
+                        // The probe sorted, with the candidates below it down to `threshold` summed unsorted. A large
+                        // probe (a flat distribution) is first tried narrower: min-p keeps only tokens within
+                        // ln(1 / min-p) nats of the top, and top-p usually stops within a few nats.
+                        var heads = [probeThreshold]
+                        if probe.ids.count > 1024 {
+                            let p = parameters
+                            let narrowGap: Float = p.minP > 0 && p.topP == 1 ? min(probeGap - 1, -log(p.minP) + 0.5) : 4.5
+                            heads.insert(maximum - narrowGap * temperature, at: 0)
+                        }
+                        for head in heads where threshold < head && head < maximum {
+                            let window = head == probeThreshold ? probe : Self.filter(probe, atLeast: head)
+                            if let kept = evaluate(Self.sorted(window), complete: false, threshold: head, count: count,
                                                    band: (scores, threshold)),
                                let result = finish(kept) {
                                 return result
                             }
                         }
-                        let window = gap <= 6 ? Self.filter(probe, atLeast: threshold) : scores.collect(atLeast: threshold)
+                        let window = threshold >= probeThreshold ? Self.filter(probe, atLeast: threshold) : scores.collect(atLeast: threshold)
                         if threshold < maximum, window.ids.count * 2 <= count, let result = attempt(window, threshold: threshold) {
                             return result
                         }
@@ -338,12 +344,12 @@ public struct Sampler: Sendable {
     private func bandTotal(_ scores: PenalizedScores, from floor: Float, below ceiling: Float, after sum: Float, maximum: Float) -> Float? {
         let temperature = parameters.temperature
         guard sum >= 1, sum.isFinite, floor < ceiling else { return nil }
-        let ulp = sum.ulp
+        let ulp = sum.ulp, inverseUlp = 1 / ulp
         guard 1.001 * exp(Double(floor / temperature - maximum)) < Double(ulp) / 2 else { return nil }
         var units = 0
         var halfway = false
         scores.scan(from: floor, below: ceiling) { _, score in
-            let quotient = expf(score / temperature - maximum) / ulp  // exact: ulp is a power of two
+            let quotient = expf(score / temperature - maximum) * inverseUlp  // exact: ulp is a power of two
             guard quotient >= 0, quotient < 0x1p30 else {
                 halfway = true  // cannot happen for scores below the head; refuse rather than trap
                 return
