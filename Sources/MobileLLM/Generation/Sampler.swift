@@ -92,6 +92,12 @@ public struct SeededGenerator: RandomNumberGenerator, Sendable {
 
 /// Chooses tokens from logits according to `SamplingParameters`. Holds the random state, so a sampler created with a
 /// seed produces the same sequence for the same logits.
+///
+/// The result is defined by the plain algorithm (sort every candidate, then temperature, top-k, softmax, top-p,
+/// softmax, min-p, softmax, one uniform draw walked down the list), but the vocabulary is not sorted: vector passes
+/// find the top score and the candidates near it, only those are sorted, and the softmax denominator's sorted-order
+/// float sum is completed exactly without sorting the rest (see `bandTotal`). Whenever a shortcut cannot prove that
+/// it gives the bit-identical result, a wider window and at last the full sort are used.
 public struct Sampler: Sendable {
     /// The configuration.
     public let parameters: SamplingParameters
@@ -345,7 +351,12 @@ public struct Sampler: Sendable {
         let temperature = parameters.temperature
         guard sum >= 1, sum.isFinite, floor < ceiling else { return nil }
         let ulp = sum.ulp, inverseUlp = 1 / ulp
-        guard 1.001 * exp(Double(floor / temperature - maximum)) < Double(ulp) / 2 else { return nil }
+        func negligible(below floor: Float) -> Bool { 1.001 * exp(Double(floor / temperature - maximum)) < Double(ulp) / 2 }
+        // Raise the floor to just where terms start to round to something, if that checks out.
+        var floor = floor
+        let tight = Float((Double(maximum) + log(Double(ulp) / 2 / 1.001) - 1e-3) * Double(temperature))
+        if tight > floor, tight < ceiling, negligible(below: tight) { floor = tight }
+        guard negligible(below: floor) else { return nil }
         var units = 0
         var halfway = false
         scores.scan(from: floor, below: ceiling) { _, score in
