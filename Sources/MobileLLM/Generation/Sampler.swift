@@ -294,6 +294,9 @@ public struct Sampler: Sendable {
         if continues {
             // expf is within an ulp of exp; 1.001 covers that and the rounding of the quotient below many times.
             let largestOutside = 1.001 * exp(Double(threshold / p.temperature - maximum))
+            if band != nil, let kept = minPWithoutDenominator(ids: ids, values: values, exps: exps, largestOutside: largestOutside) {
+                return kept
+            }
             if let band {
                 guard let sum = bandTotal(band.scores, from: band.floor, below: threshold, after: total, maximum: maximum) else { return nil }
                 total = sum
@@ -339,6 +342,31 @@ public struct Sampler: Sendable {
             continues = false
         }
         return Kept(tokens: ids, probabilities: probabilities, continues: continues)
+    }
+
+    /// Min-p alone (no top-k, top-p 1) compares fl(e / total) with fl(min-p x fl(1 / total)) (the top term e is 1), so
+    /// the denominator only matters for terms within a few ulps of min-p: when every head term `exps` is clearly
+    /// above or below min-p (relative margin 2^-20, far beyond the three roundings) and every term outside the head
+    /// (at most `largestOutside`) is clearly below, the kept set is the head's terms above min-p, whose softmax
+    /// needs no other term. nil when that does not apply.
+    private func minPWithoutDenominator(ids: [Int32], values: [Float], exps: [Float], largestOutside: Double) -> Kept? {
+        let p = parameters
+        guard p.topK == 0 || p.topK >= ids.count, p.topP == 1, p.minP >= 1e-6, exps.count == ids.count, exps.first == 1 else { return nil }
+        let minimum = Double(p.minP)
+        let above = minimum * (1 + 0x1p-20), below = minimum * (1 - 0x1p-20)
+        guard largestOutside < below else { return nil }
+        var tokens: [Int32] = [], kept: [Float] = []
+        for index in exps.indices {
+            let term = Double(exps[index])
+            if term > above {
+                tokens.append(ids[index])
+                kept.append(values[index])
+            } else if term >= below {
+                return nil
+            }
+        }
+        let (survivors, total, _) = Self.exponentials(kept[...])
+        return Kept(tokens: tokens, probabilities: survivors.map { $0 / total }, continues: false)
     }
 
     /// The softmax denominator over all candidates, given `sum`, the running sum (in sorted order) over those
