@@ -29,7 +29,8 @@ struct QuantizeCommand: ParsableCommand {
         `bench --synthetic` builds them, made directly in --type): a file for speed comparisons, e.g. \
         `quantize --synthetic llama-r1-950m --tokenizer DIR --type q4_0 --out r1-shapes.gguf` gives a Llama model \
         with MobileLLM-R1-950M's shapes that llama.cpp loads too (llama.cpp needs the tokenizer: --tokenizer names a \
-        folder with tokenizer.json, such as Llama 3's for these 128,256-token shapes). Its outputs are meaningless. \
+        folder with tokenizer.json, or a GGUF file such as llama.cpp's ggml-vocab-llama-bpe.gguf, Llama 3's tokenizer with \
+        these shapes' 128,256 tokens). Its outputs are meaningless. \
         Shapes: \(SyntheticModel.allCases.map(\.rawValue).joined(separator: ", ")).
         """
     )
@@ -40,7 +41,7 @@ struct QuantizeCommand: ParsableCommand {
     @Option(name: .long, help: "Instead of --model: random weights with the shapes of a known model (see below).")
     var synthetic: String?
 
-    @Option(name: .long, help: "With --synthetic: a folder with tokenizer.json (and tokenizer_config.json) to store in the file.")
+    @Option(name: .long, help: "With --synthetic: the tokenizer to store in the file: a folder with tokenizer.json (and tokenizer_config.json), or a GGUF file whose tokenizer.* metadata is copied.")
     var tokenizer: String?
 
     @Option(name: .long, help: "With --synthetic: the random weights' seed.")

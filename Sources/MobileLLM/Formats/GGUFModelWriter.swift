@@ -82,7 +82,9 @@ public enum GGUFExport {
     /// Writes a model of `shape`'s exact configuration with pseudo-random weights (`Model.synthetic`'s, made directly
     /// in the plan's types) as a GGUF file, for benchmarks that need a file (e.g. the same file in llama.cpp).
     /// `tokenizerDirectory`, a folder with `tokenizer.json` (and optionally `tokenizer_config.json`) whose vocabulary
-    /// fits the shape's, adds the tokenizer metadata llama.cpp needs to load a file; without it the file has none.
+    /// fits the shape's, or a GGUF file whose `tokenizer.*` metadata is copied (llama.cpp's `ggml-vocab-*.gguf`, with
+    /// exactly the shape's vocabulary size), adds the tokenizer llama.cpp needs to load a file; without it the file
+    /// has none.
     /// `general.name` defaults to "synthetic <shape>". Throws as `write(modelAt:to:options:progress:)` does, and
     /// `fileNotFound` when the tokenizer directory has no tokenizer.json.
     @discardableResult
@@ -96,7 +98,21 @@ public enum GGUFExport {
             throw MobileLLMError.unsupported(path: shape.rawValue, feature: "model_type \(c.modelType)")
         }
         var tokenizerFiles: OpenedModelSource.TokenizerFiles?
-        if let tokenizerDirectory {
+        var tokenizerGGUF: GGUFFile?
+        var isDirectory: ObjCBool = false
+        if let tokenizerDirectory, FileManager.default.fileExists(atPath: tokenizerDirectory, isDirectory: &isDirectory), !isDirectory.boolValue {
+            // A GGUF file (such as llama.cpp's ggml-vocab-*.gguf): its tokenizer.* metadata is copied.
+            guard try GGUFFile.hasMagic(path: tokenizerDirectory) else {
+                throw MobileLLMError.invalidFile(path: tokenizerDirectory, field: "(file)", problem: "not a GGUF file and not a folder with tokenizer.json")
+            }
+            let file = try GGUFFile(path: tokenizerDirectory)
+            let count = try file.stringArray("tokenizer.ggml.tokens")?.count ?? 0
+            guard count == c.vocabularySize else {
+                throw MobileLLMError.invalidFile(path: tokenizerDirectory, field: "tokenizer.ggml.tokens",
+                                                 problem: "\(count) tokens; the \(shape.rawValue) shapes have a vocabulary of \(c.vocabularySize)")
+            }
+            tokenizerGGUF = file
+        } else if let tokenizerDirectory {
             let file = URL(fileURLWithPath: tokenizerDirectory).appendingPathComponent("tokenizer.json").path
             let config = URL(fileURLWithPath: tokenizerDirectory).appendingPathComponent("tokenizer_config.json").path
             guard FileManager.default.fileExists(atPath: file) else {
@@ -109,7 +125,7 @@ public enum GGUFExport {
                                            threads: options.threadCount ?? ProcessInfo.processInfo.activeProcessorCount)
         var named = options
         named.name = options.name ?? "synthetic \(shape.rawValue)"
-        let opened = OpenedModelSource(configuration: c, source: source, directory: nil, gguf: nil, tokenizerFiles: tokenizerFiles)
+        let opened = OpenedModelSource(configuration: c, source: source, directory: nil, gguf: tokenizerGGUF, tokenizerFiles: tokenizerFiles)
         return try write(opened: opened, path: "synthetic:\(shape.rawValue)", to: destination, options: named, start: start, progress: progress)
     }
 
