@@ -264,3 +264,31 @@ def test_bench_synthetic_chunked_attention_window():
 def test_bench_usage_errors(model, args):
     result = subprocess.run([str(CLI), "bench", "--model", model, *args], capture_output=True, text=True, timeout=60)
     assert result.returncode == 2 and result.stdout == "", result.stderr
+
+
+def test_quantize_synthetic_writes_a_loadable_gguf(model, tmp_path):
+    out = tmp_path / "synthetic.gguf"
+    # SmolLM2's shapes with random weights; the tokenizer comes from the real SmolLM2 GGUF (same 49,152 tokens).
+    summary = json.loads(run("quantize", "--synthetic", "smollm2-135m", "--tokenizer", model, "--type", "q4_0",
+                             "--out", str(out), "--json", "--quiet").stdout)
+    assert summary["architecture"] == "llama" and summary["types"]["q4_0"] > 0
+    output = generate(str(out), "--prompt", "Hello", "--no-chat-template", "--max-tokens", "3", "--ignore-eos")
+    assert output["generated_tokens"] == 3 and isinstance(output["text"], str)
+    # The same seed writes the same file.
+    again = tmp_path / "again.gguf"
+    run("quantize", "--synthetic", "smollm2-135m", "--tokenizer", model, "--type", "q4_0", "--out", str(again), "--quiet")
+    assert again.read_bytes() == out.read_bytes()
+
+
+@pytest.mark.parametrize("args, code, message", [
+    (["--synthetic", "nope"], 2, "unknown shape"),
+    (["--synthetic", "smollm2-135m", "--model", "x"], 2, "exactly one of --model or --synthetic"),
+    (["--model", "x", "--tokenizer", "y"], 2, "--tokenizer goes with --synthetic"),
+    (["--synthetic", "llama-r1-950m", "--tokenizer", "SMOLLM2"], 1, "field 'tokenizer.ggml.tokens': 49152 tokens"),
+])
+def test_quantize_synthetic_errors(model, tmp_path, args, code, message):
+    args = [model if a == "SMOLLM2" else a for a in args]
+    result = subprocess.run([str(CLI), "quantize", *args, "--type", "q4_0", "--out", str(tmp_path / "x.gguf")],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == code and message in result.stderr, result.stderr
+    assert not (tmp_path / "x.gguf").exists()
