@@ -33,7 +33,16 @@ struct GenerateCommand: ParsableCommand {
         first \\boxed{...}; --extract-boxed prints only the content of the last \\boxed{...} (an empty line, and a \
         note on stderr, when there is none), as math evaluation harnesses read answers.
 
-        Many prompts: --prompts-jsonl FILE --json reads one request per line, {"prompt": "text"} or {"tokens": [ids]},         each with an optional "seed" (an integer >= 0; default --seed) and "max_tokens" (an integer >= 0; default         --max-tokens). A "prompt" becomes tokens exactly as --prompt does (the chat template, --system/--math/        --final-only, --no-chat-template, --chat); "tokens" are fed as they are, as --tokens. Every line is checked         (and tokenized) before any generation: a bad line stops the run with an error naming the file, the line and         the field. The requests then run together through one batch, at most --parallel at a time (continuous         batching: when one ends, the next line starts), and stdout gets one --json object per line, in input order,         with the fields above; the rates are each request's own (its prompt from the moment it joined the batch, its         decode while sharing passes with the others). Greedy outputs are the tokens `generate` gives for that prompt         alone. One line on stderr sums up the run.
+        Many prompts: --prompts-jsonl FILE --json reads one request per line, {"prompt": "text"} or {"tokens": \
+        [ids]}, each with an optional "seed" (an integer >= 0; default --seed) and "max_tokens" (an integer >= 0; \
+        default --max-tokens). A "prompt" becomes tokens exactly as --prompt does (the chat template, \
+        --system/--math/--final-only, --no-chat-template, --chat); "tokens" are fed as they are, as --tokens. Every \
+        line is checked (and tokenized) before any generation: a bad line stops the run with an error naming the \
+        file, the line and the field. The requests then run together through one batch, at most --parallel at a time \
+        (continuous batching: when one ends, the next line starts), and stdout gets one --json object per line, in \
+        input order, with the fields above; the rates are each request's own (its prompt from the moment it joined \
+        the batch, its decode while sharing passes with the others). Greedy outputs are the tokens `generate` gives \
+        for that prompt alone. One line on stderr sums up the run.
         """
     )
 
@@ -48,7 +57,7 @@ struct GenerateCommand: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Many prompts: a JSONL file of {\"prompt\": TEXT} or {\"tokens\": [IDS]} lines, optional \"seed\" and \"max_tokens\"; needs --json.", valueName: "file"))
     var promptsJsonl: String?
 
-    @Option(name: .long, help: "With --prompts-jsonl: most requests generating at once (default 8).")
+    @Option(name: .long, help: "With --prompts-jsonl: most requests generating at once.")
     var parallel: Int = 8
 
     @Option(name: .long, help: "Most tokens to generate.")
