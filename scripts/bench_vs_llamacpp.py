@@ -146,8 +146,13 @@ def compare_batched_and_deep(args):
     def keep(key, value):
         best[key] = max(best.get(key, 0.0), value)
 
+    # mobilellm variants: the default exact mode (f32 activations), and with --int8 also int8 activations (integer dot
+    # products on q8-quantized activations, as llama.cpp computes).
+    variants = {"mobilellm": "exact"}
+    if args.int8:
+        variants["mobilellm int8"] = "int8"
     for repetition in range(args.repetitions):
-        steps = ["llama", "mobilellm"] if repetition % 2 == 0 else ["mobilellm", "llama"]
+        steps = ["llama", *variants] if repetition % 2 == 0 else [*reversed(variants), "llama"]
         for step in steps:
             if step == "llama":
                 if batches:
@@ -156,36 +161,43 @@ def compare_batched_and_deep(args):
                 for d in depths:
                     keep(("depth", d, "llama.cpp"), llama_depth_decode(tools["llama-bench"], args.gguf, t, d, g))
             else:
+                mode = ["--activations", variants[step]]
                 for n in batches:
                     report = mobilellm_bench(args.mobilellm, args.gguf, t, "--batch", n, "--depth", p, "--gen-tokens", g,
-                                             "--prompt-tokens", min(p, 64))
-                    keep(("batch", n, "mobilellm"), report["decode_tok_s"])
+                                             "--prompt-tokens", min(p, 64), *mode)
+                    keep(("batch", n, step), report["decode_tok_s"])
                 for d in depths:
-                    report = mobilellm_bench(args.mobilellm, args.gguf, t, "--depth", d, "--gen-tokens", g, "--prompt-tokens", min(p, 64))
-                    keep(("depth", d, "mobilellm"), report["decode_tok_s"])
+                    report = mobilellm_bench(args.mobilellm, args.gguf, t, "--depth", d, "--gen-tokens", g,
+                                             "--prompt-tokens", min(p, 64), *mode)
+                    keep(("depth", d, step), report["decode_tok_s"])
         print(f"  rep {repetition + 1}: " + ", ".join(f"{k[0]} {k[1]} {k[2]} {v:.1f}" for k, v in sorted(best.items())), file=sys.stderr)
 
     print(f"\n{args.gguf}, {t} threads, {cpu_name()}, best of {args.repetitions}\n")
     rows = []
-    if batches:
-        print(f"Batched decode: N sequences, each after a {p}-token prompt, {g} tokens each (aggregate tok/s; llama.cpp: "
-              f"llama-batched-bench S_TG)\n")
-        print("| batch | mobilellm tok/s | llama.cpp tok/s | ratio |")
-        print("|------:|----------------:|----------------:|------:|")
-        for n in batches:
-            mine, theirs = best[("batch", n, "mobilellm")], best[("batch", n, "llama.cpp")]
-            print(f"| {n:5} | {mine:15.1f} | {theirs:15.1f} | {mine / theirs:5.2f}x |")
-            rows.append({"mode": "batch", "batch": n, "depth": p, "gen_tokens": g, "mobilellm_tok_s": mine, "llama_cpp_tok_s": theirs})
+    header = "| {:>5} | " + " | ".join(f"{name} tok/s" for name in variants) + " | llama.cpp tok/s | " + \
+        " | ".join(f"{name} / llama.cpp" for name in variants) + " |"
+    rule = "|------:|" + "".join("-" * (len(name) + 7) + ":|" for name in variants) + "----------------:|" + \
+        "".join("-" * (len(name) + 13) + ":|" for name in variants)
+
+    def table(kind, sizes, depth_of):
+        print(header.format(kind))
+        print(rule)
+        for size in sizes:
+            theirs = best[(kind, size, "llama.cpp")]
+            mine = [best[(kind, size, name)] for name in variants]
+            print(f"| {size:5} | " + " | ".join(f"{v:{len(name) + 6}.1f}" for v, name in zip(mine, variants)) + f" | {theirs:15.1f} | "
+                  + " | ".join(f"{v / theirs:{len(name) + 11}.2f}x" for v, name in zip(mine, variants)) + " |")
+            rows.append({"mode": kind, "batch": size if kind == "batch" else 1, "depth": depth_of(size), "gen_tokens": g,
+                         "llama_cpp_tok_s": theirs, **{f"{name.replace(' ', '_')}_tok_s": v for v, name in zip(mine, variants)}})
         print()
+
+    if batches:
+        print(f"Batched decode: N sequences, each after its own {p}-token prompt, {g} tokens each (aggregate tok/s; "
+              f"llama.cpp: llama-batched-bench S_TG)\n")
+        table("batch", batches, lambda n: p)
     if depths:
         print(f"Decode after a context: {g} tokens after D tokens (tok/s; llama.cpp: llama-bench -d D)\n")
-        print("| depth | mobilellm tok/s | llama.cpp tok/s | ratio |")
-        print("|------:|----------------:|----------------:|------:|")
-        for d in depths:
-            mine, theirs = best[("depth", d, "mobilellm")], best[("depth", d, "llama.cpp")]
-            print(f"| {d:5} | {mine:15.1f} | {theirs:15.1f} | {mine / theirs:5.2f}x |")
-            rows.append({"mode": "depth", "batch": 1, "depth": d, "gen_tokens": g, "mobilellm_tok_s": mine, "llama_cpp_tok_s": theirs})
-        print()
+        table("depth", depths, lambda d: d)
     if args.json:
         print(json.dumps({"cpu": cpu_name(), "threads": t, "gguf": args.gguf, "rows": rows}))
 
