@@ -32,6 +32,17 @@ struct GenerateCommand: ParsableCommand {
         --final-only uses "\(MathPrompts.finalOnly)". --stop-at-boxed ends the output at the closing brace of the \
         first \\boxed{...}; --extract-boxed prints only the content of the last \\boxed{...} (an empty line, and a \
         note on stderr, when there is none), as math evaluation harnesses read answers.
+
+        Many prompts: --prompts-jsonl FILE --json reads one request per line, {"prompt": "text"} or {"tokens": \
+        [ids]}, each with an optional "seed" (an integer >= 0; default --seed) and "max_tokens" (an integer >= 0; \
+        default --max-tokens). A "prompt" becomes tokens exactly as --prompt does (the chat template, \
+        --system/--math/--final-only, --no-chat-template, --chat); "tokens" are fed as they are, as --tokens. Every \
+        line is checked (and tokenized) before any generation: a bad line stops the run with an error naming the \
+        file, the line and the field. The requests then run together through one batch, at most --parallel at a time \
+        (continuous batching: when one ends, the next line starts), and stdout gets one --json object per line, in \
+        input order, with the fields above; the rates are each request's own (its prompt from the moment it joined \
+        the batch, its decode while sharing passes with the others). Greedy outputs are the tokens `generate` gives \
+        for that prompt alone. One line on stderr sums up the run.
         """
     )
 
@@ -42,6 +53,12 @@ struct GenerateCommand: ParsableCommand {
 
     @Option(name: .long, help: "Prompt as text (needs the model's tokenizer).")
     var prompt: String?
+
+    @Option(name: .long, help: ArgumentHelp("Many prompts: a JSONL file of {\"prompt\": TEXT} or {\"tokens\": [IDS]} lines, optional \"seed\" and \"max_tokens\"; needs --json.", valueName: "file"))
+    var promptsJsonl: String?
+
+    @Option(name: .long, help: "With --prompts-jsonl: most requests generating at once.")
+    var parallel: Int = 8
 
     @Option(name: .long, help: "Most tokens to generate.")
     var maxTokens: Int = 256
@@ -82,7 +99,15 @@ struct GenerateCommand: ParsableCommand {
     var systemMessage: String? { system ?? (math ? MathPrompts.stepByStep : finalOnly ? MathPrompts.finalOnly : nil) }
 
     func validate() throws {
-        guard (tokens == nil) != (prompt == nil) else { throw ValidationError("give exactly one of --tokens or --prompt") }
+        guard [tokens != nil, prompt != nil, promptsJsonl != nil].filter({ $0 }).count == 1 else {
+            throw ValidationError("give exactly one of --tokens, --prompt or --prompts-jsonl")
+        }
+        if promptsJsonl != nil {
+            guard json else { throw ValidationError("--prompts-jsonl prints one JSON object per line: add --json") }
+            guard parallel >= 1, parallel <= Session.batchLimit else {
+                throw ValidationError("--parallel: expected 1...\(Session.batchLimit), found \(parallel)")
+            }
+        }
         guard [system != nil, math, finalOnly].filter({ $0 }).count <= 1 else {
             throw ValidationError("--system, --math and --final-only each set the system message: give one of them")
         }
@@ -104,73 +129,83 @@ struct GenerateCommand: ParsableCommand {
             guard !ids.isEmpty else { throw ValidationError("--tokens: needs at least one token id") }
             return ids
         }
-        let tokenizer = try model.tokenizer()
-        let useTemplate = try !noChatTemplate && (chat || systemMessage != nil || !model.chatTemplate().isBuiltInDefault)
-        let ids: [Int32]
-        if useTemplate {
-            // As transformers' apply_chat_template(tokenize=True): the template writes BOS itself.
-            var messages: [ChatMessage] = []
-            if let systemMessage { messages.append(ChatMessage(role: "system", content: systemMessage)) }
-            messages.append(ChatMessage(role: "user", content: prompt ?? ""))
-            let text = try model.applyChatTemplate(messages, addGenerationPrompt: true)
-            ids = tokenizer.encode(text, addSpecial: false, parseSpecial: true)
-        } else {
-            ids = tokenizer.encode(prompt ?? "", addSpecial: true, parseSpecial: true)
-        }
+        let ids = try textPromptIDs(prompt ?? "", model: model)
         guard !ids.isEmpty else { throw ValidationError("--prompt: the prompt has no tokens") }
         return ids
     }
 
+    /// The ids of a text prompt: wrapped in the chat template (with the options' system message) when the model has
+    /// one or --chat asks for it, as transformers' apply_chat_template(tokenize=True) does (the template writes BOS
+    /// itself); raw text with BOS under --no-chat-template or without a template.
+    func textPromptIDs(_ text: String, model: Model) throws -> [Int32] {
+        let tokenizer = try model.tokenizer()
+        let useTemplate = try !noChatTemplate && (chat || systemMessage != nil || !model.chatTemplate().isBuiltInDefault)
+        if useTemplate {
+            var messages: [ChatMessage] = []
+            if let systemMessage { messages.append(ChatMessage(role: "system", content: systemMessage)) }
+            messages.append(ChatMessage(role: "user", content: text))
+            let rendered = try model.applyChatTemplate(messages, addGenerationPrompt: true)
+            return tokenizer.encode(rendered, addSpecial: false, parseSpecial: true)
+        }
+        return tokenizer.encode(text, addSpecial: true, parseSpecial: true)
+    }
+
+    /// The KV cache size for a prompt of `promptCount` tokens generating up to `maxTokens`.
+    func capacity(promptCount: Int, maxTokens: Int, model: Model) -> Int {
+        contextLength ?? min(model.configuration.maxPositions, promptCount + max(maxTokens, 1))
+    }
+
+    /// The --json object of one generation.
+    func jsonObject(tokens: [Int32], text: GeneratedText, stopReason: String, stats: GenerationStats) -> String {
+        var members: [(key: String, value: TemplateValue)] = [
+            (key: "tokens", value: .ints(tokens)), (key: "text", value: .string(text.hasText ? text.text : nil)),
+            (key: "stop_reason", value: .string(stopReason))]
+        members += stats.jsonMembers
+        if extractBoxed { members.append((key: "boxed", value: .string(BoxedAnswer.lastBoxedContent(in: text.text)))) }
+        return TemplateValue.object(members).jsonText
+    }
+
     func run() throws {
         let model = try modelOptions.load()
-        let ids = try promptIDs(model)
-        let capacity = contextLength ?? min(model.configuration.maxPositions, ids.count + max(maxTokens, 1))
-        let session = try model.makeSession(contextLength: capacity, kvCacheType: modelOptions.kvCache)
         let tokenizer = model.tokenizerFile == nil ? nil : try model.tokenizer()
         if tokenizer == nil, !stop.isEmpty || stopAtBoxed || extractBoxed { throw MobileLLMError.tokenizerMissing(path: model.path) }
+        if let promptsJsonl {
+            try runBatch(path: promptsJsonl, model: model, tokenizer: tokenizer)
+            return
+        }
+        let ids = try promptIDs(model)
+        let session = try model.makeSession(contextLength: capacity(promptCount: ids.count, maxTokens: maxTokens, model: model),
+                                            kvCacheType: modelOptions.kvCache)
         let streams = !json && !extractBoxed
 
         // Text pieces (whole UTF-8 characters, special tokens left out) pass the stopper, then go to stdout; without
         // a tokenizer token ids are printed.
-        var detokenizer = tokenizer?.makeStreamingDetokenizer(skipSpecial: true)
-        var stopper = TextStopper(stopStrings: stop, stopAtBoxed: stopAtBoxed)
-        var text = ""
-        func output(_ piece: String) {
-            text += piece
-            if streams { writeOut(piece) }
-        }
+        var text = GeneratedText(tokenizer: tokenizer, stopStrings: stop, stopAtBoxed: stopAtBoxed)
         let clock = ContinuousClock()
         let start = clock.now
         var firstToken: ContinuousClock.Instant?
         let result = try session.generate(prompt: ids, options: sampling.generationOptions(maxTokens: maxTokens)) { token in
             if firstToken == nil { firstToken = clock.now }
-            guard detokenizer != nil else {
+            guard text.hasText else {
                 if streams { writeOut("\(token) ") }
                 return true
             }
-            let piece = (try? detokenizer?.push(token)) ?? ""
-            output(stopper.push(piece))
-            return stopper.reason == nil
+            let piece = text.push(token)
+            if streams { writeOut(piece) }
+            return text.stopReason == nil
         }
-        if stopper.reason == nil, let rest = detokenizer?.flush() {
-            output(stopper.push(rest))
-            output(stopper.finish())
-        }
+        let rest = text.finish()
+        if streams { writeOut(rest) }
         let end = clock.now
         if firstToken == nil, !result.tokens.isEmpty { firstToken = end }
         let stats = GenerationStats(promptTokens: ids.count, generatedTokens: result.tokens.count,
                                     timeToFirstToken: (firstToken ?? end) - start, total: end - start)
-        let stopReason = stopper.reason?.rawValue ?? result.stopReason.rawValue
-        let boxed = extractBoxed ? BoxedAnswer.lastBoxedContent(in: text) : nil
+        let stopReason = text.stopReason?.rawValue ?? result.stopReason.rawValue
 
         if json {
-            var members: [(key: String, value: TemplateValue)] = [
-                (key: "tokens", value: .ints(result.tokens)), (key: "text", value: .string(tokenizer == nil ? nil : text)),
-                (key: "stop_reason", value: .string(stopReason))]
-            members += stats.jsonMembers
-            if extractBoxed { members.append((key: "boxed", value: .string(boxed))) }
-            emit(TemplateValue.object(members).jsonText)
+            emit(jsonObject(tokens: result.tokens, text: text, stopReason: stopReason, stats: stats))
         } else if extractBoxed {
+            let boxed = BoxedAnswer.lastBoxedContent(in: text.text)
             emit(boxed ?? "")
             if boxed == nil { writeErr("mobilellm: note: the output has no \\boxed{...} answer") }
         } else {

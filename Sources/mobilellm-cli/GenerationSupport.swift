@@ -97,3 +97,44 @@ func writeOut(_ text: String) {
 func writeErr(_ line: String) {
     FileHandle.standardError.write(Data((line + "\n").utf8))
 }
+
+/// The printed text of one generation, as `generate` builds it from token ids: each token's piece (whole UTF-8
+/// characters, special tokens left out) passes the stopper (stop strings, --stop-at-boxed) before it is shown.
+/// Used by the single `generate` and by `generate --prompts-jsonl`, so both print the same text for the same tokens.
+struct GeneratedText {
+    private var detokenizer: StreamingDetokenizer?
+    private var stopper: TextStopper
+    /// Everything shown so far.
+    private(set) var text = ""
+
+    /// Text of `tokenizer` (nil: the model has no tokenizer, and there is no text) with `stopStrings` and, when
+    /// `stopAtBoxed`, the first closed `\boxed{...}` ending it.
+    init(tokenizer: Tokenizer?, stopStrings: [String], stopAtBoxed: Bool) {
+        detokenizer = tokenizer?.makeStreamingDetokenizer(skipSpecial: true)
+        stopper = TextStopper(stopStrings: stopStrings, stopAtBoxed: stopAtBoxed)
+    }
+
+    /// Whether there is text at all (the model has a tokenizer).
+    var hasText: Bool { detokenizer != nil }
+
+    /// Why the text ended early (a stop string or a closed box), nil while it goes on.
+    var stopReason: TextStopper.Reason? { stopper.reason }
+
+    /// Adds the next generated token; returns the text that can be shown now (possibly empty).
+    mutating func push(_ token: Int32) -> String {
+        guard detokenizer != nil else { return "" }
+        let piece = (try? detokenizer?.push(token)) ?? ""
+        let shown = stopper.push(piece)
+        text += shown
+        return shown
+    }
+
+    /// Ends the text after the last token: returns what was held back (incomplete characters, stop-string
+    /// candidates) and can be shown now.
+    mutating func finish() -> String {
+        guard stopper.reason == nil, let rest = detokenizer?.flush() else { return "" }
+        let shown = stopper.push(rest) + stopper.finish()
+        text += shown
+        return shown
+    }
+}

@@ -24,11 +24,28 @@ struct QuantizeCommand: ParsableCommand {
         its RoPE), so the file also runs in llama.cpp; MobileLLM-R1 (llama4_text) files load in mobilellm. The file \
         is written to a temporary name and renamed into place when complete. Progress goes to stderr; --json prints \
         a summary on stdout.
+
+        --synthetic SHAPE writes pseudo-random weights with a known model's exact shapes instead of --model (as \
+        `bench --synthetic` builds them, made directly in --type): a file for speed comparisons, e.g. \
+        `quantize --synthetic llama-r1-950m --tokenizer DIR --type q4_0 --out r1-shapes.gguf` gives a Llama model \
+        with MobileLLM-R1-950M's shapes that llama.cpp loads too (llama.cpp needs the tokenizer: --tokenizer names a \
+        folder with tokenizer.json, or a GGUF file such as llama.cpp's ggml-vocab-llama-bpe.gguf, Llama 3's tokenizer with \
+        these shapes' 128,256 tokens). Its outputs are meaningless. \
+        Shapes: \(SyntheticModel.allCases.map(\.rawValue).joined(separator: ", ")).
         """
     )
 
     @Option(name: .long, help: "A Hugging Face model directory (config.json + *.safetensors) or a .gguf file.")
-    var model: String
+    var model: String?
+
+    @Option(name: .long, help: "Instead of --model: random weights with the shapes of a known model (see below).")
+    var synthetic: String?
+
+    @Option(name: .long, help: "With --synthetic: the tokenizer to store in the file: a folder with tokenizer.json (and tokenizer_config.json), or a GGUF file whose tokenizer.* metadata is copied.")
+    var tokenizer: String?
+
+    @Option(name: .long, help: "With --synthetic: the random weights' seed.")
+    var seed: UInt64 = 1
 
     @Option(name: .long, help: "The GGUF file to write.")
     var out: String
@@ -52,6 +69,11 @@ struct QuantizeCommand: ParsableCommand {
     var quiet = false
 
     func validate() throws {
+        guard (model == nil) != (synthetic == nil) else { throw ValidationError("give exactly one of --model or --synthetic") }
+        if let synthetic, SyntheticModel(rawValue: synthetic) == nil {
+            throw ValidationError("--synthetic: unknown shape \"\(synthetic)\" (known: \(SyntheticModel.allCases.map(\.rawValue).joined(separator: ", ")))")
+        }
+        if synthetic == nil, tokenizer != nil { throw ValidationError("--tokenizer goes with --synthetic (a --model brings its own)") }
         if let threads, threads < 1 || threads > 1024 { throw ValidationError("--threads: expected 1...1024, found \(threads)") }
         guard !out.isEmpty else { throw ValidationError("--out: expected a file path") }
     }
@@ -61,7 +83,7 @@ struct QuantizeCommand: ParsableCommand {
         let interactive = isatty(2) != 0
         var lastReport = 0.0
         let options = GGUFExportOptions(type: type, outputType: keepOutput, name: name, threadCount: threads)
-        let report = try GGUFExport.write(modelAt: model, to: out, options: options) { progress in
+        let onProgress: (GGUFWriteProgress) -> Void = { progress in
             guard !quiet else { return }
             let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
             let done = progress.tensorIndex == progress.tensorCount
@@ -78,6 +100,12 @@ struct QuantizeCommand: ParsableCommand {
                               done ? "" : progress.tensorName)
             let padded = line.padding(toLength: max(line.count, 110), withPad: " ", startingAt: 0)
             FileHandle.standardError.write(Data((interactive ? "\r" + padded + (done ? "\n" : "") : line + "\n").utf8))
+        }
+        let report: GGUFExportReport
+        if let synthetic, let shape = SyntheticModel(rawValue: synthetic) {
+            report = try GGUFExport.write(synthetic: shape, seed: seed, tokenizerDirectory: tokenizer, to: out, options: options, progress: onProgress)
+        } else {
+            report = try GGUFExport.write(modelAt: model ?? "", to: out, options: options, progress: onProgress)
         }
         for note in report.notes {
             FileHandle.standardError.write(Data("mobilellm: note: \(note)\n".utf8))

@@ -76,7 +76,62 @@ public enum GGUFExport {
         let start = DispatchTime.now().uptimeNanoseconds
         try QuantizationPlan.checkWritable(options.plan.projectionType, name: "type")
         try QuantizationPlan.checkWritable(options.plan.outputType, name: "outputType")
-        let opened = try OpenedModelSource(path: path)
+        return try write(opened: OpenedModelSource(path: path), path: path, to: destination, options: options, start: start, progress: progress)
+    }
+
+    /// Writes a model of `shape`'s exact configuration with pseudo-random weights (`Model.synthetic`'s, made directly
+    /// in the plan's types) as a GGUF file, for benchmarks that need a file (e.g. the same file in llama.cpp).
+    /// `tokenizerDirectory`, a folder with `tokenizer.json` (and optionally `tokenizer_config.json`) whose vocabulary
+    /// fits the shape's, or a GGUF file whose `tokenizer.*` metadata is copied (llama.cpp's `ggml-vocab-*.gguf`, with
+    /// exactly the shape's vocabulary size), adds the tokenizer llama.cpp needs to load a file; without it the file
+    /// has none.
+    /// `general.name` defaults to "synthetic <shape>". Throws as `write(modelAt:to:options:progress:)` does, and
+    /// `fileNotFound` when the tokenizer directory has no tokenizer.json.
+    @discardableResult
+    public static func write(synthetic shape: SyntheticModel, seed: UInt64 = 1, tokenizerDirectory: String? = nil, to destination: String,
+                             options: GGUFExportOptions, progress: ((GGUFWriteProgress) -> Void)? = nil) throws -> GGUFExportReport {
+        let start = DispatchTime.now().uptimeNanoseconds
+        try QuantizationPlan.checkWritable(options.plan.projectionType, name: "type")
+        try QuantizationPlan.checkWritable(options.plan.outputType, name: "outputType")
+        let c = shape.configuration
+        guard let architecture = ArchitectureRegistry.architecture(for: c.modelType) else {
+            throw MobileLLMError.unsupported(path: shape.rawValue, feature: "model_type \(c.modelType)")
+        }
+        var tokenizerFiles: OpenedModelSource.TokenizerFiles?
+        var tokenizerGGUF: GGUFFile?
+        var isDirectory: ObjCBool = false
+        if let tokenizerDirectory, FileManager.default.fileExists(atPath: tokenizerDirectory, isDirectory: &isDirectory), !isDirectory.boolValue {
+            // A GGUF file (such as llama.cpp's ggml-vocab-*.gguf): its tokenizer.* metadata is copied.
+            guard try GGUFFile.hasMagic(path: tokenizerDirectory) else {
+                throw MobileLLMError.invalidFile(path: tokenizerDirectory, field: "(file)", problem: "not a GGUF file and not a folder with tokenizer.json")
+            }
+            let file = try GGUFFile(path: tokenizerDirectory)
+            let count = try file.stringArray("tokenizer.ggml.tokens")?.count ?? 0
+            guard count == c.vocabularySize else {
+                throw MobileLLMError.invalidFile(path: tokenizerDirectory, field: "tokenizer.ggml.tokens",
+                                                 problem: "\(count) tokens; the \(shape.rawValue) shapes have a vocabulary of \(c.vocabularySize)")
+            }
+            tokenizerGGUF = file
+        } else if let tokenizerDirectory {
+            let file = URL(fileURLWithPath: tokenizerDirectory).appendingPathComponent("tokenizer.json").path
+            let config = URL(fileURLWithPath: tokenizerDirectory).appendingPathComponent("tokenizer_config.json").path
+            guard FileManager.default.fileExists(atPath: file) else {
+                throw MobileLLMError.fileNotFound(path: file, reason: "the tokenizer directory has no tokenizer.json")
+            }
+            tokenizerFiles = .init(directory: tokenizerDirectory, tokenizerFile: file,
+                                   configFile: FileManager.default.fileExists(atPath: config) ? config : nil)
+        }
+        let source = SyntheticTensorSource(configuration: c, architecture: architecture, seed: seed, plan: options.plan,
+                                           threads: options.threadCount ?? ProcessInfo.processInfo.activeProcessorCount)
+        var named = options
+        named.name = options.name ?? "synthetic \(shape.rawValue)"
+        let opened = OpenedModelSource(configuration: c, source: source, directory: nil, gguf: tokenizerGGUF, tokenizerFiles: tokenizerFiles)
+        return try write(opened: opened, path: "synthetic:\(shape.rawValue)", to: destination, options: named, start: start, progress: progress)
+    }
+
+    /// The conversion of an opened source (`path` names it in errors).
+    private static func write(opened: OpenedModelSource, path: String, to destination: String, options: GGUFExportOptions, start: UInt64,
+                              progress: ((GGUFWriteProgress) -> Void)?) throws -> GGUFExportReport {
         let c = opened.configuration
         guard let architecture = ArchitectureRegistry.architecture(for: c.modelType) else {
             throw MobileLLMError.unsupported(path: path, feature: "model_type \(c.modelType)")
@@ -262,22 +317,23 @@ public enum GGUFExport {
         var notes: [String] = []
         var tokenizerEOS: Int?
         var tokenizerBOS: Int?
-        if let directory = opened.directory, let tokenizerFile = directory.tokenizerFile {
-            let tokenizer = try Tokenizer.load(path: directory.path)
+        if let files = opened.tokenizerFiles {
+            let tokenizerFile = files.tokenizerFile
+            let tokenizer = try Tokenizer.load(path: files.directory)
             let merges = try Tokenizer.mergeStrings(tokenizerJSON: tokenizerFile)
             let exported = try tokenizer.ggufMetadata(vocabularySize: c.vocabularySize, merges: merges, location: tokenizerFile)
             for (key, value) in exported.metadata { try writer.set(key, value) }
             notes += exported.notes
             // llama.cpp also records the unknown and padding tokens.
             for (field, key) in [("unk_token", "tokenizer.ggml.unknown_token_id"), ("pad_token", "tokenizer.ggml.padding_token_id")] {
-                if let configFile = directory.tokenizerConfigFile, let text = try tokenName(field, configFile: configFile),
+                if let configFile = files.configFile, let text = try tokenName(field, configFile: configFile),
                    let id = tokenizer.tokenID(forPiece: text) {
                     try writer.set(key, .uint32(UInt32(id)))
                 }
             }
             tokenizerEOS = tokenizer.eosTokenID.map(Int.init)
             tokenizerBOS = tokenizer.bosTokenID.map(Int.init)
-            if let template = try chatTemplateSource(directory: directory.path, tokenizer: tokenizer), !template.isEmpty {
+            if let template = try chatTemplateSource(directory: files.directory, tokenizer: tokenizer), !template.isEmpty {
                 try writer.set("tokenizer.chat_template", .string(template))
             }
         }
@@ -325,10 +381,25 @@ public enum GGUFExport {
 
 /// A model opened for reading its tensors: a Hugging Face directory or a GGUF file.
 struct OpenedModelSource {
+    /// Where a tokenizer comes from: a folder with tokenizer.json and maybe tokenizer_config.json.
+    struct TokenizerFiles {
+        let directory: String
+        let tokenizerFile: String
+        let configFile: String?
+    }
     let configuration: ModelConfiguration
     let source: TensorSource
     let directory: ModelDirectory?
     let gguf: GGUFFile?
+    let tokenizerFiles: TokenizerFiles?
+
+    init(configuration: ModelConfiguration, source: TensorSource, directory: ModelDirectory?, gguf: GGUFFile?, tokenizerFiles: TokenizerFiles?) {
+        self.configuration = configuration
+        self.source = source
+        self.directory = directory
+        self.gguf = gguf
+        self.tokenizerFiles = tokenizerFiles
+    }
 
     init(path: String) throws {
         var isDirectory: ObjCBool = false
@@ -341,6 +412,7 @@ struct OpenedModelSource {
             source = directory
             self.directory = directory
             gguf = nil
+            tokenizerFiles = directory.tokenizerFile.map { TokenizerFiles(directory: directory.path, tokenizerFile: $0, configFile: directory.tokenizerConfigFile) }
         } else {
             guard try GGUFFile.hasMagic(path: path) else {
                 throw MobileLLMError.invalidFile(path: path, field: "(file)", problem: "not a GGUF file (no 'GGUF' magic) and not a model directory")
@@ -350,6 +422,7 @@ struct OpenedModelSource {
             source = model
             directory = nil
             gguf = model.gguf
+            tokenizerFiles = nil
         }
     }
 }

@@ -123,9 +123,23 @@ public final class KVCache: @unchecked Sendable {
     /// A copy of the cache that shares its pages (see the type's discussion).
     func fork() -> KVCache { KVCache(sharing: self) }
 
-    /// Bytes of K and V, over all layers, for one position.
-    static func bytesPerPosition(configuration c: ModelConfiguration, type: KVCacheType) -> Int {
+    /// Bytes of K and V, over all layers, for one position: layers × 2 × KV heads × the bytes of one head row of
+    /// `type` (head dimension × bytes per element, or Q8_0 blocks).
+    public static func bytesPerPosition(configuration c: ModelConfiguration, type: KVCacheType) -> Int {
         2 * c.layerCount * c.kvHeadCount * type.rowBytes(c.headDimension)
+    }
+
+    /// Bytes of K and V the attention of one token at `position` reads from a cache of `type`, over all layers: a
+    /// layer reads every position `0...position`, or, with a chunked-attention window (Llama-4 `chunkSize`), only
+    /// the positions of the token's own chunk up to it; each position is 2 (K and V) × KV heads × one head row.
+    public static func bytesRead(configuration c: ModelConfiguration, type: KVCacheType, position: Int) -> Int {
+        let perLayer = 2 * c.kvHeadCount * type.rowBytes(c.headDimension)
+        var positions = 0
+        for layer in 0..<c.layerCount {
+            let chunk = layer < c.layers.count ? c.layers[layer].chunkSize : nil
+            positions += chunk.map { $0 > 0 ? position % $0 + 1 : position + 1 } ?? position + 1
+        }
+        return positions * perLayer
     }
 
     /// Bytes the allocated pages occupy (pages shared with a fork count in both).

@@ -13,6 +13,10 @@ public enum SyntheticModel: String, CaseIterable, Sendable {
     case mobileLLMR1_950M = "mobilellm-r1-950m"
     /// SmolLM2-135M: 30 layers, 576 wide, 9 heads / 3 KV heads, MLP 1536, vocabulary 49,152.
     case smolLM2_135M = "smollm2-135m"
+    /// MobileLLM-R1-950M's shapes (22 layers, 1536 wide, 24 heads / 6 KV heads, MLP 6144, vocabulary 128,256) as a
+    /// plain Llama model (no QK norm, no chunked attention), so that its GGUF (`mobilellm quantize --synthetic`)
+    /// also runs in llama.cpp: the speed comparison's model.
+    case llamaR1_950M = "llama-r1-950m"
 
     /// The configuration of the real checkpoint.
     public var configuration: ModelConfiguration {
@@ -29,6 +33,13 @@ public enum SyntheticModel: String, CaseIterable, Sendable {
         case .mobileLLMR1_140M: return r1(layers: 15, hidden: 576, heads: 9, kvHeads: 3, mlp: 2048)
         case .mobileLLMR1_360M: return r1(layers: 15, hidden: 1024, heads: 16, kvHeads: 4, mlp: 4096)
         case .mobileLLMR1_950M: return r1(layers: 22, hidden: 1536, heads: 24, kvHeads: 6, mlp: 6144)
+        case .llamaR1_950M:
+            return ModelConfiguration(
+                modelType: "llama", vocabularySize: 128_256, hiddenSize: 1536, layerCount: 22, headCount: 24, kvHeadCount: 6,
+                headDimension: 64, intermediateSize: 6144, rmsNormEpsilon: 1e-5, ropeTheta: 8_000_000, ropeScaling: .none,
+                ropePairing: .halves, maxPositions: 32_768, tiedEmbeddings: true, attentionBias: false, mlpBias: false,
+                layers: Array(repeating: LayerAttentionSpec(usesRoPE: true, qkNorm: false, chunkSize: nil, temperatureTuning: false), count: 22),
+                attentionTemperatureScale: 0, attentionFloorScale: 1, bosTokenID: 128_000, eosTokenIDs: [128_001, 128_008, 128_009])
         case .smolLM2_135M:
             return ModelConfiguration(
                 modelType: "llama", vocabularySize: 49_152, hiddenSize: 576, layerCount: 30, headCount: 9, kvHeadCount: 3,

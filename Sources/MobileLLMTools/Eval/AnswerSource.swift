@@ -26,6 +26,17 @@ public protocol AnswerSource: AnyObject {
     func respond(to item: EvalItem, sample: Int, seed: UInt64, onToken: (Int) -> Void) throws -> GeneratedResponse
 }
 
+/// A source that generates the samples of many questions together (`EvalRunner.run` with `parallel` > 1).
+public protocol BatchAnswerSource: AnswerSource {
+    /// Generates samples 0..<`samples` of every item (sample k with seed `seed + k`, each the response `respond`
+    /// gives for it), keeping at most `parallel` sequences in flight (an item's samples join together, so one item
+    /// with more samples than `parallel` runs alone). `onResponse(item index, sample, response)` is called as each
+    /// finishes, in any order; `onToken` for each generated token (progress). Throws what generation throws, and what
+    /// `onResponse` throws (the run ends).
+    func respondAll(to items: [EvalItem], samples: Int, seed: UInt64, parallel: Int,
+                    onResponse: (Int, Int, GeneratedResponse) throws -> Void, onToken: () -> Void) throws
+}
+
 /// Canned responses read from a JSONL file, one row per item:
 /// `{"id": "...", "responses": ["text", {"text": "...", "tokens": 12, "stop_reason": "eos"}, ...]}`
 /// — sample k gets the k-th response; a plain string counts its whitespace-separated words as tokens and stops
@@ -77,7 +88,7 @@ public final class ScriptedAnswerSource: AnswerSource {
 /// message of the model's chat template with the generation prompt, tokenized without added special tokens (the
 /// template writes BOS itself), sampled until an end-of-sequence token or the token limit, decoded without special
 /// tokens.
-public final class ModelAnswerSource: AnswerSource {
+public final class ModelAnswerSource: BatchAnswerSource {
     private let model: Model
     private let tokenizer: Tokenizer
     private let maxTokens: Int
@@ -107,15 +118,27 @@ public final class ModelAnswerSource: AnswerSource {
         return ids
     }
 
-    /// Generates the response (see the type's documentation). Throws `invalidArgument` when the prompt does not fit
-    /// the model's context, or what generation throws.
-    public func respond(to item: EvalItem, sample: Int, seed: UInt64, onToken: (Int) -> Void) throws -> GeneratedResponse {
+    /// The prompt of `item` and the most new tokens it may generate; throws `invalidArgument` when the prompt does
+    /// not fit the model's context.
+    private func request(for item: EvalItem) throws -> (ids: [Int32], newTokens: Int) {
         let ids = try prompt(for: item)
         let limit = model.configuration.maxPositions
         guard !ids.isEmpty, ids.count < limit else {
             throw MobileLLMError.invalidArgument(name: "question", problem: "item \"\(item.id)\": the prompt has \(ids.count) tokens; the model's context holds \(limit)")
         }
-        let newTokens = min(maxTokens, limit - ids.count)
+        return (ids, min(maxTokens, limit - ids.count))
+    }
+
+    /// The response for generated `tokens` that stopped for `reason`.
+    private func response(tokens: [Int32], stopReason: StopReason) throws -> GeneratedResponse {
+        let text = try tokenizer.decode(tokens, skipSpecial: true)
+        return GeneratedResponse(text: text.trimmingSpaces(), tokenCount: tokens.count, stopReason: stopReason.rawValue)
+    }
+
+    /// Generates the response (see the type's documentation). Throws `invalidArgument` when the prompt does not fit
+    /// the model's context, or what generation throws.
+    public func respond(to item: EvalItem, sample: Int, seed: UInt64, onToken: (Int) -> Void) throws -> GeneratedResponse {
+        let (ids, newTokens) = try request(for: item)
         let active: Session
         if let current = session, current.capacity >= ids.count + newTokens {
             active = current
@@ -133,7 +156,46 @@ public final class ModelAnswerSource: AnswerSource {
             onToken(count)
             return true
         }
-        let text = try tokenizer.decode(result.tokens, skipSpecial: true)
-        return GeneratedResponse(text: text.trimmingSpaces(), tokenCount: result.tokens.count, stopReason: result.stopReason.rawValue)
+        return try response(tokens: result.tokens, stopReason: result.stopReason)
+    }
+
+    /// Generates every item's samples through one `BatchGenerator` (see `BatchAnswerSource`): each item's prompt is
+    /// fed once and its samples fork it (`BatchGenerator.add(prompt:samples:)`, sample k with seed + k), as many
+    /// items at a time as `parallel` sequences allow; when one item's samples end, the next item joins.
+    public func respondAll(to items: [EvalItem], samples: Int, seed: UInt64, parallel: Int,
+                           onResponse: (Int, Int, GeneratedResponse) throws -> Void, onToken: () -> Void) throws {
+        guard samples >= 1, parallel >= 1 else {
+            throw MobileLLMError.invalidArgument(name: "parallel", problem: "expected samples and parallel >= 1, found \(samples) and \(parallel)")
+        }
+        session = nil  // the one-at-a-time session is not needed
+        let batch = try BatchGenerator(model: model)
+        var owners: [Int: (item: Int, sample: Int)] = [:]
+        var next = 0
+        func admit() throws {
+            while next < items.count {
+                let active = batch.activeCount
+                guard active == 0 || active + samples <= parallel else { return }
+                let (ids, newTokens) = try request(for: items[next])
+                var parameters = sampling
+                parameters.seed = seed
+                let added = try batch.add(prompt: ids, samples: samples, options: GenerationOptions(maxTokens: newTokens, sampling: parameters),
+                                          contextLength: ids.count + newTokens, kvCacheType: kvCacheType)
+                for (sample, id) in added.enumerated() { owners[id] = (next, sample) }
+                next += 1
+            }
+        }
+        try admit()
+        while batch.activeCount > 0 {
+            for event in try batch.step() {
+                switch event {
+                case .token:
+                    onToken()
+                case let .finished(sequence, _, result):
+                    guard let owner = owners.removeValue(forKey: sequence) else { continue }
+                    try onResponse(owner.item, owner.sample, try response(tokens: result.tokens, stopReason: result.stopReason))
+                }
+            }
+            try admit()
+        }
     }
 }

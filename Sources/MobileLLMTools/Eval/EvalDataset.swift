@@ -93,10 +93,12 @@ public enum EvalDataset {
     }
 }
 
-/// JSON Lines reading shared by datasets and scripted responses.
-enum JSONLines {
-    /// The objects of a JSONL file with their 1-based line numbers; blank lines are skipped.
-    static func read(path: String) throws -> [(line: Int, object: TemplateValue)] {
+/// JSON Lines reading shared by datasets, scripted responses and the CLI's `generate --prompts-jsonl`.
+public enum JSONLines {
+    /// The objects of a JSONL file with their 1-based line numbers; blank lines are skipped. Throws
+    /// `fileNotFound` when the file cannot be read, `invalidFile` ("path:line", field "(line)") for a line that is
+    /// not a JSON object.
+    public static func read(path: String) throws -> [(line: Int, object: TemplateValue)] {
         guard let data = FileManager.default.contents(atPath: path) else {
             throw MobileLLMError.fileNotFound(path: path, reason: "cannot read the file")
         }
@@ -120,7 +122,7 @@ enum JSONLines {
 
     /// The first of `keys` present in `row`, as text (a string, or a number; integers without a decimal point); nil
     /// when none is present. Throws `invalidFile` at `location` when the value is of another type.
-    static func text(_ row: TemplateValue, location: String, keys: [String]) throws -> String? {
+    public static func text(_ row: TemplateValue, location: String, keys: [String]) throws -> String? {
         guard let key = keys.first(where: { row[$0] != nil }), let value = row[key] else { return nil }
         switch value {
         case let .string(text): return text

@@ -148,14 +148,32 @@ public enum EvalRunner {
         return (extraction, AnswerGrader.isEquivalent(extraction.text, reference))
     }
 
+    /// One sample's result: `response` scored against `item`'s reference (the one scoring rule of both paths).
+    static func sampleResult(_ response: GeneratedResponse, item: EvalItem, seed: UInt64, includeResponses: Bool) -> EvalSampleResult {
+        let (extraction, correct) = score(response: response.text, reference: item.reference)
+        return EvalSampleResult(seed: seed, answer: extraction?.text, method: extraction?.method, correct: correct,
+                                tokens: response.tokenCount, stopReason: response.stopReason,
+                                response: includeResponses ? response.text : nil)
+    }
+
     /// Runs `items` with `samples` samples each (sample k is sampled with seed `seed + k`, so sample 0 of any item is
     /// what `mobilellm generate --chat --seed <seed>` produces for its question). `onItem` receives each finished
-    /// item (to write `--output` as it goes); `onProgress` is called as tokens arrive. Errors from the source or
-    /// from `onItem` end the run.
+    /// item, in item order (to write `--output` as it goes); `onProgress` is called as tokens arrive. Errors from the
+    /// source or from `onItem` end the run.
+    ///
+    /// With `parallel` > 1 and a source that can batch (`BatchAnswerSource`), the samples of several questions
+    /// generate together, at most `parallel` sequences at a time (a question's K samples join together, sharing one
+    /// prefill of the question); every sample is what the one-at-a-time path generates for it (same seed), and the
+    /// scoring is the same.
     public static func run(task: EvalTask, items: [EvalItem], source: AnswerSource, samples: Int, seed: UInt64,
-                           includeResponses: Bool = false, onItem: (EvalItemResult) throws -> Void = { _ in },
+                           includeResponses: Bool = false, parallel: Int = 1, onItem: (EvalItemResult) throws -> Void = { _ in },
                            onProgress: (EvalProgress) -> Void = { _ in }) throws -> EvalSummary {
         guard samples >= 1 else { throw MobileLLMError.invalidArgument(name: "samples", problem: "expected a count >= 1, found \(samples)") }
+        guard parallel >= 1 else { throw MobileLLMError.invalidArgument(name: "parallel", problem: "expected a count >= 1, found \(parallel)") }
+        if parallel > 1, let batched = source as? BatchAnswerSource {
+            return try runBatched(task: task, items: items, source: batched, samples: samples, seed: seed, includeResponses: includeResponses,
+                                  parallel: parallel, onItem: onItem, onProgress: onProgress)
+        }
         var results: [EvalItemResult] = []
         var correctFirst = 0
         for item in items {
@@ -168,16 +186,52 @@ public enum EvalRunner {
                 }
                 progress(0)
                 let response = try source.respond(to: item, sample: sample, seed: sampleSeed, onToken: progress)
-                let (extraction, correct) = score(response: response.text, reference: item.reference)
-                sampleResults.append(EvalSampleResult(seed: sampleSeed, answer: extraction?.text, method: extraction?.method,
-                                                      correct: correct, tokens: response.tokenCount, stopReason: response.stopReason,
-                                                      response: includeResponses ? response.text : nil))
+                sampleResults.append(sampleResult(response, item: item, seed: sampleSeed, includeResponses: includeResponses))
             }
             let result = EvalItemResult(id: item.id, question: item.question, reference: item.reference, samples: sampleResults)
             if result.samples.first?.correct == true { correctFirst += 1 }
             results.append(result)
             try onItem(result)
         }
+        onProgress(EvalProgress(completedItems: results.count, totalItems: items.count, sample: samples - 1, samples: samples,
+                                tokens: 0, correctFirst: correctFirst))
+        return EvalSummary(task: task, samples: samples, results: results)
+    }
+
+    /// The batched path of `run`: responses arrive in any order; items are reported in order once all their samples
+    /// are in.
+    private static func runBatched(task: EvalTask, items: [EvalItem], source: BatchAnswerSource, samples: Int, seed: UInt64,
+                                   includeResponses: Bool, parallel: Int, onItem: (EvalItemResult) throws -> Void,
+                                   onProgress: (EvalProgress) -> Void) throws -> EvalSummary {
+        var pending = [[EvalSampleResult?]](repeating: [EvalSampleResult?](repeating: nil, count: samples), count: items.count)
+        var results: [EvalItemResult] = []
+        var correctFirst = 0
+        var tokens = 0
+        func progress() {
+            onProgress(EvalProgress(completedItems: results.count, totalItems: items.count, sample: 0, samples: samples,
+                                    tokens: tokens, correctFirst: correctFirst))
+        }
+        progress()
+        try source.respondAll(to: items, samples: samples, seed: seed, parallel: parallel, onResponse: { index, sample, response in
+            let sampleSeed = seed &+ UInt64(sample)
+            pending[index][sample] = sampleResult(response, item: items[index], seed: sampleSeed, includeResponses: includeResponses)
+            // Report every item whose samples are all in, in item order.
+            while results.count < items.count {
+                let next = results.count
+                let done = pending[next].compactMap { $0 }
+                guard done.count == samples else { break }
+                let item = items[next]
+                let result = EvalItemResult(id: item.id, question: item.question, reference: item.reference, samples: done)
+                pending[next] = []
+                if result.samples.first?.correct == true { correctFirst += 1 }
+                results.append(result)
+                try onItem(result)
+            }
+            progress()
+        }, onToken: {
+            tokens += 1
+            progress()
+        })
         onProgress(EvalProgress(completedItems: results.count, totalItems: items.count, sample: samples - 1, samples: samples,
                                 tokens: 0, correctFirst: correctFirst))
         return EvalSummary(task: task, samples: samples, results: results)
