@@ -6,32 +6,9 @@
 #include <vector>
 
 #include "mobilellm.hpp"
-#include "test_support.h"
+#include "test_support.hpp"
 
 using mobilellm::Error;
-
-template <typename F>
-static void expect_error(F &&body, mobilellm_status status, const char *fragment, int line) {
-    test_checks++;
-    try {
-        body();
-        test_failures++;
-        fprintf(stderr, "line %d: no exception, expected %s\n", line, mobilellm_status_name(status));
-    } catch (const Error &error) {
-        if (error.status() != status || std::strstr(error.what(), fragment) == nullptr) {
-            test_failures++;
-            fprintf(stderr, "line %d: got %s \"%s\", expected %s with \"%s\"\n", line, mobilellm_status_name(error.status()),
-                    error.what(), mobilellm_status_name(status), fragment);
-        }
-    }
-}
-#define EXPECT_ERROR(body, status, fragment) expect_error([&] { body; }, status, fragment, __LINE__)
-
-static std::string fixture(const char *name) {
-    char path[1024];
-    test_fixture_path(path, sizeof path, name);
-    return path;
-}
 
 static void golden(const char *name) {
     test_reference reference;

@@ -8,35 +8,12 @@
 #include <vector>
 
 #include "mobilellm.hpp"
-#include "test_support.h"
+#include "test_support.hpp"
 
 using mobilellm::Error;
 
 static_assert(!std::is_copy_constructible_v<mobilellm::Batch>, "Batch is move-only");
 static_assert(std::is_nothrow_move_constructible_v<mobilellm::Batch>, "Batch moves without throwing");
-
-template <typename F>
-static void expect_error(F &&body, mobilellm_status status, const char *fragment, int line) {
-    test_checks++;
-    try {
-        body();
-        test_failures++;
-        fprintf(stderr, "line %d: no exception, expected %s\n", line, mobilellm_status_name(status));
-    } catch (const Error &error) {
-        if (error.status() != status || std::strstr(error.what(), fragment) == nullptr) {
-            test_failures++;
-            fprintf(stderr, "line %d: got %s \"%s\", expected %s with \"%s\"\n", line, mobilellm_status_name(error.status()),
-                    error.what(), mobilellm_status_name(status), fragment);
-        }
-    }
-}
-#define EXPECT_ERROR(body, status, fragment) expect_error([&] { body; }, status, fragment, __LINE__)
-
-static std::string fixture(const char *name) {
-    char path[1024];
-    test_fixture_path(path, sizeof path, name);
-    return path;
-}
 
 static const std::vector<std::vector<int32_t>> prompts = {
     {1, 17, 42, 99}, {5}, {200, 201, 202, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 300, 301, 302}, {7, 7, 7, 8, 8}};
