@@ -85,10 +85,7 @@ struct BenchCommand: ParsableCommand {
     var measureBandwidth = false
 
     func validate() throws {
-        guard (model == nil) != (synthetic == nil) else { throw ValidationError("give exactly one of --model or --synthetic") }
-        if let synthetic, SyntheticModel(rawValue: synthetic) == nil {
-            throw ValidationError("--synthetic: unknown shape \"\(synthetic)\" (known: \(SyntheticModel.allCases.map(\.rawValue).joined(separator: ", ")))")
-        }
+        try validateModelSource(model: model, synthetic: synthetic)
         guard promptTokens >= 1, genTokens >= 0, repetitions >= 1 else {
             throw ValidationError("--prompt-tokens must be >= 1, --gen-tokens >= 0 and --repetitions >= 1")
         }

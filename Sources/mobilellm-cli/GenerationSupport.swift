@@ -138,3 +138,11 @@ struct GeneratedText {
         return shown
     }
 }
+
+/// The `--model` / `--synthetic` rule of `bench` and `quantize`: exactly one of them, and a known synthetic shape.
+func validateModelSource(model: String?, synthetic: String?) throws {
+    guard (model == nil) != (synthetic == nil) else { throw ValidationError("give exactly one of --model or --synthetic") }
+    if let synthetic, SyntheticModel(rawValue: synthetic) == nil {
+        throw ValidationError("--synthetic: unknown shape \"\(synthetic)\" (known: \(SyntheticModel.allCases.map(\.rawValue).joined(separator: ", ")))")
+    }
+}

@@ -69,10 +69,7 @@ struct QuantizeCommand: ParsableCommand {
     var quiet = false
 
     func validate() throws {
-        guard (model == nil) != (synthetic == nil) else { throw ValidationError("give exactly one of --model or --synthetic") }
-        if let synthetic, SyntheticModel(rawValue: synthetic) == nil {
-            throw ValidationError("--synthetic: unknown shape \"\(synthetic)\" (known: \(SyntheticModel.allCases.map(\.rawValue).joined(separator: ", ")))")
-        }
+        try validateModelSource(model: model, synthetic: synthetic)
         if synthetic == nil, tokenizer != nil { throw ValidationError("--tokenizer goes with --synthetic (a --model brings its own)") }
         if let threads, threads < 1 || threads > 1024 { throw ValidationError("--threads: expected 1...1024, found \(threads)") }
         guard !out.isEmpty else { throw ValidationError("--out: expected a file path") }
