@@ -115,7 +115,10 @@ enum mobilellm_status_code {
     /** A bug in mobilellm; the message says where. */
     MOBILELLM_ERROR_INTERNAL = 14,
     /** A chat template failed to compile or render (the message gives the template, line and column). */
-    MOBILELLM_ERROR_TEMPLATE = 15
+    MOBILELLM_ERROR_TEMPLATE = 15,
+    /** A grammar or JSON Schema failed to compile (the message gives the rule, line and column, or the schema's
+     *  JSON pointer). Added in ABI v1. */
+    MOBILELLM_ERROR_GRAMMAR = 16
 };
 
 /** A short constant name for a status ("MOBILELLM_ERROR_CONTEXT_FULL"); "unknown status" for other values.

@@ -20,6 +20,12 @@ public enum MobileLLMError: Error, Equatable, Sendable, CustomStringConvertible 
     /// A chat template failed to compile or render; `path` names the template (a file or a config field),
     /// `line` and `column` (1-based) the construct at fault.
     case template(path: String, line: Int, column: Int, message: String)
+    /// A grammar (GBNF, or the grammar a JSON Schema compiles to) failed to compile: `rule` names the rule at fault
+    /// ("" before the first rule), `line` and `column` (1-based) the place in the grammar text.
+    case grammar(rule: String, line: Int, column: Int, message: String)
+    /// A JSON Schema uses something outside the supported subset or is malformed; `pointer` is the JSON pointer
+    /// (RFC 6901, "" for the root) of the offending schema value.
+    case jsonSchema(pointer: String, message: String)
 
     public var description: String {
         switch self {
@@ -41,6 +47,10 @@ public enum MobileLLMError: Error, Equatable, Sendable, CustomStringConvertible 
             return "\(path): \(reason)"
         case let .template(path, line, column, message):
             return "\(path): line \(line) column \(column): \(message)"
+        case let .grammar(rule, line, column, message):
+            return "grammar: line \(line) column \(column)\(rule.isEmpty ? "" : " (rule '\(rule)')"): \(message)"
+        case let .jsonSchema(pointer, message):
+            return "JSON Schema at '\(pointer.isEmpty ? "#" : "#" + pointer)': \(message)"
         }
     }
 }

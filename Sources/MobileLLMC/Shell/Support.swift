@@ -61,6 +61,7 @@ struct ABIError: Error {
         case .cancelled: code = MOBILELLM_ERROR_CANCELLED
         case .io: code = MOBILELLM_ERROR_IO
         case .template: code = MOBILELLM_ERROR_TEMPLATE
+        case .grammar, .jsonSchema: code = MOBILELLM_ERROR_GRAMMAR
         @unknown default: code = MOBILELLM_ERROR_INVALID_ARGUMENT
         }
         self.init(status: Int32(code.rawValue), message: error.description)
