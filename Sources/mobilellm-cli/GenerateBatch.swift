@@ -113,7 +113,7 @@ extension GenerateCommand {
         while batch.activeCount > 0 {
             for event in try batch.step() {
                 switch event {
-                case let .token(sequence, token, _):
+                case let .token(sequence, token, _, _):
                     guard var state = running[sequence] else { continue }
                     if state.firstToken == nil { state.firstToken = clock.now }
                     _ = state.text.push(token)
@@ -121,7 +121,7 @@ extension GenerateCommand {
                     // single `generate` stops when its callback declines.
                     if state.text.stopReason != nil { batch.cancel(sequence) }
                     running[sequence] = state
-                case let .finished(sequence, _, result):
+                case let .finished(sequence, _, _, result):
                     guard var state = running.removeValue(forKey: sequence) else { continue }
                     _ = state.text.finish()
                     let end = clock.now

@@ -88,8 +88,8 @@ struct BatchTests {
             var results: [Int: BatchResult] = [:]
             try batch.run { event in
                 switch event {
-                case let .token(sequence, token, _): streamed[sequence, default: []].append(token)
-                case let .finished(sequence, _, result): results[sequence] = result
+                case let .token(sequence, token, _, _): streamed[sequence, default: []].append(token)
+                case let .finished(sequence, _, _, result): results[sequence] = result
                 }
                 return true
             }
@@ -118,7 +118,7 @@ struct BatchTests {
             if steps % 3 == 2, order.count < prompts.count {
                 order.append(try batch.add(prompt: prompts[order.count], options: options, contextLength: 1024))
             }
-            for case let .finished(sequence, _, result) in try batch.step() { results[sequence] = result.tokens }
+            for case let .finished(sequence, _, _, result) in try batch.step() { results[sequence] = result.tokens }
             steps += 1
         }
         for (index, id) in order.enumerated() { #expect(results[id] == expected[index], "sequence \(index)") }
@@ -138,7 +138,7 @@ struct BatchTests {
         var rowsPerStep: [Int] = []
         while batch.activeCount > 0 {
             let before = batch.activeCount
-            for case let .finished(sequence, _, result) in try batch.step() { results[sequence] = result }
+            for case let .finished(sequence, _, _, result) in try batch.step() { results[sequence] = result }
             rowsPerStep.append(before)
         }
         for (index, id) in ids.enumerated() {
@@ -166,7 +166,7 @@ struct BatchTests {
         fed[try batch.add(prompt: prompts[1], options: options, contextLength: 1024)] = prompts[1]
         var checked = 0
         while batch.activeCount > 0 {
-            for case let .token(sequence, token, _) in try batch.step() {
+            for case let .token(sequence, token, _, _) in try batch.step() {
                 let tokens = fed[sequence] ?? []
                 let alone = try Self.aloneLogits(model, tokens)
                 #expect(batch.logits(of: sequence) == Array(alone.suffix(vocabulary)), "sequence \(sequence) after \(tokens.count) tokens")
@@ -258,7 +258,7 @@ struct BatchTests {
             case .token:
                 tokensSeen += 1
                 if tokensSeen == 3 { batch.cancel(ids[1]) }
-            case let .finished(sequence, _, result): results[sequence] = result
+            case let .finished(sequence, _, _, result): results[sequence] = result
             }
             return true
         }
@@ -271,7 +271,7 @@ struct BatchTests {
         let second = try prompts.map { try all.add(prompt: $0, options: options, contextLength: 1024) }
         var ended: [Int: StopReason] = [:]
         try all.run { event in
-            if case let .finished(sequence, _, result) = event { ended[sequence] = result.stopReason }
+            if case let .finished(sequence, _, _, result) = event { ended[sequence] = result.stopReason }
             return false  // stop everything at the first event
         }
         #expect(second.allSatisfy { ended[$0] != nil })
@@ -281,7 +281,7 @@ struct BatchTests {
         let late = try all.add(prompt: prompts[0], options: options, contextLength: 1024)
         var lateResult: BatchResult?
         try all.run { event in
-            if case let .finished(sequence, _, result) = event, sequence == late { lateResult = result }
+            if case let .finished(sequence, _, _, result) = event, sequence == late { lateResult = result }
             return true
         }
         #expect(lateResult?.tokens == expected)
@@ -306,7 +306,7 @@ struct BatchTests {
         #expect(throws: MobileLLMError.self) { try batch.add(session: session, prompt: [4]) }
         var reasons: [StopReason] = []
         try batch.run { event in
-            if case let .finished(_, _, result) = event { reasons.append(result.stopReason) }
+            if case let .finished(_, _, _, result) = event { reasons.append(result.stopReason) }
             return true
         }
         #expect(reasons == [.maxTokens])
@@ -317,7 +317,7 @@ struct BatchTests {
         _ = try batch.add(session: small, prompt: [1, 2, 3], options: GenerationOptions(maxTokens: 50, ignoreEOS: true))
         var full: BatchResult?
         try batch.run { event in
-            if case let .finished(_, _, result) = event { full = result }
+            if case let .finished(_, _, _, result) = event { full = result }
             return true
         }
         #expect(full?.stopReason == .contextFull)

@@ -6,15 +6,24 @@ public struct ChatMessage: Sendable, Equatable {
     public var role: String
     /// What is said.
     public var content: String
+    /// An assistant message's reasoning, kept apart from `content` (templates see it as `reasoning_content`, and
+    /// `thinking`/`reasoning` too; templates that do not use it leave it out of the prompt). nil: none.
+    public var reasoningContent: String?
 
     /// Makes a message.
-    public init(role: String, content: String) {
+    public init(role: String, content: String, reasoningContent: String? = nil) {
         self.role = role
         self.content = content
+        self.reasoningContent = reasoningContent
     }
 
-    /// The message as a template sees it: `{"role": ..., "content": ...}`.
-    public var templateValue: TemplateValue { .message(role: role, content: content) }
+    /// The message as a template sees it: `{"role": ..., "content": ...}`, plus `"reasoning_content": ...` when
+    /// `reasoningContent` is set.
+    public var templateValue: TemplateValue {
+        guard let reasoningContent else { return .message(role: role, content: content) }
+        return .object([(key: "role", value: .string(role)), (key: "content", value: .string(content)),
+                        (key: "reasoning_content", value: .string(reasoningContent))])
+    }
 }
 
 /// A compiled Hugging Face chat template: the Jinja subset real templates use, rendered byte-identically to

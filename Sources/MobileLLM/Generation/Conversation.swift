@@ -14,8 +14,12 @@ public enum ContextOverflowPolicy: Sendable, Equatable {
 /// The outcome of one `Conversation.send`.
 public struct ConversationTurn: Sendable, Equatable {
     /// The assistant's reply as text (the generated tokens decoded without special tokens); also appended to
-    /// `Conversation.messages`.
+    /// `Conversation.messages`. With `GenerationOptions.reasoning` it is the answer alone (leading newlines trimmed),
+    /// and the thought is in `reasoning`.
     public var reply: String
+    /// With `GenerationOptions.reasoning`: the reply's reasoning (surrounding newlines trimmed), kept in the history as
+    /// the message's `reasoningContent` rather than in its content. "" otherwise.
+    public var reasoning: String = ""
     /// The generated token ids (an end-of-sequence token that ended the reply is included).
     public var tokens: [Int32]
     /// Why the reply ended; `.callback` when the text callback returned false or the turn was cancelled.
@@ -140,11 +144,91 @@ public final class Conversation: @unchecked Sendable {
         let saved = messages
         messages.append(ChatMessage(role: "user", content: userText))
         do {
+            if options.reasoning != nil {
+                return try answerWithChannels(options: options, onPiece: { piece in
+                    piece.channel == .marker || piece.text.isEmpty ? true : try onText(piece.text)
+                }, restoring: saved)
+            }
             return try answer(options: options, onText: onText, restoring: saved)
         } catch {
             messages = saved
             throw error
         }
+    }
+
+    /// Like `send(_:options:onText:)`, streaming the reply as pieces tagged with their channel (see
+    /// `Session.generateText(prompt:options:onPiece:)`; the pieces include special tokens' text and, with
+    /// `options.reasoning`, the thought and its markers). With `options.reasoning`, the thought stays out of the
+    /// message content: the assistant message stores the answer as its content and the thought as
+    /// `reasoningContent` (rendered as `reasoning_content` by templates that use it, such as Qwen3's; others drop it).
+    /// A template whose generation prompt opens `<think>` starts the reply inside the thought.
+    @discardableResult
+    public func send(_ userText: String, options: GenerationOptions = GenerationOptions(),
+                     onPiece: (GeneratedPiece) throws -> Bool) throws -> ConversationTurn {
+        control.withLock { $0 = (running: true, requested: false) }
+        defer { control.withLock { $0 = (running: false, requested: false) } }
+        let saved = messages
+        messages.append(ChatMessage(role: "user", content: userText))
+        do {
+            return try answerWithChannels(options: options, onPiece: onPiece, restoring: saved)
+        } catch {
+            messages = saved
+            throw error
+        }
+    }
+
+    /// `answer` through `Session.generateText`'s pieces: the reply split into reasoning and answer.
+    private func answerWithChannels(options: GenerationOptions, onPiece: (GeneratedPiece) throws -> Bool,
+                                    restoring saved: [ChatMessage]) throws -> ConversationTurn {
+        let (prompt, dropped) = try fittingPrompt(reply: options.maxTokens)
+        var reused = zip(prompt, session.tokens).prefix { $0 == $1 }.count
+        reused = min(reused, prompt.count - 1)  // the last prompt token must be fed to get its logits
+        try session.rewind(to: reused)
+        // The decoder sees the whole sequence (cached prefix included) to tell whether the prompt opened a thought.
+
+        let clock = ContinuousClock()
+        let start = clock.now
+        var firstToken: ContinuousClock.Instant?
+        var generated: [Int32] = []
+        var reasoning = "", answerText = ""
+        var stopReason = StopReason.callback
+        var cancelled = false
+        do {
+            let result = try session.generateText(prompt: Array(prompt[reused...]), options: options) { piece in
+                if let token = piece.token {
+                    if firstToken == nil { firstToken = clock.now }
+                    if control.withLock({ $0.requested }) {
+                        cancelled = true
+                        return false
+                    }
+                    generated.append(token)
+                }
+                if piece.channel == .reasoning { reasoning += piece.text }
+                if piece.channel == .answer { answerText += piece.text }
+                return try onPiece(piece)
+            }
+            generated = result.generation.tokens
+            reasoning = result.reasoning
+            answerText = result.answer
+            stopReason = cancelled ? .callback : result.generation.stopReason
+        } catch MobileLLMError.cancelled {
+            cancelled = true
+        }
+        if firstToken == nil, !generated.isEmpty { firstToken = clock.now }
+        let end = clock.now
+        let reply = options.reasoning == nil ? answerText : String(answerText.drop { $0 == "\n" })
+        let thought = reasoning.trimmingCharacters(in: CharacterSet(charactersIn: "\n"))
+        if cancelled && generated.isEmpty {
+            messages = saved
+        } else {
+            messages.append(ChatMessage(role: "assistant", content: reply,
+                                        reasoningContent: options.reasoning == nil ? nil : thought))
+        }
+        var turn = ConversationTurn(reply: reply, tokens: generated, stopReason: stopReason, cancelled: cancelled,
+                                    promptTokenCount: prompt.count, reusedTokenCount: reused, fedTokenCount: prompt.count - reused,
+                                    droppedMessageCount: dropped, timeToFirstToken: (firstToken ?? end) - start, duration: end - start)
+        turn.reasoning = options.reasoning == nil ? "" : thought
+        return turn
     }
 
     /// Generates the reply to the conversation as it stands (its last message is the new user message); `saved` is

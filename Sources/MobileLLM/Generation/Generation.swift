@@ -12,6 +12,9 @@ public enum StopReason: String, Sendable {
     case stopString = "stop"
     /// The sequence was cancelled (`BatchGenerator.cancel`; a cancelled `Session` call throws `cancelled` instead).
     case cancelled = "cancelled"
+    /// The grammar (`GenerationOptions.grammar`) matched a whole string and nothing more could follow, or no token
+    /// was allowed next.
+    case grammar = "grammar"
 }
 
 /// Settings of one generation.
@@ -24,19 +27,52 @@ public struct GenerationOptions: Sendable {
     public var stopTokenIDs: [Int]?
     /// Keep going past end-of-sequence tokens.
     public var ignoreEOS: Bool
-    /// Strings that end generation when they appear in the text (`generateText`; empty strings are ignored). The
-    /// text ends just before the first one to complete, wherever token and UTF-8 boundaries fall.
+    /// Strings that end generation when they appear in the text (empty strings are ignored). The text ends just
+    /// before the first one to complete, wherever token and UTF-8 boundaries fall. They match anywhere in the text,
+    /// reasoning included.
     public var stopStrings: [String]
+    /// How thoughts are recognized, split off and bounded (nil: no split; all text is answer). Needs a tokenizer.
+    public var reasoning: ReasoningOptions?
+    /// A grammar the generated text must follow (nil: none). Tokens the grammar does not allow next are masked
+    /// (-inf) before sampling; generation ends with `.grammar` when the grammar is complete and nothing more may
+    /// follow (or nothing at all is allowed). End-of-sequence tokens are allowed exactly when the grammar may end.
+    /// With `reasoning` set, the grammar constrains only the answer: it starts with the first token after the one
+    /// that completes the end marker (the thought itself, and any text of that same token after the marker, are
+    /// unconstrained). Needs a tokenizer.
+    public var grammar: Grammar?
+    /// Added to a token's logit before sampling, by token id; `-Float.infinity` bans the token.
+    public var logitBias: [Int32: Float]
+    /// Like `logitBias`, by piece: applies to every token whose vocabulary spelling (`Tokenizer.tokenPiece`, such as
+    /// `Ġthe`) or whose decoded text (such as ` the`) equals the key. A key that matches no token is an
+    /// `invalidArgument` error. When an id gets a bias from both, the two add up.
+    public var logitBiasPieces: [String: Float]
+    /// Log-probabilities of the generated tokens (nil: off; 0: only the chosen token's; 1...20: also the top n
+    /// alternatives). See `TokenLogprob` for the distribution they come from.
+    public var logprobs: Int?
+    /// Compute log-probabilities from the raw logits (log-softmax before bias, bans, grammar, penalties and
+    /// temperature) instead of from the distribution sampled from.
+    public var rawLogprobs: Bool
 
     /// Options; greedy decoding of up to 256 tokens unless told otherwise.
     public init(maxTokens: Int = 256, sampling: SamplingParameters = .greedy, stopTokenIDs: [Int]? = nil, ignoreEOS: Bool = false,
-                stopStrings: [String] = []) {
+                stopStrings: [String] = [], reasoning: ReasoningOptions? = nil, grammar: Grammar? = nil,
+                logitBias: [Int32: Float] = [:], logitBiasPieces: [String: Float] = [:], logprobs: Int? = nil,
+                rawLogprobs: Bool = false) {
         self.maxTokens = maxTokens
         self.sampling = sampling
         self.stopTokenIDs = stopTokenIDs
         self.ignoreEOS = ignoreEOS
         self.stopStrings = stopStrings
+        self.reasoning = reasoning
+        self.grammar = grammar
+        self.logitBias = logitBias
+        self.logitBiasPieces = logitBiasPieces
+        self.logprobs = logprobs
+        self.rawLogprobs = rawLogprobs
     }
+
+    /// Test hook: builds the token constraint instead of `grammar` (a test double of `GrammarConstraint`).
+    var constraintFactory: (@Sendable (Tokenizer, Set<Int32>) throws -> any TokenConstraint)?
 }
 
 /// The result of a generation with its text (`Session.generateText`).
@@ -44,42 +80,80 @@ public struct TextGenerationResult: Sendable {
     /// The tokens and why generation stopped (`.stopString` when a stop string ended it).
     public var generation: GenerationResult
     /// The generated text (special tokens as their text), without an end-of-sequence token that stopped generation
-    /// and cut before a stop string.
+    /// and cut before a stop string. It is `reasoning`, `answer` and the markers interleaved as generated.
     public var text: String
+    /// The text inside thoughts, markers excluded ("" without `GenerationOptions.reasoning`).
+    public var reasoning: String
+    /// The text outside thoughts, markers excluded (all of `text` without `GenerationOptions.reasoning`).
+    public var answer: String
+    /// Generated tokens read while a thought was open (see `ReasoningOptions` for how markers count).
+    public var reasoningTokenCount: Int { generation.reasoningTokenCount }
+    /// What happened along the way without ending generation (a reasoning budget running out).
+    public var events: [GenerationEvent] { generation.events }
+
+    /// A result.
+    public init(generation: GenerationResult, text: String, reasoning: String = "", answer: String? = nil) {
+        self.generation = generation
+        self.text = text
+        self.reasoning = reasoning
+        self.answer = answer ?? text
+    }
 }
 
 /// The result of a generation.
 public struct GenerationResult: Sendable {
-    /// Generated token ids, in order (an end-of-sequence token that stopped generation is included).
+    /// Generated token ids, in order (an end-of-sequence token that stopped generation is included, and so are
+    /// forced tokens of a reasoning budget's closing text).
     public var tokens: [Int32]
     /// Why generation stopped.
     public var stopReason: StopReason
     /// Prompt tokens fed.
     public var promptTokenCount: Int
+    /// One entry per token of `tokens` when `GenerationOptions.logprobs` is set (forced tokens get logprob 0), else
+    /// empty.
+    public var logprobs: [TokenLogprob] = []
+    /// Generated tokens read while a thought was open (0 without `GenerationOptions.reasoning`).
+    public var reasoningTokenCount: Int = 0
+    /// What happened along the way without ending generation (a reasoning budget running out).
+    public var events: [GenerationEvent] = []
+
+    /// A result.
+    public init(tokens: [Int32], stopReason: StopReason, promptTokenCount: Int, logprobs: [TokenLogprob] = [],
+                reasoningTokenCount: Int = 0, events: [GenerationEvent] = []) {
+        self.tokens = tokens
+        self.stopReason = stopReason
+        self.promptTokenCount = promptTokenCount
+        self.logprobs = logprobs
+        self.reasoningTokenCount = reasoningTokenCount
+        self.events = events
+    }
 }
 
 extension Session {
     /// Feeds `prompt` and produces up to `options.maxTokens` tokens. `onToken` sees each token as it is chosen (but not
-    /// an end-of-sequence token that ends generation) and returns false to stop. The session keeps the prompt and every generated token but the last one in its cache,
+    /// an end-of-sequence token that ends generation; forced tokens of a reasoning budget's closing text too) and
+    /// returns false to stop. The session keeps the prompt and every generated token but the last one in its cache,
     /// so a follow-up `feed` should start with `result.tokens.last`.
     ///
     /// Throws what `feed` throws (`invalidArgument`, `contextFull` when the prompt alone does not fit, `cancelled`; the
-    /// session then holds what was fed before).
+    /// session then holds what was fed before), `invalidArgument` for bad options, and `tokenizerMissing` when
+    /// reasoning, a grammar or piece biases need a tokenizer the model lacks.
     @discardableResult
     public func generate(prompt: [Int32], options: GenerationOptions = GenerationOptions(),
                          onToken: (Int32) throws -> Bool = { _ in true }) throws -> GenerationResult {
-        try run { try generateRunning(prompt: prompt, options: options, onToken: onToken) }
+        try run {
+            try generateRunning(prompt: prompt, options: options, streamText: false) { step in try onToken(step.token ?? -1) }.result
+        }
     }
 
-    private func generateRunning(prompt: [Int32], options: GenerationOptions, onToken: (Int32) throws -> Bool) throws -> GenerationResult {
-        guard options.maxTokens >= 0 else {
-            throw MobileLLMError.invalidArgument(name: "maxTokens", problem: "expected a count >= 0, found \(options.maxTokens)")
-        }
-        var sampler = try Sampler(options.sampling)
-        let stops = Set(options.stopTokenIDs ?? model.eosTokenIDs)
+    /// The generation loop every `generate*` call runs: feeds the prompt, then asks a `SequenceDecoder` for tokens
+    /// and feeds them until it stops. `onStep` sees every emitted token but a stopping end-of-sequence token.
+    private func generateRunning(prompt: [Int32], options: GenerationOptions, streamText: Bool,
+                                 onStep: (DecodeStep) throws -> Bool) throws -> (result: GenerationResult, decoder: SequenceDecoder) {
         guard !prompt.isEmpty || position > 0 else {
             throw MobileLLMError.invalidArgument(name: "prompt", problem: "empty, and the session holds no tokens to continue from")
         }
+        var decoder = try SequenceDecoder(model: model, options: options, context: tokens + prompt, streamText: streamText)
         var logits: Logits
         if prompt.isEmpty {
             // Continue from the cache: recompute the last position's logits. A failed recomputation (a cancel) leaves
@@ -95,84 +169,78 @@ extension Session {
         } else {
             logits = try feed(prompt)
         }
-        var result = GenerationResult(tokens: [], stopReason: .maxTokens, promptTokenCount: prompt.count)
-        while result.tokens.count < options.maxTokens {
-            let token = sampler.sample(logits.last, history: tokens)
-            result.tokens.append(token)
-            if !options.ignoreEOS, stops.contains(Int(token)) {
-                result.stopReason = .endOfSequence
-                break
-            }
-            if try !onToken(token) {
-                result.stopReason = .callback
-                break
-            }
-            if result.tokens.count == options.maxTokens { break }
-            if position >= capacity {
-                result.stopReason = .contextFull
-                break
-            }
-            logits = try feed([token])
+        var stopReason = StopReason.maxTokens
+        generation: while options.maxTokens > 0 {
+            var pending: [Int32] = []
+            repeat {
+                let step = decoder.next(logits: logits.last, history: tokens, room: capacity - position - pending.count)
+                if let token = step.token, step.stop != .endOfSequence {
+                    if try !onStep(step) {
+                        stopReason = .callback
+                        break generation
+                    }
+                    pending.append(token)
+                }
+                if let stop = step.stop {
+                    stopReason = stop
+                    break generation
+                }
+            } while !decoder.needsLogits
+            logits = try feed(pending)
         }
-        return result
+        let result = GenerationResult(tokens: decoder.tokens, stopReason: stopReason, promptTokenCount: prompt.count,
+                                      logprobs: decoder.logprobs, reasoningTokenCount: decoder.reasoningTokenCount,
+                                      events: decoder.events)
+        return (result, decoder)
+    }
+
+    /// Generates like `generate` and streams the text as pieces (see `GeneratedPiece`): for each generated token but
+    /// an end-of-sequence token that ends generation, one or more pieces (the first carries the token and its
+    /// logprob; a token whose text spans channels gives one piece per channel); text held back for a stop string or
+    /// a reasoning marker comes last in pieces without a token. Returning false stops generation (`.callback`) after
+    /// the token's remaining pieces. The concatenated pieces equal the result's `text`; those of channel `reasoning`
+    /// its `reasoning`, those of channel `answer` its `answer`.
+    ///
+    /// Throws what `generate` throws, and `unsupported` when the model has no tokenizer.
+    @discardableResult
+    public func generateText(prompt: [Int32], options: GenerationOptions = GenerationOptions(),
+                             onPiece: (GeneratedPiece) throws -> Bool) throws -> TextGenerationResult {
+        try generateTextRunning(prompt: prompt, options: options, onToken: { step in
+            var go = true
+            for piece in step.pieces where try !onPiece(piece) { go = false }
+            return go
+        }, onRest: { _, pieces in
+            for piece in pieces { _ = try onPiece(piece) }
+        })
     }
 
     /// Generates like `generate` and streams the text: `onText(token, piece)` gets, for each generated token but an
     /// end-of-sequence token that ends generation, the text that can be shown now. A piece holds whole UTF-8
-    /// characters only, and text that could begin a stop string is held back until it is known not to (so a piece
-    /// may be empty). The held-back rest comes last, as `onText(nil, rest)`, when generation ends without a stop
-    /// string. Returning false stops generation (`.callback`). The concatenated pieces equal the result's `text`.
+    /// characters only, and text that could begin a stop string (or a reasoning marker) is held back until it is known
+    /// not to (so a piece may be empty). The held-back rest comes last, as `onText(nil, rest)`, when generation ends
+    /// without a stop string. Returning false stops generation (`.callback`). The concatenated pieces equal the
+    /// result's `text`. `generateText(prompt:options:onPiece:)` gives the same text split by channel.
     ///
     /// Throws what `generate` throws, and `unsupported` when the model has no tokenizer.
     @discardableResult
     public func generateText(prompt: [Int32], options: GenerationOptions = GenerationOptions(),
                              onText: (Int32?, String) throws -> Bool = { _, _ in true }) throws -> TextGenerationResult {
-        var stream = try TextStream(model: model, stopStrings: options.stopStrings)
-        var generation = try generate(prompt: prompt, options: options) { token in
-            let shown = try stream.push(token)
-            let go = try onText(token, shown)
-            return go && !stream.stopped
+        try generateTextRunning(prompt: prompt, options: options, onToken: { step in
+            try onText(step.token, step.pieces.map(\.text).joined())
+        }, onRest: { rest, _ in
+            if let rest { _ = try onText(nil, rest) }
+        })
+    }
+
+    private func generateTextRunning(prompt: [Int32], options: GenerationOptions, onToken: (DecodeStep) throws -> Bool,
+                                     onRest: (String?, [GeneratedPiece]) throws -> Void) throws -> TextGenerationResult {
+        _ = try model.tokenizer()
+        var (generation, decoder) = try run {
+            try generateRunning(prompt: prompt, options: options, streamText: true, onStep: onToken)
         }
-        let rest = stream.finish()
-        if stream.stopped { generation.stopReason = .stopString }
-        if let rest { _ = try onText(nil, rest) }
-        return TextGenerationResult(generation: generation, text: stream.text)
-    }
-}
-
-/// The text of one generation as it streams: a streaming detokenizer (special tokens as their text) followed by a
-/// `TextStopper` for the stop strings. `Session.generateText` and `BatchGenerator` both stream through it, so pieces,
-/// hold-back and the final text follow one rule.
-struct TextStream {
-    private var detokenizer: StreamingDetokenizer
-    private var stopper: TextStopper
-    private let hasStops: Bool
-    /// Every piece released so far.
-    private(set) var text = ""
-    /// True once a stop string appeared (the text ends before it; later tokens add nothing).
-    var stopped: Bool { stopper.reason != nil }
-
-    /// A stream for `model`'s tokenizer; throws `tokenizerMissing` when the model has none.
-    init(model: Model, stopStrings: [String]) throws {
-        detokenizer = try model.tokenizer().makeStreamingDetokenizer(skipSpecial: false)
-        stopper = TextStopper(stopStrings: stopStrings)
-        hasStops = !stopStrings.isEmpty
-    }
-
-    /// Feeds a generated token (not an end-of-sequence token that ended generation); returns the text that can be
-    /// shown now (whole UTF-8 characters, stop-string candidates held back; possibly empty).
-    mutating func push(_ token: Int32) throws -> String {
-        let shown = stopper.push(try detokenizer.push(token))
-        text += shown
-        return shown
-    }
-
-    /// Ends the stream: returns the held-back rest (text before a stop string completed by it included), or nil when
-    /// there is nothing to report (no rest and no stop strings watched, or a stop string had already ended the text).
-    mutating func finish() -> String? {
-        guard !stopped else { return nil }
-        let rest = stopper.push(detokenizer.flush()) + stopper.finish()
-        text += rest
-        return !rest.isEmpty || hasStops ? rest : nil
+        let (rest, pieces) = decoder.finish()
+        if decoder.stoppedByString { generation.stopReason = .stopString }
+        try onRest(rest, pieces)
+        return TextGenerationResult(generation: generation, text: decoder.text, reasoning: decoder.reasoning, answer: decoder.answer)
     }
 }

@@ -638,3 +638,53 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+
+extension Sampler {
+    /// The log-probability of `token` and the `top` most likely tokens (most likely first, lower id first on ties;
+    /// -inf tokens never listed) under the distribution this sampler draws from before truncation: penalties applied
+    /// to `logits`, divided by the temperature (1 when greedy), log-softmax (computed in double precision). With
+    /// `raw`, the log-softmax of `logits` themselves. See `TokenLogprob`.
+    func logprob<C: Collection>(of token: Int32, in logits: C, history: [Int32], top: Int, raw: Bool) -> TokenLogprob
+    where C.Element == Float {
+        if let result = logits.withContiguousStorageIfAvailable({ logprob(of: token, buffer: $0, history: history, top: top, raw: raw) }) {
+            return result
+        }
+        let copy = Array(logits)
+        return copy.withUnsafeBufferPointer { logprob(of: token, buffer: $0, history: history, top: top, raw: raw) }
+    }
+
+    private func logprob(of token: Int32, buffer: UnsafeBufferPointer<Float>, history: [Int32], top: Int, raw: Bool) -> TokenLogprob {
+        let overrides = raw ? [:] : penaltyOverrides(buffer, history: history)
+        let temperature = raw || parameters.temperature == 0 ? 1 : Double(parameters.temperature)
+        @inline(__always) func score(_ index: Int) -> Double { Double(overrides[index] ?? buffer[index]) / temperature }
+        var maximum = -Double.infinity
+        for index in 0..<buffer.count {
+            let value = score(index)
+            if value > maximum { maximum = value }
+        }
+        guard maximum > -.infinity else { return TokenLogprob(token: token, logprob: -.infinity) }
+        var total = 0.0
+        for index in 0..<buffer.count {
+            let value = score(index)
+            if value > -.infinity { total += exp(value - maximum) }
+        }
+        let normalizer = maximum + log(total)
+        func logprob(_ index: Int) -> Float { Float(score(index) - normalizer) }
+        var best: [(index: Int, score: Double)] = []
+        if top > 0 {
+            best.reserveCapacity(top + 1)
+            for index in 0..<buffer.count {
+                let value = score(index)
+                guard value > -.infinity else { continue }  // NaN and -inf are never listed
+                if best.count == top, let last = best.last, value <= last.score { continue }
+                var at = best.count
+                while at > 0, best[at - 1].score < value { at -= 1 }
+                best.insert((index, value), at: at)
+                if best.count > top { best.removeLast() }
+            }
+        }
+        let chosen = Int(token) >= 0 && Int(token) < buffer.count ? logprob(Int(token)) : -.infinity
+        return TokenLogprob(token: token, logprob: chosen,
+                            top: best.map { TopLogprob(token: Int32($0.index), logprob: Float($0.score - normalizer)) })
+    }
+}

@@ -3,18 +3,22 @@ import Synchronization
 
 /// What a `BatchGenerator` step reports.
 public enum BatchEvent: Sendable, Equatable {
-    /// Sequence `sequence` produced `token` (not an end-of-sequence token that ends it). `text` is the text that can
-    /// be shown now when the sequence streams text (whole UTF-8 characters, stop-string candidates held back;
-    /// possibly empty), and "" otherwise.
-    case token(sequence: Int, token: Int32, text: String)
+    /// Sequence `sequence` produced `token` (not an end-of-sequence token that ends it; forced tokens of a reasoning
+    /// budget's closing text are reported too). `text` is the text that can be shown now when the sequence streams
+    /// text (whole UTF-8 characters, stop-string and marker candidates held back; possibly empty), and "" otherwise.
+    /// `pieces` is that text split by channel, as `Session.generateText(prompt:options:onPiece:)` gives it: at least
+    /// one piece, the first carrying the token and its log-probability (`GenerationOptions.logprobs`), later ones
+    /// (another channel) `token == nil`; their texts concatenate to `text`.
+    case token(sequence: Int, token: Int32, text: String, pieces: [GeneratedPiece])
     /// Sequence `sequence` ended. `rest` is the held-back text released at the end (nil when there is none to
-    /// report), and `result` its tokens, text and stop reason.
-    case finished(sequence: Int, rest: String?, result: BatchResult)
+    /// report), `restPieces` the same text split by channel (pieces without a token; empty when `rest` is nil or
+    /// empty), and `result` its tokens, text and stop reason.
+    case finished(sequence: Int, rest: String?, restPieces: [GeneratedPiece], result: BatchResult)
 }
 
 /// The outcome of one batched sequence.
 public struct BatchResult: Sendable, Equatable {
-    /// Generated token ids (an end-of-sequence token that stopped generation is included).
+    /// Generated token ids (an end-of-sequence token that stopped generation is included, and so are forced tokens).
     public var tokens: [Int32]
     /// Why it stopped (`.cancelled` after `BatchGenerator.cancel`).
     public var stopReason: StopReason
@@ -22,6 +26,30 @@ public struct BatchResult: Sendable, Equatable {
     public var promptTokenCount: Int
     /// The generated text when the sequence streamed text (as `Session.generateText` gives it), else "".
     public var text: String
+    /// The text inside thoughts, markers excluded (streamed text with `GenerationOptions.reasoning` only, else "").
+    public var reasoning: String = ""
+    /// The text outside thoughts, markers excluded (all of `text` without `GenerationOptions.reasoning`).
+    public var answer: String = ""
+    /// Generated tokens read while a thought was open (see `ReasoningOptions`).
+    public var reasoningTokenCount: Int = 0
+    /// One entry per token of `tokens` when `GenerationOptions.logprobs` is set, else empty.
+    public var logprobs: [TokenLogprob] = []
+    /// What happened along the way without ending the sequence (a reasoning budget running out).
+    public var events: [GenerationEvent] = []
+
+    /// A result.
+    public init(tokens: [Int32], stopReason: StopReason, promptTokenCount: Int, text: String, reasoning: String = "",
+                answer: String? = nil, reasoningTokenCount: Int = 0, logprobs: [TokenLogprob] = [], events: [GenerationEvent] = []) {
+        self.tokens = tokens
+        self.stopReason = stopReason
+        self.promptTokenCount = promptTokenCount
+        self.text = text
+        self.reasoning = reasoning
+        self.answer = answer ?? text
+        self.reasoningTokenCount = reasoningTokenCount
+        self.logprobs = logprobs
+        self.events = events
+    }
 }
 
 /// Advances many sequences of one model together: each `step()` is one forward pass that reads every weight block
@@ -51,27 +79,23 @@ public final class BatchGenerator: @unchecked Sendable {
         let id: Int
         var session: Session?
         let options: GenerationOptions
-        var sampler: Sampler
-        let stops: Set<Int>
-        /// Tokens still to feed: the prompt's remainder, then each sampled token.
+        /// Sampling, stop rules, text, reasoning and constraints (shared with `Session.generate*`).
+        var decoder: SequenceDecoder
+        /// Tokens still to feed: the prompt's remainder, then each emitted token (several after forced ones).
         var pending: [Int32]
-        var tokens: [Int32] = []
         var promptTokenCount: Int
-        var text: TextStream?
         /// Sequences (samples) waiting to fork this one's session once its prompt is in.
         var followers: [Sequence] = []
         /// Set for a follower until its leader forks it.
         var waitingForLeader = false
-        init(id: Int, session: Session?, options: GenerationOptions, sampler: Sampler, stops: Set<Int>, pending: [Int32],
-             promptTokenCount: Int, text: TextStream?) {
+        init(id: Int, session: Session?, options: GenerationOptions, decoder: SequenceDecoder, pending: [Int32],
+             promptTokenCount: Int) {
             self.id = id
             self.session = session
             self.options = options
-            self.sampler = sampler
-            self.stops = stops
+            self.decoder = decoder
             self.pending = pending
             self.promptTokenCount = promptTokenCount
-            self.text = text
         }
     }
 
@@ -155,9 +179,12 @@ public final class BatchGenerator: @unchecked Sendable {
         let leader = try makeSequence(id: first, session: session, prompt: prompt, options: options, streamText: streamText)
         var added = [leader]
         for index in 1..<samples {
+            // A sample copies the leader's decoder (same prompt, same rules) with a sampler of its own seed.
             var sampleOptions = options
             sampleOptions.sampling.seed = options.sampling.seed.map { $0 &+ UInt64(index) }
-            let follower = try makeSequence(id: first + index, session: nil, prompt: [], options: sampleOptions, streamText: streamText)
+            let follower = Sequence(id: first + index, session: nil, options: sampleOptions,
+                                    decoder: try leader.decoder.forked(sampling: sampleOptions.sampling), pending: [],
+                                    promptTokenCount: 0)
             follower.waitingForLeader = true
             leader.followers.append(follower)
             added.append(follower)
@@ -188,35 +215,27 @@ public final class BatchGenerator: @unchecked Sendable {
         return id
     }
 
-    /// Validates a request and builds its sequence.
-    private func makeSequence(id: Int, session: Session?, prompt: [Int32], options: GenerationOptions, streamText: Bool) throws -> Sequence {
-        guard options.maxTokens >= 0 else {
-            throw MobileLLMError.invalidArgument(name: "maxTokens", problem: "expected a count >= 0, found \(options.maxTokens)")
-        }
-        let sampler = try Sampler(options.sampling)
+    /// Validates a request and builds its sequence (`session` holds its history, prompt not yet fed).
+    private func makeSequence(id: Int, session: Session, prompt: [Int32], options: GenerationOptions, streamText: Bool) throws -> Sequence {
         var pending = prompt
-        if let session {
-            let c = model.configuration
-            for (index, token) in prompt.enumerated() where token < 0 || Int(token) >= c.vocabularySize {
-                throw MobileLLMError.invalidArgument(name: "tokens[\(index)]", problem: "token id \(token) is outside the vocabulary (0..<\(c.vocabularySize))")
-            }
-            session.useLock.lock()
-            defer { session.useLock.unlock() }
-            if prompt.isEmpty {
-                guard let last = session.tokens.last else {
-                    throw MobileLLMError.invalidArgument(name: "prompt", problem: "empty, and the session holds no tokens to continue from")
-                }
-                // Continue from the cache: the last position is recomputed for its logits (same token, same position).
-                try session.rewind(to: session.position - 1)
-                pending = [last]
-            } else if prompt.count > session.capacity - session.position {
-                throw MobileLLMError.contextFull(capacity: session.capacity, position: session.position, requested: prompt.count)
-            }
+        let c = model.configuration
+        for (index, token) in prompt.enumerated() where token < 0 || Int(token) >= c.vocabularySize {
+            throw MobileLLMError.invalidArgument(name: "tokens[\(index)]", problem: "token id \(token) is outside the vocabulary (0..<\(c.vocabularySize))")
         }
-        let text = streamText ? try TextStream(model: model, stopStrings: options.stopStrings) : nil
-        return Sequence(id: id, session: session, options: options, sampler: sampler,
-                        stops: Set(options.stopTokenIDs ?? model.eosTokenIDs), pending: pending,
-                        promptTokenCount: prompt.count, text: text)
+        session.useLock.lock()
+        defer { session.useLock.unlock() }
+        let decoder = try SequenceDecoder(model: model, options: options, context: session.tokens + prompt, streamText: streamText)
+        if prompt.isEmpty {
+            guard let last = session.tokens.last else {
+                throw MobileLLMError.invalidArgument(name: "prompt", problem: "empty, and the session holds no tokens to continue from")
+            }
+            // Continue from the cache: the last position is recomputed for its logits (same token, same position).
+            try session.rewind(to: session.position - 1)
+            pending = [last]
+        } else if prompt.count > session.capacity - session.position {
+            throw MobileLLMError.contextFull(capacity: session.capacity, position: session.position, requested: prompt.count)
+        }
+        return Sequence(id: id, session: session, options: options, decoder: decoder, pending: pending, promptTokenCount: prompt.count)
     }
 
     /// Asks sequence `id` to stop: it finishes with `.cancelled` at the next step. Unknown or finished ids are
@@ -331,39 +350,37 @@ public final class BatchGenerator: @unchecked Sendable {
 
     // MARK: - Helpers (called holding `lock`)
 
-    /// Chooses the sequence's next token from `logits` and applies the stop rules (as `Session.generate` does).
+    /// Chooses the sequence's next token from `logits` (and any forced tokens after it) with its `SequenceDecoder`,
+    /// which applies every stop rule as `Session.generate` does.
     private func sample(_ sequence: Sequence, logits: ArraySlice<Float>, into events: inout [BatchEvent]) {
         guard let session = sequence.session else { return }
         if keeping { keptLogits[sequence.id] = Array(logits) }
-        let token = sequence.sampler.sample(logits, history: session.tokens)
-        sequence.tokens.append(token)
-        if !sequence.options.ignoreEOS, sequence.stops.contains(Int(token)) {
-            finish(sequence, .endOfSequence, into: &events)
-            return
-        }
-        var piece = ""
-        if sequence.text != nil {
-            piece = (try? sequence.text?.push(token)) ?? ""
-        }
-        events.append(.token(sequence: sequence.id, token: token, text: piece))
-        if sequence.text?.stopped == true {
-            finish(sequence, .stopString, into: &events)
-        } else if sequence.tokens.count >= sequence.options.maxTokens {
-            finish(sequence, .maxTokens, into: &events)
-        } else if session.position >= session.capacity {
-            finish(sequence, .contextFull, into: &events)
-        } else {
-            sequence.pending = [token]
-        }
+        var feed: [Int32] = []
+        repeat {
+            let step = sequence.decoder.next(logits: logits, history: session.tokens,
+                                             room: session.capacity - session.position - feed.count)
+            if let token = step.token, step.stop != .endOfSequence {
+                events.append(.token(sequence: sequence.id, token: token, text: step.pieces.map(\.text).joined(), pieces: step.pieces))
+                feed.append(token)
+            }
+            if let stop = step.stop {
+                finish(sequence, stop, into: &events)
+                return
+            }
+        } while !sequence.decoder.needsLogits
+        sequence.pending = feed
     }
 
     /// Ends a sequence: reports its result and detaches its session.
     private func finish(_ sequence: Sequence, _ reason: StopReason, into events: inout [BatchEvent]) {
-        let rest = reason == .stopString ? nil : sequence.text?.finish()
-        let stopReason = sequence.text?.stopped == true ? .stopString : reason
-        let result = BatchResult(tokens: sequence.tokens, stopReason: stopReason, promptTokenCount: sequence.promptTokenCount,
-                                 text: sequence.text?.text ?? "")
-        events.append(.finished(sequence: sequence.id, rest: rest, result: result))
+        let (rest, restPieces) = reason == .stopString ? (nil, []) : sequence.decoder.finish()
+        let decoder = sequence.decoder
+        let stopReason = decoder.stoppedByString ? .stopString : reason
+        let result = BatchResult(tokens: decoder.tokens, stopReason: stopReason, promptTokenCount: sequence.promptTokenCount,
+                                 text: decoder.text, reasoning: decoder.reasoning, answer: decoder.answer,
+                                 reasoningTokenCount: decoder.reasoningTokenCount, logprobs: decoder.logprobs,
+                                 events: decoder.events)
+        events.append(.finished(sequence: sequence.id, rest: rest, restPieces: restPieces, result: result))
         for follower in sequence.followers { finish(follower, reason, into: &events) }
         sequence.followers = []
         sequence.session = nil

@@ -84,7 +84,7 @@ final class BatchBox: Exclusive, @unchecked Sendable {
         for event in events {
             var value = mobilellm_batch_event()
             switch event {
-            case let .token(sequence, token, text):
+            case let .token(sequence, token, text, _):
                 let produced = (tokenCounts[sequence] ?? 0) + 1
                 tokenCounts[sequence] = produced
                 value.type = Int32(MOBILELLM_BATCH_EVENT_TOKEN.rawValue)
@@ -92,7 +92,7 @@ final class BatchBox: Exclusive, @unchecked Sendable {
                 value.token = token
                 value.n_tokens = produced
                 queue.append((value, streaming.contains(sequence) ? text : nil))
-            case let .finished(sequence, rest, result):
+            case let .finished(sequence, rest, _, result):
                 value.type = Int32(MOBILELLM_BATCH_EVENT_FINISHED.rawValue)
                 value.sequence = Int32(truncatingIfNeeded: sequence)
                 value.token = -1

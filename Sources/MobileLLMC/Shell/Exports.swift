@@ -623,5 +623,7 @@ func stopReasonCode(_ reason: StopReason) -> Int32 {
     case .callback: return Int32(MOBILELLM_STOP_CALLBACK.rawValue)
     case .stopString: return Int32(MOBILELLM_STOP_STRING.rawValue)
     case .cancelled: return Int32(MOBILELLM_STOP_CANCELLED.rawValue)
+    // Placeholder until the C ABI defines MOBILELLM_STOP_GRAMMAR (the integrator's half): the next free value.
+    case .grammar: return Int32(MOBILELLM_STOP_CANCELLED.rawValue) + 1
     }
 }

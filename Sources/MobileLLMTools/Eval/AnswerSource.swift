@@ -190,7 +190,7 @@ public final class ModelAnswerSource: BatchAnswerSource {
                 switch event {
                 case .token:
                     onToken()
-                case let .finished(sequence, _, result):
+                case let .finished(sequence, _, _, result):
                     guard let owner = owners.removeValue(forKey: sequence) else { continue }
                     try onResponse(owner.item, owner.sample, try response(tokens: result.tokens, stopReason: result.stopReason))
                 }
