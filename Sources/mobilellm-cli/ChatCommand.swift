@@ -33,6 +33,8 @@ struct ChatCommand: ParsableCommand {
 
     @OptionGroup var sampling: SamplingOptions
 
+    @OptionGroup(title: "Control") var control: ControlOptions
+
     @Option(name: .long, help: "Most tokens per answer.")
     var maxTokens: Int = 1024
 
@@ -65,6 +67,9 @@ struct ChatCommand: ParsableCommand {
     }
 
     func run() throws {
+        let grammar = try control.compiledGrammar()
+        var options = sampling.generationOptions(maxTokens: maxTokens)
+        try control.apply(to: &options, grammar: grammar)
         let model = try modelOptions.load()
         let conversation = try Conversation(model: model, contextLength: contextLength, kvCacheType: modelOptions.kvCache,
                                             system: system ?? (math ? MathPrompts.stepByStep : nil),
@@ -84,18 +89,36 @@ struct ChatCommand: ParsableCommand {
             }
             turns += 1
             do {
+                var turnOptions = options
+                turnOptions.reasoning = try reasoning(for: text, in: conversation)
                 let turn = try interrupts.whileAnswering {
-                    try conversation.send(text, options: sampling.generationOptions(maxTokens: maxTokens)) { piece in
+                    if turnOptions.reasoning != nil {
+                        return try conversation.send(text, options: turnOptions) { (piece: GeneratedPiece) in
+                            if !json { writeOut(shownText(piece, hideReasoning: control.hideReasoning)) }
+                            return true
+                        }
+                    }
+                    return try conversation.send(text, options: turnOptions) { (piece: String) in
                         if !json { writeOut(piece) }
                         return true
                     }
                 }
-                report(turn, number: turns)
+                report(turn, number: turns, tokenizer: try? model.tokenizer())
             } catch let error as MobileLLMError {
                 if !json { emit("") }
                 writeErr("mobilellm: error: \(error.description)")
             }
         }
+    }
+
+    /// The reasoning options of the turn answering `text`: the flags' when a reasoning flag was given, else on only
+    /// when the chat template's generation prompt opens a thought (the rendered prompt ends inside one).
+    func reasoning(for text: String, in conversation: Conversation) throws -> ReasoningOptions? {
+        if control.asksForReasoning { return control.reasoningOptions }
+        let options = control.reasoningOptions
+        let rendered = try conversation.template.render(messages: conversation.messages + [ChatMessage(role: "user", content: text)],
+                                                        addGenerationPrompt: true, variables: conversation.variables)
+        return options.endsInsideThought(rendered) ? options : nil
     }
 
     /// Runs a /command; returns false to end the chat.
@@ -120,7 +143,7 @@ struct ChatCommand: ParsableCommand {
     }
 
     /// Ends the streamed answer and writes the turn's statistics (and, with --json, the answer object).
-    func report(_ turn: ConversationTurn, number: Int) {
+    func report(_ turn: ConversationTurn, number: Int, tokenizer: Tokenizer?) {
         let stats = GenerationStats(promptTokens: turn.fedTokenCount, generatedTokens: turn.tokens.count,
                                     timeToFirstToken: turn.timeToFirstToken, total: turn.duration)
         let stop = turn.cancelled ? "cancelled" : turn.stopReason.rawValue
@@ -130,6 +153,8 @@ struct ChatCommand: ParsableCommand {
                 (key: "tokens", value: .ints(turn.tokens)), (key: "stop_reason", value: .string(stop)),
                 (key: "cancelled", value: .bool(turn.cancelled)), (key: "reused_tokens", value: .int(turn.reusedTokenCount))]
                 + stats.jsonMembers + [(key: "dropped_messages", value: .int(turn.droppedMessageCount))]
+                + controlJSONMembers(reasoning: turn.reasoning, answer: turn.reply, reasoningTokens: turn.reasoningTokenCount,
+                                     events: turn.events, logprobs: control.logprobs == nil ? nil : turn.logprobs, tokenizer: tokenizer)
             emit(TemplateValue.object(members).jsonText)
         } else {
             emit("")

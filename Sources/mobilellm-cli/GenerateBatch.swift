@@ -76,7 +76,10 @@ extension GenerateCommand {
 
     /// `generate --prompts-jsonl`: every request through one `BatchGenerator`, at most --parallel at a time, one
     /// JSON object per request on stdout in input order (each printed as soon as it and all before it are done).
-    func runBatch(path: String, model: Model, tokenizer: Tokenizer?) throws {
+    ///
+    /// The control options (--reasoning-*, --grammar/--json-schema, --logit-bias, --ban, --logprobs) apply to every
+    /// line; reasoning tracking is on for a line when a reasoning option is given or its prompt opens a thought.
+    func runBatch(path: String, model: Model, tokenizer: Tokenizer?, grammar: Grammar?) throws {
         let requests = try readRequests(path: path, model: model, tokenizer: tokenizer)
         let batch = try BatchGenerator(model: model)
         let clock = ContinuousClock()
@@ -88,6 +91,8 @@ extension GenerateCommand {
             let joined: ContinuousClock.Instant
             var firstToken: ContinuousClock.Instant?
             var text: GeneratedText
+            /// With reasoning tracking: the engine's pieces instead of `text`.
+            var channels: ChannelText?
         }
         var running: [Int: Running] = [:]
         var outputs = [String?](repeating: nil, count: requests.count)
@@ -98,13 +103,17 @@ extension GenerateCommand {
         func admit() throws {
             while next < requests.count, batch.activeCount < parallel {
                 let request = requests[next]
-                var options = sampling.generationOptions(maxTokens: request.maxTokens)
+                var options = try baseOptions(maxTokens: request.maxTokens, grammar: grammar)
                 options.sampling.seed = request.seed
+                options.reasoning = try control.reasoning(forPrompt: request.ids, tokenizer: tokenizer)
+                let tracking = options.reasoning != nil
+                if tracking { options.stopStrings = stop }
                 let id = try batch.add(prompt: request.ids, options: options,
                                        contextLength: capacity(promptCount: request.ids.count, maxTokens: request.maxTokens, model: model),
-                                       kvCacheType: modelOptions.kvCache)
+                                       kvCacheType: modelOptions.kvCache, streamText: tracking)
                 running[id] = Running(index: next, joined: clock.now,
-                                      text: GeneratedText(tokenizer: tokenizer, stopStrings: stop, stopAtBoxed: stopAtBoxed))
+                                      text: GeneratedText(tokenizer: tokenizer, stopStrings: stop, stopAtBoxed: stopAtBoxed),
+                                      channels: tracking ? ChannelText(stopAtBoxed: stopAtBoxed) : nil)
                 next += 1
             }
         }
@@ -113,24 +122,41 @@ extension GenerateCommand {
         while batch.activeCount > 0 {
             for event in try batch.step() {
                 switch event {
-                case let .token(sequence, token, _, _):
+                case let .token(sequence, token, _, pieces):
                     guard var state = running[sequence] else { continue }
                     if state.firstToken == nil { state.firstToken = clock.now }
-                    _ = state.text.push(token)
-                    // A stop string or a closed box ends the text: the sequence stops before its next token, as the
-                    // single `generate` stops when its callback declines.
-                    if state.text.stopReason != nil { batch.cancel(sequence) }
+                    if state.channels != nil {
+                        for piece in pieces { _ = state.channels?.push(piece) }
+                        if state.channels?.boxClosed == true { batch.cancel(sequence) }
+                    } else {
+                        _ = state.text.push(token)
+                        // A stop string or a closed box ends the text: the sequence stops before its next token, as
+                        // the single `generate` stops when its callback declines.
+                        if state.text.stopReason != nil { batch.cancel(sequence) }
+                    }
                     running[sequence] = state
-                case let .finished(sequence, _, _, result):
+                case let .finished(sequence, _, restPieces, result):
                     guard var state = running.removeValue(forKey: sequence) else { continue }
-                    _ = state.text.finish()
                     let end = clock.now
                     let first = state.firstToken ?? end
                     let request = requests[state.index]
                     let stats = GenerationStats(promptTokens: request.ids.count, generatedTokens: result.tokens.count,
                                                 timeToFirstToken: first - state.joined, total: end - state.joined)
-                    let stopReason = state.text.stopReason?.rawValue ?? result.stopReason.rawValue
-                    outputs[state.index] = jsonObject(tokens: result.tokens, text: state.text, stopReason: stopReason, stats: stats)
+                    if var channels = state.channels {
+                        for piece in restPieces { _ = channels.push(piece) }
+                        let stopReason = channels.boxClosed ? TextStopper.Reason.boxed.rawValue
+                            : result.stopReason == .stopString ? TextStopper.Reason.stopString.rawValue : result.stopReason.rawValue
+                        outputs[state.index] = jsonObject(tokens: result.tokens, text: channels.text, stopReason: stopReason,
+                                                          stats: stats, reasoning: channels.reasoning, answer: channels.answer,
+                                                          reasoningTokens: result.reasoningTokenCount, events: result.events,
+                                                          logprobs: result.logprobs, tokenizer: tokenizer)
+                    } else {
+                        _ = state.text.finish()
+                        let stopReason = state.text.stopReason?.rawValue ?? result.stopReason.rawValue
+                        outputs[state.index] = jsonObject(tokens: result.tokens, text: state.text.hasText ? state.text.text : nil,
+                                                          stopReason: stopReason, stats: stats, answer: state.text.text,
+                                                          logprobs: result.logprobs, tokenizer: tokenizer)
+                    }
                     generated += result.tokens.count
                 }
             }

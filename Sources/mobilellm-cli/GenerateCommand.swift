@@ -65,6 +65,8 @@ struct GenerateCommand: ParsableCommand {
 
     @OptionGroup var sampling: SamplingOptions
 
+    @OptionGroup(title: "Control") var control: ControlOptions
+
     @Option(name: .long, help: "KV cache size in tokens (default: prompt + max tokens, within the model's limit).")
     var contextLength: Int?
 
@@ -155,28 +157,46 @@ struct GenerateCommand: ParsableCommand {
         contextLength ?? min(model.configuration.maxPositions, promptCount + max(maxTokens, 1))
     }
 
-    /// The --json object of one generation.
-    func jsonObject(tokens: [Int32], text: GeneratedText, stopReason: String, stats: GenerationStats) -> String {
+    /// The --json object of one generation. `text` is nil when the model has no tokenizer.
+    func jsonObject(tokens: [Int32], text: String?, stopReason: String, stats: GenerationStats, reasoning: String = "",
+                    answer: String? = nil, reasoningTokens: Int = 0, events: [GenerationEvent] = [],
+                    logprobs: [TokenLogprob] = [], tokenizer: Tokenizer?) -> String {
         var members: [(key: String, value: TemplateValue)] = [
-            (key: "tokens", value: .ints(tokens)), (key: "text", value: .string(text.hasText ? text.text : nil)),
+            (key: "tokens", value: .ints(tokens)), (key: "text", value: .string(text)),
             (key: "stop_reason", value: .string(stopReason))]
         members += stats.jsonMembers
-        if extractBoxed { members.append((key: "boxed", value: .string(BoxedAnswer.lastBoxedContent(in: text.text)))) }
+        members += controlJSONMembers(reasoning: reasoning, answer: answer ?? text ?? "", reasoningTokens: reasoningTokens,
+                                      events: events, logprobs: control.logprobs == nil ? nil : logprobs, tokenizer: tokenizer)
+        if extractBoxed { members.append((key: "boxed", value: .string(BoxedAnswer.lastBoxedContent(in: answer ?? text ?? "")))) }
         return TemplateValue.object(members).jsonText
     }
 
+    /// The generation options every prompt gets (`grammar` compiled once), before reasoning is decided per prompt.
+    func baseOptions(maxTokens: Int, grammar: Grammar?) throws -> GenerationOptions {
+        var options = sampling.generationOptions(maxTokens: maxTokens)
+        try control.apply(to: &options, grammar: grammar)
+        return options
+    }
+
     func run() throws {
+        let grammar = try control.compiledGrammar()
         let model = try modelOptions.load()
         let tokenizer = model.tokenizerFile == nil ? nil : try model.tokenizer()
         if tokenizer == nil, !stop.isEmpty || stopAtBoxed || extractBoxed { throw MobileLLMError.tokenizerMissing(path: model.path) }
         if let promptsJsonl {
-            try runBatch(path: promptsJsonl, model: model, tokenizer: tokenizer)
+            try runBatch(path: promptsJsonl, model: model, tokenizer: tokenizer, grammar: grammar)
             return
         }
         let ids = try promptIDs(model)
         let session = try model.makeSession(contextLength: capacity(promptCount: ids.count, maxTokens: maxTokens, model: model),
                                             kvCacheType: modelOptions.kvCache)
         let streams = !json && !extractBoxed
+        var options = try baseOptions(maxTokens: maxTokens, grammar: grammar)
+        options.reasoning = try control.reasoning(forPrompt: ids, tokenizer: tokenizer)
+        if options.reasoning != nil {
+            try runWithChannels(session: session, ids: ids, options: options, tokenizer: tokenizer, streams: streams)
+            return
+        }
 
         // Text pieces (whole UTF-8 characters, special tokens left out) pass the stopper, then go to stdout; without
         // a tokenizer token ids are printed.
@@ -184,7 +204,7 @@ struct GenerateCommand: ParsableCommand {
         let clock = ContinuousClock()
         let start = clock.now
         var firstToken: ContinuousClock.Instant?
-        let result = try session.generate(prompt: ids, options: sampling.generationOptions(maxTokens: maxTokens)) { token in
+        let result = try session.generate(prompt: ids, options: options) { token in
             if firstToken == nil { firstToken = clock.now }
             guard text.hasText else {
                 if streams { writeOut("\(token) ") }
@@ -201,16 +221,84 @@ struct GenerateCommand: ParsableCommand {
         let stats = GenerationStats(promptTokens: ids.count, generatedTokens: result.tokens.count,
                                     timeToFirstToken: (firstToken ?? end) - start, total: end - start)
         let stopReason = text.stopReason?.rawValue ?? result.stopReason.rawValue
+        finish(tokens: result.tokens, text: text.hasText ? text.text : nil, answer: text.text, stopReason: stopReason,
+               stats: stats, logprobs: result.logprobs, tokenizer: tokenizer)
+    }
 
+    /// Generation with reasoning tracking: the engine's text (special tokens kept, so the markers show) split into
+    /// reasoning and answer; --hide-reasoning prints only the answer; --stop-at-boxed and --extract-boxed read the
+    /// answer.
+    func runWithChannels(session: Session, ids: [Int32], options: GenerationOptions, tokenizer: Tokenizer?, streams: Bool) throws {
+        var options = options
+        options.stopStrings = stop
+        var text = ChannelText(stopAtBoxed: stopAtBoxed)
+        let clock = ContinuousClock()
+        let start = clock.now
+        var firstToken: ContinuousClock.Instant?
+        let result = try session.generateText(prompt: ids, options: options) { piece in
+            if firstToken == nil, piece.token != nil { firstToken = clock.now }
+            guard let shown = text.push(piece) else { return false }
+            if streams { writeOut(shownText(shown, hideReasoning: control.hideReasoning)) }
+            return !text.boxClosed
+        }
+        let end = clock.now
+        let generation = result.generation
+        if firstToken == nil, !generation.tokens.isEmpty { firstToken = end }
+        let stats = GenerationStats(promptTokens: ids.count, generatedTokens: generation.tokens.count,
+                                    timeToFirstToken: (firstToken ?? end) - start, total: end - start)
+        let stopReason = text.boxClosed ? TextStopper.Reason.boxed.rawValue
+            : generation.stopReason == .stopString ? TextStopper.Reason.stopString.rawValue : generation.stopReason.rawValue
+        finish(tokens: generation.tokens, text: text.text, reasoning: text.reasoning, answer: text.answer, stopReason: stopReason,
+               stats: stats, reasoningTokens: generation.reasoningTokenCount, events: generation.events,
+               logprobs: generation.logprobs, tokenizer: tokenizer)
+    }
+
+    /// Prints the end of one generation: the JSON object, the boxed answer or a newline, and the stats line.
+    func finish(tokens: [Int32], text: String?, reasoning: String = "", answer: String, stopReason: String, stats: GenerationStats,
+                reasoningTokens: Int = 0, events: [GenerationEvent] = [], logprobs: [TokenLogprob], tokenizer: Tokenizer?) {
         if json {
-            emit(jsonObject(tokens: result.tokens, text: text, stopReason: stopReason, stats: stats))
+            emit(jsonObject(tokens: tokens, text: text, stopReason: stopReason, stats: stats, reasoning: reasoning, answer: answer,
+                            reasoningTokens: reasoningTokens, events: events, logprobs: logprobs, tokenizer: tokenizer))
         } else if extractBoxed {
-            let boxed = BoxedAnswer.lastBoxedContent(in: text.text)
+            let boxed = BoxedAnswer.lastBoxedContent(in: answer)
             emit(boxed ?? "")
             if boxed == nil { writeErr("mobilellm: note: the output has no \\boxed{...} answer") }
         } else {
             emit("")
         }
-        writeErr(stats.line + " | stop: \(stopReason)")
+        let budget = events.isEmpty ? "" : " | reasoning budget ran out at token \(events[0].tokenIndex)"
+        writeErr(stats.line + " | stop: \(stopReason)" + budget)
+    }
+}
+
+/// The text of one generation with reasoning tracking, built from the engine's pieces: everything, the reasoning and
+/// the answer, optionally ended at the closing brace of the answer's first `\boxed{...}` (--stop-at-boxed).
+struct ChannelText {
+    private(set) var text = ""
+    private(set) var reasoning = ""
+    private(set) var answer = ""
+    private var boxed: BoxedCloseDetector?
+    /// True once the answer's box closed (the text ends there).
+    private(set) var boxClosed = false
+
+    init(stopAtBoxed: Bool) {
+        boxed = stopAtBoxed ? BoxedCloseDetector() : nil
+    }
+
+    /// Adds a piece; returns it as shown (cut after a closing box brace), or nil once the text has ended.
+    mutating func push(_ piece: GeneratedPiece) -> GeneratedPiece? {
+        guard !boxClosed else { return nil }
+        var piece = piece
+        if piece.channel == .answer, boxed != nil, let prefix = boxed?.prefixThroughClose(of: piece.text) {
+            piece.text = prefix
+            boxClosed = true
+        }
+        text += piece.text
+        switch piece.channel {
+        case .reasoning: reasoning += piece.text
+        case .answer: answer += piece.text
+        case .marker: break
+        }
+        return piece
     }
 }

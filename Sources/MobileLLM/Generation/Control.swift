@@ -50,6 +50,13 @@ public struct ReasoningOptions: Sendable, Equatable {
         self.closing = closing ?? Self.defaultClosing(end: end)
     }
 
+    /// Whether `text` ends inside an open thought: its last `start` comes after its last `end`. A generation whose
+    /// decoded prompt does starts in reasoning mode (hosts use this to turn reasoning tracking on when a chat
+    /// template opens a thought in its generation prompt).
+    public func endsInsideThought(_ text: String) -> Bool {
+        ChannelSplitter.endsInsideThought(text, self)
+    }
+
     /// Throws `invalidArgument` (naming the field) for an empty start or end marker, a negative budget, or a closing
     /// text that does not contain the end marker.
     public func validate() throws {

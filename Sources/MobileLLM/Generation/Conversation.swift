@@ -20,6 +20,12 @@ public struct ConversationTurn: Sendable, Equatable {
     /// With `GenerationOptions.reasoning`: the reply's reasoning (surrounding newlines trimmed), kept in the history as
     /// the message's `reasoningContent` rather than in its content. "" otherwise.
     public var reasoning: String = ""
+    /// Generated tokens read while a thought was open (see `ReasoningOptions`).
+    public var reasoningTokenCount: Int = 0
+    /// What happened along the way without ending the reply (a reasoning budget running out).
+    public var events: [GenerationEvent] = []
+    /// One entry per token of `tokens` when `GenerationOptions.logprobs` is set, else empty.
+    public var logprobs: [TokenLogprob] = []
     /// The generated token ids (an end-of-sequence token that ended the reply is included).
     public var tokens: [Int32]
     /// Why the reply ended; `.callback` when the text callback returned false or the turn was cancelled.
@@ -192,6 +198,7 @@ public final class Conversation: @unchecked Sendable {
         var generated: [Int32] = []
         var reasoning = "", answerText = ""
         var stopReason = StopReason.callback
+        var finished: GenerationResult?
         var cancelled = false
         do {
             let result = try session.generateText(prompt: Array(prompt[reused...]), options: options) { piece in
@@ -208,6 +215,7 @@ public final class Conversation: @unchecked Sendable {
                 return try onPiece(piece)
             }
             generated = result.generation.tokens
+            finished = result.generation
             reasoning = result.reasoning
             answerText = result.answer
             stopReason = cancelled ? .callback : result.generation.stopReason
@@ -228,6 +236,9 @@ public final class Conversation: @unchecked Sendable {
                                     promptTokenCount: prompt.count, reusedTokenCount: reused, fedTokenCount: prompt.count - reused,
                                     droppedMessageCount: dropped, timeToFirstToken: (firstToken ?? end) - start, duration: end - start)
         turn.reasoning = options.reasoning == nil ? "" : thought
+        turn.reasoningTokenCount = finished?.reasoningTokenCount ?? 0
+        turn.events = finished?.events ?? []
+        turn.logprobs = finished?.logprobs ?? []
         return turn
     }
 
@@ -245,6 +256,7 @@ public final class Conversation: @unchecked Sendable {
         var generated: [Int32] = []
         var detokenizer = tokenizer.makeStreamingDetokenizer(skipSpecial: true)
         var stopReason = StopReason.callback
+        var logprobs: [TokenLogprob] = []
         var cancelled = false
         do {
             let result = try session.generate(prompt: Array(prompt[reused...]), options: options) { token in
@@ -258,6 +270,7 @@ public final class Conversation: @unchecked Sendable {
                 return piece.isEmpty ? true : try onText(piece)
             }
             if !cancelled { generated = result.tokens }  // with a final end-of-sequence token
+            logprobs = Array(result.logprobs.prefix(generated.count))
             stopReason = result.stopReason
         } catch MobileLLMError.cancelled {
             cancelled = true
@@ -273,9 +286,11 @@ public final class Conversation: @unchecked Sendable {
         } else {
             messages.append(ChatMessage(role: "assistant", content: reply))
         }
-        return ConversationTurn(reply: reply, tokens: generated, stopReason: stopReason, cancelled: cancelled,
-                                promptTokenCount: prompt.count, reusedTokenCount: reused, fedTokenCount: prompt.count - reused,
-                                droppedMessageCount: dropped, timeToFirstToken: (firstToken ?? end) - start, duration: end - start)
+        var turn = ConversationTurn(reply: reply, tokens: generated, stopReason: stopReason, cancelled: cancelled,
+                                    promptTokenCount: prompt.count, reusedTokenCount: reused, fedTokenCount: prompt.count - reused,
+                                    droppedMessageCount: dropped, timeToFirstToken: (firstToken ?? end) - start, duration: end - start)
+        turn.logprobs = logprobs
+        return turn
     }
 
     /// The rendered prompt, after dropping old turns as `overflowPolicy` allows so that it leaves room for
