@@ -584,6 +584,25 @@ def gguf_cases():
       command=template)
 
 
+def control_cases():
+    """The control flags (--grammar, --json-schema, --logit-bias, --ban) on the undamaged tiny model: a missing grammar
+    file, a schema that is not JSON (a file and inline), a bias on a piece no token has, a token id outside the
+    vocabulary. Each fails before generating, with the file or the option's field named."""
+    model = REL + "/controls/tiny-r1"
+
+    def run(*flags):
+        return ["generate", "--model", model, "--tokens", "1", "--max-tokens", "1"] + list(flags)
+
+    add("ctl-grammar-missing", run("--grammar", REL + "/cases/ctl-no-such-grammar.gbnf"), "ctl-no-such-grammar.gbnf: --grammar: no such file")
+    add("ctl-json-schema-missing", run("--json-schema", REL + "/cases/ctl-no-such-schema.json"), "ctl-no-such-schema.json: --json-schema: no such file")
+    add("ctl-json-schema-malformed", run("--json-schema", case_file("ctl-json-schema-malformed.json", '{"type": "object", "properties": ')),
+        "ctl-json-schema-malformed.json: field '(json)'")
+    add("ctl-json-schema-inline-malformed", run("--json-schema", '{"type": }'), "--json-schema (inline): field '(json)'")
+    add("ctl-logit-bias-unknown-piece", run("--logit-bias", "no such piece=1.5"), "invalid argument 'logitBiasPieces'")
+    add("ctl-ban-unknown-piece", run("--ban", "no such piece"), "invalid argument 'logitBiasPieces'")
+    add("ctl-logit-bias-id-outside", run("--logit-bias", "384=2"), "invalid argument 'logitBias'")
+
+
 def main():
     for generated in ["cases", "controls"]:
         shutil.rmtree(os.path.join(OUT, generated), ignore_errors=True)
@@ -594,6 +613,7 @@ def main():
     tokenizer_cases(single)
     template_cases(single)
     gguf_cases()
+    control_cases()
     names = [c["name"] for c in cases]
     assert len(names) == len(set(names)), "duplicate case names"
     write_json(os.path.join(OUT, "cases.json"), {

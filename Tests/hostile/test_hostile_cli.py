@@ -119,6 +119,17 @@ USAGE_ERRORS = [
     ["bench", "--model", MODEL, "--repetitions", "0"],
     ["quantize", "--model", MODEL, "--out", "/nonexistent/x.gguf"],
     ["quantize", "--model", MODEL, "--out", "/nonexistent/x.gguf", "--type", "q3_z"],
+    # The control flags: malformed values and contradictions.
+    ["generate", "--model", MODEL, "--tokens", "1", "--max-tokens", "1", "--logit-bias", "5"],
+    ["generate", "--model", MODEL, "--tokens", "1", "--max-tokens", "1", "--logit-bias", "5=strong"],
+    ["generate", "--model", MODEL, "--tokens", "1", "--max-tokens", "1", "--logit-bias", "5=inf"],
+    ["generate", "--model", MODEL, "--tokens", "1", "--max-tokens", "1", "--logit-bias", "=1"],
+    ["generate", "--model", MODEL, "--tokens", "1", "--max-tokens", "1", "--ban", ""],
+    ["generate", "--model", MODEL, "--tokens", "1", "--max-tokens", "1", "--logprobs", "21"],
+    ["generate", "--model", MODEL, "--tokens", "1", "--max-tokens", "1", "--reasoning-budget", "-1"],
+    ["generate", "--model", MODEL, "--tokens", "1", "--max-tokens", "1", "--reasoning-end", ""],
+    ["generate", "--model", MODEL, "--tokens", "1", "--max-tokens", "1", "--grammar", "a.gbnf", "--json-schema", "b.json"],
+    ["chat", "--model", MODEL, "--logprobs", "many"],
 ]
 
 
