@@ -526,3 +526,37 @@ struct ControlSmolLM2Tests {
         #expect(pieces.filter { $0.channel == .marker }.map(\.text) == ["</think>"])
     }
 }
+
+@Suite("Control: Conversation keeps the thought out of the history's content")
+struct ControlConversationTests {
+    @Test("a template that opens <think>: the answer is the content, the thought the reasoning_content the template renders")
+    func conversationReasoning() throws {
+        let model = try ThinkFixture.model()
+        let chat = try Conversation(model: model, contextLength: 1024)
+        let options = GenerationOptions(maxTokens: 120, stopTokenIDs: [1, 2], reasoning: ReasoningOptions(budget: 4))
+        var pieces: [GeneratedPiece] = []
+        let turn = try chat.send("Hi", options: options) { (piece: GeneratedPiece) in
+            pieces.append(piece)
+            return true
+        }
+        let last = try #require(chat.messages.last)
+        #expect(last.role == "assistant" && last.content == turn.reply && last.reasoningContent == turn.reasoning)
+        #expect(turn.events == [GenerationEvent(kind: .reasoningBudget, tokenIndex: 4)] && turn.reasoningTokenCount == 4,
+                "the random model does not close the thought within 4 tokens")
+        #expect(!turn.reply.contains("think>") && !turn.reasoning.contains("think>"))
+        #expect(turn.reasoning.hasSuffix("I have to give the answer now."))
+        #expect(pieces.filter { $0.channel == .marker }.map(\.text) == ["</think>"])
+        #expect(turn.reply == String(pieces.filter { $0.channel == .answer }.map(\.text).joined().drop { $0 == "\n" }))
+        // The next rendering carries the thought through reasoning_content, as the template asks.
+        let rendered = try chat.template.render(messages: chat.messages, addGenerationPrompt: true, variables: chat.variables)
+        #expect(rendered.contains("<think>" + turn.reasoning + "</think>" + turn.reply.trimmingCharacters(in: .whitespacesAndNewlines)))
+        // A second turn through the text overload (markers left out of its pieces) reuses the cache.
+        var texts: [String] = []
+        let second = try chat.send("More", options: options) { (text: String) in
+            texts.append(text)
+            return true
+        }
+        #expect(second.reusedTokenCount > 0 && !texts.joined().contains("</think>"))
+        #expect(chat.messages.count == 4 && chat.messages[3].reasoningContent == second.reasoning)
+    }
+}
