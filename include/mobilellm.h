@@ -538,8 +538,63 @@ enum mobilellm_stop_reason {
     /** One of mobilellm_generate_params.stop_strings appeared in the text (appended in ABI v1). */
     MOBILELLM_STOP_STRING = 5,
     /** The sequence was cancelled (batch sequences only; appended in ABI v1). */
-    MOBILELLM_STOP_CANCELLED = 6
+    MOBILELLM_STOP_CANCELLED = 6,
+    /** The grammar or JSON Schema (mobilellm_generate_params.grammar / json_schema) matched a whole string and
+     *  nothing more may follow, or no token was allowed (appended in ABI v1). */
+    MOBILELLM_STOP_GRAMMAR = 7
 };
+
+/** Where a piece of generated text belongs when reasoning is tracked (mobilellm_generate_params.reasoning).
+ *  Appended in ABI v1. Without reasoning tracking every piece is an answer piece. */
+enum mobilellm_channel {
+    /** Text of the answer (after the thought, or all text when no thought is open). */
+    MOBILELLM_CHANNEL_ANSWER = 0,
+    /** Text inside the thought, without its markers. */
+    MOBILELLM_CHANNEL_REASONING = 1,
+    /** The text of a start or end marker itself ("<think>", "</think>"); never split across pieces. */
+    MOBILELLM_CHANNEL_MARKER = 2
+};
+
+/** Most alternatives a mobilellm_token_logprob carries. */
+#define MOBILELLM_MAX_TOP_LOGPROBS 20
+
+/** A generated token's log-probability and its most likely alternatives, from the distribution the token was
+ *  sampled from: after logit bias, bans, the grammar mask, penalties and temperature (temperature 1 when
+ *  greedy), before top-k / top-p / min-p truncation; with mobilellm_generate_params.raw_logprobs, from the raw
+ *  logits instead. Natural logarithms. A fixed layout (appended in ABI v1). */
+typedef struct mobilellm_token_logprob {
+    /** The chosen token. */
+    int32_t token;
+    /** Its log-probability (0 for a token the engine forced, which was not sampled). */
+    float logprob;
+    /** Entries used in top_tokens / top_logprobs (mobilellm_generate_params.n_logprobs, or fewer). */
+    int32_t n_top;
+    /** The n_top most likely tokens, most likely first (ties: lower id first). */
+    int32_t top_tokens[MOBILELLM_MAX_TOP_LOGPROBS];
+    /** Their log-probabilities. */
+    float top_logprobs[MOBILELLM_MAX_TOP_LOGPROBS];
+} mobilellm_token_logprob;
+
+/** One piece of streamed text with what it belongs to (appended in ABI v1). */
+typedef struct mobilellm_piece {
+    /** The token whose text this piece completes; -1 for text released at the end (held back for stop strings
+     *  or markers). A token may deliver several pieces when its text crosses a marker. */
+    int32_t token;
+    /** A mobilellm_channel. */
+    int32_t channel;
+    /** UTF-8, `text_length` bytes, NUL-terminated (whole characters only; possibly empty). Valid during the call. */
+    const char *text;
+    /** Bytes of text. */
+    size_t text_length;
+    /** With n_logprobs >= 0: the token's log-probabilities on its first piece (NULL on its other pieces and on
+     *  the final rest; a token the engine forced, such as a reasoning budget's closing text, has logprob 0 and no
+     *  alternatives). Otherwise NULL. Valid during the call. */
+    const mobilellm_token_logprob *logprob;
+} mobilellm_piece;
+
+/** Sees each piece of generated text as it becomes final (appended in ABI v1): `piece` and what it points to are
+ *  valid during the call. Return true to go on, false to stop generating (MOBILELLM_STOP_CALLBACK). */
+typedef bool (*mobilellm_piece_callback)(const mobilellm_piece *piece, void *user_data);
 
 /** Settings of mobilellm_session_generate(). */
 typedef struct mobilellm_generate_params {
@@ -566,6 +621,68 @@ typedef struct mobilellm_generate_params {
     const char *const *stop_strings;
     /** Number of stop_strings (at most 1024). */
     size_t n_stop_strings;
+
+    /* Output control, appended in ABI v1 (read only when struct_size covers them; defaults: all off). Every string
+     * is NUL-terminated UTF-8 read during the call. */
+
+    /** A GBNF grammar (llama.cpp's syntax, start rule "root") every generated token must keep the output inside;
+     *  NULL: none. When the grammar has matched a whole string and nothing more may follow, generation ends with
+     *  MOBILELLM_STOP_GRAMMAR; end-of-sequence tokens are allowed only where the grammar may end. With reasoning
+     *  tracking the grammar applies to the answer only (after the end marker). A grammar that does not compile
+     *  fails the call with MOBILELLM_ERROR_GRAMMAR giving the rule, line and column. Needs a tokenizer. */
+    const char *grammar;
+    /** A JSON Schema (JSON text) compiled to a grammar, as `grammar`; NULL: none. Setting both is an
+     *  INVALID_ARGUMENT. An unsupported or malformed schema fails with MOBILELLM_ERROR_GRAMMAR naming the JSON
+     *  pointer. */
+    const char *json_schema;
+    /** Logit bias: `n_logit_bias` token ids and the values added to their logits (-INFINITY bans the token;
+     *  other values must be finite). NULL when n_logit_bias is 0; at most 1 << 20 entries. */
+    const int32_t *logit_bias_tokens;
+    /** The values for logit_bias_tokens. */
+    const float *logit_bias_values;
+    /** Number of logit bias entries. */
+    size_t n_logit_bias;
+    /** -1 (the default): no log-probabilities; 0 ... MOBILELLM_MAX_TOP_LOGPROBS: each piece_callback piece gets its
+     *  token's log-probability and that many alternatives. */
+    int32_t n_logprobs;
+    /** Log-probabilities from the raw logits' log-softmax instead of the distribution sampled from (default
+     *  false). */
+    bool raw_logprobs;
+    /** Track reasoning (default false): pieces are tagged MOBILELLM_CHANNEL_REASONING inside the thought (between
+     *  reasoning_start and reasoning_end), MOBILELLM_CHANNEL_MARKER for the markers and MOBILELLM_CHANNEL_ANSWER
+     *  after it. A prompt that ends inside an open thought starts in reasoning. Needs a tokenizer. */
+    bool reasoning;
+    /** Most reasoning tokens (-1, the default: no limit; 0: close a thought as soon as it opens). When the budget
+     *  runs out inside a thought, the engine feeds reasoning_closing (its tokens count as generated tokens but are
+     *  not sampled) and generation goes on with the answer; mobilellm_generate_result reports where. */
+    int32_t reasoning_budget;
+    /** The thought's start marker; NULL: "<think>". */
+    const char *reasoning_start;
+    /** The thought's end marker; NULL: "</think>". */
+    const char *reasoning_end;
+    /** The text fed when the budget runs out; it must contain reasoning_end. NULL: the engine's default (a short
+     *  transition sentence and the end marker; see the README). */
+    const char *reasoning_closing;
+    /** Called for each piece of text with its channel and log-probabilities (NULL: none). Passed `user_data`.
+     *  May be set together with `callback`; pieces then stream through the engine's text rules (hold-back of
+     *  stop-string and marker candidates) for both. */
+    mobilellm_piece_callback piece_callback;
+    /** Logit bias by text: `n_logit_bias_pieces` strings, each applying its value to every token whose piece (its
+     *  text, as mobilellm_token_to_piece gives it) equals the string; a string no token has is an
+     *  INVALID_ARGUMENT. Values as logit_bias_values. NULL when n_logit_bias_pieces is 0; at most 1 << 16. Needs
+     *  a tokenizer. */
+    const char *const *logit_bias_pieces;
+    /** The values for logit_bias_pieces. */
+    const float *logit_bias_piece_values;
+    /** Number of logit_bias_pieces. */
+    size_t n_logit_bias_pieces;
+    /** With n_logprobs >= 0, mobilellm_session_generate() writes the log-probabilities of the generated tokens
+     *  here, one per token in order (a stopping end-of-sequence token included; forced tokens get logprob 0 and no
+     *  alternatives), at most `out_logprobs_capacity` of them (the rest are dropped; result->n_tokens says how
+     *  many tokens there were). NULL: not written. Batches ignore it (see mobilellm_batch_result_logprobs()). */
+    mobilellm_token_logprob *out_logprobs;
+    /** Entries out_logprobs has room for. */
+    size_t out_logprobs_capacity;
 } mobilellm_generate_params;
 
 /** Fills `params` with the defaults, struct_size included. Does nothing for NULL. Any thread.
@@ -590,6 +707,12 @@ typedef struct mobilellm_generate_result {
     int32_t n_prompt_tokens;
     /** Tokens generated (the stopping EOS token included); all were written when they fit in out_tokens. */
     int32_t n_tokens;
+    /** Appended in ABI v1 (written only when struct_size covers it): generated tokens inside the thought (with
+     *  mobilellm_generate_params.reasoning; 0 otherwise). */
+    int32_t n_reasoning_tokens;
+    /** Appended in ABI v1: the index (in the generated tokens) where the reasoning budget ran out and the closing
+     *  text was fed, or -1. */
+    int32_t reasoning_budget_index;
 } mobilellm_generate_result;
 
 /** Feeds `prompt` (`n_prompt` ids; with 0 it continues from the tokens already in the session) and produces
@@ -767,6 +890,29 @@ MOBILELLM_API mobilellm_status mobilellm_batch_forget(mobilellm_batch *batch, in
  *  mobilellm_batch_params.keep_logits; INVALID_ARGUMENT when the sequence sampled nothing in the latest step. */
 MOBILELLM_API mobilellm_status mobilellm_batch_logits(mobilellm_batch *batch, int32_t id, float *logits,
                                                       size_t capacity, size_t *out_count);
+
+/** The pieces of events[`index`] of the latest mobilellm_batch_step() call: its text split by channel (see
+ *  mobilellm_piece; the first piece of a TOKEN event carries the token and, with params->n_logprobs >= 0, its
+ *  log-probabilities; a FINISHED event's pieces are its held-back rest). *out_pieces gets an array of *out_count
+ *  pieces (0 and NULL for an event without text, i.e. a sequence that streams no text), owned by the batch and
+ *  valid until the next mobilellm_batch_step() or mobilellm_batch_free(). INVALID_ARGUMENT when `index` is not an
+ *  event of that call. One thread at a time per batch, as step. Appended in ABI v1. */
+MOBILELLM_API mobilellm_status mobilellm_batch_event_pieces(mobilellm_batch *batch, size_t index,
+                                                            const mobilellm_piece **out_pieces, size_t *out_count);
+
+/** Copies one channel of finished sequence `id`'s text (MOBILELLM_CHANNEL_REASONING: the thought without its
+ *  markers; MOBILELLM_CHANNEL_ANSWER: the rest without markers; needs params->reasoning, else the answer is the
+ *  whole text) into `buffer` (see the buffer convention). INVALID_ARGUMENT for another channel or an id that has
+ *  not finished. Appended in ABI v1. */
+MOBILELLM_API mobilellm_status mobilellm_batch_result_channel_text(mobilellm_batch *batch, int32_t id, int32_t channel,
+                                                                   char *buffer, size_t capacity, size_t *out_length);
+
+/** Copies the log-probabilities of finished sequence `id`'s generated tokens (one per token, in order; none
+ *  unless params->n_logprobs >= 0) into `logprobs` (capacity `capacity` entries; see the buffer convention) and
+ *  their number into *out_count. Appended in ABI v1. */
+MOBILELLM_API mobilellm_status mobilellm_batch_result_logprobs(mobilellm_batch *batch, int32_t id,
+                                                               mobilellm_token_logprob *logprobs, size_t capacity,
+                                                               size_t *out_count);
 
 #ifdef __cplusplus
 } /* extern "C" */

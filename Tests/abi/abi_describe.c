@@ -18,5 +18,7 @@ int main(void) {
     /* Appended in ABI v1 (after every first-release struct, in the order abi-v1.txt's appended lines give them). */
     printf("struct mobilellm_batch_params %zu\n", sizeof(mobilellm_batch_params));
     printf("struct mobilellm_batch_event %zu\n", sizeof(mobilellm_batch_event));
+    printf("struct mobilellm_token_logprob %zu\n", sizeof(mobilellm_token_logprob));
+    printf("struct mobilellm_piece %zu\n", sizeof(mobilellm_piece));
     return 0;
 }

@@ -232,6 +232,20 @@ extension Session {
         })
     }
 
+    /// Generates like `generateText(prompt:options:onPiece:)`, but hands over each generated token's pieces in one
+    /// call: `onToken(pieces)` once per generated token but an end-of-sequence token that ends generation (at least
+    /// one piece; the first carries the token), returning false to stop (`.callback`); then `onRest(rest, pieces)`
+    /// once with the held-back text released at the end (`rest` as `generateText(prompt:options:onText:)` reports
+    /// it, nil when there is nothing to report) and the same text split by channel. Hosts that stream both per-token
+    /// text and channel pieces (the C ABI) use it.
+    @discardableResult
+    public func generateText(prompt: [Int32], options: GenerationOptions = GenerationOptions(),
+                             onTokenPieces: ([GeneratedPiece]) throws -> Bool,
+                             onRest: (String?, [GeneratedPiece]) throws -> Void) throws -> TextGenerationResult {
+        try generateTextRunning(prompt: prompt, options: options, onToken: { step in try onTokenPieces(step.pieces) },
+                                onRest: onRest)
+    }
+
     private func generateTextRunning(prompt: [Int32], options: GenerationOptions, onToken: (DecodeStep) throws -> Bool,
                                      onRest: (String?, [GeneratedPiece]) throws -> Void) throws -> TextGenerationResult {
         _ = try model.tokenizer()

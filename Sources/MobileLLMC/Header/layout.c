@@ -31,7 +31,7 @@ CHECK(mobilellm_sampler_params, penalty_window, 32);
 CHECK(mobilellm_sampler_params, seed, 40);
 CHECK(mobilellm_sampler_params, use_seed, 48);
 
-SIZE(mobilellm_generate_params, 64); /* 48 as first released; stop_strings and n_stop_strings appended */
+SIZE(mobilellm_generate_params, 192); /* 48 as first released; stop strings, then output control appended */
 CHECK(mobilellm_generate_params, max_tokens, 4);
 CHECK(mobilellm_generate_params, stop_token_ids, 8);
 CHECK(mobilellm_generate_params, n_stop_token_ids, 16);
@@ -40,8 +40,39 @@ CHECK(mobilellm_generate_params, callback, 32);
 CHECK(mobilellm_generate_params, user_data, 40);
 CHECK(mobilellm_generate_params, stop_strings, 48);
 CHECK(mobilellm_generate_params, n_stop_strings, 56);
+CHECK(mobilellm_generate_params, grammar, 64);
+CHECK(mobilellm_generate_params, json_schema, 72);
+CHECK(mobilellm_generate_params, logit_bias_tokens, 80);
+CHECK(mobilellm_generate_params, logit_bias_values, 88);
+CHECK(mobilellm_generate_params, n_logit_bias, 96);
+CHECK(mobilellm_generate_params, n_logprobs, 104);
+CHECK(mobilellm_generate_params, raw_logprobs, 108);
+CHECK(mobilellm_generate_params, reasoning, 109);
+CHECK(mobilellm_generate_params, reasoning_budget, 112);
+CHECK(mobilellm_generate_params, reasoning_start, 120);
+CHECK(mobilellm_generate_params, reasoning_end, 128);
+CHECK(mobilellm_generate_params, reasoning_closing, 136);
+CHECK(mobilellm_generate_params, piece_callback, 144);
+CHECK(mobilellm_generate_params, logit_bias_pieces, 152);
+CHECK(mobilellm_generate_params, logit_bias_piece_values, 160);
+CHECK(mobilellm_generate_params, n_logit_bias_pieces, 168);
+CHECK(mobilellm_generate_params, out_logprobs, 176);
+CHECK(mobilellm_generate_params, out_logprobs_capacity, 184);
 
-SIZE(mobilellm_generate_result, 16);
+SIZE(mobilellm_generate_result, 24); /* 16 as first released; n_reasoning_tokens, reasoning_budget_index appended */
+CHECK(mobilellm_generate_result, n_reasoning_tokens, 16);
+CHECK(mobilellm_generate_result, reasoning_budget_index, 20);
+
+/* Appended in ABI v1: output control (fixed layouts, no struct_size). */
+SIZE(mobilellm_token_logprob, 172);
+CHECK(mobilellm_token_logprob, n_top, 8);
+CHECK(mobilellm_token_logprob, top_tokens, 12);
+CHECK(mobilellm_token_logprob, top_logprobs, 92);
+SIZE(mobilellm_piece, 32);
+CHECK(mobilellm_piece, channel, 4);
+CHECK(mobilellm_piece, text, 8);
+CHECK(mobilellm_piece, text_length, 16);
+CHECK(mobilellm_piece, logprob, 24);
 
 SIZE(mobilellm_chat_message, 16);
 SIZE(mobilellm_chat_params, 32);

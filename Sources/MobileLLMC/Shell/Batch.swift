@@ -29,10 +29,14 @@ final class BatchBox: Exclusive, @unchecked Sendable {
 
     // Touched only exclusively (add, step, result, forget, logits):
     /// Events of the latest step not yet delivered, with their texts.
-    var queue: [(event: mobilellm_batch_event, text: String?)] = []
+    var queue: [(event: mobilellm_batch_event, text: String?, pieces: [GeneratedPiece]?)] = []
     var queueStart = 0
     /// Texts handed out by the latest mobilellm_batch_step call (valid until the next call or free).
     var delivered: [UnsafeMutablePointer<CChar>] = []
+    /// The pieces of the events the latest mobilellm_batch_step call delivered (nil: an event without text), and
+    /// their C copies handed out by mobilellm_batch_event_pieces (valid until the next step call or free).
+    var deliveredPieces: [[GeneratedPiece]?] = []
+    let publishedPieces = PublishedPieces()
     /// Results of finished sequences not yet forgotten.
     var results: [Int: BatchResult] = [:]
     /// Tokens produced so far by running sequences.
@@ -55,6 +59,8 @@ final class BatchBox: Exclusive, @unchecked Sendable {
     func releaseDelivered() {
         for pointer in delivered { pointer.deallocate() }
         delivered = []
+        deliveredPieces = []
+        publishedPieces.release()
     }
 
     /// A NUL-terminated copy of `text` that lives until `releaseDelivered`.
@@ -84,22 +90,24 @@ final class BatchBox: Exclusive, @unchecked Sendable {
         for event in events {
             var value = mobilellm_batch_event()
             switch event {
-            case let .token(sequence, token, text, _):
+            case let .token(sequence, token, text, pieces):
                 let produced = (tokenCounts[sequence] ?? 0) + 1
                 tokenCounts[sequence] = produced
                 value.type = Int32(MOBILELLM_BATCH_EVENT_TOKEN.rawValue)
                 value.sequence = Int32(truncatingIfNeeded: sequence)
                 value.token = token
                 value.n_tokens = produced
-                queue.append((value, streaming.contains(sequence) ? text : nil))
-            case let .finished(sequence, rest, _, result):
+                let streams = streaming.contains(sequence)
+                queue.append((value, streams ? text : nil, streams ? pieces : nil))
+            case let .finished(sequence, rest, restPieces, result):
                 value.type = Int32(MOBILELLM_BATCH_EVENT_FINISHED.rawValue)
                 value.sequence = Int32(truncatingIfNeeded: sequence)
                 value.token = -1
                 value.stop_reason = stopReasonCode(result.stopReason)
                 value.n_tokens = Int32(truncatingIfNeeded: result.tokens.count)
                 value.n_prompt_tokens = Int32(truncatingIfNeeded: result.promptTokenCount)
-                queue.append((value, streaming.contains(sequence) ? (rest ?? "") : nil))
+                let streams = streaming.contains(sequence)
+                queue.append((value, streams ? (rest ?? "") : nil, streams ? restPieces : nil))
                 results[sequence] = result
                 tokenCounts[sequence] = nil
                 streaming.remove(sequence)
@@ -169,6 +177,9 @@ private func batchRequest(_ samplerParams: UnsafePointer<mobilellm_sampler_param
     guard request.callback == nil else {
         throw ABIError.invalidArgument("params->callback", "expected NULL: a batch reports tokens as mobilellm_batch_step() events")
     }
+    guard request.pieceCallback == nil else {
+        throw ABIError.invalidArgument("params->piece_callback", "expected NULL: a batch reports pieces with mobilellm_batch_event_pieces()")
+    }
     return request
 }
 
@@ -197,13 +208,15 @@ public func mobilellm_batch_add(_ batch: OpaquePointer?, _ prompt: UnsafePointer
             guard let prompt else { throw ABIError.null("prompt") }
             input = Array(UnsafeBufferPointer(start: prompt, count: n))
         }
-        let streams = box.streamText || request.usesStopStrings
+        let streams = box.streamText || request.streamsText
         try box.exclusively {
             guard box.issued.load(ordering: .relaxed) + Int(nSamples) <= Int(Int32.max) else {
                 throw ABIError.invalidArgument("n_samples", "the batch has issued \(box.issued.load(ordering: .relaxed)) ids; ids must stay below 2^31")
             }
-            let ids = try box.generator.add(prompt: input, samples: Int(nSamples), options: request.options,
-                                            contextLength: box.contextLength, kvCacheType: box.kvCacheType, streamText: streams)
+            let ids = try translatingArguments(controlFieldNames) {
+                try box.generator.add(prompt: input, samples: Int(nSamples), options: request.options,
+                                      contextLength: box.contextLength, kvCacheType: box.kvCacheType, streamText: streams)
+            }
             box.register(ids, streams: streams)
             for (index, id) in ids.enumerated() { outIDs[index] = Int32(id) }
         }
@@ -221,15 +234,17 @@ public func mobilellm_batch_add_session(_ batch: OpaquePointer?, _ session: Opaq
         let sessionBox = try sessionTable.lookup(session, "session")
         guard let outID else { throw ABIError.null("out_id") }
         let request = try batchRequest(samplerParams, params)
-        let streams = box.streamText || request.usesStopStrings
+        let streams = box.streamText || request.streamsText
         try box.exclusively {
             guard box.issued.load(ordering: .relaxed) < Int(Int32.max) else {
                 throw ABIError.invalidArgument("batch", "has issued 2^31 - 1 ids; ids must stay below 2^31")
             }
             try sessionBox.exclusively {
                 let input = try tokenArgument(prompt, nPrompt, "prompt", session: sessionBox.session)
-                let id = try box.generator.add(session: sessionBox.session, prompt: input, options: request.options,
-                                               streamText: streams)
+                let id = try translatingArguments(controlFieldNames) {
+                    try box.generator.add(session: sessionBox.session, prompt: input, options: request.options,
+                                          streamText: streams)
+                }
                 sessionBox.lastLogits = nil
                 box.register([id], streams: streams)
                 outID.pointee = Int32(id)
@@ -258,8 +273,9 @@ public func mobilellm_batch_step(_ batch: OpaquePointer?, _ events: UnsafeMutabl
             var written = 0
             var finished = 0
             while written < capacity, box.queueStart < box.queue.count {
-                var (value, text) = box.queue[box.queueStart]
+                var (value, text, pieces) = box.queue[box.queueStart]
                 if let text { (value.text, value.text_length) = box.publish(text) }
+                box.deliveredPieces.append(pieces)
                 if value.type == Int32(MOBILELLM_BATCH_EVENT_FINISHED.rawValue) { finished += 1 }
                 events[written] = value
                 written += 1
@@ -316,6 +332,8 @@ public func mobilellm_batch_result(_ batch: OpaquePointer?, _ id: Int32, _ token
             value.stop_reason = stopReasonCode(finished.stopReason)
             value.n_prompt_tokens = Int32(truncatingIfNeeded: finished.promptTokenCount)
             value.n_tokens = Int32(truncatingIfNeeded: finished.tokens.count)
+            value.n_reasoning_tokens = Int32(truncatingIfNeeded: finished.reasoningTokenCount)
+            value.reasoning_budget_index = budgetIndex(finished.events)
             try writeOutput(value, to: result, minimumSize: VersionOneSize.generateResult, name: "result")
         }
         try copyOut(finished.tokens, to: tokens, capacity: capacity, count: outCount, name: "tokens", unit: "tokens")
@@ -363,5 +381,59 @@ public func mobilellm_batch_logits(_ batch: OpaquePointer?, _ id: Int32, _ logit
             return values
         }
         try copyOut(values, to: logits, capacity: capacity, count: outCount, name: "logits", unit: "floats")
+    }
+}
+
+/// See include/mobilellm.h.
+@_cdecl("mobilellm_batch_event_pieces")
+public func mobilellm_batch_event_pieces(_ batch: OpaquePointer?, _ index: Int,
+                                         _ outPieces: UnsafeMutablePointer<UnsafePointer<mobilellm_piece>?>?,
+                                         _ outCount: UnsafeMutablePointer<Int>?) -> Int32 {
+    guarded("mobilellm_batch_event_pieces") {
+        let box = try batchTable.lookup(batch, "batch")
+        guard let outPieces else { throw ABIError.null("out_pieces") }
+        guard let outCount else { throw ABIError.null("out_count") }
+        try box.exclusively {
+            guard index >= 0, index < box.deliveredPieces.count else {
+                throw ABIError.invalidArgument("index", "expected an event of the latest mobilellm_batch_step() call (0..<\(box.deliveredPieces.count)), found \(UInt(bitPattern: index))")
+            }
+            let pieces = box.deliveredPieces[index] ?? []
+            outPieces.pointee = box.publishedPieces.publish(pieces)
+            outCount.pointee = pieces.count
+        }
+    }
+}
+
+/// See include/mobilellm.h.
+@_cdecl("mobilellm_batch_result_channel_text")
+public func mobilellm_batch_result_channel_text(_ batch: OpaquePointer?, _ id: Int32, _ channel: Int32,
+                                                _ buffer: UnsafeMutablePointer<CChar>?, _ capacity: Int,
+                                                _ outLength: UnsafeMutablePointer<Int>?) -> Int32 {
+    guarded("mobilellm_batch_result_channel_text") {
+        let box = try batchTable.lookup(batch, "batch")
+        guard outLength != nil else { throw ABIError.null("out_length") }
+        let text: KeyPath<BatchResult, String>
+        switch channel {
+        case Int32(MOBILELLM_CHANNEL_REASONING.rawValue): text = \.reasoning
+        case Int32(MOBILELLM_CHANNEL_ANSWER.rawValue): text = \.answer
+        default:
+            throw ABIError.invalidArgument("channel", "expected MOBILELLM_CHANNEL_REASONING (1) or MOBILELLM_CHANNEL_ANSWER (0), found \(channel)")
+        }
+        let finished = try box.exclusively { try box.result(id) }
+        try copyOut(text: finished[keyPath: text], to: buffer, capacity: capacity, length: outLength, name: "buffer")
+    }
+}
+
+/// See include/mobilellm.h.
+@_cdecl("mobilellm_batch_result_logprobs")
+public func mobilellm_batch_result_logprobs(_ batch: OpaquePointer?, _ id: Int32,
+                                            _ logprobs: UnsafeMutablePointer<mobilellm_token_logprob>?, _ capacity: Int,
+                                            _ outCount: UnsafeMutablePointer<Int>?) -> Int32 {
+    guarded("mobilellm_batch_result_logprobs") {
+        let box = try batchTable.lookup(batch, "batch")
+        guard outCount != nil else { throw ABIError.null("out_count") }
+        let finished = try box.exclusively { try box.result(id) }
+        try copyOut(finished.logprobs.map(cLogprob), to: logprobs, capacity: capacity, count: outCount, name: "logprobs",
+                    unit: "entries")
     }
 }

@@ -520,17 +520,19 @@ public func mobilellm_session_generate(_ session: OpaquePointer?, _ prompt: Unsa
             }
         }
         let callback = request.callback
-        let usesStopStrings = request.usesStopStrings
-        // Text pieces for the callback, when the model has a tokenizer that loads (with stop strings the engine's
-        // generateText streams them itself).
+        let pieceCallback = request.pieceCallback
+        let streamsText = request.streamsText
+        // Text pieces for the token callback, when the model has a tokenizer that loads (when the engine streams
+        // text itself — stop strings, reasoning, a piece callback — pieces come from it).
         var detokenizer: StreamingDetokenizer?
-        if callback != nil, !usesStopStrings, box.session.model.tokenizerFile != nil {
+        if callback != nil, !streamsText, box.session.model.tokenizerFile != nil {
             do {
                 detokenizer = try box.session.model.tokenizer().makeStreamingDetokenizer(skipSpecial: false)
             } catch {
                 MobileLLMLog.log(.warning, "mobilellm_session_generate: no text pieces, the tokenizer does not load: \(error)")
             }
         }
+        let published = PublishedPieces()
         let generated = try box.exclusively {
             let session = box.session
             let input = try tokenArgument(prompt, nPrompt, "prompt", session: session)
@@ -538,14 +540,42 @@ public func mobilellm_session_generate(_ session: OpaquePointer?, _ prompt: Unsa
             // The latest logits go once the session changes: on success, or a failure after something was fed.
             defer { if session.position != before || input.isEmpty { box.lastLogits = nil } }
             return try explainingCancel("mobilellm_session_cancel() was called; the session holds what was fed before") {
-                if !usesStopStrings {
-                    return try generateTokens()
+                try translatingArguments(controlFieldNames) {
+                    if !streamsText {
+                        return try generateTokens()
+                    }
+                    // The engine streams the text (holding back stop-string and marker candidates) as pieces.
+                    func deliver(_ pieces: [GeneratedPiece], token: Int32?) -> Bool {
+                        var go = true
+                        if let pieceCallback {
+                            for piece in pieces {
+                                var value = published.publish(piece)
+                                go = pieceCallback.function(&value, pieceCallback.userData) && go
+                            }
+                            published.release()
+                        }
+                        if let callback, let token {
+                            let text = pieces.map(\.text).joined()
+                            go = text.withCString { callback.function(token, $0, strlen($0), callback.userData) } && go
+                        }
+                        return go
+                    }
+                    let result = try session.generateText(prompt: input, options: options, onTokenPieces: { pieces in
+                        deliver(pieces, token: pieces.first?.token ?? -1)
+                    }, onRest: { rest, pieces in
+                        if let pieceCallback {
+                            for piece in pieces {
+                                var value = published.publish(piece)
+                                _ = pieceCallback.function(&value, pieceCallback.userData)
+                            }
+                            published.release()
+                        }
+                        if let callback, let rest {
+                            _ = rest.withCString { callback.function(-1, $0, strlen($0), callback.userData) }
+                        }
+                    })
+                    return result.generation
                 }
-                // Stop strings: the engine holds back text that could begin one; pieces come from it.
-                return try session.generateText(prompt: input, options: options) { token, piece in
-                    guard let callback else { return true }
-                    return piece.withCString { callback.function(token ?? -1, $0, strlen($0), callback.userData) }
-                }.generation
             }
             func generateTokens() throws -> GenerationResult {
                 try session.generate(prompt: input, options: options) { token in
@@ -563,11 +593,16 @@ public func mobilellm_session_generate(_ session: OpaquePointer?, _ prompt: Unsa
                 if let base = source.baseAddress { outTokens.update(from: base, count: n) }
             }
         }
+        if let out = request.logprobsOut, !generated.logprobs.isEmpty {
+            for (index, entry) in generated.logprobs.prefix(out.capacity).enumerated() { out.pointer[index] = cLogprob(entry) }
+        }
         if let result {
             var value = mobilellm_generate_result()
             value.stop_reason = stopReasonCode(generated.stopReason)
             value.n_prompt_tokens = Int32(generated.promptTokenCount)
             value.n_tokens = Int32(generated.tokens.count)
+            value.n_reasoning_tokens = Int32(truncatingIfNeeded: generated.reasoningTokenCount)
+            value.reasoning_budget_index = budgetIndex(generated.events)
             try writeOutput(value, to: result, minimumSize: VersionOneSize.generateResult, name: "result")
         }
     }
@@ -581,8 +616,22 @@ struct GenerateRequest {
     /// The caller's token callback, when it set one.
     let callback: CallbackBox<mobilellm_token_callback>?
 
+    /// The caller's piece callback, when it set one.
+    let pieceCallback: CallbackBox<mobilellm_piece_callback>?
+    /// Where mobilellm_session_generate writes the tokens' log-probabilities (params->out_logprobs), if anywhere.
+    var logprobsOut: (pointer: UnsafeMutablePointer<mobilellm_token_logprob>, capacity: Int)?
+
     /// Whether a non-empty stop string is watched (the engine then streams text itself).
     var usesStopStrings: Bool { options.stopStrings.contains { !$0.isEmpty } }
+
+    /// Whether the engine streams the text: stop strings, reasoning tracking and piece callbacks need it.
+    var streamsText: Bool { usesStopStrings || options.reasoning != nil || pieceCallback != nil }
+}
+
+/// The index where a reasoning budget ran out, or -1 (mobilellm_generate_result.reasoning_budget_index).
+func budgetIndex(_ events: [GenerationEvent]) -> Int32 {
+    guard let event = events.first(where: { $0.kind == .reasoningBudget }) else { return -1 }
+    return Int32(truncatingIfNeeded: event.tokenIndex)
 }
 
 /// Reads and validates `samplerParams` and `params` (see `GenerateRequest`).
@@ -609,9 +658,14 @@ func generateRequest(_ samplerParams: UnsafePointer<mobilellm_sampler_params>?,
         guard let pointer = p.stop_strings else { throw ABIError.null("params->stop_strings") }
         stopStrings = try (0..<nStrings).map { try string(pointer[$0], "params->stop_strings[\($0)]") }
     }
-    let options = GenerationOptions(maxTokens: Int(p.max_tokens), sampling: sampling, stopTokenIDs: stops,
+    var options = GenerationOptions(maxTokens: Int(p.max_tokens), sampling: sampling, stopTokenIDs: stops,
                                     ignoreEOS: readBool(p, \.ignore_eos), stopStrings: stopStrings)
-    return GenerateRequest(options: options, callback: p.callback.map { CallbackBox(function: $0, userData: p.user_data) })
+    try readControl(p, into: &options)
+    let logprobsCapacity = try count(p.out_logprobs_capacity, "params->out_logprobs_capacity")
+    if logprobsCapacity > 0, p.out_logprobs == nil { throw ABIError.null("params->out_logprobs") }
+    return GenerateRequest(options: options, callback: p.callback.map { CallbackBox(function: $0, userData: p.user_data) },
+                           pieceCallback: p.piece_callback.map { CallbackBox(function: $0, userData: p.user_data) },
+                           logprobsOut: p.out_logprobs.map { ($0, logprobsCapacity) })
 }
 
 /// The mobilellm_stop_reason of an engine stop reason.
@@ -624,6 +678,6 @@ func stopReasonCode(_ reason: StopReason) -> Int32 {
     case .stopString: return Int32(MOBILELLM_STOP_STRING.rawValue)
     case .cancelled: return Int32(MOBILELLM_STOP_CANCELLED.rawValue)
     // Placeholder until the C ABI defines MOBILELLM_STOP_GRAMMAR (the integrator's half): the next free value.
-    case .grammar: return Int32(MOBILELLM_STOP_CANCELLED.rawValue) + 1
+    case .grammar: return Int32(MOBILELLM_STOP_GRAMMAR.rawValue)
     }
 }

@@ -111,6 +111,8 @@ extension mobilellm_generate_params {
         var params = mobilellm_generate_params()
         params.struct_size = UInt32(MemoryLayout<mobilellm_generate_params>.size)
         params.max_tokens = 256
+        params.n_logprobs = -1
+        params.reasoning_budget = -1
         return params
     }
 }
