@@ -64,24 +64,118 @@ struct SamplerParams : mobilellm_sampler_params {
     }
 };
 
-/// What Session::generate produced.
+/// What Session::generate (and Batch::result) produced.
 struct Generation {
     std::vector<int32_t> tokens;
     int32_t stop_reason = 0;
     int32_t prompt_tokens = 0;
+    /// The generated text ("" without a tokenizer), and its thought and answer parts (markers left out; without
+    /// GenerateOptions::reasoning the answer is the whole text).
+    std::string text, reasoning, answer;
+    /// Generated tokens inside the thought.
+    int32_t reasoning_tokens = 0;
+    /// Where the reasoning budget ran out and the closing text was fed (an index into tokens), or -1.
+    int32_t reasoning_budget_index = -1;
+    /// One entry per token when GenerateOptions::logprobs >= 0, else empty.
+    std::vector<mobilellm_token_logprob> logprobs;
 };
 
-/// Options of Session::generate.
+/// One piece of streamed text (GenerateOptions::on_piece): valid during the call.
+struct Piece {
+    /// The token it completes (-1 for text released at the end).
+    int32_t token = -1;
+    /// MOBILELLM_CHANNEL_ANSWER, _REASONING or _MARKER.
+    int32_t channel = MOBILELLM_CHANNEL_ANSWER;
+    std::string_view text;
+    /// The token's log-probabilities (first piece of a token, with GenerateOptions::logprobs >= 0), else nullptr.
+    const mobilellm_token_logprob *logprob = nullptr;
+};
+
+/// Options of Session::generate and Batch::add (the fields of mobilellm_generate_params; see mobilellm.h for each
+/// rule: the library validates every value).
 struct GenerateOptions {
     int32_t max_tokens = 256;
     SamplerParams sampling;
     bool ignore_eos = false;
     /// Stop tokens; empty: the model's EOS ids.
     std::vector<int32_t> stop_token_ids;
+    /// Strings that end generation (the text ends before the first to appear).
+    std::vector<std::string> stop_strings;
+    /// A GBNF grammar the output must match ("": none).
+    std::string grammar;
+    /// A JSON Schema (JSON text) the output must match ("": none).
+    std::string json_schema;
+    /// Values added to token logits, by id and by token text (-INFINITY bans).
+    std::vector<std::pair<int32_t, float>> logit_bias;
+    std::vector<std::pair<std::string, float>> logit_bias_pieces;
+    /// -1: no log-probabilities; 0...20: Generation::logprobs with that many alternatives per token.
+    int32_t logprobs = -1;
+    bool raw_logprobs = false;
+    /// Track the thought (reasoning_start ... reasoning_end, "" for the defaults "<think>" / "</think>"), with a
+    /// budget of tokens (-1: none) ended by reasoning_closing ("": the library's default).
+    bool reasoning = false;
+    int32_t reasoning_budget = -1;
+    std::string reasoning_start, reasoning_end, reasoning_closing;
     /// Sees every token and its text (empty without a tokenizer); return false to stop. May throw: the exception
-    /// stops generation and is rethrown from generate().
+    /// stops generation and is rethrown from generate(). Not for a Batch.
     std::function<bool(int32_t token, std::string_view piece)> on_token;
+    /// Sees every piece with its channel and log-probabilities; return false to stop. May throw, as on_token. Not
+    /// for a Batch.
+    std::function<bool(const Piece &piece)> on_piece;
 };
+
+namespace detail {
+/// The mobilellm_generate_params of `options` with the arrays it points into (valid while this object lives and
+/// `options` is unchanged). Session::generate and Batch::add share it.
+struct GenerateParams {
+    mobilellm_generate_params params;
+    std::vector<const char *> stop_strings, bias_pieces;
+    std::vector<int32_t> bias_tokens;
+    std::vector<float> bias_values, piece_values;
+
+    explicit GenerateParams(const GenerateOptions &options) {
+        mobilellm_generate_params_init(&params);
+        params.max_tokens = options.max_tokens;
+        params.ignore_eos = options.ignore_eos;
+        if (!options.stop_token_ids.empty()) {
+            params.stop_token_ids = options.stop_token_ids.data();
+            params.n_stop_token_ids = options.stop_token_ids.size();
+        }
+        for (const std::string &s : options.stop_strings) stop_strings.push_back(s.c_str());
+        if (!stop_strings.empty()) {
+            params.stop_strings = stop_strings.data();
+            params.n_stop_strings = stop_strings.size();
+        }
+        if (!options.grammar.empty()) params.grammar = options.grammar.c_str();
+        if (!options.json_schema.empty()) params.json_schema = options.json_schema.c_str();
+        for (const auto &[token, value] : options.logit_bias) {
+            bias_tokens.push_back(token);
+            bias_values.push_back(value);
+        }
+        if (!bias_tokens.empty()) {
+            params.logit_bias_tokens = bias_tokens.data();
+            params.logit_bias_values = bias_values.data();
+            params.n_logit_bias = bias_tokens.size();
+        }
+        for (const auto &[piece, value] : options.logit_bias_pieces) {
+            bias_pieces.push_back(piece.c_str());
+            piece_values.push_back(value);
+        }
+        if (!bias_pieces.empty()) {
+            params.logit_bias_pieces = bias_pieces.data();
+            params.logit_bias_piece_values = piece_values.data();
+            params.n_logit_bias_pieces = bias_pieces.size();
+        }
+        params.n_logprobs = options.logprobs;
+        params.raw_logprobs = options.raw_logprobs;
+        params.reasoning = options.reasoning;
+        params.reasoning_budget = options.reasoning_budget;
+        if (!options.reasoning_start.empty()) params.reasoning_start = options.reasoning_start.c_str();
+        if (!options.reasoning_end.empty()) params.reasoning_end = options.reasoning_end.c_str();
+        if (!options.reasoning_closing.empty()) params.reasoning_closing = options.reasoning_closing.c_str();
+    }
+};
+} // namespace detail
 
 class Session;
 
@@ -180,15 +274,19 @@ public:
     /// A session of `model`.
     explicit Session(const Model &model, const SessionParams &params = SessionParams()) {
         check(mobilellm_session_create(model.handle(), &params, &handle_));
-        vocab_ = model.vocab_size();
+        mobilellm_model_info info = model.info();
+        vocab_ = info.vocab_size;
+        has_tokenizer_ = info.has_tokenizer;
     }
     ~Session() { mobilellm_session_free(handle_); }
-    Session(Session &&other) noexcept : handle_(std::exchange(other.handle_, nullptr)), vocab_(other.vocab_) {}
+    Session(Session &&other) noexcept
+        : handle_(std::exchange(other.handle_, nullptr)), vocab_(other.vocab_), has_tokenizer_(other.has_tokenizer_) {}
     Session &operator=(Session &&other) noexcept {
         if (this != &other) {
             mobilellm_session_free(handle_);
             handle_ = std::exchange(other.handle_, nullptr);
             vocab_ = other.vocab_;
+            has_tokenizer_ = other.has_tokenizer_;
         }
         return *this;
     }
@@ -212,20 +310,19 @@ public:
         check(mobilellm_session_eval(handle_, tokens.data(), tokens.size(), MOBILELLM_LOGITS_NONE, nullptr, 0));
     }
 
-    /// Generates from `prompt` (empty: continue from the cache).
+    /// Generates from `prompt` (empty: continue from the cache). With a tokenizer, the text (and its reasoning and
+    /// answer parts) is streamed through the library's piece callback and returned in the Generation.
     Generation generate(const std::vector<int32_t> &prompt, const GenerateOptions &options = GenerateOptions()) {
         struct Context {
             const GenerateOptions *options;
+            Generation *out;
             std::exception_ptr error;
-        } context{&options, nullptr};
-        mobilellm_generate_params params;
-        mobilellm_generate_params_init(&params);
-        params.max_tokens = options.max_tokens;
-        params.ignore_eos = options.ignore_eos;
-        if (!options.stop_token_ids.empty()) {
-            params.stop_token_ids = options.stop_token_ids.data();
-            params.n_stop_token_ids = options.stop_token_ids.size();
-        }
+        } context{&options, nullptr, nullptr};
+        Generation out;
+        context.out = &out;
+        detail::GenerateParams request(options);
+        mobilellm_generate_params &params = request.params;
+        params.user_data = &context;
         if (options.on_token) {
             params.callback = [](int32_t token, const char *piece, size_t length, void *user_data) -> bool {
                 auto *c = static_cast<Context *>(user_data);
@@ -236,22 +333,45 @@ public:
                     return false;
                 }
             };
-            params.user_data = &context;
         }
-        Generation out;
+        if (has_tokenizer_) {
+            params.piece_callback = [](const mobilellm_piece *piece, void *user_data) -> bool {
+                auto *c = static_cast<Context *>(user_data);
+                std::string_view text(piece->text, piece->text_length);
+                c->out->text += text;
+                if (piece->channel == MOBILELLM_CHANNEL_REASONING) c->out->reasoning += text;
+                if (piece->channel == MOBILELLM_CHANNEL_ANSWER) c->out->answer += text;
+                if (!c->options->on_piece || c->error) return !c->error;
+                try {
+                    return c->options->on_piece(Piece{piece->token, piece->channel, text, piece->logprob});
+                } catch (...) {
+                    c->error = std::current_exception();
+                    return false;
+                }
+            };
+        }
         size_t capacity = options.max_tokens > 0 ? static_cast<size_t>(options.max_tokens) : 0;
         if (capacity > 1u << 16) capacity = 1u << 16;
         out.tokens.resize(capacity);
+        if (options.logprobs >= 0) {
+            out.logprobs.resize(capacity);
+            params.out_logprobs = out.logprobs.data();
+            params.out_logprobs_capacity = out.logprobs.size();
+        }
         mobilellm_generate_result result{};
         result.struct_size = sizeof result;
         mobilellm_status status = mobilellm_session_generate(handle_, prompt.data(), prompt.size(), &options.sampling, &params,
                                                              out.tokens.data(), out.tokens.size(), &result);
         if (context.error) std::rethrow_exception(context.error);
         check(status);
-        out.tokens.resize(static_cast<size_t>(result.n_tokens) < out.tokens.size() ? static_cast<size_t>(result.n_tokens)
-                                                                                   : out.tokens.size());
+        size_t n = static_cast<size_t>(result.n_tokens) < out.tokens.size() ? static_cast<size_t>(result.n_tokens)
+                                                                             : out.tokens.size();
+        out.tokens.resize(n);
+        if (!out.logprobs.empty()) out.logprobs.resize(n);
         out.stop_reason = result.stop_reason;
         out.prompt_tokens = result.n_prompt_tokens;
+        out.reasoning_tokens = result.n_reasoning_tokens;
+        out.reasoning_budget_index = result.reasoning_budget_index;
         return out;
     }
 
@@ -287,6 +407,7 @@ public:
 private:
     mobilellm_session *handle_ = nullptr;
     int32_t vocab_ = 0;
+    bool has_tokenizer_ = false;
 };
 
 inline Session Model::session(int32_t n_ctx) const { return Session(*this, SessionParams(n_ctx)); }
@@ -294,6 +415,14 @@ inline Session Model::session(int32_t n_ctx) const { return Session(*this, Sessi
 /// mobilellm_batch_params with the defaults filled in.
 struct BatchParams : mobilellm_batch_params {
     BatchParams() noexcept : mobilellm_batch_params() { mobilellm_batch_params_init(this); }
+};
+
+/// A piece of a batch event's text (a copy of mobilellm_piece).
+struct BatchPiece {
+    int32_t channel = MOBILELLM_CHANNEL_ANSWER;
+    std::string text;
+    bool has_logprob = false;
+    mobilellm_token_logprob logprob{};
 };
 
 /// One event of Batch::step(): mobilellm_batch_event with its text copied.
@@ -314,6 +443,8 @@ struct BatchEvent {
     std::string text;
     /// Whether the sequence streams text.
     bool has_text = false;
+    /// `text` split by channel (the first piece of a TOKEN event carries its log-probabilities when requested).
+    std::vector<BatchPiece> pieces;
     /// Whether the sequence ended with this event.
     bool finished() const noexcept { return type == MOBILELLM_BATCH_EVENT_FINISHED; }
 };
@@ -344,18 +475,19 @@ public:
     /// arrive as events).
     std::vector<int32_t> add(const std::vector<int32_t> &prompt, const GenerateOptions &options = GenerateOptions(),
                              int32_t n_samples = 1) {
-        mobilellm_generate_params params = generate_params(options);
+        GenerateParams request(options);
         std::vector<int32_t> ids(n_samples > 0 ? static_cast<size_t>(n_samples) : 1);
-        check(mobilellm_batch_add(handle_, prompt.data(), prompt.size(), &options.sampling, &params, n_samples, ids.data()));
+        check(mobilellm_batch_add(handle_, prompt.data(), prompt.size(), &options.sampling, &request.params, n_samples,
+                                  ids.data()));
         return ids;
     }
 
     /// Adds a sequence on an existing session (an empty prompt continues from its last token); returns its id.
     int32_t add(Session &session, const std::vector<int32_t> &prompt, const GenerateOptions &options = GenerateOptions()) {
-        mobilellm_generate_params params = generate_params(options);
+        GenerateParams request(options);
         int32_t id = -1;
-        check(mobilellm_batch_add_session(handle_, session.handle(), prompt.data(), prompt.size(), &options.sampling, &params,
-                                          &id));
+        check(mobilellm_batch_add_session(handle_, session.handle(), prompt.data(), prompt.size(), &options.sampling,
+                                          &request.params, &id));
         return id;
     }
 
@@ -377,6 +509,17 @@ public:
             event.n_prompt_tokens = e.n_prompt_tokens;
             event.has_text = e.text != nullptr;
             if (e.text) event.text.assign(e.text, e.text_length);
+            const mobilellm_piece *pieces = nullptr;
+            size_t n_pieces = 0;
+            check(mobilellm_batch_event_pieces(handle_, i, &pieces, &n_pieces));
+            for (size_t k = 0; k < n_pieces; k++) {
+                BatchPiece piece;
+                piece.channel = pieces[k].channel;
+                piece.text.assign(pieces[k].text, pieces[k].text_length);
+                piece.has_logprob = pieces[k].logprob != nullptr;
+                if (piece.has_logprob) piece.logprob = *pieces[k].logprob;
+                event.pieces.push_back(std::move(piece));
+            }
             events.push_back(std::move(event));
         }
         return events;
@@ -419,7 +562,27 @@ public:
         out.tokens.resize(count);
         out.stop_reason = result.stop_reason;
         out.prompt_tokens = result.n_prompt_tokens;
+        out.reasoning_tokens = result.n_reasoning_tokens;
+        out.reasoning_budget_index = result.reasoning_budget_index;
+        out.text = text(id);
+        out.reasoning = channel_text(id, MOBILELLM_CHANNEL_REASONING);
+        out.answer = channel_text(id, MOBILELLM_CHANNEL_ANSWER);
+        size_t n = 0;
+        status = mobilellm_batch_result_logprobs(handle_, id, nullptr, 0, &n);
+        if (status != MOBILELLM_ERROR_BUFFER_TOO_SMALL) check(status);
+        out.logprobs.resize(n);
+        if (n > 0) check(mobilellm_batch_result_logprobs(handle_, id, out.logprobs.data(), out.logprobs.size(), &n));
         return out;
+    }
+    /// One channel's text of finished sequence `id` (MOBILELLM_CHANNEL_REASONING or MOBILELLM_CHANNEL_ANSWER).
+    std::string channel_text(int32_t id, int32_t channel) const {
+        size_t length = 0;
+        mobilellm_status status = mobilellm_batch_result_channel_text(handle_, id, channel, nullptr, 0, &length);
+        if (status != MOBILELLM_ERROR_BUFFER_TOO_SMALL) check(status);
+        std::string value(length + 1, '\0');
+        check(mobilellm_batch_result_channel_text(handle_, id, channel, value.data(), value.size(), &length));
+        value.resize(length);
+        return value;
     }
     /// The text of finished sequence `id` ("" unless it streamed text).
     std::string text(int32_t id) const {
@@ -447,19 +610,14 @@ public:
     mobilellm_batch *handle() const noexcept { return handle_; }
 
 private:
-    static mobilellm_generate_params generate_params(const GenerateOptions &options) {
-        mobilellm_generate_params params;
-        mobilellm_generate_params_init(&params);
-        params.max_tokens = options.max_tokens;
-        params.ignore_eos = options.ignore_eos;
-        if (!options.stop_token_ids.empty()) {
-            params.stop_token_ids = options.stop_token_ids.data();
-            params.n_stop_token_ids = options.stop_token_ids.size();
+    /// The request's params; a callback is passed on (never called) so the library reports it as the error it is
+    /// for a batch.
+    struct GenerateParams : detail::GenerateParams {
+        explicit GenerateParams(const GenerateOptions &options) : detail::GenerateParams(options) {
+            if (options.on_token) params.callback = [](int32_t, const char *, size_t, void *) -> bool { return false; };
+            if (options.on_piece) params.piece_callback = [](const mobilellm_piece *, void *) -> bool { return false; };
         }
-        // A callback is passed on (never called) so the library reports it as the error it is for a batch.
-        if (options.on_token) params.callback = [](int32_t, const char *, size_t, void *) -> bool { return false; };
-        return params;
-    }
+    };
 
     mobilellm_batch *handle_ = nullptr;
 };

@@ -26,7 +26,8 @@ import pathlib
 import queue
 import threading
 
-__all__ = ["MobileLLMError", "Model", "Session", "Generation", "load_library", "abi_version", "version"]
+__all__ = ["MobileLLMError", "Model", "Session", "Generation", "TokenLogprob", "load_library", "abi_version",
+           "version"]
 __version__ = "0.1.0"
 
 ABI_VERSION = 1
@@ -40,7 +41,9 @@ ERROR_CANCELLED = 8
 ERROR_NO_TOKENIZER = 10
 
 LOGITS_NONE, LOGITS_LAST, LOGITS_ALL = 0, 1, 2
-STOP_REASONS = {1: "eos", 2: "max_tokens", 3: "context_full", 4: "callback", 5: "stop", 6: "cancelled"}
+STOP_REASONS = {1: "eos", 2: "max_tokens", 3: "context_full", 4: "callback", 5: "stop", 6: "cancelled", 7: "grammar"}
+CHANNELS = {0: "answer", 1: "reasoning", 2: "marker"}
+MAX_TOP_LOGPROBS = 20
 BATCH_EVENT_TOKEN, BATCH_EVENT_FINISHED = 1, 2
 
 
@@ -92,16 +95,39 @@ class _SamplerParams(ctypes.Structure):
                 ("penalty_window", ctypes.c_int32), ("seed", ctypes.c_uint64), ("use_seed", ctypes.c_bool)]
 
 
+class _TokenLogprob(ctypes.Structure):
+    _fields_ = [("token", ctypes.c_int32), ("logprob", ctypes.c_float), ("n_top", ctypes.c_int32),
+                ("top_tokens", ctypes.c_int32 * MAX_TOP_LOGPROBS), ("top_logprobs", ctypes.c_float * MAX_TOP_LOGPROBS)]
+
+
+class _Piece(ctypes.Structure):
+    _fields_ = [("token", ctypes.c_int32), ("channel", ctypes.c_int32), ("text", ctypes.POINTER(ctypes.c_char)),
+                ("text_length", ctypes.c_size_t), ("logprob", ctypes.POINTER(_TokenLogprob))]
+
+
+_PieceCallback = ctypes.CFUNCTYPE(ctypes.c_bool, ctypes.POINTER(_Piece), ctypes.c_void_p)
+
+
 class _GenerateParams(ctypes.Structure):
     _fields_ = [("struct_size", ctypes.c_uint32), ("max_tokens", ctypes.c_int32), ("stop_token_ids", _c_int32_p),
                 ("n_stop_token_ids", ctypes.c_size_t), ("ignore_eos", ctypes.c_bool), ("callback", _TokenCallback),
                 ("user_data", ctypes.c_void_p), ("stop_strings", ctypes.POINTER(ctypes.c_char_p)),
-                ("n_stop_strings", ctypes.c_size_t)]
+                ("n_stop_strings", ctypes.c_size_t),
+                # Output control (appended in ABI v1).
+                ("grammar", ctypes.c_char_p), ("json_schema", ctypes.c_char_p), ("logit_bias_tokens", _c_int32_p),
+                ("logit_bias_values", _c_float_p), ("n_logit_bias", ctypes.c_size_t), ("n_logprobs", ctypes.c_int32),
+                ("raw_logprobs", ctypes.c_bool), ("reasoning", ctypes.c_bool), ("reasoning_budget", ctypes.c_int32),
+                ("reasoning_start", ctypes.c_char_p), ("reasoning_end", ctypes.c_char_p),
+                ("reasoning_closing", ctypes.c_char_p), ("piece_callback", _PieceCallback),
+                ("logit_bias_pieces", ctypes.POINTER(ctypes.c_char_p)), ("logit_bias_piece_values", _c_float_p),
+                ("n_logit_bias_pieces", ctypes.c_size_t), ("out_logprobs", ctypes.POINTER(_TokenLogprob)),
+                ("out_logprobs_capacity", ctypes.c_size_t)]
 
 
 class _GenerateResult(ctypes.Structure):
     _fields_ = [("struct_size", ctypes.c_uint32), ("stop_reason", ctypes.c_int32), ("n_prompt_tokens", ctypes.c_int32),
-                ("n_tokens", ctypes.c_int32)]
+                ("n_tokens", ctypes.c_int32), ("n_reasoning_tokens", ctypes.c_int32),
+                ("reasoning_budget_index", ctypes.c_int32)]
 
 
 class _ChatParams(ctypes.Structure):
@@ -174,6 +200,13 @@ _SIGNATURES = {
                                                 ctypes.POINTER(_GenerateResult)]),
     "mobilellm_batch_result_text": (ctypes.c_int32, [_H, ctypes.c_int32, ctypes.c_char_p, ctypes.c_size_t, _c_size_p]),
     "mobilellm_batch_forget": (ctypes.c_int32, [_H, ctypes.c_int32]),
+    "mobilellm_batch_event_pieces": (ctypes.c_int32, [_H, ctypes.c_size_t, ctypes.POINTER(ctypes.POINTER(_Piece)),
+                                                      _c_size_p]),
+    "mobilellm_batch_result_channel_text": (ctypes.c_int32, [_H, ctypes.c_int32, ctypes.c_int32, ctypes.c_char_p,
+                                                             ctypes.c_size_t, _c_size_p]),
+    "mobilellm_batch_result_logprobs": (ctypes.c_int32, [_H, ctypes.c_int32, ctypes.POINTER(_TokenLogprob),
+                                                         ctypes.c_size_t, _c_size_p]),
+    "mobilellm_token_to_piece": (ctypes.c_int32, [_H, ctypes.c_int32, ctypes.c_char_p, ctypes.c_size_t, _c_size_p]),
 }
 
 _library = None
@@ -351,6 +384,108 @@ def _generate_params(max_tokens, stop, ignore_eos, eos):
     return params, count, keep
 
 
+_CONTROL_OPTIONS = ("grammar", "json_schema", "logit_bias", "ban", "logprobs", "raw_logprobs", "reasoning",
+                    "reasoning_budget", "reasoning_start", "reasoning_end", "reasoning_closing")
+CONTROL_OPTIONS_DOC = """Output control, the keyword arguments every generate/stream method takes (all off by default):
+
+- ``grammar``: GBNF text (llama.cpp's syntax, start rule ``root``) the output must match; generation ends with stop
+  reason "grammar" when the grammar is complete. ``json_schema``: a JSON Schema (a dict, or JSON text) compiled to
+  a grammar. A grammar or schema that does not compile raises MobileLLMError (status MOBILELLM_ERROR_GRAMMAR) with
+  the rule, line and column, or the schema's JSON pointer. With reasoning tracking they apply to the answer only.
+- ``logit_bias``: a dict from token id (int) or token text (str: every token whose piece equals it) to a value added
+  to the logit (``-math.inf`` bans). ``ban``: token ids or texts to ban.
+- ``logprobs``: an int n in 0...20: ``Generation.logprobs`` gets one :class:`TokenLogprob` per generated token with
+  the n most likely alternatives, from the distribution sampled from (after bias, grammar, penalties and
+  temperature; ``raw_logprobs=True``: from the raw logits).
+- ``reasoning``: True tracks the thought between ``reasoning_start`` ("<think>") and ``reasoning_end``
+  ("</think>"): ``Generation.reasoning`` and ``.answer`` hold the two parts (markers left out). A prompt that ends
+  inside an open thought starts in it. ``reasoning_budget`` n ends a thought after n tokens by feeding
+  ``reasoning_closing`` (default: a short transition sentence and the end marker); ``Generation.events`` then holds
+  ``{"type": "reasoning_budget", "token_index": i}``. Any reasoning_* argument turns tracking on."""
+
+
+class TokenLogprob:
+    """A generated token's log-probability: ``token``, ``logprob`` (natural log) and ``top``, a list of
+    ``(token, logprob)`` pairs, most likely first."""
+
+    __slots__ = ("token", "logprob", "top")
+
+    def __init__(self, token, logprob, top):
+        self.token = token
+        self.logprob = logprob
+        self.top = top
+
+    @classmethod
+    def _from_c(cls, value):
+        n = max(0, min(value.n_top, MAX_TOP_LOGPROBS))
+        return cls(value.token, value.logprob, [(value.top_tokens[i], value.top_logprobs[i]) for i in range(n)])
+
+    def __eq__(self, other):
+        return isinstance(other, TokenLogprob) and (self.token, self.logprob, self.top) == (other.token, other.logprob,
+                                                                                            other.top)
+
+    def __repr__(self):
+        return f"TokenLogprob(token={self.token}, logprob={self.logprob:.6g}, top={self.top!r})"
+
+
+def _control_params(params, keep, control):
+    """Fills the output-control fields of `params` from the keyword arguments `control` (see CONTROL_OPTIONS_DOC);
+    arrays and strings the struct points to are appended to `keep`. The library checks values and ranges."""
+    unknown = sorted(set(control) - set(_CONTROL_OPTIONS))
+    if unknown:
+        raise TypeError(f"unexpected keyword argument {unknown[0]!r} (output control takes {', '.join(_CONTROL_OPTIONS)})")
+
+    def text(value, name):
+        if not isinstance(value, str):
+            raise TypeError(f"{name}: expected str, found {type(value).__name__}")
+        data = value.encode("utf-8", "surrogatepass")
+        if b"\0" in data:
+            raise ValueError(f"{name}: embedded null byte")
+        keep.append(data)
+        return data
+
+    if control.get("grammar") is not None:
+        params.grammar = text(control["grammar"], "grammar")
+    schema = control.get("json_schema")
+    if schema is not None:
+        params.json_schema = text(schema if isinstance(schema, str) else json.dumps(schema), "json_schema")
+    bias = dict(control.get("logit_bias") or {})
+    ban = control.get("ban") or ()
+    if isinstance(ban, (str, int)):
+        ban = [ban]
+    for item in ban:
+        bias[item] = float("-inf")
+    by_id = [(k, v) for k, v in bias.items() if isinstance(k, int) and not isinstance(k, bool)]
+    by_piece = [(k, v) for k, v in bias.items() if isinstance(k, str)]
+    if len(by_id) + len(by_piece) != len(bias):
+        bad = next(k for k in bias if not isinstance(k, (int, str)) or isinstance(k, bool))
+        raise TypeError(f"logit_bias/ban: expected token ids (int) or token texts (str), found {type(bad).__name__}")
+    if by_id:
+        ids, n = _int_array([k for k, _ in by_id], "logit_bias")
+        values = (ctypes.c_float * n)(*[float(v) for _, v in by_id])
+        params.logit_bias_tokens, params.logit_bias_values, params.n_logit_bias = ids, values, n
+        keep += [ids, values]
+    if by_piece:
+        pieces = (ctypes.c_char_p * len(by_piece))(*[text(k, "logit_bias") for k, _ in by_piece])
+        values = (ctypes.c_float * len(by_piece))(*[float(v) for _, v in by_piece])
+        params.logit_bias_pieces, params.logit_bias_piece_values = pieces, values
+        params.n_logit_bias_pieces = len(by_piece)
+        keep += [pieces, values]
+    if control.get("logprobs") is not None:
+        params.n_logprobs = _int32(control["logprobs"], "logprobs")
+    params.raw_logprobs = bool(control.get("raw_logprobs", False))
+    names = ("reasoning_budget", "reasoning_start", "reasoning_end", "reasoning_closing")
+    reasoning = control.get("reasoning")
+    if reasoning is None:
+        reasoning = any(control.get(name) is not None for name in names)
+    params.reasoning = bool(reasoning)
+    if control.get("reasoning_budget") is not None:
+        params.reasoning_budget = _int32(control["reasoning_budget"], "reasoning_budget")
+    for name in names[1:]:
+        if control.get(name) is not None:
+            setattr(params, name, text(control[name], name))
+
+
 _close_lock = threading.Lock()
 
 
@@ -508,18 +643,19 @@ class Model(_HandleOwner):
 
     # -- batched generation
     def generate_batch(self, prompts, max_tokens=256, temperature=0.8, top_k=0, top_p=1.0, min_p=0.0,
-                       repetition_penalty=1.0, seed=None, stop=(), ignore_eos=False, samples=1, n_ctx=4096):
+                       repetition_penalty=1.0, seed=None, stop=(), ignore_eos=False, samples=1, n_ctx=4096, **control):
         """Generates from every prompt of `prompts` together (one forward pass per step for all of them: the
         weights are read once per step instead of once per prompt) and returns a list of :class:`Generation`, the
         one for prompt i at index i. Prompts and keyword arguments are those of :meth:`Session.generate`, each prompt
         on a fresh session of `n_ctx` positions, so each result equals ``model.session(n_ctx).generate(prompt,
         ...)``. With ``samples`` = k > 1 each prompt is fed once and continued k times (sample j seeded seed + j);
         the list then holds k results per prompt, prompt i's sample j at index i * k + j. A stop reason may also be
-        "cancelled" (never from this method: only when a batch is cancelled). Raises :class:`MobileLLMError` for a
+        "cancelled" (never from this method: only when a batch is cancelled). Output control (grammar, logprobs,
+        reasoning, ...; see ``CONTROL_OPTIONS_DOC``) applies to every sequence. Raises :class:`MobileLLMError` for a
         bad prompt or argument (nothing is generated then). The GIL is released during every step; Ctrl-C takes
         effect between steps."""
         run = self._batch(prompts, samples, n_ctx, max_tokens, temperature, top_k, top_p, min_p, repetition_penalty,
-                          seed, stop, ignore_eos)
+                          seed, stop, ignore_eos, control)
         try:
             for index, item in run:
                 if index is None:
@@ -529,13 +665,13 @@ class Model(_HandleOwner):
             run.close()  # frees the batch now, not when the generator is collected
 
     def stream_batch(self, prompts, max_tokens=256, temperature=0.8, top_k=0, top_p=1.0, min_p=0.0,
-                     repetition_penalty=1.0, seed=None, stop=(), ignore_eos=False, samples=1, n_ctx=4096):
+                     repetition_penalty=1.0, seed=None, stop=(), ignore_eos=False, samples=1, n_ctx=4096, **control):
         """Like :meth:`generate_batch`, but yields ``(index, piece)`` tuples as text is produced: `index` is the
         result's index in generate_batch's list and `piece` a non-empty text piece (whole UTF-8 characters); the
         pieces of one index concatenate to that Generation's text. Runs on the calling thread, one step per
         resumption; closing the generator early stops and frees the batch."""
         run = self._batch(prompts, samples, n_ctx, max_tokens, temperature, top_k, top_p, min_p, repetition_penalty,
-                          seed, stop, ignore_eos)
+                          seed, stop, ignore_eos, control)
         try:
             for index, item in run:
                 if index is None:
@@ -546,7 +682,7 @@ class Model(_HandleOwner):
             run.close()
 
     def _batch(self, prompts, samples, n_ctx, max_tokens, temperature, top_k, top_p, min_p, repetition_penalty, seed,
-               stop, ignore_eos):
+               stop, ignore_eos, control):
         """Runs a batch of `prompts`: yields ``(index, piece)`` for every text piece, then ``(None, generations)``."""
         lib = _lib()
         handle = self._live()
@@ -555,7 +691,8 @@ class Model(_HandleOwner):
         prompts = list(prompts)
         samples = _int32(samples, "samples")
         sampling = _sampler_params(temperature, top_k, top_p, min_p, repetition_penalty, seed)
-        params, _count, _keep = _generate_params(max_tokens, stop, ignore_eos, self.eos_token_ids)
+        params, _count, keep = _generate_params(max_tokens, stop, ignore_eos, self.eos_token_ids)
+        _control_params(params, keep, control)
         batch_params = _BatchParams()
         lib.mobilellm_batch_params_init(ctypes.byref(batch_params))
         batch_params.n_ctx = _int32(n_ctx, "n_ctx")
@@ -596,13 +733,13 @@ class Model(_HandleOwner):
                         # Valid until the next step, which runs only after the consumer resumes this generator.
                         yield index, ctypes.string_at(event.text, event.text_length).decode("utf-8", "replace")
                     if event.type == BATCH_EVENT_FINISHED:
-                        generations[index] = self._batch_generation(batch, event.sequence)
+                        generations[index] = self._batch_generation(batch, event.sequence, params.n_logprobs >= 0)
             yield None, generations
         finally:
             lib.mobilellm_batch_free(batch)
 
     @staticmethod
-    def _batch_generation(batch, sequence):
+    def _batch_generation(batch, sequence, with_logprobs=False):
         """The Generation of finished sequence `sequence` of `batch` (its kept result is released)."""
         lib = _lib()
         count = ctypes.c_size_t(0)
@@ -614,8 +751,18 @@ class Model(_HandleOwner):
         result.struct_size = ctypes.sizeof(_GenerateResult)
         _check(lib.mobilellm_batch_result(batch, sequence, tokens, len(tokens), ctypes.byref(count), ctypes.byref(result)))
         text = _sized_text(lambda b, n, out: lib.mobilellm_batch_result_text(batch, sequence, b, n, out))
+        reasoning, answer = (_sized_text(lambda b, n, out, c=channel: lib.mobilellm_batch_result_channel_text(
+            batch, sequence, c, b, n, out)) for channel in (1, 0))
+        logprobs = None
+        if with_logprobs:
+            entries = (_TokenLogprob * max(1, count.value))()
+            n = ctypes.c_size_t(0)
+            _check(lib.mobilellm_batch_result_logprobs(batch, sequence, entries, len(entries), ctypes.byref(n)))
+            logprobs = [TokenLogprob._from_c(entries[i]) for i in range(n.value)]
         _check(lib.mobilellm_batch_forget(batch, sequence))
-        return Generation(list(tokens[:count.value]), text, STOP_REASONS.get(result.stop_reason, str(result.stop_reason)))
+        return Generation(list(tokens[:count.value]), text, STOP_REASONS.get(result.stop_reason, str(result.stop_reason)),
+                          reasoning=reasoning, answer=answer, reasoning_tokens=result.n_reasoning_tokens,
+                          logprobs=logprobs, events=_events(result))
 
 
 # Evals of fewer tokens run directly even on the main thread: the helper thread costs about a millisecond on a
@@ -663,17 +810,37 @@ def _check_interruptible(handle, call):
 
 
 class Generation:
-    """The result of :meth:`Session.generate` (and of each prompt of :meth:`Model.generate_batch`): ``tokens`` (generated ids, a stopping EOS included), ``text``
-    (their text, cut before a matched stop string; "" without a tokenizer) and ``stop_reason`` ("eos",
-    "max_tokens", "context_full", "stop" for a stop string, "callback")."""
+    """The result of :meth:`Session.generate` (and of each prompt of :meth:`Model.generate_batch`): ``tokens``
+    (generated ids, a stopping EOS included, forced reasoning-closing tokens too), ``text`` (their text, cut before a
+    matched stop string; "" without a tokenizer), ``stop_reason`` ("eos", "max_tokens", "context_full", "stop" for a
+    stop string, "callback", "grammar", "cancelled"), and with output control (see ``CONTROL_OPTIONS_DOC``):
+    ``reasoning`` and ``answer`` (the thought and the rest, markers left out; without reasoning tracking ``answer``
+    is ``text``), ``reasoning_tokens``, ``logprobs`` (a list of :class:`TokenLogprob`, one per token, or None when
+    not requested) and ``events`` (dicts, e.g. ``{"type": "reasoning_budget", "token_index": 12}``)."""
 
-    def __init__(self, tokens, text, stop_reason):
+    def __init__(self, tokens, text, stop_reason, reasoning="", answer=None, reasoning_tokens=0, logprobs=None,
+                 events=()):
         self.tokens = tokens
         self.text = text
         self.stop_reason = stop_reason
+        self.reasoning = reasoning
+        self.answer = text if answer is None else answer
+        self.reasoning_tokens = reasoning_tokens
+        self.logprobs = logprobs
+        self.events = list(events)
 
     def __repr__(self):
-        return f"Generation(tokens={self.tokens!r}, text={self.text!r}, stop_reason={self.stop_reason!r})"
+        extra = ""
+        if self.reasoning or self.reasoning_tokens:
+            extra += f", reasoning={self.reasoning!r}, answer={self.answer!r}"
+        return f"Generation(tokens={self.tokens!r}, text={self.text!r}, stop_reason={self.stop_reason!r}{extra})"
+
+
+def _events(result):
+    """The events of a mobilellm_generate_result as dicts."""
+    if result.reasoning_budget_index >= 0:
+        return [{"type": "reasoning_budget", "token_index": result.reasoning_budget_index}]
+    return []
 
 
 class Session(_HandleOwner):
@@ -763,26 +930,41 @@ class Session(_HandleOwner):
         return prompt
 
     def _run(self, prompt, max_tokens, temperature, top_k, top_p, min_p, repetition_penalty, seed, stop, ignore_eos,
-             on_piece):
-        """Runs one generation; `on_piece(token, text)` returns False to stop. Returns (tokens, stop_reason)."""
+             control, on_piece):
+        """Runs one generation; `on_piece(text, channel)` returns False to stop. Returns a Generation whose text
+        fields are empty (the caller assembles them from the pieces)."""
         lib = _lib()
         handle = self._live()
         ids = self._prompt_ids(prompt)
         prompt_array, n_prompt = _int_array(ids, "prompt")
         sampling = _sampler_params(temperature, top_k, top_p, min_p, repetition_penalty, seed)
-        params, count, _keep = _generate_params(max_tokens, stop, ignore_eos, self._eos)
+        params, count, keep = _generate_params(max_tokens, stop, ignore_eos, self._eos)
+        _control_params(params, keep, control)
         failure = []
+        capacity = max(1, min(max(0, count), self.n_ctx + 1))
 
-        def callback(token, piece, length, _user_data):
+        def guard(call):
             try:
-                text = ctypes.string_at(piece, length).decode("utf-8", "replace") if piece else ""
-                return bool(on_piece(token, text))
+                return bool(call())
             except BaseException as error:  # noqa: BLE001 - re-raised after the call
                 failure.append(error)
                 return False
 
-        params.callback = _TokenCallback(callback)
-        capacity = max(1, min(max(0, count), self.n_ctx + 1))
+        if self.model.has_tokenizer:
+            # Pieces from the engine's text stream, tagged by channel.
+            def piece_callback(piece, _user_data):
+                value = piece.contents
+                text = ctypes.string_at(value.text, value.text_length).decode("utf-8", "replace")
+                return guard(lambda: on_piece(text, CHANNELS.get(value.channel, "answer")))
+
+            params.piece_callback = _PieceCallback(piece_callback)
+        else:
+            params.callback = _TokenCallback(lambda token, piece, length, _u: guard(lambda: on_piece("", "answer")))
+        logprobs = None
+        if params.n_logprobs >= 0:
+            logprobs = (_TokenLogprob * capacity)()
+            params.out_logprobs = logprobs
+            params.out_logprobs_capacity = capacity
         out = (ctypes.c_int32 * capacity)()
         result = _GenerateResult()
         result.struct_size = ctypes.sizeof(_GenerateResult)
@@ -793,44 +975,55 @@ class Session(_HandleOwner):
         finally:
             if failure:  # an exception from the callback (which then stopped the generation) comes first
                 raise failure[0]
-        tokens = list(out[:min(capacity, result.n_tokens)])
-        return tokens, STOP_REASONS.get(result.stop_reason, str(result.stop_reason))
+        n = min(capacity, result.n_tokens)
+        return Generation(list(out[:n]), "", STOP_REASONS.get(result.stop_reason, str(result.stop_reason)),
+                          reasoning_tokens=result.n_reasoning_tokens,
+                          logprobs=None if logprobs is None else [TokenLogprob._from_c(logprobs[i]) for i in range(n)],
+                          events=_events(result))
 
     def generate(self, prompt, max_tokens=256, temperature=0.8, top_k=0, top_p=1.0, min_p=0.0, repetition_penalty=1.0,
-                 seed=None, stop=(), ignore_eos=False):
+                 seed=None, stop=(), ignore_eos=False, **control):
         """Feeds `prompt` (text, tokenized with the model's tokenizer, special tokens parsed, BOS added on an empty
         session unless the text starts with it; or a list of ids) and generates. `stop` holds strings that end
-        generation (cut from the text) and/or extra stop token ids. temperature 0 is greedy. Returns a
-        :class:`Generation`. The session keeps the prompt and the generated tokens but the last."""
-        pieces = []
+        generation (cut from the text) and/or extra stop token ids. temperature 0 is greedy. The keyword arguments
+        of output control (grammar, json_schema, logit_bias, ban, logprobs, reasoning, reasoning_budget, ...) are
+        described in ``mobilellm.CONTROL_OPTIONS_DOC``. Returns a :class:`Generation`. The session keeps the prompt
+        and the generated tokens but the last."""
+        parts = {"answer": [], "reasoning": [], "marker": []}
+        order = []
 
-        def on_piece(token, text):
-            pieces.append(text)
+        def on_piece(text, channel):
+            parts[channel].append(text)
+            order.append(text)
             return True
 
-        tokens, reason = self._run(prompt, max_tokens, temperature, top_k, top_p, min_p, repetition_penalty, seed, stop,
-                                   ignore_eos, on_piece)
-        text = "".join(pieces) if self.model.has_tokenizer else ""
-        return Generation(tokens, text, reason)
+        generation = self._run(prompt, max_tokens, temperature, top_k, top_p, min_p, repetition_penalty, seed, stop,
+                               ignore_eos, control, on_piece)
+        generation.text = "".join(order)
+        generation.reasoning = "".join(parts["reasoning"])
+        generation.answer = "".join(parts["answer"])
+        return generation
 
     def stream(self, prompt, max_tokens=256, temperature=0.8, top_k=0, top_p=1.0, min_p=0.0, repetition_penalty=1.0,
-               seed=None, stop=(), ignore_eos=False):
-        """Like :meth:`generate`, but yields text pieces (whole UTF-8 characters) as they are produced. Generation
-        runs on a worker thread; closing the generator early stops it (cancelling a running prefill)."""
+               seed=None, stop=(), ignore_eos=False, channels=False, **control):
+        """Like :meth:`generate`, but yields text pieces (whole UTF-8 characters) as they are produced; with
+        ``channels=True`` it yields ``(channel, text)`` pairs, channel "reasoning", "answer" or "marker" (reasoning
+        tracking: see ``CONTROL_OPTIONS_DOC``). Generation runs on a worker thread; closing the generator early stops
+        it (cancelling a running prefill)."""
         pieces = queue.Queue()
         stop_flag = threading.Event()
         done = object()
 
-        def on_piece(token, text):
+        def on_piece(text, channel):
             if stop_flag.is_set():
                 return False
-            pieces.put(text)
+            pieces.put((channel, text) if channels else text)
             return True
 
         def work():
             try:
                 self._run(prompt, max_tokens, temperature, top_k, top_p, min_p, repetition_penalty, seed, stop,
-                          ignore_eos, on_piece)
+                          ignore_eos, control, on_piece)
                 pieces.put(done)
             except BaseException as error:  # noqa: BLE001 - handed to the consumer
                 pieces.put(error)
@@ -847,7 +1040,7 @@ class Session(_HandleOwner):
                 if isinstance(item, BaseException):
                     finished = True
                     raise item
-                if item:
+                if item if not channels else item[1]:
                     yield item
         finally:
             if not finished:
