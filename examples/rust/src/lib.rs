@@ -26,9 +26,34 @@ pub mod ffi {
     pub const MOBILELLM_STOP_CANCELLED: i32 = 6;
     pub const MOBILELLM_BATCH_EVENT_TOKEN: i32 = 1;
     pub const MOBILELLM_BATCH_EVENT_FINISHED: i32 = 2;
+    pub const MOBILELLM_CHANNEL_ANSWER: i32 = 0;
+    pub const MOBILELLM_CHANNEL_REASONING: i32 = 1;
+    pub const MOBILELLM_CHANNEL_MARKER: i32 = 2;
+    pub const MOBILELLM_MAX_TOP_LOGPROBS: usize = 20;
 
     pub type ProgressCallback = Option<unsafe extern "C" fn(f32, *mut c_void) -> bool>;
     pub type TokenCallback = Option<unsafe extern "C" fn(i32, *const c_char, usize, *mut c_void) -> bool>;
+    pub type PieceCallback = Option<unsafe extern "C" fn(*const Piece, *mut c_void) -> bool>;
+
+    #[repr(C)]
+    #[derive(Debug, Clone, Copy)]
+    pub struct TokenLogprob {
+        pub token: i32,
+        pub logprob: f32,
+        pub n_top: i32,
+        pub top_tokens: [i32; MOBILELLM_MAX_TOP_LOGPROBS],
+        pub top_logprobs: [f32; MOBILELLM_MAX_TOP_LOGPROBS],
+    }
+
+    #[repr(C)]
+    #[derive(Debug, Clone, Copy)]
+    pub struct Piece {
+        pub token: i32,
+        pub channel: i32,
+        pub text: *const c_char,
+        pub text_length: usize,
+        pub logprob: *const TokenLogprob,
+    }
 
     #[repr(C)]
     pub struct ModelParams {
@@ -92,6 +117,26 @@ pub mod ffi {
         pub ignore_eos: bool,
         pub callback: TokenCallback,
         pub user_data: *mut c_void,
+        pub stop_strings: *const *const c_char,
+        pub n_stop_strings: usize,
+        pub grammar: *const c_char,
+        pub json_schema: *const c_char,
+        pub logit_bias_tokens: *const i32,
+        pub logit_bias_values: *const f32,
+        pub n_logit_bias: usize,
+        pub n_logprobs: i32,
+        pub raw_logprobs: bool,
+        pub reasoning: bool,
+        pub reasoning_budget: i32,
+        pub reasoning_start: *const c_char,
+        pub reasoning_end: *const c_char,
+        pub reasoning_closing: *const c_char,
+        pub piece_callback: PieceCallback,
+        pub logit_bias_pieces: *const *const c_char,
+        pub logit_bias_piece_values: *const f32,
+        pub n_logit_bias_pieces: usize,
+        pub out_logprobs: *mut TokenLogprob,
+        pub out_logprobs_capacity: usize,
     }
 
     #[repr(C)]
@@ -101,6 +146,8 @@ pub mod ffi {
         pub stop_reason: i32,
         pub n_prompt_tokens: i32,
         pub n_tokens: i32,
+        pub n_reasoning_tokens: i32,
+        pub reasoning_budget_index: i32,
     }
 
     #[repr(C)]
@@ -176,7 +223,13 @@ pub mod ffi {
                                             size: *mut usize) -> i32;
         pub fn mobilellm_session_load_state(session: *mut c_void, buffer: *const c_void, size: usize) -> i32;
         pub fn mobilellm_sampler_params_init(params: *mut SamplerParams);
-        pub fn mobilellm_generate_params_init(params: *mut GenerateParams);
+        pub fn mobilellm_generate_params_init_sized(params: *mut GenerateParams, size: usize);
+        pub fn mobilellm_batch_event_pieces(batch: *mut c_void, index: usize, out_pieces: *mut *const Piece,
+                                            out_count: *mut usize) -> i32;
+        pub fn mobilellm_batch_result_channel_text(batch: *mut c_void, id: i32, channel: i32, buffer: *mut c_char,
+                                                   capacity: usize, out_length: *mut usize) -> i32;
+        pub fn mobilellm_batch_result_logprobs(batch: *mut c_void, id: i32, logprobs: *mut TokenLogprob,
+                                               capacity: usize, out_count: *mut usize) -> i32;
         pub fn mobilellm_session_generate(session: *mut c_void, prompt: *const i32, n: usize,
                                           sampler: *const SamplerParams, params: *const GenerateParams,
                                           out: *mut i32, capacity: usize, result: *mut GenerateResult) -> i32;
@@ -456,8 +509,7 @@ impl Session {
             // A panic must not unwind into C: catch it and stop.
             std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| callback(token, text))).unwrap_or(false)
         }
-        let mut params: ffi::GenerateParams = unsafe { std::mem::zeroed() };
-        unsafe { ffi::mobilellm_generate_params_init(&mut params) };
+        let mut params = default_generate_params();
         params.max_tokens = max_tokens;
         params.ignore_eos = ignore_eos;
         params.callback = Some(trampoline::<F>);
@@ -599,8 +651,7 @@ impl BatchCancelHandle {
 
 /// The generate params of a batch sequence (no callback: tokens arrive as events).
 fn batch_generate_params(max_tokens: i32, ignore_eos: bool) -> ffi::GenerateParams {
-    let mut params: ffi::GenerateParams = unsafe { std::mem::zeroed() };
-    unsafe { ffi::mobilellm_generate_params_init(&mut params) };
+    let mut params = default_generate_params();
     params.max_tokens = max_tokens;
     params.ignore_eos = ignore_eos;
     params
@@ -749,5 +800,316 @@ impl Batch {
 impl Drop for Batch {
     fn drop(&mut self) {
         unsafe { ffi::mobilellm_batch_free(self.handle) };
+    }
+}
+
+// ---- Output control (grammar, JSON Schema, logit bias, logprobs, reasoning) ----
+
+/// mobilellm_generate_params with the library's defaults for the whole current layout.
+fn default_generate_params() -> ffi::GenerateParams {
+    let mut params: ffi::GenerateParams = unsafe { std::mem::zeroed() };
+    unsafe { ffi::mobilellm_generate_params_init_sized(&mut params, std::mem::size_of::<ffi::GenerateParams>()) };
+    params
+}
+
+/// How a reasoning model's thought is tracked and bounded (see mobilellm_generate_params.reasoning).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Reasoning {
+    /// Most reasoning tokens before the library feeds `closing` (None: no limit).
+    pub budget: Option<i32>,
+    /// The start marker (None: "<think>").
+    pub start: Option<String>,
+    /// The end marker (None: "</think>").
+    pub end: Option<String>,
+    /// The text fed when the budget runs out; must contain the end marker (None: the library's default).
+    pub closing: Option<String>,
+}
+
+/// Output control for [`Session::generate_controlled`] and [`Batch::add_controlled`]: every field maps to one of
+/// mobilellm_generate_params' fields, and the library validates every value.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Control {
+    /// Strings that end generation (the text ends before the first to appear).
+    pub stop_strings: Vec<String>,
+    /// A GBNF grammar the output must match.
+    pub grammar: Option<String>,
+    /// A JSON Schema (JSON text) the output must match.
+    pub json_schema: Option<String>,
+    /// Values added to token logits by id (`f32::NEG_INFINITY` bans the token).
+    pub logit_bias: Vec<(i32, f32)>,
+    /// Values added to the logits of every token whose text equals the string.
+    pub logit_bias_pieces: Vec<(String, f32)>,
+    /// Log-probabilities with this many alternatives (0...20) per generated token.
+    pub logprobs: Option<i32>,
+    /// Log-probabilities of the raw logits instead of the distribution sampled from.
+    pub raw_logprobs: bool,
+    /// Track the thought (reasoning / answer channels) and optionally bound it.
+    pub reasoning: Option<Reasoning>,
+}
+
+/// A generated token's log-probability and the most likely alternatives (most likely first).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TokenLogprob {
+    /// The token.
+    pub token: i32,
+    /// Its natural-log probability.
+    pub logprob: f32,
+    /// `(token, logprob)` of the most likely tokens.
+    pub top: Vec<(i32, f32)>,
+}
+
+impl TokenLogprob {
+    fn from_ffi(value: &ffi::TokenLogprob) -> TokenLogprob {
+        let n = (value.n_top.max(0) as usize).min(ffi::MOBILELLM_MAX_TOP_LOGPROBS);
+        TokenLogprob {
+            token: value.token,
+            logprob: value.logprob,
+            top: (0..n).map(|i| (value.top_tokens[i], value.top_logprobs[i])).collect(),
+        }
+    }
+}
+
+/// Where a piece of text belongs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Channel {
+    /// The answer (all text without reasoning tracking).
+    Answer,
+    /// Inside the thought, markers excluded.
+    Reasoning,
+    /// A start or end marker itself.
+    Marker,
+}
+
+impl Channel {
+    fn from_ffi(value: i32) -> Channel {
+        match value {
+            ffi::MOBILELLM_CHANNEL_REASONING => Channel::Reasoning,
+            ffi::MOBILELLM_CHANNEL_MARKER => Channel::Marker,
+            _ => Channel::Answer,
+        }
+    }
+}
+
+/// One piece of streamed text.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Piece {
+    /// The token it completes (-1 for text released at the end).
+    pub token: i32,
+    /// Where it belongs.
+    pub channel: Channel,
+    /// The text (whole UTF-8 characters).
+    pub text: String,
+    /// The token's log-probabilities (first piece of a token, when requested).
+    pub logprob: Option<TokenLogprob>,
+}
+
+impl Piece {
+    /// A copy of a C piece.
+    unsafe fn from_ffi(piece: &ffi::Piece) -> Piece {
+        Piece {
+            token: piece.token,
+            channel: Channel::from_ffi(piece.channel),
+            text: event_text(piece.text, piece.text_length).unwrap_or_default(),
+            logprob: piece.logprob.as_ref().map(TokenLogprob::from_ffi),
+        }
+    }
+}
+
+/// What a controlled generation produced.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Output {
+    /// Generated ids (a stopping EOS and forced closing tokens included).
+    pub tokens: Vec<i32>,
+    /// A mobilellm_stop_reason (7: the grammar completed).
+    pub stop_reason: i32,
+    /// The whole text, and its thought and answer parts (markers excluded).
+    pub text: String,
+    /// The thought.
+    pub reasoning: String,
+    /// The answer.
+    pub answer: String,
+    /// Generated tokens inside the thought.
+    pub reasoning_tokens: i32,
+    /// Where the reasoning budget ran out (an index into `tokens`), if it did.
+    pub reasoning_budget_index: Option<i32>,
+    /// One entry per token when `Control::logprobs` is set.
+    pub logprobs: Vec<TokenLogprob>,
+}
+
+/// A mobilellm_generate_params for a `Control` with the C strings and arrays it points into (alive as long as it).
+struct ControlParams {
+    params: ffi::GenerateParams,
+    _strings: Vec<CString>,
+    _pointers: Vec<Vec<*const c_char>>,
+    _bias: (Vec<i32>, Vec<f32>, Vec<f32>),
+}
+
+impl ControlParams {
+    fn new(max_tokens: i32, ignore_eos: bool, control: &Control) -> Result<ControlParams> {
+        let mut params = default_generate_params();
+        params.max_tokens = max_tokens;
+        params.ignore_eos = ignore_eos;
+        let mut strings = Vec::new();
+        let mut c = |text: &str, name: &str| -> Result<*const c_char> {
+            let value = c_string(text, name)?;
+            let pointer = value.as_ptr();
+            strings.push(value);
+            Ok(pointer)
+        };
+        let stops = control.stop_strings.iter().map(|s| c(s, "stop_strings")).collect::<Result<Vec<_>>>()?;
+        let pieces = control.logit_bias_pieces.iter().map(|(s, _)| c(s, "logit_bias_pieces")).collect::<Result<Vec<_>>>()?;
+        if let Some(grammar) = &control.grammar {
+            params.grammar = c(grammar, "grammar")?;
+        }
+        if let Some(schema) = &control.json_schema {
+            params.json_schema = c(schema, "json_schema")?;
+        }
+        if let Some(reasoning) = &control.reasoning {
+            params.reasoning = true;
+            params.reasoning_budget = reasoning.budget.unwrap_or(-1);
+            if let Some(start) = &reasoning.start {
+                params.reasoning_start = c(start, "reasoning.start")?;
+            }
+            if let Some(end) = &reasoning.end {
+                params.reasoning_end = c(end, "reasoning.end")?;
+            }
+            if let Some(closing) = &reasoning.closing {
+                params.reasoning_closing = c(closing, "reasoning.closing")?;
+            }
+        }
+        let bias_tokens: Vec<i32> = control.logit_bias.iter().map(|(t, _)| *t).collect();
+        let bias_values: Vec<f32> = control.logit_bias.iter().map(|(_, v)| *v).collect();
+        let piece_values: Vec<f32> = control.logit_bias_pieces.iter().map(|(_, v)| *v).collect();
+        if !stops.is_empty() {
+            params.stop_strings = stops.as_ptr();
+            params.n_stop_strings = stops.len();
+        }
+        if !bias_tokens.is_empty() {
+            params.logit_bias_tokens = bias_tokens.as_ptr();
+            params.logit_bias_values = bias_values.as_ptr();
+            params.n_logit_bias = bias_tokens.len();
+        }
+        if !pieces.is_empty() {
+            params.logit_bias_pieces = pieces.as_ptr();
+            params.logit_bias_piece_values = piece_values.as_ptr();
+            params.n_logit_bias_pieces = pieces.len();
+        }
+        params.n_logprobs = control.logprobs.unwrap_or(-1);
+        params.raw_logprobs = control.raw_logprobs;
+        Ok(ControlParams { params, _strings: strings, _pointers: vec![stops, pieces], _bias: (bias_tokens, bias_values, piece_values) })
+    }
+}
+
+impl Session {
+    /// Generates with output control, streaming every piece of text to `on_piece` (return false to stop). Needs a
+    /// model with a tokenizer. The output carries the text split into reasoning and answer, and the logprobs.
+    pub fn generate_controlled<F: FnMut(&Piece) -> bool>(&mut self, prompt: &[i32], max_tokens: i32, sampling: Sampling,
+                                                         ignore_eos: bool, control: &Control, on_piece: F)
+                                                         -> Result<Output> {
+        struct Context<F> {
+            on_piece: F,
+            output: Output,
+        }
+        unsafe extern "C" fn trampoline<F: FnMut(&Piece) -> bool>(piece: *const ffi::Piece, user_data: *mut c_void) -> bool {
+            let context = &mut *(user_data as *mut Context<F>);
+            let piece = Piece::from_ffi(&*piece);
+            context.output.text.push_str(&piece.text);
+            match piece.channel {
+                Channel::Reasoning => context.output.reasoning.push_str(&piece.text),
+                Channel::Answer => context.output.answer.push_str(&piece.text),
+                Channel::Marker => {}
+            }
+            // A panic must not unwind into C: catch it and stop.
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (context.on_piece)(&piece))).unwrap_or(false)
+        }
+        let mut request = ControlParams::new(max_tokens, ignore_eos, control)?;
+        let mut context = Context { on_piece, output: Output::default() };
+        request.params.piece_callback = Some(trampoline::<F>);
+        request.params.user_data = &mut context as *mut Context<F> as *mut c_void;
+        let capacity = (max_tokens.max(0) as usize).min(1 << 20).max(1);
+        let mut tokens = vec![0i32; capacity];
+        let mut logprobs: Vec<ffi::TokenLogprob> = Vec::new();
+        if control.logprobs.is_some() {
+            logprobs = vec![unsafe { std::mem::zeroed() }; capacity];
+            request.params.out_logprobs = logprobs.as_mut_ptr();
+            request.params.out_logprobs_capacity = capacity;
+        }
+        let mut result = ffi::GenerateResult { struct_size: std::mem::size_of::<ffi::GenerateResult>() as u32, ..Default::default() };
+        check(unsafe {
+            ffi::mobilellm_session_generate(self.handle, prompt.as_ptr(), prompt.len(), &sampling.0, &request.params,
+                                            tokens.as_mut_ptr(), tokens.len(), &mut result)
+        })?;
+        let n = (result.n_tokens.max(0) as usize).min(capacity);
+        tokens.truncate(n);
+        let mut output = context.output;
+        output.tokens = tokens;
+        output.stop_reason = result.stop_reason;
+        output.reasoning_tokens = result.n_reasoning_tokens;
+        output.reasoning_budget_index = (result.reasoning_budget_index >= 0).then_some(result.reasoning_budget_index);
+        output.logprobs = logprobs.iter().take(n).map(TokenLogprob::from_ffi).collect();
+        Ok(output)
+    }
+}
+
+impl Batch {
+    /// Adds `n_samples` sequences like [`Batch::add`], with output control (their text streams as event pieces:
+    /// see [`Batch::event_pieces`]).
+    pub fn add_controlled(&mut self, prompt: &[i32], max_tokens: i32, sampling: Sampling, ignore_eos: bool, n_samples: i32,
+                          control: &Control) -> Result<Vec<i32>> {
+        let request = ControlParams::new(max_tokens, ignore_eos, control)?;
+        let mut ids = vec![0i32; if (1..=1 << 20).contains(&n_samples) { n_samples as usize } else { 0 }];
+        let out = if ids.is_empty() { ptr::null_mut() } else { ids.as_mut_ptr() };
+        check(unsafe {
+            ffi::mobilellm_batch_add(self.handle, prompt.as_ptr(), prompt.len(), &sampling.0, &request.params, n_samples, out)
+        })?;
+        Ok(ids)
+    }
+
+    /// The pieces of event `index` of the latest step, split by channel (empty for a sequence without text).
+    /// Call it after [`Batch::step`] and before the next step.
+    pub fn event_pieces(&mut self, index: usize) -> Result<Vec<Piece>> {
+        let mut pieces: *const ffi::Piece = ptr::null();
+        let mut count = 0usize;
+        check(unsafe { ffi::mobilellm_batch_event_pieces(self.handle, index, &mut pieces, &mut count) })?;
+        if pieces.is_null() {
+            return Ok(Vec::new());
+        }
+        Ok(unsafe { std::slice::from_raw_parts(pieces, count) }.iter().map(|p| unsafe { Piece::from_ffi(p) }).collect())
+    }
+
+    /// Everything finished sequence `id` produced: tokens, text split by channel, logprobs.
+    pub fn output(&mut self, id: i32) -> Result<Output> {
+        let handle = self.handle;
+        let mut count = 0usize;
+        let status = unsafe { ffi::mobilellm_batch_result(handle, id, ptr::null_mut(), 0, &mut count, ptr::null_mut()) };
+        if status != ffi::MOBILELLM_ERROR_BUFFER_TOO_SMALL {
+            check(status)?;
+        }
+        let mut tokens = vec![0i32; count];
+        let mut result = ffi::GenerateResult { struct_size: std::mem::size_of::<ffi::GenerateResult>() as u32, ..Default::default() };
+        check(unsafe { ffi::mobilellm_batch_result(handle, id, tokens.as_mut_ptr(), tokens.len(), &mut count, &mut result) })?;
+        tokens.truncate(count);
+        let channel = |which: i32| {
+            sized_text(|b, n, out| unsafe { ffi::mobilellm_batch_result_channel_text(handle, id, which, b, n, out) })
+        };
+        let mut n = 0usize;
+        let status = unsafe { ffi::mobilellm_batch_result_logprobs(handle, id, ptr::null_mut(), 0, &mut n) };
+        if status != ffi::MOBILELLM_ERROR_BUFFER_TOO_SMALL {
+            check(status)?;
+        }
+        let mut logprobs: Vec<ffi::TokenLogprob> = vec![unsafe { std::mem::zeroed() }; n];
+        if n > 0 {
+            check(unsafe { ffi::mobilellm_batch_result_logprobs(handle, id, logprobs.as_mut_ptr(), n, &mut n) })?;
+        }
+        Ok(Output {
+            tokens,
+            stop_reason: result.stop_reason,
+            text: self.text(id)?,
+            reasoning: channel(ffi::MOBILELLM_CHANNEL_REASONING)?,
+            answer: channel(ffi::MOBILELLM_CHANNEL_ANSWER)?,
+            reasoning_tokens: result.n_reasoning_tokens,
+            reasoning_budget_index: (result.reasoning_budget_index >= 0).then_some(result.reasoning_budget_index),
+            logprobs: logprobs.iter().take(n).map(TokenLogprob::from_ffi).collect(),
+        })
     }
 }
