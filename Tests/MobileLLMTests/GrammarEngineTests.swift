@@ -87,3 +87,107 @@ import Testing
         #expect(nullableStar?.message.contains("empty string") == true)
     }
 }
+
+/// JSON Schema translation on small schemas, and the token-level constraint on a real vocabulary.
+@Suite struct GrammarSchemaTests {
+    func schemaFailure(_ schema: String) -> (pointer: String, message: String)? {
+        do {
+            _ = try Grammar(jsonSchema: schema)
+            return nil
+        } catch let MobileLLMError.jsonSchema(pointer, message) {
+            return (pointer, message)
+        } catch {
+            Issue.record("unexpected error \(error)")
+            return nil
+        }
+    }
+
+    @Test func objectWithRequiredAndOptional() throws {
+        let grammar = try Grammar(jsonSchema: """
+            {"type": "object", "properties": {"name": {"type": "string", "maxLength": 5}, "age": {"type": "integer", "minimum": 0, "maximum": 150},
+             "tags": {"type": "array", "items": {"enum": ["a", "b"]}, "maxItems": 2}}, "required": ["name"], "additionalProperties": false}
+            """)
+        #expect(grammar.matches(#"{"name":"Bob"}"#))
+        #expect(grammar.matches(#"{"name": "Bob", "age": 150, "tags": ["a", "b"]}"#))
+        #expect(grammar.matches("{\n  \"name\": \"Bob\",\n  \"tags\": []\n}"))
+        #expect(!grammar.matches(#"{"name": "Bobby!"}"#))
+        #expect(!grammar.matches(#"{"age": 3}"#))
+        #expect(!grammar.matches(#"{"name": "Bob", "age": 151}"#))
+        #expect(!grammar.matches(#"{"name": "Bob", "age": -1}"#))
+        #expect(!grammar.matches(#"{"name": "Bob", "tags": ["a", "b", "a"]}"#))
+        #expect(!grammar.matches(#"{"name": "Bob", "x": 1}"#))
+    }
+
+    @Test func numberBoundsAreExact() throws {
+        let grammar = try Grammar(jsonSchema: #"{"type": "number", "exclusiveMinimum": -1.5, "maximum": 2.25}"#)
+        for good in ["-1.49", "-1", "0", "-0", "2.25", "2.2500", "1.999", "-0.0", "2"] { #expect(grammar.matches(good), "\(good)") }
+        for bad in ["-1.5", "-1.50", "2.251", "3", "-2", "01", "1.", ".5"] { #expect(!grammar.matches(bad), "\(bad)") }
+        let integers = try Grammar(jsonSchema: #"{"type": "integer", "minimum": 17, "maximum": 1234}"#)
+        for value in [0, 16, 17, 18, 99, 100, 999, 1000, 1233, 1234, 1235, 9999] {
+            #expect(integers.matches(String(value)) == (17...1234).contains(value), "\(value)")
+        }
+    }
+
+    @Test func formats() throws {
+        let grammar = try Grammar(jsonSchema: #"{"type": "string", "format": "date"}"#)
+        #expect(grammar.matches(#""2024-02-29""#))
+        #expect(!grammar.matches(#""2023-02-29""#))
+        #expect(grammar.matches(#""2000-02-29""#))
+        #expect(!grammar.matches(#""1900-02-29""#))
+        #expect(!grammar.matches(#""2023-04-31""#))
+        #expect(!grammar.matches(#""0000-01-01""#))
+    }
+
+    @Test func errorsNamePointers() {
+        #expect(schemaFailure(#"{"type": "string", "pattern": "a+"}"#)?.pointer == "/pattern")
+        #expect(schemaFailure(#"{"properties": {"a/b": {"type": "nope"}}}"#)?.pointer == "/properties/a~1b/type")
+        #expect(schemaFailure(#"{"type": "integer", "minimum": 5, "maximum": 4}"#) != nil)
+        #expect(schemaFailure(##"{"$ref": "#/$defs/missing"}"##)?.pointer == "/$ref")
+        #expect(schemaFailure("{") != nil)
+    }
+
+    @Test func recursiveReference() throws {
+        let grammar = try Grammar(jsonSchema: """
+            {"$ref": "#/$defs/node", "$defs": {"node": {"type": "object", "properties": {"value": {"type": "integer"},
+             "next": {"anyOf": [{"$ref": "#/$defs/node"}, {"type": "null"}]}}, "required": ["value", "next"], "additionalProperties": false}}}
+            """)
+        #expect(grammar.matches(#"{"value": 1, "next": {"value": 2, "next": null}}"#))
+        #expect(!grammar.matches(#"{"value": 1, "next": {"value": 2}}"#))
+    }
+
+    /// Every token of a valid instance is allowed by `restrict` and taken by `accept`; the mask agrees with `accept`
+    /// on a sample of other tokens; the end token is allowed exactly at the end.
+    @Test func constraintFollowsTokens() throws {
+        let tokenizer = try TokenizerFixtures.qwen25JSONTokenizer()
+        let grammar = try Grammar(jsonSchema: """
+            {"type": "object", "properties": {"city": {"type": "string"}, "temperature": {"type": "number", "minimum": -90, "maximum": 60},
+             "conditions": {"type": "array", "items": {"type": "string", "enum": ["sunny", "rain", "snow"]}}}, "required": ["city", "temperature"]}
+            """)
+        let end: Int32 = tokenizer.eosTokenID ?? 151_643
+        var constraint = try grammar.constraint(tokenizer: tokenizer, endTokens: [end])
+        let text = #"{"city": "Zürich 中心", "temperature": -3.5, "conditions": ["snow", "rain"]}"#
+        let tokens = tokenizer.encode(text, addSpecial: false, parseSpecial: false)
+        var generator = SeededGenerator(seed: 7)
+        for token in tokens {
+            var allowed = [Bool](repeating: true, count: tokenizer.vocabularySize)
+            constraint.restrict(&allowed)
+            #expect(allowed[Int(token)])
+            #expect(!allowed[Int(end)] == !constraint.canEnd)
+            for _ in 0..<200 {
+                let other = Int32(generator.next() % UInt64(tokenizer.vocabularySize))
+                var copy = constraint
+                let accepted = copy.accept(other)
+                #expect(accepted == allowed[Int(other)], "token \(other)")
+            }
+            let accepted = constraint.accept(token)
+            #expect(accepted)
+        }
+        #expect(constraint.canEnd)
+        var allowed = [Bool](repeating: true, count: tokenizer.vocabularySize)
+        constraint.restrict(&allowed)
+        #expect(allowed[Int(end)])
+        let ended = constraint.accept(end)
+        #expect(ended)
+        #expect(constraint.isFinished)
+    }
+}
