@@ -101,7 +101,7 @@ struct GrammarAutomaton {
     }
 
     /// Work allowed for one expansion (items visited), beyond which a step is refused.
-    static let maximumExpansionSteps = 4_000_000
+    static let maximumExpansionSteps = 200_000
 
     // MARK: nodes and states
 

@@ -166,6 +166,9 @@ private struct GrammarLowering {
     var offsets: [Int] = []
     var classes: [ScalarSet] = []
     var classIndex: [ScalarSet: Int32] = [:]
+    /// Classes of one character (literals), by the character: most elements are these. ASCII in an array.
+    var singleIndex: [UInt32: Int32] = [:]
+    var asciiIndex = [Int32](repeating: -1, count: 128)
     var elementCount = 0
 
     init(definitions: [GrammarRuleDefinition]) {
@@ -241,7 +244,16 @@ private struct GrammarLowering {
                 if scalar >= 0xD800, scalar <= 0xDFFF {
                     throw GrammarError(rule: owner, offset: item.offset, message: "the literal holds a surrogate code point (U+\(String(scalar, radix: 16, uppercase: true))), which no UTF-8 text contains")
                 }
-                elements.append(classElement(ScalarSet(ranges: [scalar...scalar], negated: false)))
+                if scalar < 128, asciiIndex[Int(scalar)] >= 0 {
+                    elements.append(asciiIndex[Int(scalar)])
+                } else if let index = singleIndex[scalar] {
+                    elements.append(index)
+                } else {
+                    let index = classElement(ScalarSet(ranges: [scalar...scalar], negated: false))
+                    singleIndex[scalar] = index
+                    if scalar < 128 { asciiIndex[Int(scalar)] = index }
+                    elements.append(index)
+                }
             }
             return (elements, Array(repeating: offset, count: elements.count))
         case let .characterClass(ranges, negated):

@@ -56,9 +56,9 @@ enum GrammarLimits {
     /// Elements (characters, rule references, ends of alternatives) after expansion of repetitions.
     static let maximumElements = 2_000_000
     /// Parse stacks one character position may fan out into (checked at compile time for every position).
-    static let maximumFanOut = 100_000
+    static let maximumFanOut = 4_096
     /// Parse stacks one matcher state may hold at run time; a step that would exceed it is refused.
-    static let maximumStacksPerState = 200_000
+    static let maximumStacksPerState = 8_192
 }
 
 /// A compile-time failure before it becomes `MobileLLMError.grammar`: where, in which rule, and what.
@@ -279,7 +279,16 @@ struct GBNFParser {
             case 0x22:  // '"'
                 position += 1
                 var scalars: [UInt32] = []
-                while peek() != 0x22 {
+                while true {
+                    // Plain characters in one sweep; escapes, the end and NUL through parseCharacter.
+                    let runStart = position
+                    while position < text.count {
+                        let c = text[position]
+                        if c == 0x22 || c == 0x5C || c == 0 { break }
+                        position += 1
+                    }
+                    scalars.append(contentsOf: text[runStart..<position])
+                    if peek() == 0x22 { break }
                     scalars.append(try parseCharacter(context: "string literal", openedAt: start))
                 }
                 position += 1

@@ -273,9 +273,16 @@ private struct SchemaBuilder {
                 return .empty(pointer: keywords["const"] != nil ? at("const") : at("enum"), reason: "no listed value has the schema's type")
             }
             var alternatives: [String] = []
+            var seen: Set<String> = []
+            // Many strings share prefixes: one trie of them keeps the grammar's fan-out small.
+            let strings = values.compactMap { value -> String? in if case let .string(text) = value { return text } else { return nil } }
+            if strings.count > 64 {
+                alternatives.append(try stringTrie(strings, pointer: at("enum")))
+                values = values.filter { if case .string = $0 { return false } else { return true } }
+            }
             for (index, value) in values.enumerated() {
                 let expression = try literal(value, pointer: keywords["const"] != nil ? at("const") : at("enum") + "/\(index)")
-                if !alternatives.contains(expression) { alternatives.append(expression) }
+                if seen.insert(expression).inserted { alternatives.append(expression) }
             }
             if alternatives.count == 1 { return .grammar(alternatives[0]) }
             let rule = name(hint)
@@ -704,14 +711,9 @@ private struct SchemaBuilder {
         return start ?? "[]"
     }
 
-    /// A JSON string literal for `text` as GBNF: ASCII as json.dumps writes it; other characters raw or \u-escaped
-    /// (either case of hex digit), as json.dumps writes them with and without `ensure_ascii`.
-    private func stringLiteral(_ text: String) -> String {
-        var parts: [String] = []
-        var run = "\\\""
-        func flush() {
-            if !run.isEmpty { parts.append("\"" + run + "\""); run = "" }
-        }
+    /// One character of a JSON string as GBNF, as json.dumps writes it: printable ASCII raw (`"` and `\\` escaped),
+    /// control characters as short or \\u escapes, other characters raw or \\u-escaped (either case of hex digit).
+    private func characterGrammar(_ c: UInt32) -> String {
         func hexAlternatives(_ value: UInt32) -> String {
             let hex = String(value, radix: 16)
             let digits = String(repeating: "0", count: max(0, 4 - hex.count)) + hex
@@ -719,33 +721,71 @@ private struct SchemaBuilder {
                 c.isLetter ? "[\(c.lowercased())\(c.uppercased())]" : "\"\(c)\""
             }.joined(separator: " ")
         }
+        switch c {
+        case 0x22: return "\"\\\\\\\"\""
+        case 0x5C: return "\"\\\\\\\\\""
+        case 0x0A: return "\"\\\\n\""
+        case 0x0D: return "\"\\\\r\""
+        case 0x09: return "\"\\\\t\""
+        case 0x08: return "\"\\\\b\""
+        case 0x0C: return "\"\\\\f\""
+        case 0..<0x20: return "\"\\\\u\" " + hexAlternatives(c)
+        case 0x20..<0x7F: return "\"" + GrammarText.escaped(c, inClass: false) + "\""
+        case 0x7F..<0x10000:
+            return "( \"\(GrammarText.escaped(c, inClass: false))\" | \"\\\\u\" \(hexAlternatives(c)) )"
+        default:
+            let high = 0xD800 + ((c - 0x10000) >> 10), low = 0xDC00 + ((c - 0x10000) & 0x3FF)
+            return "( \"\(GrammarText.escaped(c, inClass: false))\" | \"\\\\u\" \(hexAlternatives(high)) \"\\\\u\" \(hexAlternatives(low)) )"
+        }
+    }
+
+    /// A JSON string literal for `text` as GBNF (see `characterGrammar`), printable ASCII runs as one literal.
+    private func stringLiteral(_ text: String) -> String {
+        var parts: [String] = []
+        var run = "\\\""
         for scalar in text.unicodeScalars {
             let c = scalar.value
-            switch c {
-            case 0x22: run += "\\\\\\\""
-            case 0x5C: run += "\\\\\\\\"
-            case 0x0A: run += "\\\\n"
-            case 0x0D: run += "\\\\r"
-            case 0x09: run += "\\\\t"
-            case 0x08: run += "\\\\b"
-            case 0x0C: run += "\\\\f"
-            case 0..<0x20:
-                flush()
-                parts.append("\"\\\\u\" " + hexAlternatives(c))
-            case 0x20..<0x7F:
+            if c >= 0x20, c < 0x7F, c != 0x22, c != 0x5C {
                 run += GrammarText.escaped(c, inClass: false)
-            default:
-                flush()
-                if c < 0x10000 {
-                    parts.append("( \"\(GrammarText.escaped(c, inClass: false))\" | \"\\\\u\" \(hexAlternatives(c)) )")
-                } else {
-                    let high = 0xD800 + ((c - 0x10000) >> 10), low = 0xDC00 + ((c - 0x10000) & 0x3FF)
-                    parts.append("( \"\(GrammarText.escaped(c, inClass: false))\" | \"\\\\u\" \(hexAlternatives(high)) \"\\\\u\" \(hexAlternatives(low)) )")
-                }
+            } else if c < 0x20 || c == 0x22 || c == 0x5C, let short = [0x22: "\\\\\\\"", 0x5C: "\\\\\\\\", 0x0A: "\\\\n", 0x0D: "\\\\r",
+                                                                      0x09: "\\\\t", 0x08: "\\\\b", 0x0C: "\\\\f"][c] {
+                run += short
+            } else {
+                if !run.isEmpty { parts.append("\"" + run + "\""); run = "" }
+                parts.append(characterGrammar(c))
             }
         }
         run += "\\\""
-        flush()
+        parts.append("\"" + run + "\"")
         return parts.count == 1 ? parts[0] : "( " + parts.joined(separator: " ") + " )"
+    }
+
+    /// One rule family matching any of `strings` (as JSON strings, quotes included): a trie, so that the grammar
+    /// branches on each character once however many strings there are.
+    private mutating func stringTrie(_ strings: [String], pointer: String) throws -> String {
+        let prefix = family("enum")
+        var children: [[(UInt32, Int)]] = [[]]
+        var terminal: [Bool] = [false]
+        for text in Set(strings).sorted() {
+            var node = 0
+            for scalar in text.unicodeScalars {
+                if let child = children[node].first(where: { $0.0 == scalar.value })?.1 {
+                    node = child
+                } else {
+                    children.append([])
+                    terminal.append(false)
+                    children[node].append((scalar.value, children.count - 1))
+                    node = children.count - 1
+                }
+            }
+            terminal[node] = true
+        }
+        for node in 0..<children.count {
+            var alternatives = children[node].map { "\(characterGrammar($0.0)) \(prefix)-\($0.1)" }
+            if terminal[node] { alternatives.append("\"\\\"\"") }
+            try add("\(prefix)-\(node)", alternatives.joined(separator: " | "), pointer: pointer)
+        }
+        try add(prefix, "\"\\\"\" \(prefix)-0", pointer: pointer)
+        return prefix
     }
 }
