@@ -25,7 +25,14 @@ struct ChatCommand: ParsableCommand {
         are dropped (--fail-when-full: the turn is refused instead). With --json each answer is printed as one JSON \
         object on stdout instead of streamed text: {"turn", "reply", "tokens", "stop_reason", "cancelled", \
         "reused_tokens", "prompt_tokens" (computed this turn), "prompt_tokens_per_second", "generated_tokens", \
-        "decode_tokens_per_second", "time_to_first_token_ms", "dropped_messages"}.
+        "decode_tokens_per_second", "time_to_first_token_ms", "dropped_messages", "reasoning", "answer", \
+        "reasoning_tokens", "events"} (and "logprobs" with --logprobs).
+
+        The control options are generate's (--reasoning-*, --hide-reasoning, --grammar, --json-schema, --logit-bias, \
+        --ban, --logprobs) and apply to every turn. Reasoning tracking is on when a reasoning option is given or when \
+        the template's generation prompt opens a thought; the thought then stays out of the conversation's history \
+        (the answer is the assistant message's content, the thought its reasoning_content, which templates such as \
+        Qwen3's render and others drop).
         """
     )
 

@@ -23,7 +23,7 @@ struct GenerateCommand: ParsableCommand {
         The text streams to stdout as it is generated. After generation one line on stderr reports the prompt \
         tokens and their rate, the generated tokens and the decode rate (after the first token), and the time to \
         the first token. With --json, stdout gets one object instead: {"tokens": [generated ids], "text": "...", \
-        "stop_reason": "eos|max_tokens|context_full|stop_string|boxed", "prompt_tokens", \
+        "stop_reason": "eos|max_tokens|context_full|stop_string|boxed|grammar", "prompt_tokens", \
         "prompt_tokens_per_second", "generated_tokens", "decode_tokens_per_second", "time_to_first_token_ms" (and \
         "boxed" with --extract-boxed)}; "text" is the output as printed (special tokens left out, cut at a stop), \
         "tokens" every generated id.
@@ -32,6 +32,22 @@ struct GenerateCommand: ParsableCommand {
         --final-only uses "\(MathPrompts.finalOnly)". --stop-at-boxed ends the output at the closing brace of the \
         first \\boxed{...}; --extract-boxed prints only the content of the last \\boxed{...} (an empty line, and a \
         note on stderr, when there is none), as math evaluation harnesses read answers.
+
+        Control: reasoning tracking splits the output into the thought and the answer; it is on when any of \
+        --reasoning-budget/--reasoning-start/--reasoning-end/--hide-reasoning is given, or when the prompt as fed \
+        (chat template included) ends inside an open <think> (its last <think> after its last </think>). With it, the \
+        text keeps special tokens' text (so markers show), --stop strings match anywhere in it, --stop-at-boxed and \
+        --extract-boxed read the answer, --hide-reasoning streams the answer alone, and --reasoning-budget N forces \
+        the closing "\\n\\nConsidering the limited time, I have to give the answer now.\\n</think>\\n\\n" after N \
+        reasoning tokens (noted on the stats line and in "events"). --grammar FILE.gbnf or --json-schema FILE|JSON \
+        constrains the answer (after the thought when tracking is on) and ends with stop reason "grammar" when it is \
+        complete. --logit-bias ID=BIAS or PIECE=BIAS (repeatable; a numeric left side is an id; a piece matches \
+        tokens whose vocabulary spelling or text equals it; -inf bans) and --ban TOKEN_OR_PIECE change the logits \
+        before sampling. --logprobs N reports each token's log-probability (from the distribution sampled from, \
+        before top-k/top-p/min-p) and the N (0...20) most likely alternatives. The JSON always has "reasoning", \
+        "answer", "reasoning_tokens" and "events" ([{"type": "reasoning_budget", "token_index": N}]), and with \
+        --logprobs "logprobs": [{"token", "piece", "logprob", "top": [{"token", "piece", "logprob"}]}]. These options \
+        apply to every line of --prompts-jsonl.
 
         Many prompts: --prompts-jsonl FILE --json reads one request per line, {"prompt": "text"} or {"tokens": \
         [ids]}, each with an optional "seed" (an integer >= 0; default --seed) and "max_tokens" (an integer >= 0; \

@@ -18,7 +18,7 @@ public struct ConversationTurn: Sendable, Equatable {
     /// and the thought is in `reasoning`.
     public var reply: String
     /// With `GenerationOptions.reasoning`: the reply's reasoning (surrounding newlines trimmed), kept in the history as
-    /// the message's `reasoningContent` rather than in its content. "" otherwise.
+    /// the message's `reasoningContent` (nil when empty) rather than in its content. "" otherwise.
     public var reasoning: String = ""
     /// Generated tokens read while a thought was open (see `ReasoningOptions`).
     public var reasoningTokenCount: Int = 0
@@ -230,7 +230,7 @@ public final class Conversation: @unchecked Sendable {
             messages = saved
         } else {
             messages.append(ChatMessage(role: "assistant", content: reply,
-                                        reasoningContent: options.reasoning == nil ? nil : thought))
+                                        reasoningContent: options.reasoning == nil || thought.isEmpty ? nil : thought))
         }
         var turn = ConversationTurn(reply: reply, tokens: generated, stopReason: stopReason, cancelled: cancelled,
                                     promptTokenCount: prompt.count, reusedTokenCount: reused, fedTokenCount: prompt.count - reused,

@@ -8,7 +8,7 @@ public enum StopReason: String, Sendable {
     case contextFull = "context_full"
     /// The token callback asked to stop.
     case callback = "callback"
-    /// A stop string appeared in the text (`generateText` only; the text ends before it).
+    /// A stop string appeared in the text (`generateText` and batch sequences that stream text; the text ends before it).
     case stopString = "stop"
     /// The sequence was cancelled (`BatchGenerator.cancel`; a cancelled `Session` call throws `cancelled` instead).
     case cancelled = "cancelled"

@@ -654,28 +654,29 @@ extension Sampler {
     }
 
     private func logprob(of token: Int32, buffer: UnsafeBufferPointer<Float>, history: [Int32], top: Int, raw: Bool) -> TokenLogprob {
-        let overrides = raw ? [:] : penaltyOverrides(buffer, history: history)
         let temperature = raw || parameters.temperature == 0 ? 1 : Double(parameters.temperature)
-        @inline(__always) func score(_ index: Int) -> Double { Double(overrides[index] ?? buffer[index]) / temperature }
+        // The scores once, in double precision: penalized, divided by the temperature.
+        var scores = [Double](repeating: 0, count: buffer.count)
         var maximum = -Double.infinity
         for index in 0..<buffer.count {
-            let value = score(index)
+            let value = Double(buffer[index]) / temperature
+            scores[index] = value
             if value > maximum { maximum = value }
+        }
+        if !raw {
+            for (index, value) in penaltyOverrides(buffer, history: history) {
+                scores[index] = Double(value) / temperature
+            }
+            maximum = scores.reduce(-Double.infinity) { $1 > $0 ? $1 : $0 }
         }
         guard maximum > -.infinity else { return TokenLogprob(token: token, logprob: -.infinity) }
         var total = 0.0
-        for index in 0..<buffer.count {
-            let value = score(index)
-            if value > -.infinity { total += exp(value - maximum) }
-        }
+        for value in scores where value > -.infinity { total += exp(value - maximum) }
         let normalizer = maximum + log(total)
-        func logprob(_ index: Int) -> Float { Float(score(index) - normalizer) }
         var best: [(index: Int, score: Double)] = []
         if top > 0 {
             best.reserveCapacity(top + 1)
-            for index in 0..<buffer.count {
-                let value = score(index)
-                guard value > -.infinity else { continue }  // NaN and -inf are never listed
+            for (index, value) in scores.enumerated() where value > -.infinity {  // NaN and -inf are never listed
                 if best.count == top, let last = best.last, value <= last.score { continue }
                 var at = best.count
                 while at > 0, best[at - 1].score < value { at -= 1 }
@@ -683,7 +684,7 @@ extension Sampler {
                 if best.count > top { best.removeLast() }
             }
         }
-        let chosen = Int(token) >= 0 && Int(token) < buffer.count ? logprob(Int(token)) : -.infinity
+        let chosen = Int(token) >= 0 && Int(token) < buffer.count ? Float(scores[Int(token)] - normalizer) : -.infinity
         return TokenLogprob(token: token, logprob: chosen,
                             top: best.map { TopLogprob(token: Int32($0.index), logprob: Float($0.score - normalizer)) })
     }
