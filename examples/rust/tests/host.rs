@@ -142,7 +142,11 @@ fn abi_version_matches() {
     assert!(!mobilellm::version().is_empty());
     assert_eq!(std::mem::size_of::<mobilellm::ffi::ModelParams>(), 40);
     assert_eq!(std::mem::size_of::<mobilellm::ffi::SamplerParams>(), 56);
-    assert_eq!(std::mem::size_of::<mobilellm::ffi::GenerateParams>(), 48);
+    // The header's current layout (48 bytes as first released; stop strings and output control appended).
+    assert_eq!(std::mem::size_of::<mobilellm::ffi::GenerateParams>(), 192);
+    assert_eq!(std::mem::size_of::<mobilellm::ffi::GenerateResult>(), 24);
+    assert_eq!(std::mem::size_of::<mobilellm::ffi::TokenLogprob>(), 172);
+    assert_eq!(std::mem::size_of::<mobilellm::ffi::Piece>(), 32);
     assert_eq!(std::mem::size_of::<mobilellm::ffi::ModelInfo>(), 52);
     assert_eq!(std::mem::size_of::<mobilellm::ffi::ChatParams>(), 32);
 }
