@@ -26,7 +26,12 @@ struct BenchCommand: ParsableCommand {
         --batch N decodes N sequences together through one BatchGenerator: each gets its own random context of \
         depth tokens (prefilled untimed), then only the batched decode steps are timed (every step one token per \
         sequence; sequence i samples with seed --seed + i). "decode_tok_s" is then the aggregate over the N \
-        sequences and "per_sequence_decode_tok_s" = decode_tok_s / N. --batch, --depth and sampling combine.
+        sequences and "per_sequence_decode_tok_s" = decode_tok_s / N. --batch, --depth and sampling combine. \
+
+        --grammar FILE.gbnf or --json-schema FILE|JSON measures constrained decoding (a model with a tokenizer): the \
+        decode runs twice through the generation loop from the same context, once free and once constrained \
+        (restarting from the context whenever the grammar completes), and the JSON gains "constrained_decode_tok_s" \
+        and "constrained_ratio" (constrained / free; "decode_tok_s" is then the free run through the same loop).
 
         --measure-bandwidth adds "read_bandwidth_bytes_s" and "roofline_fraction" = (weight_bytes_per_token / N + \
         kv_bytes_per_token) × decode_tok_s / bandwidth: the bytes a decode step must read (the weights once for all \
@@ -75,6 +80,8 @@ struct BenchCommand: ParsableCommand {
     @Option(name: .long, help: "Sampling seed (sequence i of a batch uses seed + i; default: random).")
     var seed: UInt64?
 
+    @OptionGroup var constraint: ConstraintOptions
+
     @Option(name: .long, help: "Repetitions; the best is reported.")
     var repetitions: Int = 3
 
@@ -93,6 +100,7 @@ struct BenchCommand: ParsableCommand {
             throw ValidationError("--batch: expected 1...\(Session.batchLimit), found \(batch)")
         }
         if let depth, depth < 1 { throw ValidationError("--depth: expected a count >= 1, found \(depth)") }
+        if constraint.isSet, batch != nil { throw ValidationError("--grammar/--json-schema measure single-sequence decoding: drop --batch") }
         do {
             try samplingParameters.validate()
         } catch let error as MobileLLMError {
@@ -119,6 +127,31 @@ struct BenchCommand: ParsableCommand {
             logits = try session.feed([sampler.sample(logits.last, history: session.tokens)])
         }
         return Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+    }
+
+    /// Decodes `genTokens` tokens on `session` (holding a context) through `Session.generate`, free and then
+    /// constrained by `grammar`, each from the same context (a generation the grammar completes early is restarted
+    /// from it, seeded anew); returns both rates in tokens per second.
+    private func decodeConstrained(_ session: Session, grammar: Grammar) throws -> (free: Double, constrained: Double) {
+        let base = session.position
+        func measure(_ grammar: Grammar?) throws -> Double {
+            var produced = 0, seconds = 0.0, round: UInt64 = 0
+            while produced < genTokens {
+                var parameters = samplingParameters
+                parameters.seed = seed.map { $0 &+ round }
+                let options = GenerationOptions(maxTokens: genTokens - produced, sampling: parameters, ignoreEOS: grammar == nil,
+                                                grammar: grammar)
+                let start = DispatchTime.now().uptimeNanoseconds
+                let result = try session.generate(prompt: [], options: options)
+                seconds += Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+                produced += result.tokens.count
+                try session.rewind(to: base)
+                round += 1
+                if result.tokens.isEmpty { break }
+            }
+            return seconds > 0 ? Double(produced) / seconds : 0
+        }
+        return (try measure(nil), try measure(grammar))
     }
 
     /// Decodes `genTokens` tokens on each of `sessions` together through one `BatchGenerator` (each continues from
@@ -158,8 +191,9 @@ struct BenchCommand: ParsableCommand {
         guard contextTokens + genTokens + 1 <= loaded.configuration.maxPositions else {
             throw ValidationError("--depth/--prompt-tokens + --gen-tokens: \(contextTokens) + \(genTokens) positions exceed the model's context of \(loaded.configuration.maxPositions)")
         }
-        var bestPrefill = 0.0, bestDecode = 0.0
+        var bestPrefill = 0.0, bestDecode = 0.0, bestConstrained = 0.0, bestRatio = 0.0
         var kvType = KVCacheType.f32
+        let grammar = try constraint.compiledGrammar()
         for repetition in 0..<repetitions {
             let session = try loaded.makeSession(contextLength: min(loaded.configuration.maxPositions, promptTokens + genTokens + 1), kvCacheType: kvCache)
             kvType = session.kvCacheType
@@ -176,8 +210,15 @@ struct BenchCommand: ParsableCommand {
                     decodeSession = try loaded.makeSession(contextLength: depth + genTokens + 1, kvCacheType: kvCache)
                     decodeLogits = try decodeSession.feed(randomTokens(depth, loaded, &generator))
                 }
-                let seconds = try decodeSingle(decodeSession, logits: decodeLogits)
-                if genTokens > 0 { decodeRate = Double(genTokens) / seconds }
+                if let grammar {
+                    let (free, constrained) = try decodeConstrained(decodeSession, grammar: grammar)
+                    decodeRate = free
+                    bestConstrained = max(bestConstrained, constrained)
+                    if free > 0 { bestRatio = max(bestRatio, constrained / free) }
+                } else {
+                    let seconds = try decodeSingle(decodeSession, logits: decodeLogits)
+                    if genTokens > 0 { decodeRate = Double(genTokens) / seconds }
+                }
             } else {
                 let sessions = try (0..<sequences).map { _ in
                     let context = try loaded.makeSession(contextLength: contextTokens + genTokens + 1, kvCacheType: kvCache)
@@ -216,6 +257,10 @@ struct BenchCommand: ParsableCommand {
         ]
         let bytesPerToken = Double(loaded.weightBytesPerToken) / Double(sequences) + kvBytes
         let roofline = bandwidth > 0 ? bestDecode * bytesPerToken / bandwidth : 0
+        if grammar != nil {
+            fields.append((key: "constrained_decode_tok_s", value: .rounded(bestConstrained, places: 2)))
+            fields.append((key: "constrained_ratio", value: .rounded(bestRatio, places: 3)))
+        }
         if measureBandwidth {
             fields.append((key: "read_bandwidth_bytes_s", value: .int(Int(bandwidth.rounded()))))
             fields.append((key: "roofline_fraction", value: .rounded(roofline, places: 3)))
@@ -227,6 +272,7 @@ struct BenchCommand: ParsableCommand {
                               bestPrefill, bestDecode, Double(loaded.weightBytesPerToken) / 1e6, loadMilliseconds, Double(peak) / 1e6)
             line += String(format: ", batch %d (%.1f tok/s each), depth %d (%.2f MB KV/token)", sequences, bestDecode / Double(sequences),
                            contextTokens, kvBytes / 1e6)
+            if grammar != nil { line += String(format: ", constrained decode %.1f tok/s (%.3f of free)", bestConstrained, bestRatio) }
             if measureBandwidth { line += String(format: ", read bandwidth %.1f GB/s, decode at %.0f%% of the roofline", bandwidth / 1e9, roofline * 100) }
             emit(line)
         }

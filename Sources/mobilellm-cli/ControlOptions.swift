@@ -17,11 +17,7 @@ struct ControlOptions: ParsableArguments {
     @Flag(name: .long, help: "Do not print the reasoning (and its markers) while streaming; JSON still has it.")
     var hideReasoning = false
 
-    @Option(name: .long, help: ArgumentHelp("Constrain the output (the answer, after any thought) to a GBNF grammar.", valueName: "file.gbnf"))
-    var grammar: String?
-
-    @Option(name: .long, help: ArgumentHelp("Constrain the output (the answer) to a JSON Schema: a file, or inline JSON starting with '{'.", valueName: "file-or-json"))
-    var jsonSchema: String?
+    @OptionGroup var constraint: ConstraintOptions
 
     @Option(name: .long, help: ArgumentHelp("Report each token's log-probability and the N most likely alternatives (0...20).", valueName: "n"))
     var logprobs: Int?
@@ -41,9 +37,6 @@ struct ControlOptions: ParsableArguments {
         }
         if reasoningStart == "" { throw ValidationError("--reasoning-start: expected a non-empty marker") }
         if reasoningEnd == "" { throw ValidationError("--reasoning-end: expected a non-empty marker") }
-        if grammar != nil && jsonSchema != nil { throw ValidationError("--grammar and --json-schema each set the constraint: give one of them") }
-        if grammar == "" { throw ValidationError("--grammar: expected a file name") }
-        if jsonSchema == "" { throw ValidationError("--json-schema: expected a file name or inline JSON") }
         if let logprobs, !(0...20).contains(logprobs) { throw ValidationError("--logprobs: expected 0...20, found \(logprobs)") }
         _ = try biases()
     }
@@ -89,41 +82,8 @@ struct ControlOptions: ParsableArguments {
         return options.endsInsideThought(text) ? options : nil
     }
 
-    /// The compiled grammar of --grammar or --json-schema (nil when neither is given). A missing or unreadable file is
-    /// a `fileNotFound`/`io` error; a schema that is not JSON an `invalidFile` error naming the file; the grammar
-    /// engine's own errors name the rule or JSON pointer.
-    func compiledGrammar() throws -> Grammar? {
-        if let grammar {
-            return try Grammar(gbnf: try readText(grammar, option: "--grammar"))
-        }
-        if let jsonSchema {
-            let inline = jsonSchema.trimmingCharacters(in: .whitespaces).hasPrefix("{")
-            let text = inline ? jsonSchema : try readText(jsonSchema, option: "--json-schema")
-            let name = inline ? "--json-schema (inline)" : jsonSchema
-            do {
-                _ = try JSONSerialization.jsonObject(with: Data(text.utf8), options: [.fragmentsAllowed])
-            } catch {
-                throw MobileLLMError.invalidFile(path: name, field: "(json)", problem: "not valid JSON: \((error as NSError).localizedDescription)")
-            }
-            return try Grammar(jsonSchema: text)
-        }
-        return nil
-    }
-
-    private func readText(_ path: String, option: String) throws -> String {
-        var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
-            throw MobileLLMError.fileNotFound(path: path, reason: "\(option): no such file")
-        }
-        guard !isDirectory.boolValue else { throw MobileLLMError.io(path: path, reason: "\(option): is a directory") }
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw MobileLLMError.io(path: path, reason: "\(option): cannot be read")
-        }
-        guard let text = String(data: data, encoding: .utf8) else {
-            throw MobileLLMError.invalidFile(path: path, field: "(text)", problem: "not UTF-8")
-        }
-        return text
-    }
+    /// The compiled grammar of --grammar or --json-schema (see `ConstraintOptions.compiledGrammar`).
+    func compiledGrammar() throws -> Grammar? { try constraint.compiledGrammar() }
 
     /// Sets the grammar, bias and logprobs of `options` (the grammar compiled once and passed in).
     func apply(to options: inout GenerationOptions, grammar: Grammar?) throws {
@@ -166,4 +126,60 @@ func controlJSONMembers(reasoning: String, answer: String, reasoningTokens: Int,
 /// How a piece is printed while streaming: reasoning and markers unless hidden.
 func shownText(_ piece: GeneratedPiece, hideReasoning: Bool) -> String {
     hideReasoning && piece.channel != .answer ? "" : piece.text
+}
+
+/// --grammar and --json-schema: what `generate`, `chat` (through `ControlOptions`) and `bench` (the constrained-decode
+/// measurement) constrain the output to.
+struct ConstraintOptions: ParsableArguments {
+    @Option(name: .long, help: ArgumentHelp("Constrain the output (the answer, after any thought) to a GBNF grammar.", valueName: "file.gbnf"))
+    var grammar: String?
+
+    @Option(name: .long, help: ArgumentHelp("Constrain the output (the answer) to a JSON Schema: a file, or inline JSON starting with '{'.", valueName: "file-or-json"))
+    var jsonSchema: String?
+
+    /// Whether a constraint was given.
+    var isSet: Bool { grammar != nil || jsonSchema != nil }
+
+    func validate() throws {
+        if grammar != nil && jsonSchema != nil { throw ValidationError("--grammar and --json-schema each set the constraint: give one of them") }
+        if grammar == "" { throw ValidationError("--grammar: expected a file name") }
+        if jsonSchema == "" { throw ValidationError("--json-schema: expected a file name or inline JSON") }
+    }
+
+    /// The compiled grammar of --grammar or --json-schema (nil when neither is given). A missing or unreadable file is
+    /// a `fileNotFound`/`io` error; a schema that is not JSON an `invalidFile` error naming the file; the grammar
+    /// engine's own errors name the rule or JSON pointer.
+    func compiledGrammar() throws -> Grammar? {
+        if let grammar {
+            return try Grammar(gbnf: try readText(grammar, option: "--grammar"))
+        }
+        if let jsonSchema {
+            let inline = jsonSchema.trimmingCharacters(in: .whitespaces).hasPrefix("{")
+            let text = inline ? jsonSchema : try readText(jsonSchema, option: "--json-schema")
+            let name = inline ? "--json-schema (inline)" : jsonSchema
+            do {
+                _ = try JSONSerialization.jsonObject(with: Data(text.utf8), options: [.fragmentsAllowed])
+            } catch {
+                throw MobileLLMError.invalidFile(path: name, field: "(json)", problem: "not valid JSON: \((error as NSError).localizedDescription)")
+            }
+            return try Grammar(jsonSchema: text)
+        }
+        return nil
+    }
+
+    private func readText(_ path: String, option: String) throws -> String {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
+            throw MobileLLMError.fileNotFound(path: path, reason: "\(option): no such file")
+        }
+        guard !isDirectory.boolValue else { throw MobileLLMError.io(path: path, reason: "\(option): is a directory") }
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw MobileLLMError.io(path: path, reason: "\(option): cannot be read")
+        }
+        guard let text = String(data: data, encoding: .utf8) else {
+            throw MobileLLMError.invalidFile(path: path, field: "(text)", problem: "not UTF-8")
+        }
+        return text
+    }
+
 }
