@@ -79,12 +79,38 @@ import Testing
         #expect(quadratic?.message.contains("too ambiguous") == true)
         let growing = try timed("quadratic ambiguity {0,50}{0,50}, compile") { try Grammar(gbnf: "root ::= (\"a\"{0,50}){0,50} \"b\"") }
         #expect(timed("quadratic ambiguity {0,50}{0,50}, 100 characters") { growing.matches(String(repeating: "a", count: 100) + "b") })
-        // Past the run-time limit on stacks per state the matcher refuses the character, in bounded time.
+        // Past the run-time limit on stacks per state the matcher keeps that many stacks, in bounded time.
         let wider = try Grammar(gbnf: "root ::= (\"a\"{0,1000}){0,1000} \"b\"")
-        _ = timed("quadratic ambiguity {0,1000}{0,1000}, 100 characters") { wider.matches(String(repeating: "a", count: 100) + "b") }
+        _ = timed("quadratic ambiguity {0,1000}{0,1000}, 12 characters") { wider.matches(String(repeating: "a", count: 12) + "b") }
+        #expect(wider.automaton.withLock { $0.truncatedSteps } > 0)
         // Ambiguity that collapses (same continuation) stays cheap.
         let collapsing = try Grammar(gbnf: "root ::= (\"a\" | \"aa\" | \"aaa\")* \"b\"")
         #expect(timed("collapsing ambiguity") { collapsing.matches(String(repeating: "a", count: 5_000) + "b") })
+    }
+
+    /// Found by the `gbnf` fuzz target: "((...("a" | "b")...)++++...){10000}" is ambiguous enough that its stacks
+    /// multiply with the input; the matcher used to refuse every token once past the stack limit, leaving a
+    /// constraint that could neither continue nor end. Now it keeps the stacks it can, and always has a way on.
+    @Test func ambiguousGrammarNeverStalls() throws {
+        let text = try String(contentsOfFile: Fixtures.packageRoot.appendingPathComponent("fuzz/corpus/gbnf/found-nested-plus-stall.gbnf").path, encoding: .utf8)
+        let grammar = try Grammar(gbnf: text)
+        let tokenizer = try Tokenizer.load(path: Fixtures.path("r1like-chat"))
+        let end = tokenizer.eosTokenID ?? 0
+        var constraint = try grammar.constraint(tokenizer: tokenizer, endTokens: [end])
+        var allowed = [Bool](repeating: true, count: tokenizer.vocabularySize)
+        timed("stalling walk, 60 tokens", limit: 20) {
+            for step in 0..<60 {
+                allowed.withUnsafeMutableBufferPointer { $0.update(repeating: true) }
+                constraint.restrict(&allowed)
+                // The longest allowed token, to push the stacks up quickly.
+                let candidates = allowed.indices.filter { allowed[$0] && $0 != Int(end) }
+                #expect(!candidates.isEmpty || constraint.canEnd, "step \(step): stuck")
+                guard let token = candidates.max(by: { (try? tokenizer.tokenBytes(Int32($0)).count) ?? 0 < (try? tokenizer.tokenBytes(Int32($1)).count) ?? 0 })
+                else { break }
+                let accepted = constraint.accept(Int32(token))
+                #expect(accepted)
+            }
+        }
     }
 
     @Test func leftRecursion() {

@@ -89,19 +89,25 @@ struct GrammarAutomaton {
     }
 
     /// Interns the start state as state 0. The compiler bounds its size (the start rule's fan-out), so this only
-    /// fails for grammars whose expansion takes more steps than `maximumExpansionSteps` allows.
+    /// fails when the start expands to nothing within `maximumExpansionSteps`.
     private mutating func createInitialState() -> Bool {
         results.removeAll(keepingCapacity: true)
         visited.removeAll(keepingCapacity: true)
-        for start in program.alternatives[Int(program.root)] {
-            if !expand(from: start, parent: 0) { return false }
+        for start in program.alternatives[Int(program.root)] where results.count < GrammarLimits.maximumStacksPerState {
+            expand(from: start, parent: 0)
         }
+        guard !results.isEmpty else { return false }
         _ = internState(sortedUnique(&results))
         return true
     }
 
-    /// Work allowed for one expansion (items visited), beyond which a step is refused.
+    /// Work allowed for one step (expansion items visited).
     static let maximumExpansionSteps = 200_000
+
+    /// Steps whose stacks were cut at `GrammarLimits.maximumStacksPerState` or `maximumExpansionSteps` (grammars so
+    /// ambiguous that the stacks multiply with the input). The stacks kept are still valid parses, each of which can
+    /// finish, so the matcher never gets stuck; it only forgoes some continuations.
+    private(set) var truncatedSteps = 0
 
     // MARK: nodes and states
 
@@ -137,13 +143,17 @@ struct GrammarAutomaton {
 
     /// Expands from `position` with `parent` below: rule references push their continuation (unless it is the end
     /// of the alternative) and enter every alternative; ends of alternatives pop. Collects the stacks that have a
-    /// character on top, and the empty stack, into `results`. False when the expansion grows past the limits.
-    private mutating func expand(from position: Int32, parent: UInt32) -> Bool {
+    /// character on top, and the empty stack, into `results`. Stops early (counting a truncated step) when the
+    /// results or the work grow past the limits.
+    private mutating func expand(from position: Int32, parent: UInt32) {
         let elements = program.elements
         work.removeAll(keepingCapacity: true)
         work.append((position, parent))
         while let (position, parent) = work.popLast() {
-            if visited.count > GrammarAutomaton.maximumExpansionSteps || results.count > GrammarLimits.maximumStacksPerState { return false }
+            if visited.count > GrammarAutomaton.maximumExpansionSteps || results.count >= GrammarLimits.maximumStacksPerState {
+                truncatedSteps += 1
+                return
+            }
             let key = UInt64(UInt32(bitPattern: position)) << 32 | UInt64(parent)
             guard visited.insert(key).inserted else { continue }
             let element = elements[Int(position)]
@@ -162,7 +172,6 @@ struct GrammarAutomaton {
                 for start in program.alternatives[Int(rule)] { work.append((start, below)) }
             }
         }
-        return true
     }
 
     /// The state after `state` reads character `c`; -1 when no stack accepts it.
@@ -194,7 +203,11 @@ struct GrammarAutomaton {
         for stack in stateStacks[Int(state)] where stack != 0 {
             let position = nodePosition[Int(stack)]
             guard program.classes[Int(elements[Int(position)])].contains(c) else { continue }
-            if !expand(from: position + 1, parent: nodeParent[Int(stack)]) { return -1 }
+            if results.count >= GrammarLimits.maximumStacksPerState {
+                truncatedSteps += 1
+                break
+            }
+            expand(from: position + 1, parent: nodeParent[Int(stack)])
         }
         if results.isEmpty { return -1 }
         return internState(sortedUnique(&results))
@@ -325,6 +338,12 @@ struct GrammarAutomaton {
             maskBytes = 0
         }
         guard nodePosition.count > GrammarAutomaton.maximumNodes || stateStacks.count > GrammarAutomaton.maximumStates else { return false }
+        reset()
+        return true
+    }
+
+    /// Drops every interned stack and state, cached transition and mask, and advances the epoch.
+    mutating func reset() {
         epoch += 1
         nodePosition = [-1]
         nodeParent = [0]
@@ -343,7 +362,6 @@ struct GrammarAutomaton {
         maskBytes = 0
         // The start state was built once before, with the same limits.
         _ = createInitialState()
-        return true
     }
 
     // MARK: token masks
