@@ -189,6 +189,12 @@ import Testing
         let ended = constraint.accept(end)
         #expect(ended)
         #expect(constraint.isFinished)
+        // After the end token only end tokens remain.
+        allowed = [Bool](repeating: true, count: tokenizer.vocabularySize)
+        constraint.restrict(&allowed)
+        #expect(allowed.indices.filter { allowed[$0] } == [Int(end)])
+        let more = constraint.accept(tokens[0])
+        #expect(!more)
     }
 }
 
