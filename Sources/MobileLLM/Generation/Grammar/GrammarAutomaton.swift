@@ -102,7 +102,14 @@ struct GrammarAutomaton {
     }
 
     /// Work allowed for one step (expansion items visited).
-    static let maximumExpansionSteps = 200_000
+    static let maximumExpansionSteps = 32_768
+    /// Expansion work one mask computation may spend on transitions not cached yet; past it, once some token is
+    /// allowed, the walk stops (the mask then allows a subset of the tokens that could come next).
+    static let maximumMaskWork = 1 << 20
+    /// Expansion items visited so far, over the automaton's life.
+    private(set) var expansionWork = 0
+    /// Masks cut short by `maximumMaskWork`.
+    private(set) var truncatedMasks = 0
 
     /// Steps whose stacks were cut at `GrammarLimits.maximumStacksPerState` or `maximumExpansionSteps` (grammars so
     /// ambiguous that the stacks multiply with the input). The stacks kept are still valid parses, each of which can
@@ -156,6 +163,7 @@ struct GrammarAutomaton {
             }
             let key = UInt64(UInt32(bitPattern: position)) << 32 | UInt64(parent)
             guard visited.insert(key).inserted else { continue }
+            expansionWork += 1
             let element = elements[Int(position)]
             if element >= 0 {
                 results.append(node(position, parent))
@@ -293,6 +301,8 @@ struct GrammarAutomaton {
 
     func canEnd(_ state: Int32) -> Bool { stateCanEnd[Int(state)] }
     func onlyEnd(_ state: Int32) -> Bool { stateOnlyEnd[Int(state)] }
+    /// Number of interned states (for tests and diagnostics).
+    var stateCountForTesting: Int { stateStacks.count }
     /// Number of parse stacks of a state (for tests and diagnostics).
     func stackCount(_ state: Int32) -> Int { stateStacks[Int(state)].count }
 
@@ -391,8 +401,13 @@ struct GrammarAutomaton {
         walkStates[0] = cursor.state
         walkPartials[0] = cursor.partial
         let nodeCount = trie.nodeBytes.count
+        let workAtStart = expansionWork
         var index = 0
         while index < nodeCount {
+            if allowed > 0, expansionWork - workAtStart > GrammarAutomaton.maximumMaskWork {
+                truncatedMasks += 1
+                break
+            }
             let depth = Int(trie.nodeDepth[index])
             let parent = GrammarCursor(state: walkStates[depth - 1], partial: walkPartials[depth - 1])
             let child = step(parent, trie.nodeBytes[index])
