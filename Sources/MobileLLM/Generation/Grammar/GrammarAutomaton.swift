@@ -64,6 +64,14 @@ struct GrammarAutomaton {
     private var asciiRow: [Int32] = []
     private var asciiTable: [Int32] = []
     private var wideTransitions: [UInt64: Int32] = [:]
+    /// Per state, the distinct classes on top of its stacks (nil until needed).
+    private var topClasses: [[Int32]?] = []
+    private struct SignatureKey: Hashable {
+        var state: Int32
+        var signature: UInt64
+    }
+    /// Transitions by (state, which top classes contain the character).
+    private var signatureTransitions: [SignatureKey: Int32] = [:]
     private var firstClasses: [Int32: ScalarSet] = [:]
     private var snapshots: [Int32: GrammarStateSnapshot] = [:]
 
@@ -145,6 +153,7 @@ struct GrammarAutomaton {
         stateCanEnd.append(canEnd)
         stateOnlyEnd.append(canEnd && stacks.count == 1)
         asciiRow.append(-1)
+        topClasses.append(nil)
         return id
     }
 
@@ -193,14 +202,40 @@ struct GrammarAutomaton {
                 asciiRow[Int(state)] = Int32(asciiTable.count)
                 asciiTable.append(contentsOf: repeatElement(-2, count: 128))
             }
-            let result = computeNext(state, c)
+            let result = nextBySignature(state, c)
             asciiTable[Int(asciiRow[Int(state)]) + Int(c)] = result
             return result
         }
         let key = UInt64(UInt32(bitPattern: state)) << 21 | UInt64(c)
         if let cached = wideTransitions[key] { return cached }
-        let result = computeNext(state, c)
+        let result = nextBySignature(state, c)
         wideTransitions[key] = result
+        return result
+    }
+
+    /// The next state depends only on which of the state's top classes contain `c`: characters with the same
+    /// answers (most of a free-text class) share one computation, and a character in none of them is refused at
+    /// once. States with more than 64 distinct top classes are computed per character.
+    private mutating func nextBySignature(_ state: Int32, _ c: UInt32) -> Int32 {
+        if topClasses[Int(state)] == nil {
+            var distinct: [Int32] = []
+            for stack in stateStacks[Int(state)] where stack != 0 {
+                let element = program.elements[Int(nodePosition[Int(stack)])]
+                if !distinct.contains(element) { distinct.append(element) }
+                if distinct.count > 64 { break }
+            }
+            topClasses[Int(state)] = distinct
+        }
+        guard let classes = topClasses[Int(state)], classes.count <= 64 else { return computeNext(state, c) }
+        var signature: UInt64 = 0
+        for (bit, element) in classes.enumerated() where program.classes[Int(element)].contains(c) {
+            signature |= 1 << UInt64(bit)
+        }
+        if signature == 0 { return -1 }
+        let key = SignatureKey(state: state, signature: signature)
+        if let cached = signatureTransitions[key] { return cached }
+        let result = computeNext(state, c)
+        signatureTransitions[key] = result
         return result
     }
 
@@ -365,6 +400,8 @@ struct GrammarAutomaton {
         asciiRow = []
         asciiTable = []
         wideTransitions = [:]
+        topClasses = []
+        signatureTransitions = [:]
         firstClasses = [:]
         snapshots = [:]
         masks = [:]
