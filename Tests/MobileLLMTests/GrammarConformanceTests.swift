@@ -82,4 +82,36 @@ import Testing
             }
         }
     }
+
+    /// The same strings fed as tokens of a byte-level BPE vocabulary (Qwen2.5's, whose tokens split UTF-8
+    /// characters): `accept` over the tokens agrees with `matches` over the bytes, and for a sample of strings every
+    /// token is also allowed by `restrict`.
+    @Test func tokensAgreeWithBytes() throws {
+        let cases = try GrammarConformanceTests.load()
+        let tokenizer = try TokenizerFixtures.qwen25JSONTokenizer()
+        let end: Int32 = 151_643
+        var checked = 0, masked = 0
+        for entry in cases.grammars {
+            let text = try entry.file.map { try String(contentsOfFile: Fixtures.path("grammar/" + $0), encoding: .utf8) } ?? (entry.gbnf ?? "")
+            guard let grammar = try? Grammar(gbnf: text, root: entry.root) else { continue }
+            for (index, item) in entry.strings.enumerated() {
+                var constraint = try grammar.constraint(tokenizer: tokenizer, endTokens: [end])
+                var taken = true
+                let withMask = index < 2
+                for token in tokenizer.encode(item.text, addSpecial: false, parseSpecial: false) {
+                    if withMask {
+                        var allowed = [Bool](repeating: true, count: tokenizer.vocabularySize)
+                        constraint.restrict(&allowed)
+                        var copy = constraint
+                        #expect(allowed[Int(token)] == copy.accept(token), "\(entry.name): \(item.text.debugDescription)")
+                        masked += 1
+                    }
+                    if !constraint.accept(token) { taken = false; break }
+                }
+                #expect((taken && constraint.canEnd) == item.accept, "\(entry.name): \(item.text.debugDescription)")
+                checked += 1
+            }
+        }
+        #expect(checked > 1000 && masked > 100)
+    }
 }

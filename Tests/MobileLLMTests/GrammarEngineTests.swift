@@ -189,5 +189,62 @@ import Testing
         let ended = constraint.accept(end)
         #expect(ended)
         #expect(constraint.isFinished)
+        // After the end token only end tokens remain.
+        allowed = [Bool](repeating: true, count: tokenizer.vocabularySize)
+        constraint.restrict(&allowed)
+        #expect(allowed.indices.filter { allowed[$0] } == [Int(end)])
+        let more = constraint.accept(tokens[0])
+        #expect(!more)
+    }
+}
+
+/// The shared automaton: constraints survive a reset of its tables, and forks work from many threads at once.
+@Suite struct GrammarSharingTests {
+    static let schema = """
+        {"type": "object", "properties": {"name": {"type": "string"}, "n": {"type": "integer", "minimum": 0, "maximum": 99},
+         "tags": {"type": "array", "items": {"type": "string", "maxLength": 6}}}, "required": ["name", "n"], "additionalProperties": false}
+        """
+    static let text = #"{"name": "Grüße, 世界", "n": 42, "tags": ["a", "bcdef"]}"#
+
+    @Test func constraintSurvivesAutomatonReset() throws {
+        let tokenizer = try TokenizerFixtures.qwen25JSONTokenizer()
+        let grammar = try Grammar(jsonSchema: Self.schema)
+        let tokens = tokenizer.encode(Self.text, addSpecial: false, parseSpecial: false)
+        var constraint = try grammar.constraint(tokenizer: tokenizer, endTokens: [151_643])
+        for (index, token) in tokens.enumerated() {
+            if index % 3 == 1 { grammar.automaton.withLock { $0.reset() } }
+            var allowed = [Bool](repeating: true, count: tokenizer.vocabularySize)
+            constraint.restrict(&allowed)
+            #expect(allowed[Int(token)], "token \(index)")
+            if index % 3 == 2 { grammar.automaton.withLock { $0.reset() } }
+            let accepted = constraint.accept(token)
+            #expect(accepted, "token \(index)")
+        }
+        #expect(constraint.canEnd)
+        #expect(grammar.automaton.withLock { $0.epoch } > 0)
+    }
+
+    @Test func forksFromManyThreads() throws {
+        let tokenizer = try TokenizerFixtures.qwen25JSONTokenizer()
+        let grammar = try Grammar(jsonSchema: Self.schema)
+        let tokens = tokenizer.encode(Self.text, addSpecial: false, parseSpecial: false)
+        var prefix = try grammar.constraint(tokenizer: tokenizer, endTokens: [151_643])
+        for token in tokens.prefix(3) { _ = prefix.accept(token) }
+        let start = prefix
+        let failures = Locked(0)
+        DispatchQueue.concurrentPerform(iterations: 8) { _ in
+            var constraint = start
+            for token in tokens.dropFirst(3) {
+                var allowed = [Bool](repeating: true, count: tokenizer.vocabularySize)
+                constraint.restrict(&allowed)
+                if !allowed[Int(token)] || !constraint.accept(token) { failures.withLock { $0 += 1 } }
+            }
+            if !constraint.canEnd { failures.withLock { $0 += 1 } }
+        }
+        #expect(failures.withLock { $0 } == 0)
+        // The fork point itself did not move.
+        var allowed = [Bool](repeating: true, count: tokenizer.vocabularySize)
+        start.restrict(&allowed)
+        #expect(allowed[Int(tokens[3])])
     }
 }

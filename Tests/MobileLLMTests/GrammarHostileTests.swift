@@ -79,12 +79,44 @@ import Testing
         #expect(quadratic?.message.contains("too ambiguous") == true)
         let growing = try timed("quadratic ambiguity {0,50}{0,50}, compile") { try Grammar(gbnf: "root ::= (\"a\"{0,50}){0,50} \"b\"") }
         #expect(timed("quadratic ambiguity {0,50}{0,50}, 100 characters") { growing.matches(String(repeating: "a", count: 100) + "b") })
-        // Past the run-time limit on stacks per state the matcher refuses the character, in bounded time.
+        // Past the run-time limit on stacks per state the matcher keeps that many stacks, in bounded time.
         let wider = try Grammar(gbnf: "root ::= (\"a\"{0,1000}){0,1000} \"b\"")
-        _ = timed("quadratic ambiguity {0,1000}{0,1000}, 100 characters") { wider.matches(String(repeating: "a", count: 100) + "b") }
+        _ = timed("quadratic ambiguity {0,1000}{0,1000}, 12 characters") { wider.matches(String(repeating: "a", count: 12) + "b") }
+        #expect(wider.automaton.withLock { $0.truncatedSteps } > 0)
         // Ambiguity that collapses (same continuation) stays cheap.
         let collapsing = try Grammar(gbnf: "root ::= (\"a\" | \"aa\" | \"aaa\")* \"b\"")
         #expect(timed("collapsing ambiguity") { collapsing.matches(String(repeating: "a", count: 5_000) + "b") })
+    }
+
+    /// Found by the `gbnf` fuzz target. found-nested-plus-stall: "((...("a" | "b")...)++++...){10000}" is
+    /// ambiguous enough that its stacks multiply with the input; the matcher used to refuse every token once past the
+    /// stack limit, leaving a constraint that could neither continue nor end. found-nested-plus-timeout: a class under
+    /// 60 nested '+' made every new transition expand 200,000 items, so one mask took minutes. Now a step keeps the
+    /// stacks it can, an expansion and a mask walk have work budgets, and the walk always has a way on.
+    @Test(arguments: ["found-nested-plus-stall.gbnf", "found-nested-plus-timeout.gbnf"])
+    func ambiguousGrammarStaysBounded(file: String) throws {
+        let bytes = try Data(contentsOf: Fixtures.packageRoot.appendingPathComponent("fuzz/corpus/gbnf/" + file))
+        let grammar = try Grammar(gbnf: String(decoding: bytes, as: UTF8.self))
+        let tokenizer = try Tokenizer.load(path: Fixtures.path("r1like-chat"))
+        let end = tokenizer.eosTokenID ?? 0
+        var constraint = try grammar.constraint(tokenizer: tokenizer, endTokens: [end])
+        var allowed = [Bool](repeating: true, count: tokenizer.vocabularySize)
+        var generator = SeededGenerator(seed: UInt64(bytes.count))
+        timed("\(file): 40 tokens", limit: 20) {
+            for step in 0..<40 {
+                allowed.withUnsafeMutableBufferPointer { $0.update(repeating: true) }
+                constraint.restrict(&allowed)
+                let candidates = allowed.indices.filter { allowed[$0] && $0 != Int(end) }
+                #expect(!candidates.isEmpty || constraint.canEnd, "step \(step): stuck")
+                guard !candidates.isEmpty else { break }
+                // Alternately a random allowed token and the longest one (which pushes the stacks up fastest).
+                let longest = candidates.max { (try? tokenizer.tokenBytes(Int32($0)).count) ?? 0 < (try? tokenizer.tokenBytes(Int32($1)).count) ?? 0 }
+                let random = candidates[Int(generator.next() % UInt64(candidates.count))]
+                let token = Int32(step % 2 == 0 ? longest ?? random : random)
+                let accepted = constraint.accept(token)
+                #expect(accepted)
+            }
+        }
     }
 
     @Test func leftRecursion() {

@@ -114,9 +114,10 @@ public struct GrammarConstraint: Sendable {
     }
 
     /// Sets `allowed[t] = false` for every token `t` that may not come next (the array has one entry per vocabulary
-    /// id and arrives all true). Fast: masks are cached per matcher state.
+    /// id and arrives all true). Fast: masks are cached per matcher state. Entries past the tokenizer's vocabulary
+    /// are cleared; after an end token has been accepted only end tokens remain allowed.
     public func restrict(_ allowed: inout [Bool]) {
-        let endAllowed = canEnd && !ended
+        let endAllowed = canEnd
         let kept = endTokenList.map { $0 >= 0 && Int($0) < allowed.count ? allowed[Int($0)] : false }
         if ended || isFinished {
             allowed.withUnsafeMutableBufferPointer { $0.update(repeating: false) }
@@ -132,14 +133,15 @@ public struct GrammarConstraint: Sendable {
         }
     }
 
-    /// Advances over `token`. Returns false (and stays where it was) when the token may not come next.
+    /// Advances over `token`. Returns false (and stays where it was) when the token may not come next. An end token
+    /// is taken exactly when `canEnd`; after one, only end tokens are.
     public mutating func accept(_ token: Int32) -> Bool {
-        if ended { return false }
         if endTokens.contains(token) {
             guard canEnd else { return false }
             ended = true
             return true
         }
+        if ended { return false }
         guard token >= 0, Int(token) < trie.vocabularySize, !trie.special[Int(token)] else { return false }
         let bytes = trie.tokenBytes(token)
         guard !bytes.isEmpty else { return false }

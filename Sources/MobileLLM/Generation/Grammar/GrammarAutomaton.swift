@@ -64,6 +64,14 @@ struct GrammarAutomaton {
     private var asciiRow: [Int32] = []
     private var asciiTable: [Int32] = []
     private var wideTransitions: [UInt64: Int32] = [:]
+    /// Per state, the distinct classes on top of its stacks (nil until needed).
+    private var topClasses: [[Int32]?] = []
+    private struct SignatureKey: Hashable {
+        var state: Int32
+        var signature: UInt64
+    }
+    /// Transitions by (state, which top classes contain the character).
+    private var signatureTransitions: [SignatureKey: Int32] = [:]
     private var firstClasses: [Int32: ScalarSet] = [:]
     private var snapshots: [Int32: GrammarStateSnapshot] = [:]
 
@@ -89,19 +97,32 @@ struct GrammarAutomaton {
     }
 
     /// Interns the start state as state 0. The compiler bounds its size (the start rule's fan-out), so this only
-    /// fails for grammars whose expansion takes more steps than `maximumExpansionSteps` allows.
+    /// fails when the start expands to nothing within `maximumExpansionSteps`.
     private mutating func createInitialState() -> Bool {
         results.removeAll(keepingCapacity: true)
         visited.removeAll(keepingCapacity: true)
-        for start in program.alternatives[Int(program.root)] {
-            if !expand(from: start, parent: 0) { return false }
+        for start in program.alternatives[Int(program.root)] where results.count < GrammarLimits.maximumStacksPerState {
+            expand(from: start, parent: 0)
         }
+        guard !results.isEmpty else { return false }
         _ = internState(sortedUnique(&results))
         return true
     }
 
-    /// Work allowed for one expansion (items visited), beyond which a step is refused.
-    static let maximumExpansionSteps = 200_000
+    /// Work allowed for one step (expansion items visited).
+    static let maximumExpansionSteps = 32_768
+    /// Expansion work one mask computation may spend on transitions not cached yet; past it, once some token is
+    /// allowed, the walk stops (the mask then allows a subset of the tokens that could come next).
+    static let maximumMaskWork = 1 << 20
+    /// Expansion items visited so far, over the automaton's life.
+    private(set) var expansionWork = 0
+    /// Masks cut short by `maximumMaskWork`.
+    private(set) var truncatedMasks = 0
+
+    /// Steps whose stacks were cut at `GrammarLimits.maximumStacksPerState` or `maximumExpansionSteps` (grammars so
+    /// ambiguous that the stacks multiply with the input). The stacks kept are still valid parses, each of which can
+    /// finish, so the matcher never gets stuck; it only forgoes some continuations.
+    private(set) var truncatedSteps = 0
 
     // MARK: nodes and states
 
@@ -132,20 +153,26 @@ struct GrammarAutomaton {
         stateCanEnd.append(canEnd)
         stateOnlyEnd.append(canEnd && stacks.count == 1)
         asciiRow.append(-1)
+        topClasses.append(nil)
         return id
     }
 
     /// Expands from `position` with `parent` below: rule references push their continuation (unless it is the end
     /// of the alternative) and enter every alternative; ends of alternatives pop. Collects the stacks that have a
-    /// character on top, and the empty stack, into `results`. False when the expansion grows past the limits.
-    private mutating func expand(from position: Int32, parent: UInt32) -> Bool {
+    /// character on top, and the empty stack, into `results`. Stops early (counting a truncated step) when the
+    /// results or the work grow past the limits.
+    private mutating func expand(from position: Int32, parent: UInt32) {
         let elements = program.elements
         work.removeAll(keepingCapacity: true)
         work.append((position, parent))
         while let (position, parent) = work.popLast() {
-            if visited.count > GrammarAutomaton.maximumExpansionSteps || results.count > GrammarLimits.maximumStacksPerState { return false }
+            if visited.count > GrammarAutomaton.maximumExpansionSteps || results.count >= GrammarLimits.maximumStacksPerState {
+                truncatedSteps += 1
+                return
+            }
             let key = UInt64(UInt32(bitPattern: position)) << 32 | UInt64(parent)
             guard visited.insert(key).inserted else { continue }
+            expansionWork += 1
             let element = elements[Int(position)]
             if element >= 0 {
                 results.append(node(position, parent))
@@ -162,7 +189,6 @@ struct GrammarAutomaton {
                 for start in program.alternatives[Int(rule)] { work.append((start, below)) }
             }
         }
-        return true
     }
 
     /// The state after `state` reads character `c`; -1 when no stack accepts it.
@@ -176,14 +202,40 @@ struct GrammarAutomaton {
                 asciiRow[Int(state)] = Int32(asciiTable.count)
                 asciiTable.append(contentsOf: repeatElement(-2, count: 128))
             }
-            let result = computeNext(state, c)
+            let result = nextBySignature(state, c)
             asciiTable[Int(asciiRow[Int(state)]) + Int(c)] = result
             return result
         }
         let key = UInt64(UInt32(bitPattern: state)) << 21 | UInt64(c)
         if let cached = wideTransitions[key] { return cached }
-        let result = computeNext(state, c)
+        let result = nextBySignature(state, c)
         wideTransitions[key] = result
+        return result
+    }
+
+    /// The next state depends only on which of the state's top classes contain `c`: characters with the same
+    /// answers (most of a free-text class) share one computation, and a character in none of them is refused at
+    /// once. States with more than 64 distinct top classes are computed per character.
+    private mutating func nextBySignature(_ state: Int32, _ c: UInt32) -> Int32 {
+        if topClasses[Int(state)] == nil {
+            var distinct: [Int32] = []
+            for stack in stateStacks[Int(state)] where stack != 0 {
+                let element = program.elements[Int(nodePosition[Int(stack)])]
+                if !distinct.contains(element) { distinct.append(element) }
+                if distinct.count > 64 { break }
+            }
+            topClasses[Int(state)] = distinct
+        }
+        guard let classes = topClasses[Int(state)], classes.count <= 64 else { return computeNext(state, c) }
+        var signature: UInt64 = 0
+        for (bit, element) in classes.enumerated() where program.classes[Int(element)].contains(c) {
+            signature |= 1 << UInt64(bit)
+        }
+        if signature == 0 { return -1 }
+        let key = SignatureKey(state: state, signature: signature)
+        if let cached = signatureTransitions[key] { return cached }
+        let result = computeNext(state, c)
+        signatureTransitions[key] = result
         return result
     }
 
@@ -194,7 +246,11 @@ struct GrammarAutomaton {
         for stack in stateStacks[Int(state)] where stack != 0 {
             let position = nodePosition[Int(stack)]
             guard program.classes[Int(elements[Int(position)])].contains(c) else { continue }
-            if !expand(from: position + 1, parent: nodeParent[Int(stack)]) { return -1 }
+            if results.count >= GrammarLimits.maximumStacksPerState {
+                truncatedSteps += 1
+                break
+            }
+            expand(from: position + 1, parent: nodeParent[Int(stack)])
         }
         if results.isEmpty { return -1 }
         return internState(sortedUnique(&results))
@@ -280,6 +336,8 @@ struct GrammarAutomaton {
 
     func canEnd(_ state: Int32) -> Bool { stateCanEnd[Int(state)] }
     func onlyEnd(_ state: Int32) -> Bool { stateOnlyEnd[Int(state)] }
+    /// Number of interned states (for tests and diagnostics).
+    var stateCountForTesting: Int { stateStacks.count }
     /// Number of parse stacks of a state (for tests and diagnostics).
     func stackCount(_ state: Int32) -> Int { stateStacks[Int(state)].count }
 
@@ -325,6 +383,12 @@ struct GrammarAutomaton {
             maskBytes = 0
         }
         guard nodePosition.count > GrammarAutomaton.maximumNodes || stateStacks.count > GrammarAutomaton.maximumStates else { return false }
+        reset()
+        return true
+    }
+
+    /// Drops every interned stack and state, cached transition and mask, and advances the epoch.
+    mutating func reset() {
         epoch += 1
         nodePosition = [-1]
         nodeParent = [0]
@@ -336,6 +400,8 @@ struct GrammarAutomaton {
         asciiRow = []
         asciiTable = []
         wideTransitions = [:]
+        topClasses = []
+        signatureTransitions = [:]
         firstClasses = [:]
         snapshots = [:]
         masks = [:]
@@ -343,7 +409,6 @@ struct GrammarAutomaton {
         maskBytes = 0
         // The start state was built once before, with the same limits.
         _ = createInitialState()
-        return true
     }
 
     // MARK: token masks
@@ -373,8 +438,13 @@ struct GrammarAutomaton {
         walkStates[0] = cursor.state
         walkPartials[0] = cursor.partial
         let nodeCount = trie.nodeBytes.count
+        let workAtStart = expansionWork
         var index = 0
         while index < nodeCount {
+            if allowed > 0, expansionWork - workAtStart > GrammarAutomaton.maximumMaskWork {
+                truncatedMasks += 1
+                break
+            }
             let depth = Int(trie.nodeDepth[index])
             let parent = GrammarCursor(state: walkStates[depth - 1], partial: walkPartials[depth - 1])
             let child = step(parent, trie.nodeBytes[index])

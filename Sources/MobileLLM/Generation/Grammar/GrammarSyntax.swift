@@ -57,7 +57,8 @@ enum GrammarLimits {
     static let maximumElements = 2_000_000
     /// Parse stacks one character position may fan out into (checked at compile time for every position).
     static let maximumFanOut = 4_096
-    /// Parse stacks one matcher state may hold at run time; a step that would exceed it is refused.
+    /// Parse stacks one matcher state may hold at run time; a step that would exceed it keeps this many (each a
+    /// valid parse that can still finish) and drops the rest.
     static let maximumStacksPerState = 8_192
 }
 
