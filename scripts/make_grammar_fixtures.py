@@ -426,10 +426,12 @@ SCHEMAS = [
      []),
     ("number-unbounded",
      {"type": "number"},
-     [0, -1, 3.25, 1e100, -2.5e-7, 123456789012345678901234567890],
+     [0, -1, 3.25, 1e100, -2.5e-7, 1234567890123456, 0.1234567890123456],
      ["1", True, None, [1]],
-     ["1E5", "-0.0e+0", "01", "1.", "-", "+1", ".5", "1e"],
-     []),
+     ["1E5", "-0.0e+0", "01", "1.", "-", "+1", ".5", "1e", "1e999"],
+     [("123456789012345678901234567890", "more than 16 integral digits: capped as llama.cpp caps them, so a model cannot loop on digits"),
+      ("0.12345678901234567", "more than 16 fraction digits: capped as llama.cpp caps them"),
+      ("1e1000", "more than 3 exponent digits: capped so a model cannot loop on digits")]),
     ("string-lengths",
      {"type": "string", "minLength": 2, "maxLength": 4},
      ["ab", "abcd", "a\nb", "é😀", 'a"b'],
@@ -752,12 +754,13 @@ def vendor_llamacpp(sdist):
 
 
 def write_fuzz_seeds():
-    """Seeds for the `gbnf` and `json-schema` fuzz targets (fuzz/corpus/): every grammar and schema above."""
+    """Seeds for the `gbnf` and `json-schema` fuzz targets (fuzz/corpus/): every grammar and schema above (files named
+    regression-* or found-*, kept fuzz findings, stay)."""
     for target in ("gbnf", "json-schema"):
         directory = ROOT / "fuzz/corpus" / target
         directory.mkdir(parents=True, exist_ok=True)
         for old in directory.glob("*"):
-            if not old.name.startswith("regression-"):
+            if not old.name.startswith(("regression-", "found-")):  # fuzz findings are kept
                 old.unlink()
     for path in sorted(LLAMACPP.glob("*.gbnf")):
         (ROOT / "fuzz/corpus/gbnf" / ("llamacpp-" + path.name)).write_bytes(path.read_bytes())

@@ -132,8 +132,10 @@ private struct SchemaBuilder {
         case "string": body = #""\"" \#(primitive("string-rest"))"#
         case "string-rest": body = #"\#(primitive("char"))* "\"""#
         case "char": body = #"[^"\\\x00-\x1F] | "\\" ( ["\\/bfnrt] | "u" [0-9a-fA-F]{4} )"#
-        case "number": body = #""-"? ( "0" | [1-9] [0-9]* ) ( "." [0-9]+ )? ( [eE] [-+]? [0-9]+ )?"#
-        case "integer": body = #""-"? ( "0" | [1-9] [0-9]* )"#
+        // Digit counts are capped as llama.cpp's json-schema-to-grammar caps them (16 integral, 16 fraction, and
+        // here 3 exponent digits), so that a model cannot loop on digits; every capped number is still valid JSON.
+        case "number": body = #""-"? ( "0" | [1-9] [0-9]{0,15} ) ( "." [0-9]{1,16} )? ( [eE] [-+]? [0-9]{1,3} )?"#
+        case "integer": body = #""-"? ( "0" | [1-9] [0-9]{0,15} )"#
         case "boolean": body = #""true" | "false""#
         case "null": body = #""null""#
         case "hex": body = "[0-9a-fA-F]"
