@@ -602,6 +602,28 @@ def control_cases():
     add("ctl-ban-unknown-piece", run("--ban", "no such piece"), "invalid argument 'logitBiasPieces'")
     add("ctl-logit-bias-id-outside", run("--logit-bias", "384=2"), "invalid argument 'logitBias'")
 
+    # Hostile grammars and schemas: each is refused at compile time, quickly, with the rule, line and column (or the
+    # schema's JSON pointer, or the file).
+    def grammar(name, text, expect):
+        add(name, run("--grammar", case_file(name + ".gbnf", text)), expect)
+
+    grammar("grm-left-recursion", 'root ::= root "a" | "b"', "left recursion: rule 'root' can begin with itself")
+    grammar("grm-indirect-left-recursion", 'root ::= a "x"\na ::= b | "y"\nb ::= "" root', "left recursion")
+    grammar("grm-empty-language", 'root ::= a\na ::= "x" a', "grammar: line 1 column 1 (rule 'root'): the grammar matches no string")
+    grammar("grm-huge-repetition", 'root ::= "a"{0,1000000000}', "repetition count 1000000000 is above the limit of 10000")
+    grammar("grm-deep-nesting", "root ::= " + "(" * 10000 + '"a"' + ")" * 10000, "parentheses nested more than 256 deep")
+    grammar("grm-undefined-rule", "root ::= missing", "grammar: line 1 column 10 (rule 'root'): undefined rule 'missing'")
+    grammar("grm-unterminated-class", "root ::= [a-", "unterminated character class")
+    grammar("grm-unterminated-string", 'root ::= "abc', "grammar: line 1 column")
+    add("grm-invalid-utf8", run("--grammar", case_file("grm-invalid-utf8.gbnf", b'root ::= "\xff\xfe"')),
+        "grm-invalid-utf8.gbnf: field '(text)': not UTF-8")
+    add("sch-unknown-keyword", run("--json-schema", '{"type": "string", "pattern": "a+"}'),
+        "JSON Schema at '#/pattern': unsupported keyword 'pattern'")
+    add("sch-deep-nesting", run("--json-schema", case_file("sch-deep-nesting.json", "[" * 5000)),
+        "sch-deep-nesting.json: field '(json)': not valid JSON at byte 512")
+    add("sch-bad-bound", run("--json-schema", '{"type": "integer", "minimum": "zero"}'), "JSON Schema at '#/minimum'")
+    add("sch-huge-min-items", run("--json-schema", '{"type": "array", "minItems": 100000000}'), "JSON Schema at '#/minItems'")
+
 
 def main():
     for generated in ["cases", "controls"]:

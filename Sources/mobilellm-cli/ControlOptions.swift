@@ -157,10 +157,11 @@ struct ConstraintOptions: ParsableArguments {
             let inline = jsonSchema.trimmingCharacters(in: .whitespaces).hasPrefix("{")
             let text = inline ? jsonSchema : try readText(jsonSchema, option: "--json-schema")
             let name = inline ? "--json-schema (inline)" : jsonSchema
+            // The engine's JSON reader, so a malformed schema is reported against its file (byte, line, column).
             do {
-                _ = try JSONSerialization.jsonObject(with: Data(text.utf8), options: [.fragmentsAllowed])
-            } catch {
-                throw MobileLLMError.invalidFile(path: name, field: "(json)", problem: "not valid JSON: \((error as NSError).localizedDescription)")
+                _ = try JSONValue.parse(Data(text.utf8), path: name)
+            } catch let MobileLLMError.invalidFile(_, _, problem) {
+                throw MobileLLMError.invalidFile(path: name, field: "(json)", problem: problem)
             }
             return try Grammar(jsonSchema: text)
         }
