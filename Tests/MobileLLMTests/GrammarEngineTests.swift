@@ -6,15 +6,7 @@ import Testing
 @Suite struct GrammarEngineTests {
     /// The error a grammar fails with, as (rule, line, column, message).
     func failure(_ gbnf: String, root: String = "root") -> (rule: String, line: Int, column: Int, message: String)? {
-        do {
-            _ = try Grammar(gbnf: gbnf, root: root)
-            return nil
-        } catch let MobileLLMError.grammar(rule, line, column, message) {
-            return (rule, line, column, message)
-        } catch {
-            Issue.record("unexpected error \(error)")
-            return nil
-        }
+        grammarCompileError(gbnf, root: root)
     }
 
     @Test func literalsClassesAndRepetition() throws {
@@ -90,17 +82,7 @@ import Testing
 
 /// JSON Schema translation on small schemas, and the token-level constraint on a real vocabulary.
 @Suite struct GrammarSchemaTests {
-    func schemaFailure(_ schema: String) -> (pointer: String, message: String)? {
-        do {
-            _ = try Grammar(jsonSchema: schema)
-            return nil
-        } catch let MobileLLMError.jsonSchema(pointer, message) {
-            return (pointer, message)
-        } catch {
-            Issue.record("unexpected error \(error)")
-            return nil
-        }
-    }
+    func schemaFailure(_ schema: String) -> (pointer: String, message: String)? { schemaCompileError(schema) }
 
     @Test func objectWithRequiredAndOptional() throws {
         let grammar = try Grammar(jsonSchema: """
@@ -246,5 +228,31 @@ import Testing
         var allowed = [Bool](repeating: true, count: tokenizer.vocabularySize)
         start.restrict(&allowed)
         #expect(allowed[Int(tokens[3])])
+    }
+}
+
+/// The `.grammar` error compiling `gbnf` gives (nil when it compiles; another error is recorded as an issue).
+func grammarCompileError(_ gbnf: String, root: String = "root") -> (rule: String, line: Int, column: Int, message: String)? {
+    do {
+        _ = try Grammar(gbnf: gbnf, root: root)
+        return nil
+    } catch let MobileLLMError.grammar(rule, line, column, message) {
+        return (rule, line, column, message)
+    } catch {
+        Issue.record("unexpected error \(error)")
+        return nil
+    }
+}
+
+/// The `.jsonSchema` error compiling `schema` gives (nil when it compiles; another error is recorded as an issue).
+func schemaCompileError(_ schema: String) -> (pointer: String, message: String)? {
+    do {
+        _ = try Grammar(jsonSchema: schema)
+        return nil
+    } catch let MobileLLMError.jsonSchema(pointer, message) {
+        return (pointer, message)
+    } catch {
+        Issue.record("unexpected error \(error)")
+        return nil
     }
 }

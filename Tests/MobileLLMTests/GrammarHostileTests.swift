@@ -15,29 +15,9 @@ import Testing
         return result
     }
 
-    func grammarError(_ gbnf: String) -> (rule: String, line: Int, column: Int, message: String)? {
-        do {
-            _ = try Grammar(gbnf: gbnf)
-            return nil
-        } catch let MobileLLMError.grammar(rule, line, column, message) {
-            return (rule, line, column, message)
-        } catch {
-            Issue.record("unexpected error \(error)")
-            return nil
-        }
-    }
+    func grammarError(_ gbnf: String) -> (rule: String, line: Int, column: Int, message: String)? { grammarCompileError(gbnf) }
 
-    func schemaError(_ schema: String) -> (pointer: String, message: String)? {
-        do {
-            _ = try Grammar(jsonSchema: schema)
-            return nil
-        } catch let MobileLLMError.jsonSchema(pointer, message) {
-            return (pointer, message)
-        } catch {
-            Issue.record("unexpected error \(error)")
-            return nil
-        }
-    }
+    func schemaError(_ schema: String) -> (pointer: String, message: String)? { schemaCompileError(schema) }
 
     @Test func deepNesting() {
         let parentheses = timed("10,000 nested parentheses") {

@@ -33,14 +33,7 @@ typedef struct {
     int32_t stop_reason;
 } outcome;
 
-static mobilellm_model *load(const char *path) {
-    mobilellm_model_params mp;
-    mobilellm_model_params_init(&mp);
-    mp.n_threads = 1;
-    mobilellm_model *model = NULL;
-    REQUIRE_OK(mobilellm_model_load(path, &mp, &model));
-    return model;
-}
+static mobilellm_model *load(const char *path) { return test_load_model(path); }
 
 static mobilellm_generate_params generate_params(int max_tokens) {
     mobilellm_generate_params gp;

@@ -48,14 +48,7 @@ static bool on_piece(const mobilellm_piece *piece, void *user_data) {
     return true;
 }
 
-static mobilellm_model *load(const char *path) {
-    mobilellm_model_params mp;
-    mobilellm_model_params_init(&mp);
-    mp.n_threads = 1;
-    mobilellm_model *model = NULL;
-    REQUIRE_OK(mobilellm_model_load(path, &mp, &model));
-    return model;
-}
+static mobilellm_model *load(const char *path) { return test_load_model(path); }
 
 static mobilellm_session *session_of(mobilellm_model *model) {
     mobilellm_session_params sp;

@@ -63,6 +63,16 @@ static int test_checks = 0;
         }                                                                                                  \
     } while (0)
 
+/* Loads the model at `path` on one compute thread (the tests compare runs; one thread keeps them cheap), or exits. */
+static inline mobilellm_model *test_load_model(const char *path) {
+    mobilellm_model_params mp;
+    mobilellm_model_params_init(&mp);
+    mp.n_threads = 1;
+    mobilellm_model *model = NULL;
+    REQUIRE_OK(mobilellm_model_load(path, &mp, &model));
+    return model;
+}
+
 static inline int test_finish(const char *name) {
     printf("%s: %d checks, %d failed\n", name, test_checks, test_failures);
     return test_failures == 0 ? 0 : 1;

@@ -930,16 +930,18 @@ class Session(_HandleOwner):
         return prompt
 
     def _run(self, prompt, max_tokens, temperature, top_k, top_p, min_p, repetition_penalty, seed, stop, ignore_eos,
-             control, on_piece):
-        """Runs one generation; `on_piece(text, channel)` returns False to stop. Returns a Generation whose text
-        fields are empty (the caller assembles them from the pieces)."""
+             on_piece, control=None):
+        """Runs one generation; `on_piece(token, text, channel)` sees every piece (token -1 for a piece that continues
+        a token or releases held-back text at the end; without a tokenizer one call per token with text "") and
+        returns False to stop. `control` holds the output-control keyword arguments. Returns a Generation whose
+        text fields are empty (the caller assembles them from the pieces)."""
         lib = _lib()
         handle = self._live()
         ids = self._prompt_ids(prompt)
         prompt_array, n_prompt = _int_array(ids, "prompt")
         sampling = _sampler_params(temperature, top_k, top_p, min_p, repetition_penalty, seed)
         params, count, keep = _generate_params(max_tokens, stop, ignore_eos, self._eos)
-        _control_params(params, keep, control)
+        _control_params(params, keep, control or {})
         failure = []
         capacity = max(1, min(max(0, count), self.n_ctx + 1))
 
@@ -955,11 +957,11 @@ class Session(_HandleOwner):
             def piece_callback(piece, _user_data):
                 value = piece.contents
                 text = ctypes.string_at(value.text, value.text_length).decode("utf-8", "replace")
-                return guard(lambda: on_piece(text, CHANNELS.get(value.channel, "answer")))
+                return guard(lambda: on_piece(value.token, text, CHANNELS.get(value.channel, "answer")))
 
             params.piece_callback = _PieceCallback(piece_callback)
         else:
-            params.callback = _TokenCallback(lambda token, piece, length, _u: guard(lambda: on_piece("", "answer")))
+            params.callback = _TokenCallback(lambda token, piece, length, _u: guard(lambda: on_piece(token, "", "answer")))
         logprobs = None
         if params.n_logprobs >= 0:
             logprobs = (_TokenLogprob * capacity)()
@@ -992,13 +994,13 @@ class Session(_HandleOwner):
         parts = {"answer": [], "reasoning": [], "marker": []}
         order = []
 
-        def on_piece(text, channel):
+        def on_piece(_token, text, channel):
             parts[channel].append(text)
             order.append(text)
             return True
 
         generation = self._run(prompt, max_tokens, temperature, top_k, top_p, min_p, repetition_penalty, seed, stop,
-                               ignore_eos, control, on_piece)
+                               ignore_eos, on_piece, control)
         generation.text = "".join(order)
         generation.reasoning = "".join(parts["reasoning"])
         generation.answer = "".join(parts["answer"])
@@ -1014,7 +1016,7 @@ class Session(_HandleOwner):
         stop_flag = threading.Event()
         done = object()
 
-        def on_piece(text, channel):
+        def on_piece(_token, text, channel):
             if stop_flag.is_set():
                 return False
             pieces.put((channel, text) if channels else text)
@@ -1023,7 +1025,7 @@ class Session(_HandleOwner):
         def work():
             try:
                 self._run(prompt, max_tokens, temperature, top_k, top_p, min_p, repetition_penalty, seed, stop,
-                          ignore_eos, control, on_piece)
+                          ignore_eos, on_piece, control)
                 pieces.put(done)
             except BaseException as error:  # noqa: BLE001 - handed to the consumer
                 pieces.put(error)

@@ -108,3 +108,37 @@ def test_errors(model):
     assert status == 1 and "logitBiasPieces" in line
     status, line = failure(*base, "--logprobs", "21")
     assert status == 2 and "--logprobs" in line
+
+
+def test_logprobs_equal_log_softmax_of_mobilellm_logits(model):
+    """`generate --logprobs` against `mobilellm logits` on the prompt plus each generated prefix: every chosen token's
+    logprob and top-5 equal a double-precision log_softmax of those logits within 1e-5 (greedy: temperature 1, no
+    other processor), and a logit bias shifts the distribution as log_softmax(logits + bias) says. Both run with int8
+    activations, where a prefill row (what `logits` computes) and a decode step give the same logits; in the exact
+    mode the multi-row prefill kernel agrees with the one-row decode kernel only to float rounding (4e-4 in logprob
+    here), and ControlTests compares the exact mode against the session's own decode logits instead."""
+    import math
+    prompt = ids(model, "The capital of France is")
+    out = generate(model, "--tokens", ",".join(map(str, prompt)), "--max-tokens", "6", "--ignore-eos", "--logprobs", "5",
+                   "--temperature", "0", "--activations", "int8")
+    rows = json.loads(run("logits", "--model", model, "--tokens", ",".join(map(str, prompt + out["tokens"][:-1])),
+                          "--all-positions", "--activations", "int8").stdout)["logits"][len(prompt) - 1:]
+    assert len(rows) == len(out["tokens"]) == len(out["logprobs"])
+
+    def log_softmax(row):
+        top = max(row)
+        total = math.log(sum(math.exp(x - top) for x in row))
+        return [x - top - total for x in row]
+
+    for token, entry, row in zip(out["tokens"], out["logprobs"], rows):
+        expected = log_softmax(row)
+        assert entry["token"] == token and abs(entry["logprob"] - expected[token]) < 1e-5
+        best = sorted(range(len(row)), key=lambda t: (-expected[t], t))[:5]
+        assert [t["token"] for t in entry["top"]] == best
+        assert all(abs(t["logprob"] - expected[t["token"]]) < 1e-5 for t in entry["top"])
+    # The distribution after the processors: a bias of +2.5 on the runner-up.
+    runner = out["logprobs"][0]["top"][1]["token"]
+    biased = generate(model, "--tokens", ",".join(map(str, prompt)), "--max-tokens", "1", "--logprobs", "2", "--temperature", "0",
+                      "--logit-bias", f"{runner}=2.5", "--activations", "int8")
+    shifted = log_softmax([x + (2.5 if t == runner else 0) for t, x in enumerate(rows[0])])
+    assert abs(biased["logprobs"][0]["logprob"] - shifted[biased["tokens"][0]]) < 1e-5

@@ -269,7 +269,7 @@ def test_cancel_from_another_thread_during_decode_keeps_what_was_fed(r1):
     def work():
         try:
             session._run(g["prompt"], 100_000, 0, 0, 1, 0, 1, None, (), True,
-                         lambda token, text: seen.append(token) or time.sleep(0.0002) or True)
+                         lambda token, text, _channel: seen.append(token) or time.sleep(0.0002) or True)
         except MobileLLMError as error:
             outcome["error"] = error
 
@@ -337,7 +337,7 @@ def test_ctrl_c_during_generation_keeps_what_was_fed(r1):
     previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     count = [0]
 
-    def on_piece(token, text):
+    def on_piece(token, text, _channel):
         count[0] += 1
         if count[0] == 6:
             signal.pthread_kill(main, signal.SIGINT)
@@ -359,31 +359,31 @@ def test_callbacks_that_stop_or_reenter(r1):
     g = GREEDY[0]
     session, other = r1.session(n_ctx=64), r1.session(n_ctx=64)
     # Stop at once: one token, the right one, the prompt kept.
-    tokens, reason = session._run(g["prompt"], 100, 0, 0, 1, 0, 1, None, (), True, lambda token, text: False)
-    assert tokens == g["continuation"][:1] and reason == "callback"
+    stopped = session._run(g["prompt"], 100, 0, 0, 1, 0, 1, None, (), True, lambda token, text, _channel: False)
+    assert stopped.tokens == g["continuation"][:1] and stopped.stop_reason == "callback"
     assert session.n_past == len(g["prompt"])
     # Using the same session from its callback: BUSY, raised out of generate; the session is still usable.
     session.reset()
     with pytest.raises(MobileLLMError, match="in use by another thread") as info:
-        session._run(g["prompt"], 5, 0, 0, 1, 0, 1, None, (), True, lambda token, text: session.eval([token]))
+        session._run(g["prompt"], 5, 0, 0, 1, 0, 1, None, (), True, lambda token, text, _channel: session.eval([token]))
     assert info.value.status_name == "MOBILELLM_ERROR_BUSY"
     assert session.n_past == len(g["prompt"])
     # Another session generates correctly from inside the callback.
     session.reset()
     nested = []
 
-    def generate_nested(token, text):
+    def generate_nested(token, text, _channel):
         if not nested:
             other.reset()
             nested.append(other.generate(GREEDY[1]["prompt"], max_tokens=24, temperature=0, ignore_eos=True).tokens)
         return True
 
-    tokens, _ = session._run(g["prompt"], 24, 0, 0, 1, 0, 1, None, (), True, generate_nested)
+    tokens = session._run(g["prompt"], 24, 0, 0, 1, 0, 1, None, (), True, generate_nested).tokens
     assert tokens == g["continuation"] and nested[0] == GREEDY[1]["continuation"]
     # Cancelling its own session from the callback.
     session.reset()
 
-    def cancel_own(token, text):
+    def cancel_own(token, text, _channel):
         session.cancel()
         return True
 

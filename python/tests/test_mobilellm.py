@@ -175,7 +175,7 @@ def test_errors_raise_with_messages_and_session_survives(r1, chat):
     # A Python exception inside the token callback stops generation and propagates.
     with pytest.raises(ZeroDivisionError):
         session.reset()
-        session._run([1, 2], 5, 0, 0, 1, 0, 1, None, (), True, lambda token, text: 1 / 0)
+        session._run([1, 2], 5, 0, 0, 1, 0, 1, None, (), True, lambda token, text, _channel: 1 / 0)
     assert session.n_past >= 2
 
 

@@ -245,14 +245,7 @@ public struct ModelChatTemplate: Sendable {
     }
 
     private static func describe(_ value: TemplateValue) -> String {
-        switch value {
-        case .null: return "null"
-        case .bool: return "a boolean"
-        case .int, .float: return "a number"
-        case .string: return "a string"
-        case .array: return "an array"
-        case .object: return "an object"
-        }
+        value.kindDescription
     }
 
     /// The variables the template is rendered with: the special tokens, then `variables` (which win).

@@ -74,3 +74,17 @@ public enum TemplateValue: Sendable, Equatable {
     }
 }
 
+
+extension TemplateValue {
+    /// The kind of value for messages: "null", "a boolean", "a number", "a string", "an array", "an object".
+    var kindDescription: String {
+        switch self {
+        case .null: return "null"
+        case .bool: return "a boolean"
+        case .int, .float: return "a number"
+        case .string: return "a string"
+        case .array: return "an array"
+        case .object: return "an object"
+        }
+    }
+}

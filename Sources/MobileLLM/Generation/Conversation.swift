@@ -186,11 +186,8 @@ public final class Conversation: @unchecked Sendable {
     /// `answer` through `Session.generateText`'s pieces: the reply split into reasoning and answer.
     private func answerWithChannels(options: GenerationOptions, onPiece: (GeneratedPiece) throws -> Bool,
                                     restoring saved: [ChatMessage]) throws -> ConversationTurn {
-        let (prompt, dropped) = try fittingPrompt(reply: options.maxTokens)
-        var reused = zip(prompt, session.tokens).prefix { $0 == $1 }.count
-        reused = min(reused, prompt.count - 1)  // the last prompt token must be fed to get its logits
-        try session.rewind(to: reused)
         // The decoder sees the whole sequence (cached prefix included) to tell whether the prompt opened a thought.
+        let (prompt, dropped, reused) = try preparePrompt(reply: options.maxTokens)
 
         let clock = ContinuousClock()
         let start = clock.now
@@ -245,10 +242,7 @@ public final class Conversation: @unchecked Sendable {
     /// Generates the reply to the conversation as it stands (its last message is the new user message); `saved` is
     /// the conversation to return to when a cancelled turn produced nothing.
     private func answer(options: GenerationOptions, onText: (String) throws -> Bool, restoring saved: [ChatMessage]) throws -> ConversationTurn {
-        let (prompt, dropped) = try fittingPrompt(reply: options.maxTokens)
-        var reused = zip(prompt, session.tokens).prefix { $0 == $1 }.count
-        reused = min(reused, prompt.count - 1)  // the last prompt token must be fed to get its logits
-        try session.rewind(to: reused)
+        let (prompt, dropped, reused) = try preparePrompt(reply: options.maxTokens)
 
         let clock = ContinuousClock()
         let start = clock.now
@@ -291,6 +285,16 @@ public final class Conversation: @unchecked Sendable {
                                     droppedMessageCount: dropped, timeToFirstToken: (firstToken ?? end) - start, duration: end - start)
         turn.logprobs = logprobs
         return turn
+    }
+
+    /// The prompt of the next reply (see `fittingPrompt`), with the session rewound to the longest prefix it already
+    /// holds (all but the last prompt token at most: that one is fed to get its logits); the tokens still to feed
+    /// are `prompt[reused...]`.
+    private func preparePrompt(reply: Int) throws -> (prompt: [Int32], dropped: Int, reused: Int) {
+        let (prompt, dropped) = try fittingPrompt(reply: reply)
+        let reused = min(zip(prompt, session.tokens).prefix { $0 == $1 }.count, prompt.count - 1)
+        try session.rewind(to: reused)
+        return (prompt, dropped, reused)
     }
 
     /// The rendered prompt, after dropping old turns as `overflowPolicy` allows so that it leaves room for

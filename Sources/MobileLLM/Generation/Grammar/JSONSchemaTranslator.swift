@@ -197,16 +197,7 @@ private struct SchemaBuilder {
         }
     }
 
-    private func describe(_ value: TemplateValue) -> String {
-        switch value {
-        case .null: return "null"
-        case .bool: return "a boolean"
-        case .int, .float: return "a number"
-        case .string: return "a string"
-        case .array: return "an array"
-        case .object: return "an object"
-        }
-    }
+    private func describe(_ value: TemplateValue) -> String { value.kindDescription }
 
     private mutating func compileObjectSchema(_ members: [(key: String, value: TemplateValue)], pointer: String, hint: String) throws -> Result {
         var keywords: [String: TemplateValue] = [:]
