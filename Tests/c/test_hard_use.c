@@ -761,7 +761,7 @@ static void test_cancel(mobilellm_model *model) {
     REQUIRE_OK(mobilellm_session_reset(session));
     int32_t out[4096];
     counting c = {session, 0};
-    generate_job gj = {&c, out, 4096, g, {0, 0, 0, 0}, MOBILELLM_OK, 0};
+    generate_job gj = {&c, out, 4096, g, {0, 0, 0, 0, 0, 0}, MOBILELLM_OK, 0};
     pthread_t generator;
     pthread_create(&generator, NULL, run_generate, &gj);
     while (c.seen < 5 && !gj.done) usleep(100);
