@@ -48,6 +48,30 @@ struct TextGenerationTests {
         #expect(none.text == full && pieces.joined() == full)
     }
 
+    @Test("the async stream carries the engine's text: stop strings, reasoning channels and logprobs as generateText")
+    func asyncStreamMatchesGenerateText() async throws {
+        let model = try Model(path: Self.path)
+        let prompt = try model.makeSession(contextLength: 256).promptTokens("Question: 2+2?\n<think>\n")
+        // A stop string that never matches still holds text back at every "\u{1F600}"-like prefix; the budget ends the
+        // thought after 5 tokens.
+        let options = GenerationOptions(maxTokens: 30, ignoreEOS: true, stopStrings: ["\n\n\u{1F600}never"],
+                                        reasoning: ReasoningOptions(budget: 5, closing: "</think>\n\n"), logprobs: 2)
+        let expected = try model.makeSession(contextLength: 256).generateText(prompt: prompt, options: options) { _ in true }
+        var text = "", reasoning = "", answer = "", logprobs: [TokenLogprob] = [], tokens: [Int32] = []
+        for try await piece in try model.makeSession(contextLength: 256).generate(prompt, options: options) {
+            text += piece.text
+            #expect(piece.pieces.map(\.text).joined() == piece.text)
+            for part in piece.pieces where part.channel == .reasoning { reasoning += part.text }
+            for part in piece.pieces where part.channel == .answer { answer += part.text }
+            if let logprob = piece.logprob { logprobs.append(logprob) }
+            if piece.token >= 0 { tokens.append(piece.token) }
+        }
+        #expect(text == expected.text && reasoning == expected.reasoning && answer == expected.answer)
+        #expect(expected.reasoningTokenCount == 5 && !expected.reasoning.isEmpty)
+        #expect(tokens == expected.generation.tokens.filter { !model.eosTokenIDs.contains(Int($0)) })
+        #expect(logprobs == Array(expected.generation.logprobs.prefix(logprobs.count)) && logprobs.count == tokens.count)
+    }
+
     @Test("the prompt rule: BOS on an empty session unless the text starts with it, none on a continuation")
     func promptRule() throws {
         let model = try Model(path: Self.path)

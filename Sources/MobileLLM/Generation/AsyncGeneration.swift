@@ -1,18 +1,26 @@
 import Foundation
 import Synchronization
 
-/// One step of a streamed generation.
+/// One step of a streamed generation: a generated token and the text it releases.
 public struct GenerationPiece: Sendable, Equatable {
-    /// The generated token id.
+    /// The generated token id; -1 for the final piece that releases text held back at the end (for a stop string or
+    /// a reasoning marker).
     public let token: Int32
-    /// Its text as complete UTF-8 (empty while a character is split across tokens, or when the model has no
-    /// tokenizer).
+    /// Its text as complete UTF-8 (empty while a character is split across tokens, while text that could begin a stop
+    /// string or a marker is held back, or when the model has no tokenizer).
     public let text: String
+    /// `text` split by channel (`GenerationOptions.reasoning`: reasoning, answer, marker; otherwise one answer
+    /// piece), as `Session.generateText(prompt:options:onPiece:)` gives it; empty without a tokenizer.
+    public let pieces: [GeneratedPiece]
+    /// The token's log-probability (with `GenerationOptions.logprobs`), else nil.
+    public let logprob: TokenLogprob?
 
     /// A piece.
-    public init(token: Int32, text: String) {
+    public init(token: Int32, text: String, pieces: [GeneratedPiece] = [], logprob: TokenLogprob? = nil) {
         self.token = token
         self.text = text
+        self.pieces = pieces
+        self.logprob = logprob
     }
 }
 
@@ -31,9 +39,11 @@ extension Session {
     /// }
     /// ```
     ///
-    /// Each piece carries the token and, when the model has a tokenizer, the text it completes (whole UTF-8
-    /// characters from a streaming detokenizer). The stream ends after the last token (a final end-of-sequence
-    /// token is not delivered) and throws what `generate(prompt:options:onToken:)` throws. Ending the iteration
+    /// Each piece carries the token and, when the model has a tokenizer, the text it releases through the engine's
+    /// text stream (`generateText`: whole UTF-8 characters; stop strings and reasoning markers held back and applied;
+    /// the text split by channel in `pieces`; the logprob with `options.logprobs`); held-back text comes last in a
+    /// piece with token -1. The stream ends after the last token (a final end-of-sequence token is not delivered)
+    /// and throws what `generate(prompt:options:onToken:)` throws. Ending the iteration
     /// early, or cancelling the consuming task, stops the generation (during prefill too) and leaves the session
     /// usable. Use the session for nothing else until the stream has finished.
     public func generate(_ prompt: [Int32], options: GenerationOptions = GenerationOptions()) -> AsyncThrowingStream<GenerationPiece, Error> {
@@ -46,16 +56,26 @@ extension Session {
         }
         let thread = Thread { [self] in
             do {
-                var detokenizer = model.tokenizerFile == nil ? nil : try? model.tokenizer().makeStreamingDetokenizer(skipSpecial: false)
                 _ = try run {
                     // Checked inside the run: a stop request is either seen here or finds the run going and cancels it.
                     guard !control.stopRequested.load(ordering: .sequentiallyConsistent) else { throw MobileLLMError.cancelled }
-                    return try generate(prompt: prompt, options: options) { token in
-                        if control.stopRequested.load(ordering: .sequentiallyConsistent) { return false }
-                        let text = (try? detokenizer?.push(token)) ?? ""
-                        continuation.yield(GenerationPiece(token: token, text: text))
-                        return true
+                    guard model.tokenizerFile != nil, (try? model.tokenizer()) != nil else {
+                        // No tokenizer: tokens only.
+                        return try generate(prompt: prompt, options: options) { token in
+                            if control.stopRequested.load(ordering: .sequentiallyConsistent) { return false }
+                            continuation.yield(GenerationPiece(token: token, text: ""))
+                            return true
+                        }
                     }
+                    // The engine's text stream: stop strings, reasoning channels and logprobs apply as everywhere.
+                    return try generateText(prompt: prompt, options: options, onTokenPieces: { pieces in
+                        if control.stopRequested.load(ordering: .sequentiallyConsistent) { return false }
+                        continuation.yield(GenerationPiece(token: pieces.first?.token ?? -1, text: pieces.map(\.text).joined(),
+                                                           pieces: pieces, logprob: pieces.first?.logprob))
+                        return true
+                    }, onRest: { rest, pieces in
+                        if let rest, !rest.isEmpty { continuation.yield(GenerationPiece(token: -1, text: rest, pieces: pieces)) }
+                    }).generation
                 }
                 control.running.store(false, ordering: .sequentiallyConsistent)
                 continuation.finish()
