@@ -144,9 +144,8 @@ extension GenerateCommand {
                                                 timeToFirstToken: first - state.joined, total: end - state.joined)
                     if var channels = state.channels {
                         for piece in restPieces { _ = channels.push(piece) }
-                        let stopReason = channels.boxClosed ? TextStopper.Reason.boxed.rawValue
-                            : result.stopReason == .stopString ? TextStopper.Reason.stopString.rawValue : result.stopReason.rawValue
-                        outputs[state.index] = jsonObject(tokens: result.tokens, text: channels.text, stopReason: stopReason,
+                        outputs[state.index] = jsonObject(tokens: result.tokens, text: channels.text,
+                                                          stopReason: channels.stopReason(result.stopReason),
                                                           stats: stats, reasoning: channels.reasoning, answer: channels.answer,
                                                           reasoningTokens: result.reasoningTokenCount, events: result.events,
                                                           logprobs: result.logprobs, tokenizer: tokenizer)

@@ -262,8 +262,7 @@ struct GenerateCommand: ParsableCommand {
         if firstToken == nil, !generation.tokens.isEmpty { firstToken = end }
         let stats = GenerationStats(promptTokens: ids.count, generatedTokens: generation.tokens.count,
                                     timeToFirstToken: (firstToken ?? end) - start, total: end - start)
-        let stopReason = text.boxClosed ? TextStopper.Reason.boxed.rawValue
-            : generation.stopReason == .stopString ? TextStopper.Reason.stopString.rawValue : generation.stopReason.rawValue
+        let stopReason = text.stopReason(generation.stopReason)
         finish(tokens: generation.tokens, text: text.text, reasoning: text.reasoning, answer: text.answer, stopReason: stopReason,
                stats: stats, reasoningTokens: generation.reasoningTokenCount, events: generation.events,
                logprobs: generation.logprobs, tokenizer: tokenizer)
@@ -299,6 +298,13 @@ struct ChannelText {
 
     init(stopAtBoxed: Bool) {
         boxed = stopAtBoxed ? BoxedCloseDetector() : nil
+    }
+
+    /// The JSON stop reason of a generation that ended with `reason`: "boxed" once the box closed, the CLI's spelling
+    /// of a stop string, else the engine's.
+    func stopReason(_ reason: StopReason) -> String {
+        boxClosed ? TextStopper.Reason.boxed.rawValue
+            : reason == .stopString ? TextStopper.Reason.stopString.rawValue : reason.rawValue
     }
 
     /// Adds a piece; returns it as shown (cut after a closing box brace), or nil once the text has ended.

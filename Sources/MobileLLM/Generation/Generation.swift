@@ -170,22 +170,12 @@ extension Session {
             logits = try feed(prompt)
         }
         var stopReason = StopReason.maxTokens
-        generation: while options.maxTokens > 0 {
-            var pending: [Int32] = []
-            repeat {
-                let step = decoder.next(logits: logits.last, history: tokens, room: capacity - position - pending.count)
-                if let token = step.token, step.stop != .endOfSequence {
-                    if try !onStep(step) {
-                        stopReason = .callback
-                        break generation
-                    }
-                    pending.append(token)
-                }
-                if let stop = step.stop {
-                    stopReason = stop
-                    break generation
-                }
-            } while !decoder.needsLogits
+        while options.maxTokens > 0 {
+            let (pending, stop) = try decoder.turn(logits: logits.last, history: tokens, room: capacity - position, onStep: onStep)
+            if let stop {
+                stopReason = stop
+                break
+            }
             logits = try feed(pending)
         }
         let result = GenerationResult(tokens: decoder.tokens, stopReason: stopReason, promptTokenCount: prompt.count,

@@ -228,6 +228,24 @@ struct SequenceDecoder {
         return emit(token, forced: false, logprob: logprob, room: room, constrained: constrained)
     }
 
+    /// One decode turn from `logits` (the last fed position's): the sampled token and any forced tokens queued behind
+    /// it, which are to be fed together, or the reason generation ends here. `room` is how many more tokens the
+    /// sequence's cache can take. `onStep` sees every emitted token but a stopping end-of-sequence token; returning
+    /// false ends generation with `.callback` (that token is kept in `tokens` but not fed).
+    mutating func turn(logits: ArraySlice<Float>, history: [Int32], room: Int,
+                       onStep: (DecodeStep) throws -> Bool) rethrows -> (feed: [Int32], stop: StopReason?) {
+        var feed: [Int32] = []
+        repeat {
+            let step = next(logits: logits, history: history, room: room - feed.count)
+            if let token = step.token, step.stop != .endOfSequence {
+                if try !onStep(step) { return (feed, .callback) }
+                feed.append(token)
+            }
+            if let stop = step.stop { return (feed, stop) }
+        } while !needsLogits
+        return (feed, nil)
+    }
+
     /// Records an emitted token (not a stopping end-of-sequence token): its text, the reasoning count and budget,
     /// and the stop rules after it.
     private mutating func emit(_ token: Int32, forced isForced: Bool, logprob: TokenLogprob?, room: Int,

@@ -355,20 +355,17 @@ public final class BatchGenerator: @unchecked Sendable {
     private func sample(_ sequence: Sequence, logits: ArraySlice<Float>, into events: inout [BatchEvent]) {
         guard let session = sequence.session else { return }
         if keeping { keptLogits[sequence.id] = Array(logits) }
-        var feed: [Int32] = []
-        repeat {
-            let step = sequence.decoder.next(logits: logits, history: session.tokens,
-                                             room: session.capacity - session.position - feed.count)
-            if let token = step.token, step.stop != .endOfSequence {
-                events.append(.token(sequence: sequence.id, token: token, text: step.pieces.map(\.text).joined(), pieces: step.pieces))
-                feed.append(token)
-            }
-            if let stop = step.stop {
-                finish(sequence, stop, into: &events)
-                return
-            }
-        } while !sequence.decoder.needsLogits
-        sequence.pending = feed
+        let (feed, stop) = sequence.decoder.turn(logits: logits, history: session.tokens,
+                                                 room: session.capacity - session.position) { step in
+            events.append(.token(sequence: sequence.id, token: step.token ?? -1, text: step.pieces.map(\.text).joined(),
+                                 pieces: step.pieces))
+            return true
+        }
+        if let stop {
+            finish(sequence, stop, into: &events)
+        } else {
+            sequence.pending = feed
+        }
     }
 
     /// Ends a sequence: reports its result and detaches its session.

@@ -544,8 +544,9 @@ public func mobilellm_session_generate(_ session: OpaquePointer?, _ prompt: Unsa
                     if !streamsText {
                         return try generateTokens()
                     }
-                    // The engine streams the text (holding back stop-string and marker candidates) as pieces.
-                    func deliver(_ pieces: [GeneratedPiece], token: Int32?) -> Bool {
+                    // The engine streams the text (holding back stop-string and marker candidates) as pieces: each
+                    // goes to the piece callback, and `text` (when there is some to report) to the token callback.
+                    func deliver(_ pieces: [GeneratedPiece], token: Int32, text: String?) -> Bool {
                         var go = true
                         if let pieceCallback {
                             for piece in pieces {
@@ -554,25 +555,15 @@ public func mobilellm_session_generate(_ session: OpaquePointer?, _ prompt: Unsa
                             }
                             published.release()
                         }
-                        if let callback, let token {
-                            let text = pieces.map(\.text).joined()
+                        if let callback, let text {
                             go = text.withCString { callback.function(token, $0, strlen($0), callback.userData) } && go
                         }
                         return go
                     }
                     let result = try session.generateText(prompt: input, options: options, onTokenPieces: { pieces in
-                        deliver(pieces, token: pieces.first?.token ?? -1)
+                        deliver(pieces, token: pieces.first?.token ?? -1, text: pieces.map(\.text).joined())
                     }, onRest: { rest, pieces in
-                        if let pieceCallback {
-                            for piece in pieces {
-                                var value = published.publish(piece)
-                                _ = pieceCallback.function(&value, pieceCallback.userData)
-                            }
-                            published.release()
-                        }
-                        if let callback, let rest {
-                            _ = rest.withCString { callback.function(-1, $0, strlen($0), callback.userData) }
-                        }
+                        _ = deliver(pieces, token: -1, text: rest)
                     })
                     return result.generation
                 }
