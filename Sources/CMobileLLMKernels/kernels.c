@@ -302,6 +302,7 @@ void mlk_matmul_rows_isa(mlk_isa isa, const float *x, int64_t n, int64_t k, cons
         case MLK_DTYPE_F32: mlk_matmul_avx512_f32(x, n, k, w, j0, j1, y, ldy); return;
         case MLK_DTYPE_BF16: mlk_matmul_avx512_bf16(x, n, k, w, j0, j1, y, ldy); return;
         case MLK_DTYPE_F16: mlk_matmul_avx512_f16(x, n, k, w, j0, j1, y, ldy); return;
+        case MLK_DTYPE_Q8_0: break; /* the scalar path below */
         }
         break;
     case MLK_ISA_AVX2:
@@ -309,6 +310,7 @@ void mlk_matmul_rows_isa(mlk_isa isa, const float *x, int64_t n, int64_t k, cons
         case MLK_DTYPE_F32: mlk_matmul_avx2_f32(x, n, k, w, j0, j1, y, ldy); return;
         case MLK_DTYPE_BF16: mlk_matmul_avx2_bf16(x, n, k, w, j0, j1, y, ldy); return;
         case MLK_DTYPE_F16: mlk_matmul_avx2_f16(x, n, k, w, j0, j1, y, ldy); return;
+        case MLK_DTYPE_Q8_0: break; /* the scalar path below */
         }
         break;
     default: break;
@@ -360,8 +362,6 @@ static void mlk_exp_rows(float *scores, int64_t group, int64_t length, int norma
         }
     }
 }
-
-static void mlk_softmax_rows(float *scores, int64_t group, int64_t length) { mlk_exp_rows(scores, group, length, 1, NULL, NULL); }
 
 static void mlk_attention_scalar(const float *q, int64_t group, int64_t d, const void *keys, const void *values,
                                  mlk_dtype kv_dtype, int64_t length, float scale, float *scores, float *out,

@@ -1,5 +1,9 @@
 #!/usr/bin/env bash
-# ABI guard. Usage: check_abi.sh [--self-test] ABI_DESCRIBE LIBRARY ABI_DIR
+# ABI guard. Usage: check_abi.sh [--self-test] ABI_DESCRIBE LIBRARY ABI_DIR [STATIC_LIBRARY]
+#
+# With STATIC_LIBRARY (libmobilellm.a) it also checks that the static library defines exactly the shared library's
+# exported functions as its only global symbols (nm -g --defined-only), so nothing of its private Swift runtime
+# enters the host's namespace.
 #
 # Describes the built library (its ABI version, every exported function, sizeof every params struct) and compares
 # that with the committed ABI_DIR/abi-v<version>.txt: its first-release lines, updated by its "appended" lines
@@ -15,7 +19,7 @@ if [ "${1:-}" = "--self-test" ]; then
     self_test=1
     shift
 fi
-describe=$1 library=$2 abi_dir=$3
+describe=$1 library=$2 abi_dir=$3 static_library=${4:-}
 here=$(cd "$(dirname "$0")" && pwd)
 
 describe_library() {
@@ -62,6 +66,17 @@ if [ -n "$swift_libraries" ]; then
     echo "the library needs Swift runtime libraries (it must link them statically):"
     echo "$swift_libraries"
     status=1
+fi
+if [ -n "$static_library" ]; then
+    static_globals=$(nm -g --defined-only "$static_library" | awk 'NF == 3 {print $2, $3}' | LC_ALL=C sort)
+    shared_functions=$(nm -D --defined-only --extern-only "$library" | awk '{print "T", $3}' | LC_ALL=C sort)
+    if [ "$static_globals" != "$shared_functions" ]; then
+        echo "the static library's global symbols differ from the shared library's exports (< static, > shared):"
+        diff <(echo "$static_globals") <(echo "$shared_functions") | head -40
+        status=1
+    else
+        echo "static library: the same $(echo "$static_globals" | wc -l) mobilellm_* functions and no other global symbol"
+    fi
 fi
 committed="$abi_dir/abi-v$header_version.txt"
 if [ ! -f "$committed" ]; then
