@@ -1,9 +1,8 @@
 /*
- * Cross-check of the ARM64 NEON DotProd kernel against the scalar kernel, for machines without an ARM64 host
- * (not part of the build or CI). On Debian: apt-get install qemu-user libc6-dev-arm64-cross libgcc-12-dev-arm64-cross
- *
- *   clang --target=aarch64-linux-gnu -O2 -static -fuse-ld=lld -I Sources/CMobileLLMKernels/include \
- *       scripts/check_quant_arm64.c -o /tmp/check_quant_arm64 -lm && qemu-aarch64 -cpu max /tmp/check_quant_arm64
+ * Cross-check of the ARM64 NEON DotProd kernel against the scalar kernel, for machines without an ARM64 host.
+ * ctest runs it (kernels_arm64_qemu) through scripts/check_arm64_qemu.sh, which builds it as a static aarch64 program
+ * and runs it under qemu-aarch64 -cpu max. Needs (Debian; scripts/install-deps installs them):
+ * qemu-user libc6-dev-arm64-cross libgcc-12-dev-arm64-cross
  *
  * Prints the worst |neon - scalar| relative to the sum of |y| terms per type and exits non-zero above 1e-5.
  */
