@@ -11,7 +11,8 @@
 # `appended function NAME`: a new function; both keep binary compatibility, and Sources/MobileLLMC/Header/layout.c checks that every earlier
 # offset stays). Any other difference means the export list or a struct_size changed without bumping
 # MOBILELLM_ABI_VERSION; after a breaking change, bump the version in mobilellm.h and run scripts/update_abi.sh. Also fails when anything but mobilellm_* functions is exported, when the header
-# and library versions differ, or when the library needs a Swift runtime library.
+# and library versions differ, or when the library needs a Swift runtime library or anything beyond libc, libm, libdl,
+# libpthread, libstdc++ and libgcc_s.
 # --self-test: tampers with a copy of the committed description and checks that the guard then fails.
 set -uo pipefail
 self_test=0
@@ -78,6 +79,14 @@ if [ -n "$static_library" ]; then
         echo "static library: the same $(echo "$static_globals" | wc -l) mobilellm_* functions and no other global symbol"
     fi
 fi
+# Only the C and C++ runtimes: libc, libm, libdl, libpthread, libstdc++, libgcc_s (and the vDSO and the loader).
+unexpected=$(ldd "$library" | awk '{print $1}' |
+             grep -Ev '^(linux-vdso\.so|/lib.*/ld-linux.*\.so|ld-linux.*\.so|lib(c|m|dl|pthread|stdc\+\+|gcc_s)\.so)' || true)
+if [ -n "$unexpected" ]; then
+    echo "the library needs more than libc, libm, libdl, libpthread, libstdc++ and libgcc_s:"
+    echo "$unexpected"
+    status=1
+fi
 committed="$abi_dir/abi-v$header_version.txt"
 if [ ! -f "$committed" ]; then
     echo "no committed description of ABI version $header_version: run scripts/update_abi.sh and commit $committed"
@@ -110,5 +119,5 @@ if ! diff <(expected_description "$committed") <(describe_library) > /tmp/abi-di
     status=1
 fi
 rm -f /tmp/abi-diff.$$
-[ $status -eq 0 ] && echo "ABI v$header_version: $(describe_library | grep -c '^function') functions and $(describe_library | grep -c '^struct') struct sizes as committed; only mobilellm_* exported; no Swift runtime needed"
+[ $status -eq 0 ] && echo "ABI v$header_version: $(describe_library | grep -c '^function') functions and $(describe_library | grep -c '^struct') struct sizes as committed; only mobilellm_* exported; needs only libc, libm, libstdc++ and libgcc_s"
 exit $status
