@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 
 /// `JSONValue` trees from the engine's one JSON reader (`JSONReader`, which states the rules): config, index and
 /// tokenizer files and safetensors headers.

@@ -1,5 +1,9 @@
 import Dispatch
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 
 /// Options for writing a model as GGUF.
 public struct GGUFExportOptions: Sendable {
@@ -99,8 +103,7 @@ public enum GGUFExport {
         }
         var tokenizerFiles: OpenedModelSource.TokenizerFiles?
         var tokenizerGGUF: GGUFFile?
-        var isDirectory: ObjCBool = false
-        if let tokenizerDirectory, FileManager.default.fileExists(atPath: tokenizerDirectory, isDirectory: &isDirectory), !isDirectory.boolValue {
+        if let tokenizerDirectory, pathKind(tokenizerDirectory) == .file {
             // A GGUF file (such as llama.cpp's ggml-vocab-*.gguf): its tokenizer.* metadata is copied.
             guard try GGUFFile.hasMagic(path: tokenizerDirectory) else {
                 throw MobileLLMError.invalidFile(path: tokenizerDirectory, field: "(file)", problem: "not a GGUF file and not a folder with tokenizer.json")
@@ -402,11 +405,11 @@ struct OpenedModelSource {
     }
 
     init(path: String) throws {
-        var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
+        let kind = pathKind(path)
+        guard kind != .missing else {
             throw MobileLLMError.fileNotFound(path: path, reason: "no such file or directory")
         }
-        if isDirectory.boolValue {
+        if kind == .directory {
             let directory = try ModelDirectory(path: path)
             configuration = directory.configuration
             source = directory

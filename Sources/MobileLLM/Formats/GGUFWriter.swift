@@ -1,7 +1,15 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 
 #if canImport(Glibc)
 import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Android)
+import Android
 #elseif canImport(Darwin)
 import Darwin
 #endif
@@ -360,7 +368,7 @@ private struct FileSink {
         guard var pointer = bytes.baseAddress else { return }
         var remaining = bytes.count
         while remaining > 0 {
-            let count = posixWrite(descriptor, pointer, min(remaining, 1 << 30))
+            let count = Platform.write(descriptor, pointer, min(remaining, 1 << 30))
             if count < 0 {
                 if errno == EINTR { continue }
                 throw MobileLLMError.io(path: path, reason: "write failed: \(String(cString: strerror(errno)))")
@@ -369,13 +377,4 @@ private struct FileSink {
             remaining -= count
         }
     }
-}
-
-/// `write(2)` under the platform's module name.
-private func posixWrite(_ descriptor: Int32, _ pointer: UnsafeRawPointer, _ count: Int) -> Int {
-    #if canImport(Glibc)
-    return Glibc.write(descriptor, pointer, count)
-    #else
-    return Darwin.write(descriptor, pointer, count)
-    #endif
 }

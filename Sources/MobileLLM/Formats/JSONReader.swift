@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 
 /// A tree the JSON reader can build: `JSONValue` (fast keyed lookup for config, index and tokenizer files) and
 /// `TemplateValue` (ints apart from floats, members in order, for chat templates) are both built by the one reader,

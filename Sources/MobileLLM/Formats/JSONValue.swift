@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 
 /// A parsed JSON document, kept as plain values so that readers can report precisely which field is wrong.
 public enum JSONValue: Sendable, Equatable, Decodable {

@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 
 /// A Hugging Face model directory: `config.json`, weights in `model.safetensors` or shards listed by
 /// `model.safetensors.index.json`, optional `generation_config.json` and tokenizer files.
@@ -18,11 +22,11 @@ public struct ModelDirectory: Sendable {
 
     /// Opens the directory at `path`, reading and validating config and weight headers. Tensor bytes stay mapped, not read.
     public init(path: String) throws {
-        var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
+        let kind = pathKind(path)
+        guard kind != .missing else {
             throw MobileLLMError.fileNotFound(path: path, reason: "no such file or directory")
         }
-        guard isDirectory.boolValue else {
+        guard kind == .directory else {
             throw MobileLLMError.invalidFile(path: path, field: "(path)", problem: "expected a model directory holding config.json and *.safetensors")
         }
         self.path = path
@@ -107,6 +111,18 @@ public struct ModelDirectory: Sendable {
 
     static func join(_ directory: String, _ name: String) -> String {
         directory.hasSuffix("/") ? directory + name : directory + "/" + name
+    }
+
+    /// The directory holding `path` (trailing slashes ignored): "/" for a path directly under the root, "." for a
+    /// path without a directory part.
+    static func parent(of path: String) -> String {
+        var trimmed = Substring(path)
+        while trimmed.count > 1, trimmed.hasSuffix("/") { trimmed = trimmed.dropLast() }
+        guard let slash = trimmed.lastIndex(of: "/") else { return "." }
+        if slash == trimmed.startIndex { return "/" }
+        var parent = trimmed[..<slash]
+        while parent.count > 1, parent.hasSuffix("/") { parent = parent.dropLast() }
+        return String(parent)
     }
 }
 

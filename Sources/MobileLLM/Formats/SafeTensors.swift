@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 
 /// Element types a stored tensor may have.
 public enum DType: String, Sendable, CaseIterable {

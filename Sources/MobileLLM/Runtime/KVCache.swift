@@ -1,5 +1,9 @@
 import CMobileLLMKernels
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 
 /// Element type of the KV cache.
 public enum KVCacheType: String, Sendable, CaseIterable {

@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 
 /// How activations meet quantized weights.
 public enum ActivationPrecision: String, Sendable, CaseIterable {
@@ -75,8 +79,7 @@ public final class Model: @unchecked Sendable {
     /// (llama.cpp's layouts of every registered family: `llama`, `llama4`, `qwen2`, `qwen3`; float or block-quantized tensors). Weights stay memory-mapped.
     /// Throws `MobileLLMError` naming the file and field when anything is missing or inconsistent.
     public convenience init(path: String, options: ModelLoadOptions = ModelLoadOptions()) throws {
-        var isDirectory: ObjCBool = false
-        if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), !isDirectory.boolValue {
+        if pathKind(path) == .file {
             guard try GGUFFile.hasMagic(path: path) else {
                 throw MobileLLMError.invalidFile(path: path, field: "(file)",
                                                  problem: "not a GGUF file (no 'GGUF' magic) and not a model directory")
@@ -198,7 +201,7 @@ public final class Model: @unchecked Sendable {
 
 /// A thread-safe, load-once holder: the first `get` runs `load`; every later call returns its result (or error).
 final class LoadOnce<Value>: @unchecked Sendable {
-    private let lock = NSLock()
+    private let lock = PosixLock()
     private var result: Result<Value, Error>?
 
     func get(_ load: () throws -> Value) throws -> Value {

@@ -1,6 +1,10 @@
 import CMobileLLMKernels
 import Dispatch
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 
 /// Random-weight models with the exact shapes of real checkpoints, built in memory, so speed and memory can be
 /// measured on real shapes without the (gated) weights. Their outputs are meaningless.
@@ -146,7 +150,7 @@ struct SyntheticTensorSource: TensorSource {
 
 /// A shared work counter for `concurrentPerform` loops.
 private final class Counter: @unchecked Sendable {
-    private let lock = NSLock()
+    private let lock = PosixLock()
     private var value = 0
 
     /// The next index below `limit`, or nil when all are taken.

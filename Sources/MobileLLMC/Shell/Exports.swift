@@ -1,10 +1,18 @@
 // The exported C functions of include/mobilellm.h. Each body runs inside `guarded`, validates every argument
 // before the engine sees it, and turns every failure into a status and a thread-local message.
 import CMobileLLMABI
+#if canImport(FoundationEssentials)
 import FoundationEssentials
+#else
+import Foundation
+#endif
 import MobileLLM
 #if canImport(Glibc)
 import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Android)
+import Android
 #elseif canImport(Darwin)
 import Darwin
 #endif

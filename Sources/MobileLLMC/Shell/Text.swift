@@ -1,10 +1,18 @@
 // The text half of the C ABI: tokenizer, streaming detokenizer and chat templates, over Model.tokenizer() and
 // Model.chatTemplate().
 import CMobileLLMABI
+#if canImport(FoundationEssentials)
 import FoundationEssentials
+#else
+import Foundation
+#endif
 import MobileLLM
 #if canImport(Glibc)
 import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Android)
+import Android
 #elseif canImport(Darwin)
 import Darwin
 #endif
