@@ -189,7 +189,7 @@ public struct ModelChatTemplate: Sendable {
     /// malformed or not an object.
     static func tokenizerConfig(ofDirectory path: String) throws -> TemplateValue? {
         let configPath = ModelDirectory.join(path, "tokenizer_config.json")
-        guard FileManager.default.fileExists(atPath: configPath) else { return nil }
+        guard fileExists(configPath) else { return nil }
         let config = try TemplateValue.load(path: configPath)
         guard case .object = config else {
             throw MobileLLMError.invalidFile(path: configPath, field: "(document)", problem: "expected a JSON object")
@@ -219,9 +219,9 @@ public struct ModelChatTemplate: Sendable {
         let eos = tokens.removeValue(forKey: "eos_token")
 
         let jinjaPath = ModelDirectory.join(path, "chat_template.jinja")
-        if FileManager.default.fileExists(atPath: jinjaPath) {
+        if fileExists(jinjaPath) {
             let data = try readWholeFile(jinjaPath)
-            guard let text = String(data: data, encoding: .utf8) else {
+            guard let text = String(validating: data, as: UTF8.self) else {
                 throw MobileLLMError.invalidFile(path: jinjaPath, field: "(document)", problem: "not valid UTF-8")
             }
             return try ModelChatTemplate(source: text, name: jinjaPath, bosToken: bos, eosToken: eos, otherSpecialTokens: tokens)

@@ -1,8 +1,3 @@
-#if canImport(FoundationEssentials)
-import FoundationEssentials
-#else
-import Foundation
-#endif
 
 extension ModelChatTemplate {
     /// The chat template of the model at `path`: a Hugging Face directory (see `load(modelDirectory:)`) or a GGUF

@@ -1,8 +1,3 @@
-#if canImport(FoundationEssentials)
-import FoundationEssentials
-#else
-import Foundation
-#endif
 
 /// A dictionary key as Python hashes it: `1`, `1.0` and `True` are the same key.
 enum DictKey: Hashable {

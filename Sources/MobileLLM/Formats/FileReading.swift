@@ -1,8 +1,3 @@
-#if canImport(FoundationEssentials)
-import FoundationEssentials
-#else
-import Foundation
-#endif
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
@@ -18,22 +13,29 @@ enum PathKind {
     case missing, file, directory
 }
 
-/// What is at `path` (following symbolic links): nothing, a directory, or something else (a file, pipe, device).
+/// What is at `path` (`stat(2)`, following symbolic links): nothing, a directory, or something else (a file, pipe,
+/// device), as `FileManager.fileExists(atPath:isDirectory:)` reports it.
 func pathKind(_ path: String) -> PathKind {
-    #if canImport(FoundationEssentials)
-    var isDirectory = false
-    guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else { return .missing }
-    return isDirectory ? .directory : .file
-    #else
-    var isDirectory: ObjCBool = false
-    guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else { return .missing }
-    return isDirectory.boolValue ? .directory : .file
-    #endif
+    var info = stat()
+    guard stat(path, &info) == 0 else { return .missing }
+    return (info.st_mode & S_IFMT) == S_IFDIR ? .directory : .file
+}
+
+/// Whether anything is at `path` (`FileManager.fileExists(atPath:)`).
+func fileExists(_ path: String) -> Bool {
+    pathKind(path) != .missing
+}
+
+/// The size in bytes of what is at `path`; nil when nothing is there.
+func fileSize(_ path: String) -> Int? {
+    var info = stat()
+    guard stat(path, &info) == 0 else { return nil }
+    return Int(info.st_size)
 }
 
 /// Reads a whole file (regular file, pipe or `/dev/fd/N`) into memory.
 /// Throws `fileNotFound` naming the path and the system's reason when it cannot be opened or read.
-public func readWholeFile(_ path: String) throws -> Data {
+public func readWholeFile(_ path: String) throws -> [UInt8] {
     switch pathKind(path) {
     case .missing: throw MobileLLMError.fileNotFound(path: path, reason: "no such file")
     case .directory: throw MobileLLMError.invalidFile(path: path, field: "(file)", problem: "is a directory (expected a file)")
@@ -44,7 +46,7 @@ public func readWholeFile(_ path: String) throws -> Data {
         throw MobileLLMError.fileNotFound(path: path, reason: "cannot open the file for reading")
     }
     defer { close(descriptor) }
-    var data = Data()
+    var data: [UInt8] = []
     var chunk = [UInt8](repeating: 0, count: 1 << 16)
     while true {
         let count = chunk.withUnsafeMutableBytes { read(descriptor, $0.baseAddress, $0.count) }

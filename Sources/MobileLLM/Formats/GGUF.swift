@@ -1,8 +1,3 @@
-#if canImport(FoundationEssentials)
-import FoundationEssentials
-#else
-import Foundation
-#endif
 
 /// The value types of GGUF metadata.
 public enum GGUFValueType: UInt32, Sendable {

@@ -1,8 +1,3 @@
-#if canImport(FoundationEssentials)
-import FoundationEssentials
-#else
-import Foundation
-#endif
 
 /// A model stored as one GGUF file (llama.cpp's format): configuration from its metadata keys, tensors served under
 /// transformers' names (the family's tensor schema maps them) so the rest of the engine is the same for safetensors

@@ -1,8 +1,3 @@
-#if canImport(FoundationEssentials)
-import FoundationEssentials
-#else
-import Foundation
-#endif
 
 #if canImport(Glibc)
 import Glibc
@@ -194,9 +189,8 @@ public struct GGUFWriter {
     /// tensor and once at the end. Throws `MobileLLMError.io` naming the path when a write fails, or whatever a
     /// row producer throws; in both cases no file is left at `path` (an existing file there stays untouched).
     public func write(to path: String, progress: ((GGUFWriteProgress) -> Void)? = nil) throws {
-        let url = URL(fileURLWithPath: path)
-        let directory = url.deletingLastPathComponent().path
-        let temporary = directory + "/." + url.lastPathComponent + ".tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        let directory = ModelDirectory.parent(of: path)
+        let temporary = ModelDirectory.join(directory, "." + ModelDirectory.lastComponent(of: path)) + ".tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         let descriptor = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_TRUNC, 0o644)
         guard descriptor >= 0 else {
             throw MobileLLMError.io(path: path, reason: "cannot create a file in \(directory): \(String(cString: strerror(errno)))")

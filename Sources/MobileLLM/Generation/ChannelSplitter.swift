@@ -1,8 +1,3 @@
-#if canImport(FoundationEssentials)
-import FoundationEssentials
-#else
-import Foundation
-#endif
 
 /// Splits streamed text into reasoning, marker and answer segments at a start and an end marker
 /// (`ReasoningOptions`). Text that could still become the marker being watched for is held back until it is known

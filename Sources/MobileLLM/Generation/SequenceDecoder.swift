@@ -1,8 +1,3 @@
-#if canImport(FoundationEssentials)
-import FoundationEssentials
-#else
-import Foundation
-#endif
 
 /// What a token constraint must do (`GrammarConstraint` conforms; tests use doubles): restrict the next token, follow
 /// the chosen one, and say when the constrained text is complete.

@@ -9,11 +9,6 @@ import Android
 import Darwin
 #endif
 import Dispatch
-#if canImport(FoundationEssentials)
-import FoundationEssentials
-#else
-import Foundation
-#endif
 
 /// Which storage type each weight of a model gets when it is quantized (by `mobilellm quantize` or at load).
 ///

@@ -1,8 +1,3 @@
-#if canImport(FoundationEssentials)
-import FoundationEssentials
-#else
-import Foundation
-#endif
 
 /// A tensor source that reports how many of the expected tensors were taken and can stop a load.
 private final class ProgressTensorSource: TensorSource {

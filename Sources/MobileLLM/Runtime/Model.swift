@@ -1,8 +1,3 @@
-#if canImport(FoundationEssentials)
-import FoundationEssentials
-#else
-import Foundation
-#endif
 
 /// How activations meet quantized weights.
 public enum ActivationPrecision: String, Sendable, CaseIterable {
@@ -111,7 +106,7 @@ public final class Model: @unchecked Sendable {
         defaultContextLength = options.defaultContextLength ?? min(4096, configuration.maxPositions)
         self.path = path
         self.configuration = configuration
-        let threads = options.threadCount ?? ProcessInfo.processInfo.activeProcessorCount
+        let threads = options.threadCount ?? Platform.activeProcessorCount
         threadCount = threads
         pool = ComputePool.shared(threadCount: threads)
         self.architecture = architecture

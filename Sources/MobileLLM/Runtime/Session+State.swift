@@ -1,8 +1,3 @@
-#if canImport(FoundationEssentials)
-import FoundationEssentials
-#else
-import Foundation
-#endif
 
 /// Saving and restoring a session's tokens and KV cache, so a prompt prefix computed once can be reused.
 ///

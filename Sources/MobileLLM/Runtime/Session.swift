@@ -1,9 +1,4 @@
 import CMobileLLMKernels
-#if canImport(FoundationEssentials)
-import FoundationEssentials
-#else
-import Foundation
-#endif
 import Synchronization
 
 /// Which positions' logits a call to `Session.feed` returns.

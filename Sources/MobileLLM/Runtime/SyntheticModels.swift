@@ -1,10 +1,5 @@
 import CMobileLLMKernels
 import Dispatch
-#if canImport(FoundationEssentials)
-import FoundationEssentials
-#else
-import Foundation
-#endif
 
 /// Random-weight models with the exact shapes of real checkpoints, built in memory, so speed and memory can be
 /// measured on real shapes without the (gated) weights. Their outputs are meaningless.
@@ -181,7 +176,7 @@ extension Model {
         try QuantizationPlan.checkWritable(options.quantize, name: "quantize")
         let source = SyntheticTensorSource(configuration: configuration, architecture: architecture, seed: seed,
                                            plan: options.quantize.map { QuantizationPlan(projectionType: $0) },
-                                           threads: options.threadCount ?? ProcessInfo.processInfo.activeProcessorCount)
+                                           threads: options.threadCount ?? Platform.activeProcessorCount)
         return try Model(path: "synthetic:\(shape.rawValue)", configuration: configuration, source: source, tokenizerFile: nil, options: options)
     }
 }

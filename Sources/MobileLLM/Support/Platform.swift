@@ -9,10 +9,33 @@ import Musl
 import Android
 #elseif canImport(Darwin)
 import Darwin
+// ProcessInfo: Darwin's Foundation is part of the system, so using it there costs the library nothing.
+import Foundation
 #endif
 
 /// Platform services used across the engine.
 enum Platform {
+    /// The number of processors online (`ProcessInfo.activeProcessorCount` on Darwin; `sysconf` elsewhere).
+    static var activeProcessorCount: Int {
+        #if canImport(Darwin)
+        return ProcessInfo.processInfo.activeProcessorCount
+        #else
+        return max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
+        #endif
+    }
+
+    /// The machine's physical memory in bytes (`ProcessInfo.physicalMemory` on Darwin; `sysconf` pages times page
+    /// size elsewhere; `Int.max` when the system does not say).
+    static var physicalMemory: UInt64 {
+        #if canImport(Darwin)
+        return ProcessInfo.processInfo.physicalMemory
+        #else
+        let pages = sysconf(Int32(_SC_PHYS_PAGES)), size = sysconf(Int32(_SC_PAGESIZE))
+        guard pages > 0, size > 0 else { return UInt64(Int.max) }
+        return UInt64(pages).multipliedReportingOverflow(by: UInt64(size)).partialValue
+        #endif
+    }
+
     /// The virtual-memory page size in bytes (0 if the system does not say).
     static var pageSize: Int { max(0, Int(sysconf(Int32(_SC_PAGESIZE)))) }
 

@@ -40,6 +40,12 @@ extension String {
         return nil
     }
 
+    /// Whether `target` occurs in the string, scalar by scalar (the standard library's `contains(_:)` for strings
+    /// lives in _StringProcessing, whose regex engine and Unicode tables would add about 1.5 MB to the C library).
+    func contains(literal target: String) -> Bool {
+        target.isEmpty || lastRange(of: target) != nil
+    }
+
     /// The string without the leading and trailing scalars in `set` (Foundation's `trimmingCharacters(in:)`).
     func trimmingScalars(in set: Set<Unicode.Scalar>) -> String {
         let view = unicodeScalars

@@ -1,8 +1,3 @@
-#if canImport(FoundationEssentials)
-import FoundationEssentials
-#else
-import Foundation
-#endif
 
 extension Tokenizer {
     /// The `tokenizer.ggml.pre` name whose pipeline (as `Tokenizer(gguf:)` and llama.cpp implement it) equals this

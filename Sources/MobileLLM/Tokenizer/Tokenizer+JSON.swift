@@ -1,8 +1,3 @@
-#if canImport(FoundationEssentials)
-import FoundationEssentials
-#else
-import Foundation
-#endif
 
 extension Tokenizer {
     /// Loads a Hugging Face `tokenizer.json` (byte-level BPE), and from `tokenizerConfig` (tokenizer_config.json) the

@@ -1,8 +1,3 @@
-#if canImport(FoundationEssentials)
-import FoundationEssentials
-#else
-import Foundation
-#endif
 
 /// A byte-level BPE tokenizer loaded from a Hugging Face `tokenizer.json` (plus `tokenizer_config.json`) or from the
 /// vocabulary stored in a GGUF file. Encoding and decoding match HF `tokenizers` id for id and byte for byte.
@@ -113,17 +108,17 @@ public final class Tokenizer: Sendable {
         }
         if kind == .directory {
             let json = ModelDirectory.join(path, "tokenizer.json")
-            guard FileManager.default.fileExists(atPath: json) else { throw MobileLLMError.tokenizerMissing(path: path) }
+            guard fileExists(json) else { throw MobileLLMError.tokenizerMissing(path: path) }
             let config = ModelDirectory.join(path, "tokenizer_config.json")
             return try Tokenizer(tokenizerJSON: json,
-                                 tokenizerConfig: FileManager.default.fileExists(atPath: config) ? config : nil)
+                                 tokenizerConfig: fileExists(config) ? config : nil)
         }
         if try GGUFFile.hasMagic(path: path) {
             return try Tokenizer(gguf: try GGUFFile(path: path))
         }
         let config = ModelDirectory.join(ModelDirectory.parent(of: path), "tokenizer_config.json")
         return try Tokenizer(tokenizerJSON: path,
-                             tokenizerConfig: FileManager.default.fileExists(atPath: config) ? config : nil)
+                             tokenizerConfig: fileExists(config) ? config : nil)
     }
 
     // MARK: - Encoding

@@ -1,8 +1,3 @@
-#if canImport(FoundationEssentials)
-import FoundationEssentials
-#else
-import Foundation
-#endif
 
 // JSON Schema (a subset) to GBNF. The grammar accepts JSON text, with limited whitespace between tokens, whose value
 // the schema accepts, under these choices (see README.md, "JSON Schema"):
@@ -33,7 +28,7 @@ enum JSONSchemaTranslator {
     static func translate(_ text: String) throws -> Translation {
         let document: TemplateValue
         do {
-            document = try TemplateValue.parse(Data(text.utf8), path: "schema")
+            document = try TemplateValue.parse(Array(text.utf8), path: "schema")
         } catch let MobileLLMError.invalidFile(_, _, problem) {
             throw MobileLLMError.jsonSchema(pointer: "", message: "the schema is not valid JSON: \(problem)")
         }
