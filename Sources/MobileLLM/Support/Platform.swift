@@ -86,10 +86,10 @@ enum Platform {
         }
         defer { pthread_attr_destroy(&attributes) }
         _ = pthread_attr_setdetachstate(&attributes, Int32(PTHREAD_CREATE_DETACHED))
-        #if canImport(Darwin)
-        var thread: pthread_t? = nil
+        #if canImport(Darwin) || canImport(Musl)
+        var thread: pthread_t? = nil  // a pointer type there
         #else
-        var thread = pthread_t()
+        var thread = pthread_t()  // an integer on glibc and Bionic
         #endif
         let created = pthread_create(&thread, &attributes, { argument in
             // Optional on glibc/musl/Bionic, not on Darwin: the cast reads both the same way.
