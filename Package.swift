@@ -16,21 +16,23 @@ let sharedLibraryFlags: [String] = [
 ] + (sanitizing ? [] : [
     "-static-stdlib",
     "-Xlinker", "--no-undefined",
-    // swiftc's -static-stdlib leaves out Foundation's own static dependencies; list them here.
+    // swiftc's -static-stdlib leaves out FoundationEssentials' own static dependencies; list them here. The engine
+    // and shell import FoundationEssentials only, so neither Foundation, CoreFoundation nor ICU's data is linked.
     "-Xlinker", "--start-group",
-    "-Xlinker", "-lFoundation", "-Xlinker", "-lCoreFoundation", "-Xlinker", "-lFoundationEssentials",
-    "-Xlinker", "-lFoundationInternationalization", "-Xlinker", "-l_FoundationICU",
-    "-Xlinker", "-l_FoundationCShims", "-Xlinker", "-l_FoundationCollections",
+    "-Xlinker", "-lFoundationEssentials", "-Xlinker", "-l_FoundationCShims", "-Xlinker", "-l_FoundationCollections",
     "-Xlinker", "-lswiftSynchronization",
     "-Xlinker", "--end-group",
 ])
 
 let package = Package(
     name: "mobilellm",
+    // The engine's floor is the Synchronization module (Mutex, Atomic) and String(validating:as:): macOS 15, iOS 18,
+    // tvOS 18, watchOS 11, visionOS 2.
+    platforms: [.macOS(.v15), .iOS(.v18), .tvOS(.v18), .watchOS(.v11), .visionOS(.v2)],
     products: [
         // The Swift API. No unsafe flags anywhere in its targets, so other packages can depend on it.
         .library(name: "MobileLLM", targets: ["MobileLLM"]),
-        // The C ABI (include/mobilellm.h) as a self-contained shared library: Swift runtime and Foundation linked
+        // The C ABI (include/mobilellm.h) as a self-contained shared library: Swift runtime and FoundationEssentials linked
         // statically, only mobilellm_* exported. SwiftPM names it libMobileLLMC.so (the product name `mobilellm` is
         // the CLI's); scripts/build_library.sh copies it to .build/release/libmobilellm.so, its soname.
         .library(name: "MobileLLMC", type: .dynamic, targets: ["MobileLLMC"]),

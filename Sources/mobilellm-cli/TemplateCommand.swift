@@ -49,7 +49,7 @@ struct TemplateCommand: ParsableCommand {
                 .render(messages: messageList, addGenerationPrompt: addGenerationPrompt, variables: variables)
         } else if let template {
             let data = try readWholeFile(template)
-            guard let source = String(data: data, encoding: .utf8) else {
+            guard let source = String(validating: data, as: UTF8.self) else {
                 throw MobileLLMError.invalidFile(path: template, field: "(document)", problem: "not valid UTF-8")
             }
             text = try ChatTemplate(source: source, name: template)

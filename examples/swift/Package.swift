@@ -5,6 +5,8 @@ import PackageDescription
 
 let package = Package(
     name: "mobilellm-swift-example",
+    // MobileLLM's floor (Synchronization): a dependent must not declare lower ones.
+    platforms: [.macOS(.v15), .iOS(.v18), .tvOS(.v18), .watchOS(.v11), .visionOS(.v2)],
     dependencies: [
         .package(name: "mobilellm", path: "../.."),
     ],

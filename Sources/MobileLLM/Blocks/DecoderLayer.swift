@@ -1,5 +1,13 @@
 import CMobileLLMKernels
-import Foundation
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Android)
+import Android
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// The state one forward pass shares across its layers: the rows it computes, their caches, the scratch buffers,
 /// the thread pool and the model-wide constants.

@@ -1,4 +1,12 @@
-import Foundation
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Android)
+import Android
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// Element-wise and per-row operations of the forward pass, on raw f32 buffers.
 /// Each documents its buffer shapes; all are exact transcriptions of transformers' f32 arithmetic.

@@ -1,4 +1,17 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Android)
+import Android
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// Python-style operations on scalar arrays (Python indexes strings by code point).
 enum PyString {
@@ -887,12 +900,9 @@ enum Builtins {
 
     /// C `strftime` in the local time zone (what Python's `datetime.now().strftime` gives).
     static func strftime(_ format: String, _ date: Date) throws -> String {
-        var seconds = time_t(date.timeIntervalSince1970.rounded(.down))
-        var parts = tm()
-        guard localtime_r(&seconds, &parts) != nil else { throw TemplateRuntimeError("strftime_now: cannot convert the current time") }
-        var buffer = [Int8](repeating: 0, count: 4096)
-        let count = format.withCString { Foundation.strftime(&buffer, buffer.count, $0, &parts) }
-        if count == 0 && !format.isEmpty { return "" }
-        return String(decoding: buffer[0..<count].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        guard let text = Platform.formatLocalTime(format, secondsSince1970: Int(date.timeIntervalSince1970.rounded(.down))) else {
+            throw TemplateRuntimeError("strftime_now: cannot convert the current time")
+        }
+        return text
     }
 }

@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 
 /// One chat message: a role ("system", "user", "assistant", "tool", …) and its text.
 public struct ChatMessage: Sendable, Equatable {
@@ -171,11 +175,11 @@ public struct ModelChatTemplate: Sendable {
     /// the built-in Llama-3 header format. Special-token strings come from `tokenizer_config.json` (a string
     /// or an AddedToken object `{"content": ...}`). Throws when a file exists but is malformed.
     public static func load(modelDirectory path: String) throws -> ModelChatTemplate {
-        var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
+        let kind = pathKind(path)
+        guard kind != .missing else {
             throw MobileLLMError.fileNotFound(path: path, reason: "no such file or directory")
         }
-        guard isDirectory.boolValue else {
+        guard kind == .directory else {
             throw MobileLLMError.invalidFile(path: path, field: "(path)", problem: "expected a model directory")
         }
         return try load(modelDirectory: path, tokenizerConfig: try tokenizerConfig(ofDirectory: path))
@@ -184,8 +188,8 @@ public struct ModelChatTemplate: Sendable {
     /// A model directory's tokenizer_config.json as an object (nil when the directory has none). Throws when it is
     /// malformed or not an object.
     static func tokenizerConfig(ofDirectory path: String) throws -> TemplateValue? {
-        let configPath = (path as NSString).appendingPathComponent("tokenizer_config.json")
-        guard FileManager.default.fileExists(atPath: configPath) else { return nil }
+        let configPath = ModelDirectory.join(path, "tokenizer_config.json")
+        guard fileExists(configPath) else { return nil }
         let config = try TemplateValue.load(path: configPath)
         guard case .object = config else {
             throw MobileLLMError.invalidFile(path: configPath, field: "(document)", problem: "expected a JSON object")
@@ -195,7 +199,7 @@ public struct ModelChatTemplate: Sendable {
 
     /// `load(modelDirectory:)` with tokenizer_config.json already parsed (`tokenizerConfig(ofDirectory:)`).
     static func load(modelDirectory path: String, tokenizerConfig parsed: TemplateValue?) throws -> ModelChatTemplate {
-        let configPath = (path as NSString).appendingPathComponent("tokenizer_config.json")
+        let configPath = ModelDirectory.join(path, "tokenizer_config.json")
         let config = parsed ?? .object([])
         var tokens: [String: String] = [:]
         for field in ["bos_token", "eos_token", "unk_token", "pad_token", "sep_token", "cls_token", "mask_token"] {
@@ -214,10 +218,10 @@ public struct ModelChatTemplate: Sendable {
         let bos = tokens.removeValue(forKey: "bos_token")
         let eos = tokens.removeValue(forKey: "eos_token")
 
-        let jinjaPath = (path as NSString).appendingPathComponent("chat_template.jinja")
-        if FileManager.default.fileExists(atPath: jinjaPath) {
+        let jinjaPath = ModelDirectory.join(path, "chat_template.jinja")
+        if fileExists(jinjaPath) {
             let data = try readWholeFile(jinjaPath)
-            guard let text = String(data: data, encoding: .utf8) else {
+            guard let text = String(validating: data, as: UTF8.self) else {
                 throw MobileLLMError.invalidFile(path: jinjaPath, field: "(document)", problem: "not valid UTF-8")
             }
             return try ModelChatTemplate(source: text, name: jinjaPath, bosToken: bos, eosToken: eos, otherSpecialTokens: tokens)

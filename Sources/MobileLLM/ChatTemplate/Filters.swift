@@ -1,4 +1,12 @@
-import Foundation
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Android)
+import Android
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 extension Builtins {
     /// jinja2's `soft_str`: `str(value)`, with undefined as "".
@@ -228,7 +236,7 @@ extension Builtins {
                 return .int(Int(number))
             case let .string(text):
                 let trimmed = PyString.strip(text, nil, left: true, right: true)
-                let cleaned = trimmed.replacingOccurrences(of: "_", with: "")
+                let cleaned = trimmed.replacingEvery("_", with: "")
                 if !cleaned.isEmpty, !trimmed.hasPrefix("_"), !trimmed.hasSuffix("_"), let number = Int(cleaned, radix: base) { return .int(number) }
                 if let number = Double(trimmed), number.isFinite, abs(number) < 9.2e18 { return .int(Int(number)) }
                 return fallback
@@ -354,7 +362,7 @@ extension Builtins {
         var out = ""
         for scalar in text.unicodeScalars {
             if scalar.isASCII { out.unicodeScalars.append(scalar); continue }
-            for unit in String(scalar).utf16 { out += String(format: "\\u%04x", unit) }
+            for unit in String(scalar).utf16 { out += "\\u" + lowercaseHex(unit, width: 4) }
         }
         return out
     }

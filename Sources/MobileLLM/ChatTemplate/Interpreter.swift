@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 
 /// Variables visible at one point of rendering. jinja2 scoping: a `for` body gets a fresh scope per iteration,
 /// a macro call gets a scope under the scope the macro was defined in, `if` makes none.

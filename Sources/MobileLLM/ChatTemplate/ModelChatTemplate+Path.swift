@@ -1,12 +1,10 @@
-import Foundation
 
 extension ModelChatTemplate {
     /// The chat template of the model at `path`: a Hugging Face directory (see `load(modelDirectory:)`) or a GGUF
     /// file (`tokenizer.chat_template`, with BOS/EOS strings from its vocabulary); the built-in Llama-3 header format
     /// when the model has no template.
     public static func load(modelPath path: String) throws -> ModelChatTemplate {
-        var isDirectory: ObjCBool = false
-        if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), !isDirectory.boolValue,
+        if pathKind(path) == .file,
            try GGUFFile.hasMagic(path: path) {
             return try load(gguf: try Tokenizer.load(path: path), path: path)
         }

@@ -1,4 +1,3 @@
-import Foundation
 
 /// A JSON-like value handed to a chat template (messages, tools, extra variables).
 ///
@@ -58,8 +57,8 @@ public enum TemplateValue: Sendable, Equatable {
     /// Parses JSON text exactly as Python's `json.loads` would: ints stay ints (`3`), floats stay floats (`3.0`),
     /// object members keep their order (a repeated key keeps its last value at its first position).
     /// Throws `MobileLLMError.invalidFile` naming `path`, line and column when the text is not valid JSON.
-    public static func parse(_ data: Data, path: String) throws -> TemplateValue {
-        try JSONReader<TemplateValue>.parse(data, path: path)
+    public static func parse(_ bytes: some Collection<UInt8>, path: String) throws -> TemplateValue {
+        try JSONReader<TemplateValue>.parse(bytes, path: path)
     }
 
     /// Reads and parses the JSON file at `path` (see `parse(_:path:)`).

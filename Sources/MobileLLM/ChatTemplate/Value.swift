@@ -1,4 +1,3 @@
-import Foundation
 
 /// A dictionary key as Python hashes it: `1`, `1.0` and `True` are the same key.
 enum DictKey: Hashable {
@@ -285,11 +284,11 @@ enum PythonText {
                 if isPrintable(scalar) {
                     out.append(scalar)
                 } else if scalar.value < 0x100 {
-                    out.append(contentsOf: String(format: "\\x%02x", scalar.value).unicodeScalars)
+                    out.append(contentsOf: ("\\x" + lowercaseHex(scalar.value, width: 2)).unicodeScalars)
                 } else if scalar.value < 0x10000 {
-                    out.append(contentsOf: String(format: "\\u%04x", scalar.value).unicodeScalars)
+                    out.append(contentsOf: ("\\u" + lowercaseHex(scalar.value, width: 4)).unicodeScalars)
                 } else {
-                    out.append(contentsOf: String(format: "\\U%08x", scalar.value).unicodeScalars)
+                    out.append(contentsOf: ("\\U" + lowercaseHex(scalar.value, width: 8)).unicodeScalars)
                 }
             }
         }
@@ -387,7 +386,7 @@ struct JSONDumper {
             case "\u{0C}": out.append(contentsOf: "\\f".unicodeScalars)
             default:
                 if scalar.value < 0x20 {
-                    out.append(contentsOf: String(format: "\\u%04x", scalar.value).unicodeScalars)
+                    out.append(contentsOf: ("\\u" + lowercaseHex(scalar.value, width: 4)).unicodeScalars)
                 } else {
                     out.append(scalar)
                 }

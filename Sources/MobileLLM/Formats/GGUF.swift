@@ -1,4 +1,3 @@
-import Foundation
 
 /// The value types of GGUF metadata.
 public enum GGUFValueType: UInt32, Sendable {
@@ -173,12 +172,7 @@ public final class GGUFFile: @unchecked Sendable {
 
     /// Whether the file at `path` starts with the GGUF magic. Throws `fileNotFound` when it cannot be opened.
     public static func hasMagic(path: String) throws -> Bool {
-        guard let handle = FileHandle(forReadingAtPath: path) else {
-            throw MobileLLMError.fileNotFound(path: path, reason: "cannot open")
-        }
-        defer { try? handle.close() }
-        let magic = (try? handle.read(upToCount: 4)) ?? Data()
-        return magic == Data("GGUF".utf8)
+        try readFilePrefix(path, count: 4) == Array("GGUF".utf8)
     }
 
     /// Maps and parses the file at `path`.

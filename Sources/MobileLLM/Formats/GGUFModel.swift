@@ -1,4 +1,3 @@
-import Foundation
 
 /// A model stored as one GGUF file (llama.cpp's format): configuration from its metadata keys, tensors served under
 /// transformers' names (the family's tensor schema maps them) so the rest of the engine is the same for safetensors

@@ -1,5 +1,4 @@
 import Dispatch
-import Foundation
 
 /// Options for writing a model as GGUF.
 public struct GGUFExportOptions: Sendable {
@@ -99,8 +98,7 @@ public enum GGUFExport {
         }
         var tokenizerFiles: OpenedModelSource.TokenizerFiles?
         var tokenizerGGUF: GGUFFile?
-        var isDirectory: ObjCBool = false
-        if let tokenizerDirectory, FileManager.default.fileExists(atPath: tokenizerDirectory, isDirectory: &isDirectory), !isDirectory.boolValue {
+        if let tokenizerDirectory, pathKind(tokenizerDirectory) == .file {
             // A GGUF file (such as llama.cpp's ggml-vocab-*.gguf): its tokenizer.* metadata is copied.
             guard try GGUFFile.hasMagic(path: tokenizerDirectory) else {
                 throw MobileLLMError.invalidFile(path: tokenizerDirectory, field: "(file)", problem: "not a GGUF file and not a folder with tokenizer.json")
@@ -113,16 +111,16 @@ public enum GGUFExport {
             }
             tokenizerGGUF = file
         } else if let tokenizerDirectory {
-            let file = URL(fileURLWithPath: tokenizerDirectory).appendingPathComponent("tokenizer.json").path
-            let config = URL(fileURLWithPath: tokenizerDirectory).appendingPathComponent("tokenizer_config.json").path
-            guard FileManager.default.fileExists(atPath: file) else {
+            let file = ModelDirectory.join(tokenizerDirectory, "tokenizer.json")
+            let config = ModelDirectory.join(tokenizerDirectory, "tokenizer_config.json")
+            guard fileExists(file) else {
                 throw MobileLLMError.fileNotFound(path: file, reason: "the tokenizer directory has no tokenizer.json")
             }
             tokenizerFiles = .init(directory: tokenizerDirectory, tokenizerFile: file,
-                                   configFile: FileManager.default.fileExists(atPath: config) ? config : nil)
+                                   configFile: fileExists(config) ? config : nil)
         }
         let source = SyntheticTensorSource(configuration: c, architecture: architecture, seed: seed, plan: options.plan,
-                                           threads: options.threadCount ?? ProcessInfo.processInfo.activeProcessorCount)
+                                           threads: options.threadCount ?? Platform.activeProcessorCount)
         var named = options
         named.name = options.name ?? "synthetic \(shape.rawValue)"
         let opened = OpenedModelSource(configuration: c, source: source, directory: nil, gguf: tokenizerGGUF, tokenizerFiles: tokenizerFiles)
@@ -139,7 +137,7 @@ public enum GGUFExport {
         // Every tensor the model needs, shape-checked (errors name the tensor), before anything is written.
         let schema = architecture.tensors(c)
         _ = try TransformerWeights(configuration: c, schema: schema, source: opened.source)
-        let threads = options.threadCount ?? ProcessInfo.processInfo.activeProcessorCount
+        let threads = options.threadCount ?? Platform.activeProcessorCount
         guard threads >= 1, threads <= 1024 else {
             throw MobileLLMError.invalidArgument(name: "threadCount", problem: "expected 1...1024, found \(threads)")
         }
@@ -147,7 +145,7 @@ public enum GGUFExport {
         var writer = try GGUFWriter(alignment: options.alignment)
         var notes: [String] = []
         let arch = architecture.ggufArchitectures.first ?? c.modelType
-        let name = try options.name ?? opened.gguf?.string("general.name") ?? URL(fileURLWithPath: path).deletingPathExtension().lastPathComponent
+        let name = try options.name ?? opened.gguf?.string("general.name") ?? ModelDirectory.stem(of: path)
         let metadata = commonMetadata(c, architecture: arch, name: name, fileType: fileType(options.plan.projectionType))
             + (try architecture.ggufMetadata(c, prefix: arch, path: path))
         for (key, value) in metadata {
@@ -221,7 +219,7 @@ public enum GGUFExport {
 
         notes += QuantizationPlan.fallbackNotes(fallbacks)
         try writer.write(to: destination, progress: progress)
-        let size = (try? FileManager.default.attributesOfItem(atPath: destination)[.size] as? Int) ?? 0
+        let size = fileSize(destination) ?? 0
         let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
         return GGUFExportReport(path: destination, architecture: arch, tensors: report, fileBytes: size, seconds: seconds, notes: notes)
     }
@@ -369,8 +367,8 @@ public enum GGUFExport {
     /// The directory's chat template text: chat_template.jinja, else tokenizer_config.json's (as the tokenizer read it).
     static func chatTemplateSource(directory: String, tokenizer: Tokenizer) throws -> String? {
         let jinja = ModelDirectory.join(directory, "chat_template.jinja")
-        if FileManager.default.fileExists(atPath: jinja) {
-            guard let text = String(data: try readWholeFile(jinja), encoding: .utf8) else {
+        if fileExists(jinja) {
+            guard let text = String(validating: try readWholeFile(jinja), as: UTF8.self) else {
                 throw MobileLLMError.invalidFile(path: jinja, field: "(document)", problem: "not valid UTF-8")
             }
             return text
@@ -402,11 +400,11 @@ struct OpenedModelSource {
     }
 
     init(path: String) throws {
-        var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
+        let kind = pathKind(path)
+        guard kind != .missing else {
             throw MobileLLMError.fileNotFound(path: path, reason: "no such file or directory")
         }
-        if isDirectory.boolValue {
+        if kind == .directory {
             let directory = try ModelDirectory(path: path)
             configuration = directory.configuration
             source = directory

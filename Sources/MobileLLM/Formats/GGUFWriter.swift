@@ -1,7 +1,10 @@
-import Foundation
 
 #if canImport(Glibc)
 import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Android)
+import Android
 #elseif canImport(Darwin)
 import Darwin
 #endif
@@ -186,9 +189,8 @@ public struct GGUFWriter {
     /// tensor and once at the end. Throws `MobileLLMError.io` naming the path when a write fails, or whatever a
     /// row producer throws; in both cases no file is left at `path` (an existing file there stays untouched).
     public func write(to path: String, progress: ((GGUFWriteProgress) -> Void)? = nil) throws {
-        let url = URL(fileURLWithPath: path)
-        let directory = url.deletingLastPathComponent().path
-        let temporary = directory + "/." + url.lastPathComponent + ".tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        let directory = ModelDirectory.parent(of: path)
+        let temporary = ModelDirectory.join(directory, "." + ModelDirectory.lastComponent(of: path)) + ".tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         let descriptor = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_TRUNC, 0o644)
         guard descriptor >= 0 else {
             throw MobileLLMError.io(path: path, reason: "cannot create a file in \(directory): \(String(cString: strerror(errno)))")
@@ -360,7 +362,7 @@ private struct FileSink {
         guard var pointer = bytes.baseAddress else { return }
         var remaining = bytes.count
         while remaining > 0 {
-            let count = posixWrite(descriptor, pointer, min(remaining, 1 << 30))
+            let count = Platform.write(descriptor, pointer, min(remaining, 1 << 30))
             if count < 0 {
                 if errno == EINTR { continue }
                 throw MobileLLMError.io(path: path, reason: "write failed: \(String(cString: strerror(errno)))")
@@ -369,13 +371,4 @@ private struct FileSink {
             remaining -= count
         }
     }
-}
-
-/// `write(2)` under the platform's module name.
-private func posixWrite(_ descriptor: Int32, _ pointer: UnsafeRawPointer, _ count: Int) -> Int {
-    #if canImport(Glibc)
-    return Glibc.write(descriptor, pointer, count)
-    #else
-    return Darwin.write(descriptor, pointer, count)
-    #endif
 }

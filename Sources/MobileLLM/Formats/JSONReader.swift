@@ -1,4 +1,3 @@
-import Foundation
 
 /// A tree the JSON reader can build: `JSONValue` (fast keyed lookup for config, index and tokenizer files) and
 /// `TemplateValue` (ints apart from floats, members in order, for chat templates) are both built by the one reader,
@@ -37,27 +36,33 @@ struct JSONReader<Value: JSONTree> {
     /// Deepest nesting of arrays and objects accepted.
     static var maximumDepth: Int { 512 }
 
-    /// Parses `data`; `path` names the source in errors.
-    static func parse(_ data: Data, path: String) throws -> Value {
-        try parse(data, path: path, captureKey: nil).value
+    /// Parses `bytes`; `path` names the source in errors.
+    static func parse(_ bytes: some Collection<UInt8>, path: String) throws -> Value {
+        try parse(bytes, path: path, captureKey: nil).value
     }
 
-    /// Parses `data`; the members of the object under `captureKey` inside the top-level `model` member
+    /// Parses `bytes`; the members of the object under `captureKey` inside the top-level `model` member
     /// (`model.vocab`) are also returned in file order as pairs (that value becomes `null` in the tree): building a
     /// 128k-entry dictionary costs more than the rest of the parse.
-    static func parse(_ data: Data, path: String, captureKey: String?) throws -> (value: Value, captured: [(String, Value)]?) {
-        try data.withUnsafeBytes { raw in
-            var parser = Parser(bytes: raw, path: path)
-            parser.captureKey = captureKey
-            if raw.count >= 3, raw[0] == 0xEF, raw[1] == 0xBB, raw[2] == 0xBF {
-                throw parser.fail("the file starts with a UTF-8 byte order mark (Python's json, which transformers uses, rejects it too); save it as UTF-8 without one")
-            }
-            parser.skipWhitespace()
-            let value = try parser.parseValue(depth: 0)
-            parser.skipWhitespace()
-            guard parser.position == raw.count else { throw parser.fail("unexpected data after the JSON value") }
-            return (value, parser.captured)
+    static func parse(_ bytes: some Collection<UInt8>, path: String, captureKey: String?) throws -> (value: Value, captured: [(String, Value)]?) {
+        if let result = try bytes.withContiguousStorageIfAvailable({ try parse(raw: UnsafeRawBufferPointer($0), path: path, captureKey: captureKey) }) {
+            return result
         }
+        return try Array(bytes).withUnsafeBytes { try parse(raw: $0, path: path, captureKey: captureKey) }
+    }
+
+    /// `parse(_:path:captureKey:)` over contiguous bytes.
+    private static func parse(raw: UnsafeRawBufferPointer, path: String, captureKey: String?) throws -> (value: Value, captured: [(String, Value)]?) {
+        var parser = Parser(bytes: raw, path: path)
+        parser.captureKey = captureKey
+        if raw.count >= 3, raw[0] == 0xEF, raw[1] == 0xBB, raw[2] == 0xBF {
+            throw parser.fail("the file starts with a UTF-8 byte order mark (Python's json, which transformers uses, rejects it too); save it as UTF-8 without one")
+        }
+        parser.skipWhitespace()
+        let value = try parser.parseValue(depth: 0)
+        parser.skipWhitespace()
+        guard parser.position == raw.count else { throw parser.fail("unexpected data after the JSON value") }
+        return (value, parser.captured)
     }
 
     /// Reads and parses the file at `path`.

@@ -1,4 +1,3 @@
-import Foundation
 
 /// A parsed JSON document, kept as plain values so that readers can report precisely which field is wrong.
 public enum JSONValue: Sendable, Equatable, Decodable {
@@ -28,11 +27,11 @@ public enum JSONValue: Sendable, Equatable, Decodable {
         }
     }
 
-    /// Parses `data` as strict RFC 8259 JSON; `path` names the source in errors, which give the byte offset and the
+    /// Parses `bytes` (`Data`, `[UInt8]`, …) as strict RFC 8259 JSON; `path` names the source in errors, which give the byte offset and the
     /// problem (nesting is limited to 512 levels). A repeated object key keeps its last value, as Python's
     /// `json.loads` (which reads config.json in transformers) does; `JSONDecoder` would keep the first.
-    public static func parse(_ data: Data, path: String) throws -> JSONValue {
-        try FastJSON.parse(data, path: path)
+    public static func parse(_ bytes: some Collection<UInt8>, path: String) throws -> JSONValue {
+        try FastJSON.parse(bytes, path: path)
     }
 
     /// Reads and parses the file at `path`.

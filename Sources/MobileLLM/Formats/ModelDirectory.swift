@@ -1,4 +1,3 @@
-import Foundation
 
 /// A Hugging Face model directory: `config.json`, weights in `model.safetensors` or shards listed by
 /// `model.safetensors.index.json`, optional `generation_config.json` and tokenizer files.
@@ -18,22 +17,22 @@ public struct ModelDirectory: Sendable {
 
     /// Opens the directory at `path`, reading and validating config and weight headers. Tensor bytes stay mapped, not read.
     public init(path: String) throws {
-        var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
+        let kind = pathKind(path)
+        guard kind != .missing else {
             throw MobileLLMError.fileNotFound(path: path, reason: "no such file or directory")
         }
-        guard isDirectory.boolValue else {
+        guard kind == .directory else {
             throw MobileLLMError.invalidFile(path: path, field: "(path)", problem: "expected a model directory holding config.json and *.safetensors")
         }
         self.path = path
         let configPath = Self.join(path, "config.json")
-        guard FileManager.default.fileExists(atPath: configPath) else {
+        guard fileExists(configPath) else {
             throw MobileLLMError.fileNotFound(path: configPath, reason: "missing: a model directory needs config.json")
         }
         var configuration = try ModelConfiguration.parse(try JSONValue.load(path: configPath), path: configPath)
 
         let generationPath = Self.join(path, "generation_config.json")
-        if FileManager.default.fileExists(atPath: generationPath) {
+        if fileExists(generationPath) {
             let generation = try JSONObjectReader(try JSONValue.load(path: generationPath), path: generationPath)
             for id in try generation.intOrIntArray("eos_token_id") where !configuration.eosTokenIDs.contains(id) {
                 try Self.checkTokenID(id, field: "eos_token_id", path: generationPath, vocabularySize: configuration.vocabularySize)
@@ -50,10 +49,10 @@ public struct ModelDirectory: Sendable {
         let index = Self.join(path, "model.safetensors.index.json")
         var tensors: [String: StoredTensor] = [:]
         var files: [String] = []
-        if FileManager.default.fileExists(atPath: single) {
+        if fileExists(single) {
             tensors = try SafeTensorsFile(path: single).tensors
             files = [single]
-        } else if FileManager.default.fileExists(atPath: index) {
+        } else if fileExists(index) {
             let reader = try JSONObjectReader(try JSONValue.load(path: index), path: index)
             guard let map = try reader.optionalObject("weight_map") else {
                 throw MobileLLMError.invalidFile(path: index, field: "weight_map", problem: "missing (expected an object from tensor name to shard file)")
@@ -70,7 +69,7 @@ public struct ModelDirectory: Sendable {
             }
             for file in Set(shardOfTensor.values).sorted() {
                 let shardPath = Self.join(path, file)
-                guard FileManager.default.fileExists(atPath: shardPath) else {
+                guard fileExists(shardPath) else {
                     throw MobileLLMError.fileNotFound(path: shardPath, reason: "missing: listed in model.safetensors.index.json")
                 }
                 let shard = try SafeTensorsFile(path: shardPath)
@@ -92,9 +91,9 @@ public struct ModelDirectory: Sendable {
         self.weightFiles = files
 
         let tokenizer = Self.join(path, "tokenizer.json")
-        tokenizerFile = FileManager.default.fileExists(atPath: tokenizer) ? tokenizer : nil
+        tokenizerFile = fileExists(tokenizer) ? tokenizer : nil
         let tokenizerConfig = Self.join(path, "tokenizer_config.json")
-        tokenizerConfigFile = FileManager.default.fileExists(atPath: tokenizerConfig) ? tokenizerConfig : nil
+        tokenizerConfigFile = fileExists(tokenizerConfig) ? tokenizerConfig : nil
     }
 
     /// Throws unless `id` is a token of a vocabulary of `vocabularySize` (config.json's `vocab_size`).
@@ -107,6 +106,34 @@ public struct ModelDirectory: Sendable {
 
     static func join(_ directory: String, _ name: String) -> String {
         directory.hasSuffix("/") ? directory + name : directory + "/" + name
+    }
+
+    /// The last component of `path` (trailing slashes ignored; "/" for the root).
+    static func lastComponent(of path: String) -> String {
+        var trimmed = Substring(path)
+        while trimmed.count > 1, trimmed.hasSuffix("/") { trimmed = trimmed.dropLast() }
+        guard trimmed != "/", let slash = trimmed.lastIndex(of: "/") else { return String(trimmed) }
+        return String(trimmed[trimmed.index(after: slash)...])
+    }
+
+    /// The last component of `path` without its extension (the text after its last dot, when that dot is neither
+    /// the first nor the last character): "model.Q4_0" for "dir/model.Q4_0.gguf".
+    static func stem(of path: String) -> String {
+        let name = lastComponent(of: path)
+        guard let dot = name.lastIndex(of: "."), dot != name.startIndex, name.index(after: dot) != name.endIndex else { return name }
+        return String(name[..<dot])
+    }
+
+    /// The directory holding `path` (trailing slashes ignored): "/" for a path directly under the root, "." for a
+    /// path without a directory part.
+    static func parent(of path: String) -> String {
+        var trimmed = Substring(path)
+        while trimmed.count > 1, trimmed.hasSuffix("/") { trimmed = trimmed.dropLast() }
+        guard let slash = trimmed.lastIndex(of: "/") else { return "." }
+        if slash == trimmed.startIndex { return "/" }
+        var parent = trimmed[..<slash]
+        while parent.count > 1, parent.hasSuffix("/") { parent = parent.dropLast() }
+        return String(parent)
     }
 }
 

@@ -1,4 +1,3 @@
-import Foundation
 
 /// Element types a stored tensor may have.
 public enum DType: String, Sendable, CaseIterable {
@@ -72,8 +71,7 @@ public struct SafeTensorsFile: Sendable {
                                              problem: "says \(headerLength) bytes but the file has \(file.size - 8) bytes after it (expected at most \(min(file.size - 8, Self.maximumHeaderSize)))")
         }
         let dataStart = 8 + Int(headerLength)
-        let headerData = Data(file.bytes(8..<dataStart))
-        let header = try JSONObjectReader(JSONValue.parse(headerData, path: path), path: path)
+        let header = try JSONObjectReader(JSONValue.parse(file.bytes(8..<dataStart), path: path), path: path)
         let dataSize = file.size - dataStart
 
         var tensors: [String: StoredTensor] = [:]

@@ -1,4 +1,3 @@
-import Foundation
 import Synchronization
 
 /// One step of a streamed generation: a generated token and the text it releases.
@@ -54,7 +53,7 @@ extension Session {
             control.stopRequested.store(true, ordering: .sequentiallyConsistent)
             if control.running.load(ordering: .sequentiallyConsistent) { cancel() }
         }
-        let thread = Thread { [self] in
+        let started = Platform.startThread { [self] in
             do {
                 _ = try run {
                     // Checked inside the run: a stop request is either seen here or finds the run going and cancels it.
@@ -84,7 +83,9 @@ extension Session {
                 continuation.finish(throwing: error)
             }
         }
-        thread.start()
+        if !started {
+            continuation.finish(throwing: MobileLLMError.io(path: "(thread)", reason: "cannot start the generation thread"))
+        }
         return stream
     }
 }

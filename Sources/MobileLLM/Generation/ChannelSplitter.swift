@@ -1,4 +1,3 @@
-import Foundation
 
 /// Splits streamed text into reasoning, marker and answer segments at a start and an end marker
 /// (`ReasoningOptions`). Text that could still become the marker being watched for is held back until it is known
@@ -84,8 +83,8 @@ struct ChannelSplitter: Sendable {
 
     /// Whether text ends inside an open thought: its last `start` comes after its last `end`.
     static func endsInsideThought(_ text: String, _ options: ReasoningOptions) -> Bool {
-        guard let opened = text.range(of: options.start, options: .backwards) else { return false }
-        guard let closed = text.range(of: options.end, options: .backwards) else { return true }
+        guard let opened = text.lastRange(of: options.start) else { return false }
+        guard let closed = text.lastRange(of: options.end) else { return true }
         return opened.lowerBound > closed.lowerBound
     }
 }

@@ -69,7 +69,7 @@ public struct ReasoningOptions: Sendable, Equatable {
         if let budget, budget < 0 {
             throw MobileLLMError.invalidArgument(name: "reasoning.budget", problem: "expected a count >= 0, found \(budget)")
         }
-        guard closing.contains(end) else {
+        guard closing.contains(literal: end) else {
             throw MobileLLMError.invalidArgument(name: "reasoning.closing",
                                                  problem: "must contain the end marker \(String(reflecting: end)), found \(String(reflecting: closing))")
         }

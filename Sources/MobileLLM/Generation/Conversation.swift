@@ -1,4 +1,3 @@
-import Foundation
 import Synchronization
 
 /// What a `Conversation` does when the rendered conversation no longer fits its session's context.
@@ -222,7 +221,7 @@ public final class Conversation: @unchecked Sendable {
         if firstToken == nil, !generated.isEmpty { firstToken = clock.now }
         let end = clock.now
         let reply = options.reasoning == nil ? answerText : String(answerText.drop { $0 == "\n" })
-        let thought = reasoning.trimmingCharacters(in: CharacterSet(charactersIn: "\n"))
+        let thought = reasoning.trimmingScalars(in: ["\n"])
         if cancelled && generated.isEmpty {
             messages = saved
         } else {

@@ -1,4 +1,3 @@
-import Foundation
 
 /// What a token constraint must do (`GrammarConstraint` conforms; tests use doubles): restrict the next token, follow
 /// the chosen one, and say when the constrained text is complete.

@@ -1,11 +1,14 @@
 import CMobileLLMKernels
 #if canImport(Glibc)
 import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Android)
+import Android
 #elseif canImport(Darwin)
 import Darwin
 #endif
 import Dispatch
-import Foundation
 
 /// Which storage type each weight of a model gets when it is quantized (by `mobilellm quantize` or at load).
 ///
@@ -119,13 +122,13 @@ enum TensorConversion {
     /// bytes again reads them back from the file). Anything else is left alone.
     static func releasePages(of tensor: StoredTensor) {
         guard tensor.owner is MappedFile else { return }
-        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        let page = Platform.pageSize
         guard page > 0 else { return }
         let byteCount = tensor.count / tensor.type.blockSize * tensor.type.blockBytes
         let start = (Int(bitPattern: tensor.pointer) + page - 1) / page * page
         let end = (Int(bitPattern: tensor.pointer) + byteCount) / page * page
         guard end > start, let address = UnsafeMutableRawPointer(bitPattern: start) else { return }
-        _ = madvise(address, end - start, Int32(MADV_DONTNEED))
+        Platform.dropMappedPages(address, end - start)
     }
 
     /// The whole tensor converted to `type` (shape unchanged) in a new owned buffer.

@@ -1,4 +1,3 @@
-import Foundation
 import Synchronization
 
 /// What a `BatchGenerator` step reports.
@@ -100,7 +99,7 @@ public final class BatchGenerator: @unchecked Sendable {
     }
 
     /// Guards `sequences` and `nextID` (held by `add`, `step` and `run` for their whole duration).
-    private let lock = NSRecursiveLock()
+    private let lock = PosixLock(recursive: true)
     private var sequences: [Sequence] = []
     /// Ids issued so far (ids are 0, 1, 2, … in the order sequences were added).
     private let issued = Atomic<Int>(0)

@@ -1,5 +1,4 @@
 import CMobileLLMKernels
-import Foundation
 
 /// Element type of the KV cache.
 public enum KVCacheType: String, Sendable, CaseIterable {
@@ -92,7 +91,7 @@ public final class KVCache: @unchecked Sendable {
         }
         let perPosition = Self.bytesPerPosition(configuration: c, type: type)
         let (bytes, overflow) = perPosition.multipliedReportingOverflow(by: capacity)
-        let memory = Int(clamping: ProcessInfo.processInfo.physicalMemory)
+        let memory = Int(clamping: Platform.physicalMemory)
         guard !overflow, bytes <= memory - extraBytes else {
             throw MobileLLMError.invalidArgument(
                 name: "contextLength",

@@ -1,4 +1,3 @@
-import Foundation
 
 /// A tensor source that reports how many of the expected tensors were taken and can stop a load.
 private final class ProgressTensorSource: TensorSource {
@@ -35,8 +34,7 @@ extension Model {
     /// `MobileLLMError.cancelled`.
     public convenience init(path: String, options: ModelLoadOptions = ModelLoadOptions(), progress: @escaping (Double) -> Bool) throws {
         guard progress(0) else { throw MobileLLMError.cancelled }
-        var isDirectory: ObjCBool = false
-        if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue {
+        if pathKind(path) == .directory {
             let directory = try ModelDirectory(path: path)
             guard progress(0.1) else { throw MobileLLMError.cancelled }
             let source = ProgressTensorSource(base: directory, report: progress)

@@ -1,4 +1,3 @@
-import Foundation
 
 /// How activations meet quantized weights.
 public enum ActivationPrecision: String, Sendable, CaseIterable {
@@ -75,8 +74,7 @@ public final class Model: @unchecked Sendable {
     /// (llama.cpp's layouts of every registered family: `llama`, `llama4`, `qwen2`, `qwen3`; float or block-quantized tensors). Weights stay memory-mapped.
     /// Throws `MobileLLMError` naming the file and field when anything is missing or inconsistent.
     public convenience init(path: String, options: ModelLoadOptions = ModelLoadOptions()) throws {
-        var isDirectory: ObjCBool = false
-        if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), !isDirectory.boolValue {
+        if pathKind(path) == .file {
             guard try GGUFFile.hasMagic(path: path) else {
                 throw MobileLLMError.invalidFile(path: path, field: "(file)",
                                                  problem: "not a GGUF file (no 'GGUF' magic) and not a model directory")
@@ -108,7 +106,7 @@ public final class Model: @unchecked Sendable {
         defaultContextLength = options.defaultContextLength ?? min(4096, configuration.maxPositions)
         self.path = path
         self.configuration = configuration
-        let threads = options.threadCount ?? ProcessInfo.processInfo.activeProcessorCount
+        let threads = options.threadCount ?? Platform.activeProcessorCount
         threadCount = threads
         pool = ComputePool.shared(threadCount: threads)
         self.architecture = architecture
@@ -198,7 +196,7 @@ public final class Model: @unchecked Sendable {
 
 /// A thread-safe, load-once holder: the first `get` runs `load`; every later call returns its result (or error).
 final class LoadOnce<Value>: @unchecked Sendable {
-    private let lock = NSLock()
+    private let lock = PosixLock()
     private var result: Result<Value, Error>?
 
     func get(_ load: () throws -> Value) throws -> Value {

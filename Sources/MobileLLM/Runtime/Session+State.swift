@@ -1,4 +1,3 @@
-import Foundation
 
 /// Saving and restoring a session's tokens and KV cache, so a prompt prefix computed once can be reused.
 ///

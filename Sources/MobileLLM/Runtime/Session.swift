@@ -1,5 +1,4 @@
 import CMobileLLMKernels
-import Foundation
 import Synchronization
 
 /// Which positions' logits a call to `Session.feed` returns.
@@ -59,7 +58,7 @@ public final class Session: @unchecked Sendable {
     private var runDepth = 0
     /// Serialises use of the session: a second thread entering `feed`, `generate`, `reset`, `rewind` or state
     /// save/restore waits until the first is done (recursive, so `generate` may call `feed`). `cancel()` never waits.
-    let useLock = NSRecursiveLock()
+    let useLock = PosixLock(recursive: true)
     /// Element type of the KV cache.
     public var kvCacheType: KVCacheType { cache.type }
     /// The keys and values of `tokens`.

@@ -1,6 +1,5 @@
 import CMobileLLMKernels
 import Dispatch
-import Foundation
 
 /// Random-weight models with the exact shapes of real checkpoints, built in memory, so speed and memory can be
 /// measured on real shapes without the (gated) weights. Their outputs are meaningless.
@@ -146,7 +145,7 @@ struct SyntheticTensorSource: TensorSource {
 
 /// A shared work counter for `concurrentPerform` loops.
 private final class Counter: @unchecked Sendable {
-    private let lock = NSLock()
+    private let lock = PosixLock()
     private var value = 0
 
     /// The next index below `limit`, or nil when all are taken.
@@ -177,7 +176,7 @@ extension Model {
         try QuantizationPlan.checkWritable(options.quantize, name: "quantize")
         let source = SyntheticTensorSource(configuration: configuration, architecture: architecture, seed: seed,
                                            plan: options.quantize.map { QuantizationPlan(projectionType: $0) },
-                                           threads: options.threadCount ?? ProcessInfo.processInfo.activeProcessorCount)
+                                           threads: options.threadCount ?? Platform.activeProcessorCount)
         return try Model(path: "synthetic:\(shape.rawValue)", configuration: configuration, source: source, tokenizerFile: nil, options: options)
     }
 }

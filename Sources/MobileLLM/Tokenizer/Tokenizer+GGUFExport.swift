@@ -1,4 +1,3 @@
-import Foundation
 
 extension Tokenizer {
     /// The `tokenizer.ggml.pre` name whose pipeline (as `Tokenizer(gguf:)` and llama.cpp implement it) equals this

@@ -1,4 +1,3 @@
-import Foundation
 
 extension Tokenizer {
     /// Loads a Hugging Face `tokenizer.json` (byte-level BPE), and from `tokenizerConfig` (tokenizer_config.json) the

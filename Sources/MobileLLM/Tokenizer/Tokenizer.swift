@@ -1,4 +1,3 @@
-import Foundation
 
 /// A byte-level BPE tokenizer loaded from a Hugging Face `tokenizer.json` (plus `tokenizer_config.json`) or from the
 /// vocabulary stored in a GGUF file. Encoding and decoding match HF `tokenizers` id for id and byte for byte.
@@ -103,23 +102,23 @@ public final class Tokenizer: Sendable {
     /// `unsupported` naming the file and the `type` for pipeline stages we do not implement, and `invalidFile`
     /// naming the file and field for malformed content.
     public static func load(path: String) throws -> Tokenizer {
-        var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
+        let kind = pathKind(path)
+        guard kind != .missing else {
             throw MobileLLMError.fileNotFound(path: path, reason: "no such file or directory")
         }
-        if isDirectory.boolValue {
+        if kind == .directory {
             let json = ModelDirectory.join(path, "tokenizer.json")
-            guard FileManager.default.fileExists(atPath: json) else { throw MobileLLMError.tokenizerMissing(path: path) }
+            guard fileExists(json) else { throw MobileLLMError.tokenizerMissing(path: path) }
             let config = ModelDirectory.join(path, "tokenizer_config.json")
             return try Tokenizer(tokenizerJSON: json,
-                                 tokenizerConfig: FileManager.default.fileExists(atPath: config) ? config : nil)
+                                 tokenizerConfig: fileExists(config) ? config : nil)
         }
         if try GGUFFile.hasMagic(path: path) {
             return try Tokenizer(gguf: try GGUFFile(path: path))
         }
-        let config = ModelDirectory.join((path as NSString).deletingLastPathComponent, "tokenizer_config.json")
+        let config = ModelDirectory.join(ModelDirectory.parent(of: path), "tokenizer_config.json")
         return try Tokenizer(tokenizerJSON: path,
-                             tokenizerConfig: FileManager.default.fileExists(atPath: config) ? config : nil)
+                             tokenizerConfig: fileExists(config) ? config : nil)
     }
 
     // MARK: - Encoding

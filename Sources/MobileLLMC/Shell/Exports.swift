@@ -1,10 +1,13 @@
 // The exported C functions of include/mobilellm.h. Each body runs inside `guarded`, validates every argument
 // before the engine sees it, and turns every failure into a status and a thread-local message.
 import CMobileLLMABI
-import FoundationEssentials
 import MobileLLM
 #if canImport(Glibc)
 import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Android)
+import Android
 #elseif canImport(Darwin)
 import Darwin
 #endif
@@ -106,7 +109,7 @@ public func mobilellm_model_load(_ path: UnsafePointer<CChar>?, _ params: Unsafe
         }
         let options = ModelLoadOptions(threadCount: p.n_threads == 0 ? nil : Int(p.n_threads), quantize: quantize,
                                        defaultContextLength: p.default_context_length == 0 ? nil : Int(p.default_context_length))
-        let started = Date()
+        let started = ContinuousClock.now
         let model: Model
         if let callback = p.progress_callback {
             let userData = p.progress_user_data
@@ -119,7 +122,7 @@ public func mobilellm_model_load(_ path: UnsafePointer<CChar>?, _ params: Unsafe
             model = try translatingArguments(modelLoadFields) { try Model(path: path, options: options) }
         }
         let box = ModelBox(model: model)
-        MobileLLMLog.log(.info, "loaded \(path): \(model.configuration.modelType), \(model.configuration.layerCount) layers, vocabulary \(model.vocabularySize), \(model.threadCount) threads, in \(Int(Date().timeIntervalSince(started) * 1000)) ms")
+        MobileLLMLog.log(.info, "loaded \(path): \(model.configuration.modelType), \(model.configuration.layerCount) layers, vocabulary \(model.vocabularySize), \(model.threadCount) threads, in \(Int((ContinuousClock.now - started) / .milliseconds(1))) ms")
         outModel.pointee = modelTable.insert(box)
     }
 }

@@ -1,10 +1,13 @@
 // The text half of the C ABI: tokenizer, streaming detokenizer and chat templates, over Model.tokenizer() and
 // Model.chatTemplate().
 import CMobileLLMABI
-import FoundationEssentials
 import MobileLLM
 #if canImport(Glibc)
 import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Android)
+import Android
 #elseif canImport(Darwin)
 import Darwin
 #endif
@@ -213,7 +216,7 @@ public func mobilellm_chat_params_init(_ params: UnsafeMutablePointer<mobilellm_
 private func templateJSON(_ pointer: UnsafePointer<CChar>, _ name: String) throws -> TemplateValue {
     let text = try string(pointer, name)
     do {
-        return try TemplateValue.parse(Data(text.utf8), path: name)
+        return try TemplateValue.parse(Array(text.utf8), path: name)
     } catch let error as MobileLLMError {
         throw ABIError.invalidArgument(name, "not valid JSON: \(error.description)")
     }

@@ -1,4 +1,3 @@
-import Foundation
 
 // JSON Schema (a subset) to GBNF. The grammar accepts JSON text, with limited whitespace between tokens, whose value
 // the schema accepts, under these choices (see README.md, "JSON Schema"):
@@ -29,7 +28,7 @@ enum JSONSchemaTranslator {
     static func translate(_ text: String) throws -> Translation {
         let document: TemplateValue
         do {
-            document = try TemplateValue.parse(Data(text.utf8), path: "schema")
+            document = try TemplateValue.parse(Array(text.utf8), path: "schema")
         } catch let MobileLLMError.invalidFile(_, _, problem) {
             throw MobileLLMError.jsonSchema(pointer: "", message: "the schema is not valid JSON: \(problem)")
         }
@@ -173,7 +172,7 @@ private struct SchemaBuilder {
     private static let typeNames = ["null", "boolean", "object", "array", "string", "number", "integer"]
 
     static func escape(_ token: String) -> String {
-        token.replacingOccurrences(of: "~", with: "~0").replacingOccurrences(of: "/", with: "~1")
+        token.replacingEvery("~", with: "~0").replacingEvery("/", with: "~1")
     }
 
     private func fail(_ pointer: String, _ message: String) -> MobileLLMError {
@@ -621,7 +620,7 @@ private struct SchemaBuilder {
         guard reference.hasPrefix("#") else {
             throw fail(pointer, "only references inside the schema ('#/$defs/...', '#/definitions/...', '#') are supported, not '\(reference)'")
         }
-        let fragment = String(reference.dropFirst()).removingPercentEncoding ?? String(reference.dropFirst())
+        let fragment = String(reference.dropFirst()).percentDecoded ?? String(reference.dropFirst())
         if let rule = referenceRules[fragment] { return .grammar(rule) }
         guard fragment.isEmpty || fragment.hasPrefix("/") else {
             throw fail(pointer, "'\(reference)' is not a JSON pointer (anchors are not supported)")
@@ -629,7 +628,7 @@ private struct SchemaBuilder {
         var target = document
         if !fragment.isEmpty {
             for token in fragment.dropFirst().split(separator: "/", omittingEmptySubsequences: false) {
-                let key = token.replacingOccurrences(of: "~1", with: "/").replacingOccurrences(of: "~0", with: "~")
+                let key = String(token).replacingEvery("~1", with: "/").replacingEvery("~0", with: "~")
                 switch target {
                 case let .object(members):
                     guard let member = members.last(where: { $0.key == key }) else {
