@@ -49,7 +49,7 @@ static int test_checks = 0;
         } else if (!test_contains(message_, (fragment))) {                                                 \
             test_failures++;                                                                               \
             fprintf(stderr, "%s:%d: %s: message \"%s\" lacks \"%s\"\n", __FILE__, __LINE__, #call,         \
-                    message_, (const char *)(fragment));                                                   \
+                    message_, test_text((const char *)(fragment)));                                     \
         }                                                                                                  \
     } while (0)
 
