@@ -171,12 +171,38 @@ struct QuantizingSource: TensorSource {
          plan: QuantizationPlan, threads: Int) {
         self.base = base
         self.plan = plan
+        let (conversions, fallbacks) = Self.conversions(of: base, configuration: c, architecture: architecture, plan: plan)
+        var converted: [String: StoredTensor] = [:]
+        for conversion in conversions {
+            converted[conversion.name] = TensorConversion.converted(conversion.tensor, to: conversion.type, threads: threads)
+            TensorConversion.releasePages(of: conversion.tensor)
+        }
+        self.converted = converted
+        notes = QuantizationPlan.fallbackNotes(fallbacks)
+    }
+
+    /// A matrix `plan` converts at load: the stored tensor and the type it becomes.
+    struct Conversion {
+        let name: String
+        let tensor: StoredTensor
+        let type: QuantType
+        /// Bytes of the converted copy (owned memory).
+        var convertedBytes: Int { (tensor.shape.first ?? 0) * (type.rowBytes(tensor.shape.count > 1 ? tensor.shape[1] : 0) ?? 0) }
+        /// Bytes of the stored tensor (the mapped bytes the conversion reads and then releases).
+        var storedBytes: Int { tensor.count / tensor.type.blockSize * tensor.type.blockBytes }
+    }
+
+    /// The matrices of `base` that `plan` converts (the embedding first, then the untied output matrix and every
+    /// projection, as the schema lists them; a matrix already in its target type is not converted) and every
+    /// matrix's (name, row length, requested type, type) for the fallback notes. Reads tensor headers only.
+    static func conversions(of base: TensorSource, configuration c: ModelConfiguration, architecture: any Architecture.Type,
+                            plan: QuantizationPlan)
+        -> (conversions: [Conversion], fallbacks: [(name: String, columns: Int, requested: QuantType, type: QuantType)]) {
         let schema = architecture.tensors(c)
-        // The embedding first, then the output matrix (when untied) and every projection, as the schema lists them.
         let matrices = schema.tensors.filter { $0.role == .projection || ($0.role == .output && !c.tiedEmbeddings) }
         let names = schema.tensors.filter { $0.role == .embedding }.map(\.name) + matrices.filter { $0.role == .output }.map(\.name)
             + matrices.filter { $0.role == .projection }.map(\.name)
-        var converted: [String: StoredTensor] = [:]
+        var conversions: [Conversion] = []
         var fallbacks: [(name: String, columns: Int, requested: QuantType, type: QuantType)] = []
         for name in names {
             // Missing or misshapen tensors are left to the shape checks of the model loader, which name them.
@@ -185,11 +211,9 @@ struct QuantizingSource: TensorSource {
                   tensor.type.rowBytes(tensor.shape[1]) != nil else { continue }
             fallbacks.append((name, tensor.shape[1], requested, type))
             if tensor.type == type { continue }
-            converted[name] = TensorConversion.converted(tensor, to: type, threads: threads)
-            TensorConversion.releasePages(of: tensor)
+            conversions.append(Conversion(name: name, tensor: tensor, type: type))
         }
-        self.converted = converted
-        notes = QuantizationPlan.fallbackNotes(fallbacks)
+        return (conversions, fallbacks)
     }
 
     func tensor(named name: String) -> StoredTensor? {
