@@ -927,8 +927,10 @@ MOBILELLM_API mobilellm_status mobilellm_batch_result_logprobs(mobilellm_batch *
 /** What a model and one full session of it will hold in memory, estimated before loading. The parts add up to
  *  total_bytes: the growth of the process's resident memory from just before mobilellm_model_load() to the peak
  *  of a session that fills n_ctx positions (the tests compare it with peak RSS (VmHWM) minus RSS before the load,
- *  measured in a child process, within 5%). Not counted: the tokenizer (parsed on the first text call), batches,
- *  and logits a caller asks for beyond the last row. Appended in ABI v1. */
+ *  measured in a child process after a warm-up load of a tiny model, within 5%; see scripts/measure_memory.py).
+ *  Not counted: the library's own code pages (a few MB, resident after the first load in a process), the
+ *  tokenizer (parsed on the first text call or mobilellm_model_get_info(): a few MB for a 50K vocabulary),
+ *  batches, forks, and logits a caller asks for beyond the last row. Appended in ABI v1. */
 typedef struct mobilellm_memory_estimate {
     /** Set by the caller to sizeof(mobilellm_memory_estimate); the library fills at most this many bytes. */
     uint32_t struct_size;

@@ -4,16 +4,22 @@ else lives in the measured memory.
 
     python3 scripts/measure_memory.py MODEL --n-ctx N [--fill prefill|state] [--quantize TYPE] [--threads N]
 
-Prints one JSON object: the estimate's fields, "rss_before" (VmRSS after the library is loaded, before the model
-is), "peak" (VmHWM at the end), "measured" = peak - rss_before, and "ratio" = measured / total_bytes.
+Prints one JSON object: the estimate's fields, "rss_before" (VmRSS after a warm-up load of a tiny committed model,
+which makes the library's code resident, and before the model is loaded), "peak" (VmHWM at the end), "end" (VmRSS
+at the end), "measured" = peak - rss_before (prefill fill) or end - rss_before (state fill, see below), the growth
+of RssAnon and RssFile, and "ratio" = measured / total_bytes. The estimate is made last, in the same process. The
+model is loaded and filled through raw C calls: the Python Model class reads mobilellm_model_get_info, whose
+has_chat_template parses the tokenizer, which the estimate does not cover.
 
 What fills the context (every KV cache page is allocated and written, then attention runs over all positions):
   prefill  feeds N tokens (ids i % vocab) through the model in batches of 256: the real thing, slow for long
            contexts.
   state    first prefills min(256, N) tokens (so the session's buffers reach their prefill size), saves the state,
-           then restores a copy of it extended to N - 1 positions (zero K/V rows; the copy is an anonymous mapping
-           whose K/V part is never written, so it adds only its header and token ids, 4 bytes per position, to the
-           peak) and evaluates one more token at position N - 1. Same memory, minutes faster at 32K positions.
+           then restores a copy of it extended to N - 1 positions (zero K/V rows in an anonymous mapping, unmapped
+           after the restore) and evaluates one more token at position N - 1: every page written, attention over
+           the whole context, minutes faster at 32K positions. The kernel may back the mapping with real pages
+           while the restore reads it (transparent huge pages), so this fill measures VmRSS at the end, not the
+           peak.
 """
 import argparse
 import ctypes
@@ -105,6 +111,10 @@ def main():
         del saved
         feed([1], mobilellm.LOGITS_LAST)
     peak = status_kib("VmHWM")
+    # The state fill reads the K/V rows from an anonymous mapping the kernel may back with real (huge) pages
+    # while the restore reads it; it is unmapped by now, so the memory that stays is what counts for that fill.
+    end = status_kib("VmRSS")
+    measured = (peak if arguments.fill == "prefill" else end) - rss_before
     anon_growth, file_growth = status_kib("RssAnon") - anon_before, status_kib("RssFile") - file_before
     # Estimated last: its own parse of the headers would leave freed heap that the load then reuses.
     estimate = mobilellm.estimate_memory(arguments.model, n_ctx=arguments.n_ctx, **kwargs)
@@ -112,7 +122,7 @@ def main():
     lib.mobilellm_session_free(handle)
     lib.mobilellm_model_free(model)
     result.update(model=arguments.model, fill=arguments.fill, rss_before=rss_before, peak=peak,
-                  measured=peak - rss_before, anon_growth=anon_growth, file_growth=file_growth, ratio=(peak - rss_before) / estimate.total_bytes)
+                  end=end, measured=measured, anon_growth=anon_growth, file_growth=file_growth, ratio=measured / estimate.total_bytes)
     print(json.dumps(result))
 
 

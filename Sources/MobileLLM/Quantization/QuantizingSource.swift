@@ -6,6 +6,7 @@ import Darwin
 #endif
 import Dispatch
 import Foundation
+import Synchronization
 
 /// Which storage type each weight of a model gets when it is quantized (by `mobilellm quantize` or at load).
 ///
@@ -153,15 +154,20 @@ struct UnsafeSendableRawPointer: @unchecked Sendable {
 /// A `TensorSource` that quantizes the matrices of another source while a model loads (`ModelLoadOptions.quantize`):
 /// every projection and the embedding/output matrix are converted by `plan` into owned memory, with the same bytes
 /// `mobilellm quantize` writes for that plan; vectors and matrices already in the target type pass through untouched.
-/// Rows are converted on up to `threads` threads. Converted tensors are kept, so the wrapped source (and its
-/// memory) may be released once the model holds them.
+/// A matrix is converted when it is first asked for (the loader asks in schema order, layer by layer) on up to
+/// `threads` threads, its mapped source pages are then released, and the result is kept: the file pages resident at
+/// any moment stay those of about one tensor, and the wrapped source (and its memory) may be released once the model
+/// holds the converted tensors.
 struct QuantizingSource: TensorSource {
     let base: TensorSource
     let plan: QuantizationPlan
-    /// Converted tensors by transformers name.
-    let converted: [String: StoredTensor]
     /// Fallback notes (matrices whose row length did not fit the requested type).
     let notes: [String]
+    /// The matrices to convert, by transformers name.
+    private let pending: [String: Conversion]
+    /// Converted tensors by transformers name (filled on first request).
+    private let converted = ConvertedTensors()
+    private let threads: Int
 
     var location: String { base.location }
     func storedName(of name: String) -> String { base.storedName(of: name) }
@@ -171,14 +177,26 @@ struct QuantizingSource: TensorSource {
          plan: QuantizationPlan, threads: Int) {
         self.base = base
         self.plan = plan
+        self.threads = threads
         let (conversions, fallbacks) = Self.conversions(of: base, configuration: c, architecture: architecture, plan: plan)
-        var converted: [String: StoredTensor] = [:]
-        for conversion in conversions {
-            converted[conversion.name] = TensorConversion.converted(conversion.tensor, to: conversion.type, threads: threads)
-            TensorConversion.releasePages(of: conversion.tensor)
-        }
-        self.converted = converted
+        pending = Dictionary(conversions.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
         notes = QuantizationPlan.fallbackNotes(fallbacks)
+    }
+
+    func tensor(named name: String) -> StoredTensor? {
+        guard let conversion = pending[name] else { return base.tensor(named: name) }
+        return converted.tensors.withLock { converted in
+            if let tensor = converted[name] { return tensor }
+            let tensor = TensorConversion.converted(conversion.tensor, to: conversion.type, threads: threads)
+            TensorConversion.releasePages(of: conversion.tensor)
+            converted[name] = tensor
+            return tensor
+        }
+    }
+
+    /// The converted tensors, shared by copies of the source.
+    private final class ConvertedTensors: Sendable {
+        let tensors = Mutex<[String: StoredTensor]>([:])
     }
 
     /// A matrix `plan` converts at load: the stored tensor and the type it becomes.
@@ -214,9 +232,5 @@ struct QuantizingSource: TensorSource {
             conversions.append(Conversion(name: name, tensor: tensor, type: type))
         }
         return (conversions, fallbacks)
-    }
-
-    func tensor(named name: String) -> StoredTensor? {
-        converted[name] ?? base.tensor(named: name)
     }
 }

@@ -2,10 +2,13 @@
 /// (`Model.estimateMemory(path:options:contextLength:kvCacheType:)`).
 ///
 /// The parts add up to `totalBytes`, which is what the process's resident memory grows by from just before the
-/// load to the peak of a session that fills its whole context: the tests compare it with the peak resident set
-/// size (VmHWM) minus the resident set size before the load, measured in a child process, and require 5%
-/// agreement. Not counted: the tokenizer (parsed on first use of a text function), batches (`BatchGenerator`) and
-/// logits the host asks for beyond the last row.
+/// load to the peak of a session that fills its whole context. python/tests/test_memory.py checks it with
+/// scripts/measure_memory.py, in a child process: peak RSS (VmHWM) minus RSS before the load, after a warm-up load
+/// of a tiny model (so the library's own code pages, a few MB shared by every load, are already resident), with
+/// the context filled by a real prefill; the estimate must be within 5%. Not counted: the library's code pages,
+/// the tokenizer (parsed on first use of a text function, and by `mobilellm_model_get_info`, which the Python
+/// `Model` calls: a few MB for a 50K vocabulary), batches (`BatchGenerator`), forks, and logits the host asks for
+/// beyond the last row.
 public struct MemoryEstimate: Sendable, Equatable {
     /// Bytes of the model files that are memory-mapped and read during inference: file-backed pages, which the OS
     /// may drop under memory pressure and read back (unless `ModelLoadOptions.lockMemory`). The headers and every
