@@ -11,6 +11,7 @@ anonymous weights are measured too). Both are filled by a real prefill of n_ctx 
 import json
 import os
 import pathlib
+import shutil
 import subprocess
 import sys
 
@@ -123,3 +124,30 @@ def test_system_info_agrees_with_proc_cpuinfo():
         assert ("i8mm" in reported) == ("i8mm" in flags), info
     for name in ("q4_0", "q8_0", "q6_k"):
         assert lines[name].startswith("exact-decode ") and ", int8 " in lines[name]
+
+
+def test_use_mlock_locks_or_names_the_limit():
+    """use_mlock locks the mapped files (VmLck grows) or, where RLIMIT_MEMLOCK is too low, fails naming the field
+    and the limit. With setpriv and prlimit at hand (and root), the refusal is forced in a child process."""
+    code = ("import sys, mobilellm\n"
+            "try:\n"
+            f"    model = mobilellm.Model({str(FIXTURE)!r}, use_mlock=True)\n"
+            "    locked = [l for l in open('/proc/self/status') if l.startswith('VmLck')][0].split()[1]\n"
+            "    print('locked', locked)\n"
+            "except mobilellm.MobileLLMError as error:\n"
+            "    print('error', error)\n")
+    environment = dict(os.environ, PYTHONPATH=str(REPO / "python"))
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=environment)
+    assert result.returncode == 0, result.stderr
+    kind, detail = result.stdout.strip().split(" ", 1)
+    if kind == "locked":
+        assert int(detail) > 0
+    else:
+        assert "params->use_mlock" in detail and "RLIMIT_MEMLOCK" in detail, detail
+    setpriv, prlimit = shutil.which("setpriv"), shutil.which("prlimit")
+    if os.geteuid() == 0 and setpriv and prlimit:
+        limited = subprocess.run([setpriv, "--inh-caps=-ipc_lock", "--bounding-set=-ipc_lock", prlimit,
+                                  "--memlock=4096:4096", sys.executable, "-c", code], capture_output=True, text=True,
+                                 timeout=120, env=environment)
+        if limited.returncode == 0:  # setpriv may be refused in some containers; then there is nothing to force
+            assert "params->use_mlock" in limited.stdout and "RLIMIT_MEMLOCK is 4096 bytes" in limited.stdout, limited.stdout
