@@ -170,7 +170,8 @@ typedef bool (*mobilellm_progress_callback)(float progress, void *user_data);
 typedef struct mobilellm_model_params {
     /** sizeof(mobilellm_model_params). */
     uint32_t struct_size;
-    /** Compute threads each session of this model uses; 0 (the default): every core. At most 1024. */
+    /** Compute threads each session of this model uses; 0 (the default): every core. At most 1024. The process
+     *  shares one pool of this many threads; a session may use fewer (mobilellm_session_set_threads()). */
     int32_t n_threads;
     /** Context length new sessions get when they ask for 0; 0 (the default): min(4096, the model's maximum). */
     int32_t default_context_length;
