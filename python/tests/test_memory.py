@@ -151,3 +151,13 @@ def test_use_mlock_locks_or_names_the_limit():
                                  timeout=120, env=environment)
         if limited.returncode == 0:  # setpriv may be refused in some containers; then there is nothing to force
             assert "params->use_mlock" in limited.stdout and "RLIMIT_MEMLOCK is 4096 bytes" in limited.stdout, limited.stdout
+
+
+def test_cli_inspect_system_prints_the_report_without_a_model():
+    if not CLI.exists():
+        pytest.fail(f"{CLI} is missing: build it with `swift build -c release` (or set MOBILELLM_CLI)")
+    result = subprocess.run([str(CLI), "inspect", "--system"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == mobilellm.system_info()
+    refused = subprocess.run([str(CLI), "inspect", "--system", "--json"], capture_output=True, text=True, timeout=60)
+    assert refused.returncode != 0 and "--system" in refused.stderr

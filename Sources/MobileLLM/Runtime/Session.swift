@@ -72,6 +72,7 @@ public final class Session: @unchecked Sendable {
     /// Threads this session's forward passes use: 1 ... `model.threadCount` (the size of the model's pool), which it
     /// starts at. Change it with `setThreadCount(_:)`. Results do not depend on it: work is split by output rows and
     /// fixed attention segments, never by summation order, so every thread count gives bit-identical logits.
+    /// Reading it waits for a call running on this session to finish.
     public var threadCount: Int {
         useLock.lock()
         defer { useLock.unlock() }
