@@ -942,7 +942,8 @@ typedef struct mobilellm_memory_estimate {
     /** Compute threads estimated for (params->n_threads, or every core). */
     int32_t n_threads;
     /** Model file bytes that are memory-mapped and read during inference (file-backed pages the OS may drop and read
-     *  back): headers and used tensors, less tensors converted at load. */
+     *  back): headers and used tensors, less tensors converted at load (not less them with params->use_mlock, which
+     *  locks the whole files in). */
     uint64_t weights_mapped_bytes;
     /** Weight bytes in anonymous memory: matrices converted at load (params->quantize) and the norm weights and
      *  biases (kept as f32). */
@@ -965,7 +966,7 @@ typedef struct mobilellm_memory_estimate {
  *  applies the loader's own rules (params->quantize, the KV cache's pages, the session's buffers). Fails as
  *  mobilellm_model_load() does, with the same messages: FILE_NOT_FOUND, INVALID_FILE or UNSUPPORTED naming the
  *  file and field, INVALID_ARGUMENT for NULL `path`/`out`, bad params, or n_ctx outside 0 ... the model's
- *  context_length. params->progress_callback is not called; params->use_mlock changes nothing. Any thread; *out
+ *  context_length. params->progress_callback is not called. Any thread; *out
  *  is written only on success. */
 MOBILELLM_API mobilellm_status mobilellm_model_estimate_memory(const char *path, const mobilellm_model_params *params,
                                                                int32_t n_ctx, mobilellm_memory_estimate *out);

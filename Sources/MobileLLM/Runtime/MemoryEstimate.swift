@@ -12,7 +12,8 @@
 public struct MemoryEstimate: Sendable, Equatable {
     /// Bytes of the model files that are memory-mapped and read during inference: file-backed pages, which the OS
     /// may drop under memory pressure and read back (unless `ModelLoadOptions.lockMemory`). The headers and every
-    /// tensor the model uses, less the tensors converted at load (whose mapped pages are released).
+    /// tensor the model uses, less the tensors converted at load (whose mapped pages are released; with
+    /// `lockMemory` the whole files are locked in, so nothing is subtracted).
     public var mappedWeightBytes: Int
     /// Bytes of weights held in anonymous memory: matrices converted at load (`ModelLoadOptions.quantize`) and the
     /// norm weights and biases, which are kept as f32 arrays.
@@ -68,7 +69,8 @@ extension Model {
         } ?? []
         let converted = Dictionary(conversions.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
         let fileBytes = opened.files.reduce(0) { $0 + $1.size }
-        let released = conversions.reduce(0) { $0 + $1.storedBytes }
+        // Locking (`lockMemory`) reads and pins every page of the files, converted tensors' included.
+        let released = options.lockMemory ? 0 : conversions.reduce(0) { $0 + $1.storedBytes }
         var anonymous = conversions.reduce(0) { $0 + $1.convertedBytes }
         // As `TransformerWeights`: the output projection is the embedding when tied or absent.
         let outputIsEmbedding = c.tiedEmbeddings
