@@ -979,6 +979,11 @@ MOBILELLM_API mobilellm_status mobilellm_model_estimate_memory(const char *path,
  *  BUSY from the session's own callbacks. One thread at a time per session, like eval. Appended in ABI v1. */
 MOBILELLM_API mobilellm_status mobilellm_session_set_threads(mobilellm_session *session, int32_t n_threads);
 
+/** mobilellm_session_set_threads() for a batch: its later steps run on `n_threads` threads of the model's pool
+ *  (0: all; 1 ... the model's n_threads), with identical results. INVALID_ARGUMENT naming n_threads otherwise;
+ *  one thread at a time, like mobilellm_batch_step() (BUSY otherwise). Appended in ABI v1. */
+MOBILELLM_API mobilellm_status mobilellm_batch_set_threads(mobilellm_batch *batch, int32_t n_threads);
+
 /** A report of this machine and build, one "key: value" line each: the architecture, the CPU features the kernels
  *  use (x86: avx2 fma f16c avx512f avx512bw avx512vl avx512dq avx512vbmi avx512-vnni avx512-bf16; ARM64: neon
  *  dotprod fp16 i8mm bf16), the instruction-set level in use, and for every weight type the kernel each mode runs

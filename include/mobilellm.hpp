@@ -560,6 +560,8 @@ public:
     void cancel(int32_t id) { check(mobilellm_batch_cancel(handle_, id)); }
     /// Asks every sequence added so far to stop (any thread).
     void cancel_all() { check(mobilellm_batch_cancel_all(handle_)); }
+    /// Runs later steps on `n_threads` threads of the model's pool (0: all; identical results).
+    void set_threads(int32_t n_threads) { check(mobilellm_batch_set_threads(handle_, n_threads)); }
     /// Sequences not yet finished (any thread).
     size_t active_count() const {
         size_t n = 0;

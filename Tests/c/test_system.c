@@ -62,6 +62,45 @@ static void check_threads(void) {
     mobilellm_model_free(model);
 }
 
+/* Greedy tokens of a batch of one prompt on `threads` threads (0: all). */
+static size_t batch_generate(mobilellm_model *model, int32_t threads, int32_t *out, size_t capacity) {
+    mobilellm_batch *batch = NULL;
+    REQUIRE_OK(mobilellm_batch_create(model, NULL, &batch));
+    REQUIRE_OK(mobilellm_batch_set_threads(batch, threads));
+    const int32_t prompt[N_PROMPT] = {0, 169, 380, 17, 42};
+    mobilellm_generate_params gp;
+    mobilellm_generate_params_init(&gp);
+    gp.max_tokens = N_GENERATED;
+    gp.ignore_eos = true;
+    int32_t id = -1;
+    REQUIRE_OK(mobilellm_batch_add(batch, prompt, N_PROMPT, NULL, &gp, 1, &id));
+    mobilellm_batch_event events[8];
+    size_t n_events = 0;
+    do {
+        REQUIRE_OK(mobilellm_batch_step(batch, events, 8, &n_events));
+    } while (n_events > 0);
+    size_t n = 0;
+    REQUIRE_OK(mobilellm_batch_result(batch, id, out, capacity, &n, NULL));
+    CHECK_STATUS(mobilellm_batch_set_threads(batch, 99), MOBILELLM_ERROR_INVALID_ARGUMENT, "n_threads");
+    mobilellm_batch_free(batch);
+    return n;
+}
+
+static void check_batch_threads(void) {
+    mobilellm_model_params mp;
+    mobilellm_model_params_init(&mp);
+    mp.n_threads = 3;
+    mobilellm_model *model = NULL;
+    REQUIRE_OK(mobilellm_model_load(FIXTURE, &mp, &model));
+    int32_t one[N_GENERATED], all[N_GENERATED];
+    size_t n_one = batch_generate(model, 1, one, N_GENERATED);
+    size_t n_all = batch_generate(model, 0, all, N_GENERATED);
+    CHECK(n_one == N_GENERATED && n_all == N_GENERATED);
+    CHECK(memcmp(one, all, sizeof one) == 0);
+    CHECK_STATUS(mobilellm_batch_set_threads(NULL, 1), MOBILELLM_ERROR_INVALID_HANDLE, "batch");
+    mobilellm_model_free(model);
+}
+
 static void check_estimate(void) {
     mobilellm_memory_estimate estimate;
     memset(&estimate, 0, sizeof estimate);
@@ -153,6 +192,7 @@ static void check_system_info(void) {
 
 int main(void) {
     check_threads();
+    check_batch_threads();
     check_estimate();
     check_mlock();
     check_system_info();

@@ -218,6 +218,7 @@ _SIGNATURES = {
     "mobilellm_model_estimate_memory": (ctypes.c_int32, [ctypes.c_char_p, ctypes.POINTER(_ModelParams), ctypes.c_int32,
                                                          ctypes.POINTER(_MemoryEstimate)]),
     "mobilellm_session_set_threads": (ctypes.c_int32, [_H, ctypes.c_int32]),
+    "mobilellm_batch_set_threads": (ctypes.c_int32, [_H, ctypes.c_int32]),
     "mobilellm_system_info": (ctypes.c_char_p, []),
 }
 
@@ -713,7 +714,8 @@ class Model(_HandleOwner):
 
     # -- batched generation
     def generate_batch(self, prompts, max_tokens=256, temperature=0.8, top_k=0, top_p=1.0, min_p=0.0,
-                       repetition_penalty=1.0, seed=None, stop=(), ignore_eos=False, samples=1, n_ctx=4096, **control):
+                       repetition_penalty=1.0, seed=None, stop=(), ignore_eos=False, samples=1, n_ctx=4096, n_threads=0,
+                       **control):
         """Generates from every prompt of `prompts` together (one forward pass per step for all of them: the
         weights are read once per step instead of once per prompt) and returns a list of :class:`Generation`, the
         one for prompt i at index i. Prompts and keyword arguments are those of :meth:`Session.generate`, each prompt
@@ -722,10 +724,11 @@ class Model(_HandleOwner):
         the list then holds k results per prompt, prompt i's sample j at index i * k + j. A stop reason may also be
         "cancelled" (never from this method: only when a batch is cancelled). Output control (grammar, logprobs,
         reasoning, ...; see ``CONTROL_OPTIONS_DOC``) applies to every sequence. Raises :class:`MobileLLMError` for a
-        bad prompt or argument (nothing is generated then). The GIL is released during every step; Ctrl-C takes
-        effect between steps."""
+        bad prompt or argument (nothing is generated then). `n_threads` runs the steps on that many threads of the
+        model's pool (0: all; identical results). The GIL is released during every step; Ctrl-C takes effect between
+        steps."""
         run = self._batch(prompts, samples, n_ctx, max_tokens, temperature, top_k, top_p, min_p, repetition_penalty,
-                          seed, stop, ignore_eos, control)
+                          seed, stop, ignore_eos, control, n_threads)
         try:
             for index, item in run:
                 if index is None:
@@ -735,13 +738,14 @@ class Model(_HandleOwner):
             run.close()  # frees the batch now, not when the generator is collected
 
     def stream_batch(self, prompts, max_tokens=256, temperature=0.8, top_k=0, top_p=1.0, min_p=0.0,
-                     repetition_penalty=1.0, seed=None, stop=(), ignore_eos=False, samples=1, n_ctx=4096, **control):
+                     repetition_penalty=1.0, seed=None, stop=(), ignore_eos=False, samples=1, n_ctx=4096, n_threads=0,
+                     **control):
         """Like :meth:`generate_batch`, but yields ``(index, piece)`` tuples as text is produced: `index` is the
         result's index in generate_batch's list and `piece` a non-empty text piece (whole UTF-8 characters); the
         pieces of one index concatenate to that Generation's text. Runs on the calling thread, one step per
         resumption; closing the generator early stops and frees the batch."""
         run = self._batch(prompts, samples, n_ctx, max_tokens, temperature, top_k, top_p, min_p, repetition_penalty,
-                          seed, stop, ignore_eos, control)
+                          seed, stop, ignore_eos, control, n_threads)
         try:
             for index, item in run:
                 if index is None:
@@ -752,7 +756,7 @@ class Model(_HandleOwner):
             run.close()
 
     def _batch(self, prompts, samples, n_ctx, max_tokens, temperature, top_k, top_p, min_p, repetition_penalty, seed,
-               stop, ignore_eos, control):
+               stop, ignore_eos, control, n_threads=0):
         """Runs a batch of `prompts`: yields ``(index, piece)`` for every text piece, then ``(None, generations)``."""
         lib = _lib()
         handle = self._live()
@@ -770,6 +774,8 @@ class Model(_HandleOwner):
         batch = ctypes.c_void_p()
         _check(lib.mobilellm_batch_create(handle, ctypes.byref(batch_params), ctypes.byref(batch)))
         try:
+            if n_threads:
+                _check(lib.mobilellm_batch_set_threads(batch, _int32(n_threads, "n_threads")))
             index_of = {}
             text_session = None  # an empty session: text prompts are tokenized by the library's prompt rule
             try:

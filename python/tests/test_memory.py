@@ -161,3 +161,12 @@ def test_cli_inspect_system_prints_the_report_without_a_model():
     assert result.stdout == mobilellm.system_info()
     refused = subprocess.run([str(CLI), "inspect", "--system", "--json"], capture_output=True, text=True, timeout=60)
     assert refused.returncode != 0 and "--system" in refused.stderr
+
+
+def test_batch_threads_give_identical_tokens():
+    with mobilellm.Model(FIXTURE, n_threads=2) as model:
+        runs = [model.generate_batch([[0, 169, 380], [5, 6]], max_tokens=8, temperature=0, n_threads=threads)
+                for threads in (1, 0)]
+        assert [g.tokens for g in runs[0]] == [g.tokens for g in runs[1]]
+        with pytest.raises(mobilellm.MobileLLMError, match="n_threads"):
+            model.generate_batch([[0, 169, 380]], max_tokens=2, n_threads=3)

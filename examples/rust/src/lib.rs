@@ -216,6 +216,7 @@ pub mod ffi {
         pub fn mobilellm_model_estimate_memory(path: *const c_char, params: *const ModelParams, n_ctx: i32,
                                                out: *mut MemoryEstimate) -> i32;
         pub fn mobilellm_session_set_threads(session: *mut c_void, n_threads: i32) -> i32;
+        pub fn mobilellm_batch_set_threads(batch: *mut c_void, n_threads: i32) -> i32;
         pub fn mobilellm_system_info() -> *const c_char;
         pub fn mobilellm_model_get_info(model: *const c_void, info: *mut ModelInfo) -> i32;
         pub fn mobilellm_model_eos_token_ids(model: *const c_void, ids: *mut i32, capacity: usize, count: *mut usize) -> i32;
@@ -823,6 +824,11 @@ impl Batch {
     /// Asks every sequence added so far to stop.
     pub fn cancel_all(&self) -> Result<()> {
         self.cancel_handle().cancel_all()
+    }
+
+    /// Runs later steps on `n_threads` threads of the model's pool (0: all); results are identical for every count.
+    pub fn set_threads(&mut self, n_threads: i32) -> Result<()> {
+        check(unsafe { ffi::mobilellm_batch_set_threads(self.handle, n_threads) })
     }
 
     /// A handle that cancels this batch's sequences from any thread.
