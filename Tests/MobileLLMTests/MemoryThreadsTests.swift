@@ -67,6 +67,31 @@ struct MemoryThreadsTests {
         #expect(session.threadCount == 3)
     }
 
+    @Test("a batch on 1 thread and on all threads gives the same tokens")
+    func batchThreadCountsAgree() throws {
+        let model = try Model(path: Fixtures.path("llama4-r1like-bf16-sharded"), options: ModelLoadOptions(threadCount: 3))
+        var runs: [[Int: [Int32]]] = []
+        for threads in [1, 3] {
+            let batch = try BatchGenerator(model: model)
+            try batch.setThreadCount(threads)
+            #expect(batch.threadCount == threads)
+            var ids: [Int] = []
+            for prompt in [[0, 169, 380], [5, 6, 7, 8]] as [[Int32]] {
+                ids.append(try batch.add(prompt: prompt, options: GenerationOptions(maxTokens: 8, ignoreEOS: true), contextLength: 64))
+            }
+            var results: [Int: [Int32]] = [:]
+            try batch.run { event in
+                if case let .finished(sequence, _, _, result) = event { results[sequence] = result.tokens }
+                return true
+            }
+            runs.append(Dictionary(uniqueKeysWithValues: ids.enumerated().map { ($0.offset, results[$0.element] ?? []) }))
+        }
+        #expect(runs[0] == runs[1])
+        #expect(runs[0][0]?.count == 8)
+        let batch = try BatchGenerator(model: model)
+        #expect(throws: MobileLLMError.self) { try batch.setThreadCount(4) }
+    }
+
     @Test("system report lists the kernels of every type")
     func systemReport() {
         let info = MobileLLMSystem.info
