@@ -170,7 +170,8 @@ typedef bool (*mobilellm_progress_callback)(float progress, void *user_data);
 typedef struct mobilellm_model_params {
     /** sizeof(mobilellm_model_params). */
     uint32_t struct_size;
-    /** Compute threads each session of this model uses; 0 (the default): every core. At most 1024. */
+    /** Compute threads each session of this model uses; 0 (the default): every core. At most 1024. The process
+     *  shares one pool of this many threads; a session may use fewer (mobilellm_session_set_threads()). */
     int32_t n_threads;
     /** Context length new sessions get when they ask for 0; 0 (the default): min(4096, the model's maximum). */
     int32_t default_context_length;
@@ -182,6 +183,12 @@ typedef struct mobilellm_model_params {
     mobilellm_progress_callback progress_callback;
     /** Passed to progress_callback. */
     void *progress_user_data;
+    /** Lock the memory-mapped model files in RAM after loading (mlock), so the OS never pages weights out: every
+     *  page of the files is read during the load. Default false. When the system refuses (RLIMIT_MEMLOCK too low,
+     *  see `ulimit -l`, or not enough memory) the load fails with INVALID_ARGUMENT naming params->use_mlock, the
+     *  error and the limit, and nothing is loaded. Weights converted at load (`quantize`) are not locked.
+     *  Appended in ABI v1. */
+    bool use_mlock;
 } mobilellm_model_params;
 
 /** Fills `params` with the defaults, struct_size included. Does nothing for NULL. Any thread. */
@@ -913,6 +920,77 @@ MOBILELLM_API mobilellm_status mobilellm_batch_result_channel_text(mobilellm_bat
 MOBILELLM_API mobilellm_status mobilellm_batch_result_logprobs(mobilellm_batch *batch, int32_t id,
                                                                mobilellm_token_logprob *logprobs, size_t capacity,
                                                                size_t *out_count);
+
+/* ------------------------------------------------------------------------------------------------------------ */
+/* Memory, threads and the system (appended in ABI v1)                                                         */
+/* ------------------------------------------------------------------------------------------------------------ */
+
+/** What a model and one full session of it will hold in memory, estimated before loading. The parts add up to
+ *  total_bytes: the growth of the process's resident memory from just before mobilellm_model_load() to the peak
+ *  of a session that fills n_ctx positions (the tests compare it with peak RSS (VmHWM) minus RSS before the load,
+ *  measured in a child process after a warm-up load of a tiny model, within 5%; see scripts/measure_memory.py).
+ *  Not counted: the library's own code pages (a few MB, resident after the first load in a process), the
+ *  tokenizer (parsed on the first text call or mobilellm_model_get_info(): a few MB for a 50K vocabulary),
+ *  batches, forks, and logits a caller asks for beyond the last row. Appended in ABI v1. */
+typedef struct mobilellm_memory_estimate {
+    /** Set by the caller to sizeof(mobilellm_memory_estimate); the library fills at most this many bytes. */
+    uint32_t struct_size;
+    /** The context length estimated for (n_ctx, or the default it stands for). */
+    int32_t n_ctx;
+    /** The KV cache type estimated for: MOBILELLM_KV_F32 or MOBILELLM_KV_F16, what MOBILELLM_KV_AUTO picks. */
+    int32_t kv_cache_type;
+    /** Compute threads estimated for (params->n_threads, or every core). */
+    int32_t n_threads;
+    /** Model file bytes that are memory-mapped and read during inference (file-backed pages the OS may drop and read
+     *  back): headers and used tensors, less tensors converted at load (not less them with params->use_mlock, which
+     *  locks the whole files in). */
+    uint64_t weights_mapped_bytes;
+    /** Weight bytes in anonymous memory: matrices converted at load (params->quantize) and the norm weights and
+     *  biases (kept as f32). */
+    uint64_t weights_anonymous_bytes;
+    /** KV cache bytes one position adds, over all layers. */
+    uint64_t kv_bytes_per_position;
+    /** KV cache bytes of a full session of n_ctx positions (allocated in pages as the context fills). */
+    uint64_t kv_bytes;
+    /** One session's forward-pass buffers: activations of a full prefill batch, attention scratch for n_ctx
+     *  positions on every thread, the last logits row. */
+    uint64_t scratch_bytes;
+    /** weights_mapped_bytes + weights_anonymous_bytes + kv_bytes + scratch_bytes. */
+    uint64_t total_bytes;
+} mobilellm_memory_estimate;
+
+/** Estimates the memory of loading the model at `path` with `params` (NULL: defaults) and filling one session of
+ *  `n_ctx` positions (0: the default context length, as mobilellm_session_params.n_ctx 0) with a MOBILELLM_KV_AUTO
+ *  cache, and writes it to *out (whose struct_size the caller has set; at least the version-1 size). Reads only
+ *  headers (GGUF metadata and tensor table, or config.json and safetensors headers), never tensor data, and
+ *  applies the loader's own rules (params->quantize, the KV cache's pages, the session's buffers). Fails as
+ *  mobilellm_model_load() does, with the same messages: FILE_NOT_FOUND, INVALID_FILE or UNSUPPORTED naming the
+ *  file and field, INVALID_ARGUMENT for NULL `path`/`out`, bad params, or n_ctx outside 0 ... the model's
+ *  context_length. params->progress_callback is not called. Any thread; *out
+ *  is written only on success. */
+MOBILELLM_API mobilellm_status mobilellm_model_estimate_memory(const char *path, const mobilellm_model_params *params,
+                                                               int32_t n_ctx, mobilellm_memory_estimate *out);
+
+/** Makes the session's later evals and generations run on `n_threads` threads of the model's compute pool: 1 ...
+ *  the model's n_threads (mobilellm_model_info.n_threads), or 0 for all of them (the default). The pool is shared
+ *  by the process and never grows; the other threads stay idle during this session's work. Results do not depend
+ *  on it: work is split by output rows and fixed attention segments, never by summation order, so every thread
+ *  count gives bit-identical logits and tokens. INVALID_ARGUMENT (naming n_threads and the range) otherwise;
+ *  BUSY from the session's own callbacks. One thread at a time per session, like eval. Appended in ABI v1. */
+MOBILELLM_API mobilellm_status mobilellm_session_set_threads(mobilellm_session *session, int32_t n_threads);
+
+/** mobilellm_session_set_threads() for a batch: its later steps run on `n_threads` threads of the model's pool
+ *  (0: all; 1 ... the model's n_threads), with identical results. INVALID_ARGUMENT naming n_threads otherwise;
+ *  one thread at a time, like mobilellm_batch_step() (BUSY otherwise). Appended in ABI v1. */
+MOBILELLM_API mobilellm_status mobilellm_batch_set_threads(mobilellm_batch *batch, int32_t n_threads);
+
+/** A report of this machine and build, one "key: value" line each: the architecture, the CPU features the kernels
+ *  use (x86: avx2 fma f16c avx512f avx512bw avx512vl avx512dq avx512vbmi avx512-vnni avx512-bf16; ARM64: neon
+ *  dotprod fp16 i8mm bf16), the instruction-set level in use, and for every weight type the kernel each mode runs
+ *  ("f16: avx2", "q4_0: exact-decode avx2, exact-prefill avx2, int8 avx2"), as the kernels' own dispatch decides
+ *  it. A static NUL-terminated UTF-8 string owned by the library, valid forever; never NULL; never fails; any
+ *  thread. Appended in ABI v1. */
+MOBILELLM_API const char *mobilellm_system_info(void);
 
 #ifdef __cplusplus
 } /* extern "C" */

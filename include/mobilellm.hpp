@@ -42,6 +42,22 @@ struct ModelParams : mobilellm_model_params {
     ModelParams() noexcept : mobilellm_model_params() { mobilellm_model_params_init(this); }
 };
 
+/// A memory estimate (mobilellm_memory_estimate; every field in bytes except n_ctx, kv_cache_type, n_threads).
+struct MemoryEstimate : mobilellm_memory_estimate {
+    MemoryEstimate() noexcept : mobilellm_memory_estimate() { struct_size = sizeof(mobilellm_memory_estimate); }
+};
+
+/// Estimates, from the model's headers only, the memory of loading `path` with `params` and filling one session of
+/// `n_ctx` positions (0: the default); throws Error as loading would (mobilellm_model_estimate_memory).
+inline MemoryEstimate estimate_memory(const std::string &path, const ModelParams &params = ModelParams(), int32_t n_ctx = 0) {
+    MemoryEstimate estimate;
+    check(mobilellm_model_estimate_memory(path.c_str(), &params, n_ctx, &estimate));
+    return estimate;
+}
+
+/// The library's report of this machine: CPU features, instruction-set level, kernel per weight type and mode.
+inline std::string system_info() { return mobilellm_system_info(); }
+
 /// mobilellm_session_params with the defaults filled in.
 struct SessionParams : mobilellm_session_params {
     SessionParams() noexcept : mobilellm_session_params() { mobilellm_session_params_init(this); }
@@ -377,6 +393,8 @@ public:
 
     /// Empties the session.
     void reset() { check(mobilellm_session_reset(handle_)); }
+    /// Runs later evals and generations on `n_threads` threads of the model's pool (0: all; identical results).
+    void set_threads(int32_t n_threads) { check(mobilellm_session_set_threads(handle_, n_threads)); }
     /// Keeps the first `position` tokens.
     void rewind(int32_t position) { check(mobilellm_session_rewind(handle_, position)); }
     /// Tokens in the KV cache.
@@ -542,6 +560,8 @@ public:
     void cancel(int32_t id) { check(mobilellm_batch_cancel(handle_, id)); }
     /// Asks every sequence added so far to stop (any thread).
     void cancel_all() { check(mobilellm_batch_cancel_all(handle_)); }
+    /// Runs later steps on `n_threads` threads of the model's pool (0: all; identical results).
+    void set_threads(int32_t n_threads) { check(mobilellm_batch_set_threads(handle_, n_threads)); }
     /// Sequences not yet finished (any thread).
     size_t active_count() const {
         size_t n = 0;

@@ -284,38 +284,47 @@ void mlk_matmul_rows(const float *x, int64_t n, int64_t k, const void *w, mlk_dt
     mlk_matmul_rows_isa(mlk_active_isa(), x, n, k, w, dtype, j0, j1, y, ldy);
 }
 
-void mlk_matmul_rows_isa(mlk_isa isa, const float *x, int64_t n, int64_t k, const void *w, mlk_dtype dtype,
-                         int64_t j0, int64_t j1, float *y, int64_t ldy) {
+mlk_kernel mlk_matmul_kernel(mlk_isa isa, mlk_dtype dtype) {
+    if (dtype != MLK_DTYPE_F32 && dtype != MLK_DTYPE_F16 && dtype != MLK_DTYPE_BF16) return MLK_KERNEL_NONE;
     mlk_isa best = mlk_detect_isa();
     if (isa > best) isa = best;
+#ifdef MLK_X86
+    if (isa == MLK_ISA_AVX512 || isa == MLK_ISA_AVX512_VNNI) return MLK_KERNEL_AVX512;
+    if (isa == MLK_ISA_AVX2) return MLK_KERNEL_AVX2;
+#endif
+    (void)isa;
+    return MLK_KERNEL_SCALAR;
+}
+
+void mlk_matmul_rows_isa(mlk_isa isa, const float *x, int64_t n, int64_t k, const void *w, mlk_dtype dtype,
+                         int64_t j0, int64_t j1, float *y, int64_t ldy) {
     if (n <= 0 || k <= 0 || j1 <= j0) {
         if (k <= 0)
             for (int64_t i = 0; i < n; i++)
                 for (int64_t j = j0; j < j1; j++) y[i * ldy + j] = 0.0f;
         return;
     }
+    switch (mlk_matmul_kernel(isa, dtype)) {
 #ifdef MLK_X86
-    switch (isa) {
-    case MLK_ISA_AVX512_VNNI:
-    case MLK_ISA_AVX512:
+    case MLK_KERNEL_AVX512:
         switch (dtype) {
         case MLK_DTYPE_F32: mlk_matmul_avx512_f32(x, n, k, w, j0, j1, y, ldy); return;
         case MLK_DTYPE_BF16: mlk_matmul_avx512_bf16(x, n, k, w, j0, j1, y, ldy); return;
         case MLK_DTYPE_F16: mlk_matmul_avx512_f16(x, n, k, w, j0, j1, y, ldy); return;
-        case MLK_DTYPE_Q8_0: break; /* the scalar path below */
+        default: break;
         }
         break;
-    case MLK_ISA_AVX2:
+    case MLK_KERNEL_AVX2:
         switch (dtype) {
         case MLK_DTYPE_F32: mlk_matmul_avx2_f32(x, n, k, w, j0, j1, y, ldy); return;
         case MLK_DTYPE_BF16: mlk_matmul_avx2_bf16(x, n, k, w, j0, j1, y, ldy); return;
         case MLK_DTYPE_F16: mlk_matmul_avx2_f16(x, n, k, w, j0, j1, y, ldy); return;
-        case MLK_DTYPE_Q8_0: break; /* the scalar path below */
+        default: break;
         }
         break;
+#endif
     default: break;
     }
-#endif
     mlk_matmul_scalar(x, n, k, w, dtype, j0, j1, y, ldy);
 }
 

@@ -39,6 +39,8 @@ struct mlk_pool {
     _Atomic(mlk_chunk_fn) task;
     _Atomic(void *) context;
     _Atomic int64_t chunk_count;
+    /* Threads that may claim chunks of the current job (indexes 0 ... limit - 1); written with the job. */
+    _Atomic int limit;
     uint32_t job;
     pthread_mutex_t mutex;
     pthread_cond_t wake;
@@ -62,6 +64,9 @@ static void mlk_claim_chunks(mlk_pool *pool, int thread) {
     uint64_t word = atomic_load(&pool->claim);
     for (;;) {
         const uint32_t job = (uint32_t)(word >> 32);
+        /* Read after the word: a stale word fails the compare-and-swap below, so a limit read with it is never used
+         * for a claim. Threads past the limit sit this job out (the caller, thread 0, always takes part). */
+        if (thread >= atomic_load(&pool->limit)) return;
         const int64_t count = atomic_load(&pool->chunk_count);
         mlk_chunk_fn task = atomic_load(&pool->task);
         void *context = atomic_load(&pool->context);
@@ -122,6 +127,7 @@ mlk_pool *mlk_pool_create(int thread_count) {
     atomic_init(&pool->task, NULL);
     atomic_init(&pool->context, NULL);
     atomic_init(&pool->chunk_count, 0);
+    atomic_init(&pool->limit, thread_count);
     pthread_mutex_init(&pool->mutex, NULL);
     pthread_cond_init(&pool->wake, NULL);
     if (thread_count > 1) {
@@ -165,8 +171,15 @@ void mlk_pool_destroy(mlk_pool *pool) {
 int mlk_pool_thread_count(const mlk_pool *pool) { return pool ? pool->thread_count : 1; }
 
 void mlk_pool_run_chunks(mlk_pool *pool, mlk_chunk_fn task, void *context, int64_t chunk_count) {
+    mlk_pool_run_chunks_limited(pool, task, context, chunk_count, mlk_pool_thread_count(pool));
+}
+
+void mlk_pool_run_chunks_limited(mlk_pool *pool, mlk_chunk_fn task, void *context, int64_t chunk_count,
+                                 int thread_limit) {
     if (chunk_count <= 0 || !task) return;
-    if (!pool || pool->thread_count == 1 || chunk_count == 1 || chunk_count >= (int64_t)MLK_CLAIM_CLOSED) {
+    if (pool && thread_limit > pool->thread_count) thread_limit = pool->thread_count;
+    if (!pool || pool->thread_count == 1 || thread_limit <= 1 || chunk_count == 1 ||
+        chunk_count >= (int64_t)MLK_CLAIM_CLOSED) {
         for (int64_t chunk = 0; chunk < chunk_count; chunk++) task(context, chunk, 0);
         return;
     }
@@ -178,6 +191,7 @@ void mlk_pool_run_chunks(mlk_pool *pool, mlk_chunk_fn task, void *context, int64
     atomic_store(&pool->task, task);
     atomic_store(&pool->context, context);
     atomic_store(&pool->chunk_count, chunk_count);
+    atomic_store(&pool->limit, thread_limit);
     atomic_store(&pool->chunks_done, 0);
     atomic_store(&pool->claim, (uint64_t)pool->job << 32);
     atomic_fetch_add(&pool->generation, 1);

@@ -501,20 +501,38 @@ QF_DEFINE_AVX2(qf_avx2_q5_1, qf2_q5_1, 24)
 
 #endif /* QF_X86 */
 
+mlk_kernel mlk_qf32_kernel(mlk_isa isa, int wtype, int64_t n) {
+    if (!mlk_qf32_supported(wtype)) return MLK_KERNEL_NONE;
+    if (isa > mlk_detect_isa()) isa = mlk_detect_isa();
+#ifdef QF_X86
+    const int avx512 = isa == MLK_ISA_AVX512 || isa == MLK_ISA_AVX512_VNNI;
+    /* One row: q4_0, q4_1 and q8_0 have dedicated AVX-512 GEMV kernels. */
+    if (avx512 && n == 1 && (wtype == QF_Q4_0 || wtype == QF_Q4_1 || wtype == QF_Q8_0)) return MLK_KERNEL_AVX512_GEMV;
+    /* Every supported type has an AVX-512 kernel; AVX2 covers the 32-value block types. */
+    if (avx512) return MLK_KERNEL_AVX512;
+    if (isa == MLK_ISA_AVX2 &&
+        (wtype == QF_Q4_0 || wtype == QF_Q4_1 || wtype == QF_Q8_0 || wtype == QF_Q5_0 || wtype == QF_Q5_1))
+        return MLK_KERNEL_AVX2;
+#endif
+    (void)isa;
+    (void)n;
+    return MLK_KERNEL_SCALAR;
+}
+
 void mlk_qf32_matmul_rows_isa(mlk_isa isa, int wtype, const float *x, int64_t n, int64_t k, const void *w,
                               int64_t j0, int64_t j1, float *y, int64_t ldy) {
     if (!mlk_qf32_supported(wtype) || n <= 0 || k <= 0 || j1 <= j0 || j0 < 0 || k % qf_block(wtype) != 0) return;
-    if (isa > mlk_detect_isa()) isa = mlk_detect_isa();
+    switch (mlk_qf32_kernel(isa, wtype, n)) {
 #ifdef QF_X86
-    if ((isa == MLK_ISA_AVX512 || isa == MLK_ISA_AVX512_VNNI) && n == 1) {
+    case MLK_KERNEL_AVX512_GEMV:
         switch (wtype) {
         case QF_Q4_0:
         case QF_Q4_1: qf_gemv_q4(wtype, x, k, (const uint8_t *)w, j0, j1, y); return;
         case QF_Q8_0: qf_gemv_q8_0(x, k, (const uint8_t *)w, j0, j1, y); return;
         default: break;
         }
-    }
-    if (isa == MLK_ISA_AVX512 || isa == MLK_ISA_AVX512_VNNI) {
+        break;
+    case MLK_KERNEL_AVX512:
         switch (wtype) {
         case QF_Q4_0: qf_avx512_q4_0(x, n, k, w, j0, j1, y, ldy); return;
         case QF_Q4_1: qf_avx512_q4_1(x, n, k, w, j0, j1, y, ldy); return;
@@ -529,8 +547,8 @@ void mlk_qf32_matmul_rows_isa(mlk_isa isa, int wtype, const float *x, int64_t n,
         case QF_Q3_K: qf_avx512_q3_k(x, n, k, w, j0, j1, y, ldy); return;
         default: break;
         }
-    }
-    if (isa == MLK_ISA_AVX2 || isa == MLK_ISA_AVX512 || isa == MLK_ISA_AVX512_VNNI) {
+        break;
+    case MLK_KERNEL_AVX2:
         switch (wtype) {
         case QF_Q4_0: qf_avx2_q4_0(x, n, k, w, j0, j1, y, ldy); return;
         case QF_Q4_1: qf_avx2_q4_1(x, n, k, w, j0, j1, y, ldy); return;
@@ -539,8 +557,10 @@ void mlk_qf32_matmul_rows_isa(mlk_isa isa, int wtype, const float *x, int64_t n,
         case QF_Q5_1: qf_avx2_q5_1(x, n, k, w, j0, j1, y, ldy); return;
         default: break;
         }
-    }
+        break;
 #endif
+    default: break;
+    }
     qf_scalar(wtype, x, n, k, w, j0, j1, y, ldy);
 }
 

@@ -846,24 +846,46 @@ void mlk_q_matmul_scalar(int wtype, const void *xq, int64_t n, int64_t k, const 
 
 /* ---------------------------------------------------------------- dispatch */
 
-void mlk_q_matmul_rows_isa(mlk_isa isa, int wtype, const void *xq, int64_t n, int64_t k, const void *w, int64_t j0,
-                           int64_t j1, float *y, int64_t ldy) {
-    if (!mlk_q_has_matmul(wtype) || !mlk_q_valid_k(wtype, k) || k == 0 || n <= 0 || j0 < 0 || j1 <= j0) return;
-    if (!xq || !w || !y || (n > 1 && ldy < j1)) return;
+mlk_kernel mlk_q_matmul_kernel(mlk_isa isa, int wtype) {
+    if (!mlk_q_has_matmul(wtype)) return MLK_KERNEL_NONE;
     const mlk_isa best = mlk_detect_isa();
     if ((int)isa > (int)best) isa = best;
 #if defined(__x86_64__) || defined(_M_X64)
     /* The 512-bit kernels also use AVX512DQ and VBMI (Ice Lake and later, Zen 4 and later have both; Cascade
-     * Lake has VNNI without VBMI and runs the AVX2 kernels). mlk_detect_isa checks neither, so check here. */
-    if (isa == MLK_ISA_AVX512_VNNI && __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vbmi") &&
-        mlk_q_matmul_avx512vnni(wtype, xq, n, k, w, j0, j1, y, ldy))
-        return;
-    if (isa >= MLK_ISA_AVX2 && mlk_q_matmul_avx2(wtype, xq, n, k, w, j0, j1, y, ldy)) return;
+     * Lake has VNNI without VBMI and runs the AVX2 kernels). mlk_detect_isa checks neither, so check here. The
+     * SIMD kernels cover every type mlk_q_has_matmul accepts. */
+    if (isa == MLK_ISA_AVX512_VNNI && __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vbmi"))
+        return MLK_KERNEL_AVX512_VNNI;
+    if (isa >= MLK_ISA_AVX2) return MLK_KERNEL_AVX2;
 #endif
 #if defined(__aarch64__)
-    if (isa == MLK_ISA_NEON_DOTPROD && mlk_q_matmul_neon(wtype, xq, n, k, w, j0, j1, y, ldy)) return;
+    if (isa == MLK_ISA_NEON_DOTPROD) return MLK_KERNEL_NEON_DOTPROD;
 #endif
     (void)isa;
+    return MLK_KERNEL_SCALAR;
+}
+
+void mlk_q_matmul_rows_isa(mlk_isa isa, int wtype, const void *xq, int64_t n, int64_t k, const void *w, int64_t j0,
+                           int64_t j1, float *y, int64_t ldy) {
+    if (!mlk_q_has_matmul(wtype) || !mlk_q_valid_k(wtype, k) || k == 0 || n <= 0 || j0 < 0 || j1 <= j0) return;
+    if (!xq || !w || !y || (n > 1 && ldy < j1)) return;
+    /* A SIMD kernel returns 0 for a type it lacks; the scalar kernel then runs (mlk_q_matmul_kernel says which). */
+    switch (mlk_q_matmul_kernel(isa, wtype)) {
+#if defined(__x86_64__) || defined(_M_X64)
+    case MLK_KERNEL_AVX512_VNNI:
+        if (mlk_q_matmul_avx512vnni(wtype, xq, n, k, w, j0, j1, y, ldy)) return;
+        break;
+    case MLK_KERNEL_AVX2:
+        if (mlk_q_matmul_avx2(wtype, xq, n, k, w, j0, j1, y, ldy)) return;
+        break;
+#endif
+#if defined(__aarch64__)
+    case MLK_KERNEL_NEON_DOTPROD:
+        if (mlk_q_matmul_neon(wtype, xq, n, k, w, j0, j1, y, ldy)) return;
+        break;
+#endif
+    default: break;
+    }
     mlk_q_matmul_scalar(wtype, xq, n, k, w, j0, j1, y, ldy);
 }
 

@@ -23,6 +23,10 @@ struct InspectCommand: ParsableCommand {
         "tensor_types": [{"type", "count", "parameters", "bytes"}], "tensors": [{"name", "shape", "type", "bytes"}] \
         (with --tensors), "tokenizer": {"vocab_size", "model", "pre_tokenizer", "bos_token", "bos_token_id", \
         "eos_token", "eos_token_id"} or null, "chat_template": {"present", "source", "length", "first_line"}}.
+
+        With --system no model is read: it prints the library's report of this machine instead (the CPU features \
+        the kernels use, the instruction-set level in use and the kernel every weight type runs in each mode; the \
+        same text as mobilellm_system_info()).
         """
     )
 
@@ -34,7 +38,17 @@ struct InspectCommand: ParsableCommand {
     @Flag(name: .long, help: "Print one JSON object on stdout.")
     var json = false
 
+    @Flag(name: .long, help: "Print this machine's CPU features and the kernel each weight type and mode runs (no model is read).")
+    var system = false
+
     func run() throws {
+        if system {
+            guard !json, !tensors, modelOptions.model == nil else {
+                throw ValidationError("--system takes no model and no --json/--tensors: it describes the machine")
+            }
+            emit(MobileLLMSystem.info.hasSuffix("\n") ? String(MobileLLMSystem.info.dropLast()) : MobileLLMSystem.info)
+            return
+        }
         let model = try modelOptions.load()
         let report = try ModelReport(model: model)
         emit(json ? try report.json(listTensors: tensors) : report.text(listTensors: tensors))

@@ -20,5 +20,6 @@ int main(void) {
     printf("struct mobilellm_batch_event %zu\n", sizeof(mobilellm_batch_event));
     printf("struct mobilellm_token_logprob %zu\n", sizeof(mobilellm_token_logprob));
     printf("struct mobilellm_piece %zu\n", sizeof(mobilellm_piece));
+    printf("struct mobilellm_memory_estimate %zu\n", sizeof(mobilellm_memory_estimate));
     return 0;
 }

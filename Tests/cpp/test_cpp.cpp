@@ -149,10 +149,34 @@ static void threads() {
     test_free_reference(&reference);
 }
 
+/* Memory estimate, per-session threads and the system report through the wrapper. */
+static void system() {
+    auto estimate = mobilellm::estimate_memory(fixture("llama-bf16-untied"), mobilellm::ModelParams(), 128);
+    CHECK(estimate.n_ctx == 128 && estimate.total_bytes > estimate.kv_bytes && estimate.kv_bytes > 0);
+    EXPECT_ERROR(mobilellm::estimate_memory(fixture("no-such-model")), MOBILELLM_ERROR_FILE_NOT_FOUND, "no-such-model");
+    mobilellm::ModelParams params;
+    params.n_threads = 2;
+    mobilellm::Model model(fixture("llama-bf16-untied"), params);
+    std::vector<int32_t> tokens[2];
+    for (int threads = 1; threads <= 2; threads++) {
+        auto session = model.session(64);
+        session.set_threads(threads);
+        mobilellm::GenerateOptions options;
+        options.max_tokens = 8;
+        options.ignore_eos = true;
+        tokens[threads - 1] = session.generate({1, 2, 3, 4}, options).tokens;
+    }
+    CHECK(tokens[0] == tokens[1] && tokens[0].size() == 8);
+    auto session = model.session(64);
+    EXPECT_ERROR(session.set_threads(3), MOBILELLM_ERROR_INVALID_ARGUMENT, "n_threads");
+    CHECK(mobilellm::system_info().find("q4_0: exact-decode ") != std::string::npos);
+}
+
 int main() {
     for (int i = 0; i < TEST_FIXTURE_COUNT; i++) golden(test_fixture_names[i]);
     errors();
     lifetime();
     threads();
+    system();
     return test_finish("test_cpp");
 }

@@ -26,8 +26,8 @@ import pathlib
 import queue
 import threading
 
-__all__ = ["MobileLLMError", "Model", "Session", "Generation", "TokenLogprob", "load_library", "abi_version",
-           "version"]
+__all__ = ["MobileLLMError", "Model", "Session", "Generation", "TokenLogprob", "MemoryEstimate", "load_library",
+           "abi_version", "version", "estimate_memory", "system_info"]
 __version__ = "0.1.0"
 
 ABI_VERSION = 1
@@ -72,7 +72,15 @@ _LogCallback = ctypes.CFUNCTYPE(None, ctypes.c_int32, ctypes.c_char_p, ctypes.c_
 class _ModelParams(ctypes.Structure):
     _fields_ = [("struct_size", ctypes.c_uint32), ("n_threads", ctypes.c_int32),
                 ("default_context_length", ctypes.c_int32), ("quantize", ctypes.c_char_p),
-                ("progress_callback", _ProgressCallback), ("progress_user_data", ctypes.c_void_p)]
+                ("progress_callback", _ProgressCallback), ("progress_user_data", ctypes.c_void_p),
+                ("use_mlock", ctypes.c_bool)]
+
+
+class _MemoryEstimate(ctypes.Structure):
+    _fields_ = [("struct_size", ctypes.c_uint32), ("n_ctx", ctypes.c_int32), ("kv_cache_type", ctypes.c_int32),
+                ("n_threads", ctypes.c_int32), ("weights_mapped_bytes", ctypes.c_uint64),
+                ("weights_anonymous_bytes", ctypes.c_uint64), ("kv_bytes_per_position", ctypes.c_uint64),
+                ("kv_bytes", ctypes.c_uint64), ("scratch_bytes", ctypes.c_uint64), ("total_bytes", ctypes.c_uint64)]
 
 
 class _ModelInfo(ctypes.Structure):
@@ -207,6 +215,11 @@ _SIGNATURES = {
     "mobilellm_batch_result_logprobs": (ctypes.c_int32, [_H, ctypes.c_int32, ctypes.POINTER(_TokenLogprob),
                                                          ctypes.c_size_t, _c_size_p]),
     "mobilellm_token_to_piece": (ctypes.c_int32, [_H, ctypes.c_int32, ctypes.c_char_p, ctypes.c_size_t, _c_size_p]),
+    "mobilellm_model_estimate_memory": (ctypes.c_int32, [ctypes.c_char_p, ctypes.POINTER(_ModelParams), ctypes.c_int32,
+                                                         ctypes.POINTER(_MemoryEstimate)]),
+    "mobilellm_session_set_threads": (ctypes.c_int32, [_H, ctypes.c_int32]),
+    "mobilellm_batch_set_threads": (ctypes.c_int32, [_H, ctypes.c_int32]),
+    "mobilellm_system_info": (ctypes.c_char_p, []),
 }
 
 _library = None
@@ -273,6 +286,67 @@ def abi_version():
 def version():
     """The library's version string."""
     return _lib().mobilellm_version_string().decode()
+
+
+def system_info():
+    """The library's report of this machine (``mobilellm_system_info``): one "key: value" line each for the
+    architecture, the CPU ``features`` the kernels use (e.g. ``avx2 fma f16c avx512-vnni``), the instruction-set
+    level in use, and every weight type's kernel per mode (``q4_0: exact-decode avx2, exact-prefill avx2, int8
+    avx2``)."""
+    return _lib().mobilellm_system_info().decode()
+
+
+class MemoryEstimate:
+    """What :func:`estimate_memory` found, in bytes (see ``mobilellm_memory_estimate`` in mobilellm.h).
+
+    ``total_bytes`` = ``weights_mapped_bytes`` (file-backed model bytes read during inference) +
+    ``weights_anonymous_bytes`` (weights converted at load, norms and biases) + ``kv_bytes`` (a full KV cache of
+    ``n_ctx`` positions, ``kv_bytes_per_position`` each, of ``kv_cache_type`` "f32" or "f16") + ``scratch_bytes``
+    (one session's buffers for ``n_threads`` threads): the growth of resident memory from before the load to the
+    peak of one session filling its context."""
+
+    __slots__ = ("n_ctx", "kv_cache_type", "n_threads", "weights_mapped_bytes", "weights_anonymous_bytes",
+                 "kv_bytes_per_position", "kv_bytes", "scratch_bytes", "total_bytes")
+
+    def __init__(self, estimate):
+        for name in self.__slots__:
+            setattr(self, name, getattr(estimate, name))
+        self.kv_cache_type = {1: "f32", 2: "f16", 3: "q8_0"}.get(estimate.kv_cache_type, str(estimate.kv_cache_type))
+
+    def __repr__(self):
+        fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.__slots__)
+        return f"MemoryEstimate({fields})"
+
+
+def _model_params(n_threads, quantize, use_mlock):
+    """The C load params for Model's and estimate_memory's keyword arguments."""
+    params = _ModelParams()
+    _lib().mobilellm_model_params_init(ctypes.byref(params))
+    params.n_threads = 0 if n_threads is None else _int32(n_threads, "n_threads")
+    if quantize is not None:
+        params.quantize = str(quantize).encode()
+    params.use_mlock = bool(use_mlock)
+    return params
+
+
+def _path_argument(path):
+    encoded = os.fsencode(path)
+    if b"\0" in encoded:
+        raise ValueError("path: embedded null byte")
+    return encoded
+
+
+def estimate_memory(path, *, n_ctx=0, n_threads=None, quantize=None, use_mlock=False):
+    """Estimates, from the model's headers only (no weights are read), the memory of loading `path` with the same
+    keyword arguments as :class:`Model` and filling one session of `n_ctx` positions (0: the default context
+    length) with the automatic KV cache type. Returns a :class:`MemoryEstimate`; raises MobileLLMError as loading
+    would (missing file, bad format, bad arguments)."""
+    params = _model_params(n_threads, quantize, use_mlock)
+    out = _MemoryEstimate()
+    out.struct_size = ctypes.sizeof(_MemoryEstimate)
+    _check(_lib().mobilellm_model_estimate_memory(_path_argument(path), ctypes.byref(params), _int32(n_ctx, "n_ctx"),
+                                                  ctypes.byref(out)))
+    return MemoryEstimate(out)
 
 
 def _sized_text(call):
@@ -532,16 +606,13 @@ class Model(_HandleOwner):
     _free_function = "mobilellm_model_free"
     _kind = "model"
 
-    def __init__(self, path, *, n_threads=None, quantize=None):
+    def __init__(self, path, *, n_threads=None, quantize=None, use_mlock=False):
+        """Loads `path` on `n_threads` compute threads (None: every core), quantizing an unquantized model to
+        `quantize` ("q8_0", "q4_0", ...) as it loads; `use_mlock` locks the mapped files in RAM (MobileLLMError
+        naming params->use_mlock when RLIMIT_MEMLOCK is too low)."""
         lib = _lib()
-        params = _ModelParams()
-        lib.mobilellm_model_params_init(ctypes.byref(params))
-        params.n_threads = 0 if n_threads is None else _int32(n_threads, "n_threads")
-        if quantize is not None:
-            params.quantize = str(quantize).encode()
-        encoded = os.fsencode(path)
-        if b"\0" in encoded:
-            raise ValueError("path: embedded null byte")
+        params = _model_params(n_threads, quantize, use_mlock)
+        encoded = _path_argument(path)
         handle = ctypes.c_void_p()
         _check(lib.mobilellm_model_load(encoded, ctypes.byref(params), ctypes.byref(handle)))
         self._handle = handle
@@ -643,7 +714,8 @@ class Model(_HandleOwner):
 
     # -- batched generation
     def generate_batch(self, prompts, max_tokens=256, temperature=0.8, top_k=0, top_p=1.0, min_p=0.0,
-                       repetition_penalty=1.0, seed=None, stop=(), ignore_eos=False, samples=1, n_ctx=4096, **control):
+                       repetition_penalty=1.0, seed=None, stop=(), ignore_eos=False, samples=1, n_ctx=4096, n_threads=0,
+                       **control):
         """Generates from every prompt of `prompts` together (one forward pass per step for all of them: the
         weights are read once per step instead of once per prompt) and returns a list of :class:`Generation`, the
         one for prompt i at index i. Prompts and keyword arguments are those of :meth:`Session.generate`, each prompt
@@ -652,10 +724,11 @@ class Model(_HandleOwner):
         the list then holds k results per prompt, prompt i's sample j at index i * k + j. A stop reason may also be
         "cancelled" (never from this method: only when a batch is cancelled). Output control (grammar, logprobs,
         reasoning, ...; see ``CONTROL_OPTIONS_DOC``) applies to every sequence. Raises :class:`MobileLLMError` for a
-        bad prompt or argument (nothing is generated then). The GIL is released during every step; Ctrl-C takes
-        effect between steps."""
+        bad prompt or argument (nothing is generated then). `n_threads` runs the steps on that many threads of the
+        model's pool (0: all; identical results). The GIL is released during every step; Ctrl-C takes effect between
+        steps."""
         run = self._batch(prompts, samples, n_ctx, max_tokens, temperature, top_k, top_p, min_p, repetition_penalty,
-                          seed, stop, ignore_eos, control)
+                          seed, stop, ignore_eos, control, n_threads)
         try:
             for index, item in run:
                 if index is None:
@@ -665,13 +738,14 @@ class Model(_HandleOwner):
             run.close()  # frees the batch now, not when the generator is collected
 
     def stream_batch(self, prompts, max_tokens=256, temperature=0.8, top_k=0, top_p=1.0, min_p=0.0,
-                     repetition_penalty=1.0, seed=None, stop=(), ignore_eos=False, samples=1, n_ctx=4096, **control):
+                     repetition_penalty=1.0, seed=None, stop=(), ignore_eos=False, samples=1, n_ctx=4096, n_threads=0,
+                     **control):
         """Like :meth:`generate_batch`, but yields ``(index, piece)`` tuples as text is produced: `index` is the
         result's index in generate_batch's list and `piece` a non-empty text piece (whole UTF-8 characters); the
         pieces of one index concatenate to that Generation's text. Runs on the calling thread, one step per
         resumption; closing the generator early stops and frees the batch."""
         run = self._batch(prompts, samples, n_ctx, max_tokens, temperature, top_k, top_p, min_p, repetition_penalty,
-                          seed, stop, ignore_eos, control)
+                          seed, stop, ignore_eos, control, n_threads)
         try:
             for index, item in run:
                 if index is None:
@@ -682,7 +756,7 @@ class Model(_HandleOwner):
             run.close()
 
     def _batch(self, prompts, samples, n_ctx, max_tokens, temperature, top_k, top_p, min_p, repetition_penalty, seed,
-               stop, ignore_eos, control):
+               stop, ignore_eos, control, n_threads=0):
         """Runs a batch of `prompts`: yields ``(index, piece)`` for every text piece, then ``(None, generations)``."""
         lib = _lib()
         handle = self._live()
@@ -700,6 +774,8 @@ class Model(_HandleOwner):
         batch = ctypes.c_void_p()
         _check(lib.mobilellm_batch_create(handle, ctypes.byref(batch_params), ctypes.byref(batch)))
         try:
+            if n_threads:
+                _check(lib.mobilellm_batch_set_threads(batch, _int32(n_threads, "n_threads")))
             index_of = {}
             text_session = None  # an empty session: text prompts are tokenized by the library's prompt rule
             try:
@@ -877,6 +953,12 @@ class Session(_HandleOwner):
     def reset(self):
         """Empties the session."""
         _check(_lib().mobilellm_session_reset(self._live()))
+
+    def set_threads(self, n):
+        """Runs this session's later evals and generations on `n` threads of the model's pool (1 ... the model's
+        thread count; 0: all of them). Results are identical for every count. MobileLLMError (INVALID_ARGUMENT)
+        naming n_threads otherwise."""
+        _check(_lib().mobilellm_session_set_threads(self._live(), _int32(n, "n_threads")))
 
     def rewind(self, n):
         """Keeps the first `n` tokens (n_past becomes n) and drops the rest."""

@@ -42,6 +42,38 @@ mlk_isa mlk_detect_isa(void);
 /** The level in use (defaults to mlk_detect_isa()). */
 mlk_isa mlk_active_isa(void);
 
+/** A matmul kernel family, as the dispatchers choose them (see mlk_matmul_kernel, mlk_qf32_kernel,
+ *  mlk_q_matmul_kernel): the report of mlk_system_info() and the dispatch use the same selector functions. */
+typedef enum {
+    /** No kernel: the type has no matmul of that kind. */
+    MLK_KERNEL_NONE = 0,
+    MLK_KERNEL_SCALAR = 1,
+    MLK_KERNEL_AVX2 = 2,
+    MLK_KERNEL_AVX512 = 3,
+    /** The AVX-512 one-row (decode) kernels of the f32-activation quantized matmul. */
+    MLK_KERNEL_AVX512_GEMV = 4,
+    MLK_KERNEL_AVX512_VNNI = 5,
+    MLK_KERNEL_NEON_DOTPROD = 6,
+} mlk_kernel;
+
+/** A short name for a kernel ("scalar", "avx2", "avx512", "avx512-gemv", "avx512-vnni", "neon-dotprod", "none"). */
+const char *mlk_kernel_name(mlk_kernel kernel);
+
+/** The kernel mlk_matmul_rows_isa runs for `dtype` weights at level `isa` (clamped to mlk_detect_isa()). */
+mlk_kernel mlk_matmul_kernel(mlk_isa isa, mlk_dtype dtype);
+
+/** A short name for a level ("scalar", "avx2", "avx512", "avx512-vnni", "neon-dotprod"). */
+const char *mlk_isa_name(mlk_isa isa);
+
+/**
+ * A report of this machine and build: the CPU features the kernels look at (x86: avx2 fma f16c avx512f avx512bw
+ * avx512vl avx512dq avx512vbmi avx512-vnni avx512-bf16; ARM64: neon dotprod i8mm), the detected and active levels,
+ * and for every weight type the kernel each mode runs ("q4_0: exact-decode avx512-gemv, exact-prefill avx512,
+ * int8 avx512-vnni"), as computed by the dispatchers' own selectors. Lines end with "\n". Built on the first call;
+ * a static NUL-terminated string, valid forever; any thread. Reflects the active level at the first call.
+ */
+const char *mlk_system_info(void);
+
 /** Force a level for the whole process (benchmarks). Levels above what the CPU supports are clamped.
  *  Returns the level now in use. Not for tests that run concurrently: use the *_isa variants instead. */
 mlk_isa mlk_set_isa(mlk_isa isa);

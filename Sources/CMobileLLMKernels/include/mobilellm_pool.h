@@ -41,6 +41,12 @@ void mlk_pool_run(mlk_pool *pool, mlk_task_fn task, void *context);
  */
 void mlk_pool_run_chunks(mlk_pool *pool, mlk_chunk_fn task, void *context, int64_t chunk_count);
 
+/** mlk_pool_run_chunks on the first `thread_limit` threads of the pool only (the caller and workers 1 ...
+ *  thread_limit - 1; clamped to the pool's size; 1 or less runs every chunk on the caller): the `thread` index
+ *  passed to `task` is then below thread_limit. The other workers stay idle for this job. */
+void mlk_pool_run_chunks_limited(mlk_pool *pool, mlk_chunk_fn task, void *context, int64_t chunk_count,
+                                 int thread_limit);
+
 /** A CPU hint for spin loops. */
 void mlk_cpu_relax(void);
 

@@ -28,6 +28,10 @@ int mlk_qf32_supported(int wtype);
 void mlk_qf32_matmul_rows(int wtype, const float *x, int64_t n, int64_t k, const void *w, int64_t j0, int64_t j1,
                           float *y, int64_t ldy);
 
+/** The kernel mlk_qf32_matmul_rows_isa runs for `wtype` weights and `n` activation rows at level `isa` (clamped
+ *  to mlk_detect_isa()); MLK_KERNEL_NONE for a type it does not handle. The dispatch calls this, so it is exact. */
+mlk_kernel mlk_qf32_kernel(mlk_isa isa, int wtype, int64_t n);
+
 /** mlk_qf32_matmul_rows with an explicit ISA level (for tests). */
 void mlk_qf32_matmul_rows_isa(mlk_isa isa, int wtype, const float *x, int64_t n, int64_t k, const void *w,
                               int64_t j0, int64_t j1, float *y, int64_t ldy);

@@ -145,6 +145,10 @@ void mlk_q_quantize_activations_isa(mlk_isa isa, int wtype, const float *x, int6
 void mlk_q_matmul_rows(int wtype, const void *xq, int64_t n, int64_t k, const void *w, int64_t j0, int64_t j1,
                        float *y, int64_t ldy);
 
+/** The kernel mlk_q_matmul_rows_isa runs for `wtype` weights at level `isa` (clamped to mlk_detect_isa());
+ *  MLK_KERNEL_NONE for a type without a matmul. The dispatch calls this, so it is exact. */
+mlk_kernel mlk_q_matmul_kernel(mlk_isa isa, int wtype);
+
 /**
  * mlk_q_matmul_rows with an explicit instruction-set level (for tests; never changes global state).
  * Levels above what this CPU supports are clamped to mlk_detect_isa(). MLK_ISA_AVX2 and MLK_ISA_AVX512 run the

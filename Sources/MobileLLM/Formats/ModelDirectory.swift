@@ -104,6 +104,13 @@ public struct ModelDirectory: Sendable {
         }
     }
 
+    /// The mapped weight files, one per file (in `weightFiles` order).
+    var mappedFiles: [MappedFile] {
+        var byPath: [String: MappedFile] = [:]
+        for tensor in tensors.values { if let file = tensor.owner as? MappedFile { byPath[file.path] = file } }
+        return weightFiles.compactMap { byPath[$0] }
+    }
+
     static func join(_ directory: String, _ name: String) -> String {
         directory.hasSuffix("/") ? directory + name : directory + "/" + name
     }

@@ -30,15 +30,43 @@ package final class ComputePool: @unchecked Sendable {
     /// Threads per parallel region, the caller included.
     public let threadCount: Int
     private let pool: OpaquePointer?
+    /// The pool whose threads a view (`limited(to:)`) runs on, kept alive by it; nil for a pool that owns its threads.
+    private let base: ComputePool?
+    /// Views of this pool on fewer threads, by thread count (see `limited(to:)`).
+    private let views = Mutex<[Int: ComputePool]>([:])
 
     /// A pool of `threadCount` threads (at least 1). If worker threads cannot be created, work runs on the caller.
     public init(threadCount: Int) {
         let requested = max(1, threadCount)
         pool = requested > 1 ? mlk_pool_create(Int32(requested)) : nil
         self.threadCount = pool == nil ? 1 : requested
+        base = nil
     }
 
-    deinit { mlk_pool_destroy(pool) }
+    /// A view of `base` whose parallel regions use only its first `threadCount` threads.
+    private init(view base: ComputePool, threadCount: Int) {
+        pool = base.pool
+        self.threadCount = threadCount
+        self.base = base
+    }
+
+    deinit { if base == nil { mlk_pool_destroy(pool) } }
+
+    /// This pool restricted to its first `threads` threads (clamped to 1 ... `threadCount`): the same worker threads,
+    /// with parallel regions split among fewer of them (the rest stay idle). Views are made once per count and kept.
+    /// Not a second pool: a view and its pool must not run regions at the same time (forward passes hold
+    /// `ComputePool.passes`).
+    package func limited(to threads: Int) -> ComputePool {
+        let count = min(max(1, threads), threadCount)
+        if count == threadCount { return self }
+        if let base { return base.limited(to: count) }
+        return views.withLock { views in
+            if let view = views[count] { return view }
+            let view = ComputePool(view: self, threadCount: count)
+            views[count] = view
+            return view
+        }
+    }
 
     /// Calls `body(chunk, thread)` once for every chunk in `0..<chunks`, on whichever thread claims it (the caller
     /// claims chunks too); `thread` is in `0..<threadCount`, so it can index per-thread scratch. Returns when every
@@ -52,10 +80,10 @@ package final class ComputePool: @unchecked Sendable {
         withoutActuallyEscaping(body) { body in
             var task = body
             withUnsafeMutablePointer(to: &task) { pointer in
-                mlk_pool_run_chunks(pool, { context, chunk, thread in
+                mlk_pool_run_chunks_limited(pool, { context, chunk, thread in
                     guard let context else { return }
                     context.assumingMemoryBound(to: ((Int, Int) -> Void).self).pointee(Int(chunk), Int(thread))
-                }, pointer, Int64(chunks))
+                }, pointer, Int64(chunks), Int32(threadCount))
             }
         }
     }

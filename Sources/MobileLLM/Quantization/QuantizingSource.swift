@@ -9,6 +9,7 @@ import Android
 import Darwin
 #endif
 import Dispatch
+import Synchronization
 
 /// Which storage type each weight of a model gets when it is quantized (by `mobilellm quantize` or at load).
 ///
@@ -156,15 +157,20 @@ struct UnsafeSendableRawPointer: @unchecked Sendable {
 /// A `TensorSource` that quantizes the matrices of another source while a model loads (`ModelLoadOptions.quantize`):
 /// every projection and the embedding/output matrix are converted by `plan` into owned memory, with the same bytes
 /// `mobilellm quantize` writes for that plan; vectors and matrices already in the target type pass through untouched.
-/// Rows are converted on up to `threads` threads. Converted tensors are kept, so the wrapped source (and its
-/// memory) may be released once the model holds them.
+/// A matrix is converted when it is first asked for (the loader asks in schema order, layer by layer) on up to
+/// `threads` threads, its mapped source pages are then released, and the result is kept: the file pages resident at
+/// any moment stay those of about one tensor, and the wrapped source (and its memory) may be released once the model
+/// holds the converted tensors.
 struct QuantizingSource: TensorSource {
     let base: TensorSource
     let plan: QuantizationPlan
-    /// Converted tensors by transformers name.
-    let converted: [String: StoredTensor]
     /// Fallback notes (matrices whose row length did not fit the requested type).
     let notes: [String]
+    /// The matrices to convert, by transformers name.
+    private let pending: [String: Conversion]
+    /// Converted tensors by transformers name (filled on first request).
+    private let converted = ConvertedTensors()
+    private let threads: Int
 
     var location: String { base.location }
     func storedName(of name: String) -> String { base.storedName(of: name) }
@@ -174,12 +180,50 @@ struct QuantizingSource: TensorSource {
          plan: QuantizationPlan, threads: Int) {
         self.base = base
         self.plan = plan
+        self.threads = threads
+        let (conversions, fallbacks) = Self.conversions(of: base, configuration: c, architecture: architecture, plan: plan)
+        pending = Dictionary(conversions.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
+        notes = QuantizationPlan.fallbackNotes(fallbacks)
+    }
+
+    func tensor(named name: String) -> StoredTensor? {
+        guard let conversion = pending[name] else { return base.tensor(named: name) }
+        return converted.tensors.withLock { converted in
+            if let tensor = converted[name] { return tensor }
+            let tensor = TensorConversion.converted(conversion.tensor, to: conversion.type, threads: threads)
+            TensorConversion.releasePages(of: conversion.tensor)
+            converted[name] = tensor
+            return tensor
+        }
+    }
+
+    /// The converted tensors, shared by copies of the source.
+    private final class ConvertedTensors: Sendable {
+        let tensors = Mutex<[String: StoredTensor]>([:])
+    }
+
+    /// A matrix `plan` converts at load: the stored tensor and the type it becomes.
+    struct Conversion {
+        let name: String
+        let tensor: StoredTensor
+        let type: QuantType
+        /// Bytes of the converted copy (owned memory).
+        var convertedBytes: Int { (tensor.shape.first ?? 0) * (type.rowBytes(tensor.shape.count > 1 ? tensor.shape[1] : 0) ?? 0) }
+        /// Bytes of the stored tensor (the mapped bytes the conversion reads and then releases).
+        var storedBytes: Int { tensor.count / tensor.type.blockSize * tensor.type.blockBytes }
+    }
+
+    /// The matrices of `base` that `plan` converts (the embedding first, then the untied output matrix and every
+    /// projection, as the schema lists them; a matrix already in its target type is not converted) and every
+    /// matrix's (name, row length, requested type, type) for the fallback notes. Reads tensor headers only.
+    static func conversions(of base: TensorSource, configuration c: ModelConfiguration, architecture: any Architecture.Type,
+                            plan: QuantizationPlan)
+        -> (conversions: [Conversion], fallbacks: [(name: String, columns: Int, requested: QuantType, type: QuantType)]) {
         let schema = architecture.tensors(c)
-        // The embedding first, then the output matrix (when untied) and every projection, as the schema lists them.
         let matrices = schema.tensors.filter { $0.role == .projection || ($0.role == .output && !c.tiedEmbeddings) }
         let names = schema.tensors.filter { $0.role == .embedding }.map(\.name) + matrices.filter { $0.role == .output }.map(\.name)
             + matrices.filter { $0.role == .projection }.map(\.name)
-        var converted: [String: StoredTensor] = [:]
+        var conversions: [Conversion] = []
         var fallbacks: [(name: String, columns: Int, requested: QuantType, type: QuantType)] = []
         for name in names {
             // Missing or misshapen tensors are left to the shape checks of the model loader, which name them.
@@ -188,14 +232,8 @@ struct QuantizingSource: TensorSource {
                   tensor.type.rowBytes(tensor.shape[1]) != nil else { continue }
             fallbacks.append((name, tensor.shape[1], requested, type))
             if tensor.type == type { continue }
-            converted[name] = TensorConversion.converted(tensor, to: type, threads: threads)
-            TensorConversion.releasePages(of: tensor)
+            conversions.append(Conversion(name: name, tensor: tensor, type: type))
         }
-        self.converted = converted
-        notes = QuantizationPlan.fallbackNotes(fallbacks)
-    }
-
-    func tensor(named name: String) -> StoredTensor? {
-        converted[name] ?? base.tensor(named: name)
+        return (conversions, fallbacks)
     }
 }

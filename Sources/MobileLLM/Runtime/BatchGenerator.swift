@@ -118,6 +118,28 @@ public final class BatchGenerator: @unchecked Sendable {
     }
     private var keeping = false
 
+    /// The threads this batch's forward passes run on: the model's pool or a view of it on fewer threads.
+    private var pool: ComputePool?
+
+    /// Threads this batch's forward passes use: 1 ... `model.threadCount` (the model's pool, which it starts at).
+    /// Results do not depend on it (see `Session.threadCount`). Reading it waits for a running step.
+    public var threadCount: Int {
+        lock.lock()
+        defer { lock.unlock() }
+        return pool?.threadCount ?? model.pool.threadCount
+    }
+
+    /// Makes later steps run on `threads` threads of the model's pool (1 ... `model.threadCount`); throws
+    /// `invalidArgument` naming `threadCount` otherwise. Waits for a running step.
+    public func setThreadCount(_ threads: Int) throws {
+        guard threads >= 1, threads <= model.threadCount else {
+            throw MobileLLMError.invalidArgument(name: "threadCount", problem: "expected 1...\(model.threadCount) (the threads of the model's pool), found \(threads)")
+        }
+        lock.lock()
+        defer { lock.unlock() }
+        pool = model.pool.limited(to: threads)
+    }
+
     /// The logits sequence `id` sampled its token from in the latest step (a fork's are its leader's prompt logits),
     /// or nil when it sampled nothing then or `keepsLogits` was off. Cleared at the start of every step.
     public func logits(of id: Int) -> [Float]? {
@@ -297,7 +319,7 @@ public final class BatchGenerator: @unchecked Sendable {
         defer { for session in sessions { session.useLock.unlock() } }
         var logits: [Float] = []
         do {
-            try model.forward(parts, scratch: scratch, checkCancelled: {
+            try model.forward(parts, scratch: scratch, pool: pool, checkCancelled: {
                 if self.cancellations.withLock({ $0.abortPass }) { throw MobileLLMError.cancelled }
             }, into: &logits)
         } catch MobileLLMError.cancelled {

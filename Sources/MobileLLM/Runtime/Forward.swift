@@ -21,8 +21,12 @@ extension Model {
     /// `ComputePool.passes` for the duration: concurrent passes in the process run one after the other. The caches
     /// must hold positions `0..<start` of each part, and no two parts may write the same cache position.
     /// `checkCancelled` runs before every layer; what it throws ends the pass (the caches' lengths are unchanged).
-    func forward(_ parts: [ForwardPart], scratch s: Scratch, checkCancelled: () throws -> Void,
+    /// The parallel regions run on `pool` (a view of the model's pool on fewer threads, see `Session.threadCount`),
+    /// or on the model's whole pool when it is nil; the numbers are the same either way (work is split by output
+    /// rows and fixed attention segments, never by summation order).
+    func forward(_ parts: [ForwardPart], scratch s: Scratch, pool: ComputePool? = nil, checkCancelled: () throws -> Void,
                  into output: inout [Float]) throws {
+        let pool = pool ?? self.pool
         let c = configuration
         let w = weights
         let hidden = c.hiddenSize

@@ -18,6 +18,10 @@ public enum KVCacheType: String, Sendable, CaseIterable {
         }
     }
 
+    /// The type a session gets when it names none: f32 for float weights (exact), f16 for block-quantized weights
+    /// (whose own rounding dominates).
+    static func automatic(quantizedWeights: Bool) -> KVCacheType { quantizedWeights ? .f16 : .f32 }
+
     /// Bytes of one cached row of `headDimension` values (0 when Q8_0 blocks do not divide it).
     func rowBytes(_ headDimension: Int) -> Int { mlk_row_bytes(kernelType, Int64(headDimension)) }
 
@@ -103,8 +107,16 @@ public final class KVCache: @unchecked Sendable {
         kvHeadCount = c.kvHeadCount
         headDimension = c.headDimension
         rowBytes = type.rowBytes(c.headDimension)
-        pageBytes = 2 * c.layerCount * c.kvHeadCount * Self.pagePositions * rowBytes
+        pageBytes = Self.pageBytes(configuration: c, type: type)
     }
+
+    /// Bytes of one page: `pagePositions` positions of `bytesPerPosition`.
+    static func pageBytes(configuration c: ModelConfiguration, type: KVCacheType) -> Int {
+        Self.pagePositions * bytesPerPosition(configuration: c, type: type)
+    }
+
+    /// Pages that positions `0..<positions` occupy.
+    static func pageCount(positions: Int) -> Int { (max(0, positions) + pagePositions - 1) / pagePositions }
 
     /// A cache holding the same positions as `other`, sharing its pages until either side writes into one.
     private init(sharing other: KVCache) {
@@ -149,7 +161,7 @@ public final class KVCache: @unchecked Sendable {
 
     /// Allocates the pages positions `0..<end` need (`end` at most `capacity`), so that `store` can write them.
     func reserve(through end: Int) {
-        let needed = (min(end, capacity) + Self.pagePositions - 1) / Self.pagePositions
+        let needed = Self.pageCount(positions: min(end, capacity))
         while pages.count < needed { pages.append(KVPage(byteCount: pageBytes)) }
     }
 

@@ -41,6 +41,7 @@ extension Model {
             try self.init(path: path, configuration: directory.configuration, source: source,
                           tokenizerFile: directory.tokenizerFile, options: options)
             if source.aborted { throw MobileLLMError.cancelled }
+            if options.lockMemory { try Self.lock(directory.mappedFiles) }
         } else {
             try self.init(path: path, options: options)
         }

@@ -1,3 +1,12 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Android)
+import Android
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// How activations meet quantized weights.
 public enum ActivationPrecision: String, Sendable, CaseIterable {
@@ -21,15 +30,76 @@ public struct ModelLoadOptions: Sendable {
     /// Context length of a session made without one (`makeSession()`): 1 ... the model's maximum. nil:
     /// `min(4096, max_position_embeddings)`.
     public var defaultContextLength: Int?
+    /// Lock the memory-mapped model files in RAM after loading (`mlock`), so the OS never pages weights out (and the
+    /// first tokens never wait for the disk): every page of the files is read during the load. When the lock fails
+    /// (`RLIMIT_MEMLOCK` too low, see `ulimit -l`, or not enough memory) the load fails with `invalidArgument`
+    /// naming `lockMemory`, the error and the bytes asked for. Weights converted at load (`quantize`) live in
+    /// ordinary memory and are not locked. Default false.
+    public var lockMemory: Bool
 
-    /// Options with the given thread count (nil: every core), activation precision, quantize-on-load type and
-    /// default session context length.
+    /// Options with the given thread count (nil: every core), activation precision, quantize-on-load type, default
+    /// session context length and memory locking.
     public init(threadCount: Int? = nil, activationPrecision: ActivationPrecision = .exact, quantize: QuantType? = nil,
-                defaultContextLength: Int? = nil) {
+                defaultContextLength: Int? = nil, lockMemory: Bool = false) {
         self.threadCount = threadCount
         self.activationPrecision = activationPrecision
         self.quantize = quantize
         self.defaultContextLength = defaultContextLength
+        self.lockMemory = lockMemory
+    }
+
+    /// Throws `invalidArgument` naming the option for a thread count outside 1...1024 or a quantize type this
+    /// library cannot write (checked before any file is read).
+    func validate() throws {
+        if let threads = threadCount, threads < 1 || threads > 1024 {
+            throw MobileLLMError.invalidArgument(name: "threadCount", problem: "expected 1...1024, found \(threads)")
+        }
+        try QuantizationPlan.checkWritable(quantize, name: "quantize")
+    }
+
+    /// The compute threads a model loaded with these options uses (`threadCount`, or every core).
+    var resolvedThreadCount: Int { threadCount ?? Platform.activeProcessorCount }
+
+    /// The default session context length of a model of configuration `c` loaded with these options; throws
+    /// `invalidArgument` naming `defaultContextLength` when it is outside 1 ... the model's maximum.
+    func resolvedDefaultContextLength(_ c: ModelConfiguration) throws -> Int {
+        if let length = defaultContextLength, length < 1 || length > c.maxPositions {
+            throw MobileLLMError.invalidArgument(name: "defaultContextLength",
+                                                 problem: "expected 1...\(c.maxPositions) (the model's max_position_embeddings), found \(length)")
+        }
+        return defaultContextLength ?? min(4096, c.maxPositions)
+    }
+}
+
+/// A model's files opened for loading: the configuration and the tensor table (headers only; no tensor bytes read).
+struct OpenedModel {
+    let configuration: ModelConfiguration
+    let source: TensorSource
+    let tokenizerFile: String?
+    /// The files whose bytes hold the tensors, and their sizes (the whole file is mapped).
+    let files: [MappedFile]
+
+    /// Opens a Hugging Face directory (config.json + safetensors) or a GGUF file: parses the configuration and the
+    /// tensor headers, maps the files, reads no tensor data. Throws what `Model(path:options:)` throws for them.
+    init(path: String) throws {
+        if pathKind(path) == .file {
+            guard try GGUFFile.hasMagic(path: path) else {
+                throw MobileLLMError.invalidFile(path: path, field: "(file)",
+                                                 problem: "not a GGUF file (no 'GGUF' magic) and not a model directory")
+            }
+            let source = try GGUFModelSource(path: path)
+            let hasTokenizer = source.gguf.metadata["tokenizer.ggml.model"] != nil
+            configuration = source.configuration
+            self.source = source
+            tokenizerFile = hasTokenizer ? path : nil
+            files = [source.gguf.file]
+            return
+        }
+        let directory = try ModelDirectory(path: path)
+        configuration = directory.configuration
+        source = directory
+        tokenizerFile = directory.tokenizerFile
+        files = directory.mappedFiles
     }
 }
 
@@ -74,39 +144,43 @@ public final class Model: @unchecked Sendable {
     /// (llama.cpp's layouts of every registered family: `llama`, `llama4`, `qwen2`, `qwen3`; float or block-quantized tensors). Weights stay memory-mapped.
     /// Throws `MobileLLMError` naming the file and field when anything is missing or inconsistent.
     public convenience init(path: String, options: ModelLoadOptions = ModelLoadOptions()) throws {
-        if pathKind(path) == .file {
-            guard try GGUFFile.hasMagic(path: path) else {
-                throw MobileLLMError.invalidFile(path: path, field: "(file)",
-                                                 problem: "not a GGUF file (no 'GGUF' magic) and not a model directory")
+        let opened = try OpenedModel(path: path)
+        try self.init(path: path, configuration: opened.configuration, source: opened.source,
+                      tokenizerFile: opened.tokenizerFile, options: options)
+        if options.lockMemory { try Self.lock(opened.files) }
+    }
+
+    /// Locks every byte of `files` in RAM (`mlock`), reading them in; throws `invalidArgument` naming `lockMemory`
+    /// when the system refuses.
+    static func lock(_ files: [MappedFile]) throws {
+        for file in files {
+            guard let base = file.base, file.size > 0 else { continue }
+            guard mlock(base, file.size) == 0 else {
+                let code = errno
+                var limit = rlimit()
+                #if os(Linux)
+                let queried = getrlimit(__rlimit_resource_t(__RLIMIT_MEMLOCK.rawValue), &limit) == 0
+                #else
+                let queried = getrlimit(RLIMIT_MEMLOCK, &limit) == 0
+                #endif
+                let limitText = queried ? (limit.rlim_cur == rlim_t.max ? "unlimited" : "\(limit.rlim_cur) bytes") : "unknown"
+                throw MobileLLMError.invalidArgument(
+                    name: "lockMemory",
+                    problem: "mlock of \(file.size) bytes of \(file.path) failed: \(String(cString: strerror(code))) (RLIMIT_MEMLOCK is \(limitText); raise it with ulimit -l, or load without locking)")
             }
-            let source = try GGUFModelSource(path: path)
-            let hasTokenizer = source.gguf.metadata["tokenizer.ggml.model"] != nil
-            try self.init(path: path, configuration: source.configuration, source: source,
-                          tokenizerFile: hasTokenizer ? path : nil, options: options)
-            return
         }
-        let directory = try ModelDirectory(path: path)
-        try self.init(path: path, configuration: directory.configuration, source: directory,
-                      tokenizerFile: directory.tokenizerFile, options: options)
     }
 
     /// Builds a model from a configuration and a source of tensors named as the architecture expects.
     init(path: String, configuration: ModelConfiguration, source: TensorSource, tokenizerFile: String?, options: ModelLoadOptions) throws {
-        if let threads = options.threadCount, threads < 1 || threads > 1024 {
-            throw MobileLLMError.invalidArgument(name: "threadCount", problem: "expected 1...1024, found \(threads)")
-        }
-        try QuantizationPlan.checkWritable(options.quantize, name: "quantize")
+        try options.validate()
         guard let architecture = ArchitectureRegistry.architecture(for: configuration.modelType) else {
             throw MobileLLMError.unsupported(path: path, feature: "model_type \(configuration.modelType)")
         }
-        if let length = options.defaultContextLength, length < 1 || length > configuration.maxPositions {
-            throw MobileLLMError.invalidArgument(name: "defaultContextLength",
-                                                 problem: "expected 1...\(configuration.maxPositions) (the model's max_position_embeddings), found \(length)")
-        }
-        defaultContextLength = options.defaultContextLength ?? min(4096, configuration.maxPositions)
+        defaultContextLength = try options.resolvedDefaultContextLength(configuration)
         self.path = path
         self.configuration = configuration
-        let threads = options.threadCount ?? Platform.activeProcessorCount
+        let threads = options.resolvedThreadCount
         threadCount = threads
         pool = ComputePool.shared(threadCount: threads)
         self.architecture = architecture
@@ -190,7 +264,7 @@ public final class Model: @unchecked Sendable {
     /// (an f16 cache moves logits by ~1e-2), and to `.f16` for quantized weights, whose own rounding dominates.
     public func makeSession(contextLength: Int? = nil, kvCacheType: KVCacheType? = nil) throws -> Session {
         try Session(model: self, capacity: contextLength ?? defaultContextLength,
-                    kvCacheType: kvCacheType ?? (isQuantized ? .f16 : .f32))
+                    kvCacheType: kvCacheType ?? KVCacheType.automatic(quantizedWeights: isQuantized))
     }
 }
 

@@ -65,6 +65,30 @@ public final class Session: @unchecked Sendable {
     let cache: KVCache
     /// This session's forward-pass buffers.
     private let scratch = Scratch()
+    /// The threads this session's forward passes run on: the model's pool or a view of it on fewer threads.
+    private var pool: ComputePool
+
+    /// Threads this session's forward passes use: 1 ... `model.threadCount` (the size of the model's pool), which it
+    /// starts at. Change it with `setThreadCount(_:)`. Results do not depend on it: work is split by output rows and
+    /// fixed attention segments, never by summation order, so every thread count gives bit-identical logits.
+    /// Reading it waits for a call running on this session to finish.
+    public var threadCount: Int {
+        useLock.lock()
+        defer { useLock.unlock() }
+        return pool.threadCount
+    }
+
+    /// Makes later forward passes of this session run on `threads` threads of the model's pool (1 ...
+    /// `model.threadCount`; the pool is shared by the process and never grows). Throws `invalidArgument` naming
+    /// `threadCount` for a value outside that range. Waits for a call running on this session to finish.
+    public func setThreadCount(_ threads: Int) throws {
+        guard threads >= 1, threads <= model.threadCount else {
+            throw MobileLLMError.invalidArgument(name: "threadCount", problem: "expected 1...\(model.threadCount) (the threads of the model's pool), found \(threads)")
+        }
+        useLock.lock()
+        defer { useLock.unlock() }
+        pool = model.pool.limited(to: threads)
+    }
 
     init(model: Model, capacity: Int, kvCacheType: KVCacheType) throws {
         let c = model.configuration
@@ -73,6 +97,7 @@ public final class Session: @unchecked Sendable {
         }
         self.model = model
         self.capacity = capacity
+        pool = model.pool
         let scratchBytes = 4 * Attention.scratchFloats(configuration: c, capacity: capacity, threads: model.threadCount)
         cache = try KVCache(configuration: c, capacity: capacity, type: kvCacheType, extraBytes: scratchBytes)
     }
@@ -83,6 +108,7 @@ public final class Session: @unchecked Sendable {
         capacity = other.capacity
         tokens = other.tokens
         cache = other.cache.fork()
+        pool = other.pool
     }
 
     /// A new session holding the same tokens and KV cache as this one, for sampling several continuations of one
@@ -185,7 +211,7 @@ public final class Session: @unchecked Sendable {
                 let rows: LogitsRequest = request == .all ? .all : (isFinal ? request : .none)
                 let batch = Array(newTokens[offset..<(offset + count)])
                 try model.forward([ForwardPart(cache: cache, tokens: batch, start: start + offset, logits: rows)],
-                                  scratch: scratch, checkCancelled: checkCancelled, into: &output)
+                                  scratch: scratch, pool: pool, checkCancelled: checkCancelled, into: &output)
                 tokens.append(contentsOf: batch)
                 cache.advance(to: tokens.count)
                 offset += count
@@ -222,20 +248,39 @@ final class Scratch {
         scores.deallocate()
     }
 
+    /// Sizes of the buffers for `n` rows: floats of each f32 buffer and bytes of the Q8A activation rows.
+    struct Layout {
+        let x, h, q, kv, attention, mlp, activationBytes: Int
+
+        init(tokens n: Int, configuration c: ModelConfiguration) {
+            let qWidth = c.headCount * c.headDimension
+            x = n * c.hiddenSize
+            h = n * max(c.hiddenSize, qWidth)
+            q = n * qWidth
+            kv = n * c.kvHeadCount * c.headDimension
+            attention = n * qWidth
+            mlp = n * c.intermediateSize
+            activationBytes = n * 2 * max(c.hiddenSize, qWidth, c.intermediateSize) + 64
+        }
+
+        /// Bytes of every buffer together (x, h, q, k, v, attention, gate, up and the activation rows).
+        var byteCount: Int { 4 * (x + h + q + 2 * kv + attention + 2 * mlp) + activationBytes }
+    }
+
     func reserve(tokens n: Int, configuration c: ModelConfiguration) {
         guard n > tokens else { return }
         releaseTokenBuffers()
         tokens = n
-        let qWidth = c.headCount * c.headDimension, kvWidth = c.kvHeadCount * c.headDimension
-        x = .allocate(capacity: n * c.hiddenSize)
-        h = .allocate(capacity: n * max(c.hiddenSize, qWidth))
-        q = .allocate(capacity: n * qWidth)
-        k = .allocate(capacity: n * kvWidth)
-        v = .allocate(capacity: n * kvWidth)
-        attention = .allocate(capacity: n * qWidth)
-        gate = .allocate(capacity: n * c.intermediateSize)
-        up = .allocate(capacity: n * c.intermediateSize)
-        activations = .allocate(byteCount: n * 2 * max(c.hiddenSize, qWidth, c.intermediateSize) + 64, alignment: 64)
+        let layout = Layout(tokens: n, configuration: c)
+        x = .allocate(capacity: layout.x)
+        h = .allocate(capacity: layout.h)
+        q = .allocate(capacity: layout.q)
+        k = .allocate(capacity: layout.kv)
+        v = .allocate(capacity: layout.kv)
+        attention = .allocate(capacity: layout.attention)
+        gate = .allocate(capacity: layout.mlp)
+        up = .allocate(capacity: layout.mlp)
+        activations = .allocate(byteCount: layout.activationBytes, alignment: 64)
     }
 
     /// Makes room for `floats` of attention scratch (see `Attention.scratchFloats`).

@@ -145,6 +145,10 @@ extension TensorSource {
 }
 
 extension TransformerWeights {
+    /// Whether `init(configuration:schema:source:)` copies tensors of `role` into owned f32 arrays (norm weights and
+    /// biases) instead of multiplying them where they are mapped.
+    static func keepsAsFloats(_ role: TensorRole) -> Bool { role == .norm || role == .bias }
+
     /// Collects and shape-checks every tensor of `schema` (the family's tensor list for configuration `c`). Errors
     /// name the tensor as its file does and the configuration fields its expected shape comes from.
     init(configuration c: ModelConfiguration, schema: TensorSchema, source: TensorSource) throws {
@@ -177,6 +181,7 @@ extension TransformerWeights {
         for spec in schema.tensors {
             if spec.role == .output && (c.tiedEmbeddings || source.tensor(named: spec.name) == nil) { continue }
             let tensor = try require(spec)
+            // Norms and biases (`keepsAsFloats`) become f32 arrays; matrices stay where they are stored.
             switch (spec.role, spec.layer) {
             case (.norm, nil): vectors[spec.slot] = WeightMatrix(tensor).floats()
             case (.bias, nil): biases[spec.slot] = WeightMatrix(tensor).floats()

@@ -9,12 +9,13 @@
 #define CHECK(type, field, offset) _Static_assert(__builtin_offsetof(type, field) == (offset), #type "." #field)
 #define SIZE(type, size) _Static_assert(sizeof(type) == (size), "sizeof " #type)
 
-SIZE(mobilellm_model_params, 40);
+SIZE(mobilellm_model_params, 48); /* 40 as first released; use_mlock appended */
 CHECK(mobilellm_model_params, n_threads, 4);
 CHECK(mobilellm_model_params, default_context_length, 8);
 CHECK(mobilellm_model_params, quantize, 16);
 CHECK(mobilellm_model_params, progress_callback, 24);
 CHECK(mobilellm_model_params, progress_user_data, 32);
+CHECK(mobilellm_model_params, use_mlock, 40);
 
 SIZE(mobilellm_model_info, 52);
 CHECK(mobilellm_model_info, vocab_size, 4);
@@ -73,6 +74,18 @@ CHECK(mobilellm_piece, channel, 4);
 CHECK(mobilellm_piece, text, 8);
 CHECK(mobilellm_piece, text_length, 16);
 CHECK(mobilellm_piece, logprob, 24);
+
+/* Appended in ABI v1: memory estimate. */
+SIZE(mobilellm_memory_estimate, 64);
+CHECK(mobilellm_memory_estimate, n_ctx, 4);
+CHECK(mobilellm_memory_estimate, kv_cache_type, 8);
+CHECK(mobilellm_memory_estimate, n_threads, 12);
+CHECK(mobilellm_memory_estimate, weights_mapped_bytes, 16);
+CHECK(mobilellm_memory_estimate, weights_anonymous_bytes, 24);
+CHECK(mobilellm_memory_estimate, kv_bytes_per_position, 32);
+CHECK(mobilellm_memory_estimate, kv_bytes, 40);
+CHECK(mobilellm_memory_estimate, scratch_bytes, 48);
+CHECK(mobilellm_memory_estimate, total_bytes, 56);
 
 SIZE(mobilellm_chat_message, 16);
 SIZE(mobilellm_chat_params, 32);

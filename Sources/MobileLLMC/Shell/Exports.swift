@@ -81,7 +81,34 @@ public func mobilellm_model_params_init(_ params: UnsafeMutablePointer<mobilellm
 }
 
 /// The C fields of the engine's load options, for error messages.
-private let modelLoadFields = ["defaultContextLength": "params->default_context_length", "threadCount": "params->n_threads"]
+private let modelLoadFields = ["defaultContextLength": "params->default_context_length", "threadCount": "params->n_threads",
+                               "lockMemory": "params->use_mlock", "contextLength": "n_ctx"]
+
+/// Reads and checks C model params (NULL: defaults) as the engine's load options.
+private func modelLoadOptions(_ params: UnsafePointer<mobilellm_model_params>?) throws -> (ModelLoadOptions, mobilellm_model_params) {
+    let p = try readParams(params, defaults: .defaults, minimumSize: VersionOneSize.modelParams, name: "params")
+    guard (0...1024).contains(p.n_threads) else {
+        throw ABIError.invalidArgument("params->n_threads", "expected 0 (every core) ... 1024, found \(p.n_threads)")
+    }
+    guard p.default_context_length >= 0 else {
+        throw ABIError.invalidArgument("params->default_context_length", "expected 0 (automatic) or a positive count, found \(p.default_context_length)")
+    }
+    var quantize: QuantType?
+    if let pointer = p.quantize {
+        let name = try string(pointer, "params->quantize")
+        if !name.isEmpty {
+            guard let type = QuantType(name: name) else {
+                throw ABIError.invalidArgument("params->quantize", "unknown type \"\(name)\" (expected NULL, \"\" or one of \(QuantType.allCases.map(\.name).joined(separator: ", ")))")
+            }
+            quantize = type
+        }
+    }
+    // use_mlock was appended: read only when the caller's struct has it (readParams keeps the default otherwise).
+    let options = ModelLoadOptions(threadCount: p.n_threads == 0 ? nil : Int(p.n_threads), quantize: quantize,
+                                   defaultContextLength: p.default_context_length == 0 ? nil : Int(p.default_context_length),
+                                   lockMemory: readBool(p, \mobilellm_model_params.use_mlock))
+    return (options, p)
+}
 
 /// See include/mobilellm.h.
 @_cdecl("mobilellm_model_load")
@@ -90,25 +117,7 @@ public func mobilellm_model_load(_ path: UnsafePointer<CChar>?, _ params: Unsafe
     guarded("mobilellm_model_load") {
         guard let outModel else { throw ABIError.null("out_model") }
         let path = try string(path, "path")
-        let p = try readParams(params, defaults: .defaults, minimumSize: VersionOneSize.modelParams, name: "params")
-        guard (0...1024).contains(p.n_threads) else {
-            throw ABIError.invalidArgument("params->n_threads", "expected 0 (every core) ... 1024, found \(p.n_threads)")
-        }
-        guard p.default_context_length >= 0 else {
-            throw ABIError.invalidArgument("params->default_context_length", "expected 0 (automatic) or a positive count, found \(p.default_context_length)")
-        }
-        var quantize: QuantType?
-        if let pointer = p.quantize {
-            let name = try string(pointer, "params->quantize")
-            if !name.isEmpty {
-                guard let type = QuantType(name: name) else {
-                    throw ABIError.invalidArgument("params->quantize", "unknown type \"\(name)\" (expected NULL, \"\" or one of \(QuantType.allCases.map(\.name).joined(separator: ", ")))")
-                }
-                quantize = type
-            }
-        }
-        let options = ModelLoadOptions(threadCount: p.n_threads == 0 ? nil : Int(p.n_threads), quantize: quantize,
-                                       defaultContextLength: p.default_context_length == 0 ? nil : Int(p.default_context_length))
+        let (options, p) = try modelLoadOptions(params)
         let started = ContinuousClock.now
         let model: Model
         if let callback = p.progress_callback {
@@ -126,6 +135,42 @@ public func mobilellm_model_load(_ path: UnsafePointer<CChar>?, _ params: Unsafe
         outModel.pointee = modelTable.insert(box)
     }
 }
+
+/// See include/mobilellm.h.
+@_cdecl("mobilellm_model_estimate_memory")
+public func mobilellm_model_estimate_memory(_ path: UnsafePointer<CChar>?, _ params: UnsafePointer<mobilellm_model_params>?,
+                                            _ contextLength: Int32, _ out: UnsafeMutablePointer<mobilellm_memory_estimate>?) -> Int32 {
+    guarded("mobilellm_model_estimate_memory") {
+        let path = try string(path, "path")
+        guard out != nil else { throw ABIError.null("out") }
+        let (options, _) = try modelLoadOptions(params)
+        let length = try contextLengthArgument(contextLength, "n_ctx")
+        let estimate = try translatingArguments(modelLoadFields) {
+            try Model.estimateMemory(path: path, options: options, contextLength: length)
+        }
+        var value = mobilellm_memory_estimate()
+        value.n_ctx = Int32(clamping: estimate.contextLength)
+        switch estimate.kvCacheType {
+        case .f32: value.kv_cache_type = Int32(MOBILELLM_KV_F32.rawValue)
+        case .f16: value.kv_cache_type = Int32(MOBILELLM_KV_F16.rawValue)
+        case .q8_0: value.kv_cache_type = Int32(MOBILELLM_KV_Q8_0.rawValue)
+        }
+        value.n_threads = Int32(clamping: estimate.threadCount)
+        value.weights_mapped_bytes = UInt64(estimate.mappedWeightBytes)
+        value.weights_anonymous_bytes = UInt64(estimate.anonymousWeightBytes)
+        value.kv_bytes_per_position = UInt64(estimate.kvBytesPerPosition)
+        value.kv_bytes = UInt64(estimate.kvBytes)
+        value.scratch_bytes = UInt64(estimate.scratchBytes)
+        value.total_bytes = UInt64(estimate.totalBytes)
+        try writeOutput(value, to: out, minimumSize: VersionOneSize.memoryEstimate, name: "out")
+    }
+}
+
+nonisolated(unsafe) private let systemInfoCString: UnsafePointer<CChar> = makeStaticCString(MobileLLMSystem.info)
+
+/// See include/mobilellm.h.
+@_cdecl("mobilellm_system_info")
+public func mobilellm_system_info() -> UnsafePointer<CChar>? { systemInfoCString }
 
 /// See include/mobilellm.h.
 @_cdecl("mobilellm_model_free")
@@ -215,6 +260,19 @@ public func mobilellm_session_create(_ model: OpaquePointer?, _ params: UnsafePo
         }
         MobileLLMLog.log(.debug, "session created: \(session.capacity) positions, \(session.kvCacheType.rawValue) KV cache of \(session.kvCacheBytes) bytes")
         outSession.pointee = sessionTable.insert(SessionBox(session: session, owner: box))
+    }
+}
+
+/// See include/mobilellm.h.
+@_cdecl("mobilellm_session_set_threads")
+public func mobilellm_session_set_threads(_ session: OpaquePointer?, _ threads: Int32) -> Int32 {
+    guarded("mobilellm_session_set_threads") {
+        let box = try sessionTable.lookup(session, "session")
+        let available = box.session.model.threadCount
+        guard threads >= 0, Int(threads) <= available else {
+            throw ABIError.invalidArgument("n_threads", "expected 0 (all \(available) threads of the model's pool) or 1...\(available), found \(threads)")
+        }
+        try box.exclusively { try box.session.setThreadCount(threads == 0 ? available : Int(threads)) }
     }
 }
 

@@ -51,6 +51,8 @@ enum VersionOneSize {
     static let chatParams = 32
     /// Appended in ABI v1 (first released at this size).
     static let batchParams = 20
+    /// Appended in ABI v1 (first released at this size).
+    static let memoryEstimate = 64
 }
 
 extension mobilellm_model_params {

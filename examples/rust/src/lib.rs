@@ -63,6 +63,22 @@ pub mod ffi {
         pub quantize: *const c_char,
         pub progress_callback: ProgressCallback,
         pub progress_user_data: *mut c_void,
+        pub use_mlock: bool,
+    }
+
+    #[repr(C)]
+    #[derive(Debug, Clone, Copy, Default)]
+    pub struct MemoryEstimate {
+        pub struct_size: u32,
+        pub n_ctx: i32,
+        pub kv_cache_type: i32,
+        pub n_threads: i32,
+        pub weights_mapped_bytes: u64,
+        pub weights_anonymous_bytes: u64,
+        pub kv_bytes_per_position: u64,
+        pub kv_bytes: u64,
+        pub scratch_bytes: u64,
+        pub total_bytes: u64,
     }
 
     #[repr(C)]
@@ -197,6 +213,11 @@ pub mod ffi {
         pub fn mobilellm_model_params_init(params: *mut ModelParams);
         pub fn mobilellm_model_load(path: *const c_char, params: *const ModelParams, out: *mut *mut c_void) -> i32;
         pub fn mobilellm_model_free(model: *mut c_void) -> i32;
+        pub fn mobilellm_model_estimate_memory(path: *const c_char, params: *const ModelParams, n_ctx: i32,
+                                               out: *mut MemoryEstimate) -> i32;
+        pub fn mobilellm_session_set_threads(session: *mut c_void, n_threads: i32) -> i32;
+        pub fn mobilellm_batch_set_threads(batch: *mut c_void, n_threads: i32) -> i32;
+        pub fn mobilellm_system_info() -> *const c_char;
         pub fn mobilellm_model_get_info(model: *const c_void, info: *mut ModelInfo) -> i32;
         pub fn mobilellm_model_eos_token_ids(model: *const c_void, ids: *mut i32, capacity: usize, count: *mut usize) -> i32;
         pub fn mobilellm_model_get_metadata(model: *const c_void, key: *const c_char, buffer: *mut c_char, capacity: usize,
@@ -317,6 +338,50 @@ pub fn version() -> String {
     unsafe { CStr::from_ptr(ffi::mobilellm_version_string()) }.to_string_lossy().into_owned()
 }
 
+/// The library's report of this machine: architecture, CPU features, instruction-set level, and the kernel each
+/// weight type runs per mode (`mobilellm_system_info`).
+pub fn system_info() -> String {
+    unsafe { CStr::from_ptr(ffi::mobilellm_system_info()) }.to_string_lossy().into_owned()
+}
+
+/// How to load a model (the fields of `mobilellm_model_params` this wrapper exposes).
+#[derive(Debug, Clone, Default)]
+pub struct LoadOptions {
+    /// Compute threads (None: every core).
+    pub n_threads: Option<i32>,
+    /// Quantize an unquantized model as it loads ("q8_0", "q4_0", ...; None: as stored).
+    pub quantize: Option<String>,
+    /// Lock the mapped model files in RAM (mlock); loading fails when RLIMIT_MEMLOCK is too low.
+    pub use_mlock: bool,
+}
+
+impl LoadOptions {
+    /// Calls `body` with the C params (the quantize string lives as long as the call).
+    fn with_params<T>(&self, body: impl FnOnce(&ffi::ModelParams) -> Result<T>) -> Result<T> {
+        let quantize = match &self.quantize {
+            Some(name) => Some(c_string(name, "quantize")?),
+            None => None,
+        };
+        let mut params: ffi::ModelParams = unsafe { std::mem::zeroed() };
+        unsafe { ffi::mobilellm_model_params_init(&mut params) };
+        params.n_threads = self.n_threads.unwrap_or(0);
+        params.quantize = quantize.as_ref().map_or(ptr::null(), |q| q.as_ptr());
+        params.use_mlock = self.use_mlock;
+        body(&params)
+    }
+}
+
+/// Estimates, from the model's headers only, the memory of loading `path` with `options` and filling one session
+/// of `n_ctx` positions (0: the default): see `mobilellm_memory_estimate` for the fields (bytes).
+pub fn estimate_memory(path: &str, options: &LoadOptions, n_ctx: i32) -> Result<ffi::MemoryEstimate> {
+    let path = c_string(path, "path")?;
+    options.with_params(|params| {
+        let mut out = ffi::MemoryEstimate { struct_size: std::mem::size_of::<ffi::MemoryEstimate>() as u32, ..Default::default() };
+        check(unsafe { ffi::mobilellm_model_estimate_memory(path.as_ptr(), params, n_ctx, &mut out) })?;
+        Ok(out)
+    })
+}
+
 /// A loaded model: immutable, shareable across threads.
 pub struct Model {
     handle: *mut c_void,
@@ -330,12 +395,14 @@ unsafe impl Sync for Model {}
 impl Model {
     /// Loads a model directory with `n_threads` compute threads per session (None: every core).
     pub fn load(path: &str, n_threads: Option<i32>) -> Result<Model> {
+        Model::load_with(path, &LoadOptions { n_threads, ..Default::default() })
+    }
+
+    /// Loads a model with `options`.
+    pub fn load_with(path: &str, options: &LoadOptions) -> Result<Model> {
         let path = c_string(path, "path")?;
-        let mut params: ffi::ModelParams = unsafe { std::mem::zeroed() };
-        unsafe { ffi::mobilellm_model_params_init(&mut params) };
-        params.n_threads = n_threads.unwrap_or(0);
         let mut handle = ptr::null_mut();
-        check(unsafe { ffi::mobilellm_model_load(path.as_ptr(), &params, &mut handle) })?;
+        options.with_params(|params| check(unsafe { ffi::mobilellm_model_load(path.as_ptr(), params, &mut handle) }))?;
         let mut info = ffi::ModelInfo { struct_size: std::mem::size_of::<ffi::ModelInfo>() as u32, ..Default::default() };
         if let Err(error) = check(unsafe { ffi::mobilellm_model_get_info(handle, &mut info) }) {
             unsafe { ffi::mobilellm_model_free(handle) };
@@ -528,6 +595,12 @@ impl Session {
     /// Empties the session.
     pub fn reset(&mut self) -> Result<()> {
         check(unsafe { ffi::mobilellm_session_reset(self.handle) })
+    }
+
+    /// Runs later evals and generations on `n_threads` threads of the model's pool (0: all); results are identical
+    /// for every count.
+    pub fn set_threads(&mut self, n_threads: i32) -> Result<()> {
+        check(unsafe { ffi::mobilellm_session_set_threads(self.handle, n_threads) })
     }
 
     /// Keeps the first `position` tokens.
@@ -751,6 +824,11 @@ impl Batch {
     /// Asks every sequence added so far to stop.
     pub fn cancel_all(&self) -> Result<()> {
         self.cancel_handle().cancel_all()
+    }
+
+    /// Runs later steps on `n_threads` threads of the model's pool (0: all); results are identical for every count.
+    pub fn set_threads(&mut self, n_threads: i32) -> Result<()> {
+        check(unsafe { ffi::mobilellm_batch_set_threads(self.handle, n_threads) })
     }
 
     /// A handle that cancels this batch's sequences from any thread.

@@ -140,7 +140,8 @@ const MODELS: [&str; 4] = ["llama4-r1like-bf16-sharded", "llama4-nope-f32", "lla
 fn abi_version_matches() {
     assert_eq!(mobilellm::abi_version(), mobilellm::ffi::MOBILELLM_ABI_VERSION);
     assert!(!mobilellm::version().is_empty());
-    assert_eq!(std::mem::size_of::<mobilellm::ffi::ModelParams>(), 40);
+    assert_eq!(std::mem::size_of::<mobilellm::ffi::ModelParams>(), 48); // 40 as first released; use_mlock appended
+    assert_eq!(std::mem::size_of::<mobilellm::ffi::MemoryEstimate>(), 64);
     assert_eq!(std::mem::size_of::<mobilellm::ffi::SamplerParams>(), 56);
     // The header's current layout (48 bytes as first released; stop strings and output control appended).
     assert_eq!(std::mem::size_of::<mobilellm::ffi::GenerateParams>(), 192);
@@ -149,6 +150,27 @@ fn abi_version_matches() {
     assert_eq!(std::mem::size_of::<mobilellm::ffi::Piece>(), 32);
     assert_eq!(std::mem::size_of::<mobilellm::ffi::ModelInfo>(), 52);
     assert_eq!(std::mem::size_of::<mobilellm::ffi::ChatParams>(), 32);
+}
+
+#[test]
+fn memory_estimate_threads_and_system_info() {
+    let options = mobilellm::LoadOptions { n_threads: Some(2), ..Default::default() };
+    let estimate = mobilellm::estimate_memory(&fixture("llama-bf16-untied"), &options, 128).unwrap();
+    assert_eq!(estimate.n_ctx, 128);
+    assert!(estimate.kv_bytes > 0 && estimate.total_bytes > estimate.kv_bytes);
+    let missing = mobilellm::estimate_memory(&fixture("no-such-model"), &options, 0).unwrap_err();
+    assert!(missing.message.contains("no-such-model"), "{}", missing.message);
+    let model = Model::load_with(&fixture("llama-bf16-untied"), &options).unwrap();
+    let mut runs = Vec::new();
+    for threads in [1, 2, 0] {
+        let mut session = model.session(64).unwrap();
+        session.set_threads(threads).unwrap();
+        runs.push(session.generate(&[1, 2, 3, 4], 8, Sampling::greedy(), true, |_, _| true).unwrap().tokens);
+    }
+    assert!(runs[0] == runs[1] && runs[1] == runs[2] && runs[0].len() == 8);
+    let mut session = model.session(64).unwrap();
+    assert!(session.set_threads(3).unwrap_err().message.contains("n_threads"));
+    assert!(mobilellm::system_info().contains("q4_0: exact-decode "));
 }
 
 #[test]
