@@ -8,10 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 clang=${1:-}
-if [ -z "$clang" ]; then
-    swift_bin=$(dirname "$(readlink -f "$(command -v swift 2>/dev/null || echo /opt/swift/usr/bin/swift)")")
-    if [ -x "$swift_bin/clang" ]; then clang="$swift_bin/clang"; else clang=clang; fi
-fi
+[ -n "$clang" ] || clang=$(scripts/toolchain_clang.sh)
 out=${2:-${TMPDIR:-/tmp}}
 if ! command -v qemu-aarch64 >/dev/null; then
     echo "check_arm64_qemu: skipped: qemu-aarch64 is not installed (apt-get install qemu-user)"; exit 77

@@ -132,12 +132,10 @@ public final class BatchGenerator: @unchecked Sendable {
     /// Makes later steps run on `threads` threads of the model's pool (1 ... `model.threadCount`); throws
     /// `invalidArgument` naming `threadCount` otherwise. Waits for a running step.
     public func setThreadCount(_ threads: Int) throws {
-        guard threads >= 1, threads <= model.threadCount else {
-            throw MobileLLMError.invalidArgument(name: "threadCount", problem: "expected 1...\(model.threadCount) (the threads of the model's pool), found \(threads)")
-        }
+        let view = try model.pool(limitedTo: threads)
         lock.lock()
         defer { lock.unlock() }
-        pool = model.pool.limited(to: threads)
+        pool = view
     }
 
     /// The logits sequence `id` sampled its token from in the latest step (a fork's are its leader's prompt logits),

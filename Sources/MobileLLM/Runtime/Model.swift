@@ -129,6 +129,16 @@ public final class Model: @unchecked Sendable {
     let ropeFrequencies: [Float]
     /// The process-wide compute pool of `threadCount` threads that every session and batch of this model runs on.
     let pool: ComputePool
+
+    /// The view of `pool` that runs parallel regions on `threads` of its threads (1 ... `threadCount`; the pool never
+    /// grows); throws `invalidArgument` naming `threadCount` outside that range. Sessions and batches set their thread
+    /// count through it.
+    func pool(limitedTo threads: Int) throws -> ComputePool {
+        guard threads >= 1, threads <= threadCount else {
+            throw MobileLLMError.invalidArgument(name: "threadCount", problem: "expected 1...\(threadCount) (the threads of the model's pool), found \(threads)")
+        }
+        return pool.limited(to: threads)
+    }
     /// The tokenizer, loaded on first use (loading a 9 MB tokenizer.json is skipped by token-id-only callers).
     private let tokenizerState = LoadOnce<Tokenizer>()
     private let templateState = LoadOnce<ModelChatTemplate>()

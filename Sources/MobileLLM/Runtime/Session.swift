@@ -82,12 +82,10 @@ public final class Session: @unchecked Sendable {
     /// `model.threadCount`; the pool is shared by the process and never grows). Throws `invalidArgument` naming
     /// `threadCount` for a value outside that range. Waits for a call running on this session to finish.
     public func setThreadCount(_ threads: Int) throws {
-        guard threads >= 1, threads <= model.threadCount else {
-            throw MobileLLMError.invalidArgument(name: "threadCount", problem: "expected 1...\(model.threadCount) (the threads of the model's pool), found \(threads)")
-        }
+        let view = try model.pool(limitedTo: threads)
         useLock.lock()
         defer { useLock.unlock() }
-        pool = model.pool.limited(to: threads)
+        pool = view
     }
 
     init(model: Model, capacity: Int, kvCacheType: KVCacheType) throws {

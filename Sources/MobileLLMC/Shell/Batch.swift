@@ -173,11 +173,8 @@ public func mobilellm_batch_create(_ model: OpaquePointer?, _ params: UnsafePoin
 public func mobilellm_batch_set_threads(_ batch: OpaquePointer?, _ threads: Int32) -> Int32 {
     guarded("mobilellm_batch_set_threads") {
         let box = try batchTable.lookup(batch, "batch")
-        let available = box.generator.model.threadCount
-        guard threads >= 0, Int(threads) <= available else {
-            throw ABIError.invalidArgument("n_threads", "expected 0 (all \(available) threads of the model's pool) or 1...\(available), found \(threads)")
-        }
-        try box.exclusively { try box.generator.setThreadCount(threads == 0 ? available : Int(threads)) }
+        let count = try threadCount(threads, of: box.generator.model)
+        try box.exclusively { try box.generator.setThreadCount(count) }
     }
 }
 

@@ -268,11 +268,8 @@ public func mobilellm_session_create(_ model: OpaquePointer?, _ params: UnsafePo
 public func mobilellm_session_set_threads(_ session: OpaquePointer?, _ threads: Int32) -> Int32 {
     guarded("mobilellm_session_set_threads") {
         let box = try sessionTable.lookup(session, "session")
-        let available = box.session.model.threadCount
-        guard threads >= 0, Int(threads) <= available else {
-            throw ABIError.invalidArgument("n_threads", "expected 0 (all \(available) threads of the model's pool) or 1...\(available), found \(threads)")
-        }
-        try box.exclusively { try box.session.setThreadCount(threads == 0 ? available : Int(threads)) }
+        let count = try threadCount(threads, of: box.session.model)
+        try box.exclusively { try box.session.setThreadCount(count) }
     }
 }
 

@@ -209,6 +209,16 @@ class Exclusive: @unchecked Sendable {
 
 // MARK: - Arguments
 
+/// The C functions' `n_threads` for a session or batch of `model`: 0 means every thread of the model's pool, 1 ...
+/// the pool's size that many; anything else is INVALID_ARGUMENT naming `n_threads`.
+func threadCount(_ threads: Int32, of model: Model) throws -> Int {
+    let available = model.threadCount
+    guard threads >= 0, Int(threads) <= available else {
+        throw ABIError.invalidArgument("n_threads", "expected 0 (all \(available) threads of the model's pool) or 1...\(available), found \(threads)")
+    }
+    return threads == 0 ? available : Int(threads)
+}
+
 /// A C size_t (imported as Int) checked to be a count; sizes above Int.max arrive negative.
 func count(_ value: Int, _ name: String) throws -> Int {
     guard value >= 0 else {
