@@ -378,8 +378,8 @@ QF_DEFINE(qf_avx512_q2_k, qf_q2_k, 84, 256)
 QF_DEFINE(qf_avx512_q3_k, qf_q3_k, 110, 256)
 
 
-/* ------------------------------------------------------------------ AVX2: 32-block types, 4 weight rows x 2 inputs
- * Each 32-weight block is dequantized into four 8-wide vectors with ggml's float operations. */
+/* ------------------------------------------------------------------ AVX2: every type, 4 weight rows x 2 inputs
+ * Each 32-weight group is dequantized into four 8-wide vectors with ggml's float operations. */
 
 QF_AVX2 static inline float qf_half2(const uint8_t *p) {
     uint16_t h;
@@ -454,6 +454,103 @@ QF_AVX2 static inline void qf2_q5_1(const uint8_t *row, int64_t g, __m256 w[4]) 
     for (int v = 0; v < 4; v++) w[v] = _mm256_add_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(q[v]), d), m);
 }
 
+/* Eight bytes as eight int32 lanes. */
+QF_AVX2 static inline __m256i qf_u8x8(const uint8_t *p) { return _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)p)); }
+
+/* Lanes shifted right by a run-time count. */
+QF_AVX2 static inline __m256i qf_srl(__m256i v, int count) { return _mm256_srl_epi32(v, _mm_cvtsi32_si128(count)); }
+
+/* IQ4_NL: w = d * kvalues_iq4nl[nibble]; the 16 levels are two 8-entry vpermps tables chosen by the nibble's bit 3. */
+QF_AVX2 static inline void qf2_iq4_nl(const uint8_t *row, int64_t g, __m256 w[4]) {
+    const uint8_t *b = row + g * 18;
+    const __m256 d = _mm256_set1_ps(qf_half2(b));
+    const __m256 low = _mm256_setr_ps(-127, -104, -83, -65, -49, -35, -22, -10);
+    const __m256 high = _mm256_setr_ps(1, 13, 25, 38, 53, 69, 89, 113);
+    __m256i q[4];
+    qf_nibbles(b + 2, q);
+    for (int v = 0; v < 4; v++) {
+        const __m256 upper = _mm256_castsi256_ps(_mm256_cmpgt_epi32(q[v], _mm256_set1_epi32(7)));
+        const __m256 level = _mm256_blendv_ps(_mm256_permutevar8x32_ps(low, q[v]), _mm256_permutevar8x32_ps(high, q[v]), upper);
+        w[v] = _mm256_mul_ps(d, level);
+    }
+}
+
+/* The K-quants, one 32-weight group g of a 256-weight super-block at a time, with the AVX-512 dequantizers' operation
+ * order (so the weights are the same floats): see qf_q4_k ... qf_q6_k above for the layouts. */
+QF_AVX2 static inline void qf2_q4_k(const uint8_t *row, int64_t g, __m256 w[4]) {
+    const uint8_t *b = row + (g >> 3) * 144;
+    const int j = (int)(g & 7);
+    int sc, mn;
+    mlk_q4k_scale_min(j, b + 4, &sc, &mn);
+    const __m256 d = _mm256_set1_ps(qf_half2(b) * (float)sc), m = _mm256_set1_ps(qf_half2(b + 2) * (float)mn);
+    const uint8_t *qs = b + 16 + (j >> 1) * 32;
+    const int shift = (j & 1) ? 4 : 0;
+    for (int v = 0; v < 4; v++) {
+        const __m256i code = _mm256_and_si256(qf_srl(qf_u8x8(qs + 8 * v), shift), _mm256_set1_epi32(15));
+        w[v] = _mm256_sub_ps(_mm256_mul_ps(d, _mm256_cvtepi32_ps(code)), m);
+    }
+}
+
+QF_AVX2 static inline void qf2_q5_k(const uint8_t *row, int64_t g, __m256 w[4]) {
+    const uint8_t *b = row + (g >> 3) * 176;
+    const int j = (int)(g & 7);
+    int sc, mn;
+    mlk_q4k_scale_min(j, b + 4, &sc, &mn);
+    const __m256 d = _mm256_set1_ps(qf_half2(b) * (float)sc), m = _mm256_set1_ps(qf_half2(b + 2) * (float)mn);
+    const uint8_t *qs = b + 48 + (j >> 1) * 32, *qh = b + 16;
+    const int shift = (j & 1) ? 4 : 0;
+    for (int v = 0; v < 4; v++) {
+        const __m256i low = _mm256_and_si256(qf_srl(qf_u8x8(qs + 8 * v), shift), _mm256_set1_epi32(15));
+        const __m256i bit = _mm256_and_si256(qf_srl(qf_u8x8(qh + 8 * v), j), _mm256_set1_epi32(1));
+        const __m256i code = _mm256_or_si256(low, _mm256_slli_epi32(bit, 4));
+        w[v] = _mm256_sub_ps(_mm256_mul_ps(d, _mm256_cvtepi32_ps(code)), m);
+    }
+}
+
+QF_AVX2 static inline void qf2_q6_k(const uint8_t *row, int64_t g, __m256 w[4]) {
+    const uint8_t *b = row + (g >> 3) * 210;
+    const int within = (int)(g & 7), half = within >> 2, which = within & 3;
+    const uint8_t *ql = b + half * 64 + ((which & 1) ? 32 : 0), *qh = b + 128 + half * 32;
+    const int8_t *scales = (const int8_t *)(b + 192) + half * 8 + which * 2;
+    const float d = qf_half2(b + 208);
+    const int low_shift = (which >= 2) ? 4 : 0, high_shift = which * 2;
+    for (int v = 0; v < 4; v++) {
+        const __m256i low = _mm256_and_si256(qf_srl(qf_u8x8(ql + 8 * v), low_shift), _mm256_set1_epi32(15));
+        const __m256i high = _mm256_and_si256(qf_srl(qf_u8x8(qh + 8 * v), high_shift), _mm256_set1_epi32(3));
+        const __m256i code = _mm256_sub_epi32(_mm256_or_si256(low, _mm256_slli_epi32(high, 4)), _mm256_set1_epi32(32));
+        w[v] = _mm256_mul_ps(_mm256_set1_ps(d * (float)scales[v >> 1]), _mm256_cvtepi32_ps(code));
+    }
+}
+
+QF_AVX2 static inline void qf2_q2_k(const uint8_t *row, int64_t g, __m256 w[4]) {
+    const uint8_t *b = row + (g >> 3) * 84;
+    const int u = (int)(g & 7);
+    const float d = qf_half2(b + 80), dmin = qf_half2(b + 82);
+    const uint8_t *qs = b + 16 + 32 * (u >> 2);
+    const int shift = 2 * (u & 3);
+    for (int v = 0; v < 4; v++) {
+        const uint8_t sc = b[2 * u + (v >> 1)];
+        const __m256i code = _mm256_and_si256(qf_srl(qf_u8x8(qs + 8 * v), shift), _mm256_set1_epi32(3));
+        w[v] = _mm256_sub_ps(_mm256_mul_ps(_mm256_set1_ps(d * (float)(sc & 0xF)), _mm256_cvtepi32_ps(code)),
+                             _mm256_set1_ps(dmin * (float)(sc >> 4)));
+    }
+}
+
+QF_AVX2 static inline void qf2_q3_k(const uint8_t *row, int64_t g, __m256 w[4]) {
+    const uint8_t *b = row + (g >> 3) * 110;
+    const int u = (int)(g & 7);
+    const float d = qf_half2(b + 108);
+    const uint8_t *qs = b + 32 + 32 * (u >> 2), *sc = b + 96;
+    const int shift = 2 * (u & 3);
+    for (int v = 0; v < 4; v++) {
+        const int scale = mlk_q3k_scale(2 * u + (v >> 1), sc);
+        const __m256i q = _mm256_and_si256(qf_srl(qf_u8x8(qs + 8 * v), shift), _mm256_set1_epi32(3));
+        const __m256i h = _mm256_and_si256(qf_srl(qf_u8x8(b + 8 * v), u), _mm256_set1_epi32(1));
+        const __m256i code = _mm256_sub_epi32(_mm256_or_si256(q, _mm256_slli_epi32(h, 2)), _mm256_set1_epi32(4));
+        w[v] = _mm256_mul_ps(_mm256_set1_ps(d * (float)scale), _mm256_cvtepi32_ps(code));
+    }
+}
+
 QF_AVX2 static inline float qf_hsum256(__m256 v) {
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
     s = _mm_add_ps(s, _mm_movehl_ps(s, s));
@@ -461,10 +558,12 @@ QF_AVX2 static inline float qf_hsum256(__m256 v) {
     return _mm_cvtss_f32(s);
 }
 
-#define QF_DEFINE_AVX2(NAME, DEQ, BLOCK_BYTES)                                                               \
+/* BLOCK_BYTES: bytes of one block of BLOCK weights (32 for the legacy types, 256 for the K-quants' super-blocks); DEQ
+ * dequantizes 32-weight group g of a row either way. */
+#define QF_DEFINE_AVX2(NAME, DEQ, BLOCK_BYTES, BLOCK)                                                        \
     QF_AVX2 static void NAME(const float *x, int64_t n, int64_t k, const void *w, int64_t j0, int64_t j1,    \
                              float *y, int64_t ldy) {                                                       \
-        const size_t row_bytes = (size_t)(k / 32) * (BLOCK_BYTES);                                          \
+        const size_t row_bytes = (size_t)(k / (BLOCK)) * (BLOCK_BYTES);                                     \
         const int64_t groups = k / 32;                                                                      \
         const uint8_t *base = (const uint8_t *)w;                                                           \
         for (int64_t j = j0; j < j1; j += 4) {                                                              \
@@ -478,7 +577,7 @@ QF_AVX2 static inline float qf_hsum256(__m256 v) {
                 for (int64_t g = 0; g < groups; g++) {                                                      \
                     for (int a = 0; a < 4; a++) {                                                           \
                         __m256 wv[4];                                                                       \
-                        _mm_prefetch((const char *)(r[a] + g * (BLOCK_BYTES) + 8 * row_bytes), _MM_HINT_T0); \
+                        _mm_prefetch((const char *)(r[a] + g * 32 / (BLOCK) * (BLOCK_BYTES) + 8 * row_bytes), _MM_HINT_T0); \
                         DEQ(r[a], g, wv);                                                                   \
                         for (int c = 0; c < inputs; c++) {                                                  \
                             const float *xc = x + (i + c) * k + g * 32;                                     \
@@ -493,11 +592,17 @@ QF_AVX2 static inline float qf_hsum256(__m256 v) {
         }                                                                                                   \
     }
 
-QF_DEFINE_AVX2(qf_avx2_q4_0, qf2_q4_0, 18)
-QF_DEFINE_AVX2(qf_avx2_q4_1, qf2_q4_1, 20)
-QF_DEFINE_AVX2(qf_avx2_q8_0, qf2_q8_0, 34)
-QF_DEFINE_AVX2(qf_avx2_q5_0, qf2_q5_0, 22)
-QF_DEFINE_AVX2(qf_avx2_q5_1, qf2_q5_1, 24)
+QF_DEFINE_AVX2(qf_avx2_q4_0, qf2_q4_0, 18, 32)
+QF_DEFINE_AVX2(qf_avx2_q4_1, qf2_q4_1, 20, 32)
+QF_DEFINE_AVX2(qf_avx2_q8_0, qf2_q8_0, 34, 32)
+QF_DEFINE_AVX2(qf_avx2_q5_0, qf2_q5_0, 22, 32)
+QF_DEFINE_AVX2(qf_avx2_q5_1, qf2_q5_1, 24, 32)
+QF_DEFINE_AVX2(qf_avx2_iq4_nl, qf2_iq4_nl, 18, 32)
+QF_DEFINE_AVX2(qf_avx2_q4_k, qf2_q4_k, 144, 256)
+QF_DEFINE_AVX2(qf_avx2_q5_k, qf2_q5_k, 176, 256)
+QF_DEFINE_AVX2(qf_avx2_q6_k, qf2_q6_k, 210, 256)
+QF_DEFINE_AVX2(qf_avx2_q2_k, qf2_q2_k, 84, 256)
+QF_DEFINE_AVX2(qf_avx2_q3_k, qf2_q3_k, 110, 256)
 
 #endif /* QF_X86 */
 
@@ -508,11 +613,9 @@ mlk_kernel mlk_qf32_kernel(mlk_isa isa, int wtype, int64_t n) {
     const int avx512 = isa == MLK_ISA_AVX512 || isa == MLK_ISA_AVX512_VNNI;
     /* One row: q4_0, q4_1 and q8_0 have dedicated AVX-512 GEMV kernels. */
     if (avx512 && n == 1 && (wtype == QF_Q4_0 || wtype == QF_Q4_1 || wtype == QF_Q8_0)) return MLK_KERNEL_AVX512_GEMV;
-    /* Every supported type has an AVX-512 kernel; AVX2 covers the 32-value block types. */
+    /* Every supported type has an AVX-512 and an AVX2 kernel. */
     if (avx512) return MLK_KERNEL_AVX512;
-    if (isa == MLK_ISA_AVX2 &&
-        (wtype == QF_Q4_0 || wtype == QF_Q4_1 || wtype == QF_Q8_0 || wtype == QF_Q5_0 || wtype == QF_Q5_1))
-        return MLK_KERNEL_AVX2;
+    if (isa == MLK_ISA_AVX2) return MLK_KERNEL_AVX2;
 #endif
     (void)isa;
     (void)n;
@@ -555,6 +658,12 @@ void mlk_qf32_matmul_rows_isa(mlk_isa isa, int wtype, const float *x, int64_t n,
         case QF_Q8_0: qf_avx2_q8_0(x, n, k, w, j0, j1, y, ldy); return;
         case QF_Q5_0: qf_avx2_q5_0(x, n, k, w, j0, j1, y, ldy); return;
         case QF_Q5_1: qf_avx2_q5_1(x, n, k, w, j0, j1, y, ldy); return;
+        case QF_IQ4_NL: qf_avx2_iq4_nl(x, n, k, w, j0, j1, y, ldy); return;
+        case QF_Q4_K: qf_avx2_q4_k(x, n, k, w, j0, j1, y, ldy); return;
+        case QF_Q5_K: qf_avx2_q5_k(x, n, k, w, j0, j1, y, ldy); return;
+        case QF_Q6_K: qf_avx2_q6_k(x, n, k, w, j0, j1, y, ldy); return;
+        case QF_Q2_K: qf_avx2_q2_k(x, n, k, w, j0, j1, y, ldy); return;
+        case QF_Q3_K: qf_avx2_q3_k(x, n, k, w, j0, j1, y, ldy); return;
         default: break;
         }
         break;
