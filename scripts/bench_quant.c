@@ -67,11 +67,17 @@ static double timed(int type, mlk_isa isa, const void *xq, int64_t n, int64_t k,
 static char *bwbuf;
 static const size_t BWN = (size_t)1 << 30;
 typedef struct { size_t a, b; long long s; } bwjob;
-__attribute__((target("avx512f"))) static void *bwread(void *p) {
+/* 256-bit loads (AVX2), so the probe runs on every x86-64 CPU the kernels support; two loads per 64 bytes still
+ * saturate DRAM. */
+__attribute__((target("avx2"))) static void *bwread(void *p) {
     bwjob *j = (bwjob *)p;
-    __m512i acc = _mm512_setzero_si512();
-    for (size_t i = j->a; i < j->b; i += 64) acc = _mm512_add_epi64(acc, _mm512_load_si512(bwbuf + i));
-    j->s = _mm512_reduce_add_epi64(acc);
+    __m256i acc = _mm256_setzero_si256();
+    for (size_t i = j->a; i < j->b; i += 64)
+        acc = _mm256_add_epi64(acc, _mm256_add_epi64(_mm256_load_si256((const __m256i *)(bwbuf + i)),
+                                                     _mm256_load_si256((const __m256i *)(bwbuf + i + 32))));
+    long long lanes[4];
+    _mm256_storeu_si256((__m256i *)lanes, acc);
+    j->s = lanes[0] + lanes[1] + lanes[2] + lanes[3];
     return NULL;
 }
 static void read_bandwidth(void) {
