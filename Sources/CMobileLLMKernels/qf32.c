@@ -422,13 +422,24 @@ QF_AVX2 static inline void qf2_q8_0(const uint8_t *row, int64_t g, __m256 w[4]) 
         w[v] = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(b + 2 + 8 * v)))), d);
 }
 
-/* Q5_0 / Q5_1: the nibbles of qf_nibbles plus bit 4 from qh (weight i's bit is bit i). */
-QF_AVX2 static inline void qf_q5_high(uint32_t qh, __m256i q[4]) {
-    const __m256i lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), one = _mm256_set1_epi32(1);
-    for (int v = 0; v < 4; v++) {
-        const __m256i bits = _mm256_srlv_epi32(_mm256_set1_epi32((int)(qh >> (8 * v))), lanes);
-        q[v] = _mm256_or_si256(q[v], _mm256_slli_epi32(_mm256_and_si256(bits, one), 4));
-    }
+/* Q5_0 / Q5_1: the 32 five-bit codes as bytes, in weight order. The nibbles of 16 bytes (low: weights 0..15, high:
+ * 16..31) get bit 4 from qh, where weight i's bit is bit i: vpshufb copies qh byte i/8 to byte lane i, and one
+ * compare with the lane's bit mask sets the byte where the bit is 1. */
+QF_AVX2 static inline __m256i qf_q5_bytes(const uint8_t *qs, uint32_t qh) {
+    const __m128i bytes = _mm_loadu_si128((const __m128i *)qs), mask = _mm_set1_epi8(15);
+    const __m256i nibbles = _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(bytes, 4), mask), _mm_and_si128(bytes, mask));
+    const __m256i spread = _mm256_shuffle_epi8(_mm256_set1_epi32((int)qh),
+                                               _mm256_setr_epi64x(0, 0x0101010101010101ll, 0x0202020202020202ll, 0x0303030303030303ll));
+    const __m256i bit = _mm256_set1_epi64x((long long)0x8040201008040201ull);
+    const __m256i set = _mm256_cmpeq_epi8(_mm256_and_si256(spread, bit), bit);
+    return _mm256_or_si256(nibbles, _mm256_and_si256(set, _mm256_set1_epi8(16)));
+}
+
+/* Bytes 8v..8v+7 of `codes` as eight int32 lanes, sign-extended (Q5_0's codes - 16) or zero-extended (Q5_1's). */
+QF_AVX2 static inline __m256i qf_bytes_to_i32(__m256i codes, int v, int is_signed) {
+    const __m128i half = v < 2 ? _mm256_castsi256_si128(codes) : _mm256_extracti128_si256(codes, 1);
+    const __m128i eight = (v & 1) ? _mm_srli_si128(half, 8) : half;
+    return is_signed ? _mm256_cvtepi8_epi32(eight) : _mm256_cvtepu8_epi32(eight);
 }
 
 QF_AVX2 static inline void qf2_q5_0(const uint8_t *row, int64_t g, __m256 w[4]) {
@@ -436,11 +447,8 @@ QF_AVX2 static inline void qf2_q5_0(const uint8_t *row, int64_t g, __m256 w[4]) 
     const __m256 d = _mm256_set1_ps(qf_half2(b));
     uint32_t qh;
     memcpy(&qh, b + 2, 4);
-    __m256i q[4];
-    qf_nibbles(b + 6, q);
-    qf_q5_high(qh, q);
-    const __m256i sixteen = _mm256_set1_epi32(16);
-    for (int v = 0; v < 4; v++) w[v] = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(q[v], sixteen)), d);
+    const __m256i codes = _mm256_sub_epi8(qf_q5_bytes(b + 6, qh), _mm256_set1_epi8(16)); /* -16 ... 15 */
+    for (int v = 0; v < 4; v++) w[v] = _mm256_mul_ps(_mm256_cvtepi32_ps(qf_bytes_to_i32(codes, v, 1)), d);
 }
 
 QF_AVX2 static inline void qf2_q5_1(const uint8_t *row, int64_t g, __m256 w[4]) {
@@ -448,10 +456,8 @@ QF_AVX2 static inline void qf2_q5_1(const uint8_t *row, int64_t g, __m256 w[4]) 
     const __m256 d = _mm256_set1_ps(qf_half2(b)), m = _mm256_set1_ps(qf_half2(b + 2));
     uint32_t qh;
     memcpy(&qh, b + 4, 4);
-    __m256i q[4];
-    qf_nibbles(b + 8, q);
-    qf_q5_high(qh, q);
-    for (int v = 0; v < 4; v++) w[v] = _mm256_add_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(q[v]), d), m);
+    const __m256i codes = qf_q5_bytes(b + 8, qh);
+    for (int v = 0; v < 4; v++) w[v] = _mm256_add_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(qf_bytes_to_i32(codes, v, 0)), d), m);
 }
 
 /* Eight bytes as eight int32 lanes. */
