@@ -8,10 +8,12 @@
  * Prefill (n = 64): GFLOP/s (2*n*m*k / time). Also checks every ISA level against the scalar kernel.
  * Environment: TYPES=q4_0,q4_1 (subset), ALL_ISAS=1 (also time AVX2), L3=1 (one weight copy: cache-resident,
  * i.e. the kernel's compute ceiling instead of DRAM streaming). The machine is shared: best of several runs.
+ * Types with an interleaved layout (mlk_q_r8_*) are also timed interleaved ("r8" lines) at every SIMD level.
  */
 #include "../Sources/CMobileLLMKernels/kernels.c"
 #include "../Sources/CMobileLLMKernels/quant.c"
 #include "../Sources/CMobileLLMKernels/quant_x86.c"
+#include "../Sources/CMobileLLMKernels/quant_r8.c"
 
 #include <pthread.h>
 #include <stdio.h>
@@ -36,18 +38,23 @@ typedef struct {
     float *y;
     int64_t ldy;
     int reps;
+    int r8; /* w is interleaved: run mlk_q_r8_matmul_rows_isa */
 } job;
 
 static void *run(void *p) {
     job *j = (job *)p;
     for (int r = 0; r < j->reps; r++)
-        mlk_q_matmul_rows_isa(j->isa, j->type, j->xq, j->n, j->k, (const char *)j->w + (size_t)(r % j->copies) * j->wstride,
+        if (j->r8)
+            mlk_q_r8_matmul_rows_isa(j->isa, j->type, j->xq, j->n, j->k, (const char *)j->w + (size_t)(r % j->copies) * j->wstride,
+                                     j->j0, j->j1, j->y, j->ldy);
+        else
+            mlk_q_matmul_rows_isa(j->isa, j->type, j->xq, j->n, j->k, (const char *)j->w + (size_t)(r % j->copies) * j->wstride,
                               j->j0, j->j1, j->y, j->ldy);
     return NULL;
 }
 
 /* Runs reps matmuls with `threads` threads (persistent per call batch: one thread per half, reps inside). */
-static double timed(int type, mlk_isa isa, const void *xq, int64_t n, int64_t k, const void *w, size_t wstride,
+static double timed(int r8, int type, mlk_isa isa, const void *xq, int64_t n, int64_t k, const void *w, size_t wstride,
                     int copies, int64_t m, float *y, int threads, int reps) {
     pthread_t th[8];
     job jobs[8];
@@ -56,7 +63,7 @@ static double timed(int type, mlk_isa isa, const void *xq, int64_t n, int64_t k,
     for (int t = 0; t < threads; t++) {
         int64_t a = t * per, b = t == threads - 1 ? m : (t + 1) * per;
         if (b > m) b = m;
-        jobs[t] = (job){type, isa, xq, n, k, w, wstride, copies, a, b, y, m, reps};
+        jobs[t] = (job){type, isa, xq, n, k, w, wstride, copies, a, b, y, m, reps, r8};
         pthread_create(&th[t], NULL, run, &jobs[t]);
     }
     for (int t = 0; t < threads; t++) pthread_join(th[t], NULL);
@@ -154,27 +161,46 @@ int main(int argc, char **argv) {
             }
             printf("  %s isa %d: max rel diff vs scalar %.2e\n", names[ti], isa, worst);
         }
+        /* Interleaved copies of the same weights (same bytes per copy). */
+        const int r8 = mlk_q_r8_kernel(MLK_ISA_SCALAR, type) != MLK_KERNEL_NONE && m % 8 == 0;
+        char *wr8 = r8 ? aligned_alloc(4096, wstride * copies) : NULL;
+        if (r8) {
+            for (int c = 0; c < copies; c++) mlk_q_r8_pack(type, w, m, k, wr8 + c * wstride);
+            for (int isa = MLK_ISA_SCALAR; isa <= (int)mlk_detect_isa(); isa++) {
+                mlk_q_r8_matmul_rows_isa((mlk_isa)isa, type, xq, 9, k, wr8, 0, m, y, m);
+                double worst = 0;
+                for (int64_t i = 0; i < 9 * m; i++) {
+                    double e = fabs(y[i] - yr[i]) / (fabs(yr[i]) + 1e-3);
+                    if (e > worst) worst = e;
+                }
+                printf("  %s r8 isa %d: max rel diff vs scalar %.2e\n", names[ti], isa, worst);
+            }
+        }
         double bytes = (double)rb * m;
+        for (int layout = 0; layout <= r8; layout++)
         for (int isa = min_isa; isa <= (int)mlk_detect_isa(); isa += (isa == MLK_ISA_AVX2 ? 2 : 1)) {
+            const char *tag = layout ? " r8" : "";
+            const void *wl = layout ? (const void *)wr8 : (const void *)w;
             for (int threads = 1; threads <= 2; threads++) {
                 double t = 1e9;
                 for (int rep = 0; rep < 7; rep++) { /* best of 7 (the machine is shared) */
-                    double tr = timed(type, (mlk_isa)isa, xq, 1, k, w, wstride, copies, m, y, threads, copies < 64 ? 64 : copies);
+                    double tr = timed(layout, type, (mlk_isa)isa, xq, 1, k, wl, wstride, copies, m, y, threads, copies < 64 ? 64 : copies);
                     if (tr < t) t = tr;
                 }
-                printf("%s isa %d decode  %d thr: %7.1f us  %6.2f GB/s\n", names[ti], isa, threads, t * 1e6, bytes / t / 1e9);
+                printf("%s%s isa %d decode  %d thr: %7.1f us  %6.2f GB/s\n", names[ti], tag, isa, threads, t * 1e6, bytes / t / 1e9);
             }
             for (int threads = 1; threads <= 2; threads++) {
                 double t = 1e9;
                 for (int rep = 0; rep < 3; rep++) {
-                    double tr = timed(type, (mlk_isa)isa, xq, nprefill, k, w, wstride, 1, m, y, threads, 3);
+                    double tr = timed(layout, type, (mlk_isa)isa, xq, nprefill, k, wl, wstride, 1, m, y, threads, 3);
                     if (tr < t) t = tr;
                 }
-                printf("%s isa %d prefill %d thr: %7.2f ms  %6.1f GFLOP/s\n", names[ti], isa, threads, t * 1e3,
+                printf("%s%s isa %d prefill %d thr: %7.2f ms  %6.1f GFLOP/s\n", names[ti], tag, isa, threads, t * 1e3,
                        2.0 * nprefill * m * k / t / 1e9);
             }
         }
         free(w);
+        free(wr8);
         free(xq);
     }
     return 0;

@@ -700,7 +700,7 @@ void mlk_q_quantize_activations_isa(mlk_isa isa, int wtype, const float *x, int6
 /* ---------------------------------------------------------------- scalar matmul */
 
 /* Dot of weight row w (type wtype) with activation row a; see mobilellm_quant.h for the block algebra. */
-static float dot_row_scalar(int wtype, const uint8_t *w, mlk_q_act a, int64_t k) {
+float mlk_q_dot_row_scalar(int wtype, const uint8_t *w, mlk_q_act a, int64_t k) {
     float acc = 0.0f;
     switch (wtype) {
     case MLK_Q_Q4_0:
@@ -840,7 +840,7 @@ void mlk_q_matmul_scalar(int wtype, const void *xq, int64_t n, int64_t k, const 
     const size_t rb = mlk_q_row_bytes(wtype, k);
     for (int64_t j = j0; j < j1; j++) {
         const uint8_t *row = (const uint8_t *)w + (size_t)j * rb;
-        for (int64_t i = 0; i < n; i++) y[i * ldy + j] = dot_row_scalar(wtype, row, mlk_q_act_row(xq, k, i), k);
+        for (int64_t i = 0; i < n; i++) y[i * ldy + j] = mlk_q_dot_row_scalar(wtype, row, mlk_q_act_row(xq, k, i), k);
     }
 }
 

@@ -160,6 +160,9 @@ static inline uint32_t mlk_q_rd32(const uint8_t *p) {
 typedef void (*mlk_q_matmul_fn)(const void *xq, int64_t n, int64_t k, const void *w, int64_t j0, int64_t j1,
                                 float *y, int64_t ldy);
 
+/** Dot of weight row w (type wtype, k weights) with activation row a, in portable C. */
+float mlk_q_dot_row_scalar(int wtype, const uint8_t *w, mlk_q_act a, int64_t k);
+
 void mlk_q_matmul_scalar(int wtype, const void *xq, int64_t n, int64_t k, const void *w, int64_t j0, int64_t j1,
                          float *y, int64_t ldy);
 #if defined(__x86_64__) || defined(_M_X64)
@@ -169,6 +172,9 @@ int mlk_q_matmul_avx2(int wtype, const void *xq, int64_t n, int64_t k, const voi
 int mlk_q_matmul_avx512vnni(int wtype, const void *xq, int64_t n, int64_t k, const void *w, int64_t j0,
                             int64_t j1, float *y, int64_t ldy);
 void mlk_q_quantize_act_avx512(const float *x, int64_t k, void *row);
+/** Interleaved (r8) weights: see mlk_q_r8_matmul_rows. Return 1 if handled. */
+int mlk_q_r8_matmul_avx2(int wtype, const void *xq, int64_t n, int64_t k, const void *w, int64_t j0, int64_t j1,
+                         float *y, int64_t ldy);
 #endif
 #if defined(__aarch64__)
 int mlk_q_neon_dotprod(void);

@@ -749,4 +749,109 @@ int mlk_q_matmul_avx2(int wtype, const void *xq, int64_t n, int64_t k, const voi
     }
 }
 
+/* ================================================================ AVX2, interleaved 8-row groups (r8)
+ *
+ * One 32-byte weight vector holds 4 consecutive weights of each of 8 rows (see mobilellm_quant.h); the 4 matching
+ * activation bytes of a token are broadcast to all 8 lanes, so vpmaddubsw + vpmaddwd give the 8 rows' partial dots
+ * in one register and the 8 outputs leave as one store. A tile is 8 weight rows x C tokens (C <= 4): each weight
+ * vector is loaded and unpacked once for the C tokens. Q4_0/Q4_1 sum the 8 vpmaddubsw results of a block in 16
+ * bits (|sum| <= 8 * 2 * 15 * 127 = 30480), Q8_0 takes |w| and moves w's sign onto the activations. */
+
+MLK_INLINE MLK_T256 __m256i r8_bcast(const int8_t *p) {
+    int32_t v;
+    memcpy(&v, p, 4);
+    return _mm256_set1_epi32(v);
+}
+
+MLK_INLINE MLK_T256 void r8_tile256(const int TYPE, const int C, const uint8_t *group, const mlk_q_act *acts,
+                                    int64_t nb, float *y, int64_t ldy) {
+    const int64_t bb = 8 * (TYPE == MLK_Q_Q4_0 ? MLK_Q4_0_BYTES : TYPE == MLK_Q_Q4_1 ? MLK_Q4_1_BYTES : MLK_Q8_0_BYTES);
+    const __m256i m4 = _mm256_set1_epi8(0x0F), ones = _mm256_set1_epi16(1);
+    __m256 acc[4];
+    for (int c = 0; c < C; c++) acc[c] = _mm256_setzero_ps();
+    for (int64_t u = 0; u < nb; u++) {
+        const uint8_t *b = group + u * bb;
+        const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)b));
+        __m256i isum[4];
+        if (TYPE == MLK_Q_Q8_0) {
+            for (int c = 0; c < C; c++) isum[c] = _mm256_setzero_si256();
+            for (int v = 0; v < 8; v++) {
+                const __m256i w = _mm256_loadu_si256((const __m256i *)(b + 16 + 32 * v));
+                const __m256i aw = _mm256_sign_epi8(w, w);
+                for (int c = 0; c < C; c++) {
+                    const __m256i p = _mm256_maddubs_epi16(aw, _mm256_sign_epi8(r8_bcast(acts[c].q + 32 * u + 4 * v), w));
+                    isum[c] = _mm256_add_epi32(isum[c], _mm256_madd_epi16(p, ones));
+                }
+            }
+        } else {
+            const uint8_t *q = b + (TYPE == MLK_Q_Q4_1 ? 32 : 16);
+            __m256i s16[4];
+            for (int c = 0; c < C; c++) s16[c] = _mm256_setzero_si256();
+            for (int v = 0; v < 4; v++) {
+                const __m256i w = _mm256_loadu_si256((const __m256i *)(q + 32 * v));
+                const __m256i lo = _mm256_and_si256(w, m4), hi = _mm256_and_si256(_mm256_srli_epi16(w, 4), m4);
+                for (int c = 0; c < C; c++) {
+                    const int8_t *a = acts[c].q + 32 * u + 4 * v;
+                    s16[c] = _mm256_add_epi16(s16[c], _mm256_maddubs_epi16(lo, r8_bcast(a)));
+                    s16[c] = _mm256_add_epi16(s16[c], _mm256_maddubs_epi16(hi, r8_bcast(a + 16)));
+                }
+            }
+            for (int c = 0; c < C; c++) isum[c] = _mm256_madd_epi16(s16[c], ones);
+        }
+        /* Q4_0: d*(q-8)  ->  d*da*isum - 8*d*s;  Q4_1: d*q + m  ->  d*da*isum + m*s;  Q8_0: d*da*isum */
+        const __m256 off = TYPE == MLK_Q_Q4_1 ? _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(b + 16)))
+                                              : _mm256_mul_ps(d, _mm256_set1_ps(-8.0f));
+        for (int c = 0; c < C; c++) {
+            const __m256 f = _mm256_mul_ps(_mm256_cvtepi32_ps(isum[c]), _mm256_broadcast_ss(acts[c].d + u));
+            acc[c] = _mm256_fmadd_ps(d, f, acc[c]);
+            if (TYPE != MLK_Q_Q8_0) acc[c] = _mm256_fmadd_ps(off, _mm256_broadcast_ss(acts[c].s + u), acc[c]);
+        }
+    }
+    for (int c = 0; c < C; c++) _mm256_storeu_ps(y + c * ldy, acc[c]);
+}
+
+/* Tokens in blocks whose activation rows stay in L2 (about 256 KB), 8-row groups inside, 4-token tiles inside. */
+#define MLK_DEFINE_R8_DRIVER256(NAME, TYPE)                                                                     \
+    MLK_T256 static void NAME(const void *xq, int64_t n, int64_t k, const void *w, int64_t j0, int64_t j1,      \
+                              float *y, int64_t ldy) {                                                         \
+        const int64_t nb = k / MLK_QK;                                                                         \
+        const size_t gb = 8 * mlk_q_row_bytes(TYPE, k);                                                        \
+        int64_t tb = (int64_t)((256u << 10) / mlk_q_act_bytes(k)) & ~(int64_t)3;                               \
+        if (tb < 4) tb = 4;                                                                                    \
+        for (int64_t i0 = 0; i0 < n; i0 += tb) {                                                               \
+            const int64_t i1 = n < i0 + tb ? n : i0 + tb;                                                      \
+            for (int64_t g = j0 / 8; g < j1 / 8; g++) {                                                        \
+                const uint8_t *group = (const uint8_t *)w + (size_t)g * gb;                                    \
+                int64_t i = i0;                                                                                \
+                for (; i + 4 <= i1; i += 4) {                                                                  \
+                    const mlk_q_act acts[4] = {mlk_q_act_row(xq, k, i), mlk_q_act_row(xq, k, i + 1),           \
+                                               mlk_q_act_row(xq, k, i + 2), mlk_q_act_row(xq, k, i + 3)};      \
+                    r8_tile256(TYPE, 4, group, acts, nb, y + i * ldy + 8 * g, ldy);                            \
+                }                                                                                              \
+                const mlk_q_act acts[3] = {mlk_q_act_row(xq, k, i), mlk_q_act_row(xq, k, i + 1 < n ? i + 1 : i), \
+                                           mlk_q_act_row(xq, k, i + 2 < n ? i + 2 : i)};                       \
+                switch (i1 - i) {                                                                              \
+                case 3: r8_tile256(TYPE, 3, group, acts, nb, y + i * ldy + 8 * g, ldy); break;                 \
+                case 2: r8_tile256(TYPE, 2, group, acts, nb, y + i * ldy + 8 * g, ldy); break;                 \
+                case 1: r8_tile256(TYPE, 1, group, acts, nb, y + i * ldy + 8 * g, ldy); break;                 \
+                default: break;                                                                                \
+                }                                                                                              \
+            }                                                                                                  \
+        }                                                                                                      \
+    }
+
+MLK_DEFINE_R8_DRIVER256(r8_q4_0, MLK_Q_Q4_0)
+MLK_DEFINE_R8_DRIVER256(r8_q4_1, MLK_Q_Q4_1)
+MLK_DEFINE_R8_DRIVER256(r8_q8_0, MLK_Q_Q8_0)
+
+int mlk_q_r8_matmul_avx2(int wtype, const void *xq, int64_t n, int64_t k, const void *w, int64_t j0, int64_t j1,
+                         float *y, int64_t ldy) {
+    switch (wtype) {
+    case MLK_Q_Q4_0: r8_q4_0(xq, n, k, w, j0, j1, y, ldy); return 1;
+    case MLK_Q_Q4_1: r8_q4_1(xq, n, k, w, j0, j1, y, ldy); return 1;
+    case MLK_Q_Q8_0: r8_q8_0(xq, n, k, w, j0, j1, y, ldy); return 1;
+    default: return 0;
+    }
+}
+
 #endif /* x86 */

@@ -22,6 +22,7 @@ const char *mlk_kernel_name(mlk_kernel kernel) {
     case MLK_KERNEL_AVX512_GEMV: return "avx512-gemv";
     case MLK_KERNEL_AVX512_VNNI: return "avx512-vnni";
     case MLK_KERNEL_NEON_DOTPROD: return "neon-dotprod";
+    case MLK_KERNEL_AVX2_R8: return "avx2-r8";
     default: return "none";
     }
 }
@@ -95,10 +96,13 @@ static void mlk_info_build(void) {
         {"q4_k", MLK_Q_Q4_K}, {"q5_k", MLK_Q_Q5_K}, {"q6_k", MLK_Q_Q6_K}};
     for (size_t i = 0; i < sizeof quantized / sizeof quantized[0]; i++) {
         const int type = quantized[i].type;
+        /* int8 mode interleaves a matrix at load when an r8 kernel runs here (mlk_q_r8_worthwhile): name that one. */
+        const mlk_kernel r8 = mlk_q_r8_kernel(active, type);
+        const mlk_kernel int8 = r8 != MLK_KERNEL_NONE && r8 != MLK_KERNEL_SCALAR ? r8 : mlk_q_matmul_kernel(active, type);
         mlk_info_append(&used, "%s: exact-decode %s, exact-prefill %s, int8 %s\n", quantized[i].name,
                         mlk_kernel_name(mlk_qf32_kernel(active, type, 1)),
                         mlk_kernel_name(mlk_qf32_kernel(active, type, 2)),
-                        mlk_kernel_name(mlk_q_matmul_kernel(active, type)));
+                        mlk_kernel_name(int8));
     }
 }
 

@@ -395,3 +395,160 @@ struct QuantKernelTests {
         #expect(relative <= bound, "\(type): \(relative)")
     }
 }
+
+@Suite("Interleaved (r8) int8 kernels")
+struct QuantR8KernelTests {
+    static let types: [QuantType] = [.q4_0, .q4_1, .q8_0]
+
+    @Test("the layout covers exactly Q4_0, Q4_1 and Q8_0; the worthwhile rule needs rows % 8 == 0 and a SIMD kernel")
+    func coverage() {
+        for type in QuantType.allCases {
+            let kernel = mlk_q_r8_kernel(MLK_ISA_SCALAR, type.rawValue)
+            #expect((kernel != MLK_KERNEL_NONE) == Self.types.contains(type), "\(type)")
+        }
+        let simd = mlk_q_r8_kernel(mlk_active_isa(), QuantType.q4_0.rawValue) != MLK_KERNEL_SCALAR
+        #expect(mlk_q_r8_worthwhile(QuantType.q4_0.rawValue, 64, 256) == (simd ? 1 : 0))
+        #expect(mlk_q_r8_worthwhile(QuantType.q4_0.rawValue, 60, 256) == 0)
+        #expect(mlk_q_r8_worthwhile(QuantType.q4_0.rawValue, 64, 48) == 0)
+        #expect(mlk_q_r8_worthwhile(QuantType.q6_K.rawValue, 64, 256) == 0)
+    }
+
+    @Test("pack then unpack gives back every row's stored bytes; a packed group fills its own rows' bytes", arguments: types)
+    func roundTrip(type: QuantType) throws {
+        let k = 96, m = 24
+        let rb = try #require(type.rowBytes(k))
+        let w = QuantTestSupport.weightBytes(type: type, rows: m, k: k, seed: 5)
+        var packed = [UInt8](repeating: 0, count: w.count)
+        w.withUnsafeBytes { src in packed.withUnsafeMutableBytes { mlk_q_r8_pack(type.rawValue, src.baseAddress, Int64(m), Int64(k), $0.baseAddress) } }
+        #expect(packed != w)
+        for j in 0..<m {
+            var row = [UInt8](repeating: 0, count: rb)
+            packed.withUnsafeBytes { p in row.withUnsafeMutableBytes { mlk_q_r8_unpack_row(type.rawValue, p.baseAddress, Int64(k), Int64(j), $0.baseAddress) } }
+            #expect(row == Array(w[(j * rb)..<(j * rb + rb)]), "\(type) row \(j)")
+            // The group of row j holds exactly the bytes of rows 8(j/8) ..< 8(j/8) + 8, rearranged.
+            if j % 8 == 0 {
+                let range = (j * rb)..<((j + 8) * rb)
+                #expect(Array(packed[range]).sorted() == Array(w[range]).sorted())
+            }
+        }
+        // Invalid shapes write nothing.
+        var untouched = [UInt8](repeating: 7, count: w.count)
+        w.withUnsafeBytes { src in untouched.withUnsafeMutableBytes { mlk_q_r8_pack(type.rawValue, src.baseAddress, Int64(m - 1), Int64(k), $0.baseAddress) } }
+        #expect(untouched.allSatisfy { $0 == 7 })
+    }
+
+    @Test("every r8 kernel equals the Swift reference dot product, on odd sizes and split row ranges", arguments: types)
+    func kernels(type: QuantType) throws {
+        let m = 40
+        var worst = 0.0
+        for k in [32, 64, 96, 160, 544, 1056] {
+            let w = QuantTestSupport.weightBytes(type: type, rows: m, k: k, seed: UInt64(k))
+            let rb = try #require(type.rowBytes(k))
+            var packed = [UInt8](repeating: 0, count: w.count)
+            w.withUnsafeBytes { src in packed.withUnsafeMutableBytes { mlk_q_r8_pack(type.rawValue, src.baseAddress, Int64(m), Int64(k), $0.baseAddress) } }
+            for n in [1, 2, 3, 4, 5, 7, 8, 17] {
+                let x = QuantTestSupport.normals(n * k, seed: UInt64(2000 + n * k))
+                let xq = QuantTestSupport.cActivations(x, type: type, rows: n, k: k, isa: mlk_detect_isa())
+                let acts = try (0..<n).map { try #require(QuantReference.quantizeActivations(Array(x[($0 * k)..<($0 * k + k)]))) }
+                var reference = [(value: Double, magnitude: Double)]()
+                for i in 0..<n {
+                    for j in 0..<m {
+                        reference.append(try #require(QuantReference.dot(weights: Array(w[(j * rb)..<(j * rb + rb)]), type: type, activations: acts[i])))
+                    }
+                }
+                for isa in QuantTestSupport.isas {
+                    let ldy = m + 5
+                    var y = [Float](repeating: .nan, count: n * ldy)
+                    xq.withUnsafeBytes { xb in
+                        packed.withUnsafeBytes { wb in
+                            y.withUnsafeMutableBufferPointer { yb in
+                                for (j0, j1) in [(0, 8), (8, 32), (32, m)] {
+                                    mlk_q_r8_matmul_rows_isa(isa, type.rawValue, xb.baseAddress, Int64(n), Int64(k), wb.baseAddress,
+                                                             Int64(j0), Int64(j1), yb.baseAddress, Int64(ldy))
+                                }
+                                // Ranges off the 8-row grid are refused without writing.
+                                mlk_q_r8_matmul_rows_isa(isa, type.rawValue, xb.baseAddress, Int64(n), Int64(k), wb.baseAddress,
+                                                         4, Int64(m), yb.baseAddress! + m, Int64(ldy))
+                            }
+                        }
+                    }
+                    for i in 0..<n {
+                        for j in 0..<m {
+                            let ref = reference[i * m + j]
+                            let err = abs(Double(y[i * ldy + j]) - ref.value) / max(ref.magnitude, 1e-30)
+                            worst = max(worst, err)
+                            #expect(err <= QuantKernelTests.tolerance, "\(type) isa \(isa.rawValue) k \(k) n \(n) row \(j) act \(i): \(y[i * ldy + j]) vs \(ref.value)")
+                        }
+                        for j in m..<ldy { #expect(y[i * ldy + j].isNaN, "wrote outside [j0, j1)") }
+                    }
+                }
+            }
+        }
+        print("r8 kernels \(type): worst |fast - reference| / magnitude = \(worst)")
+    }
+
+    @Test("random block bytes (NaN and infinite scales included) never crash; finite results agree with the row-major kernel")
+    func randomBytes() throws {
+        var g = SeededGenerator(seed: 99)
+        for type in Self.types {
+            let k = 512, m = 16, n = 5
+            let rb = try #require(type.rowBytes(k))
+            let w = (0..<(m * rb)).map { _ in UInt8(truncatingIfNeeded: g.next()) }
+            var packed = [UInt8](repeating: 0, count: w.count)
+            w.withUnsafeBytes { src in packed.withUnsafeMutableBytes { mlk_q_r8_pack(type.rawValue, src.baseAddress, Int64(m), Int64(k), $0.baseAddress) } }
+            let x = QuantTestSupport.normals(n * k, seed: 10)
+            let xq = QuantTestSupport.cActivations(x, type: type, rows: n, k: k, isa: mlk_detect_isa())
+            var rowMajor = [Float](repeating: 0, count: n * m), interleaved = rowMajor
+            xq.withUnsafeBytes { xb in
+                w.withUnsafeBytes { wb in
+                    rowMajor.withUnsafeMutableBufferPointer {
+                        mlk_q_matmul_rows_isa(MLK_ISA_SCALAR, type.rawValue, xb.baseAddress, Int64(n), Int64(k), wb.baseAddress, 0, Int64(m), $0.baseAddress, Int64(m))
+                    }
+                }
+                packed.withUnsafeBytes { wb in
+                    interleaved.withUnsafeMutableBufferPointer {
+                        mlk_q_r8_matmul_rows(type.rawValue, xb.baseAddress, Int64(n), Int64(k), wb.baseAddress, 0, Int64(m), $0.baseAddress, Int64(m))
+                    }
+                }
+            }
+            for (a, b) in zip(rowMajor, interleaved) where a.isFinite && b.isFinite {
+                #expect(abs(a - b) <= 1e-4 * max(1, abs(a)), "\(type): \(a) vs \(b)")
+            }
+        }
+    }
+}
+
+@Suite("Interleaved weights in a loaded model")
+struct InterleavedModelTests {
+    @Test("int8 loads interleave Q4_0/Q8_0 matrices (the tied embedding too); rows and the fingerprint see the stored bytes; logits equal the row-major int8 kernels'",
+          arguments: [QuantType.q4_0, .q8_0])
+    func model(type: QuantType) throws {
+        let path = Fixtures.path("llama-f16")
+        let exact = try Model(path: path, options: ModelLoadOptions(activationPrecision: .exact, quantize: type))
+        let int8 = try Model(path: path, options: ModelLoadOptions(activationPrecision: .int8, quantize: type))
+        var rowMajorOptions = ModelLoadOptions(activationPrecision: .int8, quantize: type)
+        rowMajorOptions.interleavesWeights = false
+        let rowMajor = try Model(path: path, options: rowMajorOptions)
+        let simd = mlk_q_r8_worthwhile(type.rawValue, 64, 64) != 0
+        #expect(int8.weights.matrices.allSatisfy { $0.interleaved == simd })
+        #expect(int8.weights.embedding.interleaved == simd, "the tied embedding is the output projection")
+        #expect(!exact.weights.matrices.contains(where: \.interleaved) && !rowMajor.weights.matrices.contains(where: \.interleaved))
+        #expect(exact.fingerprint == int8.fingerprint)
+        let columns = int8.weights.embedding.columns
+        for index in [0, 1, 7, 8, 300, int8.vocabularySize - 1] {
+            var a = [Float](repeating: 0, count: columns), b = a
+            a.withUnsafeMutableBufferPointer { exact.weights.embedding.row(index, into: $0.baseAddress!) }
+            b.withUnsafeMutableBufferPointer { int8.weights.embedding.row(index, into: $0.baseAddress!) }
+            #expect(a == b, "embedding row \(index)")
+        }
+        let prompt: [Int32] = [1, 17, 200, 33, 4, 99, 311, 8, 45]
+        let interleavedLogits = try int8.makeSession().feed(prompt, logits: .all)
+        let rowMajorLogits = try rowMajor.makeSession().feed(prompt, logits: .all)
+        let exactLogits = try exact.makeSession().feed(prompt, logits: .all)
+        let difference = maxAbsDifference(interleavedLogits.values, rowMajorLogits.values)
+        let scale = rowMajorLogits.values.map(abs).max() ?? 1
+        #expect(difference <= 1e-4 * max(1, scale), "interleaved vs row-major int8: \(difference) (logit scale \(scale))")
+        // And int8 stays near exact (the activation rounding): a loose sanity bound.
+        #expect(maxAbsDifference(interleavedLogits.values, exactLogits.values) <= 0.05 * max(1, scale))
+    }
+}

@@ -65,11 +65,12 @@ struct RealModelTests {
         #expect(Double(agree) >= 0.99 * Double(total), "exact mode: \(agree)/\(total)")
     }
 
-    @Test("int8 activations still agree on at least 95% of positions")
+    @Test("int8 activations (interleaved r8 kernels where the CPU has them) agree on at least 95% of positions (305/315 measured)")
     func int8Agreement() throws {
         guard let path = TokenizerFixtures.requireAsset(TokenizerFixtures.smollm2GGUF) else { return }
         let model = try Model(path: path, options: ModelLoadOptions(activationPrecision: .int8))
         let (agree, total) = try agreement(model, try Self.reference())
+        print("SmolLM2 int8 teacher-forced agreement: \(agree)/\(total)")
         #expect(Double(agree) >= 0.95 * Double(total), "int8 mode: \(agree)/\(total)")
     }
 

@@ -158,6 +158,54 @@ mlk_kernel mlk_q_matmul_kernel(mlk_isa isa, int wtype);
 void mlk_q_matmul_rows_isa(mlk_isa isa, int wtype, const void *xq, int64_t n, int64_t k, const void *w,
                            int64_t j0, int64_t j1, float *y, int64_t ldy);
 
+/* ---------------------------------------------------------------- interleaved 8-row weights ("r8")
+ *
+ * A lossless rearrangement of a [rows, k] matrix of Q4_0, Q4_1 or Q8_0 blocks (rows % 8 == 0) for the int8
+ * matmul: rows are taken in groups of 8, and block b of the 8 rows of a group becomes one r8 block of 8 times the
+ * bytes, laid out so that one 32-byte load holds 4 consecutive weights of each of the 8 rows:
+ *
+ *   f16 d[8]                      the rows' scales (row r at 2r)
+ *   f16 m[8]                      Q4_1 only: the rows' mins
+ *   payload in 32-byte vectors    vector v, bytes 4r..4r+3 = bytes 4v..4v+3 of row r's block payload
+ *                                 (Q4_0/Q4_1: qs[16], 4 vectors, whose low nibbles are weights 4v..4v+3 and high
+ *                                 nibbles weights 16+4v..16+4v+3; Q8_0: q[32], 8 vectors)
+ *
+ * Group g starts at byte g * 8 * mlk_q_row_bytes(wtype, k), its block b at 8 * b * (block bytes) inside the group,
+ * so the matrix keeps its size. The kernel broadcasts 4 activation bytes against such a vector and gets 8 rows'
+ * partial dot products in one register: no horizontal sums, and one unpack of a weight vector serves every
+ * activation row of a tile.
+ */
+
+/** The kernel mlk_q_r8_matmul_rows_isa runs for `wtype` at level `isa` (clamped to mlk_detect_isa()):
+ *  MLK_KERNEL_AVX2_R8 where one exists, MLK_KERNEL_SCALAR for another type the layout takes (Q4_0, Q4_1, Q8_0),
+ *  MLK_KERNEL_NONE for a type it does not. */
+mlk_kernel mlk_q_r8_kernel(mlk_isa isa, int wtype);
+
+/** 1 if interleaving a [rows, k] `wtype` matrix pays at the active level: a SIMD r8 kernel exists for wtype
+ *  (mlk_q_r8_kernel is not scalar), rows % 8 == 0 and k is a multiple of 32; else 0. */
+int mlk_q_r8_worthwhile(int wtype, int64_t rows, int64_t k);
+
+/** Interleaves `rows` rows of k weights (`src`, mlk_q_row_bytes(wtype, k) bytes per row) into `dst` (the same
+ *  number of bytes; must not overlap src). Does nothing unless wtype is Q4_0, Q4_1 or Q8_0, rows % 8 == 0 and
+ *  k % 32 == 0. */
+void mlk_q_r8_pack(int wtype, const void *src, int64_t rows, int64_t k, void *dst);
+
+/** Writes row j of an interleaved matrix `packed` back in its stored layout (mlk_q_row_bytes(wtype, k) bytes at
+ *  `dst`): the inverse of mlk_q_r8_pack for one row. Does nothing on invalid input. */
+void mlk_q_r8_unpack_row(int wtype, const void *packed, int64_t k, int64_t j, void *dst);
+
+/**
+ * mlk_q_matmul_rows for an interleaved matrix: y[i * ldy + j] = dot(activation row i, weight row j) for i in
+ * [0, n), j in [j0, j1), where j0 and j1 are multiples of 8. Results equal the exact dot product of the
+ * dequantized operands up to float32 rounding, as mlk_q_matmul_rows. Does nothing on invalid input.
+ */
+void mlk_q_r8_matmul_rows(int wtype, const void *xq, int64_t n, int64_t k, const void *packed, int64_t j0,
+                          int64_t j1, float *y, int64_t ldy);
+
+/** mlk_q_r8_matmul_rows at an explicit level (for tests; levels above the CPU's are clamped). */
+void mlk_q_r8_matmul_rows_isa(mlk_isa isa, int wtype, const void *xq, int64_t n, int64_t k, const void *packed,
+                              int64_t j0, int64_t j1, float *y, int64_t ldy);
+
 #ifdef __cplusplus
 }
 #endif

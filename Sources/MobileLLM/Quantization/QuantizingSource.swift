@@ -122,12 +122,16 @@ enum TensorConversion {
     /// tensor that has been converted stops counting toward the process's memory (the file stays mapped; touching the
     /// bytes again reads them back from the file). Anything else is left alone.
     static func releasePages(of tensor: StoredTensor) {
-        guard tensor.owner is MappedFile else { return }
+        releasePages(pointer: tensor.pointer, byteCount: tensor.count / tensor.type.blockSize * tensor.type.blockBytes, owner: tensor.owner)
+    }
+
+    /// `releasePages(of:)` for `byteCount` bytes at `pointer` owned by `owner`.
+    static func releasePages(pointer: UnsafeRawPointer, byteCount: Int, owner: AnyObject) {
+        guard owner is MappedFile else { return }
         let page = Platform.pageSize
         guard page > 0 else { return }
-        let byteCount = tensor.count / tensor.type.blockSize * tensor.type.blockBytes
-        let start = (Int(bitPattern: tensor.pointer) + page - 1) / page * page
-        let end = (Int(bitPattern: tensor.pointer) + byteCount) / page * page
+        let start = (Int(bitPattern: pointer) + page - 1) / page * page
+        let end = (Int(bitPattern: pointer) + byteCount) / page * page
         guard end > start, let address = UnsafeMutableRawPointer(bitPattern: start) else { return }
         Platform.dropMappedPages(address, end - start)
     }

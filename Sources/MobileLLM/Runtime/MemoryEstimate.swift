@@ -12,11 +12,12 @@
 public struct MemoryEstimate: Sendable, Equatable {
     /// Bytes of the model files that are memory-mapped and read during inference: file-backed pages, which the OS
     /// may drop under memory pressure and read back (unless `ModelLoadOptions.lockMemory`). The headers and every
-    /// tensor the model uses, less the tensors converted at load (whose mapped pages are released; with
+    /// tensor the model uses, less the tensors converted or interleaved at load (whose mapped pages are released; with
     /// `lockMemory` the whole files are locked in, so nothing is subtracted).
     public var mappedWeightBytes: Int
-    /// Bytes of weights held in anonymous memory: matrices converted at load (`ModelLoadOptions.quantize`) and the
-    /// norm weights and biases, which are kept as f32 arrays.
+    /// Bytes of weights held in anonymous memory: matrices converted at load (`ModelLoadOptions.quantize`), matrices
+    /// interleaved at load for the int8 kernels (`ActivationPrecision.int8` on CPUs with such kernels), and the norm
+    /// weights and biases, which are kept as f32 arrays.
     public var anonymousWeightBytes: Int
     /// Bytes of K and V one position adds to the KV cache, over all layers.
     public var kvBytesPerPosition: Int
@@ -70,18 +71,26 @@ extension Model {
         let converted = Dictionary(conversions.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
         let fileBytes = opened.files.reduce(0) { $0 + $1.size }
         // Locking (`lockMemory`) reads and pins every page of the files, converted tensors' included.
-        let released = options.lockMemory ? 0 : conversions.reduce(0) { $0 + $1.storedBytes }
+        var released = options.lockMemory ? 0 : conversions.reduce(0) { $0 + $1.storedBytes }
         var anonymous = conversions.reduce(0) { $0 + $1.convertedBytes }
-        // As `TransformerWeights`: the output projection is the embedding when tied or absent.
-        let outputIsEmbedding = c.tiedEmbeddings
-            || !schema.tensors.contains { $0.role == .output && opened.source.tensor(named: $0.name) != nil }
+        let outputIsEmbedding = TransformerWeights.outputIsEmbedding(configuration: c, schema: schema, source: opened.source)
         var quantized = false
         for spec in schema.tensors {
             guard let tensor = opened.source.tensor(named: spec.name) else { continue }
             if TransformerWeights.keepsAsFloats(spec.role) { anonymous += 4 * tensor.count }
             let multiplies = spec.role == .projection || (spec.role == .output && !outputIsEmbedding)
                 || (spec.role == .embedding && outputIsEmbedding)
-            if multiplies { quantized = quantized || (converted[spec.name]?.type ?? tensor.type).hasQuantizedMatmul }
+            guard multiplies else { continue }
+            let type = converted[spec.name]?.type ?? tensor.type
+            quantized = quantized || type.hasQuantizedMatmul
+            // Interleaved at load: mapped matrices move to owned memory (converted ones are rearranged in place).
+            let rows = tensor.shape.first ?? 1, columns = tensor.shape.count > 1 ? tensor.shape[1] : 1
+            if converted[spec.name] == nil,
+               WeightMatrix.interleavesAtLoad(type: type, rows: rows, columns: columns, precision: options.activationPrecision) {
+                let bytes = rows * (type.rowBytes(columns) ?? 0)
+                anonymous += bytes
+                if !options.lockMemory { released += bytes }
+            }
         }
 
         // One session: its KV cache, forward buffers, attention scratch and logits.

@@ -36,6 +36,9 @@ public struct ModelLoadOptions: Sendable {
     /// naming `lockMemory`, the error and the bytes asked for. Weights converted at load (`quantize`) live in
     /// ordinary memory and are not locked. Default false.
     public var lockMemory: Bool
+    /// Interleave the matrices the int8 kernels read 8 rows at a time (`WeightMatrix.interleavesAtLoad`); tests turn
+    /// it off to compare against the row-major kernels. Default true.
+    var interleavesWeights = true
 
     /// Options with the given thread count (nil: every core), activation precision, quantize-on-load type, default
     /// session context length and memory locking.
@@ -200,7 +203,9 @@ public final class Model: @unchecked Sendable {
             QuantizingSource(wrapping: source, configuration: configuration, architecture: architecture,
                              plan: QuantizationPlan(projectionType: $0), threads: threads) as TensorSource
         } ?? source
-        weights = try TransformerWeights(configuration: configuration, schema: schema, source: source)
+        weights = try TransformerWeights(configuration: configuration, schema: schema, source: source,
+                                         precision: options.interleavesWeights ? options.activationPrecision : .exact,
+                                         threads: threads)
         recipes = (0..<configuration.layerCount).map { architecture.layerRecipe(configuration, layer: $0) }
         ropeFrequencies = configuration.ropeInverseFrequencies()
         activationPrecision = options.activationPrecision

@@ -132,9 +132,8 @@ extension Model {
         }
         Array(c.modelType.utf8).withUnsafeBytes { mix($0) }
         let embedding = weights.embedding
-        let rowBytes = embedding.rowBytes
-        mix(UnsafeRawBufferPointer(start: embedding.pointer, count: rowBytes))
-        mix(UnsafeRawBufferPointer(start: embedding.pointer + (embedding.rows - 1) * rowBytes, count: rowBytes))
+        embedding.withStoredRow(0) { mix($0) }
+        embedding.withStoredRow(embedding.rows - 1) { mix($0) }
         return hash
     }
 

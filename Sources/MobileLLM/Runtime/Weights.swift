@@ -1,4 +1,5 @@
 import CMobileLLMKernels
+import Dispatch
 
 /// A [rows, columns] weight matrix (a PyTorch `Linear` weight: one row per output feature) in its stored type:
 /// f32/f16/bf16 (multiplied in f32) or a GGUF block-quantized type (multiplied with 8-bit quantized activations).
@@ -16,6 +17,10 @@ public struct WeightMatrix: @unchecked Sendable {
     let pointer: UnsafeRawPointer
     /// Whatever owns the bytes.
     let owner: AnyObject
+    /// True when the rows are interleaved in groups of 8 (`mlk_q_r8_pack`, the layout of the int8 kernels that read
+    /// 8 rows per load; same bytes, rearranged): done at load in the int8 mode where this CPU has such a kernel
+    /// (`interleavesAtLoad`). Every accessor here undoes it, so only the multiply sees the difference.
+    let interleaved: Bool
 
     /// Wraps a stored 1-D or 2-D tensor whose shape has been checked by the caller.
     init(_ tensor: StoredTensor) {
@@ -25,6 +30,55 @@ public struct WeightMatrix: @unchecked Sendable {
         rowBytes = tensor.type.rowBytes(columns) ?? 0
         pointer = tensor.pointer
         owner = tensor.owner
+        interleaved = false
+    }
+
+    private init(interleaving matrix: WeightMatrix, into buffer: OwnedBuffer) {
+        rows = matrix.rows
+        columns = matrix.columns
+        type = matrix.type
+        rowBytes = matrix.rowBytes
+        pointer = UnsafeRawPointer(buffer.pointer)
+        owner = buffer
+        interleaved = true
+    }
+
+    /// Whether the loader interleaves a [rows, columns] matrix of `type` that it multiplies under `precision`: int8
+    /// activations and an r8 kernel for the type on this CPU (`mlk_q_r8_worthwhile`: Q4_0, Q4_1 and Q8_0 with
+    /// rows % 8 == 0 on AVX2 and later). The one rule of the loader and the memory estimate.
+    static func interleavesAtLoad(type: QuantType, rows: Int, columns: Int, precision: ActivationPrecision) -> Bool {
+        precision == .int8 && mlk_q_r8_worthwhile(type.rawValue, Int64(rows), Int64(columns)) != 0
+    }
+
+    /// The matrix interleaved, groups of 8 rows packed on up to `threads` threads. Bytes the loader owns (a matrix
+    /// converted at load) are rearranged in place, group by group (a packed group fills exactly its 8 rows' bytes);
+    /// mapped bytes are packed into owned memory and the file pages they were read from are released
+    /// (`TensorConversion.releasePages`).
+    func interleavedCopy(threads: Int) -> WeightMatrix {
+        let owned = owner as? OwnedBuffer
+        let inPlace = owned.map { UnsafeRawPointer($0.pointer) == pointer && $0.byteCount >= byteCount } ?? false
+        let buffer = inPlace ? owned ?? OwnedBuffer(byteCount: byteCount) : OwnedBuffer(byteCount: byteCount)
+        let groups = rows / 8, groupBytes = 8 * rowBytes
+        let workers = max(1, min(threads, groups, byteCount / (1 << 20) + 1))
+        let source = UnsafeSendableRawPointer(pointer), destination = UnsafeSendablePointer(buffer.pointer)
+        let (type, columns) = (self.type, self.columns)
+        DispatchQueue.concurrentPerform(iterations: workers) { worker in
+            let start = groups * worker / workers, end = groups * (worker + 1) / workers
+            guard start < end else { return }
+            guard inPlace else {
+                mlk_q_r8_pack(type.rawValue, source.pointer + start * groupBytes, Int64(8 * (end - start)), Int64(columns),
+                              destination.pointer + start * groupBytes)
+                return
+            }
+            let group = UnsafeMutableRawPointer.allocate(byteCount: groupBytes, alignment: 64)
+            defer { group.deallocate() }
+            for g in start..<end {
+                mlk_q_r8_pack(type.rawValue, source.pointer + g * groupBytes, 8, Int64(columns), group)
+                (destination.pointer + g * groupBytes).copyMemory(from: group, byteCount: groupBytes)
+            }
+        }
+        if !inPlace { TensorConversion.releasePages(pointer: pointer, byteCount: byteCount, owner: owner) }
+        return WeightMatrix(interleaving: self, into: buffer)
     }
 
     /// Bytes the matrix occupies.
@@ -44,7 +98,17 @@ public struct WeightMatrix: @unchecked Sendable {
 
     /// Copies row `index` into `destination` as f32 (dequantizing if needed).
     func row(_ index: Int, into destination: UnsafeMutablePointer<Float>) {
-        mlk_q_dequantize_row(type.rawValue, pointer + index * rowBytes, Int64(columns), destination)
+        withStoredRow(index) { mlk_q_dequantize_row(type.rawValue, $0.baseAddress, Int64(columns), destination) }
+    }
+
+    /// Calls `body` with the bytes of row `index` as stored in the file (un-interleaved into a temporary copy when
+    /// the matrix is interleaved).
+    func withStoredRow<Result>(_ index: Int, _ body: (UnsafeRawBufferPointer) throws -> Result) rethrows -> Result {
+        guard interleaved else { return try body(UnsafeRawBufferPointer(start: pointer + index * rowBytes, count: rowBytes)) }
+        return try withUnsafeTemporaryAllocation(byteCount: rowBytes, alignment: 16) { buffer in
+            mlk_q_r8_unpack_row(type.rawValue, pointer, Int64(columns), Int64(index), buffer.baseAddress)
+            return try body(UnsafeRawBufferPointer(buffer))
+        }
     }
 
     /// The whole matrix as f32 values (for small tensors such as norm weights).
@@ -59,10 +123,14 @@ public struct WeightMatrix: @unchecked Sendable {
 
     /// Computes rows `range` of `y = x · Wᵀ` on the calling thread; `y` is [count, rows]. Quantized storage multiplies
     /// the Q8A activation rows when the input carries them (fast mode), otherwise the f32 rows with each weight block
-    /// dequantized in registers (exact mode).
+    /// dequantized in registers (exact mode). An interleaved matrix (int8 mode only, whose inputs always carry Q8A
+    /// rows) takes ranges on 8-row boundaries, as `ComputePool.project` makes them.
     func multiplyRows(_ range: Range<Int>, input: ProjectionInput, output y: UnsafeMutablePointer<Float>) {
         guard !range.isEmpty else { return }
-        if isQuantized, let quantized = input.quantized {
+        if interleaved, let quantized = input.quantized {
+            mlk_q_r8_matmul_rows(type.rawValue, quantized, Int64(input.count), Int64(columns), pointer,
+                                 Int64(range.lowerBound), Int64(range.upperBound), y, Int64(rows))
+        } else if isQuantized, let quantized = input.quantized {
             mlk_q_matmul_rows(type.rawValue, quantized, Int64(input.count), Int64(columns), pointer,
                               Int64(range.lowerBound), Int64(range.upperBound), y, Int64(rows))
         } else if isQuantized {
@@ -145,13 +213,21 @@ extension TensorSource {
 }
 
 extension TransformerWeights {
+    /// True when the output projection is the embedding matrix: tied embeddings, or no output tensor in `source`.
+    static func outputIsEmbedding(configuration c: ModelConfiguration, schema: TensorSchema, source: TensorSource) -> Bool {
+        c.tiedEmbeddings || !schema.tensors.contains { $0.role == .output && source.tensor(named: $0.name) != nil }
+    }
+
     /// Whether `init(configuration:schema:source:)` copies tensors of `role` into owned f32 arrays (norm weights and
     /// biases) instead of multiplying them where they are mapped.
     static func keepsAsFloats(_ role: TensorRole) -> Bool { role == .norm || role == .bias }
 
     /// Collects and shape-checks every tensor of `schema` (the family's tensor list for configuration `c`). Errors
     /// name the tensor as its file does and the configuration fields its expected shape comes from.
-    init(configuration c: ModelConfiguration, schema: TensorSchema, source: TensorSource) throws {
+    /// With `precision` int8, the matrices it multiplies that `WeightMatrix.interleavesAtLoad` picks (the embedding only
+    /// when it is also the output projection) are interleaved into owned memory on `threads` threads.
+    init(configuration c: ModelConfiguration, schema: TensorSchema, source: TensorSource,
+         precision: ActivationPrecision = .exact, threads: Int = 1) throws {
         let fieldNames = source.configurationFieldNames
         func field(_ name: String) -> String { fieldNames[name] ?? name }
         func require(_ spec: TensorSpec) throws -> StoredTensor {
@@ -178,17 +254,24 @@ extension TransformerWeights {
         var layerMatrices = Array(repeating: [TensorSlot: WeightMatrix](), count: c.layerCount)
         var layerVectors = Array(repeating: [TensorSlot: [Float]](), count: c.layerCount)
         var layerBiases = Array(repeating: [TensorSlot: [Float]](), count: c.layerCount)
+        let outputIsEmbedding = Self.outputIsEmbedding(configuration: c, schema: schema, source: source)
+        func matrix(_ tensor: StoredTensor, _ role: TensorRole) -> WeightMatrix {
+            let matrix = WeightMatrix(tensor)
+            let multiplied = role != .embedding || outputIsEmbedding
+            return multiplied && WeightMatrix.interleavesAtLoad(type: matrix.type, rows: matrix.rows, columns: matrix.columns, precision: precision)
+                ? matrix.interleavedCopy(threads: threads) : matrix
+        }
         for spec in schema.tensors {
-            if spec.role == .output && (c.tiedEmbeddings || source.tensor(named: spec.name) == nil) { continue }
+            if spec.role == .output && outputIsEmbedding { continue }
             let tensor = try require(spec)
             // Norms and biases (`keepsAsFloats`) become f32 arrays; matrices stay where they are stored.
             switch (spec.role, spec.layer) {
             case (.norm, nil): vectors[spec.slot] = WeightMatrix(tensor).floats()
             case (.bias, nil): biases[spec.slot] = WeightMatrix(tensor).floats()
-            case (_, nil): matrices[spec.slot] = WeightMatrix(tensor)
+            case (_, nil): matrices[spec.slot] = matrix(tensor, spec.role)
             case let (.norm, layer?): layerVectors[layer][spec.slot] = WeightMatrix(tensor).floats()
             case let (.bias, layer?): layerBiases[layer][spec.slot] = WeightMatrix(tensor).floats()
-            case let (_, layer?): layerMatrices[layer][spec.slot] = WeightMatrix(tensor)
+            case let (_, layer?): layerMatrices[layer][spec.slot] = matrix(tensor, spec.role)
             }
         }
         func missing(_ slot: TensorSlot) -> MobileLLMError {

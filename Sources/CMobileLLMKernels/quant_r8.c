@@ -1,0 +1,120 @@
+/*
+ * Interleaved 8-row ("r8") weight matrices for the int8 matmul: packing, unpacking, the portable kernel and the
+ * dispatch. The layout is described in mobilellm_quant.h; the SIMD kernels live in quant_x86.c.
+ */
+#include "quant_internal.h"
+
+/* Per-row header of a block: f16 fields (d, or d and m) and the payload bytes that follow them. */
+typedef struct {
+    int fields;  /* f16 fields per row: 1 (d) or 2 (d, m) */
+    int payload; /* payload bytes per row: 16 (nibbles) or 32 (int8) */
+} mlk_r8_shape;
+
+static int mlk_r8_shape_of(int wtype, mlk_r8_shape *shape) {
+    switch (wtype) {
+    case MLK_Q_Q4_0: shape->fields = 1; shape->payload = 16; return 1;
+    case MLK_Q_Q4_1: shape->fields = 2; shape->payload = 16; return 1;
+    case MLK_Q_Q8_0: shape->fields = 1; shape->payload = 32; return 1;
+    default: return 0;
+    }
+}
+
+static int mlk_r8_valid(int wtype, int64_t rows, int64_t k, mlk_r8_shape *shape) {
+    return mlk_r8_shape_of(wtype, shape) && rows >= 0 && rows % 8 == 0 && k > 0 && k % MLK_QK == 0;
+}
+
+/* Block b of row r (r in 0..7) of the group at `group` <-> its stored bytes `blk`; `to_packed` picks the direction. */
+static void mlk_r8_move_block(mlk_r8_shape shape, uint8_t *group, int64_t b, int r, uint8_t *blk, int to_packed) {
+    const size_t bb = (size_t)(2 * shape.fields + shape.payload);
+    uint8_t *p = group + 8 * bb * (size_t)b;
+    for (int f = 0; f < shape.fields; f++) {
+        uint8_t *packed = p + 16 * f + 2 * r, *stored = blk + 2 * f;
+        memcpy(to_packed ? packed : stored, to_packed ? stored : packed, 2);
+    }
+    for (int v = 0; v < shape.payload / 4; v++) {
+        uint8_t *packed = p + 16 * shape.fields + 32 * v + 4 * r, *stored = blk + 2 * shape.fields + 4 * v;
+        memcpy(to_packed ? packed : stored, to_packed ? stored : packed, 4);
+    }
+}
+
+void mlk_q_r8_pack(int wtype, const void *src, int64_t rows, int64_t k, void *dst) {
+    mlk_r8_shape shape;
+    if (!src || !dst || !mlk_r8_valid(wtype, rows, k, &shape)) return;
+    const size_t rb = mlk_q_row_bytes(wtype, k), bb = (size_t)(2 * shape.fields + shape.payload);
+    for (int64_t g = 0; g < rows / 8; g++) {
+        uint8_t *group = (uint8_t *)dst + (size_t)g * 8 * rb;
+        for (int r = 0; r < 8; r++) {
+            uint8_t *row = (uint8_t *)src + (size_t)(8 * g + r) * rb;
+            for (int64_t b = 0; b < k / MLK_QK; b++) mlk_r8_move_block(shape, group, b, r, row + (size_t)b * bb, 1);
+        }
+    }
+}
+
+void mlk_q_r8_unpack_row(int wtype, const void *packed, int64_t k, int64_t j, void *dst) {
+    mlk_r8_shape shape;
+    if (!packed || !dst || j < 0 || !mlk_r8_valid(wtype, 8, k, &shape)) return;
+    const size_t rb = mlk_q_row_bytes(wtype, k), bb = (size_t)(2 * shape.fields + shape.payload);
+    uint8_t *group = (uint8_t *)packed + (size_t)(j / 8) * 8 * rb;
+    for (int64_t b = 0; b < k / MLK_QK; b++) mlk_r8_move_block(shape, group, b, (int)(j % 8), (uint8_t *)dst + (size_t)b * bb, 0);
+}
+
+/* Portable kernel: each block of each row is gathered back to its stored bytes and dotted with the matching
+ * 32 activations by the scalar row kernel. */
+static void mlk_r8_matmul_scalar(int wtype, mlk_r8_shape shape, const void *xq, int64_t n, int64_t k,
+                                 const void *packed, int64_t j0, int64_t j1, float *y, int64_t ldy) {
+    const size_t rb = mlk_q_row_bytes(wtype, k);
+    uint8_t blk[MLK_Q8_0_BYTES];
+    for (int64_t j = j0; j < j1; j++) {
+        uint8_t *group = (uint8_t *)packed + (size_t)(j / 8) * 8 * rb;
+        for (int64_t i = 0; i < n; i++) {
+            const mlk_q_act a = mlk_q_act_row(xq, k, i);
+            float acc = 0.0f;
+            for (int64_t b = 0; b < k / MLK_QK; b++) {
+                mlk_r8_move_block(shape, group, b, (int)(j % 8), blk, 0);
+                const mlk_q_act ab = {a.q + MLK_QK * b, a.d + b, a.s + b, a.s16 + 2 * b};
+                acc += mlk_q_dot_row_scalar(wtype, blk, ab, MLK_QK);
+            }
+            y[i * ldy + j] = acc;
+        }
+    }
+}
+
+mlk_kernel mlk_q_r8_kernel(mlk_isa isa, int wtype) {
+    mlk_r8_shape shape;
+    if (!mlk_r8_shape_of(wtype, &shape)) return MLK_KERNEL_NONE;
+    const mlk_isa best = mlk_detect_isa();
+    if ((int)isa > (int)best) isa = best;
+#if defined(__x86_64__) || defined(_M_X64)
+    if (isa >= MLK_ISA_AVX2) return MLK_KERNEL_AVX2_R8;
+#endif
+    (void)isa;
+    return MLK_KERNEL_SCALAR;
+}
+
+int mlk_q_r8_worthwhile(int wtype, int64_t rows, int64_t k) {
+    mlk_r8_shape shape;
+    if (!mlk_r8_valid(wtype, rows, k, &shape) || rows == 0) return 0;
+    const mlk_kernel kernel = mlk_q_r8_kernel(mlk_active_isa(), wtype);
+    return kernel != MLK_KERNEL_NONE && kernel != MLK_KERNEL_SCALAR;
+}
+
+void mlk_q_r8_matmul_rows_isa(mlk_isa isa, int wtype, const void *xq, int64_t n, int64_t k, const void *packed,
+                              int64_t j0, int64_t j1, float *y, int64_t ldy) {
+    mlk_r8_shape shape;
+    if (!mlk_r8_valid(wtype, 8, k, &shape) || n <= 0 || j0 < 0 || j1 <= j0 || j0 % 8 != 0 || j1 % 8 != 0) return;
+    if (!xq || !packed || !y || (n > 1 && ldy < j1)) return;
+    switch (mlk_q_r8_kernel(isa, wtype)) {
+#if defined(__x86_64__) || defined(_M_X64)
+    case MLK_KERNEL_AVX2_R8:
+        if (mlk_q_r8_matmul_avx2(wtype, xq, n, k, packed, j0, j1, y, ldy)) return;
+        break;
+#endif
+    default: break;
+    }
+    mlk_r8_matmul_scalar(wtype, shape, xq, n, k, packed, j0, j1, y, ldy);
+}
+
+void mlk_q_r8_matmul_rows(int wtype, const void *xq, int64_t n, int64_t k, const void *packed, int64_t j0,
+                          int64_t j1, float *y, int64_t ldy) {
+    mlk_q_r8_matmul_rows_isa(mlk_active_isa(), wtype, xq, n, k, packed, j0, j1, y, ldy);
+}
