@@ -682,7 +682,7 @@ void mlk_q_quantize_activations_isa(mlk_isa isa, int wtype, const float *x, int6
     if (!x || !xq || n < 0 || rb == 0) return;
     if ((int)isa > (int)mlk_detect_isa()) isa = mlk_detect_isa();
 #if defined(__x86_64__) || defined(_M_X64)
-    const int fast = isa >= MLK_ISA_AVX512;
+    const int fast = isa >= MLK_ISA_AVX512, avx2 = isa == MLK_ISA_AVX2;
 #else
     (void)isa;
 #endif
@@ -690,6 +690,10 @@ void mlk_q_quantize_activations_isa(mlk_isa isa, int wtype, const float *x, int6
 #if defined(__x86_64__) || defined(_M_X64)
         if (fast) {
             mlk_q_quantize_act_avx512(x + i * k, k, (uint8_t *)xq + (size_t)i * rb);
+            continue;
+        }
+        if (avx2) {
+            mlk_q_quantize_act_avx2(x + i * k, k, (uint8_t *)xq + (size_t)i * rb);
             continue;
         }
 #endif

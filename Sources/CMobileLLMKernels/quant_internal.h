@@ -172,6 +172,7 @@ int mlk_q_matmul_avx2(int wtype, const void *xq, int64_t n, int64_t k, const voi
 int mlk_q_matmul_avx512vnni(int wtype, const void *xq, int64_t n, int64_t k, const void *w, int64_t j0,
                             int64_t j1, float *y, int64_t ldy);
 void mlk_q_quantize_act_avx512(const float *x, int64_t k, void *row);
+void mlk_q_quantize_act_avx2(const float *x, int64_t k, void *row);
 /** Interleaved (r8) weights: see mlk_q_r8_matmul_rows. Return 1 if handled. */
 int mlk_q_r8_matmul_avx2(int wtype, const void *xq, int64_t n, int64_t k, const void *w, int64_t j0, int64_t j1,
                          float *y, int64_t ldy);

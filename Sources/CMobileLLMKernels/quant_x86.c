@@ -61,6 +61,46 @@ MLK_T512F void mlk_q_quantize_act_avx512(const float *x, int64_t k, void *row) {
     }
 }
 
+/* The same with 256-bit registers, bit-identical to the scalar version for finite inputs (the maximum does not
+ * depend on order; cvtps2dq rounds half-even as nearbyintf does; the sums are exact integers). */
+MLK_INLINE MLK_T256 int hsum256_epi32(__m256i v) {
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4E));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xB1));
+    return _mm_cvtsi128_si32(s);
+}
+
+MLK_T256 void mlk_q_quantize_act_avx2(const float *x, int64_t k, void *row) {
+    uint8_t *base = (uint8_t *)row;
+    int8_t *q = (int8_t *)base;
+    float *d = (float *)(base + k), *s = (float *)(base + k + (k / 32) * 4), *s16 = (float *)(base + k + (k / 32) * 8);
+    const __m256 sign = _mm256_set1_ps(-0.0f);
+    const __m256i lo = _mm256_set1_epi32(-127), hi = _mm256_set1_epi32(127);
+    for (int64_t b = 0; b < k / 32; b++) {
+        __m256 v[4];
+        for (int i = 0; i < 4; i++) v[i] = _mm256_loadu_ps(x + 32 * b + 8 * i);
+        __m256 m = _mm256_max_ps(_mm256_max_ps(_mm256_andnot_ps(sign, v[0]), _mm256_andnot_ps(sign, v[1])),
+                                 _mm256_max_ps(_mm256_andnot_ps(sign, v[2]), _mm256_andnot_ps(sign, v[3])));
+        __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+        m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+        m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
+        const float amax = _mm_cvtss_f32(m4);
+        const float db = amax / 127.0f;
+        const float id = db != 0.0f ? 127.0f / amax : 0.0f;
+        const __m256 vid = _mm256_set1_ps(id);
+        __m256i qi[4];
+        for (int i = 0; i < 4; i++)
+            qi[i] = _mm256_min_epi32(_mm256_max_epi32(_mm256_cvtps_epi32(_mm256_mul_ps(v[i], vid)), lo), hi);
+        const __m256i p = _mm256_packs_epi16(_mm256_packs_epi32(qi[0], qi[1]), _mm256_packs_epi32(qi[2], qi[3]));
+        _mm256_storeu_si256((__m256i *)(q + 32 * b), _mm256_permutevar8x32_epi32(p, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7)));
+        const int s0 = hsum256_epi32(_mm256_add_epi32(qi[0], qi[1])), s1 = hsum256_epi32(_mm256_add_epi32(qi[2], qi[3]));
+        d[b] = db;
+        s[b] = db * (float)(s0 + s1);
+        s16[2 * b] = db * (float)s0;
+        s16[2 * b + 1] = db * (float)s1;
+    }
+}
+
 /* Per-group weight factors of one row: scale per sub-block lane and the coefficient of the activation sums. */
 typedef struct {
     __m512 wsc, wcorr;
