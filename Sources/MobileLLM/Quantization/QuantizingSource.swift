@@ -140,7 +140,7 @@ enum TensorConversion {
     static func converted(_ tensor: StoredTensor, to type: QuantType, threads: Int) -> StoredTensor {
         let k = tensor.shape.count > 1 ? tensor.shape.dropFirst().reduce(1, *) : (tensor.shape.first ?? 1)
         let rowCount = tensor.shape.count > 1 ? tensor.shape[0] : 1
-        let buffer = OwnedBuffer(byteCount: rowCount * (type.rowBytes(k) ?? 0))
+        let buffer = OwnedBuffer(weightBytes: rowCount * (type.rowBytes(k) ?? 0))
         convert(tensor, rows: 0..<rowCount, to: type, sourceRow: nil, destination: buffer.pointer, threads: threads)
         return StoredTensor(name: tensor.name, type: type, shape: tensor.shape, owner: buffer, pointer: UnsafeRawPointer(buffer.pointer))
     }

@@ -57,7 +57,7 @@ public struct WeightMatrix: @unchecked Sendable {
     func interleavedCopy(threads: Int) -> WeightMatrix {
         let owned = owner as? OwnedBuffer
         let inPlace = owned.map { UnsafeRawPointer($0.pointer) == pointer && $0.byteCount >= byteCount } ?? false
-        let buffer = inPlace ? owned ?? OwnedBuffer(byteCount: byteCount) : OwnedBuffer(byteCount: byteCount)
+        let buffer = inPlace ? owned ?? OwnedBuffer(weightBytes: byteCount) : OwnedBuffer(weightBytes: byteCount)
         let groups = rows / 8, groupBytes = 8 * rowBytes
         let workers = max(1, min(threads, groups, byteCount / (1 << 20) + 1))
         let source = UnsafeSendableRawPointer(pointer), destination = UnsafeSendablePointer(buffer.pointer)

@@ -63,6 +63,14 @@ enum Platform {
         _ = madvise(address, length, Int32(MADV_DONTNEED))
     }
 
+    /// Asks for transparent huge pages for the anonymous memory `address ..< address + length` (2 MB-aligned) before
+    /// it is first touched (Linux `MADV_HUGEPAGE`; where the system lacks or refuses it, nothing happens).
+    static func adviseHugePages(_ address: UnsafeMutableRawPointer, _ length: Int) {
+        #if os(Linux) || os(Android)
+        if length > 0 { _ = madvise(address, length, 14 /* MADV_HUGEPAGE */) }
+        #endif
+    }
+
     /// `format` applied to the local time at `seconds` since 1970 by C `strftime`; nil when the time cannot be
     /// converted. An expansion longer than 4095 bytes gives "".
     static func formatLocalTime(_ format: String, secondsSince1970 seconds: Int) -> String? {
