@@ -85,6 +85,7 @@ mlk_kernel mlk_q_r8_kernel(mlk_isa isa, int wtype) {
     const mlk_isa best = mlk_detect_isa();
     if ((int)isa > (int)best) isa = best;
 #if defined(__x86_64__) || defined(_M_X64)
+    if (isa == MLK_ISA_AVX512_VNNI) return MLK_KERNEL_AVX512_VNNI_R8;
     if (isa >= MLK_ISA_AVX2) return MLK_KERNEL_AVX2_R8;
 #endif
     (void)isa;
@@ -107,6 +108,9 @@ void mlk_q_r8_matmul_rows_isa(mlk_isa isa, int wtype, const void *xq, int64_t n,
 #if defined(__x86_64__) || defined(_M_X64)
     case MLK_KERNEL_AVX2_R8:
         if (mlk_q_r8_matmul_avx2(wtype, xq, n, k, packed, j0, j1, y, ldy)) return;
+        break;
+    case MLK_KERNEL_AVX512_VNNI_R8:
+        if (mlk_q_r8_matmul_vnni(wtype, xq, n, k, packed, j0, j1, y, ldy)) return;
         break;
 #endif
     default: break;

@@ -803,56 +803,68 @@ MLK_INLINE MLK_T256 __m256i r8_bcast(const int8_t *p) {
     return _mm256_set1_epi32(v);
 }
 
-MLK_INLINE MLK_T256 void r8_tile256(const int TYPE, const int C, const uint8_t *group, const mlk_q_act *acts,
-                                    int64_t nb, float *y, int64_t ldy) {
-    const int64_t bb = 8 * (TYPE == MLK_Q_Q4_0 ? MLK_Q4_0_BYTES : TYPE == MLK_Q_Q4_1 ? MLK_Q4_1_BYTES : MLK_Q8_0_BYTES);
-    const __m256i m4 = _mm256_set1_epi8(0x0F), ones = _mm256_set1_epi16(1);
-    __m256 acc[4];
-    for (int c = 0; c < C; c++) acc[c] = _mm256_setzero_ps();
-    for (int64_t u = 0; u < nb; u++) {
-        const uint8_t *b = group + u * bb;
-        const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)b));
-        __m256i isum[4];
-        if (TYPE == MLK_Q_Q8_0) {
-            for (int c = 0; c < C; c++) isum[c] = _mm256_setzero_si256();
-            for (int v = 0; v < 8; v++) {
-                const __m256i w = _mm256_loadu_si256((const __m256i *)(b + 16 + 32 * v));
-                const __m256i aw = _mm256_sign_epi8(w, w);
-                for (int c = 0; c < C; c++) {
-                    const __m256i p = _mm256_maddubs_epi16(aw, _mm256_sign_epi8(r8_bcast(acts[c].q + 32 * u + 4 * v), w));
-                    isum[c] = _mm256_add_epi32(isum[c], _mm256_madd_epi16(p, ones));
-                }
-            }
-        } else {
-            const uint8_t *q = b + (TYPE == MLK_Q_Q4_1 ? 32 : 16);
-            __m256i s16[4];
-            for (int c = 0; c < C; c++) s16[c] = _mm256_setzero_si256();
-            for (int v = 0; v < 4; v++) {
-                const __m256i w = _mm256_loadu_si256((const __m256i *)(q + 32 * v));
-                const __m256i lo = _mm256_and_si256(w, m4), hi = _mm256_and_si256(_mm256_srli_epi16(w, 4), m4);
-                for (int c = 0; c < C; c++) {
-                    const int8_t *a = acts[c].q + 32 * u + 4 * v;
-                    s16[c] = _mm256_add_epi16(s16[c], _mm256_maddubs_epi16(lo, r8_bcast(a)));
-                    s16[c] = _mm256_add_epi16(s16[c], _mm256_maddubs_epi16(hi, r8_bcast(a + 16)));
-                }
-            }
-            for (int c = 0; c < C; c++) isum[c] = _mm256_madd_epi16(s16[c], ones);
-        }
-        /* Q4_0: d*(q-8)  ->  d*da*isum - 8*d*s;  Q4_1: d*q + m  ->  d*da*isum + m*s;  Q8_0: d*da*isum */
-        const __m256 off = TYPE == MLK_Q_Q4_1 ? _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(b + 16)))
-                                              : _mm256_mul_ps(d, _mm256_set1_ps(-8.0f));
-        for (int c = 0; c < C; c++) {
-            const __m256 f = _mm256_mul_ps(_mm256_cvtepi32_ps(isum[c]), _mm256_broadcast_ss(acts[c].d + u));
-            acc[c] = _mm256_fmadd_ps(d, f, acc[c]);
-            if (TYPE != MLK_Q_Q8_0) acc[c] = _mm256_fmadd_ps(off, _mm256_broadcast_ss(acts[c].s + u), acc[c]);
-        }
-    }
-    for (int c = 0; c < C; c++) _mm256_storeu_ps(y + c * ldy, acc[c]);
+#define MLK_DEFINE_R8_TILE(NAME, TARGET, VNNI)                                                                  \
+MLK_INLINE TARGET void NAME(const int TYPE, const int C, const uint8_t *group, const mlk_q_act *acts, int64_t nb,  \
+                            float *y, int64_t ldy) {                                                                   \
+    const int64_t bb = 8 * (TYPE == MLK_Q_Q4_0 ? MLK_Q4_0_BYTES : TYPE == MLK_Q_Q4_1 ? MLK_Q4_1_BYTES : MLK_Q8_0_BYTES); \
+    const __m256i m4 = _mm256_set1_epi8(0x0F), ones = _mm256_set1_epi16(1);                                            \
+    __m256 acc[4];                                                                                                     \
+    for (int c = 0; c < C; c++) acc[c] = _mm256_setzero_ps();                                                          \
+    for (int64_t u = 0; u < nb; u++) {                                                                                 \
+        const uint8_t *b = group + u * bb;                                                                             \
+        const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)b));                                         \
+        __m256i isum[4];                                                                                               \
+        if (TYPE == MLK_Q_Q8_0) {                                                                                      \
+            for (int c = 0; c < C; c++) isum[c] = _mm256_setzero_si256();                                              \
+            for (int v = 0; v < 8; v++) {                                                                              \
+                const __m256i w = _mm256_loadu_si256((const __m256i *)(b + 16 + 32 * v));                              \
+                const __m256i aw = _mm256_sign_epi8(w, w);                                                             \
+                for (int c = 0; c < C; c++) {                                                                          \
+                    const __m256i a = _mm256_sign_epi8(r8_bcast(acts[c].q + 32 * u + 4 * v), w);                       \
+                    isum[c] = VNNI ? MLK_DPBUSD(isum[c], aw, a) : _mm256_add_epi32(isum[c], _mm256_madd_epi16(_mm256_maddubs_epi16(aw, a), ones)); \
+                }                                                                                                      \
+            }                                                                                                          \
+        } else {                                                                                                       \
+            const uint8_t *q = b + (TYPE == MLK_Q_Q4_1 ? 32 : 16);                                                     \
+            __m256i s16[4]; /* 16-bit sums (maddubs), or the 32-bit sums themselves (VNNI) */                          \
+            for (int c = 0; c < C; c++) s16[c] = _mm256_setzero_si256();                                               \
+            for (int v = 0; v < 4; v++) {                                                                              \
+                const __m256i w = _mm256_loadu_si256((const __m256i *)(q + 32 * v));                                   \
+                const __m256i lo = _mm256_and_si256(w, m4), hi = _mm256_and_si256(_mm256_srli_epi16(w, 4), m4);        \
+                for (int c = 0; c < C; c++) {                                                                          \
+                    const int8_t *a = acts[c].q + 32 * u + 4 * v;                                                      \
+                    if (VNNI) {                                                                                        \
+                        s16[c] = MLK_DPBUSD(s16[c], lo, r8_bcast(a));                                                  \
+                        s16[c] = MLK_DPBUSD(s16[c], hi, r8_bcast(a + 16));                                             \
+                    } else {                                                                                           \
+                        s16[c] = _mm256_add_epi16(s16[c], _mm256_maddubs_epi16(lo, r8_bcast(a)));                      \
+                        s16[c] = _mm256_add_epi16(s16[c], _mm256_maddubs_epi16(hi, r8_bcast(a + 16)));                 \
+                    }                                                                                                  \
+                }                                                                                                      \
+            }                                                                                                          \
+            for (int c = 0; c < C; c++) isum[c] = VNNI ? s16[c] : _mm256_madd_epi16(s16[c], ones);                     \
+        }                                                                                                              \
+        /* Q4_0: d*(q-8)  ->  d*da*isum - 8*d*s;  Q4_1: d*q + m  ->  d*da*isum + m*s;  Q8_0: d*da*isum */              \
+        const __m256 off = TYPE == MLK_Q_Q4_1 ? _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(b + 16)))            \
+                                              : _mm256_mul_ps(d, _mm256_set1_ps(-8.0f));                               \
+        for (int c = 0; c < C; c++) {                                                                                  \
+            const __m256 f = _mm256_mul_ps(_mm256_cvtepi32_ps(isum[c]), _mm256_broadcast_ss(acts[c].d + u));           \
+            acc[c] = _mm256_fmadd_ps(d, f, acc[c]);                                                                    \
+            if (TYPE != MLK_Q_Q8_0) acc[c] = _mm256_fmadd_ps(off, _mm256_broadcast_ss(acts[c].s + u), acc[c]);         \
+        }                                                                                                              \
+    }                                                                                                                  \
+    for (int c = 0; c < C; c++) _mm256_storeu_ps(y + c * ldy, acc[c]);                                                 \
 }
 
+/* vpdpbusd on 256-bit registers (AVX512-VL + VNNI); only expanded inside the VNNI tile. */
+#define MLK_DPBUSD(acc, u8, s8) _mm256_dpbusd_epi32(acc, u8, s8)
+#define MLK_T256VNNI __attribute__((target("avx512f,avx512vl,avx512vnni,avx2,fma,f16c")))
+MLK_DEFINE_R8_TILE(r8_tile256, MLK_T256, 0)
+MLK_DEFINE_R8_TILE(r8_tile_vnni, MLK_T256VNNI, 1)
+
 /* Tokens in blocks whose activation rows stay in L2 (about 256 KB), 8-row groups inside, 4-token tiles inside. */
-#define MLK_DEFINE_R8_DRIVER256(NAME, TYPE)                                                                     \
-    MLK_T256 static void NAME(const void *xq, int64_t n, int64_t k, const void *w, int64_t j0, int64_t j1,      \
+#define MLK_DEFINE_R8_DRIVER256(NAME, TYPE, TILE, TARGET)                                                       \
+    TARGET static void NAME(const void *xq, int64_t n, int64_t k, const void *w, int64_t j0, int64_t j1,      \
                               float *y, int64_t ldy) {                                                         \
         const int64_t nb = k / MLK_QK;                                                                         \
         const size_t gb = 8 * mlk_q_row_bytes(TYPE, k);                                                        \
@@ -866,23 +878,26 @@ MLK_INLINE MLK_T256 void r8_tile256(const int TYPE, const int C, const uint8_t *
                 for (; i + 4 <= i1; i += 4) {                                                                  \
                     const mlk_q_act acts[4] = {mlk_q_act_row(xq, k, i), mlk_q_act_row(xq, k, i + 1),           \
                                                mlk_q_act_row(xq, k, i + 2), mlk_q_act_row(xq, k, i + 3)};      \
-                    r8_tile256(TYPE, 4, group, acts, nb, y + i * ldy + 8 * g, ldy);                            \
+                    TILE(TYPE, 4, group, acts, nb, y + i * ldy + 8 * g, ldy);                            \
                 }                                                                                              \
                 const mlk_q_act acts[3] = {mlk_q_act_row(xq, k, i), mlk_q_act_row(xq, k, i + 1 < n ? i + 1 : i), \
                                            mlk_q_act_row(xq, k, i + 2 < n ? i + 2 : i)};                       \
                 switch (i1 - i) {                                                                              \
-                case 3: r8_tile256(TYPE, 3, group, acts, nb, y + i * ldy + 8 * g, ldy); break;                 \
-                case 2: r8_tile256(TYPE, 2, group, acts, nb, y + i * ldy + 8 * g, ldy); break;                 \
-                case 1: r8_tile256(TYPE, 1, group, acts, nb, y + i * ldy + 8 * g, ldy); break;                 \
+                case 3: TILE(TYPE, 3, group, acts, nb, y + i * ldy + 8 * g, ldy); break;                 \
+                case 2: TILE(TYPE, 2, group, acts, nb, y + i * ldy + 8 * g, ldy); break;                 \
+                case 1: TILE(TYPE, 1, group, acts, nb, y + i * ldy + 8 * g, ldy); break;                 \
                 default: break;                                                                                \
                 }                                                                                              \
             }                                                                                                  \
         }                                                                                                      \
     }
 
-MLK_DEFINE_R8_DRIVER256(r8_q4_0, MLK_Q_Q4_0)
-MLK_DEFINE_R8_DRIVER256(r8_q4_1, MLK_Q_Q4_1)
-MLK_DEFINE_R8_DRIVER256(r8_q8_0, MLK_Q_Q8_0)
+MLK_DEFINE_R8_DRIVER256(r8_q4_0, MLK_Q_Q4_0, r8_tile256, MLK_T256)
+MLK_DEFINE_R8_DRIVER256(r8_q4_1, MLK_Q_Q4_1, r8_tile256, MLK_T256)
+MLK_DEFINE_R8_DRIVER256(r8_q8_0, MLK_Q_Q8_0, r8_tile256, MLK_T256)
+MLK_DEFINE_R8_DRIVER256(r8v_q4_0, MLK_Q_Q4_0, r8_tile_vnni, MLK_T256VNNI)
+MLK_DEFINE_R8_DRIVER256(r8v_q4_1, MLK_Q_Q4_1, r8_tile_vnni, MLK_T256VNNI)
+MLK_DEFINE_R8_DRIVER256(r8v_q8_0, MLK_Q_Q8_0, r8_tile_vnni, MLK_T256VNNI)
 
 int mlk_q_r8_matmul_avx2(int wtype, const void *xq, int64_t n, int64_t k, const void *w, int64_t j0, int64_t j1,
                          float *y, int64_t ldy) {
@@ -890,6 +905,16 @@ int mlk_q_r8_matmul_avx2(int wtype, const void *xq, int64_t n, int64_t k, const 
     case MLK_Q_Q4_0: r8_q4_0(xq, n, k, w, j0, j1, y, ldy); return 1;
     case MLK_Q_Q4_1: r8_q4_1(xq, n, k, w, j0, j1, y, ldy); return 1;
     case MLK_Q_Q8_0: r8_q8_0(xq, n, k, w, j0, j1, y, ldy); return 1;
+    default: return 0;
+    }
+}
+
+int mlk_q_r8_matmul_vnni(int wtype, const void *xq, int64_t n, int64_t k, const void *w, int64_t j0, int64_t j1,
+                         float *y, int64_t ldy) {
+    switch (wtype) {
+    case MLK_Q_Q4_0: r8v_q4_0(xq, n, k, w, j0, j1, y, ldy); return 1;
+    case MLK_Q_Q4_1: r8v_q4_1(xq, n, k, w, j0, j1, y, ldy); return 1;
+    case MLK_Q_Q8_0: r8v_q8_0(xq, n, k, w, j0, j1, y, ldy); return 1;
     default: return 0;
     }
 }

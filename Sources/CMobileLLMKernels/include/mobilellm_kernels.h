@@ -56,9 +56,11 @@ typedef enum {
     MLK_KERNEL_NEON_DOTPROD = 6,
     /** The AVX2 int8 kernels over interleaved 8-row groups (mlk_q_r8_matmul_rows). */
     MLK_KERNEL_AVX2_R8 = 7,
+    /** The same over 256-bit vpdpbusd (AVX512-VL + VNNI). */
+    MLK_KERNEL_AVX512_VNNI_R8 = 8,
 } mlk_kernel;
 
-/** A short name for a kernel ("scalar", "avx2", "avx512", "avx512-gemv", "avx512-vnni", "neon-dotprod", "avx2-r8", "none"). */
+/** A short name for a kernel ("scalar", "avx2", "avx512", "avx512-gemv", "avx512-vnni", "neon-dotprod", "avx2-r8", "avx512-vnni-r8", "none"). */
 const char *mlk_kernel_name(mlk_kernel kernel);
 
 /** The kernel mlk_matmul_rows_isa runs for `dtype` weights at level `isa` (clamped to mlk_detect_isa()). */

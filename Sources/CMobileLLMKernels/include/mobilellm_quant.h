@@ -177,8 +177,8 @@ void mlk_q_matmul_rows_isa(mlk_isa isa, int wtype, const void *xq, int64_t n, in
  */
 
 /** The kernel mlk_q_r8_matmul_rows_isa runs for `wtype` at level `isa` (clamped to mlk_detect_isa()):
- *  MLK_KERNEL_AVX2_R8 where one exists, MLK_KERNEL_SCALAR for another type the layout takes (Q4_0, Q4_1, Q8_0),
- *  MLK_KERNEL_NONE for a type it does not. */
+ *  MLK_KERNEL_AVX512_VNNI_R8 (256-bit vpdpbusd) or MLK_KERNEL_AVX2_R8 (vpmaddubsw) on x86, MLK_KERNEL_SCALAR
+ *  elsewhere, for the types the layout takes (Q4_0, Q4_1, Q8_0); MLK_KERNEL_NONE for a type it does not. */
 mlk_kernel mlk_q_r8_kernel(mlk_isa isa, int wtype);
 
 /** 1 if interleaving a [rows, k] `wtype` matrix pays at the active level: a SIMD r8 kernel exists for wtype
