@@ -189,6 +189,15 @@ typedef struct mobilellm_model_params {
      *  error and the limit, and nothing is loaded. Weights converted at load (`quantize`) are not locked.
      *  Appended in ABI v1. */
     bool use_mlock;
+    /** How activations meet block-quantized weights: NULL or "" (what mobilellm_model_params_init() leaves) picks
+     *  the library's default, which mobilellm_model_info.activations reports after the load; otherwise one of
+     *    "exact"  f32 activations times weights dequantized in registers: the numbers transformers computes on
+     *             the dequantized model (up to summation order);
+     *    "int8"   activations quantized to 8 bits per 32 values for integer dot products: faster, with results
+     *             that drift from "exact" by about the activation rounding.
+     *  Any other name gives INVALID_ARGUMENT naming params->activations and the accepted names. No effect on float
+     *  weights. Read only when struct_size covers it (older callers get the default). Appended in ABI v1. */
+    const char *activations;
 } mobilellm_model_params;
 
 /** Fills `params` with the defaults, struct_size included. Does nothing for NULL. Any thread. */
@@ -242,6 +251,11 @@ typedef struct mobilellm_model_info {
     bool has_chat_template;
     /** Whether any weight is block-quantized. */
     bool is_quantized;
+    /** How block-quantized weights are multiplied: "exact" or "int8" (see mobilellm_model_params.activations), the
+     *  library's default when the load params left it NULL or "". Reported for float models too, where it changes
+     *  nothing. A static string owned by the library, valid for the life of the process. Written only when
+     *  struct_size covers it. Appended in ABI v1. */
+    const char *activations;
 } mobilellm_model_info;
 
 /** Fills `info` (whose struct_size the caller has set; at least the version-1 size). Any thread. */
@@ -942,11 +956,12 @@ typedef struct mobilellm_memory_estimate {
     /** Compute threads estimated for (params->n_threads, or every core). */
     int32_t n_threads;
     /** Model file bytes that are memory-mapped and read during inference (file-backed pages the OS may drop and read
-     *  back): headers and used tensors, less tensors converted at load (not less them with params->use_mlock, which
-     *  locks the whole files in). */
+     *  back): headers and used tensors, less tensors converted or rearranged at load (not less them with
+     *  params->use_mlock, which locks the whole files in). */
     uint64_t weights_mapped_bytes;
-    /** Weight bytes in anonymous memory: matrices converted at load (params->quantize) and the norm weights and
-     *  biases (kept as f32). */
+    /** Weight bytes in anonymous memory: matrices converted at load (params->quantize), quantized matrices
+     *  rearranged at load for the int8 kernels (params->activations "int8", where the CPU's kernels want it) and the
+     *  norm weights and biases (kept as f32). */
     uint64_t weights_anonymous_bytes;
     /** KV cache bytes one position adds, over all layers. */
     uint64_t kv_bytes_per_position;
@@ -963,11 +978,11 @@ typedef struct mobilellm_memory_estimate {
  *  `n_ctx` positions (0: the default context length, as mobilellm_session_params.n_ctx 0) with a MOBILELLM_KV_AUTO
  *  cache, and writes it to *out (whose struct_size the caller has set; at least the version-1 size). Reads only
  *  headers (GGUF metadata and tensor table, or config.json and safetensors headers), never tensor data, and
- *  applies the loader's own rules (params->quantize, the KV cache's pages, the session's buffers). Fails as
- *  mobilellm_model_load() does, with the same messages: FILE_NOT_FOUND, INVALID_FILE or UNSUPPORTED naming the
- *  file and field, INVALID_ARGUMENT for NULL `path`/`out`, bad params, or n_ctx outside 0 ... the model's
- *  context_length. params->progress_callback is not called. Any thread; *out
- *  is written only on success. */
+ *  applies the loader's own rules (params->quantize, params->activations, the KV cache's pages, the session's
+ *  buffers). Fails as mobilellm_model_load() does, with the same messages: FILE_NOT_FOUND, INVALID_FILE or
+ *  UNSUPPORTED naming the file and field, INVALID_ARGUMENT for NULL `path`/`out`, bad params, or n_ctx outside
+ *  0 ... the model's context_length. params->progress_callback is not called. Any thread; *out is written only on
+ *  success. */
 MOBILELLM_API mobilellm_status mobilellm_model_estimate_memory(const char *path, const mobilellm_model_params *params,
                                                                int32_t n_ctx, mobilellm_memory_estimate *out);
 

@@ -37,7 +37,9 @@ inline void check(mobilellm_status status) {
     if (status != MOBILELLM_OK) throw Error(status, mobilellm_last_error());
 }
 
-/// mobilellm_model_params with the defaults filled in.
+/// mobilellm_model_params with the defaults filled in. Set its fields as in C, e.g. `params.quantize = "q8_0";` or
+/// `params.activations = "int8";` (nullptr: the library's default, which Model::activations() reports); the strings
+/// must outlive the Model constructor or estimate_memory call.
 struct ModelParams : mobilellm_model_params {
     ModelParams() noexcept : mobilellm_model_params() { mobilellm_model_params_init(this); }
 };
@@ -223,6 +225,12 @@ public:
     }
     int32_t vocab_size() const { return info().vocab_size; }
     int32_t context_length() const { return info().context_length; }
+    /// How block-quantized weights are multiplied: "exact" or "int8" (ModelParams::activations, or the library's
+    /// default).
+    std::string activations() const {
+        const char *name = info().activations;
+        return name ? name : "";
+    }
 
     /// End-of-sequence token ids.
     std::vector<int32_t> eos_token_ids() const {

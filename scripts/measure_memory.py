@@ -2,7 +2,8 @@
 """Measures what mobilellm_model_estimate_memory() predicts: run it as its own process (the tests do), so nothing
 else lives in the measured memory.
 
-    python3 scripts/measure_memory.py MODEL --n-ctx N [--fill prefill|state] [--quantize TYPE] [--threads N]
+    python3 scripts/measure_memory.py MODEL --n-ctx N [--fill prefill|state] [--quantize TYPE]
+        [--activations exact|int8] [--threads N]
 
 Prints one JSON object: the estimate's fields, "rss_before" (VmRSS after a warm-up load of a tiny committed model,
 which makes the library's code resident, and before the model is loaded), "peak" (VmHWM at the end), "end" (VmRSS
@@ -48,6 +49,7 @@ def main():
     parser.add_argument("--n-ctx", type=int, required=True)
     parser.add_argument("--fill", choices=["prefill", "state"], default="prefill")
     parser.add_argument("--quantize")
+    parser.add_argument("--activations", help="exact or int8 (default: the library's default)")
     parser.add_argument("--threads", type=int)
     parser.add_argument("--vocab", type=int, default=1000, help="token ids fed are below this (default 1000)")
     arguments = parser.parse_args()
@@ -62,11 +64,11 @@ def main():
         handle.write("5")  # VmHWM := VmRSS
     rss_before = status_kib("VmRSS")
     anon_before, file_before = status_kib("RssAnon"), status_kib("RssFile")
-    kwargs = {"n_threads": arguments.threads, "quantize": arguments.quantize}
+    kwargs = {"n_threads": arguments.threads, "quantize": arguments.quantize, "activations": arguments.activations}
     # Raw C calls: the Python Model reads mobilellm_model_get_info, whose has_chat_template parses the tokenizer
     # (not part of the estimate), and Session.eval returns logits as Python floats (the script's own memory).
     lib = mobilellm._lib()
-    params = mobilellm._model_params(arguments.threads, arguments.quantize, False)
+    params = mobilellm._model_params(arguments.threads, arguments.quantize, False, arguments.activations)
     model = ctypes.c_void_p()
     mobilellm._check(lib.mobilellm_model_load(mobilellm._path_argument(arguments.model), ctypes.byref(params),
                                               ctypes.byref(model)))

@@ -1,5 +1,8 @@
-/* Per-session thread counts, the memory estimate's arguments and errors, use_mlock and mobilellm_system_info().
- * (The estimate's agreement with measured memory is checked in python/tests/test_memory.py, in child processes.) */
+/* Per-session thread counts, the memory estimate's arguments and errors, use_mlock, params->activations and
+ * mobilellm_system_info(). (The estimate's agreement with measured memory is checked in python/tests/test_memory.py,
+ * in child processes.) */
+#include <stddef.h>
+
 #include "test_support.h"
 
 #define FIXTURE MOBILELLM_SOURCE_DIR "/Tests/Fixtures/llama4-r1like-bf16-sharded"
@@ -177,6 +180,123 @@ static void check_mlock(void) {
     }
 }
 
+#define LLAMA_F16 MOBILELLM_SOURCE_DIR "/Tests/Fixtures/llama-f16"
+#define N_ACT_PROMPT 7
+#define N_ACT_ROWS (N_ACT_PROMPT + 1)
+
+/* llama-f16 quantized to q8_0 at load with params->activations = `activations` (NULL: left as params_init leaves
+ * it): the logits of every prompt position (a prefill) and of one more token (a decode step), N_ACT_ROWS rows of
+ * *vocab floats (the caller frees them), and the precision the model reports into `reported`. */
+static float *activation_logits(const char *activations, char *reported, size_t reported_size, int32_t *vocab) {
+    mobilellm_model_params mp;
+    mobilellm_model_params_init(&mp);
+    CHECK(mp.activations == NULL);
+    mp.n_threads = 1;
+    mp.quantize = "q8_0";
+    mp.activations = activations;
+    mobilellm_model *model = NULL;
+    REQUIRE_OK(mobilellm_model_load(LLAMA_F16, &mp, &model));
+    mobilellm_model_info info;
+    memset(&info, 0, sizeof info);
+    info.struct_size = sizeof info;
+    REQUIRE_OK(mobilellm_model_get_info(model, &info));
+    CHECK(info.is_quantized);
+    CHECK(info.activations != NULL);
+    snprintf(reported, reported_size, "%s", test_text(info.activations));
+    *vocab = info.vocab_size;
+    float *logits = malloc(sizeof(float) * (size_t)info.vocab_size * N_ACT_ROWS);
+    if (!logits) exit(1);
+    mobilellm_session *session = NULL;
+    REQUIRE_OK(mobilellm_session_create(model, NULL, &session));
+    const int32_t prompt[N_ACT_PROMPT] = {1, 169, 380, 17, 42, 311, 7};
+    REQUIRE_OK(mobilellm_session_eval(session, prompt, N_ACT_PROMPT, MOBILELLM_LOGITS_ALL, logits,
+                                      (size_t)info.vocab_size * N_ACT_PROMPT));
+    const int32_t next = 99;
+    REQUIRE_OK(mobilellm_session_eval(session, &next, 1, MOBILELLM_LOGITS_LAST,
+                                      logits + (size_t)info.vocab_size * N_ACT_PROMPT, (size_t)info.vocab_size));
+    mobilellm_session_free(session);
+    mobilellm_model_free(model);
+    return logits;
+}
+
+static void check_activations(void) {
+    /* An unknown name: INVALID_ARGUMENT naming the field and listing the accepted names, for load and estimate. */
+    mobilellm_model_params mp;
+    mobilellm_model_params_init(&mp);
+    mp.quantize = "q8_0";
+    mp.activations = "int4";
+    mobilellm_model *model = NULL;
+    CHECK_STATUS(mobilellm_model_load(LLAMA_F16, &mp, &model), MOBILELLM_ERROR_INVALID_ARGUMENT, "params->activations");
+    CHECK(test_contains(mobilellm_last_error(), "int4"));
+    CHECK(test_contains(mobilellm_last_error(), "\"exact\"") && test_contains(mobilellm_last_error(), "\"int8\""));
+    CHECK(model == NULL);
+    mobilellm_memory_estimate estimate;
+    memset(&estimate, 0, sizeof estimate);
+    estimate.struct_size = sizeof estimate;
+    CHECK_STATUS(mobilellm_model_estimate_memory(LLAMA_F16, &mp, 64, &estimate), MOBILELLM_ERROR_INVALID_ARGUMENT,
+                 "params->activations");
+    /* A caller built before the field (struct_size without it) gets the default: the field is never read. */
+    mp.struct_size = (uint32_t)offsetof(mobilellm_model_params, activations);
+    REQUIRE_OK(mobilellm_model_load(LLAMA_F16, &mp, &model));
+    mobilellm_model_info old_info;
+    memset(&old_info, 0, sizeof old_info);
+    const char sentinel[] = "untouched";
+    old_info.activations = sentinel;
+    old_info.struct_size = (uint32_t)offsetof(mobilellm_model_info, activations);
+    REQUIRE_OK(mobilellm_model_get_info(model, &old_info));
+    CHECK(old_info.activations == sentinel); /* an older info struct is not written past its size */
+    CHECK(old_info.is_quantized);
+    mobilellm_model_free(model);
+
+    /* Both names load a quantized model; int8 is not exact but stays close. */
+    char exact_name[32], int8_name[32], default_name[32], empty_name[32];
+    int32_t vocab = 0;
+    float *exact = activation_logits("exact", exact_name, sizeof exact_name, &vocab);
+    float *int8 = activation_logits("int8", int8_name, sizeof int8_name, &vocab);
+    CHECK(strcmp(exact_name, "exact") == 0);
+    CHECK(strcmp(int8_name, "int8") == 0);
+    size_t count = (size_t)vocab * N_ACT_ROWS;
+    float low = exact[0], high = exact[0], worst = 0;
+    for (size_t i = 0; i < count; i++) {
+        if (exact[i] < low) low = exact[i];
+        if (exact[i] > high) high = exact[i];
+        float difference = fabsf(exact[i] - int8[i]);
+        if (difference > worst) worst = difference;
+    }
+    CHECK(memcmp(exact, int8, sizeof(float) * count) != 0);
+    CHECK(high > low && worst <= 0.05f * (high - low));
+    printf("activations: int8 vs exact, largest logit difference %g (logit range %g)\n", (double)worst,
+           (double)(high - low));
+
+    /* NULL and "" give the library's default, whichever it is: the model reports it, and its logits are bit for
+     * bit those of asking for that precision by name. */
+    float *automatic = activation_logits(NULL, default_name, sizeof default_name, &vocab);
+    float *empty = activation_logits("", empty_name, sizeof empty_name, &vocab);
+    CHECK(strcmp(default_name, "exact") == 0 || strcmp(default_name, "int8") == 0);
+    CHECK(strcmp(empty_name, default_name) == 0);
+    const float *named = strcmp(default_name, "int8") == 0 ? int8 : exact;
+    CHECK(memcmp(automatic, named, sizeof(float) * count) == 0);
+    CHECK(memcmp(empty, named, sizeof(float) * count) == 0);
+    free(exact);
+    free(int8);
+    free(automatic);
+    free(empty);
+
+    /* The estimate takes the option: both names give an estimate of the same total (rearranging for the int8
+     * kernels moves bytes between mapped and anonymous memory, it adds none). */
+    mobilellm_memory_estimate by_name[2];
+    const char *names[2] = {"exact", "int8"};
+    for (int i = 0; i < 2; i++) {
+        mobilellm_model_params_init(&mp);
+        mp.quantize = "q8_0";
+        mp.activations = names[i];
+        memset(&by_name[i], 0, sizeof by_name[i]);
+        by_name[i].struct_size = sizeof by_name[i];
+        REQUIRE_OK(mobilellm_model_estimate_memory(LLAMA_F16, &mp, 64, &by_name[i]));
+    }
+    CHECK(by_name[0].total_bytes == by_name[1].total_bytes);
+}
+
 static void check_system_info(void) {
     const char *info = mobilellm_system_info();
     CHECK(info != NULL && info == mobilellm_system_info());
@@ -195,6 +315,7 @@ int main(void) {
     check_batch_threads();
     check_estimate();
     check_mlock();
+    check_activations();
     check_system_info();
     return test_finish("test_system");
 }

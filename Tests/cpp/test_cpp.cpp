@@ -172,11 +172,34 @@ static void system() {
     CHECK(mobilellm::system_info().find("q4_0: exact-decode ") != std::string::npos);
 }
 
+/* ModelParams::activations reaches the engine: a bad name throws naming the field (load and estimate), int8 logits
+ * of a model quantized at load differ from exact ones, and the model reports what it runs. */
+static void activations() {
+    mobilellm::ModelParams params;
+    params.n_threads = 1;
+    params.quantize = "q8_0";
+    params.activations = "int4";
+    EXPECT_ERROR(mobilellm::Model(fixture("llama-f16"), params), MOBILELLM_ERROR_INVALID_ARGUMENT, "params->activations");
+    EXPECT_ERROR(mobilellm::estimate_memory(fixture("llama-f16"), params), MOBILELLM_ERROR_INVALID_ARGUMENT,
+                 "params->activations");
+    std::vector<float> logits[2];
+    const char *names[2] = {"exact", "int8"};
+    for (int i = 0; i < 2; i++) {
+        params.activations = names[i];
+        mobilellm::Model model(fixture("llama-f16"), params);
+        CHECK(model.activations() == names[i]);
+        logits[i] = model.session(32).eval_all({1, 169, 380, 17, 42, 311, 7});
+    }
+    CHECK(logits[0].size() == logits[1].size() && !logits[0].empty());
+    CHECK(logits[0] != logits[1]);
+}
+
 int main() {
     for (int i = 0; i < TEST_FIXTURE_COUNT; i++) golden(test_fixture_names[i]);
     errors();
     lifetime();
     threads();
     system();
+    activations();
     return test_finish("test_cpp");
 }

@@ -73,7 +73,7 @@ class _ModelParams(ctypes.Structure):
     _fields_ = [("struct_size", ctypes.c_uint32), ("n_threads", ctypes.c_int32),
                 ("default_context_length", ctypes.c_int32), ("quantize", ctypes.c_char_p),
                 ("progress_callback", _ProgressCallback), ("progress_user_data", ctypes.c_void_p),
-                ("use_mlock", ctypes.c_bool)]
+                ("use_mlock", ctypes.c_bool), ("activations", ctypes.c_char_p)]
 
 
 class _MemoryEstimate(ctypes.Structure):
@@ -89,7 +89,8 @@ class _ModelInfo(ctypes.Structure):
                 ("hidden_size", ctypes.c_int32), ("n_heads", ctypes.c_int32), ("n_kv_heads", ctypes.c_int32),
                 ("head_dim", ctypes.c_int32), ("n_threads", ctypes.c_int32), ("bos_token_id", ctypes.c_int32),
                 ("n_eos_token_ids", ctypes.c_int32), ("has_tokenizer", ctypes.c_bool),
-                ("has_chat_template", ctypes.c_bool), ("is_quantized", ctypes.c_bool)]
+                ("has_chat_template", ctypes.c_bool), ("is_quantized", ctypes.c_bool),
+                ("activations", ctypes.c_char_p)]
 
 
 class _SessionParams(ctypes.Structure):
@@ -318,7 +319,7 @@ class MemoryEstimate:
         return f"MemoryEstimate({fields})"
 
 
-def _model_params(n_threads, quantize, use_mlock):
+def _model_params(n_threads, quantize, use_mlock, activations=None):
     """The C load params for Model's and estimate_memory's keyword arguments."""
     params = _ModelParams()
     _lib().mobilellm_model_params_init(ctypes.byref(params))
@@ -326,6 +327,8 @@ def _model_params(n_threads, quantize, use_mlock):
     if quantize is not None:
         params.quantize = str(quantize).encode()
     params.use_mlock = bool(use_mlock)
+    if activations is not None:  # None leaves it NULL: the library's default
+        params.activations = str(activations).encode()
     return params
 
 
@@ -336,12 +339,13 @@ def _path_argument(path):
     return encoded
 
 
-def estimate_memory(path, *, n_ctx=0, n_threads=None, quantize=None, use_mlock=False):
+def estimate_memory(path, *, n_ctx=0, n_threads=None, quantize=None, use_mlock=False, activations=None):
     """Estimates, from the model's headers only (no weights are read), the memory of loading `path` with the same
-    keyword arguments as :class:`Model` and filling one session of `n_ctx` positions (0: the default context
-    length) with the automatic KV cache type. Returns a :class:`MemoryEstimate`; raises MobileLLMError as loading
-    would (missing file, bad format, bad arguments)."""
-    params = _model_params(n_threads, quantize, use_mlock)
+    keyword arguments as :class:`Model` (``activations="int8"`` may move quantized matrices from mapped to
+    anonymous memory, where the CPU's int8 kernels rearrange them at load) and filling one session of `n_ctx`
+    positions (0: the default context length) with the automatic KV cache type. Returns a :class:`MemoryEstimate`;
+    raises MobileLLMError as loading would (missing file, bad format, bad arguments)."""
+    params = _model_params(n_threads, quantize, use_mlock, activations)
     out = _MemoryEstimate()
     out.struct_size = ctypes.sizeof(_MemoryEstimate)
     _check(_lib().mobilellm_model_estimate_memory(_path_argument(path), ctypes.byref(params), _int32(n_ctx, "n_ctx"),
@@ -606,12 +610,17 @@ class Model(_HandleOwner):
     _free_function = "mobilellm_model_free"
     _kind = "model"
 
-    def __init__(self, path, *, n_threads=None, quantize=None, use_mlock=False):
+    def __init__(self, path, *, n_threads=None, quantize=None, use_mlock=False, activations=None):
         """Loads `path` on `n_threads` compute threads (None: every core), quantizing an unquantized model to
         `quantize` ("q8_0", "q4_0", ...) as it loads; `use_mlock` locks the mapped files in RAM (MobileLLMError
-        naming params->use_mlock when RLIMIT_MEMLOCK is too low)."""
+        naming params->use_mlock when RLIMIT_MEMLOCK is too low). `activations` chooses how block-quantized weights
+        are multiplied: "exact" (f32 activations times weights dequantized in registers, the numbers transformers
+        computes on the dequantized model) or "int8" (activations quantized to 8 bits per 32 values for integer dot
+        products: faster, results drift by the activation rounding); None: the library's default, which the
+        :attr:`activations` property reports. Another name raises MobileLLMError naming params->activations. No
+        effect on float weights."""
         lib = _lib()
-        params = _model_params(n_threads, quantize, use_mlock)
+        params = _model_params(n_threads, quantize, use_mlock, activations)
         encoded = _path_argument(path)
         handle = ctypes.c_void_p()
         _check(lib.mobilellm_model_load(encoded, ctypes.byref(params), ctypes.byref(handle)))
@@ -660,6 +669,12 @@ class Model(_HandleOwner):
     def is_quantized(self):
         """Whether the weights are block-quantized (a quantized GGUF, or ``quantize=`` at load)."""
         return bool(self._info.is_quantized)
+
+    @property
+    def activations(self):
+        """How block-quantized weights are multiplied: "exact" or "int8" (``activations=`` at load, or the
+        library's default)."""
+        return self._info.activations.decode()
 
     def metadata(self, key):
         """A metadata string: architecture, path, kv_cache_type, bos_token, eos_token, chat_template."""

@@ -82,6 +82,17 @@ def test_estimate_reads_headers_only_and_fails_like_load(tmp_path):
         mobilellm.estimate_memory(FIXTURE, n_ctx=-1)
 
 
+def test_estimate_takes_activations():
+    with pytest.raises(mobilellm.MobileLLMError, match=r"params->activations") as info:
+        mobilellm.estimate_memory(FIXTURE, n_ctx=64, quantize="q8_0", activations="int4")
+    assert info.value.status_name == "MOBILELLM_ERROR_INVALID_ARGUMENT"
+    default = mobilellm.estimate_memory(FIXTURE, n_ctx=64, quantize="q8_0")
+    by_name = [mobilellm.estimate_memory(FIXTURE, n_ctx=64, quantize="q8_0", activations=name)
+               for name in ("exact", "int8", "")]
+    # Rearranging matrices for the int8 kernels moves bytes between mapped and anonymous memory; it adds none.
+    assert {estimate.total_bytes for estimate in by_name} == {default.total_bytes}
+
+
 def test_session_threads_give_identical_tokens():
     with mobilellm.Model(FIXTURE, n_threads=2) as model:
         runs = []

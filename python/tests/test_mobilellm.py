@@ -121,6 +121,37 @@ def test_text_generation_stream_and_stop(chat):
     assert by_id.tokens == full.tokens[:full.tokens.index(stop_token) + 1] and by_id.stop_reason == "eos"
 
 
+def _activation_logits(**kwargs):
+    """llama-f16 quantized to q8_0 at load with `kwargs` (activations=...): the precision the model reports and its
+    logits for every position of a prefill plus one decode step, flattened."""
+    with mobilellm.Model(FIXTURES / "llama-f16", n_threads=1, quantize="q8_0", **kwargs) as model:
+        assert model.is_quantized
+        session = model.session(n_ctx=32)
+        rows = session.eval([1, 169, 380, 17, 42, 311, 7], all_logits=True)
+        rows.append(session.eval([99]))
+        return model.activations, [value for row in rows for value in row]
+
+
+def test_activations_choose_how_quantized_weights_are_multiplied():
+    with pytest.raises(MobileLLMError, match=r"params->activations") as info:
+        mobilellm.Model(FIXTURES / "llama-f16", quantize="q8_0", activations="int4")
+    assert info.value.status_name == "MOBILELLM_ERROR_INVALID_ARGUMENT"
+    assert '"exact"' in str(info.value) and '"int8"' in str(info.value)  # the accepted names are listed
+    exact_name, exact = _activation_logits(activations="exact")
+    int8_name, int8 = _activation_logits(activations="int8")
+    assert (exact_name, int8_name) == ("exact", "int8")
+    assert exact != int8  # int8 activations are not exact ...
+    spread = max(exact) - min(exact)
+    worst = max(abs(a - b) for a, b in zip(exact, int8))
+    assert spread > 0 and worst <= 0.05 * spread  # ... but close: within 5% of the logit range
+    # None (and "") give the library's default, whichever it is: the model reports it, and the logits are bit for
+    # bit those of naming it.
+    default_name, default = _activation_logits()
+    assert default_name in ("exact", "int8")
+    assert default == {"exact": exact, "int8": int8}[default_name]
+    assert _activation_logits(activations="") == (default_name, default)
+
+
 def test_errors_raise_with_messages_and_session_survives(r1, chat):
     with pytest.raises(MobileLLMError, match="/nonexistent/model") as info:
         mobilellm.Model("/nonexistent/model")

@@ -9,19 +9,21 @@
 #define CHECK(type, field, offset) _Static_assert(__builtin_offsetof(type, field) == (offset), #type "." #field)
 #define SIZE(type, size) _Static_assert(sizeof(type) == (size), "sizeof " #type)
 
-SIZE(mobilellm_model_params, 48); /* 40 as first released; use_mlock appended */
+SIZE(mobilellm_model_params, 56); /* 40 as first released; use_mlock, then activations appended */
 CHECK(mobilellm_model_params, n_threads, 4);
 CHECK(mobilellm_model_params, default_context_length, 8);
 CHECK(mobilellm_model_params, quantize, 16);
 CHECK(mobilellm_model_params, progress_callback, 24);
 CHECK(mobilellm_model_params, progress_user_data, 32);
 CHECK(mobilellm_model_params, use_mlock, 40);
+CHECK(mobilellm_model_params, activations, 48);
 
-SIZE(mobilellm_model_info, 52);
+SIZE(mobilellm_model_info, 64); /* 52 as first released; activations appended */
 CHECK(mobilellm_model_info, vocab_size, 4);
 CHECK(mobilellm_model_info, n_eos_token_ids, 44);
 CHECK(mobilellm_model_info, has_tokenizer, 48);
 CHECK(mobilellm_model_info, is_quantized, 50);
+CHECK(mobilellm_model_info, activations, 56);
 
 SIZE(mobilellm_session_params, 12);
 CHECK(mobilellm_session_params, kv_cache_type, 8);

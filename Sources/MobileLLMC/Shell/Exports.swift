@@ -104,11 +104,32 @@ private func modelLoadOptions(_ params: UnsafePointer<mobilellm_model_params>?) 
         }
     }
     // use_mlock was appended: read only when the caller's struct has it (readParams keeps the default otherwise).
-    let options = ModelLoadOptions(threadCount: p.n_threads == 0 ? nil : Int(p.n_threads), quantize: quantize,
+    var options = ModelLoadOptions(threadCount: p.n_threads == 0 ? nil : Int(p.n_threads), quantize: quantize,
                                    defaultContextLength: p.default_context_length == 0 ? nil : Int(p.default_context_length),
                                    lockMemory: readBool(p, \mobilellm_model_params.use_mlock))
+    // activations too; NULL or "" keeps the engine's own default (ModelLoadOptions' initializer decides it).
+    if let precision = try activationPrecision(p) { options.activationPrecision = precision }
     return (options, p)
 }
+
+/// params->activations as the engine's precision: nil for NULL, "" or a struct_size that does not cover the whole
+/// field (an older caller); INVALID_ARGUMENT naming the field and the engine's names for anything else.
+private func activationPrecision(_ p: mobilellm_model_params) throws -> ActivationPrecision? {
+    let end = (MemoryLayout<mobilellm_model_params>.offset(of: \.activations) ?? Int.max)
+        + MemoryLayout<UnsafePointer<CChar>?>.size
+    guard Int(p.struct_size) >= end, let pointer = p.activations else { return nil }
+    let name = try string(pointer, "params->activations")
+    if name.isEmpty { return nil }
+    guard let precision = ActivationPrecision(rawValue: name) else {
+        let names = ActivationPrecision.allCases.map { "\"\($0.rawValue)\"" }.joined(separator: ", ")
+        throw ABIError.invalidArgument("params->activations", "unknown precision \"\(name)\" (expected NULL, \"\" or one of \(names))")
+    }
+    return precision
+}
+
+/// The engine's activation precisions as static C strings (mobilellm_model_info.activations), valid forever.
+nonisolated(unsafe) private let activationPrecisionNames: [ActivationPrecision: UnsafePointer<CChar>] =
+    Dictionary(uniqueKeysWithValues: ActivationPrecision.allCases.map { ($0, makeStaticCString($0.rawValue)) })
 
 /// See include/mobilellm.h.
 @_cdecl("mobilellm_model_load")
@@ -199,6 +220,8 @@ public func mobilellm_model_get_info(_ model: OpaquePointer?, _ info: UnsafeMuta
         value.has_tokenizer = m.tokenizerFile != nil
         value.has_chat_template = (try? m.chatTemplate())?.isBuiltInDefault == false
         value.is_quantized = m.isQuantized
+        // Appended: writeOutput copies it only when the caller's struct_size covers it.
+        value.activations = activationPrecisionNames[m.activationPrecision]
         try writeOutput(value, to: info, minimumSize: VersionOneSize.modelInfo, name: "info")
     }
 }

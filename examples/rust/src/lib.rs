@@ -64,6 +64,7 @@ pub mod ffi {
         pub progress_callback: ProgressCallback,
         pub progress_user_data: *mut c_void,
         pub use_mlock: bool,
+        pub activations: *const c_char,
     }
 
     #[repr(C)]
@@ -82,7 +83,7 @@ pub mod ffi {
     }
 
     #[repr(C)]
-    #[derive(Debug, Clone, Copy, Default)]
+    #[derive(Debug, Clone, Copy)]
     pub struct ModelInfo {
         pub struct_size: u32,
         pub vocab_size: i32,
@@ -99,6 +100,14 @@ pub mod ffi {
         pub has_tokenizer: bool,
         pub has_chat_template: bool,
         pub is_quantized: bool,
+        pub activations: *const c_char,
+    }
+
+    impl Default for ModelInfo {
+        fn default() -> Self {
+            // Every field zero, `activations` null (what the library then overwrites).
+            unsafe { std::mem::zeroed() }
+        }
     }
 
     #[repr(C)]
@@ -353,13 +362,22 @@ pub struct LoadOptions {
     pub quantize: Option<String>,
     /// Lock the mapped model files in RAM (mlock); loading fails when RLIMIT_MEMLOCK is too low.
     pub use_mlock: bool,
+    /// How block-quantized weights are multiplied: "exact" (f32 activations, the numbers transformers computes on
+    /// the dequantized model) or "int8" (8-bit activations for integer dot products: faster, drifts by the
+    /// activation rounding); None: the library's default ([`Model::activations`] reports it). Another name fails
+    /// with an error naming `params->activations`. No effect on float weights.
+    pub activations: Option<String>,
 }
 
 impl LoadOptions {
-    /// Calls `body` with the C params (the quantize string lives as long as the call).
+    /// Calls `body` with the C params (the quantize and activations strings live as long as the call).
     fn with_params<T>(&self, body: impl FnOnce(&ffi::ModelParams) -> Result<T>) -> Result<T> {
         let quantize = match &self.quantize {
             Some(name) => Some(c_string(name, "quantize")?),
+            None => None,
+        };
+        let activations = match &self.activations {
+            Some(name) => Some(c_string(name, "activations")?),
             None => None,
         };
         let mut params: ffi::ModelParams = unsafe { std::mem::zeroed() };
@@ -367,6 +385,7 @@ impl LoadOptions {
         params.n_threads = self.n_threads.unwrap_or(0);
         params.quantize = quantize.as_ref().map_or(ptr::null(), |q| q.as_ptr());
         params.use_mlock = self.use_mlock;
+        params.activations = activations.as_ref().map_or(ptr::null(), |a| a.as_ptr());
         body(&params)
     }
 }
@@ -419,6 +438,16 @@ impl Model {
     /// Vocabulary size (length of a logits row).
     pub fn vocab_size(&self) -> usize {
         self.info.vocab_size as usize
+    }
+
+    /// How block-quantized weights are multiplied: "exact" or "int8" ([`LoadOptions::activations`], or the
+    /// library's default).
+    pub fn activations(&self) -> String {
+        if self.info.activations.is_null() {
+            return String::new();
+        }
+        // A static string owned by the library, valid for the life of the process.
+        unsafe { CStr::from_ptr(self.info.activations) }.to_string_lossy().into_owned()
     }
 
     /// End-of-sequence ids.

@@ -140,7 +140,8 @@ const MODELS: [&str; 4] = ["llama4-r1like-bf16-sharded", "llama4-nope-f32", "lla
 fn abi_version_matches() {
     assert_eq!(mobilellm::abi_version(), mobilellm::ffi::MOBILELLM_ABI_VERSION);
     assert!(!mobilellm::version().is_empty());
-    assert_eq!(std::mem::size_of::<mobilellm::ffi::ModelParams>(), 48); // 40 as first released; use_mlock appended
+    // 40 as first released; use_mlock, then activations appended.
+    assert_eq!(std::mem::size_of::<mobilellm::ffi::ModelParams>(), 56);
     assert_eq!(std::mem::size_of::<mobilellm::ffi::MemoryEstimate>(), 64);
     assert_eq!(std::mem::size_of::<mobilellm::ffi::SamplerParams>(), 56);
     // The header's current layout (48 bytes as first released; stop strings and output control appended).
@@ -148,7 +149,7 @@ fn abi_version_matches() {
     assert_eq!(std::mem::size_of::<mobilellm::ffi::GenerateResult>(), 24);
     assert_eq!(std::mem::size_of::<mobilellm::ffi::TokenLogprob>(), 172);
     assert_eq!(std::mem::size_of::<mobilellm::ffi::Piece>(), 32);
-    assert_eq!(std::mem::size_of::<mobilellm::ffi::ModelInfo>(), 52);
+    assert_eq!(std::mem::size_of::<mobilellm::ffi::ModelInfo>(), 64); // 52 as first released; activations appended
     assert_eq!(std::mem::size_of::<mobilellm::ffi::ChatParams>(), 32);
 }
 
@@ -321,4 +322,27 @@ fn cancel_from_another_thread_during_prefill() {
     assert_eq!(session.position().unwrap(), 0);
     session.reset().unwrap();
     assert!(session.eval(&[1, 2], false).is_ok());
+}
+
+#[test]
+fn activations_reach_the_engine() {
+    let options = |name: &str| mobilellm::LoadOptions {
+        n_threads: Some(1),
+        quantize: Some("q8_0".into()),
+        activations: Some(name.into()),
+        ..Default::default()
+    };
+    let bad = Model::load_with(&fixture("llama-f16"), &options("int4")).err().expect("int4 must be refused");
+    assert!(bad.message.contains("params->activations"), "{}", bad.message);
+    let bad = mobilellm::estimate_memory(&fixture("llama-f16"), &options("int4"), 0).unwrap_err();
+    assert!(bad.message.contains("params->activations"), "{}", bad.message);
+    let mut logits = Vec::new();
+    for name in ["exact", "int8"] {
+        let model = Model::load_with(&fixture("llama-f16"), &options(name)).unwrap();
+        assert_eq!(model.activations(), name);
+        let mut session = model.session(32).unwrap();
+        logits.push(session.eval(&[1, 169, 380, 17, 42, 311, 7], true).unwrap());
+    }
+    assert_eq!(logits[0].len(), logits[1].len());
+    assert!(logits[0] != logits[1], "int8 activations gave exactly the exact logits");
 }
