@@ -17,8 +17,9 @@ ik_llama.cpp (the CPU-optimized llama.cpp fork) runs whenever its llama-bench is
 (run-time repacking of the weights into its interleaved layouts, its fast CPU path; this also turns mmap off) and
 otherwise its llama-bench defaults (note: ik's default is flash attention on).
 
-Each tool measures prefill (one batch of P random tokens in a fresh context) and decode (G single-token steps),
-best of R repetitions; tools run in alternating order so that machine noise affects them alike. Prints a table
+Each tool measures prefill (one batch of P random tokens in a fresh context) and decode (G single-token steps
+after a P-token context: llama-bench -d P / ik's -gp P,G, as `mobilellm bench` decodes after its prompt), best of
+R repetitions; tools run in alternating order so that machine noise affects them alike. Prints a table
 naming the CPU and the ratios mobilellm / llama.cpp and mobilellm / ik_llama.cpp (with --int8 for both mobilellm
 modes: exact, f32 activations, and int8 activations).
 
@@ -371,12 +372,21 @@ def bench_llama_cpp_python(path, threads, prompt_tokens, gen_tokens):
 
 
 def bench_llama_bench(binary, path, threads, prompt_tokens, gen_tokens, extra=()):
-    """llama-bench -p P -n G (llama.cpp's, or ik_llama.cpp's with extra=IK_FLAGS): prefill and decode tok/s."""
+    """llama-bench's prefill (-p P -n 0) and decode tok/s (llama.cpp's, or ik_llama.cpp's with extra=IK_FLAGS). The
+    decode is timed after a P-token context (-d P, or ik's -gp P,G; see depth_flag()), as `mobilellm bench` decodes
+    after its P-token prompt: llama-bench's plain -n G would decode from an empty context, which reads no KV cache.
+    A llama-bench with neither flag falls back to -n G from empty, and says so."""
+    flag = depth_flag(binary)
+    if flag is None:
+        print(f"bench_vs_llamacpp: {binary} has neither -d nor -gp; its decode is timed from an empty context",
+              file=sys.stderr)
+
     def once():
-        rows = llama_bench_rows(binary, path, threads, "-p", prompt_tokens, "-n", gen_tokens, *extra)
+        rows = llama_bench_rows(binary, path, threads, "-p", prompt_tokens, "-n", 0 if flag else gen_tokens, *extra)
         prefill = next(r["avg_ts"] for r in rows if r["n_prompt"] > 0)
-        decode = next(r["avg_ts"] for r in rows if r["n_gen"] > 0)
-        return prefill, decode
+        if flag is None:
+            return prefill, next(r["avg_ts"] for r in rows if r["n_gen"] > 0)
+        return prefill, llama_depth_decode(binary, path, threads, prompt_tokens, gen_tokens, flag, extra)
 
     return once
 
