@@ -497,65 +497,93 @@ TARGET_AVX2 static const float *mlk_rows8_avx2(const void *base, mlk_dtype dtype
 }
 
 /* AVX2: positions in blocks of 8. Each block's K/V rows are converted to f32 once and used by every query row of
- * the group; q·k for 8 positions reduce together (one hadd tree), and p·V accumulates 8 positions per load/store of
- * the output. Head dimensions that are multiples of 8 up to 256 (others take the scalar kernel). */
+ * the group, and by every one of `rows` query rows (rows of one sequence that attend the same positions, row r
+ * the first lengths[r]); q·k for 8 positions reduce together (one hadd tree), and p·V accumulates 8 positions per
+ * load/store of the output. A row's arithmetic does not depend on the other rows: the shared block holds the same
+ * converted values, q·k lanes past the row's length are not stored, and for p·V a row's last, partial block is
+ * converted on its own with zeros past its length, as it is when the row runs alone. Head dimensions that are
+ * multiples of 8 up to 256 (others take the scalar kernel). */
+TARGET_AVX2 static void mlk_attention_rows_avx2(int64_t rows, const float *q, int64_t q_stride, const int64_t *lengths,
+                                                int64_t group, int64_t d, const void *keys, const void *values,
+                                                mlk_dtype kv_dtype, float scale, float *scores, int64_t scores_stride,
+                                                float *out, int64_t out_stride, float *maxes, float *sums,
+                                                int64_t stats_stride) {
+    const size_t row_bytes = mlk_row_bytes(kv_dtype, d);
+    float buffer[8 * 256], own[8 * 256];
+    const __m256 vscale = _mm256_set1_ps(scale);
+    int64_t length = 0;
+    for (int64_t r = 0; r < rows; r++) length = lengths[r] > length ? lengths[r] : length;
+    for (int64_t p0 = 0; p0 < length; p0 += 8) {
+        const float *block = mlk_rows8_avx2(keys, kv_dtype, row_bytes, d, p0, length - p0 < 8 ? length - p0 : 8, buffer);
+        for (int64_t r = 0; r < rows; r++) {
+            const int64_t n = lengths[r];
+            if (n <= p0) continue;
+            const int64_t count = n - p0 < 8 ? n - p0 : 8;
+            for (int64_t g = 0; g < group; g++) {
+                __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
+                const float *qg = q + r * q_stride + g * d;
+                for (int64_t t = 0; t < d; t += 8) {
+                    const __m256 qv = _mm256_loadu_ps(qg + t);
+                    a0 = _mm256_fmadd_ps(_mm256_loadu_ps(block + 0 * d + t), qv, a0);
+                    a1 = _mm256_fmadd_ps(_mm256_loadu_ps(block + 1 * d + t), qv, a1);
+                    a2 = _mm256_fmadd_ps(_mm256_loadu_ps(block + 2 * d + t), qv, a2);
+                    a3 = _mm256_fmadd_ps(_mm256_loadu_ps(block + 3 * d + t), qv, a3);
+                    a4 = _mm256_fmadd_ps(_mm256_loadu_ps(block + 4 * d + t), qv, a4);
+                    a5 = _mm256_fmadd_ps(_mm256_loadu_ps(block + 5 * d + t), qv, a5);
+                    a6 = _mm256_fmadd_ps(_mm256_loadu_ps(block + 6 * d + t), qv, a6);
+                    a7 = _mm256_fmadd_ps(_mm256_loadu_ps(block + 7 * d + t), qv, a7);
+                }
+                /* Lane i of the result is position p0 + i's dot product. */
+                const __m256 u0 = _mm256_hadd_ps(_mm256_hadd_ps(a0, a1), _mm256_hadd_ps(a2, a3));
+                const __m256 u1 = _mm256_hadd_ps(_mm256_hadd_ps(a4, a5), _mm256_hadd_ps(a6, a7));
+                const __m256 dots = _mm256_add_ps(_mm256_permute2f128_ps(u0, u1, 0x20), _mm256_permute2f128_ps(u0, u1, 0x31));
+                float *sg = scores + r * scores_stride + g * n + p0;
+                if (count == 8) _mm256_storeu_ps(sg, _mm256_mul_ps(dots, vscale));
+                else _mm256_maskstore_ps(sg, mlk_lanes256(count), _mm256_mul_ps(dots, vscale));
+            }
+        }
+    }
+    for (int64_t r = 0; r < rows; r++) {
+        mlk_exp_rows_avx2(scores + r * scores_stride, group, lengths[r], maxes == NULL,
+                          maxes ? maxes + r * stats_stride : NULL, sums ? sums + r * stats_stride : NULL);
+        for (int64_t i = 0; i < group * d; i++) out[r * out_stride + i] = 0;
+    }
+    for (int64_t p0 = 0; p0 < length; p0 += 8) {
+        const int64_t shared = length - p0 < 8 ? length - p0 : 8;
+        const float *block = mlk_rows8_avx2(values, kv_dtype, row_bytes, d, p0, shared, buffer);
+        for (int64_t r = 0; r < rows; r++) {
+            const int64_t n = lengths[r];
+            if (n <= p0) continue;
+            const int64_t count = n - p0 < 8 ? n - p0 : 8;
+            const float *vrows = count == shared ? block : mlk_rows8_avx2(values, kv_dtype, row_bytes, d, p0, count, own);
+            for (int64_t g = 0; g < group; g++) {
+                /* Rows past `count` are zero and weigh 0, so every block takes the same 8 multiply-adds. */
+                const float *sg = scores + r * scores_stride + g * n + p0;
+                const __m256 w0 = _mm256_set1_ps(sg[0]), w1 = _mm256_set1_ps(count > 1 ? sg[1] : 0.0f),
+                             w2 = _mm256_set1_ps(count > 2 ? sg[2] : 0.0f), w3 = _mm256_set1_ps(count > 3 ? sg[3] : 0.0f),
+                             w4 = _mm256_set1_ps(count > 4 ? sg[4] : 0.0f), w5 = _mm256_set1_ps(count > 5 ? sg[5] : 0.0f),
+                             w6 = _mm256_set1_ps(count > 6 ? sg[6] : 0.0f), w7 = _mm256_set1_ps(count > 7 ? sg[7] : 0.0f);
+                float *og = out + r * out_stride + g * d;
+                for (int64_t t = 0; t < d; t += 8) {
+                    __m256 lo = _mm256_fmadd_ps(w0, _mm256_loadu_ps(vrows + 0 * d + t), _mm256_loadu_ps(og + t));
+                    __m256 hi = _mm256_mul_ps(w4, _mm256_loadu_ps(vrows + 4 * d + t));
+                    lo = _mm256_fmadd_ps(w1, _mm256_loadu_ps(vrows + 1 * d + t), lo);
+                    hi = _mm256_fmadd_ps(w5, _mm256_loadu_ps(vrows + 5 * d + t), hi);
+                    lo = _mm256_fmadd_ps(w2, _mm256_loadu_ps(vrows + 2 * d + t), lo);
+                    hi = _mm256_fmadd_ps(w6, _mm256_loadu_ps(vrows + 6 * d + t), hi);
+                    lo = _mm256_fmadd_ps(w3, _mm256_loadu_ps(vrows + 3 * d + t), lo);
+                    hi = _mm256_fmadd_ps(w7, _mm256_loadu_ps(vrows + 7 * d + t), hi);
+                    _mm256_storeu_ps(og + t, _mm256_add_ps(lo, hi));
+                }
+            }
+        }
+    }
+}
+
 TARGET_AVX2 static void mlk_attention_avx2(const float *q, int64_t group, int64_t d, const void *keys, const void *values,
                                            mlk_dtype kv_dtype, int64_t length, float scale, float *scores, float *out,
                                            float *maxes, float *sums) {
-    const size_t row_bytes = mlk_row_bytes(kv_dtype, d);
-    float buffer[8 * 256];
-    const __m256 vscale = _mm256_set1_ps(scale);
-    for (int64_t p0 = 0; p0 < length; p0 += 8) {
-        const int64_t count = length - p0 < 8 ? length - p0 : 8;
-        const float *rows = mlk_rows8_avx2(keys, kv_dtype, row_bytes, d, p0, count, buffer);
-        for (int64_t g = 0; g < group; g++) {
-            __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
-            const float *qg = q + g * d;
-            for (int64_t t = 0; t < d; t += 8) {
-                const __m256 qv = _mm256_loadu_ps(qg + t);
-                a0 = _mm256_fmadd_ps(_mm256_loadu_ps(rows + 0 * d + t), qv, a0);
-                a1 = _mm256_fmadd_ps(_mm256_loadu_ps(rows + 1 * d + t), qv, a1);
-                a2 = _mm256_fmadd_ps(_mm256_loadu_ps(rows + 2 * d + t), qv, a2);
-                a3 = _mm256_fmadd_ps(_mm256_loadu_ps(rows + 3 * d + t), qv, a3);
-                a4 = _mm256_fmadd_ps(_mm256_loadu_ps(rows + 4 * d + t), qv, a4);
-                a5 = _mm256_fmadd_ps(_mm256_loadu_ps(rows + 5 * d + t), qv, a5);
-                a6 = _mm256_fmadd_ps(_mm256_loadu_ps(rows + 6 * d + t), qv, a6);
-                a7 = _mm256_fmadd_ps(_mm256_loadu_ps(rows + 7 * d + t), qv, a7);
-            }
-            /* Lane r of the result is row r's dot product. */
-            const __m256 u0 = _mm256_hadd_ps(_mm256_hadd_ps(a0, a1), _mm256_hadd_ps(a2, a3));
-            const __m256 u1 = _mm256_hadd_ps(_mm256_hadd_ps(a4, a5), _mm256_hadd_ps(a6, a7));
-            const __m256 dots = _mm256_add_ps(_mm256_permute2f128_ps(u0, u1, 0x20), _mm256_permute2f128_ps(u0, u1, 0x31));
-            if (count == 8) _mm256_storeu_ps(scores + g * length + p0, _mm256_mul_ps(dots, vscale));
-            else _mm256_maskstore_ps(scores + g * length + p0, mlk_lanes256(count), _mm256_mul_ps(dots, vscale));
-        }
-    }
-    mlk_exp_rows_avx2(scores, group, length, maxes == NULL, maxes, sums);
-    for (int64_t i = 0; i < group * d; i++) out[i] = 0;
-    for (int64_t p0 = 0; p0 < length; p0 += 8) {
-        const int64_t count = length - p0 < 8 ? length - p0 : 8;
-        const float *rows = mlk_rows8_avx2(values, kv_dtype, row_bytes, d, p0, count, buffer);
-        for (int64_t g = 0; g < group; g++) {
-            /* Rows past `count` are zero and weigh 0, so every block takes the same 8 multiply-adds. */
-            const float *sg = scores + g * length + p0;
-            const __m256 w0 = _mm256_set1_ps(sg[0]), w1 = _mm256_set1_ps(count > 1 ? sg[1] : 0.0f),
-                         w2 = _mm256_set1_ps(count > 2 ? sg[2] : 0.0f), w3 = _mm256_set1_ps(count > 3 ? sg[3] : 0.0f),
-                         w4 = _mm256_set1_ps(count > 4 ? sg[4] : 0.0f), w5 = _mm256_set1_ps(count > 5 ? sg[5] : 0.0f),
-                         w6 = _mm256_set1_ps(count > 6 ? sg[6] : 0.0f), w7 = _mm256_set1_ps(count > 7 ? sg[7] : 0.0f);
-            float *og = out + g * d;
-            for (int64_t t = 0; t < d; t += 8) {
-                __m256 lo = _mm256_fmadd_ps(w0, _mm256_loadu_ps(rows + 0 * d + t), _mm256_loadu_ps(og + t));
-                __m256 hi = _mm256_mul_ps(w4, _mm256_loadu_ps(rows + 4 * d + t));
-                lo = _mm256_fmadd_ps(w1, _mm256_loadu_ps(rows + 1 * d + t), lo);
-                hi = _mm256_fmadd_ps(w5, _mm256_loadu_ps(rows + 5 * d + t), hi);
-                lo = _mm256_fmadd_ps(w2, _mm256_loadu_ps(rows + 2 * d + t), lo);
-                hi = _mm256_fmadd_ps(w6, _mm256_loadu_ps(rows + 6 * d + t), hi);
-                lo = _mm256_fmadd_ps(w3, _mm256_loadu_ps(rows + 3 * d + t), lo);
-                hi = _mm256_fmadd_ps(w7, _mm256_loadu_ps(rows + 7 * d + t), hi);
-                _mm256_storeu_ps(og + t, _mm256_add_ps(lo, hi));
-            }
-        }
-    }
+    mlk_attention_rows_avx2(1, q, 0, &length, group, d, keys, values, kv_dtype, scale, scores, 0, out, 0, maxes, sums, 0);
 }
 
 /* AVX-512: head dimension in 16-wide chunks (masked tail); each K/V row converted once and used by every query row. */
@@ -625,6 +653,26 @@ void mlk_attention_partial(const float *q, int64_t group, int64_t d, const void 
                            float *sums) {
     if (!maxes || !sums) return;
     mlk_attention_dispatch(mlk_active_isa(), q, group, d, keys, values, kv_dtype, length, scale, scores, out, maxes, sums);
+}
+
+void mlk_attention_partial_rows(int64_t rows, const float *q, int64_t q_stride, const int64_t *lengths, int64_t group,
+                                int64_t d, const void *keys, const void *values, mlk_dtype kv_dtype, float scale,
+                                float *scores, int64_t scores_stride, float *partials, int64_t partial_stride) {
+    if (rows <= 0 || !q || !lengths || !scores || !partials || group <= 0 || d <= 0 || mlk_row_bytes(kv_dtype, d) == 0) return;
+    for (int64_t r = 0; r < rows; r++)
+        if (lengths[r] <= 0 || scores_stride < group * lengths[r]) return;
+#ifdef MLK_X86
+    if (mlk_active_isa() == MLK_ISA_AVX2 && d % 8 == 0 && d <= 256) {
+        mlk_attention_rows_avx2(rows, q, q_stride, lengths, group, d, keys, values, kv_dtype, scale, scores, scores_stride,
+                                partials, partial_stride, partials + group * d, partials + group * d + group, partial_stride);
+        return;
+    }
+#endif
+    for (int64_t r = 0; r < rows; r++) {
+        float *partial = partials + r * partial_stride;
+        mlk_attention_partial(q + r * q_stride, group, d, keys, values, kv_dtype, lengths[r], scale, scores + r * scores_stride,
+                              partial, partial + group * d, partial + group * d + group);
+    }
 }
 
 void mlk_attention_combine(int64_t segments, int64_t group, int64_t d, const float *out, const float *maxes,

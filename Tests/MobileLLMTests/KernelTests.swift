@@ -79,6 +79,45 @@ struct KernelTests {
 /// The attention kernel against a double-precision reference, for f32 and f16 caches, GQA groups and odd head sizes.
 @Suite("Attention kernel")
 struct AttentionKernelTests {
+    @Test("attention of several rows over one K/V segment is bit-identical to each row alone (f32, f16, Q8_0)",
+          arguments: [(3, 64, [1, 2, 3, 9, 16, 17, 40]), (4, 32, [7, 8]), (1, 96, [30, 31, 32, 33, 34, 35, 36, 256]), (2, 40, [5, 13])])
+    func attentionRows(group: Int, d: Int, lengths: [Int]) {
+        var generator = SeededGenerator(seed: UInt64(group * 7 + d + lengths.count))
+        func random() -> Float { Float(Int(generator.next() % 2001) - 1000) / 400 }
+        let rows = lengths.count, length = lengths.max() ?? 0
+        let q = (0..<(rows * group * d)).map { _ in random() }
+        let keys = (0..<(length * d)).map { _ in random() }, values = (0..<(length * d)).map { _ in random() }
+        let scale = Float(1 / Double(d).squareRoot())
+        var stored: [(mlk_dtype, [UInt8], [UInt8])] = [
+            (MLK_DTYPE_F32, keys.withUnsafeBytes { Array($0) }, values.withUnsafeBytes { Array($0) }),
+            (MLK_DTYPE_F16, keys.map { Float16($0) }.withUnsafeBytes { Array($0) }, values.map { Float16($0) }.withUnsafeBytes { Array($0) })]
+        if d % 32 == 0 {
+            func q8(_ x: [Float]) -> [UInt8] { (0..<length).flatMap { QuantReference.quantize(Array(x[($0 * d)..<(($0 + 1) * d)]), type: .q8_0) ?? [] } }
+            stored.append((MLK_DTYPE_Q8_0, q8(keys), q8(values)))
+        }
+        let stride = group * (d + 2), scoresStride = group * length
+        for (dtype, k, v) in stored {
+            var together = [Float](repeating: .nan, count: rows * stride), alone = together
+            var scores = [Float](repeating: 0, count: rows * scoresStride)
+            let counts = lengths.map(Int64.init)
+            k.withUnsafeBytes { kb in v.withUnsafeBytes { vb in
+                mlk_attention_partial_rows(Int64(rows), q, Int64(group * d), counts, Int64(group), Int64(d), kb.baseAddress, vb.baseAddress,
+                                           dtype, scale, &scores, Int64(scoresStride), &together, Int64(stride))
+                alone.withUnsafeMutableBufferPointer { a in
+                    for r in 0..<rows {
+                        let partial = a.baseAddress! + r * stride
+                        q.withUnsafeBufferPointer { qb in
+                            mlk_attention_partial(qb.baseAddress! + r * group * d, Int64(group), Int64(d), kb.baseAddress, vb.baseAddress, dtype,
+                                                  Int64(lengths[r]), scale, &scores, partial, partial + group * d, partial + group * d + group)
+                        }
+                    }
+                }
+            } }
+            #expect(together.map(\.bitPattern) == alone.map(\.bitPattern), "dtype \(dtype.rawValue) group \(group) d \(d) lengths \(lengths)")
+            #expect(!together.contains { $0.isNaN })
+        }
+    }
+
     @Test("grouped attention equals the reference", arguments: [(1, 16, 1), (4, 64, 37), (3, 24, 5), (6, 40, 130), (2, 128, 9), (4, 300, 3)])
     func attention(group: Int, d: Int, length: Int) {
         var generator = SeededGenerator(seed: UInt64(group * 1000 + d + length))

@@ -12,20 +12,30 @@ struct AttentionRow: Sendable, Equatable {
 ///
 /// Each (row, KV head) item covers the head's query group, so a cached K/V row is read once per group. A row's
 /// visible positions are split at multiples of `segment` (the KV cache's page size, so a segment is contiguous) and
-/// the segments' partial softmax results are combined in segment order. The arithmetic is the same however the work is scheduled: a batch of one row (decode) spreads its
-/// segments over threads, larger batches give each thread whole (row, KV head) items — so prefill and decode are
-/// bit-identical, and so is a row whatever else shares its batch.
+/// the segments' partial softmax results are combined in segment order. The arithmetic is the same however the work
+/// is scheduled: a batch of one row (decode) spreads its segments over threads; larger batches give each thread
+/// (block of up to `rowBlock` rows of one sequence, KV head) items, whose rows share each K/V block's conversion
+/// (`mlk_attention_partial_rows`) but compute as if alone — so prefill and decode are bit-identical, and so is a row
+/// whatever else shares its batch.
 struct Attention {
     /// Positions per segment.
     static let segment = 256
+    /// Most rows of one sequence that attend a segment together.
+    static let rowBlock = 8
 
-    /// Floats of scratch `run` needs: per thread, the scores of one segment plus two sets of segment partials; then
-    /// the partials of every KV head for split decode. `capacity` is the largest cache's.
+    /// Floats of one thread's scratch: the scores and segment partials of `rowBlock` rows, and one set of partials
+    /// to combine from.
+    static func threadScratchFloats(configuration c: ModelConfiguration, maxSegments segments: Int) -> Int {
+        let partialStride = c.groupSize * (c.headDimension + 2)
+        return rowBlock * (c.groupSize * segment + segments * partialStride) + segments * partialStride
+    }
+
+    /// Floats of scratch `run` needs: `threadScratchFloats` per thread, then the partials of every KV head for split
+    /// decode. `capacity` is the largest cache's.
     static func scratchFloats(configuration c: ModelConfiguration, capacity: Int, threads: Int) -> Int {
         let segments = maxSegments(capacity: capacity)
         let partialStride = c.groupSize * (c.headDimension + 2)
-        let perThread = c.groupSize * segment + 2 * segments * partialStride
-        return threads * perThread + c.kvHeadCount * segments * partialStride
+        return threads * threadScratchFloats(configuration: c, maxSegments: segments) + c.kvHeadCount * segments * partialStride
     }
 
     /// Most segments a row of a cache of `capacity` positions spans (a window that starts mid-segment adds one).
@@ -48,7 +58,7 @@ struct Attention {
         let partialStride = group * (headDim + 2)
         let capacity = caches.map(\.capacity).max() ?? 0
         let maxSegments = Self.maxSegments(capacity: capacity)
-        let perThread = group * segment + 2 * maxSegments * partialStride
+        let perThread = Self.threadScratchFloats(configuration: c, maxSegments: maxSegments)
         nonisolated(unsafe) let q = q, output = output, threadScratch = scratch
 
         // Visible positions of row i: first...position.
@@ -101,17 +111,47 @@ struct Attention {
                 combine(row: 0, kvHead: kvHead, segments: decodeSegments, partials: shared + kvHead * maxSegments * partialStride, work: work)
             }
         } else {
-            pool.forEach(n * kvHeads, minimumPerThread: 2) { range, thread in
+            // Blocks of consecutive rows of one sequence with rising positions and one window start: a block's rows
+            // that see a segment are a suffix of it, and they attend it together.
+            var blocks: [Range<Int>] = []
+            var blockStart = 0
+            for i in 1...n {
+                if i == n || i - blockStart == Self.rowBlock || rows[i].sequence != rows[i - 1].sequence
+                    || rows[i].position <= rows[i - 1].position || first(i) != first(blockStart) {
+                    blocks.append(blockStart..<i)
+                    blockStart = i
+                }
+            }
+            let rowScores = group * segment, rowPartials = maxSegments * partialStride
+            let items = blocks.count * kvHeads
+            pool.forEach(items) { range, thread in
                 let scores = threadScratch + thread * perThread
-                let partials = scores + group * segment
-                let work = partials + maxSegments * partialStride
-                for item in range {
-                    let i = item / kvHeads, kvHead = item % kvHeads
-                    let segments = segmentCount(i)
-                    for index in 0..<segments {
-                        attendSegment(row: i, kvHead: kvHead, segment: index, scores: scores, partial: partials + index * partialStride)
+                let partials = scores + Self.rowBlock * rowScores
+                let work = partials + Self.rowBlock * rowPartials
+                withUnsafeTemporaryAllocation(of: Int64.self, capacity: Self.rowBlock) { lengths in
+                    for item in range {
+                        // Latest blocks (the most positions) first, so the threads finish together.
+                        let block = blocks[(items - 1 - item) / kvHeads], kvHead = (items - 1 - item) % kvHeads
+                        let start = first(block.lowerBound), firstSegment = start / segment
+                        for absolute in firstSegment...(rows[block.upperBound - 1].position / segment) {
+                            let begin = max(start, absolute * segment)
+                            let end = (absolute + 1) * segment
+                            guard let j = block.first(where: { rows[$0].position >= begin }) else { continue }
+                            for i in j..<block.upperBound { lengths[i - j] = Int64(min(rows[i].position + 1, end) - begin) }
+                            let cache = caches[rows[j].sequence]
+                            mlk_attention_partial_rows(Int64(block.upperBound - j), q + j * qWidth + kvHead * group * headDim, Int64(qWidth),
+                                                       lengths.baseAddress, Int64(group), Int64(headDim),
+                                                       cache.keys(layer: layer, head: kvHead, from: begin),
+                                                       cache.values(layer: layer, head: kvHead, from: begin), cache.type.kernelType,
+                                                       scale, scores + (j - block.lowerBound) * rowScores, Int64(rowScores),
+                                                       partials + (j - block.lowerBound) * rowPartials + (absolute - firstSegment) * partialStride,
+                                                       Int64(rowPartials))
+                        }
+                        for i in block {
+                            combine(row: i, kvHead: kvHead, segments: segmentCount(i),
+                                    partials: partials + (i - block.lowerBound) * rowPartials, work: work)
+                        }
                     }
-                    combine(row: i, kvHead: kvHead, segments: segments, partials: partials, work: work)
                 }
             }
         }
