@@ -56,8 +56,8 @@ struct BenchCommand: ParsableCommand {
     @Option(name: .long, help: "KV cache: f32, f16 or q8_0 (default: f32 for float weights, f16 for quantized).")
     var kvCache: KVCacheType?
 
-    @Option(name: .long, help: "Quantized weights: exact (f32 activations) or int8 (integer dot products).")
-    var activations: ActivationPrecision = .exact
+    @Option(name: .long, help: "Quantized weights: exact (f32 activations) or int8 (integer dot products) (default: the library's default).")
+    var activations: ActivationPrecision?
 
     @Option(name: .long, help: "Prompt length for the prefill measurement.")
     var promptTokens: Int = 512
@@ -176,7 +176,8 @@ struct BenchCommand: ParsableCommand {
     }
 
     func run() throws {
-        let options = ModelLoadOptions(threadCount: threads, activationPrecision: activations, quantize: quant)
+        var options = ModelLoadOptions(threadCount: threads, quantize: quant)
+        if let activations { options.activationPrecision = activations }
         let loadStart = DispatchTime.now().uptimeNanoseconds
         let loaded: Model
         if let synthetic, let shape = SyntheticModel(rawValue: synthetic) {
@@ -255,6 +256,7 @@ struct BenchCommand: ParsableCommand {
             (key: "batch", value: .int(sequences)),
             (key: "per_sequence_decode_tok_s", value: .rounded(bestDecode / Double(sequences), places: 2)),
             (key: "depth", value: .int(contextTokens)), (key: "kv_cache", value: .string(kvType.rawValue)),
+            (key: "activations", value: .string(loaded.activationPrecision.rawValue)),
             (key: "kv_bytes_per_token", value: .int(Int(kvBytes.rounded()))),
             (key: "sampling", value: .string(temperature.map { $0 > 0 ? "temperature \($0), top-p \(topP)" : "greedy" } ?? "greedy")),
         ]

@@ -35,8 +35,8 @@ struct ModelOptions: ParsableArguments {
     @Option(name: .long, help: "Threads for matrix work (default: every core).")
     var threads: Int?
 
-    @Option(name: .long, help: "Quantized weights: 'exact' (f32 activations, as transformers on the dequantized model) or 'int8' (faster integer dot products, as llama.cpp).")
-    var activations: ActivationPrecision = .exact
+    @Option(name: .long, help: "Quantized weights: 'exact' (f32 activations, as transformers on the dequantized model) or 'int8' (faster integer dot products, as llama.cpp) (default: the library's default).")
+    var activations: ActivationPrecision?
 
     @Option(name: .long, help: "Quantize the weights while loading: q4_0, q4_1, q8_0 (also q5_0, q5_1, q4_k, q5_k, q6_k, f16, bf16, f32).")
     var quantize: QuantType?
@@ -45,7 +45,9 @@ struct ModelOptions: ParsableArguments {
     var kvCache: KVCacheType?
 
     func load() throws -> Model {
-        try Model(path: resolvedModelPath(model), options: ModelLoadOptions(threadCount: threads, activationPrecision: activations, quantize: quantize))
+        var options = ModelLoadOptions(threadCount: threads, quantize: quantize)
+        if let activations { options.activationPrecision = activations }
+        return try Model(path: resolvedModelPath(model), options: options)
     }
 }
 

@@ -237,9 +237,10 @@ def test_eval_parallel_gives_the_same_samples_and_scores(model, tmp_path):
 
 def test_bench_batch_depth_sampling_fields(model):
     result = run("bench", "--model", model, "--batch", "2", "--depth", "8", "--temperature", "0.6", "--top-p", "0.95",
-                 "--gen-tokens", "4", "--prompt-tokens", "16", "--repetitions", "1", "--json")
+                 "--gen-tokens", "4", "--prompt-tokens", "16", "--repetitions", "1", "--json", "--activations", "int8")
     report = json.loads(result.stdout)
     assert report["batch"] == 2 and report["depth"] == 8
+    assert report["activations"] == "int8"
     assert report["decode_tok_s"] > 0 and report["prefill_tok_s"] > 0
     assert report["per_sequence_decode_tok_s"] == pytest.approx(report["decode_tok_s"] / 2, abs=0.01)
     # SmolLM2: 30 layers × 2 (K, V) × 3 KV heads × 64 × 2 bytes (f16 cache) per position; the batched decode steps
