@@ -122,6 +122,16 @@ static void fill_random_blocks(int type, void *w, size_t bytes) {
     }
 }
 
+/* Largest |y - reference| / (|reference| + 1e-3) over count values. */
+static double max_rel_diff(const float *y, const float *reference, int64_t count) {
+    double worst = 0;
+    for (int64_t i = 0; i < count; i++) {
+        double e = fabs(y[i] - reference[i]) / (fabs(reference[i]) + 1e-3);
+        if (e > worst) worst = e;
+    }
+    return worst;
+}
+
 int main(int argc, char **argv) {
     int64_t m = argc > 2 ? atoll(argv[1]) : 6144, k = argc > 2 ? atoll(argv[2]) : 1536;
     const int types[] = {MLK_Q_Q4_0, MLK_Q_Q4_1, MLK_Q_Q5_0, MLK_Q_Q5_1, MLK_Q_Q8_0, MLK_Q_IQ4_NL, MLK_Q_Q2_K, MLK_Q_Q3_K, MLK_Q_Q4_K, MLK_Q_Q5_K, MLK_Q_Q6_K};
@@ -154,12 +164,7 @@ int main(int argc, char **argv) {
         mlk_q_matmul_rows_isa(MLK_ISA_SCALAR, type, xq, 9, k, w, 0, m, yr, m);
         for (int isa = MLK_ISA_AVX2; isa <= (int)mlk_detect_isa(); isa++) {
             mlk_q_matmul_rows_isa((mlk_isa)isa, type, xq, 9, k, w, 0, m, y, m);
-            double worst = 0;
-            for (int64_t i = 0; i < 9 * m; i++) {
-                double e = fabs(y[i] - yr[i]) / (fabs(yr[i]) + 1e-3);
-                if (e > worst) worst = e;
-            }
-            printf("  %s isa %d: max rel diff vs scalar %.2e\n", names[ti], isa, worst);
+            printf("  %s isa %d: max rel diff vs scalar %.2e\n", names[ti], isa, max_rel_diff(y, yr, 9 * m));
         }
         /* Interleaved copies of the same weights (same bytes per copy). */
         const int r8 = mlk_q_r8_kernel(MLK_ISA_SCALAR, type) != MLK_KERNEL_NONE && m % 8 == 0;
@@ -168,12 +173,7 @@ int main(int argc, char **argv) {
             for (int c = 0; c < copies; c++) mlk_q_r8_pack(type, w, m, k, wr8 + c * wstride);
             for (int isa = MLK_ISA_SCALAR; isa <= (int)mlk_detect_isa(); isa++) {
                 mlk_q_r8_matmul_rows_isa((mlk_isa)isa, type, xq, 9, k, wr8, 0, m, y, m);
-                double worst = 0;
-                for (int64_t i = 0; i < 9 * m; i++) {
-                    double e = fabs(y[i] - yr[i]) / (fabs(yr[i]) + 1e-3);
-                    if (e > worst) worst = e;
-                }
-                printf("  %s r8 isa %d: max rel diff vs scalar %.2e\n", names[ti], isa, worst);
+                printf("  %s r8 isa %d: max rel diff vs scalar %.2e\n", names[ti], isa, max_rel_diff(y, yr, 9 * m));
             }
         }
         double bytes = (double)rb * m;

@@ -565,17 +565,29 @@ QF_AVX2 static inline float qf_hsum256(__m256 v) {
 }
 
 /* BLOCK_BYTES: bytes of one block of BLOCK weights (32 for the legacy types, 256 for the K-quants' super-blocks); DEQ
- * dequantizes 32-weight group g of a row either way. */
+ * dequantizes 32-weight group g of a row either way. Tiles of 4 rows x 2 inputs. With 4 or more inputs (prefill)
+ * each 4-row panel is dequantized once into f32 (4 * k floats, heap) and every pair of inputs reads it: the same
+ * values and the same multiply-adds in the same order as dequantizing per pair, so the same results, with the
+ * dequantization no longer repeated n / 2 times. */
 #define QF_DEFINE_AVX2(NAME, DEQ, BLOCK_BYTES, BLOCK)                                                        \
     QF_AVX2 static void NAME(const float *x, int64_t n, int64_t k, const void *w, int64_t j0, int64_t j1,    \
                              float *y, int64_t ldy) {                                                       \
         const size_t row_bytes = (size_t)(k / (BLOCK)) * (BLOCK_BYTES);                                     \
         const int64_t groups = k / 32;                                                                      \
         const uint8_t *base = (const uint8_t *)w;                                                           \
+        float *panel = n >= 4 ? (float *)aligned_alloc(32, (size_t)k * 4 * sizeof(float)) : NULL;           \
         for (int64_t j = j0; j < j1; j += 4) {                                                              \
             const int rows = j1 - j < 4 ? (int)(j1 - j) : 4;                                                \
             const uint8_t *r[4];                                                                            \
             for (int a = 0; a < 4; a++) r[a] = base + (size_t)(j + (a < rows ? a : 0)) * row_bytes;         \
+            if (panel)                                                                                      \
+                for (int a = 0; a < 4; a++)                                                                 \
+                    for (int64_t g = 0; g < groups; g++) {                                                  \
+                        __m256 wv[4];                                                                       \
+                        _mm_prefetch((const char *)(r[a] + g * 32 / (BLOCK) * (BLOCK_BYTES) + 8 * row_bytes), _MM_HINT_T0); \
+                        DEQ(r[a], g, wv);                                                                   \
+                        for (int v = 0; v < 4; v++) _mm256_store_ps(panel + (a * groups + g) * 32 + 8 * v, wv[v]); \
+                    }                                                                                       \
             for (int64_t i = 0; i < n; i += 2) {                                                            \
                 const int inputs = n - i < 2 ? 1 : 2;                                                       \
                 __m256 acc[4][2];                                                                           \
@@ -583,8 +595,12 @@ QF_AVX2 static inline float qf_hsum256(__m256 v) {
                 for (int64_t g = 0; g < groups; g++) {                                                      \
                     for (int a = 0; a < 4; a++) {                                                           \
                         __m256 wv[4];                                                                       \
-                        _mm_prefetch((const char *)(r[a] + g * 32 / (BLOCK) * (BLOCK_BYTES) + 8 * row_bytes), _MM_HINT_T0); \
-                        DEQ(r[a], g, wv);                                                                   \
+                        if (panel) {                                                                        \
+                            for (int v = 0; v < 4; v++) wv[v] = _mm256_load_ps(panel + (a * groups + g) * 32 + 8 * v); \
+                        } else {                                                                            \
+                            _mm_prefetch((const char *)(r[a] + g * 32 / (BLOCK) * (BLOCK_BYTES) + 8 * row_bytes), _MM_HINT_T0); \
+                            DEQ(r[a], g, wv);                                                               \
+                        }                                                                                   \
                         for (int c = 0; c < inputs; c++) {                                                  \
                             const float *xc = x + (i + c) * k + g * 32;                                     \
                             for (int v = 0; v < 4; v++)                                                     \
@@ -596,6 +612,7 @@ QF_AVX2 static inline float qf_hsum256(__m256 v) {
                     for (int c = 0; c < inputs; c++) y[(i + c) * ldy + j + a] = qf_hsum256(acc[a][c]);      \
             }                                                                                               \
         }                                                                                                   \
+        free(panel);                                                                                        \
     }
 
 QF_DEFINE_AVX2(qf_avx2_q4_0, qf2_q4_0, 18, 32)

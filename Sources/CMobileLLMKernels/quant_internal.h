@@ -173,12 +173,10 @@ int mlk_q_matmul_avx512vnni(int wtype, const void *xq, int64_t n, int64_t k, con
                             int64_t j1, float *y, int64_t ldy);
 void mlk_q_quantize_act_avx512(const float *x, int64_t k, void *row);
 void mlk_q_quantize_act_avx2(const float *x, int64_t k, void *row);
-/** Interleaved (r8) weights: see mlk_q_r8_matmul_rows. Return 1 if handled. */
-int mlk_q_r8_matmul_avx2(int wtype, const void *xq, int64_t n, int64_t k, const void *w, int64_t j0, int64_t j1,
-                         float *y, int64_t ldy);
-/** The same with 256-bit vpdpbusd (AVX512-VL + VNNI). */
-int mlk_q_r8_matmul_vnni(int wtype, const void *xq, int64_t n, int64_t k, const void *w, int64_t j0, int64_t j1,
-                         float *y, int64_t ldy);
+/** Interleaved (r8) weights: see mlk_q_r8_matmul_rows; vnni picks the 256-bit vpdpbusd tiles (AVX512-VL + VNNI)
+ *  over the vpmaddubsw ones (AVX2). Returns 1 if handled. */
+int mlk_q_r8_matmul_x86(int vnni, int wtype, const void *xq, int64_t n, int64_t k, const void *w, int64_t j0,
+                        int64_t j1, float *y, int64_t ldy);
 #endif
 #if defined(__aarch64__)
 int mlk_q_neon_dotprod(void);

@@ -104,17 +104,13 @@ void mlk_q_r8_matmul_rows_isa(mlk_isa isa, int wtype, const void *xq, int64_t n,
     mlk_r8_shape shape;
     if (!mlk_r8_valid(wtype, 8, k, &shape) || n <= 0 || j0 < 0 || j1 <= j0 || j0 % 8 != 0 || j1 % 8 != 0) return;
     if (!xq || !packed || !y || (n > 1 && ldy < j1)) return;
-    switch (mlk_q_r8_kernel(isa, wtype)) {
+    const mlk_kernel kernel = mlk_q_r8_kernel(isa, wtype);
 #if defined(__x86_64__) || defined(_M_X64)
-    case MLK_KERNEL_AVX2_R8:
-        if (mlk_q_r8_matmul_avx2(wtype, xq, n, k, packed, j0, j1, y, ldy)) return;
-        break;
-    case MLK_KERNEL_AVX512_VNNI_R8:
-        if (mlk_q_r8_matmul_vnni(wtype, xq, n, k, packed, j0, j1, y, ldy)) return;
-        break;
+    if ((kernel == MLK_KERNEL_AVX2_R8 || kernel == MLK_KERNEL_AVX512_VNNI_R8) &&
+        mlk_q_r8_matmul_x86(kernel == MLK_KERNEL_AVX512_VNNI_R8, wtype, xq, n, k, packed, j0, j1, y, ldy))
+        return;
 #endif
-    default: break;
-    }
+    (void)kernel;
     mlk_r8_matmul_scalar(wtype, shape, xq, n, k, packed, j0, j1, y, ldy);
 }
 

@@ -899,24 +899,18 @@ MLK_DEFINE_R8_DRIVER256(r8v_q4_0, MLK_Q_Q4_0, r8_tile_vnni, MLK_T256VNNI)
 MLK_DEFINE_R8_DRIVER256(r8v_q4_1, MLK_Q_Q4_1, r8_tile_vnni, MLK_T256VNNI)
 MLK_DEFINE_R8_DRIVER256(r8v_q8_0, MLK_Q_Q8_0, r8_tile_vnni, MLK_T256VNNI)
 
-int mlk_q_r8_matmul_avx2(int wtype, const void *xq, int64_t n, int64_t k, const void *w, int64_t j0, int64_t j1,
-                         float *y, int64_t ldy) {
+int mlk_q_r8_matmul_x86(int vnni, int wtype, const void *xq, int64_t n, int64_t k, const void *w, int64_t j0,
+                        int64_t j1, float *y, int64_t ldy) {
+    typedef void (*driver)(const void *, int64_t, int64_t, const void *, int64_t, int64_t, float *, int64_t);
+    driver run;
     switch (wtype) {
-    case MLK_Q_Q4_0: r8_q4_0(xq, n, k, w, j0, j1, y, ldy); return 1;
-    case MLK_Q_Q4_1: r8_q4_1(xq, n, k, w, j0, j1, y, ldy); return 1;
-    case MLK_Q_Q8_0: r8_q8_0(xq, n, k, w, j0, j1, y, ldy); return 1;
+    case MLK_Q_Q4_0: run = vnni ? r8v_q4_0 : r8_q4_0; break;
+    case MLK_Q_Q4_1: run = vnni ? r8v_q4_1 : r8_q4_1; break;
+    case MLK_Q_Q8_0: run = vnni ? r8v_q8_0 : r8_q8_0; break;
     default: return 0;
     }
-}
-
-int mlk_q_r8_matmul_vnni(int wtype, const void *xq, int64_t n, int64_t k, const void *w, int64_t j0, int64_t j1,
-                         float *y, int64_t ldy) {
-    switch (wtype) {
-    case MLK_Q_Q4_0: r8v_q4_0(xq, n, k, w, j0, j1, y, ldy); return 1;
-    case MLK_Q_Q4_1: r8v_q4_1(xq, n, k, w, j0, j1, y, ldy); return 1;
-    case MLK_Q_Q8_0: r8v_q8_0(xq, n, k, w, j0, j1, y, ldy); return 1;
-    default: return 0;
-    }
+    run(xq, n, k, w, j0, j1, y, ldy);
+    return 1;
 }
 
 #endif /* x86 */

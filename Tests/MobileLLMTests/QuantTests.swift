@@ -83,6 +83,17 @@ enum QuantTestSupport {
         return out
     }
 
+    /// The Swift reference's dot product (value and magnitude) of each of the n activation rows `x` ([n, k]) with
+    /// each of the `rows` weight rows `weights` of `type`, activation-major.
+    static func referenceDots(weights: [UInt8], type: QuantType, rows: Int, k: Int, x: [Float], n: Int) throws -> [(value: Double, magnitude: Double)] {
+        let rb = try #require(type.rowBytes(k))
+        let acts = try (0..<n).map { try #require(QuantReference.quantizeActivations(Array(x[($0 * k)..<($0 * k + k)]))) }
+        return try (0..<(n * rows)).map { index in
+            let (i, j) = (index / rows, index % rows)
+            return try #require(QuantReference.dot(weights: Array(weights[(j * rb)..<(j * rb + rb)]), type: type, activations: acts[i]))
+        }
+    }
+
     static func cActivations(_ x: [Float], type: QuantType, rows: Int, k: Int, isa: mlk_isa) -> [UInt8] {
         let rb = Int(mlk_q_act_row_bytes(type.rawValue, Int64(k)))
         var out = [UInt8](repeating: 0xAA, count: rows * rb)
@@ -282,17 +293,10 @@ struct QuantKernelTests {
         var worst = 0.0
         for k in ks {
             let w = QuantTestSupport.weightBytes(type: type, rows: m, k: k, seed: UInt64(k))
-            let rb = try #require(type.rowBytes(k))
             for n in ns {
                 let x = QuantTestSupport.normals(n * k, seed: UInt64(1000 + n * k))
                 let xq = QuantTestSupport.cActivations(x, type: type, rows: n, k: k, isa: mlk_detect_isa())
-                let acts = try (0..<n).map { try #require(QuantReference.quantizeActivations(Array(x[($0 * k)..<($0 * k + k)]))) }
-                var reference = [(value: Double, magnitude: Double)]()
-                for i in 0..<n {
-                    for j in 0..<m {
-                        reference.append(try #require(QuantReference.dot(weights: Array(w[(j * rb)..<(j * rb + rb)]), type: type, activations: acts[i])))
-                    }
-                }
+                let reference = try QuantTestSupport.referenceDots(weights: w, type: type, rows: m, k: k, x: x, n: n)
                 for isa in QuantTestSupport.isas {
                     let ldy = m + 3
                     var y = [Float](repeating: .nan, count: n * ldy)
@@ -443,19 +447,12 @@ struct QuantR8KernelTests {
         var worst = 0.0
         for k in [32, 64, 96, 160, 544, 1056] {
             let w = QuantTestSupport.weightBytes(type: type, rows: m, k: k, seed: UInt64(k))
-            let rb = try #require(type.rowBytes(k))
             var packed = [UInt8](repeating: 0, count: w.count)
             w.withUnsafeBytes { src in packed.withUnsafeMutableBytes { mlk_q_r8_pack(type.rawValue, src.baseAddress, Int64(m), Int64(k), $0.baseAddress) } }
             for n in [1, 2, 3, 4, 5, 7, 8, 17] {
                 let x = QuantTestSupport.normals(n * k, seed: UInt64(2000 + n * k))
                 let xq = QuantTestSupport.cActivations(x, type: type, rows: n, k: k, isa: mlk_detect_isa())
-                let acts = try (0..<n).map { try #require(QuantReference.quantizeActivations(Array(x[($0 * k)..<($0 * k + k)]))) }
-                var reference = [(value: Double, magnitude: Double)]()
-                for i in 0..<n {
-                    for j in 0..<m {
-                        reference.append(try #require(QuantReference.dot(weights: Array(w[(j * rb)..<(j * rb + rb)]), type: type, activations: acts[i])))
-                    }
-                }
+                let reference = try QuantTestSupport.referenceDots(weights: w, type: type, rows: m, k: k, x: x, n: n)
                 for isa in QuantTestSupport.isas {
                     let ldy = m + 5
                     var y = [Float](repeating: .nan, count: n * ldy)
