@@ -51,6 +51,21 @@ def test_estimate_matches_peak_rss_smollm2():
     check_within(result)
 
 
+def test_estimate_matches_peak_rss_smollm2_int8_interleaved():
+    """int8 activations interleave the Q4_1/Q8_0 matrices at load where the CPU has an r8 kernel (the report's int8
+    kernel ends in "-r8"): they move from the mapped file to anonymous memory, and the estimate must follow."""
+    if not SMOLLM2.exists():
+        pytest.fail(f"{SMOLLM2} is missing: run `python3 scripts/fetch_assets.py` (or set MOBILELLM_ASSETS)")
+    lines = dict(line.split(": ", 1) for line in mobilellm.system_info().strip().splitlines())
+    interleaved = lines["q4_1"].endswith("-r8")
+    result = measure(SMOLLM2, 1024, fill="prefill", activations="int8")
+    if interleaved:
+        assert result["weights_anonymous_bytes"] > 90 << 20  # every Q4_1 matrix and the Q8_0 output
+    else:
+        assert result["weights_anonymous_bytes"] < 1 << 20
+    check_within(result)
+
+
 def test_estimate_matches_peak_rss_synthetic_quantized_on_load(tmp_path):
     if not CLI.exists():
         pytest.fail(f"{CLI} is missing: build it with `swift build -c release` (or set MOBILELLM_CLI)")
