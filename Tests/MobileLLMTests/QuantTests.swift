@@ -94,6 +94,23 @@ enum QuantTestSupport {
         }
     }
 
+    /// Expects each y[i * ldy + j] (n activation rows, m weight rows) within `QuantKernelTests.tolerance` of the
+    /// reference relative to its magnitude, and the columns m..<ldy untouched (NaN); returns the worst relative error.
+    static func expectDots(_ y: [Float], ldy: Int, equal reference: [(value: Double, magnitude: Double)], n: Int, m: Int,
+                           label: String) -> Double {
+        var worst = 0.0
+        for i in 0..<n {
+            for j in 0..<m {
+                let ref = reference[i * m + j]
+                let err = abs(Double(y[i * ldy + j]) - ref.value) / max(ref.magnitude, 1e-30)
+                worst = max(worst, err)
+                #expect(err <= QuantKernelTests.tolerance, "\(label) row \(j) act \(i): \(y[i * ldy + j]) vs \(ref.value)")
+            }
+            for j in m..<ldy { #expect(y[i * ldy + j].isNaN, "\(label): wrote outside [j0, j1)") }
+        }
+        return worst
+    }
+
     static func cActivations(_ x: [Float], type: QuantType, rows: Int, k: Int, isa: mlk_isa) -> [UInt8] {
         let rb = Int(mlk_q_act_row_bytes(type.rawValue, Int64(k)))
         var out = [UInt8](repeating: 0xAA, count: rows * rb)
@@ -312,15 +329,8 @@ struct QuantKernelTests {
                             }
                         }
                     }
-                    for i in 0..<n {
-                        for j in 0..<m {
-                            let ref = reference[i * m + j]
-                            let err = abs(Double(y[i * ldy + j]) - ref.value) / max(ref.magnitude, 1e-30)
-                            worst = max(worst, err)
-                            #expect(err <= Self.tolerance, "\(type) isa \(isa.rawValue) k \(k) n \(n) row \(j) act \(i): \(y[i * ldy + j]) vs \(ref.value)")
-                        }
-                        for j in m..<ldy { #expect(y[i * ldy + j].isNaN, "wrote outside [j0, j1)") }
-                    }
+                    worst = max(worst, QuantTestSupport.expectDots(y, ldy: ldy, equal: reference, n: n, m: m,
+                                                                   label: "\(type) isa \(isa.rawValue) k \(k) n \(n)"))
                 }
             }
         }
@@ -469,15 +479,8 @@ struct QuantR8KernelTests {
                             }
                         }
                     }
-                    for i in 0..<n {
-                        for j in 0..<m {
-                            let ref = reference[i * m + j]
-                            let err = abs(Double(y[i * ldy + j]) - ref.value) / max(ref.magnitude, 1e-30)
-                            worst = max(worst, err)
-                            #expect(err <= QuantKernelTests.tolerance, "\(type) isa \(isa.rawValue) k \(k) n \(n) row \(j) act \(i): \(y[i * ldy + j]) vs \(ref.value)")
-                        }
-                        for j in m..<ldy { #expect(y[i * ldy + j].isNaN, "wrote outside [j0, j1)") }
-                    }
+                    worst = max(worst, QuantTestSupport.expectDots(y, ldy: ldy, equal: reference, n: n, m: m,
+                                                                   label: "r8 \(type) isa \(isa.rawValue) k \(k) n \(n)"))
                 }
             }
         }
