@@ -812,6 +812,11 @@ MLK_INLINE TARGET void NAME(const int TYPE, const int C, const uint8_t *group, c
     for (int c = 0; c < C; c++) acc[c] = _mm256_setzero_ps();                                                          \
     for (int64_t u = 0; u < nb; u++) {                                                                                 \
         const uint8_t *b = group + u * bb;                                                                             \
+        if (C == 1 && MLK_R8_PF) { /* decode streams each weight once: fetch ahead */                                  \
+            _mm_prefetch((const char *)b + MLK_R8_PF, _MM_HINT_T0);                                                    \
+            _mm_prefetch((const char *)b + MLK_R8_PF + 64, _MM_HINT_T0);                                               \
+            if (bb > 128) _mm_prefetch((const char *)b + MLK_R8_PF + 128, _MM_HINT_T0);                                \
+        }                                                                                                              \
         const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)b));                                         \
         __m256i isum[4];                                                                                               \
         if (TYPE == MLK_Q_Q8_0) {                                                                                      \
@@ -856,6 +861,9 @@ MLK_INLINE TARGET void NAME(const int TYPE, const int C, const uint8_t *group, c
     for (int c = 0; c < C; c++) _mm256_storeu_ps(y + c * ldy, acc[c]);                                                 \
 }
 
+#ifndef MLK_R8_PF
+#define MLK_R8_PF 1024 /* decode prefetch distance in bytes (0: none) */
+#endif
 /* vpdpbusd on 256-bit registers (AVX512-VL + VNNI); only expanded inside the VNNI tile. */
 #define MLK_DPBUSD(acc, u8, s8) _mm256_dpbusd_epi32(acc, u8, s8)
 #define MLK_T256VNNI __attribute__((target("avx512f,avx512vl,avx512vnni,avx2,fma,f16c")))
