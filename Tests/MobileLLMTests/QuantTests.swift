@@ -111,6 +111,15 @@ enum QuantTestSupport {
         return worst
     }
 
+    /// `rows` rows of k weights of `type` interleaved by `mlk_q_r8_pack`.
+    static func r8Packed(_ weights: [UInt8], type: QuantType, rows: Int, k: Int) -> [UInt8] {
+        var packed = [UInt8](repeating: 0, count: weights.count)
+        weights.withUnsafeBytes { src in
+            packed.withUnsafeMutableBytes { mlk_q_r8_pack(type.rawValue, src.baseAddress, Int64(rows), Int64(k), $0.baseAddress) }
+        }
+        return packed
+    }
+
     static func cActivations(_ x: [Float], type: QuantType, rows: Int, k: Int, isa: mlk_isa) -> [UInt8] {
         let rb = Int(mlk_q_act_row_bytes(type.rawValue, Int64(k)))
         var out = [UInt8](repeating: 0xAA, count: rows * rb)
@@ -432,8 +441,7 @@ struct QuantR8KernelTests {
         let k = 96, m = 24
         let rb = try #require(type.rowBytes(k))
         let w = QuantTestSupport.weightBytes(type: type, rows: m, k: k, seed: 5)
-        var packed = [UInt8](repeating: 0, count: w.count)
-        w.withUnsafeBytes { src in packed.withUnsafeMutableBytes { mlk_q_r8_pack(type.rawValue, src.baseAddress, Int64(m), Int64(k), $0.baseAddress) } }
+        let packed = QuantTestSupport.r8Packed(w, type: type, rows: m, k: k)
         #expect(packed != w)
         for j in 0..<m {
             var row = [UInt8](repeating: 0, count: rb)
@@ -457,8 +465,7 @@ struct QuantR8KernelTests {
         var worst = 0.0
         for k in [32, 64, 96, 160, 544, 1056] {
             let w = QuantTestSupport.weightBytes(type: type, rows: m, k: k, seed: UInt64(k))
-            var packed = [UInt8](repeating: 0, count: w.count)
-            w.withUnsafeBytes { src in packed.withUnsafeMutableBytes { mlk_q_r8_pack(type.rawValue, src.baseAddress, Int64(m), Int64(k), $0.baseAddress) } }
+            let packed = QuantTestSupport.r8Packed(w, type: type, rows: m, k: k)
             for n in [1, 2, 3, 4, 5, 7, 8, 17] {
                 let x = QuantTestSupport.normals(n * k, seed: UInt64(2000 + n * k))
                 let xq = QuantTestSupport.cActivations(x, type: type, rows: n, k: k, isa: mlk_detect_isa())
@@ -494,8 +501,7 @@ struct QuantR8KernelTests {
             let k = 512, m = 16, n = 5
             let rb = try #require(type.rowBytes(k))
             let w = (0..<(m * rb)).map { _ in UInt8(truncatingIfNeeded: g.next()) }
-            var packed = [UInt8](repeating: 0, count: w.count)
-            w.withUnsafeBytes { src in packed.withUnsafeMutableBytes { mlk_q_r8_pack(type.rawValue, src.baseAddress, Int64(m), Int64(k), $0.baseAddress) } }
+            let packed = QuantTestSupport.r8Packed(w, type: type, rows: m, k: k)
             let x = QuantTestSupport.normals(n * k, seed: 10)
             let xq = QuantTestSupport.cActivations(x, type: type, rows: n, k: k, isa: mlk_detect_isa())
             var rowMajor = [Float](repeating: 0, count: n * m), interleaved = rowMajor

@@ -78,9 +78,7 @@ extension Model {
         for spec in schema.tensors {
             guard let tensor = opened.source.tensor(named: spec.name) else { continue }
             if TransformerWeights.keepsAsFloats(spec.role) { anonymous += 4 * tensor.count }
-            let multiplies = spec.role == .projection || (spec.role == .output && !outputIsEmbedding)
-                || (spec.role == .embedding && outputIsEmbedding)
-            guard multiplies else { continue }
+            guard TransformerWeights.multiplies(spec.role, outputIsEmbedding: outputIsEmbedding) else { continue }
             let type = converted[spec.name]?.type ?? tensor.type
             quantized = quantized || type.hasQuantizedMatmul
             // Interleaved at load: mapped matrices move to owned memory (converted ones are rearranged in place).

@@ -55,9 +55,9 @@ public struct WeightMatrix: @unchecked Sendable {
     /// mapped bytes are packed into owned memory and the file pages they were read from are released
     /// (`TensorConversion.releasePages`).
     func interleavedCopy(threads: Int) -> WeightMatrix {
-        let owned = owner as? OwnedBuffer
-        let inPlace = owned.map { UnsafeRawPointer($0.pointer) == pointer && $0.byteCount >= byteCount } ?? false
-        let buffer = inPlace ? owned ?? OwnedBuffer(weightBytes: byteCount) : OwnedBuffer(weightBytes: byteCount)
+        let own = (owner as? OwnedBuffer).flatMap { UnsafeRawPointer($0.pointer) == pointer && $0.byteCount >= byteCount ? $0 : nil }
+        let inPlace = own != nil
+        let buffer = own ?? OwnedBuffer(weightBytes: byteCount)
         let groups = rows / 8, groupBytes = 8 * rowBytes
         let workers = max(1, min(threads, groups, byteCount / (1 << 20) + 1))
         let source = UnsafeSendableRawPointer(pointer), destination = UnsafeSendablePointer(buffer.pointer)
@@ -218,6 +218,12 @@ extension TransformerWeights {
         c.tiedEmbeddings || !schema.tensors.contains { $0.role == .output && source.tensor(named: $0.name) != nil }
     }
 
+    /// Whether a tensor of `role` is a matrix the forward pass multiplies: every projection, the output projection,
+    /// and the embedding only when it is also the output (`outputIsEmbedding`); otherwise it is only looked up.
+    static func multiplies(_ role: TensorRole, outputIsEmbedding: Bool) -> Bool {
+        role == .projection || (role == .output && !outputIsEmbedding) || (role == .embedding && outputIsEmbedding)
+    }
+
     /// Whether `init(configuration:schema:source:)` copies tensors of `role` into owned f32 arrays (norm weights and
     /// biases) instead of multiplying them where they are mapped.
     static func keepsAsFloats(_ role: TensorRole) -> Bool { role == .norm || role == .bias }
@@ -257,8 +263,7 @@ extension TransformerWeights {
         let outputIsEmbedding = Self.outputIsEmbedding(configuration: c, schema: schema, source: source)
         func matrix(_ tensor: StoredTensor, _ role: TensorRole) -> WeightMatrix {
             let matrix = WeightMatrix(tensor)
-            let multiplied = role != .embedding || outputIsEmbedding
-            return multiplied && WeightMatrix.interleavesAtLoad(type: matrix.type, rows: matrix.rows, columns: matrix.columns, precision: precision)
+            return Self.multiplies(role, outputIsEmbedding: outputIsEmbedding) && WeightMatrix.interleavesAtLoad(type: matrix.type, rows: matrix.rows, columns: matrix.columns, precision: precision)
                 ? matrix.interleavedCopy(threads: threads) : matrix
         }
         for spec in schema.tensors {
