@@ -466,118 +466,156 @@ TARGET_AVX2 static void mlk_exp_rows_avx2(float *scores, int64_t group, int64_t 
     }
 }
 
-/* Rows first..<first+count (count <= 8) of a K or V cache block as f32 in `buffer` ([8][d], rows past count zero);
- * returns the rows' f32 base (the cache itself for f32 rows). d is a multiple of 8 (of 32 for Q8_0). */
-TARGET_AVX2 static const float *mlk_rows8_avx2(const void *base, mlk_dtype dtype, size_t row_bytes, int64_t d,
-                                               int64_t first, int64_t count, float *buffer) {
-    const char *rows = (const char *)base + (size_t)first * row_bytes;
-    if (dtype == MLK_DTYPE_F32 && count == 8) return (const float *)rows;
-    for (int64_t r = 0; r < 8; r++) {
-        float *dst = buffer + r * d;
-        const char *src = rows + (size_t)r * row_bytes;
-        if (r >= count) {
-            for (int64_t t = 0; t < d; t += 8) _mm256_storeu_ps(dst + t, _mm256_setzero_ps());
-        } else if (dtype == MLK_DTYPE_F16) {
-            for (int64_t t = 0; t < d; t += 8)
-                _mm256_storeu_ps(dst + t, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((const uint16_t *)src + t))));
-        } else if (dtype == MLK_DTYPE_Q8_0) {
-            for (int64_t b = 0; b < d / 32; b++) {
-                const uint8_t *block = (const uint8_t *)src + b * 34;
-                const __m256 scale = _mm256_set1_ps(mlk_f16_to_f32((uint16_t)(block[0] | (block[1] << 8))));
-                for (int64_t t = 0; t < 32; t += 8) {
-                    const __m256i q = _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(block + 2 + t)));
-                    _mm256_storeu_ps(dst + b * 32 + t, _mm256_mul_ps(_mm256_cvtepi32_ps(q), scale));
-                }
-            }
-        } else {
-            memcpy(dst, src, (size_t)d * sizeof(float));
-        }
-    }
-    return buffer;
+#define MLK_AINLINE static inline __attribute__((always_inline))
+
+#ifndef MLK_KV_AHEAD
+#define MLK_KV_AHEAD 16 /* K rows q·k prefetches ahead */
+#endif
+
+/* The f32 scale of the Q8_0 block of a K or V row that holds dim t, in all lanes. */
+MLK_AINLINE TARGET_AVX2 __m256 mlk_kv_scale_avx2(const uint8_t *row, int64_t t) {
+    const uint8_t *block = row + (size_t)(t / 32) * 34;
+    return _mm256_cvtph_ps(_mm_set1_epi16((short)(block[0] | (block[1] << 8))));
 }
 
-/* AVX2: positions in blocks of 8. Each block's K/V rows are converted to f32 once and used by every query row of
- * the group, and by every one of `rows` query rows (rows of one sequence that attend the same positions, row r
- * the first lengths[r]); q·k for 8 positions reduce together (one hadd tree), and p·V accumulates 8 positions per
- * load/store of the output. A row's arithmetic does not depend on the other rows: the shared block holds the same
- * converted values, q·k lanes past the row's length are not stored, and for p·V a row's last, partial block is
- * converted on its own with zeros past its length, as it is when the row runs alone. Head dimensions that are
- * multiples of 8 up to 256 (others take the scalar kernel). */
+/* Dims t..t+7 of one K or V cache row as f32 (the same values mlk_load_scalar gives); `scale` is the row's
+ * mlk_kv_scale_avx2 at t for Q8_0 rows (unused otherwise). */
+MLK_AINLINE TARGET_AVX2 __m256 mlk_kv8_avx2(const uint8_t *row, mlk_dtype dtype, int64_t t, __m256 scale) {
+    if (dtype == MLK_DTYPE_F16) return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(row + 2 * t)));
+    if (dtype == MLK_DTYPE_Q8_0) {
+        const __m256i q = _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(row + (size_t)(t / 32) * 34 + 2 + t % 32)));
+        return _mm256_mul_ps(_mm256_cvtepi32_ps(q), scale);
+    }
+    return _mm256_loadu_ps((const float *)row + t);
+}
+
+/* scores[g·n + p] = scale · (q_g · k_p) for G (<= 4) query rows of a group and positions 0..<n. Two positions per
+ * step: each K chunk is converted once, in registers, for all G rows; a dot product is 8 lanes of partial sums over
+ * the dims, reduced by one hadd tree for all 2·G dots. */
+MLK_AINLINE TARGET_AVX2 void mlk_qk_avx2(const int G, mlk_dtype dtype, const float *q, int64_t d, const uint8_t *keys,
+                                         const uint8_t *prefetch, size_t row_bytes, int64_t n, float scale, float *scores) {
+    const __m256 vscale = _mm256_set1_ps(scale);
+    for (int64_t p = 0; p < n; p += 2) {
+        const uint8_t *k0 = keys + (size_t)p * row_bytes, *k1 = p + 1 < n ? k0 + row_bytes : k0;
+        if (prefetch) { /* the V rows p·V reads next, fetched while q·k computes; K rows a few steps ahead */
+            for (size_t offset = 0; offset < (p + 1 < n ? 2 : 1) * row_bytes; offset += 64)
+                _mm_prefetch((const char *)prefetch + (size_t)p * row_bytes + offset, _MM_HINT_T0);
+            if (p + MLK_KV_AHEAD + 1 < n)
+                for (size_t offset = 0; offset < 2 * row_bytes; offset += 64)
+                    _mm_prefetch((const char *)k0 + MLK_KV_AHEAD * row_bytes + offset, _MM_HINT_T0);
+        }
+        __m256 a[8];
+        for (int i = 0; i < 8; i++) a[i] = _mm256_setzero_ps();
+        __m256 s0 = _mm256_setzero_ps(), s1 = s0;
+        for (int64_t t = 0; t < d; t += 8) {
+            if (dtype == MLK_DTYPE_Q8_0 && t % 32 == 0) s0 = mlk_kv_scale_avx2(k0, t), s1 = mlk_kv_scale_avx2(k1, t);
+            const __m256 x0 = mlk_kv8_avx2(k0, dtype, t, s0), x1 = mlk_kv8_avx2(k1, dtype, t, s1);
+            for (int g = 0; g < G; g++) {
+                const __m256 qv = _mm256_loadu_ps(q + g * d + t);
+                a[2 * g] = _mm256_fmadd_ps(x0, qv, a[2 * g]);
+                a[2 * g + 1] = _mm256_fmadd_ps(x1, qv, a[2 * g + 1]);
+            }
+        }
+        /* Lanes: g0p0 g0p1 g1p0 g1p1 g2p0 g2p1 g3p0 g3p1. */
+        const __m256 u0 = _mm256_hadd_ps(_mm256_hadd_ps(a[0], a[1]), _mm256_hadd_ps(a[2], a[3]));
+        const __m256 u1 = _mm256_hadd_ps(_mm256_hadd_ps(a[4], a[5]), _mm256_hadd_ps(a[6], a[7]));
+        const __m256 dots = _mm256_add_ps(_mm256_permute2f128_ps(u0, u1, 0x20), _mm256_permute2f128_ps(u0, u1, 0x31));
+        float lanes[8];
+        _mm256_storeu_ps(lanes, _mm256_mul_ps(dots, vscale));
+        for (int g = 0; g < G; g++) {
+            scores[g * n + p] = lanes[2 * g];
+            if (p + 1 < n) scores[g * n + p + 1] = lanes[2 * g + 1];
+        }
+    }
+}
+
+/* out[g·d + t] = sum over p < n of w[g·n + p] · v_p[t] for G (<= 4) query rows: C (1 or 2) 8-dim chunks from dim t0,
+ * positions in order, the 2·G (or G) accumulators in registers for the whole pass. */
+MLK_AINLINE TARGET_AVX2 void mlk_pv_avx2(const int G, const int C, mlk_dtype dtype, const float *w, int64_t n, int64_t d,
+                                         int64_t t0, const uint8_t *values, size_t row_bytes, float *out) {
+    __m256 a[8];
+    for (int i = 0; i < 8; i++) a[i] = _mm256_setzero_ps();
+    for (int64_t p = 0; p < n; p++) {
+        const uint8_t *v = values + (size_t)p * row_bytes;
+        /* t0 is a multiple of 16, so both chunks are in one Q8_0 block. */
+        const __m256 scale = dtype == MLK_DTYPE_Q8_0 ? mlk_kv_scale_avx2(v, t0) : _mm256_setzero_ps();
+        const __m256 x0 = mlk_kv8_avx2(v, dtype, t0, scale), x1 = C == 2 ? mlk_kv8_avx2(v, dtype, t0 + 8, scale) : x0;
+        for (int g = 0; g < G; g++) {
+            const __m256 wg = _mm256_broadcast_ss(w + g * n + p);
+            a[2 * g] = _mm256_fmadd_ps(wg, x0, a[2 * g]);
+            if (C == 2) a[2 * g + 1] = _mm256_fmadd_ps(wg, x1, a[2 * g + 1]);
+        }
+    }
+    for (int g = 0; g < G; g++) {
+        _mm256_storeu_ps(out + g * d + t0, a[2 * g]);
+        if (C == 2) _mm256_storeu_ps(out + g * d + t0 + 8, a[2 * g + 1]);
+    }
+}
+
+/* One query row (`group` query heads) against positions 0..<n, the K/V type fixed so each variant is specialised. */
+MLK_AINLINE TARGET_AVX2 void mlk_attend_row_avx2(mlk_dtype dtype, const float *q, int64_t group, int64_t d,
+                                                 const uint8_t *keys, const uint8_t *values, int64_t n, float scale,
+                                                 float *scores, float *out, float *maxes, float *sums) {
+    const size_t row_bytes = mlk_row_bytes(dtype, d);
+    for (int64_t g = 0; g < group; g += 4) {
+        const float *qg = q + g * d;
+        float *sg = scores + g * n;
+        switch (group - g < 4 ? group - g : 4) {
+        case 4: mlk_qk_avx2(4, dtype, qg, d, keys, g == 0 ? values : NULL, row_bytes, n, scale, sg); break;
+        case 3: mlk_qk_avx2(3, dtype, qg, d, keys, g == 0 ? values : NULL, row_bytes, n, scale, sg); break;
+        case 2: mlk_qk_avx2(2, dtype, qg, d, keys, g == 0 ? values : NULL, row_bytes, n, scale, sg); break;
+        default: mlk_qk_avx2(1, dtype, qg, d, keys, g == 0 ? values : NULL, row_bytes, n, scale, sg); break;
+        }
+    }
+    mlk_exp_rows_avx2(scores, group, n, maxes == NULL, maxes, sums);
+    for (int64_t g = 0; g < group; g += 4) {
+        const float *wg = scores + g * n;
+        float *og = out + g * d;
+        const int G = group - g < 4 ? (int)(group - g) : 4;
+        for (int64_t t = 0; t < d; t += 16) {
+            const int two = t + 16 <= d;
+#define MLK_PV_CASE(GG)                                                                                                 \
+    case GG:                                                                                                            \
+        if (two) mlk_pv_avx2(GG, 2, dtype, wg, n, d, t, values, row_bytes, og);                                         \
+        else mlk_pv_avx2(GG, 1, dtype, wg, n, d, t, values, row_bytes, og);                                             \
+        break;
+            switch (G) {
+            MLK_PV_CASE(4)
+            MLK_PV_CASE(3)
+            MLK_PV_CASE(2)
+            default: MLK_PV_CASE(1)
+            }
+#undef MLK_PV_CASE
+        }
+    }
+}
+
+/* AVX2 attention of `rows` query rows that attend the same K/V positions (row r the first lengths[r]), each computed
+ * alone: q·k two positions at a time and p·V with the output in registers, K/V rows converted to f32 in registers
+ * as they are read (no conversion pass, no buffer). A row's result therefore does not depend on the other rows, and
+ * rows of one prefill, a decode step and a batch give bit-identical numbers. Head dimensions that are multiples of
+ * 8 up to 256 (others take the scalar kernel). */
 TARGET_AVX2 static void mlk_attention_rows_avx2(int64_t rows, const float *q, int64_t q_stride, const int64_t *lengths,
                                                 int64_t group, int64_t d, const void *keys, const void *values,
                                                 mlk_dtype kv_dtype, float scale, float *scores, int64_t scores_stride,
                                                 float *out, int64_t out_stride, float *maxes, float *sums,
                                                 int64_t stats_stride) {
-    const size_t row_bytes = mlk_row_bytes(kv_dtype, d);
-    float buffer[8 * 256], own[8 * 256];
-    const __m256 vscale = _mm256_set1_ps(scale);
-    int64_t length = 0;
-    for (int64_t r = 0; r < rows; r++) length = lengths[r] > length ? lengths[r] : length;
-    for (int64_t p0 = 0; p0 < length; p0 += 8) {
-        const float *block = mlk_rows8_avx2(keys, kv_dtype, row_bytes, d, p0, length - p0 < 8 ? length - p0 : 8, buffer);
-        for (int64_t r = 0; r < rows; r++) {
-            const int64_t n = lengths[r];
-            if (n <= p0) continue;
-            const int64_t count = n - p0 < 8 ? n - p0 : 8;
-            for (int64_t g = 0; g < group; g++) {
-                __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
-                const float *qg = q + r * q_stride + g * d;
-                for (int64_t t = 0; t < d; t += 8) {
-                    const __m256 qv = _mm256_loadu_ps(qg + t);
-                    a0 = _mm256_fmadd_ps(_mm256_loadu_ps(block + 0 * d + t), qv, a0);
-                    a1 = _mm256_fmadd_ps(_mm256_loadu_ps(block + 1 * d + t), qv, a1);
-                    a2 = _mm256_fmadd_ps(_mm256_loadu_ps(block + 2 * d + t), qv, a2);
-                    a3 = _mm256_fmadd_ps(_mm256_loadu_ps(block + 3 * d + t), qv, a3);
-                    a4 = _mm256_fmadd_ps(_mm256_loadu_ps(block + 4 * d + t), qv, a4);
-                    a5 = _mm256_fmadd_ps(_mm256_loadu_ps(block + 5 * d + t), qv, a5);
-                    a6 = _mm256_fmadd_ps(_mm256_loadu_ps(block + 6 * d + t), qv, a6);
-                    a7 = _mm256_fmadd_ps(_mm256_loadu_ps(block + 7 * d + t), qv, a7);
-                }
-                /* Lane i of the result is position p0 + i's dot product. */
-                const __m256 u0 = _mm256_hadd_ps(_mm256_hadd_ps(a0, a1), _mm256_hadd_ps(a2, a3));
-                const __m256 u1 = _mm256_hadd_ps(_mm256_hadd_ps(a4, a5), _mm256_hadd_ps(a6, a7));
-                const __m256 dots = _mm256_add_ps(_mm256_permute2f128_ps(u0, u1, 0x20), _mm256_permute2f128_ps(u0, u1, 0x31));
-                float *sg = scores + r * scores_stride + g * n + p0;
-                if (count == 8) _mm256_storeu_ps(sg, _mm256_mul_ps(dots, vscale));
-                else _mm256_maskstore_ps(sg, mlk_lanes256(count), _mm256_mul_ps(dots, vscale));
-            }
-        }
-    }
+    const uint8_t *k = (const uint8_t *)keys, *v = (const uint8_t *)values;
     for (int64_t r = 0; r < rows; r++) {
-        mlk_exp_rows_avx2(scores + r * scores_stride, group, lengths[r], maxes == NULL,
-                          maxes ? maxes + r * stats_stride : NULL, sums ? sums + r * stats_stride : NULL);
-        for (int64_t i = 0; i < group * d; i++) out[r * out_stride + i] = 0;
-    }
-    for (int64_t p0 = 0; p0 < length; p0 += 8) {
-        const int64_t shared = length - p0 < 8 ? length - p0 : 8;
-        const float *block = mlk_rows8_avx2(values, kv_dtype, row_bytes, d, p0, shared, buffer);
-        for (int64_t r = 0; r < rows; r++) {
-            const int64_t n = lengths[r];
-            if (n <= p0) continue;
-            const int64_t count = n - p0 < 8 ? n - p0 : 8;
-            const float *vrows = count == shared ? block : mlk_rows8_avx2(values, kv_dtype, row_bytes, d, p0, count, own);
-            for (int64_t g = 0; g < group; g++) {
-                /* Rows past `count` are zero and weigh 0, so every block takes the same 8 multiply-adds. */
-                const float *sg = scores + r * scores_stride + g * n + p0;
-                const __m256 w0 = _mm256_set1_ps(sg[0]), w1 = _mm256_set1_ps(count > 1 ? sg[1] : 0.0f),
-                             w2 = _mm256_set1_ps(count > 2 ? sg[2] : 0.0f), w3 = _mm256_set1_ps(count > 3 ? sg[3] : 0.0f),
-                             w4 = _mm256_set1_ps(count > 4 ? sg[4] : 0.0f), w5 = _mm256_set1_ps(count > 5 ? sg[5] : 0.0f),
-                             w6 = _mm256_set1_ps(count > 6 ? sg[6] : 0.0f), w7 = _mm256_set1_ps(count > 7 ? sg[7] : 0.0f);
-                float *og = out + r * out_stride + g * d;
-                for (int64_t t = 0; t < d; t += 8) {
-                    __m256 lo = _mm256_fmadd_ps(w0, _mm256_loadu_ps(vrows + 0 * d + t), _mm256_loadu_ps(og + t));
-                    __m256 hi = _mm256_mul_ps(w4, _mm256_loadu_ps(vrows + 4 * d + t));
-                    lo = _mm256_fmadd_ps(w1, _mm256_loadu_ps(vrows + 1 * d + t), lo);
-                    hi = _mm256_fmadd_ps(w5, _mm256_loadu_ps(vrows + 5 * d + t), hi);
-                    lo = _mm256_fmadd_ps(w2, _mm256_loadu_ps(vrows + 2 * d + t), lo);
-                    hi = _mm256_fmadd_ps(w6, _mm256_loadu_ps(vrows + 6 * d + t), hi);
-                    lo = _mm256_fmadd_ps(w3, _mm256_loadu_ps(vrows + 3 * d + t), lo);
-                    hi = _mm256_fmadd_ps(w7, _mm256_loadu_ps(vrows + 7 * d + t), hi);
-                    _mm256_storeu_ps(og + t, _mm256_add_ps(lo, hi));
-                }
-            }
+        const float *qr = q + r * q_stride;
+        float *sr = scores + r * scores_stride, *orow = out + r * out_stride;
+        float *mr = maxes ? maxes + r * stats_stride : NULL, *su = sums ? sums + r * stats_stride : NULL;
+        switch (kv_dtype) {
+        case MLK_DTYPE_F16: mlk_attend_row_avx2(MLK_DTYPE_F16, qr, group, d, k, v, lengths[r], scale, sr, orow, mr, su); break;
+        case MLK_DTYPE_Q8_0: mlk_attend_row_avx2(MLK_DTYPE_Q8_0, qr, group, d, k, v, lengths[r], scale, sr, orow, mr, su); break;
+        default: mlk_attend_row_avx2(MLK_DTYPE_F32, qr, group, d, k, v, lengths[r], scale, sr, orow, mr, su); break;
         }
     }
+}
+
+/* The K/V types and head sizes the AVX2 attention kernel takes (others take the scalar kernel). */
+static int mlk_attention_avx2_fits(mlk_dtype dtype, int64_t d) {
+    return d % 8 == 0 && d <= 256 && (dtype == MLK_DTYPE_F32 || dtype == MLK_DTYPE_F16 || (dtype == MLK_DTYPE_Q8_0 && d % 32 == 0));
 }
 
 TARGET_AVX2 static void mlk_attention_avx2(const float *q, int64_t group, int64_t d, const void *keys, const void *values,
@@ -662,7 +700,7 @@ void mlk_attention_partial_rows(int64_t rows, const float *q, int64_t q_stride, 
     for (int64_t r = 0; r < rows; r++)
         if (lengths[r] <= 0 || scores_stride < group * lengths[r]) return;
 #ifdef MLK_X86
-    if (mlk_active_isa() == MLK_ISA_AVX2 && d % 8 == 0 && d <= 256) {
+    if (mlk_active_isa() == MLK_ISA_AVX2 && mlk_attention_avx2_fits(kv_dtype, d)) {
         mlk_attention_rows_avx2(rows, q, q_stride, lengths, group, d, keys, values, kv_dtype, scale, scores, scores_stride,
                                 partials, partial_stride, partials + group * d, partials + group * d + group, partial_stride);
         return;
@@ -714,7 +752,7 @@ static void mlk_attention_dispatch(mlk_isa isa, const float *q, int64_t group, i
         mlk_attention_avx512(q, group, d, keys, values, kv_dtype, length, scale, scores, out, maxes, sums);
         return;
     }
-    if (isa == MLK_ISA_AVX2 && d % 8 == 0 && d <= 256) {
+    if (isa == MLK_ISA_AVX2 && mlk_attention_avx2_fits(kv_dtype, d)) {
         mlk_attention_avx2(q, group, d, keys, values, kv_dtype, length, scale, scores, out, maxes, sums);
         return;
     }
