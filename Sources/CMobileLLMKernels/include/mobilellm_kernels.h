@@ -127,8 +127,8 @@ void mlk_attention_partial(const float *q, int64_t group, int64_t d,
  * chunk): row r reads q + r * q_stride ([group, d]), attends the first lengths[r] (>= 1) positions of keys/values,
  * uses scores + r * scores_stride (scores_stride >= group * lengths[r]) as scratch and writes its partial result at
  * partials + r * partial_stride: out [group][d], then maxes [group], then sums [group]. Each row's numbers are
- * bit-identical to mlk_attention_partial on that row alone; the AVX2 kernel converts each K/V block once for all
- * rows. Does nothing on invalid input.
+ * bit-identical to mlk_attention_partial on that row alone (the rows run one after the other, so they find the
+ * segment's K/V in cache). Does nothing on invalid input.
  */
 void mlk_attention_partial_rows(int64_t rows, const float *q, int64_t q_stride, const int64_t *lengths, int64_t group,
                                 int64_t d, const void *keys, const void *values, mlk_dtype kv_dtype, float scale,

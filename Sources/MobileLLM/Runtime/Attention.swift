@@ -14,9 +14,9 @@ struct AttentionRow: Sendable, Equatable {
 /// visible positions are split at multiples of `segment` (the KV cache's page size, so a segment is contiguous) and
 /// the segments' partial softmax results are combined in segment order. The arithmetic is the same however the work
 /// is scheduled: a batch of one row (decode) spreads its segments over threads; larger batches give each thread
-/// (block of up to `rowBlock` rows of one sequence, KV head) items, whose rows share each K/V block's conversion
-/// (`mlk_attention_partial_rows`) but compute as if alone — so prefill and decode are bit-identical, and so is a row
-/// whatever else shares its batch.
+/// (block of up to `rowBlock` rows of one sequence, KV head) items, whose rows attend each segment one after the other
+/// while it is in cache (`mlk_attention_partial_rows`) and compute as if alone — so prefill and decode are
+/// bit-identical, and so is a row whatever else shares its batch.
 struct Attention {
     /// Positions per segment.
     static let segment = 256
