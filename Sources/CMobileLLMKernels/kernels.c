@@ -466,21 +466,19 @@ TARGET_AVX2 static void mlk_exp_rows_avx2(float *scores, int64_t group, int64_t 
     }
 }
 
-#define MLK_AINLINE static inline __attribute__((always_inline))
-
 #ifndef MLK_KV_AHEAD
 #define MLK_KV_AHEAD 16 /* K rows q·k prefetches ahead */
 #endif
 
 /* The f32 scale of the Q8_0 block of a K or V row that holds dim t, in all lanes. */
-MLK_AINLINE TARGET_AVX2 __m256 mlk_kv_scale_avx2(const uint8_t *row, int64_t t) {
+MLK_INLINE TARGET_AVX2 __m256 mlk_kv_scale_avx2(const uint8_t *row, int64_t t) {
     const uint8_t *block = row + (size_t)(t / 32) * 34;
     return _mm256_cvtph_ps(_mm_set1_epi16((short)(block[0] | (block[1] << 8))));
 }
 
 /* Dims t..t+7 of one K or V cache row as f32 (the same values mlk_load_scalar gives); `scale` is the row's
  * mlk_kv_scale_avx2 at t for Q8_0 rows (unused otherwise). */
-MLK_AINLINE TARGET_AVX2 __m256 mlk_kv8_avx2(const uint8_t *row, mlk_dtype dtype, int64_t t, __m256 scale) {
+MLK_INLINE TARGET_AVX2 __m256 mlk_kv8_avx2(const uint8_t *row, mlk_dtype dtype, int64_t t, __m256 scale) {
     if (dtype == MLK_DTYPE_F16) return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(row + 2 * t)));
     if (dtype == MLK_DTYPE_Q8_0) {
         const __m256i q = _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(row + (size_t)(t / 32) * 34 + 2 + t % 32)));
@@ -492,7 +490,7 @@ MLK_AINLINE TARGET_AVX2 __m256 mlk_kv8_avx2(const uint8_t *row, mlk_dtype dtype,
 /* scores[g·n + p] = scale · (q_g · k_p) for G (<= 4) query rows of a group and positions 0..<n. Two positions per
  * step: each K chunk is converted once, in registers, for all G rows; a dot product is 8 lanes of partial sums over
  * the dims, reduced by one hadd tree for all 2·G dots. */
-MLK_AINLINE TARGET_AVX2 void mlk_qk_avx2(const int G, mlk_dtype dtype, const float *q, int64_t d, const uint8_t *keys,
+MLK_INLINE TARGET_AVX2 void mlk_qk_avx2(const int G, mlk_dtype dtype, const float *q, int64_t d, const uint8_t *keys,
                                          const uint8_t *prefetch, size_t row_bytes, int64_t n, float scale, float *scores) {
     const __m256 vscale = _mm256_set1_ps(scale);
     for (int64_t p = 0; p < n; p += 2) {
@@ -531,7 +529,7 @@ MLK_AINLINE TARGET_AVX2 void mlk_qk_avx2(const int G, mlk_dtype dtype, const flo
 
 /* out[g·d + t] = sum over p < n of w[g·n + p] · v_p[t] for G (<= 4) query rows: C (1 or 2) 8-dim chunks from dim t0,
  * positions in order, the 2·G (or G) accumulators in registers for the whole pass. */
-MLK_AINLINE TARGET_AVX2 void mlk_pv_avx2(const int G, const int C, mlk_dtype dtype, const float *w, int64_t n, int64_t d,
+MLK_INLINE TARGET_AVX2 void mlk_pv_avx2(const int G, const int C, mlk_dtype dtype, const float *w, int64_t n, int64_t d,
                                          int64_t t0, const uint8_t *values, size_t row_bytes, float *out) {
     __m256 a[8];
     for (int i = 0; i < 8; i++) a[i] = _mm256_setzero_ps();
@@ -553,7 +551,7 @@ MLK_AINLINE TARGET_AVX2 void mlk_pv_avx2(const int G, const int C, mlk_dtype dty
 }
 
 /* One query row (`group` query heads) against positions 0..<n, the K/V type fixed so each variant is specialised. */
-MLK_AINLINE TARGET_AVX2 void mlk_attend_row_avx2(mlk_dtype dtype, const float *q, int64_t group, int64_t d,
+MLK_INLINE TARGET_AVX2 void mlk_attend_row_avx2(mlk_dtype dtype, const float *q, int64_t group, int64_t d,
                                                  const uint8_t *keys, const uint8_t *values, int64_t n, float scale,
                                                  float *scores, float *out, float *maxes, float *sums) {
     const size_t row_bytes = mlk_row_bytes(dtype, d);
@@ -590,38 +588,23 @@ MLK_AINLINE TARGET_AVX2 void mlk_attend_row_avx2(mlk_dtype dtype, const float *q
     }
 }
 
-/* AVX2 attention of `rows` query rows that attend the same K/V positions (row r the first lengths[r]), each computed
- * alone: q·k two positions at a time and p·V with the output in registers, K/V rows converted to f32 in registers
- * as they are read (no conversion pass, no buffer). A row's result therefore does not depend on the other rows, and
- * rows of one prefill, a decode step and a batch give bit-identical numbers. Head dimensions that are multiples of
- * 8 up to 256 (others take the scalar kernel). */
-TARGET_AVX2 static void mlk_attention_rows_avx2(int64_t rows, const float *q, int64_t q_stride, const int64_t *lengths,
-                                                int64_t group, int64_t d, const void *keys, const void *values,
-                                                mlk_dtype kv_dtype, float scale, float *scores, int64_t scores_stride,
-                                                float *out, int64_t out_stride, float *maxes, float *sums,
-                                                int64_t stats_stride) {
-    const uint8_t *k = (const uint8_t *)keys, *v = (const uint8_t *)values;
-    for (int64_t r = 0; r < rows; r++) {
-        const float *qr = q + r * q_stride;
-        float *sr = scores + r * scores_stride, *orow = out + r * out_stride;
-        float *mr = maxes ? maxes + r * stats_stride : NULL, *su = sums ? sums + r * stats_stride : NULL;
-        switch (kv_dtype) {
-        case MLK_DTYPE_F16: mlk_attend_row_avx2(MLK_DTYPE_F16, qr, group, d, k, v, lengths[r], scale, sr, orow, mr, su); break;
-        case MLK_DTYPE_Q8_0: mlk_attend_row_avx2(MLK_DTYPE_Q8_0, qr, group, d, k, v, lengths[r], scale, sr, orow, mr, su); break;
-        default: mlk_attend_row_avx2(MLK_DTYPE_F32, qr, group, d, k, v, lengths[r], scale, sr, orow, mr, su); break;
-        }
-    }
-}
-
 /* The K/V types and head sizes the AVX2 attention kernel takes (others take the scalar kernel). */
 static int mlk_attention_avx2_fits(mlk_dtype dtype, int64_t d) {
     return d % 8 == 0 && d <= 256 && (dtype == MLK_DTYPE_F32 || dtype == MLK_DTYPE_F16 || (dtype == MLK_DTYPE_Q8_0 && d % 32 == 0));
 }
 
+/* AVX2 attention of one query row: q·k two positions at a time and p·V with the output in registers, K/V rows
+ * converted to f32 in registers as they are read (no conversion pass, no buffer). A row's numbers depend only on
+ * the row, so rows of one prefill, a decode step and a batch are bit-identical. */
 TARGET_AVX2 static void mlk_attention_avx2(const float *q, int64_t group, int64_t d, const void *keys, const void *values,
                                            mlk_dtype kv_dtype, int64_t length, float scale, float *scores, float *out,
                                            float *maxes, float *sums) {
-    mlk_attention_rows_avx2(1, q, 0, &length, group, d, keys, values, kv_dtype, scale, scores, 0, out, 0, maxes, sums, 0);
+    const uint8_t *k = (const uint8_t *)keys, *v = (const uint8_t *)values;
+    switch (kv_dtype) {
+    case MLK_DTYPE_F16: mlk_attend_row_avx2(MLK_DTYPE_F16, q, group, d, k, v, length, scale, scores, out, maxes, sums); break;
+    case MLK_DTYPE_Q8_0: mlk_attend_row_avx2(MLK_DTYPE_Q8_0, q, group, d, k, v, length, scale, scores, out, maxes, sums); break;
+    default: mlk_attend_row_avx2(MLK_DTYPE_F32, q, group, d, k, v, length, scale, scores, out, maxes, sums); break;
+    }
 }
 
 /* AVX-512: head dimension in 16-wide chunks (masked tail); each K/V row converted once and used by every query row. */
@@ -699,13 +682,7 @@ void mlk_attention_partial_rows(int64_t rows, const float *q, int64_t q_stride, 
     if (rows <= 0 || !q || !lengths || !scores || !partials || group <= 0 || d <= 0 || mlk_row_bytes(kv_dtype, d) == 0) return;
     for (int64_t r = 0; r < rows; r++)
         if (lengths[r] <= 0 || scores_stride < group * lengths[r]) return;
-#ifdef MLK_X86
-    if (mlk_active_isa() == MLK_ISA_AVX2 && mlk_attention_avx2_fits(kv_dtype, d)) {
-        mlk_attention_rows_avx2(rows, q, q_stride, lengths, group, d, keys, values, kv_dtype, scale, scores, scores_stride,
-                                partials, partial_stride, partials + group * d, partials + group * d + group, partial_stride);
-        return;
-    }
-#endif
+    /* One row after the other: each computes alone, and the later ones find the segment's K/V in cache. */
     for (int64_t r = 0; r < rows; r++) {
         float *partial = partials + r * partial_stride;
         mlk_attention_partial(q + r * q_stride, group, d, keys, values, kv_dtype, lengths[r], scale, scores + r * scores_stride,

@@ -9,6 +9,9 @@
 #include <stdint.h>
 #include <string.h>
 
+/* A helper inlined into every caller (the kernels pass compile-time shapes and types through it). */
+#define MLK_INLINE static inline __attribute__((always_inline))
+
 #define MLK_QK 32    /* weights per Q4_0 / Q4_1 / Q8_0 block, and per activation block */
 #define MLK_QK_K 256 /* weights per K-quant super-block */
 

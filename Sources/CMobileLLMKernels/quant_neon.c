@@ -25,7 +25,6 @@
 #else
 #define MLK_TDOT __attribute__((target("+dotprod")))
 #endif
-#define MLK_NINLINE static inline __attribute__((always_inline))
 
 /* 1 if this CPU has the DotProd extension (used by mlk_detect_isa). */
 int mlk_q_neon_dotprod(void) {
@@ -47,14 +46,14 @@ int mlk_q_neon_dotprod(void) {
     return v;
 }
 
-MLK_NINLINE float h2f_neon(const uint8_t *p) {
+MLK_INLINE float h2f_neon(const uint8_t *p) {
     __fp16 h;
     memcpy(&h, p, sizeof h);
     return (float)h;
 }
 
 /* 16 bytes holding 0x10 where bit i of the 16-bit field `bits` is set (byte i), else 0. */
-MLK_NINLINE uint8x16_t q5_high_neon(uint32_t bits) {
+MLK_INLINE uint8x16_t q5_high_neon(uint32_t bits) {
     static const uint8_t sel[16] = {1, 2, 4, 8, 16, 32, 64, 128, 1, 2, 4, 8, 16, 32, 64, 128};
     const uint8x16_t v = vcombine_u8(vdup_n_u8((uint8_t)(bits & 0xFF)), vdup_n_u8((uint8_t)((bits >> 8) & 0xFF)));
     return vandq_u8(vtstq_u8(v, vld1q_u8(sel)), vdupq_n_u8(0x10));
@@ -66,7 +65,7 @@ typedef struct {
     float s0, s1, c0, c1; /* scale of lo / hi halves; coefficient of the activation sums (s, or s16 halves) */
 } mlk_unit_neon;
 
-MLK_NINLINE MLK_TDOT mlk_unit_neon unit_neon(const int TYPE, const uint8_t *row, int64_t u) {
+MLK_INLINE MLK_TDOT mlk_unit_neon unit_neon(const int TYPE, const uint8_t *row, int64_t u) {
     mlk_unit_neon x;
     const uint8x16_t m4 = vdupq_n_u8(0x0F);
     x.c0 = x.c1 = 0.0f;
@@ -220,7 +219,7 @@ MLK_NINLINE MLK_TDOT mlk_unit_neon unit_neon(const int TYPE, const uint8_t *row,
     return x;
 }
 
-MLK_NINLINE MLK_TDOT void tile_neon(const int TYPE, const int R, const int C, const uint8_t *const *rows,
+MLK_INLINE MLK_TDOT void tile_neon(const int TYPE, const int R, const int C, const uint8_t *const *rows,
                                     const mlk_q_act *acts, int64_t k, float out[4][2]) {
     float32x4_t acc[4][2];
     float corr[4][2];

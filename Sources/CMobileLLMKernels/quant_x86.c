@@ -22,7 +22,6 @@
 #define MLK_T512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx512vbmi,avx2,fma,f16c")))
 #define MLK_T256 __attribute__((target("avx2,fma,f16c")))
 #define MLK_T512F __attribute__((target("avx512f,avx512bw,avx512vl,avx2,fma,f16c")))
-#define MLK_INLINE static inline __attribute__((always_inline))
 /* Types with 16-weight sub-blocks (a scale per 16, offsets through the activations' s16 sums). */
 #define MLK_SUB16(T) ((T) == MLK_Q_Q6_K || (T) == MLK_Q_Q2_K || (T) == MLK_Q_Q3_K)
 #ifndef MLK_PF_ROWS
@@ -869,7 +868,7 @@ MLK_INLINE TARGET void NAME(const int TYPE, const int C, const uint8_t *group, c
 }
 
 #ifndef MLK_R8_PF
-#define MLK_R8_PF 1024 /* decode prefetch distance in bytes (0: none) */
+#define MLK_R8_PF 1024 /* prefetch distance in bytes of tiles that stream their group from memory (0: none) */
 #endif
 /* vpdpbusd on 256-bit registers (AVX512-VL + VNNI); only expanded inside the VNNI tile. */
 #define MLK_DPBUSD(acc, u8, s8) _mm256_dpbusd_epi32(acc, u8, s8)
