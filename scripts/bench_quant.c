@@ -6,7 +6,7 @@
  *
  * Decode (n = 1): GB/s of weight bytes streamed, 1 and 2 threads (rows split in halves, multiples of 8).
  * Prefill (n = 64): GFLOP/s (2*n*m*k / time). Also checks every ISA level against the scalar kernel.
- * Environment: TYPES=q4_0,q4_1 (subset), ALL_ISAS=1 (also time AVX2), L3=1 (one weight copy: cache-resident,
+ * Environment: TYPES=q4_0,q4_1 (subset), BATCH=8 (also time 8 decode rows against DRAM-resident weights), ALL_ISAS=1 (also time AVX2), L3=1 (one weight copy: cache-resident,
  * i.e. the kernel's compute ceiling instead of DRAM streaming). The machine is shared: best of several runs.
  * Types with an interleaved layout (mlk_q_r8_*) are also timed interleaved ("r8" lines) at every SIMD level.
  */
@@ -145,6 +145,7 @@ int main(int argc, char **argv) {
     float *y = malloc(sizeof(float) * nprefill * m), *yr = malloc(sizeof(float) * nprefill * m);
     printf("matrix %lld x %lld (rows x k), isa detected %d\n", (long long)m, (long long)k, mlk_detect_isa());
     const char *only = getenv("TYPES"); /* e.g. TYPES=q4_0,q4_1 */
+    const int nbatch = getenv("BATCH") ? atoi(getenv("BATCH")) : 0; /* at most 64 (the activation rows) */
     const int min_isa = getenv("ALL_ISAS") ? MLK_ISA_AVX2 : (int)mlk_detect_isa();
     read_bandwidth();
     for (int ti = 0; ti < ntypes; ti++) {
@@ -188,6 +189,15 @@ int main(int argc, char **argv) {
                     if (tr < t) t = tr;
                 }
                 printf("%s%s isa %d decode  %d thr: %7.1f us  %6.2f GB/s\n", names[ti], tag, isa, threads, t * 1e6, bytes / t / 1e9);
+            }
+            for (int threads = 1; threads <= 2 && nbatch > 1; threads++) { /* BATCH=n: n decode rows, weights from DRAM */
+                double t = 1e9;
+                for (int rep = 0; rep < 7; rep++) {
+                    double tr = timed(layout, type, (mlk_isa)isa, xq, nbatch, k, wl, wstride, copies, m, y, threads, copies < 64 ? 64 : copies);
+                    if (tr < t) t = tr;
+                }
+                printf("%s%s isa %d batch %d %d thr: %7.1f us  %6.1f GMAC/s\n", names[ti], tag, isa, nbatch, threads, t * 1e6,
+                       (double)nbatch * m * k / t / 1e9);
             }
             for (int threads = 1; threads <= 2; threads++) {
                 double t = 1e9;
