@@ -82,8 +82,8 @@ def safetensors_bytes(tensors, header_edit=None, raw_header=None, declared_lengt
     """A safetensors file of [(name, shape, bytes)] (BF16). `header_edit(header)` may change the header dict;
     `raw_header` replaces the JSON text; `declared_length` replaces the 8-byte length."""
     header, data = {"__metadata__": {"format": "pt"}}, b""
-    for name, shape, blob in tensors:
-        header[name] = {"dtype": "BF16", "shape": shape, "data_offsets": [len(data), len(data) + len(blob)]}
+    for name, shape, blob, *dtype in tensors:  # an optional 4th item is the dtype (default BF16)
+        header[name] = {"dtype": dtype[0] if dtype else "BF16", "shape": shape, "data_offsets": [len(data), len(data) + len(blob)]}
         data += blob
     if header_edit:
         header_edit(header)
@@ -625,6 +625,102 @@ def control_cases():
     add("sch-huge-min-items", run("--json-schema", '{"type": "array", "minItems": 100000000}'), "JSON Schema at '#/minItems'")
 
 
+# ---------------------------------------------------------------------------------------------------------------------
+# MLX (mlx-lm's affine quantization: U32 codes + scales + biases; the real format is proven by the fixtures of
+# scripts/make_mlx_fixtures.py, this only damages a tiny valid instance of it)
+
+
+def bf16_to_float(blob):
+    return [struct.unpack("<f", b"\0\0" + blob[i : i + 2])[0] for i in range(0, len(blob), 2)]
+
+
+def float_to_bf16(value):
+    bits = struct.unpack("<I", struct.pack("<f", value))[0]
+    bits = (bits + 0x7FFF + ((bits >> 16) & 1)) >> 16  # round to nearest even
+    return struct.pack("<H", bits)
+
+
+def mlx_quantize(shape, blob, bits=4, group=32):
+    """(words, scales, biases) bytes of a [rows, k] BF16 matrix in MLX's affine format (codes little-endian in U32)."""
+    rows, k = shape
+    values = bf16_to_float(blob)
+    words, scales, biases = b"", b"", b""
+    top = (1 << bits) - 1
+    for r in range(rows):
+        codes = []
+        for g in range(0, k, group):
+            chunk = values[r * k + g : r * k + g + group]
+            low, high = min(chunk), max(chunk)
+            scale_bytes, bias_bytes = float_to_bf16(max(high - low, 1e-6) / top), float_to_bf16(low)
+            scale, bias = bf16_to_float(scale_bytes)[0], bf16_to_float(bias_bytes)[0]
+            codes += [min(top, max(0, round((v - bias) / scale))) for v in chunk]
+            scales += scale_bytes
+            biases += bias_bytes
+        stream = sum(c << (bits * i) for i, c in enumerate(codes))
+        words += stream.to_bytes(k * bits // 8, "little")
+    return words, scales, biases
+
+
+MLX_RECIPE = {"group_size": 32, "bits": 4, "mode": "affine"}
+
+
+def mlx_tensors(tensors):
+    """The tiny model with every down_proj (the only matrices whose rows, MLP = 32, hold a whole group) quantized."""
+    out = []
+    for name, shape, blob in tensors:
+        if name.endswith("down_proj.weight"):
+            words, scales, biases = mlx_quantize(shape, blob)
+            module = name[: -len(".weight")]
+            out += [(name, [shape[0], shape[1] * 4 // 32], words, "U32"), (module + ".scales", [shape[0], shape[1] // 32], scales),
+                    (module + ".biases", [shape[0], shape[1] // 32], biases)]
+        else:
+            out.append((name, shape, blob))
+    return out
+
+
+def mlx_cases(config, tensors, single):
+    """A tiny MLX directory that loads (a control) and one defect per case: recipes that are not MLX affine ones,
+    missing or misshapen scales and biases, packed codes without a recipe or with one that leaves the module float."""
+    quantized = mlx_tensors(tensors)
+    control = os.path.join(OUT, "controls", "tiny-r1-mlx")
+    mlx_config = dict(config, quantization=MLX_RECIPE, quantization_config=MLX_RECIPE)
+    write_json(os.path.join(control, "config.json"), mlx_config)
+    write(os.path.join(control, "model.safetensors"), safetensors_bytes(quantized))
+    for name in ["generation_config.json", "tokenizer.json", "tokenizer_config.json"]:
+        link(control, name, single)
+    model = REL + "/controls/tiny-r1-mlx"
+    controls.append(generate(model))
+    controls.append(["inspect", "--model", model])
+
+    def recipe(name, expect, quantization):
+        value = dict(config)
+        if quantization is not None:
+            value.update(quantization=quantization)
+        add(name, generate(case_dir(name, control, {"config.json": value})), expect)
+
+    module = "model.layers.0.feed_forward.down_proj"
+    recipe("mlx-mode-mxfp4", 'config.json: unsupported: MLX quantization mode "mxfp4"', dict(MLX_RECIPE, mode="mxfp4"))
+    recipe("mlx-bits-7", "config.json: field 'quantization.bits': 7 is not an MLX affine bit width", dict(MLX_RECIPE, bits=7))
+    recipe("mlx-group-48", "config.json: field 'quantization.group_size': 48 is not an MLX group size", dict(MLX_RECIPE, group_size=48))
+    recipe("mlx-no-recipe", "config.json: field 'quantization': missing: %s.weight" % module, None)
+    recipe("mlx-module-false", "config.json: field 'quantization.%s': says the module is not quantized" % module,
+           dict(MLX_RECIPE, **{module: False}))
+    recipe("mlx-module-number", "config.json: field 'quantization.%s': expected a module's" % module, dict(MLX_RECIPE, **{module: 4}))
+    recipe("mlx-bits-vs-words", "model.safetensors: field '%s.weight.shape'" % module, dict(MLX_RECIPE, bits=8))
+
+    def weights(name, expect, kept):
+        add(name, generate(case_dir(name, control, {"model.safetensors": safetensors_bytes(kept)})), expect)
+
+    weights("mlx-scales-missing", "model.safetensors: field '%s.scales': missing" % module,
+            [t for t in quantized if t[0] != module + ".scales"])
+    weights("mlx-biases-missing", "model.safetensors: field '%s.biases': missing" % module,
+            [t for t in quantized if t[0] != module + ".biases"])
+    weights("mlx-scales-shape", "model.safetensors: field '%s.scales.shape'" % module,
+            [(n, [s[1], s[0]], b) if n == module + ".scales" else (n, s, b, *d) for n, s, b, *d in quantized])
+    weights("mlx-u32-norm", "model.safetensors: field 'model.norm.weight.shape'",
+            [(n, [s[0] // 2], b, "U32") if n == "model.norm.weight" else (n, s, b, *d) for n, s, b, *d in quantized])
+
+
 def main():
     for generated in ["cases", "controls"]:
         shutil.rmtree(os.path.join(OUT, generated), ignore_errors=True)
@@ -636,6 +732,7 @@ def main():
     template_cases(single)
     gguf_cases()
     control_cases()
+    mlx_cases(config, tensors, single)
     names = [c["name"] for c in cases]
     assert len(names) == len(set(names)), "duplicate case names"
     write_json(os.path.join(OUT, "cases.json"), {

@@ -1,6 +1,8 @@
 
 /// A Hugging Face model directory: `config.json`, weights in `model.safetensors` or shards listed by
-/// `model.safetensors.index.json`, optional `generation_config.json` and tokenizer files.
+/// `model.safetensors.index.json`, optional `generation_config.json` and tokenizer files. MLX directories (mlx-lm
+/// conversions, quantized or not) are the same layout; their quantized matrices are converted as they open
+/// (`MLXQuantization`).
 public struct ModelDirectory: Sendable {
     /// The directory.
     public let path: String
@@ -10,6 +12,10 @@ public struct ModelDirectory: Sendable {
     let tensors: [String: StoredTensor]
     /// The weight files that were mapped.
     public let weightFiles: [String]
+    /// config.json's MLX quantization recipe, when it has one.
+    public let mlxQuantization: MLXQuantization?
+    /// The MLX-quantized matrices and what the loader converted each to, by name (empty for other directories).
+    public let mlxTensors: [MLXQuantizedTensor]
     /// `tokenizer.json`, when present.
     public let tokenizerFile: String?
     /// `tokenizer_config.json`, when present.
@@ -29,7 +35,8 @@ public struct ModelDirectory: Sendable {
         guard fileExists(configPath) else {
             throw MobileLLMError.fileNotFound(path: configPath, reason: "missing: a model directory needs config.json")
         }
-        var configuration = try ModelConfiguration.parse(try JSONValue.load(path: configPath), path: configPath)
+        let configJSON = try JSONValue.load(path: configPath)
+        var configuration = try ModelConfiguration.parse(configJSON, path: configPath)
 
         let generationPath = Self.join(path, "generation_config.json")
         if fileExists(generationPath) {
@@ -48,9 +55,12 @@ public struct ModelDirectory: Sendable {
         let single = Self.join(path, "model.safetensors")
         let index = Self.join(path, "model.safetensors.index.json")
         var tensors: [String: StoredTensor] = [:]
+        var words: [String: PackedWordTensor] = [:]
         var files: [String] = []
         if fileExists(single) {
-            tensors = try SafeTensorsFile(path: single).tensors
+            let file = try SafeTensorsFile(path: single)
+            tensors = file.tensors
+            words = file.packedWords
             files = [single]
         } else if fileExists(index) {
             let reader = try JSONObjectReader(try JSONValue.load(path: index), path: index)
@@ -74,18 +84,27 @@ public struct ModelDirectory: Sendable {
                 }
                 let shard = try SafeTensorsFile(path: shardPath)
                 files.append(shardPath)
-                for (name, tensor) in shard.tensors {
-                    if tensors[name] != nil {
+                for name in Array(shard.tensors.keys) + Array(shard.packedWords.keys) {
+                    if tensors[name] != nil || words[name] != nil {
                         throw MobileLLMError.invalidFile(path: shardPath, field: name, problem: "tensor also present in another shard")
                     }
-                    tensors[name] = tensor
+                    tensors[name] = shard.tensors[name]
+                    words[name] = shard.packedWords[name]
                 }
             }
-            for (name, file) in shardOfTensor where tensors[name] == nil {
+            for (name, file) in shardOfTensor where tensors[name] == nil && words[name] == nil {
                 throw MobileLLMError.invalidFile(path: Self.join(path, file), field: name, problem: "tensor listed in model.safetensors.index.json but absent from the shard")
             }
         } else {
             throw MobileLLMError.fileNotFound(path: single, reason: "missing: expected model.safetensors or model.safetensors.index.json with shards")
+        }
+        let recipe = try MLXQuantization.parse(configJSON, path: configPath)
+        mlxQuantization = recipe
+        if words.isEmpty {
+            mlxTensors = []
+        } else {
+            (tensors, mlxTensors) = try MLXQuantization.convert(words: words, tensors: tensors, recipe: recipe, configPath: configPath,
+                                                               threads: Platform.activeProcessorCount)
         }
         self.tensors = tensors
         self.weightFiles = files

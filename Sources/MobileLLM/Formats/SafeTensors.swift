@@ -41,13 +41,31 @@ public struct StoredTensor: @unchecked Sendable {
     public var count: Int { shape.reduce(1, *) }
 }
 
+/// A stored tensor of 32-bit unsigned words: the packed codes of an MLX quantized matrix (`MLXQuantization`), which
+/// only means something together with its `scales` and `biases` and the bits of the model's quantization recipe.
+public struct PackedWordTensor: @unchecked Sendable {
+    /// The tensor's name in its file.
+    public let name: String
+    /// Shape, outermost dimension first: [rows, words per row] for a packed matrix.
+    public let shape: [Int]
+    /// Keeps the bytes alive (the mapped file).
+    public let owner: AnyObject
+    /// Pointer to the first word (little-endian, possibly unaligned).
+    public let pointer: UnsafeRawPointer
+
+    /// Number of words.
+    public var count: Int { shape.reduce(1, *) }
+}
+
 /// A `.safetensors` file: an 8-byte little-endian header length, a JSON header, then raw tensor bytes.
 /// Opening validates the header completely, so no later read can leave the mapping.
 public struct SafeTensorsFile: Sendable {
     /// The mapped file.
     public let file: MappedFile
-    /// Tensors by name.
+    /// Float tensors by name.
     public let tensors: [String: StoredTensor]
+    /// U32 tensors by name (MLX's packed quantized weights; see `MLXQuantization`).
+    public let packedWords: [String: PackedWordTensor]
 
     /// The largest header this reader accepts (the format's own limit is 100 MB).
     public static let maximumHeaderSize = 100_000_000
@@ -75,6 +93,7 @@ public struct SafeTensorsFile: Sendable {
         let dataSize = file.size - dataStart
 
         var tensors: [String: StoredTensor] = [:]
+        var packedWords: [String: PackedWordTensor] = [:]
         var spans: [(range: Range<Int>, name: String)] = []
         if let metadata = header.members["__metadata__"] {
             // The format's only non-tensor entry: an object of string values.
@@ -89,12 +108,15 @@ public struct SafeTensorsFile: Sendable {
             guard let dtypeName = try entry.optionalString("dtype") else {
                 throw MobileLLMError.invalidFile(path: path, field: name + ".dtype", problem: "missing (expected F32, F16 or BF16)")
             }
-            guard let dtype = DType(rawValue: dtypeName) else {
+            let isWords = dtypeName == "U32"
+            let dtype = DType(rawValue: dtypeName)
+            guard dtype != nil || isWords else {
                 guard Self.otherDTypes.contains(dtypeName) else {
-                    throw MobileLLMError.invalidFile(path: path, field: name + ".dtype", problem: "\"\(dtypeName)\" is not a safetensors dtype (expected F32, F16 or BF16)")
+                    throw MobileLLMError.invalidFile(path: path, field: name + ".dtype", problem: "\"\(dtypeName)\" is not a safetensors dtype (expected F32, F16 or BF16, or U32 for MLX packed weights)")
                 }
-                throw MobileLLMError.unsupported(path: path, feature: "dtype \(dtypeName) of tensor '\(name)' (field '\(name).dtype'; expected F32, F16 or BF16)")
+                throw MobileLLMError.unsupported(path: path, feature: "dtype \(dtypeName) of tensor '\(name)' (field '\(name).dtype'; expected F32, F16 or BF16, or U32 for MLX packed weights)")
             }
+            let elementBytes = dtype?.byteSize ?? 4
             guard let shape = try entry.optionalIntArray("shape") else {
                 throw MobileLLMError.invalidFile(path: path, field: name + ".shape", problem: "missing (expected an array of dimensions)")
             }
@@ -117,12 +139,16 @@ public struct SafeTensorsFile: Sendable {
                 throw MobileLLMError.invalidFile(path: path, field: name + ".data_offsets",
                                                  problem: "[\(begin), \(end)] is outside the \(dataSize) data bytes (expected 0 <= begin <= end <= \(dataSize))")
             }
-            guard end - begin == elements * dtype.byteSize else {
+            guard end - begin == elements * elementBytes else {
                 throw MobileLLMError.invalidFile(path: path, field: name + ".data_offsets",
-                                                 problem: "spans \(end - begin) bytes but shape \(shape) of \(dtypeName) needs \(elements * dtype.byteSize)")
+                                                 problem: "spans \(end - begin) bytes but shape \(shape) of \(dtypeName) needs \(elements * elementBytes)")
             }
             spans.append((begin..<end, name))
-            tensors[name] = StoredTensor(name: name, type: dtype.tensorType, shape: shape, owner: file, pointer: base + dataStart + begin)
+            if let dtype {
+                tensors[name] = StoredTensor(name: name, type: dtype.tensorType, shape: shape, owner: file, pointer: base + dataStart + begin)
+            } else {
+                packedWords[name] = PackedWordTensor(name: name, shape: shape, owner: file, pointer: base + dataStart + begin)
+            }
         }
         // As the reference implementation requires: tensors tile the data section exactly, without overlaps or gaps.
         spans.sort { ($0.range.lowerBound, $0.range.upperBound, $0.name) < ($1.range.lowerBound, $1.range.upperBound, $1.name) }
@@ -142,6 +168,7 @@ public struct SafeTensorsFile: Sendable {
             throw MobileLLMError.invalidFile(path: path, field: "(data)", problem: "the last \(dataSize - covered) data bytes belong to no tensor (expected the tensors to end at the end of the file)")
         }
         self.tensors = tensors
+        self.packedWords = packedWords
     }
 }
 

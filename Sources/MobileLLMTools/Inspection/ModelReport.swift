@@ -158,6 +158,44 @@ public struct ModelReport: Sendable, Encodable {
         }
     }
 
+    /// One MLX recipe (bits, group size) and what the engine holds its matrices as.
+    public struct MLXTensorType: Sendable, Encodable {
+        /// Bits per code.
+        public var bits: Int
+        /// Weights per scale and bias.
+        public var groupSize: Int
+        /// The dtype of the scales and biases (F16, BF16, F32).
+        public var scaleType: String
+        /// The engine's type for them: Q4_1 or Q5_1 (the same weights) or F32 (expanded exactly).
+        public var storedAs: String
+        /// How many matrices.
+        public var count: Int
+        /// Their weights.
+        public var parameters: Int
+
+        enum CodingKeys: String, CodingKey {
+            case bits, groupSize = "group_size", scaleType = "scale_type", storedAs = "stored_as", count, parameters
+        }
+    }
+
+    /// config.json's MLX quantization (`quantization`), summarised.
+    public struct MLXQuantizationSummary: Sendable, Encodable {
+        /// Always "affine" (the only mode the engine reads).
+        public var mode: String
+        /// The default bits.
+        public var bits: Int
+        /// The default group size.
+        public var groupSize: Int
+        /// Modules with their own entry (mixed recipes), including those left in floats.
+        public var moduleOverrides: Int
+        /// The quantized matrices by recipe.
+        public var tensorTypes: [MLXTensorType]
+
+        enum CodingKeys: String, CodingKey {
+            case mode, bits, groupSize = "group_size", moduleOverrides = "module_overrides", tensorTypes = "tensor_types"
+        }
+    }
+
     /// The model's path.
     public var path: String
     /// "safetensors" or "gguf".
@@ -180,6 +218,8 @@ public struct ModelReport: Sendable, Encodable {
     public var tokenizer: TokenizerSummary?
     /// The chat template.
     public var chatTemplate: TemplateSummary
+    /// The MLX quantization recipe (nil unless the model is an MLX directory with one).
+    public var mlxQuantization: MLXQuantizationSummary?
     /// Whether `encode(to:)` writes the tensor list.
     private var encodesTensors = false
 
@@ -219,12 +259,38 @@ public struct ModelReport: Sendable, Encodable {
                case let .string(name)? = names.first {
                 architecture = name
             }
-            tensors = try directory.weightFiles.flatMap { file in
-                try SafeTensorsFile(path: file).tensors.values.map { tensor in
-                    Tensor(name: tensor.name, shape: tensor.shape, type: tensor.type.name.uppercased(),
-                           bytes: tensor.count / tensor.type.blockSize * tensor.type.blockBytes,
-                           role: Self.role(of: tensor.name, in: model.schema, gguf: false))
+            let packed = Set(directory.mlxTensors.map(\.name))
+            /// A packed weight's scales and biases take its role with a suffix.
+            func role(_ name: String) -> String? {
+                for part in [".scales", ".biases"] where name.hasSuffix(part) {
+                    let weight = String(name.dropLast(part.count)) + ".weight"
+                    if packed.contains(weight) { return Self.role(of: weight, in: model.schema, gguf: false).map { $0 + part } }
                 }
+                return Self.role(of: name, in: model.schema, gguf: false)
+            }
+            tensors = try directory.weightFiles.flatMap { file in
+                let contents = try SafeTensorsFile(path: file)
+                return contents.tensors.values.map { tensor in
+                    Tensor(name: tensor.name, shape: tensor.shape, type: tensor.type.name.uppercased(),
+                           bytes: tensor.count / tensor.type.blockSize * tensor.type.blockBytes, role: role(tensor.name))
+                } + contents.packedWords.values.map { words in
+                    Tensor(name: words.name, shape: words.shape, type: "U32", bytes: words.count * 4, role: role(words.name))
+                }
+            }
+            if let recipe = directory.mlxQuantization {
+                let shapes = Dictionary(tensors.map { ($0.name, $0.shape) }, uniquingKeysWith: { first, _ in first })
+                let groups = Dictionary(grouping: directory.mlxTensors) { [$0.setting.bits, $0.setting.groupSize, Int($0.scaleType.rawValue), Int($0.storedAs.rawValue)] }
+                let types = groups.values.compactMap { group -> MLXTensorType? in
+                    guard let first = group.first else { return nil }
+                    let parameters = group.reduce(0) { total, t in
+                        let shape = shapes[t.name] ?? []
+                        return total + (shape.count == 2 ? shape[0] * shape[1] * 32 / t.setting.bits : 0)
+                    }
+                    return MLXTensorType(bits: first.setting.bits, groupSize: first.setting.groupSize, scaleType: first.scaleType.name.uppercased(),
+                                         storedAs: first.storedAs.name.uppercased(), count: group.count, parameters: parameters)
+                }.sorted { ($0.bits, $0.groupSize, $0.storedAs) < ($1.bits, $1.groupSize, $1.storedAs) }
+                mlxQuantization = MLXQuantizationSummary(mode: "affine", bits: recipe.setting.bits, groupSize: recipe.setting.groupSize,
+                                                         moduleOverrides: recipe.overrides.count, tensorTypes: types)
             }
             if let file = directory.tokenizerFile { (tokenizerModel, preTokenizer) = try Self.describeTokenizerJSON(file) }
         }
@@ -287,7 +353,7 @@ public struct ModelReport: Sendable, Encodable {
     enum CodingKeys: String, CodingKey {
         case path, format, architecture, modelType = "model_type", config, parameters, fileBytes = "file_bytes"
         case weightFiles = "weight_files", tensorTypes = "tensor_types", tensors, tokenizer, chatTemplate = "chat_template"
-        case unreadTensors = "unread_tensors"
+        case unreadTensors = "unread_tensors", mlxQuantization = "mlx_quantization"
     }
 
     /// Encodes every field (absent values as null); the tensor list only for `json(listTensors: true)`.
@@ -299,6 +365,7 @@ public struct ModelReport: Sendable, Encodable {
         try c.encode(fileBytes, forKey: .fileBytes); try c.encode(weightFiles, forKey: .weightFiles)
         try c.encode(tensorTypes, forKey: .tensorTypes)
         try c.encode(unreadTensors, forKey: .unreadTensors)
+        try c.encode(mlxQuantization, forKey: .mlxQuantization)
         if encodesTensors { try c.encode(tensors, forKey: .tensors) }
         try c.encode(tokenizer, forKey: .tokenizer); try c.encode(chatTemplate, forKey: .chatTemplate)
     }
@@ -337,6 +404,15 @@ public struct ModelReport: Sendable, Encodable {
         for group in tensorTypes {
             lines.append("  \(group.type.padding(toLength: 6, withPad: " ", startingAt: 0)) \(plural(group.count, "tensor")), "
                          + "\(group.parameters) parameters, \(bytes(group.bytes))")
+        }
+        if let mlx = mlxQuantization {
+            lines.append("MLX quantization: \(mlx.mode), \(mlx.bits)-bit, group \(mlx.groupSize)"
+                         + (mlx.moduleOverrides > 0 ? ", \(plural(mlx.moduleOverrides, "module override"))" : ""))
+            for type in mlx.tensorTypes {
+                let how = type.storedAs == "F32" ? "expanded to F32" : "held as \(type.storedAs), the same weights"
+                lines.append("  \(type.bits)-bit group \(type.groupSize), \(type.scaleType) scales: \(type.count) \(type.count == 1 ? "matrix" : "matrices")"
+                             + ", \(type.parameters) parameters, \(how)")
+            }
         }
         if listTensors {
             for tensor in tensors {
