@@ -805,16 +805,18 @@ MLK_INLINE MLK_T256 __m256i r8_bcast(const int8_t *p) {
 #define MLK_DEFINE_R8_TILE(NAME, TARGET, VNNI)                                                                  \
 MLK_INLINE TARGET void NAME(const int TYPE, const int C, const uint8_t *group, const mlk_q_act *acts, int64_t nb,  \
                             float *y, int64_t ldy, int streams) {                                                      \
-    const int64_t bb = 8 * (TYPE == MLK_Q_Q4_0 ? MLK_Q4_0_BYTES : TYPE == MLK_Q_Q4_1 ? MLK_Q4_1_BYTES : MLK_Q8_0_BYTES); \
+    const int64_t bb = 8 * (TYPE == MLK_Q_Q4_0 ? MLK_Q4_0_BYTES : MLK_Q1(TYPE) ? MLK_Q4_1_BYTES : MLK_Q8_0_BYTES);     \
     const __m256i m4 = _mm256_set1_epi8(0x0F), ones = _mm256_set1_epi16(1);                                            \
     __m256 acc[4];                                                                                                     \
     for (int c = 0; c < C; c++) acc[c] = _mm256_setzero_ps();                                                          \
     for (int64_t u = 0; u < nb; u++) {                                                                                 \
-        const uint8_t *b = group + u * bb;                                                                             \
+        /* b: the block's f16 d[8] (and m[8]); MLK_R8_Q4_1_PAIRS keeps them once per pair of blocks */               \
+        const uint8_t *b = TYPE == MLK_R8_Q4_1_PAIRS ? group + (u >> 1) * 288 : group + u * bb;                       \
         if (streams && MLK_R8_PF) { /* the group's first tile reads it from memory: fetch ahead */                     \
-            _mm_prefetch((const char *)b + MLK_R8_PF, _MM_HINT_T0);                                                    \
-            _mm_prefetch((const char *)b + MLK_R8_PF + 64, _MM_HINT_T0);                                               \
-            if (bb > 128) _mm_prefetch((const char *)b + MLK_R8_PF + 128, _MM_HINT_T0);                                \
+            const char *ahead = (const char *)b + MLK_R8_PF + (TYPE == MLK_R8_Q4_1_PAIRS ? (u & 1) * 144 : 0);        \
+            _mm_prefetch(ahead, _MM_HINT_T0);                                                                          \
+            _mm_prefetch(ahead + 64, _MM_HINT_T0);                                                                     \
+            if (bb > 128) _mm_prefetch(ahead + 128, _MM_HINT_T0);                                                      \
         }                                                                                                              \
         const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)b));                                         \
         __m256i isum[4];                                                                                               \
@@ -829,7 +831,7 @@ MLK_INLINE TARGET void NAME(const int TYPE, const int C, const uint8_t *group, c
                 }                                                                                                      \
             }                                                                                                          \
         } else {                                                                                                       \
-            const uint8_t *q = b + (TYPE == MLK_Q_Q4_1 ? 32 : 16);                                                     \
+            const uint8_t *q = TYPE == MLK_R8_Q4_1_PAIRS ? b + 32 + (u & 1) * 128 : b + (TYPE == MLK_Q_Q4_1 ? 32 : 16);  \
             __m256i s16[4]; /* 16-bit sums (maddubs), or the 32-bit sums themselves (VNNI) */                          \
             _Pragma("GCC unroll 4") /* unrolled, the first step starts the sums (no zeroing, no loop overhead) */     \
             for (int v = 0; v < 4; v++) {                                                                              \
@@ -858,7 +860,7 @@ MLK_INLINE TARGET void NAME(const int TYPE, const int C, const uint8_t *group, c
                 acc[c] = _mm256_fmadd_ps(d, _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[c]), da, s8), acc[c]);             \
             } else {                                                                                                   \
                 acc[c] = _mm256_fmadd_ps(d, _mm256_mul_ps(_mm256_cvtepi32_ps(isum[c]), da), acc[c]);                   \
-                if (TYPE == MLK_Q_Q4_1)                                                                                \
+                if (MLK_Q1(TYPE))                                                                                      \
                     acc[c] = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(b + 16))),              \
                                              _mm256_broadcast_ss(acts[c].s + u), acc[c]);                              \
             }                                                                                                          \
@@ -867,6 +869,8 @@ MLK_INLINE TARGET void NAME(const int TYPE, const int C, const uint8_t *group, c
     for (int c = 0; c < C; c++) _mm256_storeu_ps(y + c * ldy, acc[c]);                                                 \
 }
 
+/* Q4_1 blocks with a minimum: plain, or in pairs sharing d and m (MLK_R8_Q4_1_PAIRS). */
+#define MLK_Q1(TYPE) ((TYPE) == MLK_Q_Q4_1 || (TYPE) == MLK_R8_Q4_1_PAIRS)
 #ifndef MLK_R8_PF
 #define MLK_R8_PF 1024 /* prefetch distance in bytes of tiles that stream their group from memory (0: none) */
 #endif
@@ -881,7 +885,7 @@ MLK_DEFINE_R8_TILE(r8_tile_vnni, MLK_T256VNNI, 1)
     TARGET static void NAME(const void *xq, int64_t n, int64_t k, const void *w, int64_t j0, int64_t j1,      \
                               float *y, int64_t ldy) {                                                         \
         const int64_t nb = k / MLK_QK;                                                                         \
-        const size_t gb = 8 * mlk_q_row_bytes(TYPE, k);                                                        \
+        const size_t gb = mlk_q_r8_bytes(TYPE, 8, k);                                                          \
         int64_t tb = (int64_t)((256u << 10) / mlk_q_act_bytes(k)) & ~(int64_t)3;                               \
         if (tb < 4) tb = 4;                                                                                    \
         for (int64_t i0 = 0; i0 < n; i0 += tb) {                                                               \
@@ -912,6 +916,8 @@ MLK_DEFINE_R8_DRIVER256(r8_q8_0, MLK_Q_Q8_0, r8_tile256, MLK_T256)
 MLK_DEFINE_R8_DRIVER256(r8v_q4_0, MLK_Q_Q4_0, r8_tile_vnni, MLK_T256VNNI)
 MLK_DEFINE_R8_DRIVER256(r8v_q4_1, MLK_Q_Q4_1, r8_tile_vnni, MLK_T256VNNI)
 MLK_DEFINE_R8_DRIVER256(r8v_q8_0, MLK_Q_Q8_0, r8_tile_vnni, MLK_T256VNNI)
+MLK_DEFINE_R8_DRIVER256(r8_q4_1p, MLK_R8_Q4_1_PAIRS, r8_tile256, MLK_T256)
+MLK_DEFINE_R8_DRIVER256(r8v_q4_1p, MLK_R8_Q4_1_PAIRS, r8_tile_vnni, MLK_T256VNNI)
 
 int mlk_q_r8_matmul_x86(int vnni, int wtype, const void *xq, int64_t n, int64_t k, const void *w, int64_t j0,
                         int64_t j1, float *y, int64_t ldy) {
@@ -921,6 +927,7 @@ int mlk_q_r8_matmul_x86(int vnni, int wtype, const void *xq, int64_t n, int64_t 
     case MLK_Q_Q4_0: run = vnni ? r8v_q4_0 : r8_q4_0; break;
     case MLK_Q_Q4_1: run = vnni ? r8v_q4_1 : r8_q4_1; break;
     case MLK_Q_Q8_0: run = vnni ? r8v_q8_0 : r8_q8_0; break;
+    case MLK_R8_Q4_1_PAIRS: run = vnni ? r8v_q4_1p : r8_q4_1p; break;
     default: return 0;
     }
     run(xq, n, k, w, j0, j1, y, ldy);

@@ -494,6 +494,51 @@ struct QuantR8KernelTests {
         print("r8 kernels \(type): worst |fast - reference| / magnitude = \(worst)")
     }
 
+    @Test("Q4_1 in pairs (MLX 4-bit, group 64): detected, packed at Q4_0's density, unpacked to the same rows, multiplied exactly")
+    func q4_1Pairs() throws {
+        let type = QuantType.q4_1, m = 40
+        let pairs = Int32(MLK_R8_Q4_1_PAIRS)
+        var worst = 0.0
+        for k in [64, 128, 576, 1088] {
+            let rb = try #require(type.rowBytes(k))
+            var w = QuantTestSupport.weightBytes(type: type, rows: m, k: k, seed: UInt64(7 + k))
+            #expect(w.withUnsafeBytes { mlk_q_r8_pairs_shared($0.baseAddress, Int64(m), Int64(k)) } == 0, "random Q4_1 blocks do not pair")
+            for r in 0..<m { for b in stride(from: 0, to: k / 32, by: 2) { for i in 0..<4 { w[r * rb + (b + 1) * 20 + i] = w[r * rb + b * 20 + i] } } }
+            #expect(w.withUnsafeBytes { mlk_q_r8_pairs_shared($0.baseAddress, Int64(m), Int64(k)) } == 1)
+            #expect(mlk_q_r8_bytes(pairs, Int64(m), Int64(k)) == m * k / 64 * 36)
+            #expect(mlk_q_r8_bytes(pairs, Int64(m), 96) == 0, "k must hold whole pairs")
+            var packed = [UInt8](repeating: 0, count: m * k / 64 * 36)
+            w.withUnsafeBytes { src in packed.withUnsafeMutableBytes { mlk_q_r8_pack(pairs, src.baseAddress, Int64(m), Int64(k), $0.baseAddress) } }
+            for j in 0..<m {
+                var row = [UInt8](repeating: 0, count: rb)
+                packed.withUnsafeBytes { p in row.withUnsafeMutableBytes { mlk_q_r8_unpack_row(pairs, p.baseAddress, Int64(k), Int64(j), $0.baseAddress) } }
+                #expect(row == Array(w[(j * rb)..<(j * rb + rb)]), "k \(k) row \(j)")
+            }
+            for n in [1, 3, 4, 8, 9] {
+                let x = QuantTestSupport.normals(n * k, seed: UInt64(300 + n * k))
+                let xq = QuantTestSupport.cActivations(x, type: type, rows: n, k: k, isa: mlk_detect_isa())
+                let reference = try QuantTestSupport.referenceDots(weights: w, type: type, rows: m, k: k, x: x, n: n)
+                for isa in QuantTestSupport.isas {
+                    let ldy = m + 5
+                    var y = [Float](repeating: .nan, count: n * ldy)
+                    xq.withUnsafeBytes { xb in
+                        packed.withUnsafeBytes { wb in
+                            y.withUnsafeMutableBufferPointer { yb in
+                                for (j0, j1) in [(0, 8), (8, 32), (32, m)] {
+                                    mlk_q_r8_matmul_rows_isa(isa, pairs, xb.baseAddress, Int64(n), Int64(k), wb.baseAddress,
+                                                             Int64(j0), Int64(j1), yb.baseAddress, Int64(ldy))
+                                }
+                            }
+                        }
+                    }
+                    worst = max(worst, QuantTestSupport.expectDots(y, ldy: ldy, equal: reference, n: n, m: m,
+                                                                   label: "r8 q4_1 pairs isa \(isa.rawValue) k \(k) n \(n)"))
+                }
+            }
+        }
+        print("r8 q4_1 pairs: worst |fast - reference| / magnitude = \(worst)")
+    }
+
     @Test("random block bytes (NaN and infinite scales included) never crash; finite results agree with the row-major kernel")
     func randomBytes() throws {
         var g = SeededGenerator(seed: 99)

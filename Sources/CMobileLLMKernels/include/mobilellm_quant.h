@@ -206,6 +206,27 @@ void mlk_q_r8_matmul_rows(int wtype, const void *xq, int64_t n, int64_t k, const
 void mlk_q_r8_matmul_rows_isa(mlk_isa isa, int wtype, const void *xq, int64_t n, int64_t k, const void *packed,
                               int64_t j0, int64_t j1, float *y, int64_t ldy);
 
+/*
+ * Q4_1 in pairs (MLX 4-bit, group 64). MLK_R8_Q4_1_PAIRS is an r8 layout only, never a stored type: its row-major
+ * form is plain Q4_1 whose blocks 2i and 2i+1 carry the same d and m in every row (a group of 64 weights sharing
+ * one scale and bias, repeated per 32-weight block). Its r8 form keeps one d[8] and m[8] per pair of blocks:
+ *
+ *   f16 d[8] | f16 m[8] | block 2i's 4 payload vectors | block 2i+1's 4 payload vectors      (288 bytes per pair)
+ *
+ * so the interleaved matrix is 36 bytes per 64 weights per row, the density of Q4_0, instead of Q4_1's 40. Every
+ * mlk_q_r8_* function takes it as `wtype` (with k a multiple of 64); pack reads and unpack_row writes plain Q4_1.
+ */
+#define MLK_R8_Q4_1_PAIRS 1003
+
+/** 1 if every row of the [rows, k] Q4_1 matrix `src` has the same d and m in blocks 2i and 2i+1 (k % 64 == 0),
+ *  so it can be interleaved as MLK_R8_Q4_1_PAIRS; else 0. Reads the block headers only, stopping at the first
+ *  difference. */
+int mlk_q_r8_pairs_shared(const void *src, int64_t rows, int64_t k);
+
+/** Bytes of a [rows, k] matrix interleaved as `wtype` (Q4_0, Q4_1, Q8_0: the same as stored; MLK_R8_Q4_1_PAIRS:
+ *  36 per 64 weights); 0 when the layout does not take it. */
+size_t mlk_q_r8_bytes(int wtype, int64_t rows, int64_t k);
+
 #ifdef __cplusplus
 }
 #endif

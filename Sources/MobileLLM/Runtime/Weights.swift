@@ -21,6 +21,9 @@ public struct WeightMatrix: @unchecked Sendable {
     /// 8 rows per load; same bytes, rearranged): done at load in the int8 mode where this CPU has such a kernel
     /// (`interleavesAtLoad`). Every accessor here undoes it, so only the multiply sees the difference.
     let interleaved: Bool
+    /// The r8 layout of an interleaved matrix (`mlk_q_r8_*`'s `wtype`): the type itself, or `MLK_R8_Q4_1_PAIRS` for
+    /// Q4_1 whose blocks share d and m in pairs (MLX 4-bit, group 64), which interleaves at Q4_0's density.
+    let layout: Int32
 
     /// Wraps a stored 1-D or 2-D tensor whose shape has been checked by the caller.
     init(_ tensor: StoredTensor) {
@@ -31,9 +34,10 @@ public struct WeightMatrix: @unchecked Sendable {
         pointer = tensor.pointer
         owner = tensor.owner
         interleaved = false
+        layout = tensor.type.rawValue
     }
 
-    private init(interleaving matrix: WeightMatrix, into buffer: OwnedBuffer) {
+    private init(interleaving matrix: WeightMatrix, as layout: Int32, into buffer: OwnedBuffer) {
         rows = matrix.rows
         columns = matrix.columns
         type = matrix.type
@@ -41,6 +45,7 @@ public struct WeightMatrix: @unchecked Sendable {
         pointer = UnsafeRawPointer(buffer.pointer)
         owner = buffer
         interleaved = true
+        self.layout = layout
     }
 
     /// Whether the loader interleaves a [rows, columns] matrix of `type` that it multiplies under `precision`: int8
@@ -53,36 +58,42 @@ public struct WeightMatrix: @unchecked Sendable {
     /// The matrix interleaved, groups of 8 rows packed on up to `threads` threads. Bytes the loader owns (a matrix
     /// converted at load) are rearranged in place, group by group (a packed group fills exactly its 8 rows' bytes);
     /// mapped bytes are packed into owned memory and the file pages they were read from are released
-    /// (`TensorConversion.releasePages`).
+    /// (`TensorConversion.releasePages`). Q4_1 whose blocks pair up (`mlk_q_r8_pairs_shared`: MLX 4-bit, group 64)
+    /// packs as `MLK_R8_Q4_1_PAIRS` into a new, smaller buffer (36 bytes per 64 weights instead of 40).
     func interleavedCopy(threads: Int) -> WeightMatrix {
-        let own = (owner as? OwnedBuffer).flatMap { UnsafeRawPointer($0.pointer) == pointer && $0.byteCount >= byteCount ? $0 : nil }
+        let pairs = type == .q4_1 && mlk_q_r8_pairs_shared(pointer, Int64(rows), Int64(columns)) != 0
+        let layout = pairs ? Int32(MLK_R8_Q4_1_PAIRS) : type.rawValue
+        let packedBytes = pairs ? Int(mlk_q_r8_bytes(layout, Int64(rows), Int64(columns))) : byteCount
+        let own = pairs ? nil : (owner as? OwnedBuffer).flatMap { UnsafeRawPointer($0.pointer) == pointer && $0.byteCount >= byteCount ? $0 : nil }
         let inPlace = own != nil
-        let buffer = own ?? OwnedBuffer(weightBytes: byteCount)
-        let groups = rows / 8, groupBytes = 8 * rowBytes
+        let buffer = own ?? OwnedBuffer(weightBytes: packedBytes)
+        let groups = rows / 8, groupBytes = 8 * rowBytes, packedGroupBytes = groups > 0 ? packedBytes / groups : 0
         let workers = max(1, min(threads, groups, byteCount / (1 << 20) + 1))
         let source = UnsafeSendableRawPointer(pointer), destination = UnsafeSendablePointer(buffer.pointer)
-        let (type, columns) = (self.type, self.columns)
+        let columns = self.columns
         DispatchQueue.concurrentPerform(iterations: workers) { worker in
             let start = groups * worker / workers, end = groups * (worker + 1) / workers
             guard start < end else { return }
             guard inPlace else {
-                mlk_q_r8_pack(type.rawValue, source.pointer + start * groupBytes, Int64(8 * (end - start)), Int64(columns),
-                              destination.pointer + start * groupBytes)
+                mlk_q_r8_pack(layout, source.pointer + start * groupBytes, Int64(8 * (end - start)), Int64(columns),
+                              destination.pointer + start * packedGroupBytes)
                 return
             }
             let group = UnsafeMutableRawPointer.allocate(byteCount: groupBytes, alignment: 64)
             defer { group.deallocate() }
             for g in start..<end {
-                mlk_q_r8_pack(type.rawValue, source.pointer + g * groupBytes, 8, Int64(columns), group)
+                mlk_q_r8_pack(layout, source.pointer + g * groupBytes, 8, Int64(columns), group)
                 (destination.pointer + g * groupBytes).copyMemory(from: group, byteCount: groupBytes)
             }
         }
         if !inPlace { TensorConversion.releasePages(pointer: pointer, byteCount: byteCount, owner: owner) }
-        return WeightMatrix(interleaving: self, into: buffer)
+        return WeightMatrix(interleaving: self, as: layout, into: buffer)
     }
 
-    /// Bytes the matrix occupies.
-    public var byteCount: Int { rows * rowBytes }
+    /// Bytes the matrix occupies (interleaved in pairs: the smaller packed size).
+    public var byteCount: Int {
+        interleaved && layout != type.rawValue ? Int(mlk_q_r8_bytes(layout, Int64(rows), Int64(columns))) : rows * rowBytes
+    }
 
     /// True for block-quantized storage.
     public var isQuantized: Bool { type.hasQuantizedMatmul }
@@ -106,7 +117,7 @@ public struct WeightMatrix: @unchecked Sendable {
     func withStoredRow<Result>(_ index: Int, _ body: (UnsafeRawBufferPointer) throws -> Result) rethrows -> Result {
         guard interleaved else { return try body(UnsafeRawBufferPointer(start: pointer + index * rowBytes, count: rowBytes)) }
         return try withUnsafeTemporaryAllocation(byteCount: rowBytes, alignment: 16) { buffer in
-            mlk_q_r8_unpack_row(type.rawValue, pointer, Int64(columns), Int64(index), buffer.baseAddress)
+            mlk_q_r8_unpack_row(layout, pointer, Int64(columns), Int64(index), buffer.baseAddress)
             return try body(UnsafeRawBufferPointer(buffer))
         }
     }
@@ -128,7 +139,7 @@ public struct WeightMatrix: @unchecked Sendable {
     func multiplyRows(_ range: Range<Int>, input: ProjectionInput, output y: UnsafeMutablePointer<Float>) {
         guard !range.isEmpty else { return }
         if interleaved, let quantized = input.quantized {
-            mlk_q_r8_matmul_rows(type.rawValue, quantized, Int64(input.count), Int64(columns), pointer,
+            mlk_q_r8_matmul_rows(layout, quantized, Int64(input.count), Int64(columns), pointer,
                                  Int64(range.lowerBound), Int64(range.upperBound), y, Int64(rows))
         } else if isQuantized, let quantized = input.quantized {
             mlk_q_matmul_rows(type.rawValue, quantized, Int64(input.count), Int64(columns), pointer,
