@@ -116,8 +116,10 @@ extension MLXQuantization {
     /// says, returning `tensors` with each `M.weight` replaced by the converted matrix and `M.scales`/`M.biases`
     /// removed, plus what was done to each. `recipe` nil with packed words present is an error (`configPath` names
     /// config.json), as are missing scales or biases and shapes that disagree with the recipe.
+    /// With `materialize` false nothing is converted (`tensors` comes back unchanged): the checks run and the
+    /// records say what each matrix would become (for reports that read headers only).
     static func convert(words: [String: PackedWordTensor], tensors: [String: StoredTensor], recipe: MLXQuantization?,
-                        configPath: String, threads: Int) throws -> (tensors: [String: StoredTensor], converted: [MLXQuantizedTensor]) {
+                        configPath: String, threads: Int, materialize: Bool = true) throws -> (tensors: [String: StoredTensor], converted: [MLXQuantizedTensor]) {
         var result = tensors
         var converted: [MLXQuantizedTensor] = []
         for name in words.keys.sorted() {
@@ -136,7 +138,12 @@ extension MLXQuantization {
                 throw MobileLLMError.invalidFile(path: configPath, field: "quantization.\(module)",
                                                  problem: "says the module is not quantized, but \(name) in \(file) is U32 (MLX packed codes)")
             }
-            let (tensor, record) = try convertMatrix(packed, module: module, setting: setting, tensors: tensors, file: file, threads: threads)
+            let (tensor, record) = try convertMatrix(packed, module: module, setting: setting, tensors: tensors, file: file,
+                                                     threads: threads, materialize: materialize)
+            guard let tensor else {
+                converted.append(record)
+                continue
+            }
             result[name] = tensor
             result[module + ".scales"] = nil
             result[module + ".biases"] = nil
@@ -147,7 +154,7 @@ extension MLXQuantization {
 
     /// One packed matrix converted (see the type comment), after checking its scales, biases and shapes.
     private static func convertMatrix(_ packed: PackedWordTensor, module: String, setting: Setting, tensors: [String: StoredTensor],
-                                      file: String, threads: Int) throws -> (StoredTensor, MLXQuantizedTensor) {
+                                      file: String, threads: Int, materialize: Bool) throws -> (StoredTensor?, MLXQuantizedTensor) {
         let name = packed.name, bits = setting.bits, group = setting.groupSize
         let recipeText = "\(bits)-bit codes in groups of \(group)"
         guard packed.shape.count == 2 else {
@@ -175,6 +182,8 @@ extension MLXQuantization {
         let scales = floats(parts[0]), biases = floats(parts[1])
         let fitsF16 = (bits == 4 || bits == 5) && exactlyF16(scales) && exactlyF16(biases)
         let type: QuantType = fitsF16 ? (bits == 4 ? .q4_1 : .q5_1) : .f32
+        let record = MLXQuantizedTensor(name: name, setting: setting, storedAs: type, scaleType: parts[0].type)
+        guard materialize else { return (nil, record) }
         let rowBytes = type.rowBytes(columns) ?? 0
         let buffer = OwnedBuffer(weightBytes: rows * rowBytes)
         let d = fitsF16 ? halves(scales) : [], m = fitsF16 ? halves(biases) : []
@@ -200,7 +209,7 @@ extension MLXQuantization {
         }
         TensorConversion.releasePages(pointer: packed.pointer, byteCount: packed.count * 4, owner: packed.owner)
         let tensor = StoredTensor(name: name, type: type, shape: [rows, columns], owner: buffer, pointer: UnsafeRawPointer(buffer.pointer))
-        return (tensor, MLXQuantizedTensor(name: name, setting: setting, storedAs: type, scaleType: parts[0].type))
+        return (tensor, record)
     }
 
     /// A float tensor's values as f32.

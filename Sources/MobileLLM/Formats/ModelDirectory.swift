@@ -21,8 +21,11 @@ public struct ModelDirectory: Sendable {
     /// `tokenizer_config.json`, when present.
     public let tokenizerConfigFile: String?
 
-    /// Opens the directory at `path`, reading and validating config and weight headers. Tensor bytes stay mapped, not read.
-    public init(path: String) throws {
+    /// Opens the directory at `path`, reading and validating config and weight headers. Tensor bytes stay mapped, not
+    /// read, except MLX quantized matrices, which are converted as the directory opens (`MLXQuantization`) unless
+    /// `convertingMLX` is false: then they are only checked and `mlxTensors` says what they would become (for
+    /// reports; such a directory's quantized weights are not readable through it).
+    public init(path: String, convertingMLX: Bool = true) throws {
         let kind = pathKind(path)
         guard kind != .missing else {
             throw MobileLLMError.fileNotFound(path: path, reason: "no such file or directory")
@@ -104,7 +107,7 @@ public struct ModelDirectory: Sendable {
             mlxTensors = []
         } else {
             (tensors, mlxTensors) = try MLXQuantization.convert(words: words, tensors: tensors, recipe: recipe, configPath: configPath,
-                                                               threads: Platform.activeProcessorCount)
+                                                               threads: Platform.activeProcessorCount, materialize: convertingMLX)
         }
         self.tensors = tensors
         self.weightFiles = files

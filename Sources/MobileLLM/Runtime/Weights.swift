@@ -59,16 +59,19 @@ public struct WeightMatrix: @unchecked Sendable {
     /// converted at load) are rearranged in place, group by group (a packed group fills exactly its 8 rows' bytes);
     /// mapped bytes are packed into owned memory and the file pages they were read from are released
     /// (`TensorConversion.releasePages`). Q4_1 whose blocks pair up (`mlk_q_r8_pairs_shared`: MLX 4-bit, group 64)
-    /// packs as `MLK_R8_Q4_1_PAIRS` into a new, smaller buffer (36 bytes per 64 weights instead of 40).
+    /// packs as `MLK_R8_Q4_1_PAIRS`, smaller (36 bytes per 64 weights instead of 40): in place on one thread, the
+    /// pages past the packed bytes then returned to the system.
     func interleavedCopy(threads: Int) -> WeightMatrix {
         let pairs = type == .q4_1 && mlk_q_r8_pairs_shared(pointer, Int64(rows), Int64(columns)) != 0
         let layout = pairs ? Int32(MLK_R8_Q4_1_PAIRS) : type.rawValue
         let packedBytes = pairs ? Int(mlk_q_r8_bytes(layout, Int64(rows), Int64(columns))) : byteCount
-        let own = pairs ? nil : (owner as? OwnedBuffer).flatMap { UnsafeRawPointer($0.pointer) == pointer && $0.byteCount >= byteCount ? $0 : nil }
+        let own = (owner as? OwnedBuffer).flatMap { UnsafeRawPointer($0.pointer) == pointer && $0.byteCount >= byteCount ? $0 : nil }
         let inPlace = own != nil
         let buffer = own ?? OwnedBuffer(weightBytes: packedBytes)
         let groups = rows / 8, groupBytes = 8 * rowBytes, packedGroupBytes = groups > 0 ? packedBytes / groups : 0
-        let workers = max(1, min(threads, groups, byteCount / (1 << 20) + 1))
+        // In place, a packed group lands at or before its own source bytes; pairs pack smaller, so a group may land on
+        // bytes of earlier groups only, which one thread has already read: pairs in place run on one thread.
+        let workers = pairs && inPlace ? 1 : max(1, min(threads, groups, byteCount / (1 << 20) + 1))
         let source = UnsafeSendableRawPointer(pointer), destination = UnsafeSendablePointer(buffer.pointer)
         let columns = self.columns
         DispatchQueue.concurrentPerform(iterations: workers) { worker in
@@ -83,10 +86,16 @@ public struct WeightMatrix: @unchecked Sendable {
             defer { group.deallocate() }
             for g in start..<end {
                 mlk_q_r8_pack(layout, source.pointer + g * groupBytes, 8, Int64(columns), group)
-                (destination.pointer + g * groupBytes).copyMemory(from: group, byteCount: groupBytes)
+                (destination.pointer + g * packedGroupBytes).copyMemory(from: group, byteCount: packedGroupBytes)
             }
         }
         if !inPlace { TensorConversion.releasePages(pointer: pointer, byteCount: byteCount, owner: owner) }
+        if inPlace, packedBytes < byteCount {
+            // The bytes past the smaller packed matrix are no longer used: give their whole pages back.
+            let page = Platform.pageSize, start = Int(bitPattern: buffer.pointer + packedBytes)
+            let first = (start + page - 1) / page * page, end = Int(bitPattern: buffer.pointer + byteCount) / page * page
+            if page > 0, end > first, let address = UnsafeMutableRawPointer(bitPattern: first) { Platform.dropMappedPages(address, end - first) }
+        }
         return WeightMatrix(interleaving: self, as: layout, into: buffer)
     }
 
