@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import CMobileLLMKernels
+import MobileLLMTools
 @testable import MobileLLM
 
 /// MLX directories written by mlx-lm itself (scripts/make_mlx_fixtures.py converts the golden fixtures at 4-bit/g64,
@@ -136,5 +137,26 @@ struct MLXModelTests {
             let scale = b.values.map(abs).max() ?? 1
             #expect(maxAbsDifference(a.values, b.values) <= 1e-4 * max(1, scale), "\(fixture): interleaved vs row-major int8")
         }
+    }
+
+    @Test("inspect reports the recipe per tensor type as config.json and the weight headers give it", arguments: fixtures)
+    func inspect(fixture: String) throws {
+        let report = try ModelReport(model: try Model(path: Fixtures.path(fixture)))
+        let mlx = try #require(report.mlxQuantization)
+        let config = try JSONValue.load(path: Fixtures.path(fixture) + "/config.json")
+        guard case let .object(recipe)? = config["quantization"] else {
+            Issue.record("\(fixture): config.json has no quantization")
+            return
+        }
+        #expect(.number(Double(mlx.bits)) == recipe["bits"] && .number(Double(mlx.groupSize)) == recipe["group_size"])
+        // Per-module entries: mlx-lm writes one for each module of a mixed recipe.
+        let modules = recipe.filter { !["bits", "group_size", "mode"].contains($0.key) }
+        #expect(mlx.moduleOverrides == modules.count)
+        let sixBit = modules.values.filter { $0["bits"] == .number(6) }.count
+        #expect((mlx.tensorTypes.first { $0.bits == 6 }?.count ?? 0) == sixBit, "\(fixture)")
+        let packed = report.tensors.filter { $0.type == "U32" }
+        #expect(mlx.tensorTypes.reduce(0) { $0 + $1.count } == packed.count)
+        #expect(report.unreadTensors.isEmpty, "\(fixture): scales and biases take their weight's role: \(report.unreadTensors)")
+        #expect(report.text(listTensors: false).contains("MLX quantization: affine"))
     }
 }
