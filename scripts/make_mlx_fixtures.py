@@ -26,14 +26,27 @@ Recipes (mlx-lm 0.32's `mode="affine"`; `mlx_lm.convert` CLI equivalents):
   q8g32    -q --q-bits 8 --q-group-size 32
   mixed46  -q --quant-predicate mixed_4_6   (no --q-group-size, like the CLI default: mlx-lm then writes
            `"group_size": null` in every per-module entry and quantizes with the affine default 64). 4 bits
-           everywhere except 6 bits for lm_head and for v_proj/down_proj of the first/last eighth of the layers and
-           of every third layer in between.
+           everywhere except 6 bits for lm_head and for v_proj/down_proj of the layers i with i < n/8, i >= 7n/8 or
+           (i - n/8) % 3 == 2 (integer division; n = 3 layers: layer 2 only).
 
 mlx-lm leaves a Linear/Embedding unquantized (keeps its float `weight`, writes no scales/biases and no config
 entry) when its input dimension is not a multiple of the default group size; the script lists those modules and
-requires that most matrices of each fixture are quantized. With these sources that means: group size 64 leaves
-down_proj (in = intermediate size 160 or 144) in the source float dtype; group size 32 quantizes everything except
-llama-bf16-untied's down_proj (144). llama4-nope-f32 (hidden 48) is not used: almost nothing would be quantized.
+requires that most matrices of each fixture are quantized. Here group size 64 leaves every down_proj (input =
+intermediate size 160 or 144) in the source float dtype; group size 32 quantizes all matrices of the two q8g32
+fixtures (144 would not divide either). llama4-nope-f32 is not used: with hidden size 48 hardly anything would be
+quantized, and mlx-lm 0.32's llama4_text cannot load it anyway (it needs a top-level rope_theta, which the 5.x-style
+config lacks, and it names an untied head `output`, not `lm_head`).
+
+Fixtures (source fixture -> what the MLX copy exercises):
+  llama4-r1like-bf16-sharded-q4g64    llama4_text, 4-bit g64, bf16 scales, tied quantized embedding as the head,
+                                      down_proj left bf16 (mixed quantized/unquantized model), 2 shards -> 1 file
+  llama4-r1like-bf16-sharded-q8g32    8-bit g32, everything quantized, several groups per row
+  llama4-r1like-bf16-sharded-mixed46  per-module overrides with null group_size, one 6-bit v_proj (layer 2)
+  llama-bf16-untied-mixed46           llama, untied lm_head quantized at 6 bits, 6-bit v_proj in layer 2
+  qwen2-f32-tied-q8g32                qwen2, float32 scales/biases, q/k/v biases next to quantized weights
+  qwen3-bf16-tied-q4g64               qwen3 (q_norm/k_norm), 4-bit g64
+
+Runs in about 20 s (2-core x86 VM, mlx-cpu).
 
 reference.json (the schema of scripts/make_fixtures.py, whose docstring describes it, plus some fields):
 
