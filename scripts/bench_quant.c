@@ -6,7 +6,7 @@
  *
  * Decode (n = 1): GB/s of weight bytes streamed, 1 and 2 threads (rows split in halves, multiples of 8).
  * Prefill (n = 64): GFLOP/s (2*n*m*k / time). Also checks every ISA level against the scalar kernel.
- * Environment: TYPES=q4_0,q4_1 (subset), BATCH=8 (also time 8 decode rows against DRAM-resident weights), ALL_ISAS=1 (also time AVX2), L3=1 (one weight copy: cache-resident,
+ * Environment: TYPES=q4_0,q4_1 (subset), PAIRS=1 (Q4_1 with pair-shared scales, interleaved as MLK_R8_Q4_1_PAIRS), BATCH=8 (also time 8 decode rows against DRAM-resident weights), ALL_ISAS=1 (also time AVX2), L3=1 (one weight copy: cache-resident,
  * i.e. the kernel's compute ceiling instead of DRAM streaming). The machine is shared: best of several runs.
  * Types with an interleaved layout (mlk_q_r8_*) are also timed interleaved ("r8" lines) at every SIMD level.
  */
@@ -158,6 +158,11 @@ int main(int argc, char **argv) {
         char *w = aligned_alloc(4096, wstride * copies);
         mlk_q_quantize_rows(type, wf, m, k, w);
         if (!mlk_q_can_quantize(type)) fill_random_blocks(type, w, rb * m);
+        /* PAIRS=1: Q4_1 blocks share d and m in pairs (MLX 4-bit, group 64) and interleave as MLK_R8_Q4_1_PAIRS */
+        const int r8type = getenv("PAIRS") && type == MLK_Q_Q4_1 && k % 64 == 0 ? MLK_R8_Q4_1_PAIRS : type;
+        if (r8type != type)
+            for (int64_t r = 0; r < m; r++)
+                for (int64_t b = 0; b < k / 32; b += 2) memcpy(w + r * rb + (b + 1) * 20, w + r * rb + b * 20, 4);
         for (int c = 1; c < copies; c++) memcpy(w + c * wstride, w, wstride);
         void *xq = aligned_alloc(64, (mlk_q_act_row_bytes(type, k) * nprefill + 63) / 64 * 64);
         mlk_q_quantize_activations(type, x, nprefill, k, xq);
@@ -171,21 +176,22 @@ int main(int argc, char **argv) {
         const int r8 = mlk_q_r8_kernel(MLK_ISA_SCALAR, type) != MLK_KERNEL_NONE && m % 8 == 0;
         char *wr8 = r8 ? aligned_alloc(4096, wstride * copies) : NULL;
         if (r8) {
-            for (int c = 0; c < copies; c++) mlk_q_r8_pack(type, w, m, k, wr8 + c * wstride);
+            for (int c = 0; c < copies; c++) mlk_q_r8_pack(r8type, w, m, k, wr8 + c * wstride);
             for (int isa = MLK_ISA_SCALAR; isa <= (int)mlk_detect_isa(); isa++) {
-                mlk_q_r8_matmul_rows_isa((mlk_isa)isa, type, xq, 9, k, wr8, 0, m, y, m);
+                mlk_q_r8_matmul_rows_isa((mlk_isa)isa, r8type, xq, 9, k, wr8, 0, m, y, m);
                 printf("  %s r8 isa %d: max rel diff vs scalar %.2e\n", names[ti], isa, max_rel_diff(y, yr, 9 * m));
             }
         }
         double bytes = (double)rb * m;
         for (int layout = 0; layout <= r8; layout++)
         for (int isa = min_isa; isa <= (int)mlk_detect_isa(); isa += (isa == MLK_ISA_AVX2 ? 2 : 1)) {
-            const char *tag = layout ? " r8" : "";
+            const char *tag = layout ? (r8type != type ? " r8pairs" : " r8") : "";
+            const int jobtype = layout ? r8type : type;
             const void *wl = layout ? (const void *)wr8 : (const void *)w;
             for (int threads = 1; threads <= 2; threads++) {
                 double t = 1e9;
                 for (int rep = 0; rep < 7; rep++) { /* best of 7 (the machine is shared) */
-                    double tr = timed(layout, type, (mlk_isa)isa, xq, 1, k, wl, wstride, copies, m, y, threads, copies < 64 ? 64 : copies);
+                    double tr = timed(layout, jobtype, (mlk_isa)isa, xq, 1, k, wl, wstride, copies, m, y, threads, copies < 64 ? 64 : copies);
                     if (tr < t) t = tr;
                 }
                 printf("%s%s isa %d decode  %d thr: %7.1f us  %6.2f GB/s\n", names[ti], tag, isa, threads, t * 1e6, bytes / t / 1e9);
@@ -193,7 +199,7 @@ int main(int argc, char **argv) {
             for (int threads = 1; threads <= 2 && nbatch > 1; threads++) { /* BATCH=n: n decode rows, weights from DRAM */
                 double t = 1e9;
                 for (int rep = 0; rep < 7; rep++) {
-                    double tr = timed(layout, type, (mlk_isa)isa, xq, nbatch, k, wl, wstride, copies, m, y, threads, copies < 64 ? 64 : copies);
+                    double tr = timed(layout, jobtype, (mlk_isa)isa, xq, nbatch, k, wl, wstride, copies, m, y, threads, copies < 64 ? 64 : copies);
                     if (tr < t) t = tr;
                 }
                 printf("%s%s isa %d batch %d %d thr: %7.1f us  %6.1f GMAC/s\n", names[ti], tag, isa, nbatch, threads, t * 1e6,
@@ -202,7 +208,7 @@ int main(int argc, char **argv) {
             for (int threads = 1; threads <= 2; threads++) {
                 double t = 1e9;
                 for (int rep = 0; rep < 3; rep++) {
-                    double tr = timed(layout, type, (mlk_isa)isa, xq, nprefill, k, wl, wstride, 1, m, y, threads, 3);
+                    double tr = timed(layout, jobtype, (mlk_isa)isa, xq, nprefill, k, wl, wstride, 1, m, y, threads, 3);
                     if (tr < t) t = tr;
                 }
                 printf("%s%s isa %d prefill %d thr: %7.2f ms  %6.1f GFLOP/s\n", names[ti], tag, isa, threads, t * 1e3,

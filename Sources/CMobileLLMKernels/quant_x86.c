@@ -858,6 +858,11 @@ MLK_INLINE TARGET void NAME(const int TYPE, const int C, const uint8_t *group, c
             if (TYPE == MLK_Q_Q4_0) {                                                                                  \
                 const __m256 s8 = _mm256_mul_ps(_mm256_broadcast_ss(acts[c].s + u), _mm256_set1_ps(-8.0f));            \
                 acc[c] = _mm256_fmadd_ps(d, _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[c]), da, s8), acc[c]);             \
+            } else if (TYPE == MLK_R8_Q4_1_PAIRS) { /* the pair's m term once, on its second block */               \
+                acc[c] = _mm256_fmadd_ps(d, _mm256_mul_ps(_mm256_cvtepi32_ps(isum[c]), da), acc[c]);                   \
+                if (u & 1)                                                                                             \
+                    acc[c] = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(b + 16))),              \
+                                             _mm256_set1_ps(acts[c].s[u - 1] + acts[c].s[u]), acc[c]);                 \
             } else {                                                                                                   \
                 acc[c] = _mm256_fmadd_ps(d, _mm256_mul_ps(_mm256_cvtepi32_ps(isum[c]), da), acc[c]);                   \
                 if (MLK_Q1(TYPE))                                                                                      \
