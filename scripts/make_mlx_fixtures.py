@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Convert some of the Tests/Fixtures models to MLX (mlx-lm affine quantization) and record reference logits.
+"""Convert some of the Tests/Fixtures models to MLX (mlx-lm affine quantization or bf16) and record reference logits.
 
 How to run (from the repository root; the venv lives outside the repository):
 
@@ -15,14 +15,23 @@ are deterministic (fixed seeds, CPU only, single-threaded torch) and reproduce t
 What it writes
 --------------
 For every (source fixture, recipe) pair in PAIRS, `Tests/Fixtures/mlx/<source>-<recipe>/` holds exactly what
-`mlx_lm.convert.convert(..., quantize=True)` writes for the model -- config.json, model.safetensors,
-model.safetensors.index.json (mlx-lm writes the index even for a single shard) and the generation_config.json it
-copies from the source -- plus `reference.json`. The source fixtures have no tokenizer, so convert() runs with
-`mlx_lm.utils.load_tokenizer` replaced by a stub whose save_pretrained() writes nothing, and with
-`mlx_lm.utils.create_model_card` (README.md, a Hub model card) disabled; everything else is mlx-lm's own code.
+`mlx_lm.convert.convert(..., quantize=True)` (`quantize=False` for the recipe `mlx`) writes for the model --
+config.json, model.safetensors, model.safetensors.index.json (mlx-lm writes the index even for a single shard) and
+the generation_config.json it copies from the source -- plus `reference.json`. The source fixtures have no
+tokenizer, so convert() runs with `mlx_lm.utils.load_tokenizer` replaced by a stub whose save_pretrained() writes
+nothing, and with `mlx_lm.utils.create_model_card` (README.md, a Hub model card) disabled; everything else is
+mlx-lm's own code.
 
 Recipes (mlx-lm 0.32's `mode="affine"`; `mlx_lm.convert` CLI equivalents):
+  mlx      (no -q) unquantized: every tensor in the source dtype (mlx-lm casts to config.json's `torch_dtype`,
+           bfloat16 here), under the same name as in the source fixture (llama4_text has no sanitize(), and the tied
+           head has no tensor), same bytes; config.json has the same members (sorted, indent 4) and no
+           `quantization`/`quantization_config`; model.safetensors has `{"format": "mlx"}` as its only metadata.
+  q2g64    -q --q-bits 2 --q-group-size 64   (16 codes per word)
+  q3g32    -q --q-bits 3 --q-group-size 32   (8 codes per 3 bytes: codes 10 and 21 of every 3 words straddle words)
   q4g64    -q --q-bits 4 --q-group-size 64
+  q5g32    -q --q-bits 5 --q-group-size 32   (8 codes per 5 bytes, straddling words)
+  q6g32    -q --q-bits 6 --q-group-size 32   (4 codes per 3 bytes, straddling words)
   q8g32    -q --q-bits 8 --q-group-size 32
   mixed46  -q --quant-predicate mixed_4_6   (no --q-group-size, like the CLI default: mlx-lm then writes
            `"group_size": null` in every per-module entry and quantizes with the affine default 64). 4 bits
@@ -32,10 +41,15 @@ Recipes (mlx-lm 0.32's `mode="affine"`; `mlx_lm.convert` CLI equivalents):
 mlx-lm leaves a Linear/Embedding unquantized (keeps its float `weight`, writes no scales/biases and no config
 entry) when its input dimension is not a multiple of the default group size; the script lists those modules and
 requires that most matrices of each fixture are quantized. Here group size 64 leaves every down_proj (input =
-intermediate size 160 or 144) in the source float dtype; group size 32 quantizes all matrices of the two q8g32
-fixtures (144 would not divide either). llama4-nope-f32 is not used: with hidden size 48 hardly anything would be
-quantized, and mlx-lm 0.32's llama4_text cannot load it anyway (it needs a top-level rope_theta, which the 5.x-style
-config lacks, and it names an untied head `output`, not `lm_head`).
+intermediate size 160 or 144) in the source float dtype; group size 32 quantizes all matrices except a down_proj
+of input 144 (llama-bf16-untied-q3g32). Group size 128 is not used: every source has hidden size 64, so at most a
+down_proj (intermediate 128 in qwen2-bf16-untied) would be quantized; the 6-bit fixture is 6 bits everywhere at
+group 32 instead (llama-f16: inputs 64 and 160, so all 22 matrices). qwen2-bf16-untied is not used: mlx-lm 0.32's
+qwen2 reads only a top-level rope_theta (default 1e6) and ignores transformers 5's `rope_parameters.rope_theta`
+(10000 there), so mlx-lm computes another model than transformers (qwen2-f32-tied has 1e6 in both; llama reads
+only the top-level key too, default 10000, which is what llama-bf16-untied has). llama4-nope-f32 is not used: with
+hidden size 48 hardly anything would be quantized, and mlx-lm 0.32's llama4_text cannot load it anyway (it needs a
+top-level rope_theta, which the 5.x-style config lacks, and it names an untied head `output`, not `lm_head`).
 
 Fixtures (source fixture -> what the MLX copy exercises):
   llama4-r1like-bf16-sharded-q4g64    llama4_text, 4-bit g64, bf16 scales, tied quantized embedding as the head,
@@ -45,8 +59,15 @@ Fixtures (source fixture -> what the MLX copy exercises):
   llama-bf16-untied-mixed46           llama, untied lm_head quantized at 6 bits, 6-bit v_proj in layer 2
   qwen2-f32-tied-q8g32                qwen2, float32 scales/biases, q/k/v biases next to quantized weights
   qwen3-bf16-tied-q4g64               qwen3 (q_norm/k_norm), 4-bit g64
+  llama4-r1like-bf16-sharded-mlx      unquantized mlx-lm directory: bf16 tensors under the source's names, no
+                                      quantization in config.json, 2 shards -> 1 file
+  qwen3-bf16-tied-q5g32               5-bit g32, everything quantized (2 and 5 groups per row)
+  llama-bf16-untied-q3g32             3-bit g32, codes straddling words, untied 3-bit lm_head, down_proj left bf16
+  qwen3-bf16-tied-q2g64               2-bit g64, down_proj left bf16
+  llama-f16-q6g32                     6-bit everywhere (g32), float16 scales/biases, tied 6-bit embedding as the
+                                      head, llama3 rope scaling
 
-Runs in about 20 s (2-core x86 VM, mlx-cpu).
+Runs in about 35 s (2-core x86 VM, mlx-cpu).
 
 reference.json (the schema of scripts/make_fixtures.py, whose docstring describes it, plus some fields):
 
@@ -60,7 +81,9 @@ reference.json (the schema of scripts/make_fixtures.py, whose docstring describe
 * References are float32 logits of MLX itself on the quantized weights: the MLX directory is loaded with
   `mlx_lm.utils.load_model`, every floating-point parameter (norms, embeddings left unquantized, scales, biases) is
   upcast to float32 -- lossless -- while the packed uint32 weights stay as they are, and mlx-lm's forward runs on the
-  CPU (`reference_engine` starts with "mlx-lm").
+  CPU (`reference_engine` starts with "mlx-lm"). The unquantized `mlx` fixture's reference is the same forward with
+  every bf16 parameter upcast to float32; the script asserts that each of its tensors equals the source fixture's
+  tensor of the same name (name, dtype, shape, value).
 * mlx-lm 0.32's llama4_text computes a tied lm_head as `h @ embed_tokens.weight.T`, which fails once the embedding
   is quantized (uint32 [vocab, hidden*bits/32]). For such a model the reference is transformers' forward (float32,
   eager attention) on `mx.dequantize` of every quantized weight with float32 scales/biases (`reference_engine`
@@ -77,11 +100,16 @@ reference.json (the schema of scripts/make_fixtures.py, whose docstring describe
   KV cache (mlx-lm's cache, or transformers') reproduces it. `greedy` is built like in make_fixtures.py (repeated
   full forwards, prompt with the largest smallest top1-top2 gap of PROMPT_CANDIDATES, no EOS), GREEDY_NEW_TOKENS long.
 * `quantization_effect` compares the reference with transformers' float32 forward of the unquantized source fixture
-  on the same sequences. `discrimination` counts argmax changes when the quantized weights are decoded wrongly
-  (biases ignored; elements of each packed word / 3-byte pack in reversed order -- for the mixed recipe also in the
-  6-bit modules only; scales/biases of the next group, which only matters where a row has several groups) or
-  replaced by the unquantized source weights. The script requires >= MIN_DISCRIMINATION of the positions for the
-  bias and pack-order bugs; the others are informative (8-bit quantization barely moves the argmax).
+  on the same sequences (for the `mlx` fixture: the float32 noise between mlx-lm and transformers on equal weights).
+  `discrimination` counts argmax changes when the quantized weights are decoded wrongly (biases ignored; elements of
+  each packed word / 3-, 5-byte pack in reversed order -- for the mixed recipe also in the 6-bit modules only;
+  scales/biases of the next group, which only matters where a row has several groups; for the 3/5/6-bit recipes,
+  each code read from its first word only, dropping the high bits of the codes that straddle two words) or replaced
+  by the unquantized source weights. The script requires >= MIN_DISCRIMINATION of the positions for the bias and
+  pack-order bugs; the others are informative (8-bit quantization barely moves the argmax). The `mlx` fixture has no
+  quantized weights to decode wrongly: its `discrimination` is empty.
+* The `unquantized_*` checks of every fixture of a source are computed once, on the sequences of the source's first
+  pair in PAIRS (so `--only` reproduces the committed bytes too).
 """
 
 from __future__ import annotations
@@ -144,9 +172,17 @@ RECIPES = {
     "q4g64": {"q_bits": 4, "q_group_size": 64},
     "q8g32": {"q_bits": 8, "q_group_size": 32},
     "mixed46": {"quant_predicate": "mixed_4_6"},
+    "mlx": {"quantize": False},  # unquantized: the source dtype (bf16), mlx-lm's tensor names
+    "q5g32": {"q_bits": 5, "q_group_size": 32},
+    "q3g32": {"q_bits": 3, "q_group_size": 32},
+    "q2g64": {"q_bits": 2, "q_group_size": 64},
+    "q6g32": {"q_bits": 6, "q_group_size": 32},
 }
+UNQUANTIZED_RECIPES = {r for r, kw in RECIPES.items() if kw.get("quantize") is False}
 
-# (source fixture, recipe, seed). llama4_text (MobileLLM-R1 style) gets every recipe; one fixture per other family.
+# (source fixture, recipe, seed). llama4_text (MobileLLM-R1 style) gets the first three recipes and the unquantized
+# conversion; the other bit widths go to the other families. New pairs go at the end (the unquantized_* checks of a
+# source use its first pair's sequences).
 PAIRS = [
     ("llama4-r1like-bf16-sharded", "q4g64", 101),
     ("llama4-r1like-bf16-sharded", "q8g32", 102),
@@ -154,6 +190,11 @@ PAIRS = [
     ("llama-bf16-untied", "mixed46", 201),  # quantized untied lm_head (6 bits)
     ("qwen2-f32-tied", "q8g32", 301),  # float32 scales/biases, q/k/v linear biases, tied quantized embedding head
     ("qwen3-bf16-tied", "q4g64", 401),
+    ("llama4-r1like-bf16-sharded", "mlx", 104),  # unquantized MLX directory
+    ("qwen3-bf16-tied", "q5g32", 402),
+    ("llama-bf16-untied", "q3g32", 202),  # codes straddle words; down_proj (input 144) stays bf16
+    ("qwen3-bf16-tied", "q2g64", 403),  # down_proj (input 160) stays bf16
+    ("llama-f16", "q6g32", 601),  # 6 bits everywhere (group 128 would quantize nothing), float16 scales/biases
 ]
 
 MLX_FILES = ["config.json", "generation_config.json", "model.safetensors", "model.safetensors.index.json"]
@@ -188,7 +229,7 @@ def convert(src: Path, out: Path, recipe: str) -> None:
         shutil.rmtree(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     with without_tokenizer():
-        mlx_convert.convert(str(src), str(out), quantize=True, **RECIPES[recipe])
+        mlx_convert.convert(str(src), str(out), **{"quantize": True, **RECIPES[recipe]})
     files = sorted(p.name for p in out.iterdir())
     assert files == MLX_FILES, files
 
@@ -223,12 +264,15 @@ def unpack(words: np.ndarray, bits: int, n: int) -> np.ndarray:
 
 
 def dequantize_np(words, scales, biases, bits, group_size, reverse_packs=False, ignore_biases=False,
-                  roll_groups=False):
+                  roll_groups=False, truncate_straddling=False):
     rows = words.shape[0]
     if roll_groups:  # a decoder that pairs group g with the scale/bias of group g+1 (no-op for one group per row)
         scales, biases = np.roll(scales, -1, axis=-1), np.roll(biases, -1, axis=-1)
     n = scales.shape[-1] * group_size
     q = unpack(words, bits, n)
+    if truncate_straddling:  # a decoder that reads each code from its first word only (3/5/6 bits; else a no-op)
+        start = (np.arange(n, dtype=np.uint32) * bits) % 32
+        q = q & ((np.uint32(1) << np.minimum(bits, 32 - start).astype(np.uint32)) - np.uint32(1))
     if reverse_packs:  # a decoder that reads the elements of each word (or 3/5-byte pack) in the wrong order
         q = q.reshape(rows, n // PACK[bits], PACK[bits])[..., ::-1].reshape(rows, n)
     s = np.repeat(scales.astype(np.float32), group_size, axis=-1)
@@ -393,6 +437,13 @@ def random_tokens(rng, n: int, vocab: int, avoid: set[int]) -> list[int]:
     return toks
 
 
+def sequence_tokens(seed: int, cfg: dict) -> list[list[int]]:
+    """The token sequences of `sequences` (BOS, then random tokens other than BOS/EOS), SEQUENCE_LENGTHS long."""
+    rng = np.random.default_rng(seed)
+    avoid = set(eos_list(cfg)) | {cfg["bos_token_id"]}
+    return [[cfg["bos_token_id"]] + random_tokens(rng, n - 1, cfg["vocab_size"], avoid) for n in SEQUENCE_LENGTHS]
+
+
 def greedy_pure(engine, prompt, n):
     seq, cont, margin = list(prompt), [], math.inf
     for _ in range(n):
@@ -446,22 +497,32 @@ def build(source: str, recipe: str, seed: int, out_root: Path) -> dict:
     cfg = json.loads((out / "config.json").read_text())
     added = sorted(set(cfg) - set(src_cfg))
     changed = sorted(k for k in set(cfg) & set(src_cfg) if cfg[k] != src_cfg[k])
-    assert added == ["quantization", "quantization_config"] and not changed, (added, changed)
-    assert cfg["quantization_config"] == cfg["quantization"]
+    quantized = recipe not in UNQUANTIZED_RECIPES
+    assert added == (["quantization", "quantization_config"] if quantized else []) and not changed, (added, changed)
+    if quantized:
+        assert cfg["quantization_config"] == cfg["quantization"]
     family = cfg["model_type"]
 
     header = safetensors_header(out / "model.safetensors")
     weights = mx.load(str(out / "model.safetensors"))
     source_w = load_source_weights(src)
-    mods = quantized_modules(weights, cfg, source_w)
+    if not quantized:  # every tensor as in the source fixture: same name, dtype, shape and value; nothing else
+        source_header = {k: v for f in sorted(src.glob("*.safetensors")) for k, v in safetensors_header(f).items()
+                         if k != "__metadata__"}
+        assert header["__metadata__"] == {"format": "mlx"}, header["__metadata__"]
+        assert set(header) - {"__metadata__"} == set(source_header), set(header) ^ set(source_header)
+        for k, h in source_header.items():
+            assert (header[k]["dtype"], header[k]["shape"]) == (h["dtype"], h["shape"]), (k, header[k], h)
+            assert np.array_equal(np.array(weights[k].astype(mx.float32)), source_w[k]), k
+    mods = quantized_modules(weights, cfg, source_w) if quantized else {}
     matrices = sorted(k[: -len(".weight")] for k, v in source_w.items() if v.ndim == 2)
     unquantized = [m for m in matrices if m not in mods and m + ".weight" in weights]  # (a tied lm_head is not)
     share = len(mods) / (len(mods) + len(unquantized))
-    if share < MIN_QUANTIZED_SHARE:
+    if quantized and share < MIN_QUANTIZED_SHARE:
         raise SystemExit(f"{name}: only {len(mods)} of {len(mods) + len(unquantized)} matrices quantized")
     for path in unquantized:  # left in the source float dtype, same name, no scales/biases, no config entry
         assert header[path + ".weight"]["dtype"] == header["model.norm.weight"]["dtype"], path
-        assert path not in cfg["quantization"]
+        assert path not in cfg.get("quantization", {})
 
     # The independent numpy decoder must reproduce mx.dequantize bit for bit.
     for path, m in mods.items():
@@ -484,6 +545,10 @@ def build(source: str, recipe: str, seed: int, out_root: Path) -> dict:
         engine_desc = (f"mlx-lm {PINNED['mlx-lm']} forward (mlx {mx.__version__}, CPU): mlx_lm.utils.load_model, "
                        "float parameters incl. scales/biases upcast to float32, packed uint32 weights kept")
         alt_desc = "transformers float32 eager forward on the mx.dequantize'd weights"
+        if not quantized:
+            engine_desc = (f"mlx-lm {PINNED['mlx-lm']} forward (mlx {mx.__version__}, CPU): "
+                           "mlx_lm.utils.load_model, unquantized, every parameter upcast to float32")
+            alt_desc = "transformers float32 eager forward on the same weights"
     except Exception as e:  # noqa: BLE001 -- record exactly why mlx-lm's own forward cannot be the reference
         err = f"{type(e).__name__}: {e}".split("\n")[0]
         assert family == "llama4_text" and cfg["tie_word_embeddings"], err
@@ -498,10 +563,8 @@ def build(source: str, recipe: str, seed: int, out_root: Path) -> dict:
     eos = eos_list(cfg)
     bos = c["bos_token_id"]
     avoid = set(eos) | {bos}
-    rng = np.random.default_rng(seed)
     sequences, logits = [], []
-    for n in SEQUENCE_LENGTHS:
-        toks = [bos] + random_tokens(rng, n - 1, vocab, avoid)
+    for toks in sequence_tokens(seed, src_cfg):
         lg = engine.full(toks)
         logits.append(lg)
         sequences.append({"tokens": toks, "logits": [[round_sig(v) for v in row.tolist()] for row in lg]})
@@ -549,19 +612,23 @@ def build(source: str, recipe: str, seed: int, out_root: Path) -> dict:
     unq_argmax = np.concatenate([lg.argmax(-1) for lg in unq_logits])
     effect = {"max_abs_dlogit_vs_unquantized": round_sig(max(max_abs(a, b) for a, b in zip(logits, unq_logits))),
               "positions": positions, "argmax_changed_vs_unquantized": int((base_argmax != unq_argmax).sum())}
-    if source not in _unquantized_checked:
-        _unquantized_checked[source] = check_unquantized_mlx(src, family, [s["tokens"] for s in sequences],
-                                                             unq_logits)
+    if source not in _unquantized_checked:  # on the sequences of the source's first pair, whichever pair runs first
+        seqs = sequence_tokens(next(sd for s, _, sd in PAIRS if s == source), src_cfg)
+        _unquantized_checked[source] = check_unquantized_mlx(src, family, seqs, [unq.full(t) for t in seqs])
     for k, v in _unquantized_checked[source].items():
         checks[f"unquantized_{k}_max_abs"] = v
 
     discrimination = {}
-    mutants = {"biases_ignored": dense_weights(weights, mods, ignore_biases=True),
-               "pack_order_reversed": dense_weights(weights, mods, reverse_packs=True),
-               "group_scales_rolled": dense_weights(weights, mods, roll_groups=True),
-               "unquantized_weights": {k: (source_w[k] if k in source_w else v) for k, v in dense.items()}}
+    mutants = {}
+    if quantized:
+        mutants = {"biases_ignored": dense_weights(weights, mods, ignore_biases=True),
+                   "pack_order_reversed": dense_weights(weights, mods, reverse_packs=True),
+                   "group_scales_rolled": dense_weights(weights, mods, roll_groups=True),
+                   "unquantized_weights": {k: (source_w[k] if k in source_w else v) for k, v in dense.items()}}
     if len({m["bits"] for m in mods.values()}) > 1:  # mixed recipe: the 6-bit modules alone must matter
         mutants["pack_order_reversed_6bit_only"] = dense_weights(weights, mods, only_bits=6, reverse_packs=True)
+    if mods and {m["bits"] for m in mods.values()} <= {3, 5, 6}:  # codes straddle words in every module
+        mutants["straddling_codes_truncated"] = dense_weights(weights, mods, truncate_straddling=True)
     for mname, mw in mutants.items():
         hf.set_weights(mw)
         mut = np.concatenate([hf.full(s["tokens"]).argmax(-1) for s in sequences])
@@ -665,7 +732,7 @@ def main() -> int:
             print(f"  greedy: prompt len {len(g['prompt'])} -> {len(g['continuation'])} tokens, "
                   f"min_margin {g['min_margin']:.4g}")
         for m, d in ref["discrimination"].items():
-            print(f"  mutation {m:22s} argmax changed {d['argmax_changed']:3d}/{d['positions']}")
+            print(f"  mutation {m:26s} argmax changed {d['argmax_changed']:3d}/{d['positions']}")
     print(f"\ntotal size: {total / 1024:.0f} KiB")
     return 0
 

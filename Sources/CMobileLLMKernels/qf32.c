@@ -32,6 +32,56 @@ static int64_t qf_block(int wtype) {
     return (wtype == QF_Q2_K || wtype == QF_Q3_K || wtype == QF_Q4_K || wtype == QF_Q5_K || wtype == QF_Q6_K) ? 256 : 32;
 }
 
+/* ------------------------------------------------------------------ Q4_1 pairs, row-major (see the header) */
+
+void mlk_q4_1_pairs_compact(const void *src, int64_t rows, int64_t k, void *dst) {
+    if (!src || !dst || rows < 0 || k <= 0 || k % 64 != 0) return;
+    const size_t in_row = (size_t)(k / 32) * 20, out_row = (size_t)(k / 64) * 36;
+    for (int64_t r = 0; r < rows; r++) {
+        const uint8_t *in = (const uint8_t *)src + (size_t)r * in_row;
+        uint8_t *out = (uint8_t *)dst + (size_t)r * out_row;
+        for (int64_t p = 0; p < k / 64; p++) {
+            uint8_t pair[36]; /* read whole before writing: in place, the output overlaps this pair's input */
+            memcpy(pair, in + (size_t)p * 40, 20);
+            memcpy(pair + 20, in + (size_t)p * 40 + 24, 16);
+            memcpy(out + (size_t)p * 36, pair, 36);
+        }
+    }
+}
+
+void mlk_q4_1_pairs_expand_row(const void *compact, int64_t k, int64_t j, void *dst) {
+    if (!compact || !dst || j < 0 || k <= 0 || k % 64 != 0) return;
+    const uint8_t *in = (const uint8_t *)compact + (size_t)j * (size_t)(k / 64) * 36;
+    uint8_t *out = (uint8_t *)dst;
+    for (int64_t p = 0; p < k / 64; p++) {
+        memcpy(out + (size_t)p * 40, in + (size_t)p * 36, 20);
+        memcpy(out + (size_t)p * 40 + 20, in + (size_t)p * 36, 4);
+        memcpy(out + (size_t)p * 40 + 24, in + (size_t)p * 36 + 20, 16);
+    }
+}
+
+int mlk_q4_1_pairs_fast(void) {
+#if defined(__x86_64__) || defined(_M_X64)
+    return mlk_active_isa() != MLK_ISA_SCALAR;
+#else
+    return 0;
+#endif
+}
+
+/* The portable path for MLK_Q4_1_PAIRS_ROWS: each row expanded to plain Q4_1, then the Q4_1 path. */
+static void qf_scalar(int wtype, const float *x, int64_t n, int64_t k, const void *w, int64_t j0, int64_t j1,
+                      float *y, int64_t ldy);
+static void qf_pairs_scalar(const float *x, int64_t n, int64_t k, const void *w, int64_t j0, int64_t j1, float *y,
+                            int64_t ldy) {
+    uint8_t *row = malloc((size_t)(k / 32) * 20);
+    if (!row) return;
+    for (int64_t j = j0; j < j1; j++) {
+        mlk_q4_1_pairs_expand_row(w, k, j, row);
+        qf_scalar(QF_Q4_1, x, n, k, row, 0, 1, y + j, ldy);
+    }
+    free(row);
+}
+
 /* ------------------------------------------------------------------ portable path: dequantize, then dot */
 
 static void qf_scalar(int wtype, const float *x, int64_t n, int64_t k, const void *w, int64_t j0, int64_t j1,
@@ -415,6 +465,15 @@ QF_AVX2 static inline void qf2_q4_1(const uint8_t *row, int64_t g, __m256 w[4]) 
     for (int v = 0; v < 4; v++) w[v] = _mm256_add_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(q[v]), d), m);
 }
 
+/* MLK_Q4_1_PAIRS_ROWS: group g's d and m are its pair's; its nibbles are the pair's 16 bytes g % 2. */
+QF_AVX2 static inline void qf2_q4_1p(const uint8_t *row, int64_t g, __m256 w[4]) {
+    const uint8_t *b = row + (g >> 1) * 36;
+    const __m256 d = _mm256_set1_ps(qf_half2(b)), m = _mm256_set1_ps(qf_half2(b + 2));
+    __m256i q[4];
+    qf_nibbles(b + 4 + (g & 1) * 16, q);
+    for (int v = 0; v < 4; v++) w[v] = _mm256_add_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(q[v]), d), m);
+}
+
 QF_AVX2 static inline void qf2_q8_0(const uint8_t *row, int64_t g, __m256 w[4]) {
     const uint8_t *b = row + g * 34;
     const __m256 d = _mm256_set1_ps(qf_half2(b));
@@ -617,6 +676,7 @@ QF_AVX2 static inline float qf_hsum256(__m256 v) {
 
 QF_DEFINE_AVX2(qf_avx2_q4_0, qf2_q4_0, 18, 32)
 QF_DEFINE_AVX2(qf_avx2_q4_1, qf2_q4_1, 20, 32)
+QF_DEFINE_AVX2(qf_avx2_q4_1p, qf2_q4_1p, 36, 64)
 QF_DEFINE_AVX2(qf_avx2_q8_0, qf2_q8_0, 34, 32)
 QF_DEFINE_AVX2(qf_avx2_q5_0, qf2_q5_0, 22, 32)
 QF_DEFINE_AVX2(qf_avx2_q5_1, qf2_q5_1, 24, 32)
@@ -647,6 +707,18 @@ mlk_kernel mlk_qf32_kernel(mlk_isa isa, int wtype, int64_t n) {
 
 void mlk_qf32_matmul_rows_isa(mlk_isa isa, int wtype, const float *x, int64_t n, int64_t k, const void *w,
                               int64_t j0, int64_t j1, float *y, int64_t ldy) {
+    if (wtype == MLK_Q4_1_PAIRS_ROWS) {
+        if (n <= 0 || k <= 0 || k % 64 != 0 || j1 <= j0 || j0 < 0) return;
+#ifdef QF_X86
+        if ((int)isa > (int)mlk_detect_isa()) isa = mlk_detect_isa();
+        if (isa != MLK_ISA_SCALAR) {
+            qf_avx2_q4_1p(x, n, k, w, j0, j1, y, ldy);
+            return;
+        }
+#endif
+        qf_pairs_scalar(x, n, k, w, j0, j1, y, ldy);
+        return;
+    }
     if (!mlk_qf32_supported(wtype) || n <= 0 || k <= 0 || j1 <= j0 || j0 < 0 || k % qf_block(wtype) != 0) return;
     switch (mlk_qf32_kernel(isa, wtype, n)) {
 #ifdef QF_X86

@@ -539,6 +539,36 @@ struct QuantR8KernelTests {
         print("r8 q4_1 pairs: worst |fast - reference| / magnitude = \(worst)")
     }
 
+    @Test("Q4_1 pairs compacted row-major (MLX 4-bit, group 64, exact mode): the same rows and bit-identical f32 results")
+    func q4_1PairsRows() throws {
+        let m = 12, n = 5
+        for k in [64, 192, 1088] {
+            let rb = try #require(QuantType.q4_1.rowBytes(k))
+            var w = QuantTestSupport.weightBytes(type: .q4_1, rows: m, k: k, seed: UInt64(11 + k))
+            for r in 0..<m { for b in stride(from: 0, to: k / 32, by: 2) { for i in 0..<4 { w[r * rb + (b + 1) * 20 + i] = w[r * rb + b * 20 + i] } } }
+            var compact = w  // in place, as the loader does
+            compact.withUnsafeMutableBytes { mlk_q4_1_pairs_compact($0.baseAddress, Int64(m), Int64(k), $0.baseAddress) }
+            for j in 0..<m {
+                var row = [UInt8](repeating: 0, count: rb)
+                compact.withUnsafeBytes { c in row.withUnsafeMutableBytes { mlk_q4_1_pairs_expand_row(c.baseAddress, Int64(k), Int64(j), $0.baseAddress) } }
+                #expect(row == Array(w[(j * rb)..<(j * rb + rb)]), "k \(k) row \(j)")
+            }
+            let x = QuantTestSupport.normals(n * k, seed: UInt64(k))
+            for isa in [MLK_ISA_SCALAR, mlk_detect_isa()] {
+                var plain = [Float](repeating: .nan, count: n * m), pairs = plain
+                x.withUnsafeBufferPointer { xb in
+                    w.withUnsafeBytes { wb in plain.withUnsafeMutableBufferPointer {
+                        mlk_qf32_matmul_rows_isa(isa, QuantType.q4_1.rawValue, xb.baseAddress, Int64(n), Int64(k), wb.baseAddress, 0, Int64(m), $0.baseAddress, Int64(m))
+                    } }
+                    compact.withUnsafeBytes { wb in pairs.withUnsafeMutableBufferPointer {
+                        mlk_qf32_matmul_rows_isa(isa, Int32(MLK_Q4_1_PAIRS_ROWS), xb.baseAddress, Int64(n), Int64(k), wb.baseAddress, 0, Int64(m), $0.baseAddress, Int64(m))
+                    } }
+                }
+                #expect(pairs == plain, "k \(k) isa \(isa.rawValue): the compact layout computes what plain Q4_1 computes")
+            }
+        }
+    }
+
     @Test("random block bytes (NaN and infinite scales included) never crash; finite results agree with the row-major kernel")
     func randomBytes() throws {
         var g = SeededGenerator(seed: 99)

@@ -36,6 +36,30 @@ mlk_kernel mlk_qf32_kernel(mlk_isa isa, int wtype, int64_t n);
 void mlk_qf32_matmul_rows_isa(mlk_isa isa, int wtype, const float *x, int64_t n, int64_t k, const void *w,
                               int64_t j0, int64_t j1, float *y, int64_t ldy);
 
+/*
+ * Q4_1 in pairs, row-major (MLX 4-bit, group 64, for the exact kernels): MLK_Q4_1_PAIRS_ROWS is a layout, never a
+ * stored type. A Q4_1 matrix whose blocks 2i and 2i+1 share d and m in every row (mlk_q_r8_pairs_shared) is
+ * compacted to 36 bytes per 64 weights per row:
+ *
+ *   f16 d | f16 m | block 2i's qs[16] | block 2i+1's qs[16]
+ *
+ * (Q4_0's density; plain Q4_1 repeats d and m and needs 40). mlk_qf32_matmul_rows takes it as `wtype` (k a multiple
+ * of 64) and computes exactly what it computes on the plain Q4_1 matrix.
+ */
+#define MLK_Q4_1_PAIRS_ROWS 1004
+
+/** Compacts `rows` rows of k plain Q4_1 weights (pairs sharing d and m; k % 64 == 0) to MLK_Q4_1_PAIRS_ROWS at `dst`
+ *  (rows * k / 64 * 36 bytes). `dst` may be `src` (in place: each row moves towards the start); other overlaps are
+ *  not allowed. Does nothing on invalid input. */
+void mlk_q4_1_pairs_compact(const void *src, int64_t rows, int64_t k, void *dst);
+
+/** 1 when mlk_qf32_matmul_rows has a SIMD kernel for MLK_Q4_1_PAIRS_ROWS at the active level (x86 AVX2 and
+ *  later), so compacting pays; 0 where it would run the portable path (which expands every row). */
+int mlk_q4_1_pairs_fast(void);
+
+/** Row j of a MLK_Q4_1_PAIRS_ROWS matrix `compact` as plain Q4_1 (k / 32 * 20 bytes at `dst`). */
+void mlk_q4_1_pairs_expand_row(const void *compact, int64_t k, int64_t j, void *dst);
+
 #ifdef __cplusplus
 }
 #endif

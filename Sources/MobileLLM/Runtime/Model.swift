@@ -204,7 +204,7 @@ public final class Model: @unchecked Sendable {
                              plan: QuantizationPlan(projectionType: $0), threads: threads) as TensorSource
         } ?? source
         weights = try TransformerWeights(configuration: configuration, schema: schema, source: source,
-                                         precision: options.interleavesWeights ? options.activationPrecision : .exact,
+                                         precision: options.activationPrecision, rearranges: options.interleavesWeights,
                                          threads: threads)
         recipes = (0..<configuration.layerCount).map { architecture.layerRecipe(configuration, layer: $0) }
         ropeFrequencies = configuration.ropeInverseFrequencies()

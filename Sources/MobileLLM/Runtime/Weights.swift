@@ -21,9 +21,12 @@ public struct WeightMatrix: @unchecked Sendable {
     /// 8 rows per load; same bytes, rearranged): done at load in the int8 mode where this CPU has such a kernel
     /// (`interleavesAtLoad`). Every accessor here undoes it, so only the multiply sees the difference.
     let interleaved: Bool
-    /// The r8 layout of an interleaved matrix (`mlk_q_r8_*`'s `wtype`): the type itself, or `MLK_R8_Q4_1_PAIRS` for
-    /// Q4_1 whose blocks share d and m in pairs (MLX 4-bit, group 64), which interleaves at Q4_0's density.
+    /// The kernels' `wtype` for the bytes: the type itself; for Q4_1 whose blocks share d and m in pairs (MLX 4-bit,
+    /// group 64), `MLK_R8_Q4_1_PAIRS` when interleaved (int8) or `MLK_Q4_1_PAIRS_ROWS` when compacted (exact),
+    /// both at Q4_0's density.
     let layout: Int32
+    /// True when the rows are compacted Q4_1 pairs (`MLK_Q4_1_PAIRS_ROWS`, see `compactedPairs`).
+    var isCompactedPairs: Bool { layout == Int32(MLK_Q4_1_PAIRS_ROWS) }
 
     /// Wraps a stored 1-D or 2-D tensor whose shape has been checked by the caller.
     init(_ tensor: StoredTensor) {
@@ -37,15 +40,44 @@ public struct WeightMatrix: @unchecked Sendable {
         layout = tensor.type.rawValue
     }
 
-    private init(interleaving matrix: WeightMatrix, as layout: Int32, into buffer: OwnedBuffer) {
+    private init(rearranging matrix: WeightMatrix, as layout: Int32, into buffer: OwnedBuffer, interleaved: Bool) {
         rows = matrix.rows
         columns = matrix.columns
         type = matrix.type
         rowBytes = matrix.rowBytes
         pointer = UnsafeRawPointer(buffer.pointer)
         owner = buffer
-        interleaved = true
+        self.interleaved = interleaved
         self.layout = layout
+    }
+
+    /// For the exact kernels: a Q4_1 matrix whose blocks share d and m in pairs (`mlk_q_r8_pairs_shared`: MLX 4-bit,
+    /// group 64) compacted to `MLK_Q4_1_PAIRS_ROWS`, 36 bytes per 64 weights instead of 40, where a SIMD kernel
+    /// reads that layout (`mlk_q4_1_pairs_fast`); otherwise the matrix itself. Bytes the loader owns are compacted in
+    /// place and the pages past the compact bytes returned; mapped bytes go to owned memory and their file pages are
+    /// released. Rows, the fingerprint and the results are those of the plain Q4_1 matrix.
+    func compactedPairs() -> WeightMatrix {
+        guard type == .q4_1, !interleaved, columns % 64 == 0, rows > 0, mlk_q4_1_pairs_fast() != 0,
+              mlk_q_r8_pairs_shared(pointer, Int64(rows), Int64(columns)) != 0 else { return self }
+        let own = (owner as? OwnedBuffer).flatMap { UnsafeRawPointer($0.pointer) == pointer && $0.byteCount >= byteCount ? $0 : nil }
+        let compactBytes = rows * columns / 64 * 36
+        let buffer = own ?? OwnedBuffer(weightBytes: compactBytes)
+        mlk_q4_1_pairs_compact(pointer, Int64(rows), Int64(columns), buffer.pointer)
+        if own == nil {
+            TensorConversion.releasePages(pointer: pointer, byteCount: byteCount, owner: owner)
+        } else {
+            Self.releaseTail(of: buffer, from: compactBytes, to: byteCount)
+        }
+        return WeightMatrix(rearranging: self, as: Int32(MLK_Q4_1_PAIRS_ROWS), into: buffer, interleaved: false)
+    }
+
+    /// Returns the whole pages of `buffer` in `start ..< end` (bytes no longer used) to the system.
+    private static func releaseTail(of buffer: OwnedBuffer, from start: Int, to end: Int) {
+        let page = Platform.pageSize
+        guard page > 0 else { return }
+        let first = (Int(bitPattern: buffer.pointer + start) + page - 1) / page * page
+        let last = Int(bitPattern: buffer.pointer + end) / page * page
+        if last > first, let address = UnsafeMutableRawPointer(bitPattern: first) { Platform.dropMappedPages(address, last - first) }
     }
 
     /// Whether the loader interleaves a [rows, columns] matrix of `type` that it multiplies under `precision`: int8
@@ -90,18 +122,14 @@ public struct WeightMatrix: @unchecked Sendable {
             }
         }
         if !inPlace { TensorConversion.releasePages(pointer: pointer, byteCount: byteCount, owner: owner) }
-        if inPlace, packedBytes < byteCount {
-            // The bytes past the smaller packed matrix are no longer used: give their whole pages back.
-            let page = Platform.pageSize, start = Int(bitPattern: buffer.pointer + packedBytes)
-            let first = (start + page - 1) / page * page, end = Int(bitPattern: buffer.pointer + byteCount) / page * page
-            if page > 0, end > first, let address = UnsafeMutableRawPointer(bitPattern: first) { Platform.dropMappedPages(address, end - first) }
-        }
-        return WeightMatrix(interleaving: self, as: layout, into: buffer)
+        if inPlace, packedBytes < byteCount { Self.releaseTail(of: buffer, from: packedBytes, to: byteCount) }
+        return WeightMatrix(rearranging: self, as: layout, into: buffer, interleaved: true)
     }
 
     /// Bytes the matrix occupies (interleaved in pairs: the smaller packed size).
     public var byteCount: Int {
-        interleaved && layout != type.rawValue ? Int(mlk_q_r8_bytes(layout, Int64(rows), Int64(columns))) : rows * rowBytes
+        if isCompactedPairs { return rows * columns / 64 * 36 }
+        return interleaved && layout != type.rawValue ? Int(mlk_q_r8_bytes(layout, Int64(rows), Int64(columns))) : rows * rowBytes
     }
 
     /// True for block-quantized storage.
@@ -124,9 +152,15 @@ public struct WeightMatrix: @unchecked Sendable {
     /// Calls `body` with the bytes of row `index` as stored in the file (un-interleaved into a temporary copy when
     /// the matrix is interleaved).
     func withStoredRow<Result>(_ index: Int, _ body: (UnsafeRawBufferPointer) throws -> Result) rethrows -> Result {
-        guard interleaved else { return try body(UnsafeRawBufferPointer(start: pointer + index * rowBytes, count: rowBytes)) }
+        guard interleaved || isCompactedPairs else {
+            return try body(UnsafeRawBufferPointer(start: pointer + index * rowBytes, count: rowBytes))
+        }
         return try withUnsafeTemporaryAllocation(byteCount: rowBytes, alignment: 16) { buffer in
-            mlk_q_r8_unpack_row(layout, pointer, Int64(columns), Int64(index), buffer.baseAddress)
+            if isCompactedPairs {
+                mlk_q4_1_pairs_expand_row(pointer, Int64(columns), Int64(index), buffer.baseAddress)
+            } else {
+                mlk_q_r8_unpack_row(layout, pointer, Int64(columns), Int64(index), buffer.baseAddress)
+            }
             return try body(UnsafeRawBufferPointer(buffer))
         }
     }
@@ -150,11 +184,12 @@ public struct WeightMatrix: @unchecked Sendable {
         if interleaved, let quantized = input.quantized {
             mlk_q_r8_matmul_rows(layout, quantized, Int64(input.count), Int64(columns), pointer,
                                  Int64(range.lowerBound), Int64(range.upperBound), y, Int64(rows))
-        } else if isQuantized, let quantized = input.quantized {
+        } else if isQuantized, let quantized = input.quantized, !isCompactedPairs {
             mlk_q_matmul_rows(type.rawValue, quantized, Int64(input.count), Int64(columns), pointer,
                               Int64(range.lowerBound), Int64(range.upperBound), y, Int64(rows))
         } else if isQuantized {
-            mlk_qf32_matmul_rows(type.rawValue, input.x, Int64(input.count), Int64(columns), pointer,
+            // Compacted pairs only exist in the exact mode (`TransformerWeights` compacts only there).
+            mlk_qf32_matmul_rows(layout, input.x, Int64(input.count), Int64(columns), pointer,
                                  Int64(range.lowerBound), Int64(range.upperBound), y, Int64(rows))
         } else {
             mlk_matmul_rows(input.x, Int64(input.count), Int64(columns), pointer, denseKernelType,
@@ -250,10 +285,13 @@ extension TransformerWeights {
 
     /// Collects and shape-checks every tensor of `schema` (the family's tensor list for configuration `c`). Errors
     /// name the tensor as its file does and the configuration fields its expected shape comes from.
-    /// With `precision` int8, the matrices it multiplies that `WeightMatrix.interleavesAtLoad` picks (the embedding only
-    /// when it is also the output projection) are interleaved into owned memory on `threads` threads.
+    /// With `rearranges`, the matrices are laid out for `precision`'s kernels: in int8, those it multiplies that
+    /// `WeightMatrix.interleavesAtLoad` picks (the embedding only when it is also the output projection) are
+    /// interleaved on `threads` threads; in exact, Q4_1 pairs are compacted (`WeightMatrix.compactedPairs`). Both may
+    /// rewrite bytes the source owns in place, so the source must not be used afterwards (the model loader drops it);
+    /// without `rearranges` (the default: a shape check) nothing is rewritten.
     init(configuration c: ModelConfiguration, schema: TensorSchema, source: TensorSource,
-         precision: ActivationPrecision = .exact, threads: Int = 1) throws {
+         precision: ActivationPrecision = .exact, rearranges: Bool = false, threads: Int = 1) throws {
         let fieldNames = source.configurationFieldNames
         func field(_ name: String) -> String { fieldNames[name] ?? name }
         func require(_ spec: TensorSpec) throws -> StoredTensor {
@@ -283,8 +321,12 @@ extension TransformerWeights {
         let outputIsEmbedding = Self.outputIsEmbedding(configuration: c, schema: schema, source: source)
         func matrix(_ tensor: StoredTensor, _ role: TensorRole) -> WeightMatrix {
             let matrix = WeightMatrix(tensor)
-            return Self.multiplies(role, outputIsEmbedding: outputIsEmbedding) && WeightMatrix.interleavesAtLoad(type: matrix.type, rows: matrix.rows, columns: matrix.columns, precision: precision)
-                ? matrix.interleavedCopy(threads: threads) : matrix
+            guard rearranges else { return matrix }
+            if Self.multiplies(role, outputIsEmbedding: outputIsEmbedding)
+                && WeightMatrix.interleavesAtLoad(type: matrix.type, rows: matrix.rows, columns: matrix.columns, precision: precision) {
+                return matrix.interleavedCopy(threads: threads)
+            }
+            return precision == .exact ? matrix.compactedPairs() : matrix
         }
         for spec in schema.tensors {
             if spec.role == .output && outputIsEmbedding { continue }
