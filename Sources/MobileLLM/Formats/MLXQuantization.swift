@@ -1,5 +1,6 @@
 import CMobileLLMKernels
 import Dispatch
+import Synchronization
 
 /// MLX's affine quantization, as mlx-lm (`mlx_lm.convert -q`, 0.32) records it in config.json and stores it in the
 /// weight files, and its lossless conversion to the engine's block types.
@@ -14,7 +15,9 @@ import Dispatch
 /// - `M.scales` and `M.biases`: [rows, in/G] in F16, BF16 or F32;
 /// - the weight (r, i) is `scales[r, i/G] · code + biases[r, i/G]`.
 ///
-/// The loader turns each such matrix into a type the kernels multiply, without changing a weight:
+/// The directory checks every such matrix as it opens, and converts it when the model first asks for it (the loader
+/// then lays it out for its kernels, in place, before asking for the next one), into a type the kernels multiply,
+/// without changing a weight:
 /// - 4-bit and 5-bit codes become Q4_1 and Q5_1 (`w = d·q + m` per 32 weights, with d and m as f16) when every
 ///   scale and bias of the matrix is exactly an f16 value: the group's scale and bias are repeated for each of its
 ///   32-weight blocks, so the weights are the same numbers bit for bit, and multiply at Q4_1/Q5_1 speed;
@@ -111,17 +114,32 @@ public struct MLXQuantizedTensor: Sendable, Equatable {
     public var scaleType: QuantType
 }
 
+/// One MLX packed matrix, checked, that `MLXQuantization.materialize` converts when the model first asks for it.
+struct MLXPendingMatrix: @unchecked Sendable {
+    let packed: PackedWordTensor
+    let scales: StoredTensor
+    let biases: StoredTensor
+    let record: MLXQuantizedTensor
+    /// Columns of the matrix (codes per row).
+    let columns: Int
+}
+
+/// Converted MLX matrices by name, shared by copies of a `ModelDirectory` (filled on first request).
+final class MLXConvertedMatrices: Sendable {
+    let tensors = Mutex<[String: StoredTensor]>([:])
+}
+
 extension MLXQuantization {
-    /// Converts every packed matrix among `words` (with its scales and biases from `tensors`) as the type comment
-    /// says, returning `tensors` with each `M.weight` replaced by the converted matrix and `M.scales`/`M.biases`
-    /// removed, plus what was done to each. `recipe` nil with packed words present is an error (`configPath` names
-    /// config.json), as are missing scales or biases and shapes that disagree with the recipe.
-    /// With `materialize` false nothing is converted (`tensors` comes back unchanged): the checks run and the
-    /// records say what each matrix would become (for reports that read headers only).
-    static func convert(words: [String: PackedWordTensor], tensors: [String: StoredTensor], recipe: MLXQuantization?,
-                        configPath: String, threads: Int, materialize: Bool = true) throws -> (tensors: [String: StoredTensor], converted: [MLXQuantizedTensor]) {
+    /// Checks every packed matrix among `words` against `recipe` and its scales and biases in `tensors`, and says what
+    /// each becomes: `tensors` without the `scales`/`biases` of those matrices, the matrices to convert by weight name,
+    /// and the records. `recipe` nil with packed words present is an error (`configPath` names config.json), as are
+    /// missing scales or biases and shapes that disagree with the recipe. Reads the scales and biases (1/16 of the
+    /// weights or less), not the codes.
+    static func plan(words: [String: PackedWordTensor], tensors: [String: StoredTensor], recipe: MLXQuantization?,
+                     configPath: String) throws -> (tensors: [String: StoredTensor], pending: [String: MLXPendingMatrix], records: [MLXQuantizedTensor]) {
         var result = tensors
-        var converted: [MLXQuantizedTensor] = []
+        var pending: [String: MLXPendingMatrix] = [:]
+        var records: [MLXQuantizedTensor] = []
         for name in words.keys.sorted() {
             guard let packed = words[name] else { continue }
             let file = (packed.owner as? MappedFile)?.path ?? configPath
@@ -138,23 +156,18 @@ extension MLXQuantization {
                 throw MobileLLMError.invalidFile(path: configPath, field: "quantization.\(module)",
                                                  problem: "says the module is not quantized, but \(name) in \(file) is U32 (MLX packed codes)")
             }
-            let (tensor, record) = try convertMatrix(packed, module: module, setting: setting, tensors: tensors, file: file,
-                                                     threads: threads, materialize: materialize)
-            guard let tensor else {
-                converted.append(record)
-                continue
-            }
-            result[name] = tensor
+            let matrix = try check(packed, module: module, setting: setting, tensors: tensors, file: file)
+            pending[name] = matrix
+            records.append(matrix.record)
             result[module + ".scales"] = nil
             result[module + ".biases"] = nil
-            converted.append(record)
         }
-        return (result, converted)
+        return (result, pending, records)
     }
 
-    /// One packed matrix converted (see the type comment), after checking its scales, biases and shapes.
-    private static func convertMatrix(_ packed: PackedWordTensor, module: String, setting: Setting, tensors: [String: StoredTensor],
-                                      file: String, threads: Int, materialize: Bool) throws -> (StoredTensor?, MLXQuantizedTensor) {
+    /// One packed matrix's shapes, scales and biases checked, and the type it becomes (see the type comment).
+    private static func check(_ packed: PackedWordTensor, module: String, setting: Setting, tensors: [String: StoredTensor],
+                              file: String) throws -> MLXPendingMatrix {
         let name = packed.name, bits = setting.bits, group = setting.groupSize
         let recipeText = "\(bits)-bit codes in groups of \(group)"
         guard packed.shape.count == 2 else {
@@ -179,14 +192,23 @@ extension MLXQuantization {
             }
             parts.append(tensor)
         }
-        let scales = floats(parts[0]), biases = floats(parts[1])
-        let fitsF16 = (bits == 4 || bits == 5) && exactlyF16(scales) && exactlyF16(biases)
+        let fitsF16 = (bits == 4 || bits == 5) && exactlyF16(floats(parts[0])) && exactlyF16(floats(parts[1]))
         let type: QuantType = fitsF16 ? (bits == 4 ? .q4_1 : .q5_1) : .f32
-        let record = MLXQuantizedTensor(name: name, setting: setting, storedAs: type, scaleType: parts[0].type)
-        guard materialize else { return (nil, record) }
+        return MLXPendingMatrix(packed: packed, scales: parts[0], biases: parts[1],
+                                record: MLXQuantizedTensor(name: name, setting: setting, storedAs: type, scaleType: parts[0].type),
+                                columns: columns)
+    }
+
+    /// The checked matrix `matrix` converted to its type in owned memory on up to `threads` threads; the file pages of
+    /// its codes are released afterwards.
+    static func materialize(_ matrix: MLXPendingMatrix, threads: Int) -> StoredTensor {
+        let packed = matrix.packed, type = matrix.record.storedAs, columns = matrix.columns
+        let bits = matrix.record.setting.bits, group = matrix.record.setting.groupSize
+        let rows = packed.shape[0], wordsPerRow = packed.shape[1]
+        let scales = floats(matrix.scales), biases = floats(matrix.biases)
         let rowBytes = type.rowBytes(columns) ?? 0
         let buffer = OwnedBuffer(weightBytes: rows * rowBytes)
-        let d = fitsF16 ? halves(scales) : [], m = fitsF16 ? halves(biases) : []
+        let d = type == .f32 ? [] : halves(scales), m = type == .f32 ? [] : halves(biases)
         let source = UnsafeSendableRawPointer(packed.pointer), output = UnsafeSendablePointer(buffer.pointer)
         let workers = max(1, min(threads, rows * columns / (1 << 16) + 1, rows))
         scales.withUnsafeBufferPointer { scales in
@@ -199,6 +221,10 @@ extension MLXQuantization {
                             let codes = UnsafeMutablePointer<UInt8>.allocate(capacity: columns)
                             defer { codes.deallocate() }
                             for row in rows * worker / workers ..< rows * (worker + 1) / workers {
+                                if type == .q4_1 {
+                                    rowsIn.writeQ4_1(row, to: output.pointer + row * rowBytes)
+                                    continue
+                                }
                                 rowsIn.codes(row, into: codes)
                                 rowsIn.write(row, codes: codes, as: type, to: output.pointer + row * rowBytes)
                             }
@@ -208,8 +234,7 @@ extension MLXQuantization {
             }
         }
         TensorConversion.releasePages(pointer: packed.pointer, byteCount: packed.count * 4, owner: packed.owner)
-        let tensor = StoredTensor(name: name, type: type, shape: [rows, columns], owner: buffer, pointer: UnsafeRawPointer(buffer.pointer))
-        return (tensor, record)
+        return StoredTensor(name: packed.name, type: type, shape: [rows, columns], owner: buffer, pointer: UnsafeRawPointer(buffer.pointer))
     }
 
     /// A float tensor's values as f32.
@@ -268,6 +293,30 @@ extension MLXQuantization {
                 var v = word(j) >> shift
                 if Int(shift) + bits > 32 { v |= word(j + 1) << (32 - shift) }
                 codes[i] = UInt8(truncatingIfNeeded: v & mask)
+            }
+        }
+
+        /// Writes 4-bit row `row` as Q4_1 straight from its words: a 32-code block is 4 words, codes 0-15 in the first
+        /// two and 16-31 in the last two, and Q4_1's byte i holds code i (low nibble) and code i + 16 (high nibble).
+        func writeQ4_1(_ row: Int, to destination: UnsafeMutableRawPointer) {
+            let base = words.pointer + row * wordsPerRow * 4, groups = columns / group
+            @inline(__always) func word(_ j: Int) -> UInt64 {
+                UInt64(UInt32(littleEndian: base.loadUnaligned(fromByteOffset: 4 * j, as: UInt32.self)))
+            }
+            /// The 8 nibbles of a word, nibble i in the low half of byte i.
+            @inline(__always) func spread(_ w: UInt64) -> UInt64 {
+                var x = (w | w << 16) & 0x0000_FFFF_0000_FFFF
+                x = (x | x << 8) & 0x00FF_00FF_00FF_00FF
+                return (x | x << 4) & 0x0F0F_0F0F_0F0F_0F0F
+            }
+            for block in 0..<(columns / 32) {
+                let g = row * groups + block * 32 / group
+                let out = destination + block * 20
+                out.storeBytes(of: d[g].littleEndian, toByteOffset: 0, as: UInt16.self)
+                out.storeBytes(of: m[g].littleEndian, toByteOffset: 2, as: UInt16.self)
+                let j = 4 * block
+                out.storeBytes(of: (spread(word(j)) | spread(word(j + 2)) << 4).littleEndian, toByteOffset: 4, as: UInt64.self)
+                out.storeBytes(of: (spread(word(j + 1)) | spread(word(j + 3)) << 4).littleEndian, toByteOffset: 12, as: UInt64.self)
             }
         }
 

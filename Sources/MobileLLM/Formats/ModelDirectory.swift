@@ -21,11 +21,15 @@ public struct ModelDirectory: Sendable {
     /// `tokenizer_config.json`, when present.
     public let tokenizerConfigFile: String?
 
+    /// MLX packed matrices, checked, converted on first request (`tensor(named:)`), by weight name.
+    let mlxPending: [String: MLXPendingMatrix]
+    /// Those converted so far.
+    private let mlxConverted = MLXConvertedMatrices()
+
     /// Opens the directory at `path`, reading and validating config and weight headers. Tensor bytes stay mapped, not
-    /// read, except MLX quantized matrices, which are converted as the directory opens (`MLXQuantization`) unless
-    /// `convertingMLX` is false: then they are only checked and `mlxTensors` says what they would become (for
-    /// reports; such a directory's quantized weights are not readable through it).
-    public init(path: String, convertingMLX: Bool = true) throws {
+    /// read; MLX quantized matrices are checked (shapes, scales and biases) and converted when first asked for
+    /// (`MLXQuantization`).
+    public init(path: String) throws {
         let kind = pathKind(path)
         guard kind != .missing else {
             throw MobileLLMError.fileNotFound(path: path, reason: "no such file or directory")
@@ -105,9 +109,9 @@ public struct ModelDirectory: Sendable {
         mlxQuantization = recipe
         if words.isEmpty {
             mlxTensors = []
+            mlxPending = [:]
         } else {
-            (tensors, mlxTensors) = try MLXQuantization.convert(words: words, tensors: tensors, recipe: recipe, configPath: configPath,
-                                                               threads: Platform.activeProcessorCount, materialize: convertingMLX)
+            (tensors, mlxPending, mlxTensors) = try MLXQuantization.plan(words: words, tensors: tensors, recipe: recipe, configPath: configPath)
         }
         self.tensors = tensors
         self.weightFiles = files
@@ -130,6 +134,7 @@ public struct ModelDirectory: Sendable {
     var mappedFiles: [MappedFile] {
         var byPath: [String: MappedFile] = [:]
         for tensor in tensors.values { if let file = tensor.owner as? MappedFile { byPath[file.path] = file } }
+        for matrix in mlxPending.values { if let file = matrix.packed.owner as? MappedFile { byPath[file.path] = file } }
         return weightFiles.compactMap { byPath[$0] }
     }
 
@@ -167,7 +172,16 @@ public struct ModelDirectory: Sendable {
 }
 
 extension ModelDirectory: TensorSource {
-    func tensor(named name: String) -> StoredTensor? { tensors[name] }
+    func tensor(named name: String) -> StoredTensor? {
+        if let tensor = tensors[name] { return tensor }
+        guard let pending = mlxPending[name] else { return nil }
+        return mlxConverted.tensors.withLock { converted in
+            if let tensor = converted[name] { return tensor }
+            let tensor = MLXQuantization.materialize(pending, threads: Platform.activeProcessorCount)
+            converted[name] = tensor
+            return tensor
+        }
+    }
     var location: String { weightFiles.count == 1 ? weightFiles[0] : path + " (safetensors shards)" }
     var configurationFieldNames: [String: String] {
         ArchitectureRegistry.architecture(for: configuration.modelType)?.configurationFieldNames ?? [:]

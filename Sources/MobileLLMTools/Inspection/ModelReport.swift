@@ -251,7 +251,7 @@ public struct ModelReport: Sendable, Encodable {
             tokenizerModel = try gguf.string("tokenizer.ggml.model")
             preTokenizer = try gguf.string("tokenizer.ggml.pre")
         } else {
-            let directory = try ModelDirectory(path: model.path, convertingMLX: false)
+            let directory = try ModelDirectory(path: model.path)
             format = "safetensors"
             weightFiles = directory.weightFiles
             let configJSON = try JSONValue.load(path: (model.path as NSString).appendingPathComponent("config.json"))
