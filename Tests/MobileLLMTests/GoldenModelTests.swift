@@ -8,22 +8,7 @@ import Testing
 struct GoldenModelTests {
     @Test("logits match transformers within 1e-3", arguments: Fixtures.models)
     func logitsMatch(fixture: String) throws {
-        let reference = try ModelReference.load(fixture)
-        let model = try Model(path: Fixtures.path(fixture))
-        #expect(model.configuration.modelType == reference.model_type)
-        #expect(model.vocabularySize == reference.vocab_size)
-        for sequence in reference.sequences {
-            let session = try model.makeSession(contextLength: 128)
-            let logits = try session.feed(sequence.tokens, logits: .all)
-            #expect(logits.rowCount == sequence.tokens.count)
-            var worst: Float = 0
-            for (row, expected) in sequence.logits.enumerated() {
-                #expect(expected.count == model.vocabularySize)
-                worst = max(worst, maxAbsDifference(logits.row(row), expected))
-                #expect(Sampler.argmax(logits.row(row)) == Sampler.argmax(expected), "argmax differs at position \(row)")
-            }
-            #expect(worst <= 1e-3, "\(fixture): max |Δlogit| \(worst) over \(sequence.tokens.count) positions")
-        }
+        try expectLogits(of: try Model(path: Fixtures.path(fixture)), match: try ModelReference.load(fixture), fixture: fixture)
     }
 
     @Test("greedy continuations are identical to transformers", arguments: Fixtures.models)

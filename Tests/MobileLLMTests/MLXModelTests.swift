@@ -29,21 +29,9 @@ struct MLXModelTests {
 
     @Test("logits match MLX within 1e-3", arguments: fixtures)
     func logitsMatch(fixture: String) throws {
-        let reference = try ModelReference.load(fixture)
-        let model = try Model(path: Fixtures.path(fixture))
-        #expect(model.configuration.modelType == reference.model_type)
-        for sequence in reference.sequences {
-            // An f32 KV cache, as MLX's reference (the default for quantized weights is f16).
-            let session = try model.makeSession(contextLength: 128, kvCacheType: .f32)
-            let logits = try session.feed(sequence.tokens, logits: .all)
-            var worst: Float = 0
-            for (row, expected) in sequence.logits.enumerated() {
-                #expect(expected.count == model.vocabularySize)
-                worst = max(worst, maxAbsDifference(logits.row(row), expected))
-                #expect(Sampler.argmax(logits.row(row)) == Sampler.argmax(expected), "\(fixture): argmax differs at position \(row)")
-            }
-            #expect(worst <= 1e-3, "\(fixture): max |Δlogit| \(worst) over \(sequence.tokens.count) positions")
-        }
+        // An f32 KV cache, as MLX's reference (the default for quantized weights is f16).
+        try expectLogits(of: try Model(path: Fixtures.path(fixture)), match: try ModelReference.load(fixture), fixture: fixture,
+                         kvCacheType: .f32)
     }
 
     @Test("greedy continuations are identical to MLX's", arguments: fixtures)

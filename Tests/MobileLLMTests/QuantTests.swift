@@ -459,6 +459,36 @@ struct QuantR8KernelTests {
         #expect(untouched.allSatisfy { $0 == 7 })
     }
 
+    /// Multiplies the interleaved `packed` (layout `layout`, the [m, k] `type` matrix `w`) with n activation rows at
+    /// every ISA over split row ranges and expects the Swift reference dots; returns the worst relative error.
+    static func expectR8Dots(packed: [UInt8], layout: Int32, weights w: [UInt8], type: QuantType, m: Int, k: Int, n: Int,
+                             label: String) throws -> Double {
+        let x = QuantTestSupport.normals(n * k, seed: UInt64(2000 + n * k))
+        let xq = QuantTestSupport.cActivations(x, type: type, rows: n, k: k, isa: mlk_detect_isa())
+        let reference = try QuantTestSupport.referenceDots(weights: w, type: type, rows: m, k: k, x: x, n: n)
+        var worst = 0.0
+        for isa in QuantTestSupport.isas {
+            let ldy = m + 5
+            var y = [Float](repeating: .nan, count: n * ldy)
+            xq.withUnsafeBytes { xb in
+                packed.withUnsafeBytes { wb in
+                    y.withUnsafeMutableBufferPointer { yb in
+                        for (j0, j1) in [(0, 8), (8, 32), (32, m)] {
+                            mlk_q_r8_matmul_rows_isa(isa, layout, xb.baseAddress, Int64(n), Int64(k), wb.baseAddress,
+                                                     Int64(j0), Int64(j1), yb.baseAddress, Int64(ldy))
+                        }
+                        // Ranges off the 8-row grid are refused without writing.
+                        mlk_q_r8_matmul_rows_isa(isa, layout, xb.baseAddress, Int64(n), Int64(k), wb.baseAddress,
+                                                 4, Int64(m), yb.baseAddress! + m, Int64(ldy))
+                    }
+                }
+            }
+            worst = max(worst, QuantTestSupport.expectDots(y, ldy: ldy, equal: reference, n: n, m: m,
+                                                           label: "\(label) isa \(isa.rawValue) k \(k) n \(n)"))
+        }
+        return worst
+    }
+
     @Test("every r8 kernel equals the Swift reference dot product, on odd sizes and split row ranges", arguments: types)
     func kernels(type: QuantType) throws {
         let m = 40
@@ -467,28 +497,8 @@ struct QuantR8KernelTests {
             let w = QuantTestSupport.weightBytes(type: type, rows: m, k: k, seed: UInt64(k))
             let packed = QuantTestSupport.r8Packed(w, type: type, rows: m, k: k)
             for n in [1, 2, 3, 4, 5, 7, 8, 17] {
-                let x = QuantTestSupport.normals(n * k, seed: UInt64(2000 + n * k))
-                let xq = QuantTestSupport.cActivations(x, type: type, rows: n, k: k, isa: mlk_detect_isa())
-                let reference = try QuantTestSupport.referenceDots(weights: w, type: type, rows: m, k: k, x: x, n: n)
-                for isa in QuantTestSupport.isas {
-                    let ldy = m + 5
-                    var y = [Float](repeating: .nan, count: n * ldy)
-                    xq.withUnsafeBytes { xb in
-                        packed.withUnsafeBytes { wb in
-                            y.withUnsafeMutableBufferPointer { yb in
-                                for (j0, j1) in [(0, 8), (8, 32), (32, m)] {
-                                    mlk_q_r8_matmul_rows_isa(isa, type.rawValue, xb.baseAddress, Int64(n), Int64(k), wb.baseAddress,
-                                                             Int64(j0), Int64(j1), yb.baseAddress, Int64(ldy))
-                                }
-                                // Ranges off the 8-row grid are refused without writing.
-                                mlk_q_r8_matmul_rows_isa(isa, type.rawValue, xb.baseAddress, Int64(n), Int64(k), wb.baseAddress,
-                                                         4, Int64(m), yb.baseAddress! + m, Int64(ldy))
-                            }
-                        }
-                    }
-                    worst = max(worst, QuantTestSupport.expectDots(y, ldy: ldy, equal: reference, n: n, m: m,
-                                                                   label: "r8 \(type) isa \(isa.rawValue) k \(k) n \(n)"))
-                }
+                worst = max(worst, try Self.expectR8Dots(packed: packed, layout: type.rawValue, weights: w, type: type, m: m, k: k, n: n,
+                                                         label: "r8 \(type)"))
             }
         }
         print("r8 kernels \(type): worst |fast - reference| / magnitude = \(worst)")
@@ -515,25 +525,8 @@ struct QuantR8KernelTests {
                 #expect(row == Array(w[(j * rb)..<(j * rb + rb)]), "k \(k) row \(j)")
             }
             for n in [1, 3, 4, 8, 9] {
-                let x = QuantTestSupport.normals(n * k, seed: UInt64(300 + n * k))
-                let xq = QuantTestSupport.cActivations(x, type: type, rows: n, k: k, isa: mlk_detect_isa())
-                let reference = try QuantTestSupport.referenceDots(weights: w, type: type, rows: m, k: k, x: x, n: n)
-                for isa in QuantTestSupport.isas {
-                    let ldy = m + 5
-                    var y = [Float](repeating: .nan, count: n * ldy)
-                    xq.withUnsafeBytes { xb in
-                        packed.withUnsafeBytes { wb in
-                            y.withUnsafeMutableBufferPointer { yb in
-                                for (j0, j1) in [(0, 8), (8, 32), (32, m)] {
-                                    mlk_q_r8_matmul_rows_isa(isa, pairs, xb.baseAddress, Int64(n), Int64(k), wb.baseAddress,
-                                                             Int64(j0), Int64(j1), yb.baseAddress, Int64(ldy))
-                                }
-                            }
-                        }
-                    }
-                    worst = max(worst, QuantTestSupport.expectDots(y, ldy: ldy, equal: reference, n: n, m: m,
-                                                                   label: "r8 q4_1 pairs isa \(isa.rawValue) k \(k) n \(n)"))
-                }
+                worst = max(worst, try Self.expectR8Dots(packed: packed, layout: pairs, weights: w, type: type, m: m, k: k, n: n,
+                                                         label: "r8 q4_1 pairs"))
             }
         }
         print("r8 q4_1 pairs: worst |fast - reference| / magnitude = \(worst)")

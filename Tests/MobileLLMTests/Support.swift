@@ -17,6 +17,26 @@ enum Fixtures {
                          "qwen2-f32-tied", "qwen2-bf16-untied", "qwen3-f32-untied", "qwen3-bf16-tied"]
 }
 
+/// Feeds every reference sequence to `model` in a fresh session (`kvCacheType`; nil: the model's default) and expects
+/// the logits at every position within `tolerance` of the reference, with the same arg-max.
+func expectLogits(of model: Model, match reference: ModelReference, fixture: String, kvCacheType: KVCacheType? = nil,
+                  tolerance: Float = 1e-3) throws {
+    #expect(model.configuration.modelType == reference.model_type)
+    #expect(model.vocabularySize == reference.vocab_size)
+    for sequence in reference.sequences {
+        let session = try model.makeSession(contextLength: 128, kvCacheType: kvCacheType)
+        let logits = try session.feed(sequence.tokens, logits: .all)
+        #expect(logits.rowCount == sequence.tokens.count)
+        var worst: Float = 0
+        for (row, expected) in sequence.logits.enumerated() {
+            #expect(expected.count == model.vocabularySize)
+            worst = max(worst, maxAbsDifference(logits.row(row), expected))
+            #expect(Sampler.argmax(logits.row(row)) == Sampler.argmax(expected), "\(fixture): argmax differs at position \(row)")
+        }
+        #expect(worst <= tolerance, "\(fixture): max |Δlogit| \(worst) over \(sequence.tokens.count) positions")
+    }
+}
+
 /// One golden reference written by scripts/make_fixtures.py.
 struct ModelReference: Decodable {
     struct Sequence: Decodable {
