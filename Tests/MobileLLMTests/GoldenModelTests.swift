@@ -13,14 +13,7 @@ struct GoldenModelTests {
 
     @Test("greedy continuations are identical to transformers", arguments: Fixtures.models)
     func greedyMatches(fixture: String) throws {
-        let reference = try ModelReference.load(fixture)
-        let model = try Model(path: Fixtures.path(fixture))
-        for greedy in reference.greedy {
-            let session = try model.makeSession(contextLength: 128)
-            let result = try session.generate(prompt: greedy.prompt, options: GenerationOptions(maxTokens: greedy.continuation.count))
-            #expect(result.tokens == greedy.continuation)
-            #expect(result.stopReason == .maxTokens)
-        }
+        try expectGreedy(of: try Model(path: Fixtures.path(fixture)), match: try ModelReference.load(fixture), fixture: fixture)
     }
 
     @Test("prefill and token-by-token decode give identical logits", arguments: Fixtures.models)

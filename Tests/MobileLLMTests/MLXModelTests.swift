@@ -36,13 +36,7 @@ struct MLXModelTests {
 
     @Test("greedy continuations are identical to MLX's", arguments: fixtures)
     func greedyMatches(fixture: String) throws {
-        let reference = try ModelReference.load(fixture)
-        let model = try Model(path: Fixtures.path(fixture))
-        for greedy in reference.greedy {
-            let session = try model.makeSession(contextLength: 128)
-            let result = try session.generate(prompt: greedy.prompt, options: GenerationOptions(maxTokens: greedy.continuation.count))
-            #expect(result.tokens == greedy.continuation, "\(fixture)")
-        }
+        try expectGreedy(of: try Model(path: Fixtures.path(fixture)), match: try ModelReference.load(fixture), fixture: fixture)
     }
 
     @Test("4-bit and 5-bit matrices are held as Q4_1/Q5_1, the rest expanded to F32", arguments: fixtures)

@@ -37,6 +37,16 @@ func expectLogits(of model: Model, match reference: ModelReference, fixture: Str
     }
 }
 
+/// Generates every reference greedy continuation with `model` and expects the same tokens, stopped by the length.
+func expectGreedy(of model: Model, match reference: ModelReference, fixture: String) throws {
+    for greedy in reference.greedy {
+        let session = try model.makeSession(contextLength: 128)
+        let result = try session.generate(prompt: greedy.prompt, options: GenerationOptions(maxTokens: greedy.continuation.count))
+        #expect(result.tokens == greedy.continuation, "\(fixture)")
+        #expect(result.stopReason == .maxTokens)
+    }
+}
+
 /// One golden reference written by scripts/make_fixtures.py.
 struct ModelReference: Decodable {
     struct Sequence: Decodable {
