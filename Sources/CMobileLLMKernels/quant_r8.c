@@ -95,7 +95,7 @@ void mlk_q_r8_unpack_row(int wtype, const void *packed, int64_t k, int64_t j, vo
 
 /* Portable kernel: each block of each row is gathered back to its stored bytes and dotted with the matching
  * 32 activations by the scalar row kernel. */
-static void mlk_r8_matmul_scalar(int wtype, mlk_r8_shape shape, const void *xq, int64_t n, int64_t k,
+static void mlk_r8_matmul_scalar(mlk_r8_shape shape, const void *xq, int64_t n, int64_t k,
                                  const void *packed, int64_t j0, int64_t j1, float *y, int64_t ldy) {
     uint8_t blk[MLK_Q8_0_BYTES];
     for (int64_t j = j0; j < j1; j++) {
@@ -145,7 +145,7 @@ void mlk_q_r8_matmul_rows_isa(mlk_isa isa, int wtype, const void *xq, int64_t n,
         return;
 #endif
     (void)kernel;
-    mlk_r8_matmul_scalar(wtype, shape, xq, n, k, packed, j0, j1, y, ldy);
+    mlk_r8_matmul_scalar(shape, xq, n, k, packed, j0, j1, y, ldy);
 }
 
 void mlk_q_r8_matmul_rows(int wtype, const void *xq, int64_t n, int64_t k, const void *packed, int64_t j0,
