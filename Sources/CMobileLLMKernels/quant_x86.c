@@ -807,8 +807,8 @@ MLK_INLINE TARGET void NAME(const int TYPE, const int C, const uint8_t *group, c
                             float *y, int64_t ldy, int streams) {                                                      \
     const int64_t bb = 8 * (TYPE == MLK_Q_Q4_0 ? MLK_Q4_0_BYTES : MLK_Q1(TYPE) ? MLK_Q4_1_BYTES : MLK_Q8_0_BYTES);     \
     const __m256i m4 = _mm256_set1_epi8(0x0F), ones = _mm256_set1_epi16(1);                                            \
-    __m256 acc[4];                                                                                                     \
-    for (int c = 0; c < C; c++) acc[c] = _mm256_setzero_ps();                                                          \
+    __m256 acc[4], pair[4]; /* pair: MLK_R8_Q4_1_PAIRS's first block of a pair, scaled by its activations */         \
+    for (int c = 0; c < C; c++) acc[c] = pair[c] = _mm256_setzero_ps();                                                \
     for (int64_t u = 0; u < nb; u++) {                                                                                 \
         /* b: the block's f16 d[8] (and m[8]); MLK_R8_Q4_1_PAIRS keeps them once per pair of blocks */               \
         const uint8_t *b = TYPE == MLK_R8_Q4_1_PAIRS ? group + (u >> 1) * 288 : group + u * bb;                       \
@@ -858,11 +858,16 @@ MLK_INLINE TARGET void NAME(const int TYPE, const int C, const uint8_t *group, c
             if (TYPE == MLK_Q_Q4_0) {                                                                                  \
                 const __m256 s8 = _mm256_mul_ps(_mm256_broadcast_ss(acts[c].s + u), _mm256_set1_ps(-8.0f));            \
                 acc[c] = _mm256_fmadd_ps(d, _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[c]), da, s8), acc[c]);             \
-            } else if (TYPE == MLK_R8_Q4_1_PAIRS) { /* the pair's m term once, on its second block */               \
-                acc[c] = _mm256_fmadd_ps(d, _mm256_mul_ps(_mm256_cvtepi32_ps(isum[c]), da), acc[c]);                   \
-                if (u & 1)                                                                                             \
+            } else if (TYPE == MLK_R8_Q4_1_PAIRS) {                                                                   \
+                /* d and m are the pair's: its two blocks' da*isum are summed first, then one d and one m term */      \
+                if (!(u & 1)) {                                                                                        \
+                    pair[c] = _mm256_mul_ps(_mm256_cvtepi32_ps(isum[c]), da);                                          \
+                } else {                                                                                               \
+                    pair[c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[c]), da, pair[c]);                               \
+                    acc[c] = _mm256_fmadd_ps(d, pair[c], acc[c]);                                                      \
                     acc[c] = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(b + 16))),              \
                                              _mm256_set1_ps(acts[c].s[u - 1] + acts[c].s[u]), acc[c]);                 \
+                }                                                                                                      \
             } else {                                                                                                   \
                 acc[c] = _mm256_fmadd_ps(d, _mm256_mul_ps(_mm256_cvtepi32_ps(isum[c]), da), acc[c]);                   \
                 if (MLK_Q1(TYPE))                                                                                      \
