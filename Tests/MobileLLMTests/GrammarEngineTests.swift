@@ -181,6 +181,21 @@ import Testing
 }
 
 /// The shared automaton: constraints survive a reset of its tables, and forks work from many threads at once.
+extension GrammarSchemaTests {
+    /// A JSON pointer is a sequence of code points: a key that starts with a combining mark (U+06D6 after '/', one
+    /// Swift character with the slash) is still its own reference token, and errors point at it with a leading '/'.
+    @Test func pointersSplitByCodePoints() throws {
+        let grammar = try Grammar(jsonSchema: ##"{"$defs": {"\u06D6d": {"type": "integer"}}, "$ref": "#/$defs/\u06D6d"}"##)
+        #expect(grammar.matches("5") && !grammar.matches("\"x\""))
+        do {
+            _ = try Grammar(jsonSchema: #"{"\u06D6d": "urn:x"}"#)
+            Issue.record("an unknown keyword must be refused")
+        } catch let MobileLLMError.jsonSchema(pointer, _) {
+            #expect(pointer.unicodeScalars.first == "/" && pointer.unicodeScalars.dropFirst().first == "\u{06D6}")
+        }
+    }
+}
+
 @Suite struct GrammarSharingTests {
     static let schema = """
         {"type": "object", "properties": {"name": {"type": "string"}, "n": {"type": "integer", "minimum": 0, "maximum": 99},

@@ -39,7 +39,7 @@ let jsonSchemaTarget = FuzzTarget(
             }
             exercise(grammar, seed: bytes)
         } catch let MobileLLMError.jsonSchema(pointer, message) {
-            if message.isEmpty || !(pointer.isEmpty || pointer.hasPrefix("/")) { violated("schema error at '\(pointer)': \(message)") }
+            if message.isEmpty || !(pointer.isEmpty || pointer.unicodeScalars.first == "/") { violated("schema error at '\(pointer)': \(message)") }
         } catch {
             violated("Grammar(jsonSchema:) threw \(error), not MobileLLMError.jsonSchema")
         }

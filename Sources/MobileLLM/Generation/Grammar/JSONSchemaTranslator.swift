@@ -617,17 +617,22 @@ private struct SchemaBuilder {
 
     private mutating func compileReference(_ value: TemplateValue, pointer: String) throws -> Result {
         guard case let .string(reference) = value else { throw fail(pointer, "'$ref' must be a string") }
-        guard reference.hasPrefix("#") else {
+        // JSON pointers are sequences of code points: '/' followed by a combining mark is still a separator, so the
+        // reference is taken apart by Unicode scalars, not by Swift characters (grapheme clusters).
+        guard reference.unicodeScalars.first == "#" else {
             throw fail(pointer, "only references inside the schema ('#/$defs/...', '#/definitions/...', '#') are supported, not '\(reference)'")
         }
-        let fragment = String(reference.dropFirst()).percentDecoded ?? String(reference.dropFirst())
+        let rest = String(String.UnicodeScalarView(reference.unicodeScalars.dropFirst()))
+        let fragment = rest.percentDecoded ?? rest
         if let rule = referenceRules[fragment] { return .grammar(rule) }
-        guard fragment.isEmpty || fragment.hasPrefix("/") else {
+        guard fragment.isEmpty || fragment.unicodeScalars.first == "/" else {
             throw fail(pointer, "'\(reference)' is not a JSON pointer (anchors are not supported)")
         }
         var target = document
         if !fragment.isEmpty {
-            for token in fragment.dropFirst().split(separator: "/", omittingEmptySubsequences: false) {
+            let tokens = fragment.unicodeScalars.dropFirst().split(separator: "/", omittingEmptySubsequences: false)
+                .map { String(String.UnicodeScalarView($0)) }
+            for token in tokens {
                 let key = String(token).replacingEvery("~1", with: "/").replacingEvery("~0", with: "~")
                 switch target {
                 case let .object(members):
