@@ -128,6 +128,12 @@ enum TensorConversion {
     /// `releasePages(of:)` for `byteCount` bytes at `pointer` owned by `owner`.
     static func releasePages(pointer: UnsafeRawPointer, byteCount: Int, owner: AnyObject) {
         guard owner is MappedFile else { return }
+        dropWholePages(pointer, byteCount: byteCount)
+    }
+
+    /// `madvise(MADV_DONTNEED)` on the pages lying wholly inside `byteCount` bytes at `pointer`: a read-only file
+    /// mapping's are read back if touched again; anonymous memory's (bytes an owned buffer no longer uses) are freed.
+    static func dropWholePages(_ pointer: UnsafeRawPointer, byteCount: Int) {
         let page = Platform.pageSize
         guard page > 0 else { return }
         let start = (Int(bitPattern: pointer) + page - 1) / page * page

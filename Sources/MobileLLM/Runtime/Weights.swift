@@ -59,25 +59,28 @@ public struct WeightMatrix: @unchecked Sendable {
     func compactedPairs() -> WeightMatrix {
         guard type == .q4_1, !interleaved, columns % 64 == 0, rows > 0, mlk_q4_1_pairs_fast() != 0,
               mlk_q_r8_pairs_shared(pointer, Int64(rows), Int64(columns)) != 0 else { return self }
-        let own = (owner as? OwnedBuffer).flatMap { UnsafeRawPointer($0.pointer) == pointer && $0.byteCount >= byteCount ? $0 : nil }
+        let own = ownedBuffer
         let compactBytes = rows * columns / 64 * 36
         let buffer = own ?? OwnedBuffer(weightBytes: compactBytes)
         mlk_q4_1_pairs_compact(pointer, Int64(rows), Int64(columns), buffer.pointer)
-        if own == nil {
-            TensorConversion.releasePages(pointer: pointer, byteCount: byteCount, owner: owner)
-        } else {
-            Self.releaseTail(of: buffer, from: compactBytes, to: byteCount)
-        }
+        releaseSource(rearrangedInto: buffer, usedBytes: compactBytes)
         return WeightMatrix(rearranging: self, as: Int32(MLK_Q4_1_PAIRS_ROWS), into: buffer, interleaved: false)
     }
 
-    /// Returns the whole pages of `buffer` in `start ..< end` (bytes no longer used) to the system.
-    private static func releaseTail(of buffer: OwnedBuffer, from start: Int, to end: Int) {
-        let page = Platform.pageSize
-        guard page > 0 else { return }
-        let first = (Int(bitPattern: buffer.pointer + start) + page - 1) / page * page
-        let last = Int(bitPattern: buffer.pointer + end) / page * page
-        if last > first, let address = UnsafeMutableRawPointer(bitPattern: first) { Platform.dropMappedPages(address, last - first) }
+    /// The owned buffer holding exactly this matrix's bytes (a matrix converted at load), which a rearrangement may
+    /// rewrite in place; nil for mapped bytes or a view into a larger buffer.
+    private var ownedBuffer: OwnedBuffer? {
+        (owner as? OwnedBuffer).flatMap { UnsafeRawPointer($0.pointer) == pointer && $0.byteCount >= byteCount ? $0 : nil }
+    }
+
+    /// After this matrix was rearranged into `buffer` (its first `usedBytes` bytes): mapped source bytes have their
+    /// file pages released; rearranged in place and smaller, the whole pages past `usedBytes` go back to the system.
+    private func releaseSource(rearrangedInto buffer: OwnedBuffer, usedBytes: Int) {
+        if UnsafeRawPointer(buffer.pointer) != pointer {
+            TensorConversion.releasePages(pointer: pointer, byteCount: byteCount, owner: owner)
+        } else if usedBytes < byteCount {
+            TensorConversion.dropWholePages(buffer.pointer + usedBytes, byteCount: byteCount - usedBytes)
+        }
     }
 
     /// Whether the loader interleaves a [rows, columns] matrix of `type` that it multiplies under `precision`: int8
@@ -97,7 +100,7 @@ public struct WeightMatrix: @unchecked Sendable {
         let pairs = type == .q4_1 && mlk_q_r8_pairs_shared(pointer, Int64(rows), Int64(columns)) != 0
         let layout = pairs ? Int32(MLK_R8_Q4_1_PAIRS) : type.rawValue
         let packedBytes = pairs ? Int(mlk_q_r8_bytes(layout, Int64(rows), Int64(columns))) : byteCount
-        let own = (owner as? OwnedBuffer).flatMap { UnsafeRawPointer($0.pointer) == pointer && $0.byteCount >= byteCount ? $0 : nil }
+        let own = ownedBuffer
         let inPlace = own != nil
         let buffer = own ?? OwnedBuffer(weightBytes: packedBytes)
         let groups = rows / 8, groupBytes = 8 * rowBytes, packedGroupBytes = groups > 0 ? packedBytes / groups : 0
@@ -121,8 +124,7 @@ public struct WeightMatrix: @unchecked Sendable {
                 (destination.pointer + g * packedGroupBytes).copyMemory(from: group, byteCount: packedGroupBytes)
             }
         }
-        if !inPlace { TensorConversion.releasePages(pointer: pointer, byteCount: byteCount, owner: owner) }
-        if inPlace, packedBytes < byteCount { Self.releaseTail(of: buffer, from: packedBytes, to: byteCount) }
+        releaseSource(rearrangedInto: buffer, usedBytes: packedBytes)
         return WeightMatrix(rearranging: self, as: layout, into: buffer, interleaved: true)
     }
 
