@@ -41,6 +41,11 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        // The HTTP server of `mobilellm serve` (SwiftNIO underneath); only the CLI links it.
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
     ],
     targets: [
         // SIMD micro-kernels in C, compiled per function for each ISA and chosen at run time.
@@ -62,11 +67,21 @@ let package = Package(
         // Tool support for the CLI: downloads (default model, hub), archives, hashing, math evaluation.
         // Not part of the Swift API product, so depending on MobileLLM never pulls in networking.
         .target(name: "MobileLLMTools", dependencies: ["MobileLLM"]),
+        // The OpenAI-compatible HTTP server (`mobilellm serve`): request parsing, the continuous-batch scheduler and
+        // the routes. Not part of the Swift API or C library products, so neither pulls in SwiftNIO.
+        .target(name: "MobileLLMServer", dependencies: [
+            "MobileLLM",
+            .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+        ]),
         .executableTarget(
             name: "mobilellm-cli",
             dependencies: [
                 "MobileLLM",
                 "MobileLLMTools",
+                "MobileLLMServer",
                 "CMobileLLMKernels",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
@@ -75,6 +90,6 @@ let package = Package(
         // No product includes it.
         .target(name: "MobileLLMTestSupport", dependencies: ["MobileLLM"]),
         .testTarget(name: "MobileLLMTests",
-                    dependencies: ["MobileLLM", "MobileLLMTools", "MobileLLMTestSupport", "CMobileLLMKernels"]),
+                    dependencies: ["MobileLLM", "MobileLLMTools", "MobileLLMTestSupport", "MobileLLMServer", "CMobileLLMKernels"]),
     ]
 )

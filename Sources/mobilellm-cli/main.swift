@@ -22,6 +22,7 @@ struct MobileLLMCommand: ParsableCommand {
             QuantizeCommand.self,
             PullCommand.self,
             EvalCommand.self,
+            ServeCommand.self,
         ]
     )
 }
