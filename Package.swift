@@ -90,6 +90,6 @@ let package = Package(
         // No product includes it.
         .target(name: "MobileLLMTestSupport", dependencies: ["MobileLLM"]),
         .testTarget(name: "MobileLLMTests",
-                    dependencies: ["MobileLLM", "MobileLLMTools", "MobileLLMTestSupport", "MobileLLMServer", "CMobileLLMKernels"]),
+                    dependencies: ["MobileLLM", "MobileLLMTools", "MobileLLMTestSupport", "CMobileLLMKernels"]),
     ]
 )

@@ -239,7 +239,7 @@ public struct CompletionRequest: Sendable {
             throw APIError.invalid("messages", "missing; expected an array of {\"role\", \"content\"} objects")
         }
         guard case let .array(items) = value, !items.isEmpty else {
-            throw APIError.invalid("messages", "expected a non-empty array of {\"role\", \"content\"} objects, found \(items.isEmpty ? "an empty array" : value.typeName)")
+            throw APIError.invalid("messages", "expected a non-empty array of {\"role\", \"content\"} objects, found \(value == .array([]) ? "an empty array" : value.typeName)")
         }
         return try items.enumerated().map { index, item in
             let at = "messages[\(index)]"

@@ -82,6 +82,8 @@ struct ResponseWriter: Sendable {
                 members.append((key: "logprobs", value: request.logprobs ? completionLogprobs(result.logprobs, offset: &offset) : .null))
             }
             members.append((key: "finish_reason", value: .string(Self.finishReason(result.stopReason))))
+            // An extension: the choice's own token count (usage only has the sum over choices).
+            members.append((key: "completion_tokens", value: .int(result.tokens.count)))
             return .object(members)
         }
         return ["id": .string(id), "object": isChat ? "chat.completion" : "text_completion", "created": .int(created),

@@ -83,12 +83,29 @@ struct EvalCommand: ParsableCommand {
     @Flag(name: .long, help: "Print the summary as JSON on stdout.")
     var json = false
 
+    @Option(name: .long, help: ArgumentHelp("Get the responses from an OpenAI-compatible server instead of a local model: its API base, e.g. http://127.0.0.1:8080/v1 (mobilellm serve, vLLM). Each question's K samples are one request with n = K and the seed.", valueName: "url"))
+    var endpoint: String?
+
+    @Option(name: .long, help: "With --endpoint: the bearer token the server wants.")
+    var apiKey: String?
+
+    @Option(name: .long, help: "With --endpoint: requests in flight at once (the server batches them).")
+    var concurrency = 4
+
+    @Option(name: .long, help: "With --endpoint: the model name sent in each request ('default' is whatever mobilellm serve serves).")
+    var servedModel = "default"
+
     /// Scripted responses instead of a model (testing): rows {"id", "responses": [...]}.
     @Option(name: .long, help: .hidden)
     var responses: String?
 
     func validate() throws {
         if modelOptions.model != nil && responses != nil { throw ValidationError("--responses replaces the model; give --model or --responses, not both") }
+        if endpoint != nil && (modelOptions.model != nil || responses != nil) {
+            throw ValidationError("--endpoint replaces the model; give one of --model, --endpoint or --responses")
+        }
+        if endpoint == nil && apiKey != nil { throw ValidationError("--api-key needs --endpoint") }
+        guard concurrency >= 1 && concurrency <= 256 else { throw ValidationError("--concurrency: expected 1...256, found \(concurrency)") }
         if let limit, limit < 1 { throw ValidationError("--limit: expected a count >= 1, found \(limit)") }
         guard samples >= 1 else { throw ValidationError("--samples: expected a count >= 1, found \(samples)") }
         guard maxTokens >= 1 else { throw ValidationError("--max-tokens: expected a count >= 1, found \(maxTokens)") }
@@ -101,8 +118,15 @@ struct EvalCommand: ParsableCommand {
         var items = try EvalDataset.load(path: data, task: task)
         if let limit { items = Array(items.prefix(limit)) }
         let source: AnswerSource
+        var parallel = self.parallel
         if let responses {
             source = try ScriptedAnswerSource(path: responses)
+        } else if let endpoint {
+            source = try EndpointAnswerSource(endpoint: endpoint, apiKey: apiKey, model: servedModel, maxTokens: maxTokens,
+                                              sampling: SamplingParameters(temperature: temperature, topP: temperature == 0 ? 1 : topP, seed: seed),
+                                              concurrency: concurrency)
+            // The server batches; requests are sent `concurrency` at a time.
+            parallel = concurrency > 1 ? max(2, concurrency) : 1
         } else {
             let loaded = try modelOptions.load()
             source = try ModelAnswerSource(model: loaded, maxTokens: maxTokens,
@@ -119,7 +143,7 @@ struct EvalCommand: ParsableCommand {
         bar.finish()
         let seconds = start.duration(to: .now).seconds
         if json {
-            let settings = EvalSettings(data: data, model: responses == nil ? (try? resolvedModelPath(modelOptions.model)) : nil, maxTokens: maxTokens, temperature: temperature,
+            let settings = EvalSettings(data: data, model: endpoint ?? (responses == nil ? (try? resolvedModelPath(modelOptions.model)) : nil), maxTokens: maxTokens, temperature: temperature,
                                         topP: topP, seed: seed, limit: limit)
             emit(try EvalRunner.jsonLine(EvalReport(summary: summary, settings: settings, seconds: seconds)))
         } else {

@@ -94,6 +94,15 @@ public final class HTTPClient: Sendable {
         return (response, sink.data)
     }
 
+    /// Sends a POST request with `body` and returns the response and its body (at most `maxBytes`), whatever the
+    /// status: API clients read the error body of a 4xx themselves.
+    /// - Throws: `MobileLLMError.io` for a network failure or a body over `maxBytes`.
+    public func post(_ url: URL, headers: [String: String] = [:], body: Data, maxBytes: Int = 64 << 20) throws -> (HTTPResponse, Data) {
+        let sink = MemorySink(limit: maxBytes)
+        let response = try perform(method: "POST", url: url, headers: headers, redirects: .follow, sink: sink, body: body)
+        return (response, sink.data)
+    }
+
     /// Downloads `url` into `partPath`, resuming from the bytes already there with a `Range` request (a server
     /// that ignores the range makes it start over). Returns the file's final size.
     ///
@@ -147,12 +156,13 @@ public final class HTTPClient: Sendable {
     // MARK: One request
 
     private func perform(method: String, url: URL, headers: [String: String], redirects: RedirectPolicy,
-                         sink: ResponseSink) throws -> HTTPResponse {
+                         sink: ResponseSink, body: Data? = nil) throws -> HTTPResponse {
         guard let scheme = url.scheme?.lowercased(), scheme == "http" || scheme == "https", url.host != nil else {
             throw MobileLLMError.invalidArgument(name: "url", problem: "\(url.absoluteString) is not an http(s) URL")
         }
         var request = URLRequest(url: url)
         request.httpMethod = method
+        request.httpBody = body
         request.timeoutInterval = idleTimeout
         var allHeaders = headers
         allHeaders["User-Agent"] = userAgent
