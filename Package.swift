@@ -38,6 +38,9 @@ let package = Package(
         .library(name: "MobileLLMC", type: .dynamic, targets: ["MobileLLMC"]),
         // The command-line tool.
         .executable(name: "mobilellm", targets: ["mobilellm-cli"]),
+        // OpenAI request validation (`CompletionRequest`, `APIError`) without the HTTP server, for hosts with their own
+        // HTTP stack and for the fuzz package.
+        .library(name: "MobileLLMOpenAI", targets: ["MobileLLMOpenAI"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -67,10 +70,14 @@ let package = Package(
         // Tool support for the CLI: downloads (default model, hub), archives, hashing, math evaluation.
         // Not part of the Swift API product, so depending on MobileLLM never pulls in networking.
         .target(name: "MobileLLMTools", dependencies: ["MobileLLM"]),
-        // The OpenAI-compatible HTTP server (`mobilellm serve`): request parsing, the continuous-batch scheduler and
-        // the routes. Not part of the Swift API or C library products, so neither pulls in SwiftNIO.
+        // The OpenAI API's request model: parsing and validating chat/completions bodies against a model, OpenAI's
+        // error shape. No networking.
+        .target(name: "MobileLLMOpenAI", dependencies: ["MobileLLM"]),
+        // The OpenAI-compatible HTTP server (`mobilellm serve`): the continuous-batch scheduler and the routes. Not part
+        // of the Swift API or C library products, so neither pulls in SwiftNIO.
         .target(name: "MobileLLMServer", dependencies: [
             "MobileLLM",
+            "MobileLLMOpenAI",
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "Logging", package: "swift-log"),

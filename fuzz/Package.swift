@@ -17,7 +17,8 @@ let package = Package(
         // One executable for every target: `mobilellm-fuzz TARGET [libFuzzer options] [corpus dirs or files]`.
         .executableTarget(
             name: "mobilellm-fuzz",
-            dependencies: ["CLibFuzzer", .product(name: "MobileLLM", package: "mobilellm")],
+            dependencies: ["CLibFuzzer", .product(name: "MobileLLM", package: "mobilellm"),
+                           .product(name: "MobileLLMOpenAI", package: "mobilellm")],
             // SwiftPM links executables with `--defsym main=<module>_main`, which collides with the libFuzzer
             // runtime's own main; gold then dies with an internal error, lld lets the defsym win. Our main calls
             // LLVMFuzzerRunDriver.

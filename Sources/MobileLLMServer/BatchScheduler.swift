@@ -1,5 +1,6 @@
 import Foundation
 import MobileLLM
+import MobileLLMOpenAI
 
 /// What a scheduled request hears about its sequences (its *choices*: prompt p's sample s is choice
 /// p × samples + s).

@@ -2,6 +2,7 @@ import Foundation
 import Hummingbird
 import Logging
 import MobileLLM
+import MobileLLMOpenAI
 import NIOCore
 import ServiceLifecycle
 

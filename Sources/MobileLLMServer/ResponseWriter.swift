@@ -1,6 +1,7 @@
 import Foundation
 import Hummingbird
 import MobileLLM
+import MobileLLMOpenAI
 
 /// Turns one request's choice updates into OpenAI's response JSON: the whole body, or Server-Sent Events chunks.
 struct ResponseWriter: Sendable {

@@ -18,7 +18,7 @@ struct FuzzTarget: Sendable {
     /// Every target, in the order scripts/fuzz.sh runs them.
     static let all: [FuzzTarget] = [
         configTarget, safetensorsTarget, safetensorsIndexTarget, ggufTarget, tokenizerJSONTarget,
-        tokenizerConfigTarget, templateTarget, encodeTarget, gbnfTarget, jsonSchemaTarget,
+        tokenizerConfigTarget, templateTarget, encodeTarget, gbnfTarget, jsonSchemaTarget, openAIRequestTarget,
     ]
 
     /// The target called `name`.
