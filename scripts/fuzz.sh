@@ -69,10 +69,14 @@ for target in "${targets[@]}"; do
     [ "$target" = template ] && seeds+=(Tests/Fixtures/templates/sources)
     log=$work/$target.log
     echo "== fuzz $target (${seconds} s)"
+    # Leak reports of allocations that are not leaks (see the files' comments).
+    suppressions=$PWD/scripts/lsan.supp
+    [ -f "fuzz/$target.lsan.supp" ] && suppressions=$PWD/fuzz/$target.lsan.supp
+    LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$suppressions:print_suppressions=0} \
     "$binary" "$target" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
         -dict="$(dictionary "$target")" -artifact_prefix="$work/findings/$target-" "$corpus" "${seeds[@]}" >"$log" 2>&1
     code=$?
-    runs=$(grep -Eo '^stat::number_of_executed_units: [0-9]+' "$log" | grep -Eo '[0-9]+$' || true)
+    runs=$(grep -Eo '^stat::number_of_executed_units: [0-9]+' "$log" | grep -Eo '[0-9]+$' | tail -1 || true)
     coverage=$(grep -Eo 'cov: [0-9]+' "$log" | tail -1 | grep -Eo '[0-9]+' || true)
     finding=$(grep -Eo "Test unit written to .*" "$log" | sed 's/Test unit written to //' | tail -1)
     total=$(( total + ${runs:-0} ))
