@@ -69,7 +69,8 @@ public final class OpenAIServer: Sendable {
         logger.logLevel = .warning
         let app = Application(
             responder: Responder(server: self),
-            server: .http1(configuration: .init(idleTimeout: .seconds(configuration.idleTimeoutSeconds))),
+            server: .http1(configuration: .init(additionalChannelHandlers: [ClientAbortHandler()],
+                                                idleTimeout: .seconds(configuration.idleTimeoutSeconds))),
             configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "mobilellm"),
             onServerRunning: { channel in onListening(channel.localAddress?.port ?? 0) },
             logger: logger)
@@ -88,8 +89,8 @@ public final class OpenAIServer: Sendable {
         counters.withLock { $0["\(endpoint)\t\(status)", default: 0] += 1 }
     }
 
-    /// Routes one request; every failure becomes an OpenAI error response.
-    func respond(to request: Request) async -> Response {
+    /// Routes one request arriving on `channel`; every failure becomes an OpenAI error response.
+    func respond(to request: Request, channel: any Channel) async -> Response {
         let path = request.uri.path
         let routes: [String: HTTPRequest.Method] = ["/health": .get, "/metrics": .get, "/v1/models": .get,
                                                    "/v1/chat/completions": .post, "/v1/completions": .post]
@@ -122,7 +123,8 @@ public final class OpenAIServer: Sendable {
                     "id": .string(configuration.modelID), "object": "model", "created": .int(Int(Date().timeIntervalSince1970)),
                     "owned_by": "mobilellm", "max_model_len": .int(capacity)]]])
             default:
-                response = try await complete(request, endpoint: path == "/v1/chat/completions" ? .chat : .completions)
+                response = try await complete(request, endpoint: path == "/v1/chat/completions" ? .chat : .completions,
+                                              channel: channel)
             }
             count(endpoint, Int(response.status.code))
             return response
@@ -148,12 +150,14 @@ public final class OpenAIServer: Sendable {
     }
 
     /// `/v1/chat/completions` and `/v1/completions`.
-    private func complete(_ request: Request, endpoint: CompletionEndpoint) async throws -> Response {
+    private func complete(_ request: Request, endpoint: CompletionEndpoint, channel: any Channel) async throws -> Response {
         var request = request
         let body = try await request.collectBody(upTo: configuration.maxBodyBytes)
         let parsed = try CompletionRequest(endpoint: endpoint, body: Array(body.readableBytesView), model: model,
                                            servedID: configuration.modelID, capacity: capacity)
         let scheduled = try scheduler.submit(parsed)
+        // A client that disconnects cancels its sequences (a finished request ignores it).
+        channel.closeFuture.whenComplete { _ in scheduled.cancel() }
         let writer = ResponseWriter(server: self, request: parsed)
         if !parsed.stream {
             var state = writer.makeState()
@@ -204,12 +208,35 @@ public final class OpenAIServer: Sendable {
         return lines.joined(separator: "\n") + "\n"
     }
 
-    /// The Hummingbird responder: every request goes to `respond(to:)`.
+    /// The Hummingbird responder: every request goes to `respond(to:channel:)`.
     struct Responder: HTTPResponder {
-        typealias Context = BasicRequestContext
+        typealias Context = ServerContext
         let server: OpenAIServer
         func respond(to request: Request, context: Context) async throws -> Response {
-            await server.respond(to: request)
+            await server.respond(to: request, channel: context.channel)
+        }
+    }
+
+    /// Closes a connection whose client has closed its side (end of input), as nginx treats it: the client has gone,
+    /// and the close cancels its running request (`complete` watches the channel's closeFuture). Hummingbird allows
+    /// half-closed connections, so without this a client that disconnects during a non-streaming request would keep
+    /// its sequences generating until they finish.
+    final class ClientAbortHandler: ChannelInboundHandler, RemovableChannelHandler, Sendable {
+        typealias InboundIn = Any
+        func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+            if let event = event as? ChannelEvent, event == .inputClosed { context.close(promise: nil) }
+            context.fireUserInboundEventTriggered(event)
+        }
+    }
+
+    /// The request context: Hummingbird's, plus the connection's channel (its close cancels the request).
+    struct ServerContext: RequestContext {
+        typealias Source = ApplicationRequestContextSource
+        var coreContext: CoreRequestContextStorage
+        let channel: any Channel
+        init(source: Source) {
+            coreContext = .init(source: source)
+            channel = source.channel
         }
     }
 
