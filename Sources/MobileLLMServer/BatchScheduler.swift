@@ -282,17 +282,3 @@ public struct SchedulerStatistics: Sendable {
         decodeTokensPerSecond = decodeTokensPerSecond == 0 ? rate : 0.95 * decodeTokensPerSecond + 0.05 * rate
     }
 }
-
-/// A value behind a pthread mutex.
-final class Locked<Value>: @unchecked Sendable {
-    private var value: Value
-    private let lock = NSLock()
-
-    init(_ value: Value) { self.value = value }
-
-    func withLock<Result>(_ body: (inout Value) throws -> Result) rethrows -> Result {
-        lock.lock()
-        defer { lock.unlock() }
-        return try body(&value)
-    }
-}

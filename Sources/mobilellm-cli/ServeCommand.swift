@@ -69,8 +69,7 @@ struct ServeCommand: ParsableCommand {
         let server = try OpenAIServer(model: model, configuration: configuration)
         let host = self.host
         let id = configuration.modelID
-        let outcome = Locked<Error?>(nil)
-        let done = DispatchSemaphore(value: 0)
+        let outcome = ServerOutcome()
         Task {
             do {
                 try await server.run { port in
@@ -78,25 +77,19 @@ struct ServeCommand: ParsableCommand {
                     emit(#"{"listening": "http://\#(address):\#(port)", "model": \#(JSONWriter.quote(id))}"#)
                 }
             } catch {
-                outcome.withLock { $0 = error }
+                outcome.error = error
             }
-            done.signal()
+            outcome.done.signal()
         }
-        done.wait()
-        if let error = outcome.withLock({ $0 }) {
+        outcome.done.wait()
+        if let error = outcome.error {
             throw MobileLLMError.io(path: "\(host):\(port)", reason: "the server stopped: \(error)")
         }
     }
 }
 
-/// A value behind a lock, for the server's result.
-private final class Locked<Value>: @unchecked Sendable {
-    private var value: Value
-    private let lock = NSLock()
-    init(_ value: Value) { self.value = value }
-    func withLock<Result>(_ body: (inout Value) -> Result) -> Result {
-        lock.lock()
-        defer { lock.unlock() }
-        return body(&value)
-    }
+/// How the server task ended: `error` is written before `done` is signalled and read after the wait returns.
+private final class ServerOutcome: @unchecked Sendable {
+    let done = DispatchSemaphore(value: 0)
+    var error: Error?
 }
