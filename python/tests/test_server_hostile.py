@@ -39,6 +39,7 @@ def hostile():
     if server.alive():
         code = server.stop()
         assert code == 0, f"exit {code} after SIGTERM\n{server.stderr()}"
+        server.remove_log()
 
 
 @pytest.fixture

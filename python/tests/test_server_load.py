@@ -23,12 +23,14 @@ MAX_TOKENS = 8
 WALL_LIMIT = 240  # seconds for the concurrent phase
 REPORT = "/tmp/mobilellm_server_load.json"
 
+# Chat prompts carry a short system message: SmolLM2's template otherwise adds its ~20-token default one, and the
+# prompts' prefill would dominate the run.
+SYSTEM = {"role": "system", "content": "Be brief."}
 PROMPTS = [
-    ("/v1/chat/completions", {"messages": [{"role": "user", "content": "Name a fruit."}]}),
-    ("/v1/chat/completions", {"messages": [{"role": "user", "content": "What is 2 + 2?"}]}),
-    ("/v1/chat/completions", {"messages": [{"role": "user", "content": "Say hello."}]}),
-    ("/v1/chat/completions", {"messages": [{"role": "system", "content": "Be brief."},
-                                           {"role": "user", "content": "What color is the sky?"}]}),
+    ("/v1/chat/completions", {"messages": [SYSTEM, {"role": "user", "content": "Name a fruit."}]}),
+    ("/v1/chat/completions", {"messages": [SYSTEM, {"role": "user", "content": "What is 2 + 2?"}]}),
+    ("/v1/chat/completions", {"messages": [SYSTEM, {"role": "user", "content": "Say hello."}]}),
+    ("/v1/chat/completions", {"messages": [SYSTEM, {"role": "user", "content": "What color is the sky?"}]}),
     ("/v1/completions", {"prompt": "The capital of Italy is"}),
     ("/v1/completions", {"prompt": "One, two, three,"}),
     ("/v1/completions", {"prompt": "def add(a, b):"}),

@@ -97,6 +97,10 @@ class Server:
         except OSError:
             return ""
 
+    def remove_log(self):
+        with contextlib.suppress(OSError):
+            os.unlink(self.stderr_path)
+
     def alive(self):
         return self.proc.poll() is None
 
@@ -165,6 +169,7 @@ def running_server(*args, model=None):
         raise
     code = server.stop()
     assert code == 0, f"mobilellm serve exited {code} after SIGTERM\n{server.stderr()}"
+    server.remove_log()
 
 
 def http_request(port, method, path, body=None, headers=None, timeout=60):
@@ -651,6 +656,15 @@ def test_logit_bias_bans_the_first_greedy_token(server, client):
                                            "--logit-bias", f"{plain['tokens'][0]}=-100")["text"]
 
 
+def test_sampling_filters_that_keep_one_token_are_greedy(server, client):
+    greedy = generate("--prompt", POEM, "--max-tokens", "12")["text"]
+    for extra in [{"top_k": 1}, {"min_p": 1.0}]:
+        got = chat(client, POEM, max_tokens=12, temperature=1.0, seed=7, extra_body=extra)
+        assert message_text(got.choices[0]) == greedy, extra
+    got = chat(client, POEM, max_tokens=12, temperature=1.0, seed=7, top_p=1e-6)
+    assert message_text(got.choices[0]) == greedy
+
+
 def test_max_tokens_and_max_completion_tokens(server, client):
     for kwargs, count in [({"max_tokens": 3}, 3), ({"max_completion_tokens": 5}, 5),
                           # vLLM: max_completion_tokens wins over the deprecated max_tokens.
@@ -698,6 +712,9 @@ def test_context_overflow_is_400(tiny):
     with pytest.raises(openai.BadRequestError) as info:
         c.completions.create(model=MODEL_ID, prompt=[1] + [504] * 100, max_tokens=4)
     assert info.value.code == "context_length_exceeded"
+    with pytest.raises(openai.BadRequestError) as info:
+        chat(c, "word " * 200, max_tokens=4, stream=True)
+    assert info.value.code == "context_length_exceeded"
     # The server is fine afterwards.
     assert chat(c, QUESTION, max_tokens=2).usage.completion_tokens == 2
 
@@ -724,13 +741,18 @@ def test_errors_through_the_client(server, client):
     with pytest.raises(openai.BadRequestError) as info:
         chat(client, QUESTION, n=0, max_tokens=2)
     assert info.value.param == "n"
+    # A streaming request that is refused is a plain JSON error, before any event.
+    with pytest.raises(openai.BadRequestError) as info:
+        chat(client, QUESTION, temperature=5, max_tokens=2, stream=True)
+    assert info.value.param == "temperature"
     # Unknown fields are ignored.
     got = chat(client, QUESTION, max_tokens=2, extra_body={"no_such_field": {"x": 1}}, user="someone", store=False)
     assert got.usage.completion_tokens == 2
 
 
-def test_api_key(server):
-    with running_server("--parallel", "2", "--api-key", "secret") as s:
+def test_api_key_and_model_id(server):
+    with running_server("--parallel", "2", "--api-key", "secret", "--model-id", "my-model") as s:
+        assert s.model_id == "my-model"
         wrong = openai.OpenAI(base_url=s.base_url, api_key="wrong", max_retries=0, timeout=60)
         with pytest.raises(openai.AuthenticationError) as info:
             chat(wrong, QUESTION, max_tokens=2)
@@ -743,9 +765,15 @@ def test_api_key(server):
         assert status == 401
         assert_error_shape(body)
         right = openai.OpenAI(base_url=s.base_url, api_key="secret", max_retries=0, timeout=60)
-        assert right.models.list().data[0].id == MODEL_ID
-        assert message_text(chat(right, QUESTION, max_tokens=16).choices[0]) == \
-            generate("--prompt", QUESTION, "--max-tokens", "16")["text"]
+        assert [m.id for m in right.models.list().data] == ["my-model"]
+        got = right.chat.completions.create(model="my-model", messages=[{"role": "user", "content": QUESTION}],
+                                            max_tokens=16, temperature=0)
+        assert got.model == "my-model"
+        assert message_text(got.choices[0]) == generate("--prompt", QUESTION, "--max-tokens", "16")["text"]
+        # With --model-id, the file name is just another unknown model.
+        with pytest.raises(openai.NotFoundError) as info:
+            chat(right, QUESTION, max_tokens=2)
+        assert info.value.code == "model_not_found"
         # /health and /metrics stay open.
         assert http_json(s.port, "GET", "/health") == (200, {"status": "ok"})
         assert "mobilellm_requests_total" in metrics(s.port)
@@ -863,6 +891,12 @@ def test_sigterm_ends_streams_and_exits_0(server):
                     if json.loads(e)["choices"] and json.loads(e)["choices"][0].get("finish_reason")]
         assert len(finishes) == 1, events[-3:]
         assert s.proc.wait(timeout=STOP_SECONDS) == 0, s.stderr()
+        s.remove_log()
     finally:
         if s.alive():
             s.stop(signal.SIGKILL)
+    # SIGINT on an idle server: exit 0 too.
+    s = start_server("--parallel", "1")
+    assert http_json(s.port, "GET", "/health") == (200, {"status": "ok"})
+    assert s.stop(signal.SIGINT) == 0, s.stderr()
+    s.remove_log()
