@@ -225,6 +225,15 @@ public struct CompletionRequest: Sendable {
         } else if let budget, budget >= 0 {
             throw APIError.invalid("reasoning_budget", "a reasoning budget needs reasoning_format \"auto\"")
         }
+        // Special tokens' text stays out of the output (vLLM's skip_special_tokens, default true), unless a reasoning
+        // marker is itself a special token (the split needs to see it).
+        let markersAreSpecial = options.reasoning.map { reasoning in
+            [reasoning.start, reasoning.end].contains { marker in
+                tokenizer.encode(marker, addSpecial: false, parseSpecial: true).contains { tokenizer.isSpecial($0) }
+            }
+        } ?? false
+        options.skipsSpecialText = try reader.bool("skip_special_tokens") ?? true
+        if markersAreSpecial { options.skipsSpecialText = false }
         do {
             try options.sampling.validate()
         } catch {

@@ -52,6 +52,11 @@ public struct GenerationOptions: Sendable {
     /// Compute log-probabilities from the raw logits (log-softmax before bias, bans, grammar, penalties and
     /// temperature) instead of from the distribution sampled from.
     public var rawLogprobs: Bool
+    /// Leave special tokens' text (`<|im_end|>`, `<|eot_id|>`, …) out of the text a sequence streams, as
+    /// transformers' `decode(skip_special_tokens=True)` and vLLM's default do (default false: the text keeps them, so
+    /// reasoning markers that are special tokens are seen). Turn it on only when the reasoning markers, if any, are
+    /// plain text.
+    public var skipsSpecialText = false
 
     /// Options; greedy decoding of up to 256 tokens unless told otherwise.
     public init(maxTokens: Int = 256, sampling: SamplingParameters = .greedy, stopTokenIDs: [Int]? = nil, ignoreEOS: Bool = false,

@@ -132,7 +132,7 @@ struct SequenceDecoder {
         // Text and reasoning.
         var open = false
         if let tokenizer {
-            detokenizer = tokenizer.makeStreamingDetokenizer(skipSpecial: false)
+            detokenizer = tokenizer.makeStreamingDetokenizer(skipSpecial: options.skipsSpecialText)
             if let reasoning = options.reasoning {
                 let decoded = (try? tokenizer.decode(context, skipSpecial: false)) ?? ""
                 open = ChannelSplitter.endsInsideThought(decoded, reasoning)
