@@ -18,7 +18,7 @@ import time
 
 import pytest
 
-from test_server_openai import HOST, assert_error_shape, require_serve, start_server
+from test_server_openai import HOST, Stream, assert_error_shape, generate, require_serve, start_server
 
 MAX_BODY = 262144
 IO_TIMEOUT = 10  # seconds for any single exchange
@@ -447,3 +447,52 @@ def test_pipelined_requests_answered_in_order(port):
             data += chunk
     assert data.startswith(b"HTTP/1.1 200"), data[:200]
     assert b"HTTP/1.1 404" in data, data[:600]
+
+
+def test_slow_body(port):
+    """A body trickling in one byte per 0.2 s (for ~3 s, then abandoned) does not stop /health from answering."""
+    with socket.create_connection((HOST, port), timeout=IO_TIMEOUT) as sock:
+        sock.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                     b"Content-Length: 500\r\n\r\n")
+        for i, byte in enumerate(b'{"messages": [{"role": "user"'[:15]):
+            try:
+                sock.sendall(bytes([byte]))
+            except OSError:
+                break  # dropped by the server: allowed
+            time.sleep(0.2)
+            if i % 5 == 4:
+                assert health(port, timeout=5)
+    assert health(port)
+
+
+def test_hostile_requests_do_not_disturb_a_running_generation(port):
+    """A greedy stream runs while 30 hostile requests hit the server from 6 threads: its text is still exactly the
+    CLI's, and every hostile request was refused."""
+    question = "What is the capital of France?"
+    want = generate("--prompt", question, "--max-tokens", "16")["text"]
+    fields = (None, "messages", "prompt", "response_format", "logit_bias", "stop", "n", "temperature", "max_tokens")
+    names = [n for n in CASES if CASES[n].statuses == (400,) and CASES[n].param in fields][:30]
+    assert len(names) == 30
+    outcomes = []
+
+    def attack(part):
+        for name in part:
+            outcomes.append((name, exchange(port, CASES[name].raw).status))
+
+    stream = Stream(port, "/v1/chat/completions", {"messages": [{"role": "user", "content": question}],
+                                                    "max_tokens": 16, "temperature": 0, "stream": True})
+    try:
+        assert stream.status == 200
+        threads = [threading.Thread(target=attack, args=(names[i::6],), daemon=True) for i in range(6)]
+        for thread in threads:
+            thread.start()
+        events = stream.rest()
+        for thread in threads:
+            thread.join(timeout=60)
+    finally:
+        stream.close()
+    assert events[-1] == "[DONE]"
+    text = "".join((json.loads(e)["choices"][0]["delta"].get("content") or "")
+                   for e in events[:-1] if json.loads(e)["choices"])
+    assert text == want
+    assert sorted(outcomes) == sorted((name, 400) for name in names)

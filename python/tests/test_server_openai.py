@@ -719,6 +719,17 @@ def test_context_overflow_is_400(tiny):
     assert chat(c, QUESTION, max_tokens=2).usage.completion_tokens == 2
 
 
+def test_n_beyond_parallel_completes(tiny):
+    """n=16 samples on a --parallel 2 server: the forks wait their turn, none is lost."""
+    s, c = tiny
+    got = chat(c, QUESTION, n=16, max_tokens=2, temperature=0.7, seed=3)
+    assert sorted(ch.index for ch in got.choices) == list(range(16))
+    assert all(ch.finish_reason in ("stop", "length") for ch in got.choices)
+    singles = {i: chat(c, QUESTION, n=1, max_tokens=2, temperature=0.7, seed=3 + i).choices[0].message.content
+               for i in (0, 15)}
+    assert {ch.index: ch.message.content for ch in got.choices if ch.index in singles} == singles
+
+
 # --- errors through the client ----------------------------------------------------------------------------------
 
 def test_errors_through_the_client(server, client):
