@@ -115,6 +115,7 @@ public struct CompletionRequest: Sendable {
             guard topP > 0 else { throw APIError.invalid("top_p", "expected a number in (0, 1], found 0") }
             sampling.topP = Float(topP)
         }
+        // -1 and 0 both mean no limit (vLLM takes -1).
         if let topK = try reader.integer("top_k", in: -1...Int(Int32.max)) { sampling.topK = max(0, topK) }
         if let minP = try reader.number("min_p", in: 0...1) { sampling.minP = Float(minP) }
         if let penalty = try reader.number("presence_penalty", in: -2...2) { sampling.presencePenalty = Float(penalty) }

@@ -152,7 +152,20 @@ public final class OpenAIServer: Sendable {
     /// `/v1/chat/completions` and `/v1/completions`.
     private func complete(_ request: Request, endpoint: CompletionEndpoint, channel: any Channel) async throws -> Response {
         var request = request
-        let body = try await request.collectBody(upTo: configuration.maxBodyBytes)
+        // A declared length over the limit is refused before any of the body is read (it may never come).
+        if let declared = request.headers[.contentLength], let length = Int(declared), length > configuration.maxBodyBytes {
+            throw APIError(status: 413, message: "the body is larger than \(configuration.maxBodyBytes) bytes (--max-body-bytes)",
+                           type: "invalid_request_error", code: "body_too_large")
+        }
+        let body: ByteBuffer
+        do {
+            body = try await request.collectBody(upTo: configuration.maxBodyBytes)
+        } catch let error as any HTTPResponseError {
+            throw error
+        } catch {
+            // Malformed framing (a bad chunk size, a truncated body): the client's fault.
+            throw APIError.invalid(nil, "the body could not be read: \(error)")
+        }
         let parsed = try CompletionRequest(endpoint: endpoint, body: Array(body.readableBytesView), model: model,
                                            servedID: configuration.modelID, capacity: capacity)
         let scheduled = try scheduler.submit(parsed)
