@@ -292,7 +292,7 @@ CASES = {
     "n-1e9": Case(chat_fields(n=10 ** 9), param="n"),
     "top-p-0": Case(chat_fields(top_p=0), param="top_p"),
     "top-p-1.5": Case(chat_fields(top_p=1.5), param="top_p"),
-    "top-k-negative": Case(chat_fields(top_k=-1), param="top_k"),
+    "top-k-minus-2": Case(chat_fields(top_k=-2), param="top_k"),  # 0 and -1 mean no limit (vLLM)
     "min-p-2": Case(chat_fields(min_p=2), param="min_p"),
     "temperature-3": Case(chat_fields(temperature=3), param="temperature"),
     "temperature-negative": Case(chat_fields(temperature=-0.5), param="temperature"),

@@ -12,7 +12,10 @@ What is proven against what:
 - The reasoning split (`reasoning_content`, reasoning_budget, reasoning_format "none", vLLM's
   continue_final_message) against `generate --reasoning-budget` on the same rendered prompt.
 - logprobs (chat and completions) against `generate --logprobs`; stop strings against str.find on the unstopped
-  reply; logit_bias against `generate --logit-bias`; max_tokens / max_completion_tokens and context clipping.
+  reply; logit_bias against `generate --logit-bias`; sampling filters that keep one token (top_k 1, min_p 1,
+  tiny top_p) are greedy, top_k 0/-1 are no limit; max_tokens / max_completion_tokens; context clipping with
+  ignore_eos against generate's text (special tokens left out unless skip_special_tokens is false); n beyond
+  --parallel.
 - A client that disconnects frees its slot (a --parallel 1 server answers the next request); a full queue is a 503;
   SIGTERM ends running streams with a finish chunk and [DONE] and exits 0.
 - Errors through the client (400 with `param`, 404 model_not_found, 400 context_length_exceeded, 401 with
@@ -663,6 +666,11 @@ def test_sampling_filters_that_keep_one_token_are_greedy(server, client):
         assert message_text(got.choices[0]) == greedy, extra
     got = chat(client, POEM, max_tokens=12, temperature=1.0, seed=7, top_p=1e-6)
     assert message_text(got.choices[0]) == greedy
+    # top_k 0 and -1 mean no limit (as in vLLM): the same seeded sample as without top_k.
+    free = message_text(chat(client, POEM, max_tokens=12, temperature=0.9, seed=11).choices[0])
+    for top_k in (0, -1):
+        got = chat(client, POEM, max_tokens=12, temperature=0.9, seed=11, extra_body={"top_k": top_k})
+        assert message_text(got.choices[0]) == free, top_k
 
 
 def test_max_tokens_and_max_completion_tokens(server, client):
@@ -690,8 +698,8 @@ def tiny(server):
 
 def test_max_tokens_clipped_to_the_context(tiny):
     s, c = tiny
-    # The CLI's text past the end of the turn (ignore_eos): special tokens are left out of the text, as vLLM's
-    # default skip_special_tokens does.
+    # The CLI's text past the end of the turn (ignore_eos): special tokens are left out of the text, as with
+    # skip_special_tokens (default true, as in vLLM).
     long = generate("--prompt", QUESTION, "--max-tokens", "40", "--ignore-eos")["text"]
     for kwargs in [{"max_tokens": 500}, {}]:  # beyond the room left, and the default (the room left)
         got = chat(c, QUESTION, extra_body={"ignore_eos": True}, **kwargs)
@@ -701,6 +709,10 @@ def test_max_tokens_clipped_to_the_context(tiny):
         content = message_text(got.choices[0])
         assert "<|im_end|>" not in content and "<|im_start|>" not in content, (kwargs, content)
         assert long.startswith(content), (kwargs, content, long)
+    # skip_special_tokens false (vLLM's extension) keeps their text.
+    got = chat(c, QUESTION, max_tokens=500, extra_body={"ignore_eos": True, "skip_special_tokens": False})
+    assert "<|im_end|>" in message_text(got.choices[0])
+    assert got.choices[0].finish_reason == "length"
 
 
 def test_context_overflow_is_400(tiny):
