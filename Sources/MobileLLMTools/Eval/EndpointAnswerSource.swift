@@ -11,7 +11,7 @@ import MobileLLM
 ///
 /// The request asks for `reasoning_format: "none"` (a `mobilellm serve` extension others ignore), so the content is
 /// the whole generated text, as in-process eval scores it; a server that splits reasoning anyway has its
-/// `reasoning_content` put back before the content, closed by `</think>`.
+/// `reasoning_content` (or vLLM's `reasoning`) put back before the content, closed by `</think>`.
 /// Immutable after init (its HTTP client is Sendable), so its request threads share it safely.
 public final class EndpointAnswerSource: BatchAnswerSource, @unchecked Sendable {
     private let base: URL
@@ -96,8 +96,13 @@ public final class EndpointAnswerSource: BatchAnswerSource, @unchecked Sendable 
             }
             var text = ""
             if case let .string(content)? = message["content"] { text = content }
-            if case let .string(reasoning)? = message["reasoning_content"], !reasoning.isEmpty {
-                text = reasoning + "</think>" + text
+            // The thought, where a server split it off: `reasoning_content` (mobilellm serve, llama-server) or
+            // `reasoning` (vLLM 0.32's reasoning parsers).
+            for key in ["reasoning_content", "reasoning"] {
+                if case let .string(reasoning)? = message[key], !reasoning.isEmpty {
+                    text = reasoning + "</think>" + text
+                    break
+                }
             }
             var stop = "eos"
             if case let .string(reason)? = fields["finish_reason"] {
