@@ -93,23 +93,23 @@ def read_reply(sock, deadline):
             body += chunk
         body = body[:length]
     elif headers.get("transfer-encoding", "").lower() == "chunked":
-        while not body.endswith(b"0\r\n\r\n"):
-            chunk = recv(sock, deadline)
-            if not chunk:
-                break
-            body += chunk
-            if len(body) > MAX_RESPONSE:
-                raise AssertionError("chunked response too large")
-        body = dechunk(body)
+        body = dechunk(read_more(sock, deadline, body, lambda data: data.endswith(b"0\r\n\r\n")))
     elif status not in (204, 304) and not 100 <= status < 200:
-        while True:
-            chunk = recv(sock, deadline)
-            if not chunk:
-                break
-            body += chunk
-            if len(body) > MAX_RESPONSE:
-                raise AssertionError("response too large")
+        body = read_more(sock, deadline, body, lambda data: False)
     return Reply(status, headers, body)
+
+
+def read_more(sock, deadline, body, complete):
+    """Appends what the socket sends to `body` until `complete(body)`, the peer closes, or the deadline; refuses
+    responses over MAX_RESPONSE bytes."""
+    while not complete(body):
+        chunk = recv(sock, deadline)
+        if not chunk:
+            break
+        body += chunk
+        if len(body) > MAX_RESPONSE:
+            raise AssertionError("response too large")
+    return body
 
 
 def dechunk(data):
