@@ -21,8 +21,6 @@ public struct CompletionRequest: Sendable {
     public var samples: Int
     /// Options of sample 0 (sample i uses the seed + i).
     public var options: GenerationOptions
-    /// Whether the `max_tokens` default (the room left in the context) applies, rather than a value the client set.
-    public var maxTokensGiven: Bool
     /// Stream Server-Sent Events.
     public var stream: Bool
     /// Send a last chunk with the usage (`stream_options.include_usage`).
@@ -128,7 +126,6 @@ public struct CompletionRequest: Sendable {
 
         var options = GenerationOptions(maxTokens: capacity, sampling: sampling)
         let maxTokens = try reader.integer("max_completion_tokens", in: 0...Int(Int32.max)) ?? reader.integer("max_tokens", in: 0...Int(Int32.max))
-        maxTokensGiven = maxTokens != nil
         if let maxTokens { options.maxTokens = maxTokens }
         samples = try reader.integer("n", in: 1...Self.maxSamples) ?? 1
         options.ignoreEOS = try reader.bool("ignore_eos") ?? false

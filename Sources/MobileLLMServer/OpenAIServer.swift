@@ -89,11 +89,14 @@ public final class OpenAIServer: Sendable {
         counters.withLock { $0["\(endpoint)\t\(status)", default: 0] += 1 }
     }
 
+    /// Every path served, with its method.
+    private static let routes: [String: HTTPRequest.Method] = ["/health": .get, "/metrics": .get, "/v1/models": .get,
+                                                               "/v1/chat/completions": .post, "/v1/completions": .post]
+
     /// Routes one request arriving on `channel`; every failure becomes an OpenAI error response.
     func respond(to request: Request, channel: any Channel) async -> Response {
         let path = request.uri.path
-        let routes: [String: HTTPRequest.Method] = ["/health": .get, "/metrics": .get, "/v1/models": .get,
-                                                   "/v1/chat/completions": .post, "/v1/completions": .post]
+        let routes = Self.routes
         let endpoint = routes[path] == nil ? "other" : path
         do {
             guard let method = routes[path] else {

@@ -156,18 +156,16 @@ struct ResponseWriter: Sendable {
     /// Streams every update of `scheduled` as chunks, then the usage chunk (when asked) and `[DONE]`.
     func stream(_ scheduled: ScheduledRequest, to writer: inout any ResponseBodyWriter) async throws {
         var state = makeState()
-        var announced = Array(repeating: false, count: state.results.count)
         func send(_ text: String, _ writer: inout any ResponseBodyWriter) async throws {
             try await writer.write(ByteBuffer(string: text))
         }
         if isChat {
             // Every choice opens with its role, as OpenAI's first chunk does.
-            for index in announced.indices {
+            for index in state.results.indices {
                 var offset = 0
                 if let opening = choice(index, pieces: [], logprobs: [], role: true, finish: nil, offset: &offset) {
                     try await send(chunk([opening]), &writer)
                 }
-                announced[index] = true
             }
         }
         for await update in scheduled.updates {

@@ -85,10 +85,11 @@ public final class EndpointAnswerSource: BatchAnswerSource, @unchecked Sendable 
         guard case let .array(choices)? = json["choices"], choices.count == samples else {
             throw MobileLLMError.invalidFile(path: where_, field: "choices", problem: "expected \(samples) choices")
         }
-        var shares: [Int] = []
-        if case let .object(usage)? = json["usage"], case let .number(total)? = usage["completion_tokens"] {
-            // Per-choice counts are not in the API; a single choice gets the total.
-            shares = samples == 1 ? [Int(total)] : []
+        // Tokens per choice: mobilellm serve reports each ("completion_tokens", an extension); other servers only give
+        // usage's total, which is the choice's own count when there is one choice.
+        var total: Int?
+        if case let .object(usage)? = json["usage"], case let .number(count)? = usage["completion_tokens"], samples == 1 {
+            total = Int(count)
         }
         return try choices.enumerated().map { index, choice in
             guard case let .object(fields) = choice, case let .object(message)? = fields["message"] else {
@@ -108,8 +109,7 @@ public final class EndpointAnswerSource: BatchAnswerSource, @unchecked Sendable 
             if case let .string(reason)? = fields["finish_reason"] {
                 stop = reason == "stop" ? "eos" : reason == "length" ? "max_tokens" : reason
             }
-            // mobilellm serve reports each choice's count ("completion_tokens", an extension); others only the total.
-            var tokens = shares.indices.contains(index) ? shares[index] : text.split(whereSeparator: \.isWhitespace).count
+            var tokens = total ?? text.split(whereSeparator: \.isWhitespace).count
             if case let .number(count)? = fields["completion_tokens"] { tokens = Int(count) }
             return GeneratedResponse(text: text.trimmingSpaces(), tokenCount: tokens, stopReason: stop)
         }
