@@ -623,30 +623,90 @@ QF_AVX2 static inline float qf_hsum256(__m256 v) {
     return _mm_cvtss_f32(s);
 }
 
+/* The four sums of v[0..3], each added up in qf_hsum256's order (so equal to it bit for bit). */
+QF_AVX2 static inline __m128 qf_hsum4(const __m256 v[4]) {
+    __m128 q0 = _mm_add_ps(_mm256_castps256_ps128(v[0]), _mm256_extractf128_ps(v[0], 1));
+    __m128 q1 = _mm_add_ps(_mm256_castps256_ps128(v[1]), _mm256_extractf128_ps(v[1], 1));
+    __m128 q2 = _mm_add_ps(_mm256_castps256_ps128(v[2]), _mm256_extractf128_ps(v[2], 1));
+    __m128 q3 = _mm_add_ps(_mm256_castps256_ps128(v[3]), _mm256_extractf128_ps(v[3], 1));
+    _MM_TRANSPOSE4_PS(q0, q1, q2, q3);
+    return _mm_add_ps(_mm_add_ps(q0, q2), _mm_add_ps(q1, q3));
+}
+
+/* Prefill register tile: 4 dequantized weight rows (row a at p + a * k, 32-byte aligned) x `inputs` (1..3) activation
+ * rows (row c at x + c * k), 12 accumulators over the whole of k in 8-float steps, outputs at y[c * ldy + a] for
+ * a < rows. Per 8 weights 4 weight loads and 3 activation loads feed 12 FMAs. Each lane accumulates in k order and
+ * the lanes are added as qf_hsum256 adds them: the same numbers as the one-input path. */
+QF_AVX2 static inline __attribute__((always_inline)) void qf_tile4(const float *p, const float *x, int64_t k,
+                                                                   int inputs, int rows, float *y, int64_t ldy) {
+    __m256 acc[3][4];
+    for (int c = 0; c < 3; c++)
+        for (int a = 0; a < 4; a++) acc[c][a] = _mm256_setzero_ps();
+    for (int64_t t = 0; t < k; t += 8) {
+        __m256 xv[3];
+        for (int c = 0; c < inputs; c++) xv[c] = _mm256_loadu_ps(x + c * k + t);
+        for (int a = 0; a < 4; a++) {
+            const __m256 wv = _mm256_load_ps(p + a * k + t);
+            for (int c = 0; c < inputs; c++) acc[c][a] = _mm256_fmadd_ps(wv, xv[c], acc[c][a]);
+        }
+    }
+    for (int c = 0; c < inputs; c++) {
+        const __m128 s = qf_hsum4(acc[c]);
+        if (rows == 4) {
+            _mm_storeu_ps(y + c * ldy, s);
+        } else {
+            float sums[4];
+            _mm_storeu_ps(sums, s);
+            for (int a = 0; a < rows; a++) y[c * ldy + a] = sums[a];
+        }
+    }
+}
+
+/* Tokens per block of the prefill path: the block's activations are re-read for every 4-row panel, so they should
+ * stay in L2 (48 x 576 floats = 110 KB, 48 x 1536 = 295 KB); each panel is dequantized once per block. */
+#define QF_TOKEN_BLOCK 48
+
 /* BLOCK_BYTES: bytes of one block of BLOCK weights (32 for the legacy types, 256 for the K-quants' super-blocks); DEQ
- * dequantizes 32-weight group g of a row either way. Tiles of 4 rows x 2 inputs. With 4 or more inputs (prefill)
- * each 4-row panel is dequantized once into f32 (4 * k floats, heap) and every pair of inputs reads it: the same
- * values and the same multiply-adds in the same order as dequantizing per pair, so the same results, with the
- * dequantization no longer repeated n / 2 times. */
+ * dequantizes 32-weight group g of a row either way.
+ * - 1 or 2 inputs (decode): tiles of 4 rows x 2 inputs, each group dequantized in registers as it is used.
+ * - 3 or more (prefill): tokens in blocks of QF_TOKEN_BLOCK; per block each 4-row panel is dequantized once into f32
+ *   (4 * k floats, heap) and qf_tile4 multiplies it with the block's tokens 3 at a time.
+ * Both paths compute every output with the same operations in the same order, so a row's result does not depend on
+ * how many rows share the call. */
 #define QF_DEFINE_AVX2(NAME, DEQ, BLOCK_BYTES, BLOCK)                                                        \
     QF_AVX2 static void NAME(const float *x, int64_t n, int64_t k, const void *w, int64_t j0, int64_t j1,    \
                              float *y, int64_t ldy) {                                                       \
         const size_t row_bytes = (size_t)(k / (BLOCK)) * (BLOCK_BYTES);                                     \
         const int64_t groups = k / 32;                                                                      \
         const uint8_t *base = (const uint8_t *)w;                                                           \
-        float *panel = n >= 4 ? (float *)aligned_alloc(32, (size_t)k * 4 * sizeof(float)) : NULL;           \
+        float *panel = n >= 3 ? (float *)aligned_alloc(32, (size_t)k * 4 * sizeof(float)) : NULL;           \
+        if (panel) {                                                                                        \
+            for (int64_t i0 = 0; i0 < n; i0 += QF_TOKEN_BLOCK) {                                            \
+                const int64_t i1 = n - i0 < QF_TOKEN_BLOCK ? n : i0 + QF_TOKEN_BLOCK;                       \
+                for (int64_t j = j0; j < j1; j += 4) {                                                      \
+                    const int rows = j1 - j < 4 ? (int)(j1 - j) : 4;                                        \
+                    for (int a = 0; a < 4; a++) {                                                           \
+                        const uint8_t *r = base + (size_t)(j + (a < rows ? a : 0)) * row_bytes;             \
+                        for (int64_t g = 0; g < groups; g++) {                                              \
+                            __m256 wv[4];                                                                   \
+                            _mm_prefetch((const char *)(r + g * 32 / (BLOCK) * (BLOCK_BYTES) + 8 * row_bytes), _MM_HINT_T0); \
+                            DEQ(r, g, wv);                                                                  \
+                            for (int v = 0; v < 4; v++) _mm256_store_ps(panel + a * k + g * 32 + 8 * v, wv[v]); \
+                        }                                                                                   \
+                    }                                                                                       \
+                    int64_t i = i0;                                                                         \
+                    for (; i + 3 <= i1; i += 3) qf_tile4(panel, x + i * k, k, 3, rows, y + i * ldy + j, ldy); \
+                    if (i1 - i == 2) qf_tile4(panel, x + i * k, k, 2, rows, y + i * ldy + j, ldy);         \
+                    else if (i1 - i == 1) qf_tile4(panel, x + i * k, k, 1, rows, y + i * ldy + j, ldy);    \
+                }                                                                                           \
+            }                                                                                               \
+            free(panel);                                                                                    \
+            return;                                                                                         \
+        }                                                                                                   \
         for (int64_t j = j0; j < j1; j += 4) {                                                              \
             const int rows = j1 - j < 4 ? (int)(j1 - j) : 4;                                                \
             const uint8_t *r[4];                                                                            \
             for (int a = 0; a < 4; a++) r[a] = base + (size_t)(j + (a < rows ? a : 0)) * row_bytes;         \
-            if (panel)                                                                                      \
-                for (int a = 0; a < 4; a++)                                                                 \
-                    for (int64_t g = 0; g < groups; g++) {                                                  \
-                        __m256 wv[4];                                                                       \
-                        _mm_prefetch((const char *)(r[a] + g * 32 / (BLOCK) * (BLOCK_BYTES) + 8 * row_bytes), _MM_HINT_T0); \
-                        DEQ(r[a], g, wv);                                                                   \
-                        for (int v = 0; v < 4; v++) _mm256_store_ps(panel + (a * groups + g) * 32 + 8 * v, wv[v]); \
-                    }                                                                                       \
             for (int64_t i = 0; i < n; i += 2) {                                                            \
                 const int inputs = n - i < 2 ? 1 : 2;                                                       \
                 __m256 acc[4][2];                                                                           \
@@ -654,12 +714,8 @@ QF_AVX2 static inline float qf_hsum256(__m256 v) {
                 for (int64_t g = 0; g < groups; g++) {                                                      \
                     for (int a = 0; a < 4; a++) {                                                           \
                         __m256 wv[4];                                                                       \
-                        if (panel) {                                                                        \
-                            for (int v = 0; v < 4; v++) wv[v] = _mm256_load_ps(panel + (a * groups + g) * 32 + 8 * v); \
-                        } else {                                                                            \
-                            _mm_prefetch((const char *)(r[a] + g * 32 / (BLOCK) * (BLOCK_BYTES) + 8 * row_bytes), _MM_HINT_T0); \
-                            DEQ(r[a], g, wv);                                                               \
-                        }                                                                                   \
+                        _mm_prefetch((const char *)(r[a] + g * 32 / (BLOCK) * (BLOCK_BYTES) + 8 * row_bytes), _MM_HINT_T0); \
+                        DEQ(r[a], g, wv);                                                                   \
                         for (int c = 0; c < inputs; c++) {                                                  \
                             const float *xc = x + (i + c) * k + g * 32;                                     \
                             for (int v = 0; v < 4; v++)                                                     \
@@ -671,7 +727,6 @@ QF_AVX2 static inline float qf_hsum256(__m256 v) {
                     for (int c = 0; c < inputs; c++) y[(i + c) * ldy + j + a] = qf_hsum256(acc[a][c]);      \
             }                                                                                               \
         }                                                                                                   \
-        free(panel);                                                                                        \
     }
 
 QF_DEFINE_AVX2(qf_avx2_q4_0, qf2_q4_0, 18, 32)

@@ -55,28 +55,31 @@ struct QuantExactKernelTests {
         }
     }
 
-    @Test("prefill (a dequantized panel per 4 rows, n >= 4) gives exactly the floats of pairs of inputs dequantizing as they go",
+    @Test("prefill (token blocks, a dequantized panel per 4 rows, 4x3 tiles: n >= 3) gives exactly the floats of pairs of inputs dequantizing as they go",
           arguments: QuantTestSupport.matmulTypes)
     func panelMatchesPairs(type: QuantType) throws {
-        let rows = 13, k = type.blockSize == 256 ? 512 : 160, n = 7
+        let rows = 13, k = type.blockSize == 256 ? 512 : 160
         let bytes = QuantTestSupport.weightBytes(type: type, rows: rows, k: k, seed: 31, scale: 0.5)
-        let x = QuantTestSupport.normals(n * k, seed: 32)
-        // The AVX2 kernel (the one with panels) and the scalar one; the AVX-512 kernels tile inputs differently.
-        for isa in [MLK_ISA_SCALAR, MLK_ISA_AVX2] where isa.rawValue <= mlk_detect_isa().rawValue {
-            var together = [Float](repeating: .nan, count: n * rows), pairs = together
-            bytes.withUnsafeBytes { w in
-                mlk_qf32_matmul_rows_isa(isa, type.rawValue, x, Int64(n), Int64(k), w.baseAddress, 0, Int64(rows), &together, Int64(rows))
-                for i in stride(from: 0, to: n, by: 2) {
-                    let count = min(2, n - i)
-                    x.withUnsafeBufferPointer { xb in
-                        pairs.withUnsafeMutableBufferPointer { yb in
-                            mlk_qf32_matmul_rows_isa(isa, type.rawValue, xb.baseAddress! + i * k, Int64(count), Int64(k), w.baseAddress,
-                                                     0, Int64(rows), yb.baseAddress! + i * rows, Int64(rows))
+        // 3 (one tile), 7 (tiles of 3, 3 and 1), 50 (a 48-token block, then 2) and 100 (two blocks, then 3 and 1).
+        for n in [3, 7, 50, 100] {
+            let x = QuantTestSupport.normals(n * k, seed: 32)
+            // The AVX2 kernel (the one with panels) and the scalar one; the AVX-512 kernels tile inputs differently.
+            for isa in [MLK_ISA_SCALAR, MLK_ISA_AVX2] where isa.rawValue <= mlk_detect_isa().rawValue {
+                var together = [Float](repeating: .nan, count: n * rows), pairs = together
+                bytes.withUnsafeBytes { w in
+                    mlk_qf32_matmul_rows_isa(isa, type.rawValue, x, Int64(n), Int64(k), w.baseAddress, 0, Int64(rows), &together, Int64(rows))
+                    for i in stride(from: 0, to: n, by: 2) {
+                        let count = min(2, n - i)
+                        x.withUnsafeBufferPointer { xb in
+                            pairs.withUnsafeMutableBufferPointer { yb in
+                                mlk_qf32_matmul_rows_isa(isa, type.rawValue, xb.baseAddress! + i * k, Int64(count), Int64(k), w.baseAddress,
+                                                         0, Int64(rows), yb.baseAddress! + i * rows, Int64(rows))
+                            }
                         }
                     }
                 }
+                #expect(together.map(\.bitPattern) == pairs.map(\.bitPattern), "\(type) isa \(isa.rawValue) n \(n)")
             }
-            #expect(together.map(\.bitPattern) == pairs.map(\.bitPattern), "\(type) isa \(isa.rawValue)")
         }
     }
 
