@@ -662,23 +662,163 @@ QF_AVX2 static inline __attribute__((always_inline)) void qf_tile4(const float *
     }
 }
 
+/* r[0..7] transposed in place: lane l of r[a] becomes lane a of r[l]. */
+QF_AVX2 static inline void qf_transpose8(__m256 r[8]) {
+    __m256 t[8], u[8];
+    for (int a = 0; a < 8; a += 2) {
+        t[a] = _mm256_unpacklo_ps(r[a], r[a + 1]);
+        t[a + 1] = _mm256_unpackhi_ps(r[a], r[a + 1]);
+    }
+    for (int a = 0; a < 8; a += 4) {
+        u[a] = _mm256_shuffle_ps(t[a], t[a + 2], 0x44);
+        u[a + 1] = _mm256_shuffle_ps(t[a], t[a + 2], 0xEE);
+        u[a + 2] = _mm256_shuffle_ps(t[a + 1], t[a + 3], 0x44);
+        u[a + 3] = _mm256_shuffle_ps(t[a + 1], t[a + 3], 0xEE);
+    }
+    for (int a = 0; a < 4; a++) {
+        r[a] = _mm256_permute2f128_ps(u[a], u[a + 4], 0x20);
+        r[a + 4] = _mm256_permute2f128_ps(u[a], u[a + 4], 0x31);
+    }
+}
+
+/* Prefill micro-kernel (the broadcast form of a BLIS-style f32 GEMM): `tokens` (1..6) activation rows (row r at
+ * x + r * ldx, k values each) times a dequantized panel of `width` (8 or 16) weight rows stored k-major (weight t of
+ * panel row a at p[t * width + a]); 6 x 2 accumulators, each output summed over t in order in one lane. Per t: 2
+ * panel loads and 6 broadcasts feed 12 FMAs. Outputs go to y[r * ldy + a] for a < rows; with `accumulate` the sums
+ * continue from the values already there (the next k-block of the same outputs, in the same order). */
+QF_AVX2 static inline __attribute__((always_inline)) void qf_gemm_tile(const float *p, int width, const float *x,
+                                                                       int64_t k, int64_t ldx, int tokens, int rows,
+                                                                       int accumulate, float *y, int64_t ldy) {
+    const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    const __m256i m0 = _mm256_cmpgt_epi32(_mm256_set1_epi32(rows), lane);
+    const __m256i m1 = _mm256_cmpgt_epi32(_mm256_set1_epi32(rows - 8), lane);
+    __m256 acc[6][2];
+    for (int r = 0; r < 6; r++) acc[r][0] = acc[r][1] = _mm256_setzero_ps();
+    if (accumulate)
+        for (int r = 0; r < tokens; r++) {
+            acc[r][0] = _mm256_maskload_ps(y + r * ldy, m0);
+            if (width == 16) acc[r][1] = _mm256_maskload_ps(y + r * ldy + 8, m1);
+        }
+    if (width == 16) {
+        /* Tokens 0..2 at xa + {0, 1, 2} * ldx and 3..5 at xb + the same: base + index * scale addresses, no
+         * per-token pointer arithmetic in the loop. */
+        const float *xa = x, *xb = x + 3 * ldx;
+        __asm__("" : "+r"(xb)); /* keep the compiler from rewriting xb as xa + 3 * ldx */
+        for (int64_t t = 0; t < k; t++, xa++, xb++) {
+            const __m256 b0 = _mm256_load_ps(p + 16 * t), b1 = _mm256_load_ps(p + 16 * t + 8);
+            for (int r = 0; r < tokens; r++) {
+                const __m256 a = _mm256_broadcast_ss((r < 3 ? xa : xb) + (r % 3) * ldx);
+                acc[r][0] = _mm256_fmadd_ps(a, b0, acc[r][0]);
+                acc[r][1] = _mm256_fmadd_ps(a, b1, acc[r][1]);
+            }
+        }
+    } else {
+        for (int64_t t = 0; t < k; t++) {
+            const __m256 b0 = _mm256_load_ps(p + 8 * t);
+            for (int r = 0; r < tokens; r++) acc[r][0] = _mm256_fmadd_ps(_mm256_broadcast_ss(x + r * ldx + t), b0, acc[r][0]);
+        }
+    }
+    for (int r = 0; r < tokens; r++) {
+        if (rows == width) {
+            _mm256_storeu_ps(y + r * ldy, acc[r][0]);
+            if (width == 16) _mm256_storeu_ps(y + r * ldy + 8, acc[r][1]);
+        } else {
+            _mm256_maskstore_ps(y + r * ldy, m0, acc[r][0]);
+            if (width == 16) _mm256_maskstore_ps(y + r * ldy + 8, m1, acc[r][1]);
+        }
+    }
+}
+
+/* Every token of x (n rows, ldx apart; k weights from each) against one panel: tiles of 6 tokens, then the rest. */
+QF_AVX2 static void qf_gemm_panel(const float *p, int width, const float *x, int64_t n, int64_t k, int64_t ldx, int rows,
+                                  int accumulate, float *y, int64_t ldy) {
+    int64_t i = 0;
+    for (; i + 6 <= n; i += 6) qf_gemm_tile(p, width, x + i * ldx, k, ldx, 6, rows, accumulate, y + i * ldy, ldy);
+    switch (n - i) {
+    case 5: qf_gemm_tile(p, width, x + i * ldx, k, ldx, 5, rows, accumulate, y + i * ldy, ldy); break;
+    case 4: qf_gemm_tile(p, width, x + i * ldx, k, ldx, 4, rows, accumulate, y + i * ldy, ldy); break;
+    case 3: qf_gemm_tile(p, width, x + i * ldx, k, ldx, 3, rows, accumulate, y + i * ldy, ldy); break;
+    case 2: qf_gemm_tile(p, width, x + i * ldx, k, ldx, 2, rows, accumulate, y + i * ldy, ldy); break;
+    case 1: qf_gemm_tile(p, width, x + i * ldx, k, ldx, 1, rows, accumulate, y + i * ldy, ldy); break;
+    default: break;
+    }
+}
+
+/* Weights per row of one k-block of the GEMM path (a multiple of 32; 16 rows x 256 floats = 16 KB). */
+#ifndef QF_GEMM_KC
+#define QF_GEMM_KC 256
+#endif
+
+/* Long prefill (n >= QF_GEMM_MIN) with 16-row panels in k-blocks of QF_GEMM_KC (16 KB of f32, so the panel stays
+ * in L1 while every token reads it): each block is dequantized once per call (8 rows at a time into `stage`, then
+ * transposed 8 x 8 into k-major order) and qf_gemm_tile runs all n tokens over it. Rows past j1 repeat the last row
+ * and are not stored. Each output is one in-order f32 sum over k: the same products as the other paths, added in
+ * another order (they agree to float rounding, not bit for bit). Returns 0 (having done nothing) when the panel
+ * cannot be allocated. */
+#define QF_DEFINE_AVX2_GEMM(NAME, DEQ, BLOCK_BYTES, BLOCK)                                                   \
+    QF_AVX2 static int NAME(const float *x, int64_t n, int64_t k, const void *w, int64_t j0, int64_t j1,     \
+                            float *y, int64_t ldy) {                                                        \
+        const size_t row_bytes = (size_t)(k / (BLOCK)) * (BLOCK_BYTES);                                     \
+        const int64_t groups = k / 32;                                                                      \
+        float *panel = (float *)aligned_alloc(32, (size_t)QF_GEMM_KC * 16 * sizeof(float));                 \
+        if (!panel) return 0;                                                                               \
+        _Alignas(32) float stage[8 * 32];                                                                   \
+        for (int64_t j = j0; j < j1; j += 16) {                                                             \
+            const int rows = j1 - j < 16 ? (int)(j1 - j) : 16, width = rows > 8 ? 16 : 8;                   \
+            for (int64_t t0 = 0; t0 < k; t0 += QF_GEMM_KC) {                                                \
+                const int64_t kc = k - t0 < QF_GEMM_KC ? k - t0 : QF_GEMM_KC;                               \
+                for (int h = 0; h < width / 8; h++) {                                                       \
+                    const uint8_t *r[8];                                                                    \
+                    for (int a = 0; a < 8; a++) {                                                           \
+                        const int64_t row = j + 8 * h + a < j1 ? j + 8 * h + a : j1 - 1;                    \
+                        r[a] = (const uint8_t *)w + (size_t)row * row_bytes;                                \
+                    }                                                                                       \
+                    for (int64_t g = t0 / 32; g < (t0 + kc) / 32; g++) {                                    \
+                        for (int a = 0; a < 8; a++) {                                                       \
+                            __m256 wv[4];                                                                   \
+                            DEQ(r[a], g, wv);                                                               \
+                            for (int v = 0; v < 4; v++) _mm256_store_ps(stage + a * 32 + 8 * v, wv[v]);     \
+                        }                                                                                   \
+                        for (int v = 0; v < 4; v++) {                                                       \
+                            __m256 c[8];                                                                    \
+                            for (int a = 0; a < 8; a++) c[a] = _mm256_load_ps(stage + a * 32 + 8 * v);      \
+                            qf_transpose8(c);                                                               \
+                            for (int l = 0; l < 8; l++)                                                     \
+                                _mm256_store_ps(panel + (g * 32 - t0 + 8 * v + l) * width + 8 * h, c[l]);   \
+                        }                                                                                   \
+                    }                                                                                       \
+                }                                                                                           \
+                qf_gemm_panel(panel, width, x + t0, n, kc, k, rows, t0 > 0, y + j, ldy);                    \
+            }                                                                                               \
+        }                                                                                                   \
+        free(panel);                                                                                        \
+        return 1;                                                                                           \
+    }
+
 /* Tokens per block of the prefill path: the block's activations are re-read for every 4-row panel, so they should
  * stay in L2 (48 x 576 floats = 110 KB, 48 x 1536 = 295 KB); each panel is dequantized once per block. */
 #define QF_TOKEN_BLOCK 48
+/* Rows from which the GEMM path pays for its transposes (measured on Zen 3: below 48 the 4 x 3 tiles are as fast). */
+#ifndef QF_GEMM_MIN
+#define QF_GEMM_MIN 48
+#endif
 
 /* BLOCK_BYTES: bytes of one block of BLOCK weights (32 for the legacy types, 256 for the K-quants' super-blocks); DEQ
  * dequantizes 32-weight group g of a row either way.
  * - 1 or 2 inputs (decode): tiles of 4 rows x 2 inputs, each group dequantized in registers as it is used.
- * - 3 or more (prefill): tokens in blocks of QF_TOKEN_BLOCK; per block each 4-row panel is dequantized once into f32
- *   (4 * k floats, heap) and qf_tile4 multiplies it with the block's tokens 3 at a time.
- * Both paths compute every output with the same operations in the same order, so a row's result does not depend on
- * how many rows share the call. */
+ * - QF_GEMM_MIN or more (long prefill): NAME##_gemm (QF_DEFINE_AVX2_GEMM above).
+ * - otherwise (short prefill, small batches): tokens in blocks of QF_TOKEN_BLOCK; per block each 4-row panel is
+ *   dequantized once into f32 (4 * k floats, heap) and qf_tile4 multiplies it with the block's tokens 3 at a time.
+ * The first and last compute every output with the same operations in the same order, so below QF_GEMM_MIN a row's result does
+ * not depend on how many rows share the call. */
 #define QF_DEFINE_AVX2(NAME, DEQ, BLOCK_BYTES, BLOCK)                                                        \
+    QF_DEFINE_AVX2_GEMM(NAME##_gemm, DEQ, BLOCK_BYTES, BLOCK)                                                        \
     QF_AVX2 static void NAME(const float *x, int64_t n, int64_t k, const void *w, int64_t j0, int64_t j1,    \
                              float *y, int64_t ldy) {                                                       \
         const size_t row_bytes = (size_t)(k / (BLOCK)) * (BLOCK_BYTES);                                     \
         const int64_t groups = k / 32;                                                                      \
         const uint8_t *base = (const uint8_t *)w;                                                           \
+        if (n >= QF_GEMM_MIN && NAME##_gemm(x, n, k, w, j0, j1, y, ldy)) return;                            \
         float *panel = n >= 3 ? (float *)aligned_alloc(32, (size_t)k * 4 * sizeof(float)) : NULL;           \
         if (panel) {                                                                                        \
             for (int64_t i0 = 0; i0 < n; i0 += QF_TOKEN_BLOCK) {                                            \
