@@ -806,11 +806,11 @@ QF_AVX2 static void qf_gemm_panel(const float *p, int width, const float *x, int
 /* BLOCK_BYTES: bytes of one block of BLOCK weights (32 for the legacy types, 256 for the K-quants' super-blocks); DEQ
  * dequantizes 32-weight group g of a row either way.
  * - 1 or 2 inputs (decode): tiles of 4 rows x 2 inputs, each group dequantized in registers as it is used.
- * - QF_GEMM_MIN or more (long prefill): NAME##_gemm (QF_DEFINE_AVX2_GEMM above).
- * - otherwise (short prefill, small batches): tokens in blocks of QF_TOKEN_BLOCK; per block each 4-row panel is
+ * - 3 or more (short prefill, small batches): tokens in blocks of QF_TOKEN_BLOCK; per block each 4-row panel is
  *   dequantized once into f32 (4 * k floats, heap) and qf_tile4 multiplies it with the block's tokens 3 at a time.
- * The first and last compute every output with the same operations in the same order, so below QF_GEMM_MIN a row's result does
- * not depend on how many rows share the call. */
+ * Both compute every output with the same operations in the same order, so a row's result does not depend on how
+ * many rows share the call. NAME##_gemm (QF_DEFINE_AVX2_GEMM above) is the long-prefill kernel the dispatch picks
+ * from QF_GEMM_MIN rows (MLK_KERNEL_AVX2_GEMM). */
 #define QF_DEFINE_AVX2(NAME, DEQ, BLOCK_BYTES, BLOCK)                                                        \
     QF_DEFINE_AVX2_GEMM(NAME##_gemm, DEQ, BLOCK_BYTES, BLOCK)                                                        \
     QF_AVX2 static void NAME(const float *x, int64_t n, int64_t k, const void *w, int64_t j0, int64_t j1,    \
@@ -818,7 +818,6 @@ QF_AVX2 static void qf_gemm_panel(const float *p, int width, const float *x, int
         const size_t row_bytes = (size_t)(k / (BLOCK)) * (BLOCK_BYTES);                                     \
         const int64_t groups = k / 32;                                                                      \
         const uint8_t *base = (const uint8_t *)w;                                                           \
-        if (n >= QF_GEMM_MIN && NAME##_gemm(x, n, k, w, j0, j1, y, ldy)) return;                            \
         float *panel = n >= 3 ? (float *)aligned_alloc(32, (size_t)k * 4 * sizeof(float)) : NULL;           \
         if (panel) {                                                                                        \
             for (int64_t i0 = 0; i0 < n; i0 += QF_TOKEN_BLOCK) {                                            \
@@ -882,6 +881,34 @@ QF_DEFINE_AVX2(qf_avx2_q6_k, qf2_q6_k, 210, 256)
 QF_DEFINE_AVX2(qf_avx2_q2_k, qf2_q2_k, 84, 256)
 QF_DEFINE_AVX2(qf_avx2_q3_k, qf2_q3_k, 110, 256)
 
+typedef void (*qf_avx2_fn)(const float *, int64_t, int64_t, const void *, int64_t, int64_t, float *, int64_t);
+typedef int (*qf_avx2_gemm_fn)(const float *, int64_t, int64_t, const void *, int64_t, int64_t, float *, int64_t);
+
+/* The AVX2 kernels of every weight type (and the Q4_1 pairs layout): the short path and the long-prefill GEMM. */
+static const struct {
+    int wtype;
+    qf_avx2_fn rows;
+    qf_avx2_gemm_fn gemm;
+} qf_avx2_kernels[] = {
+    {QF_Q4_0, qf_avx2_q4_0, qf_avx2_q4_0_gemm},       {QF_Q4_1, qf_avx2_q4_1, qf_avx2_q4_1_gemm},
+    {MLK_Q4_1_PAIRS_ROWS, qf_avx2_q4_1p, qf_avx2_q4_1p_gemm}, {QF_Q8_0, qf_avx2_q8_0, qf_avx2_q8_0_gemm},
+    {QF_Q5_0, qf_avx2_q5_0, qf_avx2_q5_0_gemm},       {QF_Q5_1, qf_avx2_q5_1, qf_avx2_q5_1_gemm},
+    {QF_IQ4_NL, qf_avx2_iq4_nl, qf_avx2_iq4_nl_gemm}, {QF_Q4_K, qf_avx2_q4_k, qf_avx2_q4_k_gemm},
+    {QF_Q5_K, qf_avx2_q5_k, qf_avx2_q5_k_gemm},       {QF_Q6_K, qf_avx2_q6_k, qf_avx2_q6_k_gemm},
+    {QF_Q2_K, qf_avx2_q2_k, qf_avx2_q2_k_gemm},       {QF_Q3_K, qf_avx2_q3_k, qf_avx2_q3_k_gemm},
+};
+
+/* Runs wtype's AVX2 kernel: the GEMM when `gemm` (falling back to the short path if its panel cannot be allocated). */
+static void qf_avx2_run(int wtype, int gemm, const float *x, int64_t n, int64_t k, const void *w, int64_t j0,
+                        int64_t j1, float *y, int64_t ldy) {
+    for (size_t i = 0; i < sizeof qf_avx2_kernels / sizeof qf_avx2_kernels[0]; i++) {
+        if (qf_avx2_kernels[i].wtype != wtype) continue;
+        if (gemm && qf_avx2_kernels[i].gemm(x, n, k, w, j0, j1, y, ldy)) return;
+        qf_avx2_kernels[i].rows(x, n, k, w, j0, j1, y, ldy);
+        return;
+    }
+}
+
 #endif /* QF_X86 */
 
 mlk_kernel mlk_qf32_kernel(mlk_isa isa, int wtype, int64_t n) {
@@ -893,7 +920,7 @@ mlk_kernel mlk_qf32_kernel(mlk_isa isa, int wtype, int64_t n) {
     if (avx512 && n == 1 && (wtype == QF_Q4_0 || wtype == QF_Q4_1 || wtype == QF_Q8_0)) return MLK_KERNEL_AVX512_GEMV;
     /* Every supported type has an AVX-512 and an AVX2 kernel. */
     if (avx512) return MLK_KERNEL_AVX512;
-    if (isa == MLK_ISA_AVX2) return MLK_KERNEL_AVX2;
+    if (isa == MLK_ISA_AVX2) return n >= QF_GEMM_MIN ? MLK_KERNEL_AVX2_GEMM : MLK_KERNEL_AVX2;
 #endif
     (void)isa;
     (void)n;
@@ -907,7 +934,7 @@ void mlk_qf32_matmul_rows_isa(mlk_isa isa, int wtype, const float *x, int64_t n,
 #ifdef QF_X86
         if ((int)isa > (int)mlk_detect_isa()) isa = mlk_detect_isa();
         if (isa != MLK_ISA_SCALAR) {
-            qf_avx2_q4_1p(x, n, k, w, j0, j1, y, ldy);
+            qf_avx2_run(wtype, n >= QF_GEMM_MIN, x, n, k, w, j0, j1, y, ldy);
             return;
         }
 #endif
@@ -915,7 +942,8 @@ void mlk_qf32_matmul_rows_isa(mlk_isa isa, int wtype, const float *x, int64_t n,
         return;
     }
     if (!mlk_qf32_supported(wtype) || n <= 0 || k <= 0 || j1 <= j0 || j0 < 0 || k % qf_block(wtype) != 0) return;
-    switch (mlk_qf32_kernel(isa, wtype, n)) {
+    const mlk_kernel kernel = mlk_qf32_kernel(isa, wtype, n);
+    switch (kernel) {
 #ifdef QF_X86
     case MLK_KERNEL_AVX512_GEMV:
         switch (wtype) {
@@ -942,21 +970,9 @@ void mlk_qf32_matmul_rows_isa(mlk_isa isa, int wtype, const float *x, int64_t n,
         }
         break;
     case MLK_KERNEL_AVX2:
-        switch (wtype) {
-        case QF_Q4_0: qf_avx2_q4_0(x, n, k, w, j0, j1, y, ldy); return;
-        case QF_Q4_1: qf_avx2_q4_1(x, n, k, w, j0, j1, y, ldy); return;
-        case QF_Q8_0: qf_avx2_q8_0(x, n, k, w, j0, j1, y, ldy); return;
-        case QF_Q5_0: qf_avx2_q5_0(x, n, k, w, j0, j1, y, ldy); return;
-        case QF_Q5_1: qf_avx2_q5_1(x, n, k, w, j0, j1, y, ldy); return;
-        case QF_IQ4_NL: qf_avx2_iq4_nl(x, n, k, w, j0, j1, y, ldy); return;
-        case QF_Q4_K: qf_avx2_q4_k(x, n, k, w, j0, j1, y, ldy); return;
-        case QF_Q5_K: qf_avx2_q5_k(x, n, k, w, j0, j1, y, ldy); return;
-        case QF_Q6_K: qf_avx2_q6_k(x, n, k, w, j0, j1, y, ldy); return;
-        case QF_Q2_K: qf_avx2_q2_k(x, n, k, w, j0, j1, y, ldy); return;
-        case QF_Q3_K: qf_avx2_q3_k(x, n, k, w, j0, j1, y, ldy); return;
-        default: break;
-        }
-        break;
+    case MLK_KERNEL_AVX2_GEMM:
+        qf_avx2_run(wtype, kernel == MLK_KERNEL_AVX2_GEMM, x, n, k, w, j0, j1, y, ldy);
+        return;
 #endif
     default: break;
     }

@@ -23,6 +23,7 @@ const char *mlk_kernel_name(mlk_kernel kernel) {
     case MLK_KERNEL_AVX512_VNNI: return "avx512-vnni";
     case MLK_KERNEL_NEON_DOTPROD: return "neon-dotprod";
     case MLK_KERNEL_AVX2_R8: return "avx2-r8";
+    case MLK_KERNEL_AVX2_GEMM: return "avx2-gemm";
     case MLK_KERNEL_AVX512_VNNI_R8: return "avx512-vnni-r8";
     default: return "none";
     }
@@ -90,7 +91,7 @@ static void mlk_info_build(void) {
         {"f32", MLK_DTYPE_F32}, {"f16", MLK_DTYPE_F16}, {"bf16", MLK_DTYPE_BF16}};
     for (size_t i = 0; i < sizeof dense / sizeof dense[0]; i++)
         mlk_info_append(&used, "%s: %s\n", dense[i].name, mlk_kernel_name(mlk_matmul_kernel(active, dense[i].dtype)));
-    /* Quantized weights: exact mode (f32 activations; decode is one row, prefill several) and int8 mode. */
+    /* Quantized weights: exact mode (f32 activations; decode is one row, a prefill pass up to 256) and int8 mode. */
     const struct { const char *name; int type; } quantized[] = {
         {"q4_0", MLK_Q_Q4_0}, {"q4_1", MLK_Q_Q4_1}, {"q5_0", MLK_Q_Q5_0}, {"q5_1", MLK_Q_Q5_1},
         {"q8_0", MLK_Q_Q8_0}, {"iq4_nl", MLK_Q_IQ4_NL}, {"q2_k", MLK_Q_Q2_K}, {"q3_k", MLK_Q_Q3_K},
@@ -102,7 +103,7 @@ static void mlk_info_build(void) {
         const mlk_kernel int8 = r8 != MLK_KERNEL_NONE && r8 != MLK_KERNEL_SCALAR ? r8 : mlk_q_matmul_kernel(active, type);
         mlk_info_append(&used, "%s: exact-decode %s, exact-prefill %s, int8 %s\n", quantized[i].name,
                         mlk_kernel_name(mlk_qf32_kernel(active, type, 1)),
-                        mlk_kernel_name(mlk_qf32_kernel(active, type, 2)),
+                        mlk_kernel_name(mlk_qf32_kernel(active, type, 256)),
                         mlk_kernel_name(int8));
     }
 }
