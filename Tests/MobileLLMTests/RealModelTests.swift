@@ -28,17 +28,23 @@ struct RealModelTests {
         return try JSONDecoder().decode(Reference.self, from: data)
     }
 
-    /// Teacher-forced arg-max agreement over every recorded position.
-    func agreement(_ model: Model, _ reference: Reference) throws -> (agree: Int, total: Int) {
+    /// Teacher-forced arg-max agreement over every recorded position, and the largest transformers margin (top-1
+    /// minus top-2 logit) among the positions that disagree (0 when none do).
+    func agreement(_ model: Model, _ reference: Reference) throws -> (agree: Int, total: Int, widestMissMargin: Float) {
         var agree = 0, total = 0
+        var widestMissMargin: Float = 0
         for sequence in reference.sequences {
             let logits = try model.makeSession(contextLength: 512).feed(sequence.tokens, logits: .all)
             for (position, expected) in sequence.argmax.enumerated() {
                 total += 1
-                if Int32(Sampler.argmax(logits.row(position))) == expected { agree += 1 }
+                if Int32(Sampler.argmax(logits.row(position))) == expected {
+                    agree += 1
+                } else {
+                    widestMissMargin = max(widestMissMargin, sequence.margin[position])
+                }
             }
         }
-        return (agree, total)
+        return (agree, total, widestMissMargin)
     }
 
     @Test("configuration, tokenizer and template come from the GGUF metadata")
@@ -60,18 +66,21 @@ struct RealModelTests {
     @Test("teacher-forced top-1 agrees with transformers on the dequantized weights (exact activations)")
     func exactAgreement() throws {
         guard let path = TokenizerFixtures.requireAsset(TokenizerFixtures.smollm2GGUF) else { return }
-        let (agree, total) = try agreement(try Model(path: path), try Self.reference())
+        let (agree, total, _) = try agreement(try Model(path: path), try Self.reference())
         #expect(total > 300)
         #expect(Double(agree) >= 0.99 * Double(total), "exact mode: \(agree)/\(total)")
     }
 
-    @Test("int8 activations (interleaved r8 kernels where the CPU has them) agree on at least 95% of positions (305/315 measured)")
+    @Test("int8 activations (interleaved r8 kernels where the CPU has them) agree on at least 95% of positions (305/315 measured), and miss only near-ties")
     func int8Agreement() throws {
         guard let path = TokenizerFixtures.requireAsset(TokenizerFixtures.smollm2GGUF) else { return }
         let model = try Model(path: path, options: ModelLoadOptions(activationPrecision: .int8))
-        let (agree, total) = try agreement(model, try Self.reference())
-        print("SmolLM2 int8 teacher-forced agreement: \(agree)/\(total)")
+        let (agree, total, widest) = try agreement(model, try Self.reference())
+        print("SmolLM2 int8 teacher-forced agreement: \(agree)/\(total), widest missed margin \(widest)")
         #expect(Double(agree) >= 0.95 * Double(total), "int8 mode: \(agree)/\(total)")
+        // Activation rounding moves logits by tenths: it may only flip near-ties (0.243 measured), never a clear
+        // choice.
+        #expect(widest < 0.5, "int8 mode flipped a position whose transformers margin is \(widest)")
     }
 
     @Test("greedy chat answer through the model's own template: The capital of France is Paris.")
