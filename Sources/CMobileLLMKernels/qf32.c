@@ -772,7 +772,6 @@ QF_AVX2 static void qf_gemm_panel(const float *p, int width, const float *x, int
     QF_AVX2 static int NAME(const float *x, int64_t n, int64_t k, const void *w, int64_t j0, int64_t j1,     \
                             float *y, int64_t ldy) {                                                        \
         const size_t row_bytes = (size_t)(k / (BLOCK)) * (BLOCK_BYTES);                                     \
-        const int64_t groups = k / 32;                                                                      \
         float *panel = (float *)aligned_alloc(32, (size_t)QF_GEMM_KC * 16 * sizeof(float));                 \
         if (!panel) return 0;                                                                               \
         _Alignas(32) float stage[8 * 32];                                                                   \
