@@ -742,7 +742,8 @@ QF_AVX2 static inline __attribute__((always_inline)) void qf_gemm_tile(const flo
     }
 }
 
-/* Every token of x (n rows, ldx apart; k weights from each) against one panel: tiles of 6 tokens, then the rest. */
+/* Every token of x (n rows, ldx apart; k weights from each) against one panel: tiles of 6 tokens, then the rest
+ * (each tail size a literal, so the always-inline tile is compiled with its accumulators in registers). */
 QF_AVX2 static void qf_gemm_panel(const float *p, int width, const float *x, int64_t n, int64_t k, int64_t ldx, int rows,
                                   int accumulate, float *y, int64_t ldy) {
     int64_t i = 0;
@@ -807,19 +808,20 @@ QF_AVX2 static void qf_gemm_panel(const float *p, int width, const float *x, int
         return 1;                                                                                           \
     }
 
-/* Tokens per block of the prefill path: the block's activations are re-read for every 4-row panel, so they should
- * stay in L2 (48 x 576 floats = 110 KB, 48 x 1536 = 295 KB); each panel is dequantized once per block. */
-#define QF_TOKEN_BLOCK 48
 /* Rows from which the GEMM path pays for its transposes (measured on Zen 3: below 48 the 4 x 3 tiles are as fast). */
 #ifndef QF_GEMM_MIN
 #define QF_GEMM_MIN 48
 #endif
 
+/* Whether an AVX2 pass of n activation rows takes the GEMM: the one rule, for every type and the pairs layout. */
+static inline int qf_avx2_uses_gemm(int64_t n) { return n >= QF_GEMM_MIN; }
+
 /* BLOCK_BYTES: bytes of one block of BLOCK weights (32 for the legacy types, 256 for the K-quants' super-blocks); DEQ
  * dequantizes 32-weight group g of a row either way.
  * - 1 or 2 inputs (decode): tiles of 4 rows x 2 inputs, each group dequantized in registers as it is used.
- * - 3 or more (short prefill, small batches): tokens in blocks of QF_TOKEN_BLOCK; per block each 4-row panel is
- *   dequantized once into f32 (4 * k floats, heap) and qf_tile4 multiplies it with the block's tokens 3 at a time.
+ * - 3 or more (short prefill, small batches, below QF_GEMM_MIN; also every n if the GEMM cannot allocate its panel):
+ *   each 4-row panel is dequantized once into f32 (4 * k floats, heap) and qf_tile4 multiplies it with the tokens 3
+ *   at a time.
  * Both compute every output with the same operations in the same order, so a row's result does not depend on how
  * many rows share the call. NAME##_gemm (QF_DEFINE_AVX2_GEMM above) is the long-prefill kernel the dispatch picks
  * from QF_GEMM_MIN rows (MLK_KERNEL_AVX2_GEMM). */
@@ -832,24 +834,21 @@ QF_AVX2 static void qf_gemm_panel(const float *p, int width, const float *x, int
         const uint8_t *base = (const uint8_t *)w;                                                           \
         float *panel = n >= 3 ? (float *)aligned_alloc(32, (size_t)k * 4 * sizeof(float)) : NULL;           \
         if (panel) {                                                                                        \
-            for (int64_t i0 = 0; i0 < n; i0 += QF_TOKEN_BLOCK) {                                            \
-                const int64_t i1 = n - i0 < QF_TOKEN_BLOCK ? n : i0 + QF_TOKEN_BLOCK;                       \
-                for (int64_t j = j0; j < j1; j += 4) {                                                      \
-                    const int rows = j1 - j < 4 ? (int)(j1 - j) : 4;                                        \
-                    for (int a = 0; a < 4; a++) {                                                           \
-                        const uint8_t *r = base + (size_t)(j + (a < rows ? a : 0)) * row_bytes;             \
-                        for (int64_t g = 0; g < groups; g++) {                                              \
-                            __m256 wv[4];                                                                   \
-                            _mm_prefetch((const char *)(r + g * 32 / (BLOCK) * (BLOCK_BYTES) + 8 * row_bytes), _MM_HINT_T0); \
-                            DEQ(r, g, wv);                                                                  \
-                            for (int v = 0; v < 4; v++) _mm256_store_ps(panel + a * k + g * 32 + 8 * v, wv[v]); \
-                        }                                                                                   \
+            for (int64_t j = j0; j < j1; j += 4) {                                                          \
+                const int rows = j1 - j < 4 ? (int)(j1 - j) : 4;                                            \
+                for (int a = 0; a < 4; a++) {                                                               \
+                    const uint8_t *r = base + (size_t)(j + (a < rows ? a : 0)) * row_bytes;                 \
+                    for (int64_t g = 0; g < groups; g++) {                                                  \
+                        __m256 wv[4];                                                                       \
+                        _mm_prefetch((const char *)(r + g * 32 / (BLOCK) * (BLOCK_BYTES) + 8 * row_bytes), _MM_HINT_T0); \
+                        DEQ(r, g, wv);                                                                      \
+                        for (int v = 0; v < 4; v++) _mm256_store_ps(panel + a * k + g * 32 + 8 * v, wv[v]); \
                     }                                                                                       \
-                    int64_t i = i0;                                                                         \
-                    for (; i + 3 <= i1; i += 3) qf_tile4(panel, x + i * k, k, 3, rows, y + i * ldy + j, ldy); \
-                    if (i1 - i == 2) qf_tile4(panel, x + i * k, k, 2, rows, y + i * ldy + j, ldy);         \
-                    else if (i1 - i == 1) qf_tile4(panel, x + i * k, k, 1, rows, y + i * ldy + j, ldy);    \
                 }                                                                                           \
+                int64_t i = 0;                                                                              \
+                for (; i + 3 <= n; i += 3) qf_tile4(panel, x + i * k, k, 3, rows, y + i * ldy + j, ldy);    \
+                if (n - i == 2) qf_tile4(panel, x + i * k, k, 2, rows, y + i * ldy + j, ldy);              \
+                else if (n - i == 1) qf_tile4(panel, x + i * k, k, 1, rows, y + i * ldy + j, ldy);         \
             }                                                                                               \
             free(panel);                                                                                    \
             return;                                                                                         \
@@ -932,7 +931,7 @@ mlk_kernel mlk_qf32_kernel(mlk_isa isa, int wtype, int64_t n) {
     if (avx512 && n == 1 && (wtype == QF_Q4_0 || wtype == QF_Q4_1 || wtype == QF_Q8_0)) return MLK_KERNEL_AVX512_GEMV;
     /* Every supported type has an AVX-512 and an AVX2 kernel. */
     if (avx512) return MLK_KERNEL_AVX512;
-    if (isa == MLK_ISA_AVX2) return n >= QF_GEMM_MIN ? MLK_KERNEL_AVX2_GEMM : MLK_KERNEL_AVX2;
+    if (isa == MLK_ISA_AVX2) return qf_avx2_uses_gemm(n) ? MLK_KERNEL_AVX2_GEMM : MLK_KERNEL_AVX2;
 #endif
     (void)isa;
     (void)n;
@@ -946,7 +945,7 @@ void mlk_qf32_matmul_rows_isa(mlk_isa isa, int wtype, const float *x, int64_t n,
 #ifdef QF_X86
         if ((int)isa > (int)mlk_detect_isa()) isa = mlk_detect_isa();
         if (isa != MLK_ISA_SCALAR) {
-            qf_avx2_run(wtype, n >= QF_GEMM_MIN, x, n, k, w, j0, j1, y, ldy);
+            qf_avx2_run(wtype, qf_avx2_uses_gemm(n), x, n, k, w, j0, j1, y, ldy);
             return;
         }
 #endif
