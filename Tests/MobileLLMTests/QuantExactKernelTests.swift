@@ -55,7 +55,7 @@ struct QuantExactKernelTests {
         }
     }
 
-    @Test("short prefill (token blocks, a dequantized panel per 4 rows, 4x3 tiles: 3 <= n < 48) gives exactly the floats of pairs of inputs dequantizing as they go",
+    @Test("short prefill (a dequantized panel per 4 rows, 4x3 tiles: 3 <= n < 48) gives exactly the floats of pairs of inputs dequantizing as they go",
           arguments: QuantTestSupport.matmulTypes)
     func panelMatchesPairs(type: QuantType) throws {
         let rows = 13, k = type.blockSize == 256 ? 512 : 160
