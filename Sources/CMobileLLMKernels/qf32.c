@@ -427,6 +427,174 @@ QF_DEFINE(qf_avx512_q6_k, qf_q6_k, 210, 256)
 QF_DEFINE(qf_avx512_q2_k, qf_q2_k, 84, 256)
 QF_DEFINE(qf_avx512_q3_k, qf_q3_k, 110, 256)
 
+/* ------------------------------------------------------------------ AVX-512 long prefill: an f32 GEMM
+ * The AVX2 GEMM's design (further below) at 512 bits: 32-row weight panels dequantized once per call into k-major
+ * blocks, and a broadcast micro-kernel of 12 tokens x 32 rows (24 accumulators of the 32 zmm registers). */
+
+/* r[0..15] transposed in place: lane l of r[a] becomes lane a of r[l]. */
+QF_AVX512 static inline void qf_transpose16(__m512 r[16]) {
+    __m512 t[16];
+    for (int a = 0; a < 16; a += 2) { /* per 128-bit lane q: elements 4q, 4q+1 (t[a]) and 4q+2, 4q+3 (t[a+1]) of rows a, a+1 */
+        t[a] = _mm512_unpacklo_ps(r[a], r[a + 1]);
+        t[a + 1] = _mm512_unpackhi_ps(r[a], r[a + 1]);
+    }
+    for (int a = 0; a < 16; a += 4) { /* r[a + e], lane q: element 4q+e of rows a..a+3 */
+        r[a] = _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(t[a]), _mm512_castps_pd(t[a + 2])));
+        r[a + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(t[a]), _mm512_castps_pd(t[a + 2])));
+        r[a + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(t[a + 1]), _mm512_castps_pd(t[a + 3])));
+        r[a + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(t[a + 1]), _mm512_castps_pd(t[a + 3])));
+    }
+    for (int e = 0; e < 4; e++) { /* gather lane q of r[e], r[4+e], r[8+e], r[12+e]: element 4q+e of all 16 rows */
+        const __m512 even01 = _mm512_shuffle_f32x4(r[e], r[4 + e], 0x88), odd01 = _mm512_shuffle_f32x4(r[e], r[4 + e], 0xdd);
+        const __m512 even23 = _mm512_shuffle_f32x4(r[8 + e], r[12 + e], 0x88), odd23 = _mm512_shuffle_f32x4(r[8 + e], r[12 + e], 0xdd);
+        t[e] = _mm512_shuffle_f32x4(even01, even23, 0x88);
+        t[8 + e] = _mm512_shuffle_f32x4(even01, even23, 0xdd);
+        t[4 + e] = _mm512_shuffle_f32x4(odd01, odd23, 0x88);
+        t[12 + e] = _mm512_shuffle_f32x4(odd01, odd23, 0xdd);
+    }
+    for (int a = 0; a < 16; a++) r[a] = t[a];
+}
+
+/* The micro-kernel: `tokens` (1..12) activation rows (row r at x + r * ldx) times a dequantized panel of `width`
+ * (16 or 32) weight rows stored k-major (weight t of panel row a at p[t * width + a]); 12 x 2 accumulators, each
+ * output summed over t in order in one lane. Per t: 2 panel loads and 12 broadcasts (folded into the FMAs) feed 24
+ * FMAs. Outputs go to y[r * ldy + a] for a < rows; with `accumulate` the sums continue from the values there. */
+QF_AVX512 static inline __attribute__((always_inline)) void qf512_gemm_tile(const float *p, int width, const float *x,
+                                                                          int64_t k, int64_t ldx, int tokens, int rows,
+                                                                          int accumulate, float *y, int64_t ldy) {
+    const __mmask16 m0 = rows >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << rows) - 1);
+    const __mmask16 m1 = rows >= 32 ? (__mmask16)0xFFFF : rows <= 16 ? (__mmask16)0 : (__mmask16)((1u << (rows - 16)) - 1);
+    __m512 acc[12][2];
+    for (int r = 0; r < 12; r++) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
+    if (accumulate)
+        for (int r = 0; r < tokens; r++) {
+            acc[r][0] = _mm512_maskz_loadu_ps(m0, y + r * ldy);
+            if (width == 32) acc[r][1] = _mm512_maskz_loadu_ps(m1, y + r * ldy + 16);
+        }
+    /* Tokens 3q..3q+2 at base q + {0, 1, 2} * ldx: base + index * scale addresses, no per-token arithmetic. */
+    const float *xa = x, *xb = x + 3 * ldx, *xc = x + 6 * ldx, *xd = x + 9 * ldx;
+    if (width == 32) {
+        for (int64_t t = 0; t < k; t++, xa++, xb++, xc++, xd++) {
+            /* Opaque to the optimizer each step, so it cannot split the 12 addresses into 12 pointers (more than
+             * the general registers, which spilled them): 4 pointers and one index. */
+            __asm__("" : "+r"(xa), "+r"(xb), "+r"(xc), "+r"(xd), "+r"(ldx));
+            const __m512 b0 = _mm512_load_ps(p + 32 * t), b1 = _mm512_load_ps(p + 32 * t + 16);
+            for (int r = 0; r < tokens; r++) {
+                const float *base = r < 3 ? xa : r < 6 ? xb : r < 9 ? xc : xd;
+                const __m512 a = _mm512_set1_ps(base[(r % 3) * ldx]);
+                acc[r][0] = _mm512_fmadd_ps(a, b0, acc[r][0]);
+                acc[r][1] = _mm512_fmadd_ps(a, b1, acc[r][1]);
+            }
+        }
+    } else {
+        for (int64_t t = 0; t < k; t++, xa++, xb++, xc++, xd++) {
+            __asm__("" : "+r"(xa), "+r"(xb), "+r"(xc), "+r"(xd), "+r"(ldx));
+            const __m512 b0 = _mm512_load_ps(p + 16 * t);
+            for (int r = 0; r < tokens; r++) {
+                const float *base = r < 3 ? xa : r < 6 ? xb : r < 9 ? xc : xd;
+                acc[r][0] = _mm512_fmadd_ps(_mm512_set1_ps(base[(r % 3) * ldx]), b0, acc[r][0]);
+            }
+        }
+    }
+    for (int r = 0; r < tokens; r++) {
+        _mm512_mask_storeu_ps(y + r * ldy, m0, acc[r][0]);
+        if (width == 32) _mm512_mask_storeu_ps(y + r * ldy + 16, m1, acc[r][1]);
+    }
+}
+
+/* Every token of x against one panel: tiles of 12 tokens, then the rest (each tail size a literal, so the
+ * always-inline tile keeps its accumulators in registers). */
+QF_AVX512 static void qf512_gemm_panel(const float *p, int width, const float *x, int64_t n, int64_t k, int64_t ldx,
+                                       int rows, int accumulate, float *y, int64_t ldy) {
+    int64_t i = 0;
+#define QF512_TILE(T) qf512_gemm_tile(p, width, x + i * ldx, k, ldx, T, rows, accumulate, y + i * ldy, ldy)
+    for (; i + 12 <= n; i += 12) QF512_TILE(12);
+    switch (n - i) {
+    case 11: QF512_TILE(11); break;
+    case 10: QF512_TILE(10); break;
+    case 9: QF512_TILE(9); break;
+    case 8: QF512_TILE(8); break;
+    case 7: QF512_TILE(7); break;
+    case 6: QF512_TILE(6); break;
+    case 5: QF512_TILE(5); break;
+    case 4: QF512_TILE(4); break;
+    case 3: QF512_TILE(3); break;
+    case 2: QF512_TILE(2); break;
+    case 1: QF512_TILE(1); break;
+    default: break;
+    }
+#undef QF512_TILE
+}
+
+/* Rows from which the AVX-512 kernels take the GEMM (measured on Sapphire Rapids, 2304 x 1536 Q4_0, 2 threads: the
+ * 4 x 4 tiles are as fast up to 12 rows, the GEMM 1.1x at 16, 1.4x at 24). */
+#ifndef QF512_GEMM_MIN
+#define QF512_GEMM_MIN 16
+#endif
+
+/* Weights per row of one k-block of the AVX-512 GEMM (a multiple of 32): 32 rows x 1536 floats = 192 KB, an L2-resident
+ * panel that each tile streams through. Long blocks measured best on Sapphire Rapids (2 threads, 512 tokens, k = 6144:
+ * about 290 GFLOP/s at 1536 against 190 at 512); they give the hardware prefetchers long activation streams and cut
+ * each tile's per-block reload of its outputs. */
+#ifndef QF512_GEMM_KC
+#define QF512_GEMM_KC 1536
+#endif
+
+/* Long prefill at AVX-512 (n >= QF512_GEMM_MIN): as QF_DEFINE_AVX2_GEMM, with 32-row panels (two 16-row halves,
+ * each group dequantized into `stage` and transposed 16 x 16). Rows past j1 repeat the last row and are not stored.
+ * Each output is one in-order f32 sum over k. Returns 0 (having done nothing) when the panel cannot be allocated. */
+#define QF_DEFINE_AVX512_GEMM(NAME, DEQ, BLOCK_BYTES, BLOCK)                                                 \
+    QF_AVX512 static int NAME(const float *x, int64_t n, int64_t k, const void *w, int64_t j0, int64_t j1,   \
+                              float *y, int64_t ldy) {                                                      \
+        const size_t row_bytes = (size_t)(k / (BLOCK)) * (BLOCK_BYTES);                                     \
+        float *panel = (float *)aligned_alloc(64, (size_t)QF512_GEMM_KC * 32 * sizeof(float));              \
+        if (!panel) return 0;                                                                               \
+        _Alignas(64) float stage[16 * 32];                                                                  \
+        for (int64_t j = j0; j < j1; j += 32) {                                                             \
+            const int rows = j1 - j < 32 ? (int)(j1 - j) : 32, width = rows > 16 ? 32 : 16;                 \
+            for (int64_t t0 = 0; t0 < k; t0 += QF512_GEMM_KC) {                                             \
+                const int64_t kc = k - t0 < QF512_GEMM_KC ? k - t0 : QF512_GEMM_KC;                         \
+                for (int h = 0; h < width / 16; h++) {                                                      \
+                    const uint8_t *r[16];                                                                   \
+                    for (int a = 0; a < 16; a++) {                                                          \
+                        const int64_t row = j + 16 * h + a < j1 ? j + 16 * h + a : j1 - 1;                  \
+                        r[a] = (const uint8_t *)w + (size_t)row * row_bytes;                                \
+                    }                                                                                       \
+                    for (int64_t g = t0 / 32; g < (t0 + kc) / 32; g++) {                                    \
+                        for (int a = 0; a < 16; a++) {                                                      \
+                            __m512 lo, hi;                                                                  \
+                            DEQ(r[a], g, &lo, &hi);                                                         \
+                            _mm512_store_ps(stage + a * 32, lo);                                            \
+                            _mm512_store_ps(stage + a * 32 + 16, hi);                                       \
+                        }                                                                                   \
+                        for (int v = 0; v < 2; v++) {                                                       \
+                            __m512 c[16];                                                                   \
+                            for (int a = 0; a < 16; a++) c[a] = _mm512_load_ps(stage + a * 32 + 16 * v);    \
+                            qf_transpose16(c);                                                              \
+                            for (int l = 0; l < 16; l++)                                                    \
+                                _mm512_store_ps(panel + (g * 32 - t0 + 16 * v + l) * width + 16 * h, c[l]); \
+                        }                                                                                   \
+                    }                                                                                       \
+                }                                                                                           \
+                qf512_gemm_panel(panel, width, x + t0, n, kc, k, rows, t0 > 0, y + j, ldy);                 \
+            }                                                                                               \
+        }                                                                                                   \
+        free(panel);                                                                                        \
+        return 1;                                                                                           \
+    }
+
+QF_DEFINE_AVX512_GEMM(qf_avx512_q4_0_gemm, qf_q4_0, 18, 32)
+QF_DEFINE_AVX512_GEMM(qf_avx512_q4_1_gemm, qf_q4_1, 20, 32)
+QF_DEFINE_AVX512_GEMM(qf_avx512_q8_0_gemm, qf_q8_0, 34, 32)
+QF_DEFINE_AVX512_GEMM(qf_avx512_iq4_nl_gemm, qf_iq4_nl, 18, 32)
+QF_DEFINE_AVX512_GEMM(qf_avx512_q5_0_gemm, qf_q5_0, 22, 32)
+QF_DEFINE_AVX512_GEMM(qf_avx512_q5_1_gemm, qf_q5_1, 24, 32)
+QF_DEFINE_AVX512_GEMM(qf_avx512_q4_k_gemm, qf_q4_k, 144, 256)
+QF_DEFINE_AVX512_GEMM(qf_avx512_q5_k_gemm, qf_q5_k, 176, 256)
+QF_DEFINE_AVX512_GEMM(qf_avx512_q6_k_gemm, qf_q6_k, 210, 256)
+QF_DEFINE_AVX512_GEMM(qf_avx512_q2_k_gemm, qf_q2_k, 84, 256)
+QF_DEFINE_AVX512_GEMM(qf_avx512_q3_k_gemm, qf_q3_k, 110, 256)
+
 
 /* ------------------------------------------------------------------ AVX2: every type, 4 weight rows x 2 inputs
  * Each 32-weight group is dequantized into four 8-wide vectors with ggml's float operations. */
@@ -892,14 +1060,14 @@ QF_DEFINE_AVX2(qf_avx2_q6_k, qf2_q6_k, 210, 256)
 QF_DEFINE_AVX2(qf_avx2_q2_k, qf2_q2_k, 84, 256)
 QF_DEFINE_AVX2(qf_avx2_q3_k, qf2_q3_k, 110, 256)
 
-typedef void (*qf_avx2_fn)(const float *, int64_t, int64_t, const void *, int64_t, int64_t, float *, int64_t);
-typedef int (*qf_avx2_gemm_fn)(const float *, int64_t, int64_t, const void *, int64_t, int64_t, float *, int64_t);
+typedef void (*qf_rows_fn)(const float *, int64_t, int64_t, const void *, int64_t, int64_t, float *, int64_t);
+typedef int (*qf_gemm_fn)(const float *, int64_t, int64_t, const void *, int64_t, int64_t, float *, int64_t);
 
 /* The AVX2 kernels of every weight type (and the Q4_1 pairs layout): the short path and the long-prefill GEMM. */
 static const struct {
     int wtype;
-    qf_avx2_fn rows;
-    qf_avx2_gemm_fn gemm;
+    qf_rows_fn rows;
+    qf_gemm_fn gemm;
 } qf_avx2_kernels[] = {
     {QF_Q4_0, qf_avx2_q4_0, qf_avx2_q4_0_gemm},       {QF_Q4_1, qf_avx2_q4_1, qf_avx2_q4_1_gemm},
     {MLK_Q4_1_PAIRS_ROWS, qf_avx2_q4_1p, qf_avx2_q4_1p_gemm}, {QF_Q8_0, qf_avx2_q8_0, qf_avx2_q8_0_gemm},
@@ -920,6 +1088,33 @@ static void qf_avx2_run(int wtype, int gemm, const float *x, int64_t n, int64_t 
     }
 }
 
+/* The AVX-512 kernels of every weight type: the register-tile path and the long-prefill GEMM. */
+static const struct {
+    int wtype;
+    qf_rows_fn rows;
+    qf_gemm_fn gemm;
+} qf_avx512_kernels[] = {
+    {QF_Q4_0, qf_avx512_q4_0, qf_avx512_q4_0_gemm},       {QF_Q4_1, qf_avx512_q4_1, qf_avx512_q4_1_gemm},
+    {QF_Q8_0, qf_avx512_q8_0, qf_avx512_q8_0_gemm},       {QF_Q5_0, qf_avx512_q5_0, qf_avx512_q5_0_gemm},
+    {QF_Q5_1, qf_avx512_q5_1, qf_avx512_q5_1_gemm},       {QF_IQ4_NL, qf_avx512_iq4_nl, qf_avx512_iq4_nl_gemm},
+    {QF_Q4_K, qf_avx512_q4_k, qf_avx512_q4_k_gemm},       {QF_Q5_K, qf_avx512_q5_k, qf_avx512_q5_k_gemm},
+    {QF_Q6_K, qf_avx512_q6_k, qf_avx512_q6_k_gemm},       {QF_Q2_K, qf_avx512_q2_k, qf_avx512_q2_k_gemm},
+    {QF_Q3_K, qf_avx512_q3_k, qf_avx512_q3_k_gemm},
+};
+
+/* Runs wtype's AVX-512 kernel (the GEMM when `gemm`, falling back to the tiles if its panel cannot be allocated);
+ * 0 for a type without one. */
+static int qf_avx512_run(int wtype, int gemm, const float *x, int64_t n, int64_t k, const void *w, int64_t j0,
+                         int64_t j1, float *y, int64_t ldy) {
+    for (size_t i = 0; i < sizeof qf_avx512_kernels / sizeof qf_avx512_kernels[0]; i++) {
+        if (qf_avx512_kernels[i].wtype != wtype) continue;
+        if (gemm && qf_avx512_kernels[i].gemm(x, n, k, w, j0, j1, y, ldy)) return 1;
+        qf_avx512_kernels[i].rows(x, n, k, w, j0, j1, y, ldy);
+        return 1;
+    }
+    return 0;
+}
+
 #endif /* QF_X86 */
 
 mlk_kernel mlk_qf32_kernel(mlk_isa isa, int wtype, int64_t n) {
@@ -930,7 +1125,7 @@ mlk_kernel mlk_qf32_kernel(mlk_isa isa, int wtype, int64_t n) {
     /* One row: q4_0, q4_1 and q8_0 have dedicated AVX-512 GEMV kernels. */
     if (avx512 && n == 1 && (wtype == QF_Q4_0 || wtype == QF_Q4_1 || wtype == QF_Q8_0)) return MLK_KERNEL_AVX512_GEMV;
     /* Every supported type has an AVX-512 and an AVX2 kernel. */
-    if (avx512) return MLK_KERNEL_AVX512;
+    if (avx512) return n >= QF512_GEMM_MIN ? MLK_KERNEL_AVX512_GEMM : MLK_KERNEL_AVX512;
     if (isa == MLK_ISA_AVX2) return qf_avx2_uses_gemm(n) ? MLK_KERNEL_AVX2_GEMM : MLK_KERNEL_AVX2;
 #endif
     (void)isa;
@@ -965,20 +1160,8 @@ void mlk_qf32_matmul_rows_isa(mlk_isa isa, int wtype, const float *x, int64_t n,
         }
         break;
     case MLK_KERNEL_AVX512:
-        switch (wtype) {
-        case QF_Q4_0: qf_avx512_q4_0(x, n, k, w, j0, j1, y, ldy); return;
-        case QF_Q4_1: qf_avx512_q4_1(x, n, k, w, j0, j1, y, ldy); return;
-        case QF_Q8_0: qf_avx512_q8_0(x, n, k, w, j0, j1, y, ldy); return;
-        case QF_Q5_0: qf_avx512_q5_0(x, n, k, w, j0, j1, y, ldy); return;
-        case QF_Q5_1: qf_avx512_q5_1(x, n, k, w, j0, j1, y, ldy); return;
-        case QF_IQ4_NL: qf_avx512_iq4_nl(x, n, k, w, j0, j1, y, ldy); return;
-        case QF_Q4_K: qf_avx512_q4_k(x, n, k, w, j0, j1, y, ldy); return;
-        case QF_Q5_K: qf_avx512_q5_k(x, n, k, w, j0, j1, y, ldy); return;
-        case QF_Q6_K: qf_avx512_q6_k(x, n, k, w, j0, j1, y, ldy); return;
-        case QF_Q2_K: qf_avx512_q2_k(x, n, k, w, j0, j1, y, ldy); return;
-        case QF_Q3_K: qf_avx512_q3_k(x, n, k, w, j0, j1, y, ldy); return;
-        default: break;
-        }
+    case MLK_KERNEL_AVX512_GEMM:
+        if (qf_avx512_run(wtype, kernel == MLK_KERNEL_AVX512_GEMM, x, n, k, w, j0, j1, y, ldy)) return;
         break;
     case MLK_KERNEL_AVX2:
     case MLK_KERNEL_AVX2_GEMM:

@@ -24,6 +24,7 @@ const char *mlk_kernel_name(mlk_kernel kernel) {
     case MLK_KERNEL_NEON_DOTPROD: return "neon-dotprod";
     case MLK_KERNEL_AVX2_R8: return "avx2-r8";
     case MLK_KERNEL_AVX2_GEMM: return "avx2-gemm";
+    case MLK_KERNEL_AVX512_GEMM: return "avx512-gemm";
     case MLK_KERNEL_AVX512_VNNI_R8: return "avx512-vnni-r8";
     default: return "none";
     }

@@ -13,8 +13,11 @@ struct QuantExactKernelTests {
     func matchesReference(type: QuantType) throws {
         var generator = SeededGenerator(seed: UInt64(type.rawValue) * 7919)
         func random() -> Float { Float(Int(generator.next() % 20001) - 10000) / 5000 }
-        let rows = 19
-        for k in [type.blockSize, type.blockSize * 3, type.blockSize == 256 ? 768 : 576] {
+        // 61 rows, split as threads split them (below): the GEMMs' full 32-row panel, a 9-row one, one row alone, and
+        // 19 rows (a partly masked 32-row AVX-512 panel).
+        let rows = 61
+        // 1792: two k-blocks of the AVX-512 GEMM (1536, then 256), whose second continues the first's sums.
+        for k in [type.blockSize, type.blockSize * 3, type.blockSize == 256 ? 768 : 576, 1792] {
             let weights = (0..<(rows * k)).map { _ in random() }
             var bytes: [UInt8] = []
             var dequantized: [Float] = []
@@ -28,7 +31,9 @@ struct QuantExactKernelTests {
                 bytes += block
                 dequantized += try #require(QuantReference.dequantize(block, type: type, count: k))
             }
-            for n in [1, 2, 3, 4, 5, 8, 53] { // 53: the long-prefill GEMM path (8 tiles of 6 tokens, then 5)
+            // 16 and 53: the AVX-512 GEMM (one tile of 12 and 4; 4 tiles of 12 and 5); 53 also the AVX2 GEMM (8 tiles of
+            // 6 tokens, then 5).
+            for n in [1, 2, 3, 4, 5, 8, 16, 53] {
                 let x = (0..<(n * k)).map { _ in random() }
                 var expected = [Double](repeating: 0, count: n * rows)
                 var magnitude = [Double](repeating: 0, count: n * rows)
@@ -40,8 +45,8 @@ struct QuantExactKernelTests {
                 for isa in [MLK_ISA_SCALAR, MLK_ISA_AVX2, MLK_ISA_AVX512] where isa.rawValue <= mlk_detect_isa().rawValue {
                     var y = [Float](repeating: .nan, count: n * rows)
                     bytes.withUnsafeBytes { w in
-                        // Split the rows unevenly, as threads do: [0, 9), [9, 10), [10, 19).
-                        for (j0, j1) in [(0, 9), (9, 10), (10, rows)] {
+                        // Split the rows unevenly, as threads do: [0, 41), [41, 42), [42, 61).
+                        for (j0, j1) in [(0, 41), (41, 42), (42, rows)] {
                             mlk_qf32_matmul_rows_isa(isa, type.rawValue, x, Int64(n), Int64(k), w.baseAddress, Int64(j0), Int64(j1), &y, Int64(rows))
                         }
                     }

@@ -61,9 +61,11 @@ typedef enum {
     /** The AVX2 f32-activation quantized matmul for long prefill passes (48 rows and more): 16-row weight panels
      *  dequantized once per call into k-major blocks and a 6 x 16 broadcast micro-kernel. */
     MLK_KERNEL_AVX2_GEMM = 9,
+    /** The same at AVX-512: 32-row panels and a 12 x 32 micro-kernel. */
+    MLK_KERNEL_AVX512_GEMM = 10,
 } mlk_kernel;
 
-/** A short name for a kernel ("scalar", "avx2", "avx512", "avx512-gemv", "avx512-vnni", "neon-dotprod", "avx2-r8", "avx512-vnni-r8", "avx2-gemm", "none"). */
+/** A short name for a kernel ("scalar", "avx2", "avx512", "avx512-gemv", "avx512-vnni", "neon-dotprod", "avx2-r8", "avx512-vnni-r8", "avx2-gemm", "avx512-gemm", "none"). */
 const char *mlk_kernel_name(mlk_kernel kernel);
 
 /** The kernel mlk_matmul_rows_isa runs for `dtype` weights at level `isa` (clamped to mlk_detect_isa()). */
