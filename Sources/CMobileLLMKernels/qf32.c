@@ -286,74 +286,81 @@ QF_AVX512 static inline void qf_q6_k(const uint8_t *row, int64_t g, __m512 *lo, 
 /* ------------------------------------------------------------------ decode (one input row): 4 weight rows at a time
  * Nibbles become floats through a 16-entry vpermps table (the low 4 bits of each lane index it, so no masking),
  * the block scale multiplies the block's partial dot product once, and Q4_1's minimum is folded in through the
- * block sums of x: sum_t (d q_t + m) x_t = d * sum_t q_t x_t + m * sum_t x_t. */
+ * block sums of x: sum_t (d q_t + m) x_t = d * sum_t q_t x_t + m * sum_t x_t. The scales of 16 blocks of a row come
+ * from one gather and one conversion into a small array, which the FMAs read as broadcast operands: converting
+ * each f16 scale where it is used cost 3 of the 10 vector operations per block and row (the shuffle port bounds this
+ * loop). */
 
-QF_AVX512 static inline __m512 qf_bcast_half(const uint8_t *p) {
-    uint16_t h;
-    memcpy(&h, p, 2);
-    return _mm512_cvtph_ps(_mm256_set1_epi16((short)h));
+/* The f32 scales of the `valid` blocks among 16 consecutive ones at b (block_bytes apart) into d, and with `m` their
+ * minimums (the f16 after the scale, as Q4_1 stores it). Lanes outside `valid` are 0. */
+QF_AVX512 static inline void qf_gather_scales(const uint8_t *b, int block_bytes, __mmask16 valid, float *d, float *m) {
+    const __m512i offsets = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                                               _mm512_set1_epi32(block_bytes));
+    const __m512i v = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), valid, offsets, b, 1);
+    _mm512_store_ps(d, _mm512_cvtph_ps(_mm512_cvtepi32_epi16(v)));
+    if (m) _mm512_store_ps(m, _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(v, 16))));
 }
 
-QF_AVX512 static void qf_gemv_q4(int wtype, const float *x, int64_t k, const uint8_t *w, int64_t j0, int64_t j1, float *y) {
-    const int has_min = wtype == QF_Q4_1;
-    const size_t block_bytes = has_min ? 20 : 18, quants = has_min ? 4 : 2;
-    const int64_t groups = k / 32;
-    const size_t row_bytes = (size_t)groups * block_bytes;
-    const __m512 table = has_min ? _mm512_setr_ps(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15)
-                                 : _mm512_setr_ps(-8, -7, -6, -5, -4, -3, -2, -1, 0, 1, 2, 3, 4, 5, 6, 7);
-    float sums_stack[256];
-    float *sums = groups <= 256 ? sums_stack : malloc((size_t)groups * sizeof(float));
-    if (!sums) return;
-    if (has_min)
-        for (int64_t g = 0; g < groups; g++)
-            sums[g] = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_loadu_ps(x + g * 32), _mm512_loadu_ps(x + g * 32 + 16)));
-    int64_t j = j0;
-    for (; j < j1; j += 4) {
-        const int rows = j1 - j < 4 ? (int)(j1 - j) : 4;
-        const uint8_t *r[4];
-        for (int a = 0; a < 4; a++) r[a] = w + (size_t)(j + (a < rows ? a : 0)) * row_bytes;
-        __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
-        float mins[4] = {0, 0, 0, 0};
-        for (int64_t g = 0; g < groups; g++) {
-            const __m512 xl = _mm512_loadu_ps(x + g * 32), xh = _mm512_loadu_ps(x + g * 32 + 16);
-            for (int a = 0; a < 4; a++) {
-                const uint8_t *b = r[a] + g * block_bytes;
-                _mm_prefetch((const char *)(b + QF_PREFETCH_ROWS_Q4 * row_bytes), _MM_HINT_T0);
-                const __m512i q = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(b + quants)));
-                const __m512 lo = _mm512_permutexvar_ps(q, table);
-                const __m512 hi = _mm512_permutexvar_ps(_mm512_srli_epi32(q, 4), table);
-                const __m512 partial = _mm512_fmadd_ps(hi, xh, _mm512_mul_ps(lo, xl));
-                acc[a] = _mm512_fmadd_ps(partial, qf_bcast_half(b), acc[a]);
-                if (has_min) mins[a] += qf_half(b + 2) * sums[g];
-            }
-        }
-        for (int a = 0; a < rows; a++) y[j + a] = _mm512_reduce_add_ps(acc[a]) + mins[a];
+/* Q4_0 (HAS_MIN 0, 18-byte blocks), Q4_1 (HAS_MIN 1, 20 bytes) or Q8_0 (Q8 1, 34 bytes) rows j0..j1 against one x. */
+#define QF_DEFINE_GEMV(NAME, BLOCK_BYTES, HAS_MIN, Q8)                                                        \
+    QF_AVX512 static void NAME(const float *x, int64_t k, const uint8_t *w, int64_t j0, int64_t j1, float *y) { \
+        const int64_t groups = k / 32;                                                                      \
+        const size_t row_bytes = (size_t)groups * (BLOCK_BYTES), quants = (HAS_MIN) ? 4 : 2;                \
+        const __m512 table = (HAS_MIN) ? _mm512_setr_ps(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15)  \
+                                       : _mm512_setr_ps(-8, -7, -6, -5, -4, -3, -2, -1, 0, 1, 2, 3, 4, 5, 6, 7); \
+        _Alignas(64) float sums_stack[256];                                                                 \
+        float *sums = NULL;                                                                                 \
+        if (HAS_MIN) {                                                                                      \
+            const int64_t padded = (groups + 15) / 16 * 16;                                                 \
+            sums = padded <= 256 ? sums_stack : (float *)aligned_alloc(64, (size_t)padded * sizeof(float)); \
+            if (!sums) return;                                                                              \
+            for (int64_t g = 0; g < padded; g++)                                                            \
+                sums[g] = g < groups ? _mm512_reduce_add_ps(_mm512_add_ps(_mm512_loadu_ps(x + g * 32),      \
+                                                                          _mm512_loadu_ps(x + g * 32 + 16))) : 0; \
+        }                                                                                                   \
+        for (int64_t j = j0; j < j1; j += 4) {                                                              \
+            const int rows = j1 - j < 4 ? (int)(j1 - j) : 4;                                                \
+            const uint8_t *r[4];                                                                            \
+            for (int a = 0; a < 4; a++) r[a] = w + (size_t)(j + (a < rows ? a : 0)) * row_bytes;            \
+            __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()}; \
+            __m512 mins[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()}; \
+            for (int64_t g0 = 0; g0 < groups; g0 += 16) {                                                   \
+                const int count = groups - g0 < 16 ? (int)(groups - g0) : 16;                               \
+                const __mmask16 valid = (__mmask16)((1u << count) - 1);                                     \
+                _Alignas(64) float d[4][16], m[4][16];                                                      \
+                for (int a = 0; a < 4; a++) qf_gather_scales(r[a] + g0 * (BLOCK_BYTES), BLOCK_BYTES, valid, d[a], (HAS_MIN) ? m[a] : NULL); \
+                if (HAS_MIN)                                                                                \
+                    for (int a = 0; a < 4; a++) mins[a] = _mm512_fmadd_ps(_mm512_load_ps(m[a]), _mm512_load_ps(sums + g0), mins[a]); \
+                for (int gi = 0; gi < count; gi++) {                                                        \
+                    const int64_t g = g0 + gi;                                                              \
+                    const __m512 xl = _mm512_loadu_ps(x + g * 32), xh = _mm512_loadu_ps(x + g * 32 + 16);   \
+                    for (int a = 0; a < 4; a++) {                                                           \
+                        const uint8_t *b = r[a] + g * (BLOCK_BYTES);                                        \
+                        __m512 lo, hi;                                                                      \
+                        if (Q8) {                                                                           \
+                            _mm_prefetch((const char *)(b + QF_PREFETCH_ROWS_Q8 * row_bytes), _MM_HINT_T0); \
+                            lo = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(b + 2)))); \
+                            hi = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(b + 18)))); \
+                        } else {                                                                            \
+                            _mm_prefetch((const char *)(b + QF_PREFETCH_ROWS_Q4 * row_bytes), _MM_HINT_T0); \
+                            const __m512i q = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(b + quants))); \
+                            lo = _mm512_permutexvar_ps(q, table);                                           \
+                            hi = _mm512_permutexvar_ps(_mm512_srli_epi32(q, 4), table);                     \
+                        }                                                                                   \
+                        const __m512 partial = _mm512_fmadd_ps(hi, xh, _mm512_mul_ps(lo, xl));              \
+                        acc[a] = _mm512_fmadd_ps(partial, _mm512_set1_ps(d[a][gi]), acc[a]);                \
+                    }                                                                                       \
+                }                                                                                           \
+            }                                                                                               \
+            for (int a = 0; a < rows; a++)                                                                  \
+                y[j + a] = _mm512_reduce_add_ps(acc[a]) + ((HAS_MIN) ? _mm512_reduce_add_ps(mins[a]) : 0.0f); \
+        }                                                                                                   \
+        if (sums && sums != sums_stack) free(sums);                                                         \
     }
-    if (sums != sums_stack) free(sums);
-}
 
-QF_AVX512 static void qf_gemv_q8_0(const float *x, int64_t k, const uint8_t *w, int64_t j0, int64_t j1, float *y) {
-    const int64_t groups = k / 32;
-    const size_t row_bytes = (size_t)groups * 34;
-    for (int64_t j = j0; j < j1; j += 4) {
-        const int rows = j1 - j < 4 ? (int)(j1 - j) : 4;
-        const uint8_t *r[4];
-        for (int a = 0; a < 4; a++) r[a] = w + (size_t)(j + (a < rows ? a : 0)) * row_bytes;
-        __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
-        for (int64_t g = 0; g < groups; g++) {
-            const __m512 xl = _mm512_loadu_ps(x + g * 32), xh = _mm512_loadu_ps(x + g * 32 + 16);
-            for (int a = 0; a < 4; a++) {
-                const uint8_t *b = r[a] + g * 34;
-                _mm_prefetch((const char *)(b + QF_PREFETCH_ROWS_Q8 * row_bytes), _MM_HINT_T0);
-                const __m512 lo = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(b + 2))));
-                const __m512 hi = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(b + 18))));
-                const __m512 partial = _mm512_fmadd_ps(hi, xh, _mm512_mul_ps(lo, xl));
-                acc[a] = _mm512_fmadd_ps(partial, qf_bcast_half(b), acc[a]);
-            }
-        }
-        for (int a = 0; a < rows; a++) y[j + a] = _mm512_reduce_add_ps(acc[a]);
-    }
-}
+QF_DEFINE_GEMV(qf_gemv_q4_0, 18, 0, 0)
+QF_DEFINE_GEMV(qf_gemv_q4_1, 20, 1, 0)
+QF_DEFINE_GEMV(qf_gemv_q8_0, 34, 0, 1)
 
 /* A 4-row x 4-input register tile per 32-weight group; 4x1 and 1x1 edges. */
 #define QF_DEFINE(NAME, DEQ, BLOCK_BYTES, BLOCK)                                                             \
@@ -1153,8 +1160,8 @@ void mlk_qf32_matmul_rows_isa(mlk_isa isa, int wtype, const float *x, int64_t n,
 #ifdef QF_X86
     case MLK_KERNEL_AVX512_GEMV:
         switch (wtype) {
-        case QF_Q4_0:
-        case QF_Q4_1: qf_gemv_q4(wtype, x, k, (const uint8_t *)w, j0, j1, y); return;
+        case QF_Q4_0: qf_gemv_q4_0(x, k, (const uint8_t *)w, j0, j1, y); return;
+        case QF_Q4_1: qf_gemv_q4_1(x, k, (const uint8_t *)w, j0, j1, y); return;
         case QF_Q8_0: qf_gemv_q8_0(x, k, (const uint8_t *)w, j0, j1, y); return;
         default: break;
         }
