@@ -132,6 +132,16 @@ QF_AVX512 static inline void qf_q4_1(const uint8_t *row, int64_t g, __m512 *lo, 
     *hi = _mm512_add_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_srli_epi32(q, 4)), d), m);
 }
 
+/* Q4_1 in pairs (MLK_Q4_1_PAIRS_ROWS, 36 bytes per 64 weights): qf_q4_1's operations on the pair's shared d and m. */
+QF_AVX512 static inline void qf_q4_1p(const uint8_t *row, int64_t g, __m512 *lo, __m512 *hi) {
+    const uint8_t *b = row + (g >> 1) * 36;
+    const __m512 d = _mm512_set1_ps(qf_half(b)), m = _mm512_set1_ps(qf_half(b + 2));
+    const __m512i q = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(b + 4 + (g & 1) * 16)));
+    const __m512i mask = _mm512_set1_epi32(15);
+    *lo = _mm512_add_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_and_si512(q, mask)), d), m);
+    *hi = _mm512_add_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_srli_epi32(q, 4)), d), m);
+}
+
 QF_AVX512 static inline void qf_q8_0(const uint8_t *row, int64_t g, __m512 *lo, __m512 *hi) {
     const uint8_t *b = row + g * 34;
     const __m512 d = _mm512_set1_ps(qf_half(b));
@@ -291,18 +301,23 @@ QF_AVX512 static inline void qf_q6_k(const uint8_t *row, int64_t g, __m512 *lo, 
  * each f16 scale where it is used cost 3 of the 10 vector operations per block and row (the shuffle port bounds this
  * loop). */
 
-/* The f32 scales of the `valid` blocks among 16 consecutive ones at b (block_bytes apart) into d, and with `m` their
- * minimums (the f16 after the scale, as Q4_1 stores it). Lanes outside `valid` are 0. */
-QF_AVX512 static inline void qf_gather_scales(const uint8_t *b, int block_bytes, __mmask16 valid, float *d, float *m) {
-    const __m512i offsets = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
-                                               _mm512_set1_epi32(block_bytes));
+/* The f32 scales of the `valid` blocks among 16 consecutive ones at b (block_bytes apart; with `pairs`, 36-byte pairs
+ * of blocks sharing one scale) into d, and with `m` their minimums (the f16 after the scale, as Q4_1 stores it).
+ * Lanes outside `valid` are 0. */
+QF_AVX512 static inline void qf_gather_scales(const uint8_t *b, int block_bytes, int pairs, __mmask16 valid, float *d,
+                                              float *m) {
+    const __m512i offsets = pairs ? _mm512_setr_epi32(0, 0, 36, 36, 72, 72, 108, 108, 144, 144, 180, 180, 216, 216, 252, 252)
+                                  : _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                                                       _mm512_set1_epi32(block_bytes));
     const __m512i v = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), valid, offsets, b, 1);
     _mm512_store_ps(d, _mm512_cvtph_ps(_mm512_cvtepi32_epi16(v)));
     if (m) _mm512_store_ps(m, _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(v, 16))));
 }
 
-/* Q4_0 (HAS_MIN 0, 18-byte blocks), Q4_1 (HAS_MIN 1, 20 bytes) or Q8_0 (Q8 1, 34 bytes) rows j0..j1 against one x. */
-#define QF_DEFINE_GEMV(NAME, BLOCK_BYTES, HAS_MIN, Q8)                                                        \
+/* Q4_0 (HAS_MIN 0, 18-byte blocks), Q4_1 (HAS_MIN 1, 20 bytes), Q8_0 (Q8 1, 34 bytes) or Q4_1 in pairs (PAIRS 1,
+ * HAS_MIN 1: each 36 bytes, d, m and two blocks' nibbles, hold two blocks; BLOCK_BYTES 18 per block) rows j0..j1
+ * against one x. Pairs give the same floats as plain Q4_1: the same scales reach the same operations. */
+#define QF_DEFINE_GEMV(NAME, BLOCK_BYTES, HAS_MIN, Q8, PAIRS)                                                 \
     QF_AVX512 static void NAME(const float *x, int64_t k, const uint8_t *w, int64_t j0, int64_t j1, float *y) { \
         const int64_t groups = k / 32;                                                                      \
         const size_t row_bytes = (size_t)groups * (BLOCK_BYTES), quants = (HAS_MIN) ? 4 : 2;                \
@@ -328,14 +343,14 @@ QF_AVX512 static inline void qf_gather_scales(const uint8_t *b, int block_bytes,
                 const int count = groups - g0 < 16 ? (int)(groups - g0) : 16;                               \
                 const __mmask16 valid = (__mmask16)((1u << count) - 1);                                     \
                 _Alignas(64) float d[4][16], m[4][16];                                                      \
-                for (int a = 0; a < 4; a++) qf_gather_scales(r[a] + g0 * (BLOCK_BYTES), BLOCK_BYTES, valid, d[a], (HAS_MIN) ? m[a] : NULL); \
+                for (int a = 0; a < 4; a++) qf_gather_scales(r[a] + g0 * (BLOCK_BYTES), BLOCK_BYTES, PAIRS, valid, d[a], (HAS_MIN) ? m[a] : NULL); \
                 if (HAS_MIN)                                                                                \
                     for (int a = 0; a < 4; a++) mins[a] = _mm512_fmadd_ps(_mm512_load_ps(m[a]), _mm512_load_ps(sums + g0), mins[a]); \
                 for (int gi = 0; gi < count; gi++) {                                                        \
                     const int64_t g = g0 + gi;                                                              \
                     const __m512 xl = _mm512_loadu_ps(x + g * 32), xh = _mm512_loadu_ps(x + g * 32 + 16);   \
                     for (int a = 0; a < 4; a++) {                                                           \
-                        const uint8_t *b = r[a] + g * (BLOCK_BYTES);                                        \
+                        const uint8_t *b = (PAIRS) ? r[a] + (g >> 1) * 36 + (g & 1) * 16 : r[a] + g * (BLOCK_BYTES); \
                         __m512 lo, hi;                                                                      \
                         if (Q8) {                                                                           \
                             _mm_prefetch((const char *)(b + QF_PREFETCH_ROWS_Q8 * row_bytes), _MM_HINT_T0); \
@@ -358,9 +373,10 @@ QF_AVX512 static inline void qf_gather_scales(const uint8_t *b, int block_bytes,
         if (sums && sums != sums_stack) free(sums);                                                         \
     }
 
-QF_DEFINE_GEMV(qf_gemv_q4_0, 18, 0, 0)
-QF_DEFINE_GEMV(qf_gemv_q4_1, 20, 1, 0)
-QF_DEFINE_GEMV(qf_gemv_q8_0, 34, 0, 1)
+QF_DEFINE_GEMV(qf_gemv_q4_0, 18, 0, 0, 0)
+QF_DEFINE_GEMV(qf_gemv_q4_1, 20, 1, 0, 0)
+QF_DEFINE_GEMV(qf_gemv_q8_0, 34, 0, 1, 0)
+QF_DEFINE_GEMV(qf_gemv_q4_1p, 18, 1, 0, 1)
 
 /* A 4-row x 4-input register tile per 32-weight group; 4x1 and 1x1 edges. */
 #define QF_DEFINE(NAME, DEQ, BLOCK_BYTES, BLOCK)                                                             \
@@ -424,6 +440,7 @@ QF_DEFINE_GEMV(qf_gemv_q8_0, 34, 0, 1)
 
 QF_DEFINE(qf_avx512_q4_0, qf_q4_0, 18, 32)
 QF_DEFINE(qf_avx512_q4_1, qf_q4_1, 20, 32)
+QF_DEFINE(qf_avx512_q4_1p, qf_q4_1p, 36, 64)
 QF_DEFINE(qf_avx512_q8_0, qf_q8_0, 34, 32)
 QF_DEFINE(qf_avx512_iq4_nl, qf_iq4_nl, 18, 32)
 QF_DEFINE(qf_avx512_q5_0, qf_q5_0, 22, 32)
@@ -592,6 +609,7 @@ QF_AVX512 static void qf512_gemm_panel(const float *p, int width, const float *x
 
 QF_DEFINE_AVX512_GEMM(qf_avx512_q4_0_gemm, qf_q4_0, 18, 32)
 QF_DEFINE_AVX512_GEMM(qf_avx512_q4_1_gemm, qf_q4_1, 20, 32)
+QF_DEFINE_AVX512_GEMM(qf_avx512_q4_1p_gemm, qf_q4_1p, 36, 64)
 QF_DEFINE_AVX512_GEMM(qf_avx512_q8_0_gemm, qf_q8_0, 34, 32)
 QF_DEFINE_AVX512_GEMM(qf_avx512_iq4_nl_gemm, qf_iq4_nl, 18, 32)
 QF_DEFINE_AVX512_GEMM(qf_avx512_q5_0_gemm, qf_q5_0, 22, 32)
@@ -1106,7 +1124,7 @@ static const struct {
     {QF_Q5_1, qf_avx512_q5_1, qf_avx512_q5_1_gemm},       {QF_IQ4_NL, qf_avx512_iq4_nl, qf_avx512_iq4_nl_gemm},
     {QF_Q4_K, qf_avx512_q4_k, qf_avx512_q4_k_gemm},       {QF_Q5_K, qf_avx512_q5_k, qf_avx512_q5_k_gemm},
     {QF_Q6_K, qf_avx512_q6_k, qf_avx512_q6_k_gemm},       {QF_Q2_K, qf_avx512_q2_k, qf_avx512_q2_k_gemm},
-    {QF_Q3_K, qf_avx512_q3_k, qf_avx512_q3_k_gemm},
+    {QF_Q3_K, qf_avx512_q3_k, qf_avx512_q3_k_gemm},       {MLK_Q4_1_PAIRS_ROWS, qf_avx512_q4_1p, qf_avx512_q4_1p_gemm},
 };
 
 /* Runs wtype's AVX-512 kernel (the GEMM when `gemm`, falling back to the tiles if its panel cannot be allocated);
@@ -1124,38 +1142,37 @@ static int qf_avx512_run(int wtype, int gemm, const float *x, int64_t n, int64_t
 
 #endif /* QF_X86 */
 
-mlk_kernel mlk_qf32_kernel(mlk_isa isa, int wtype, int64_t n) {
-    if (!mlk_qf32_supported(wtype)) return MLK_KERNEL_NONE;
-    if (isa > mlk_detect_isa()) isa = mlk_detect_isa();
+/* The kernel for wtype (a supported type or MLK_Q4_1_PAIRS_ROWS) and n rows at level isa (already clamped): the one
+ * rule, which mlk_qf32_kernel reports and the dispatch runs. */
+static mlk_kernel qf_kernel(mlk_isa isa, int wtype, int64_t n) {
 #ifdef QF_X86
     const int avx512 = isa == MLK_ISA_AVX512 || isa == MLK_ISA_AVX512_VNNI;
-    /* One row: q4_0, q4_1 and q8_0 have dedicated AVX-512 GEMV kernels. */
-    if (avx512 && n == 1 && (wtype == QF_Q4_0 || wtype == QF_Q4_1 || wtype == QF_Q8_0)) return MLK_KERNEL_AVX512_GEMV;
-    /* Every supported type has an AVX-512 and an AVX2 kernel. */
+    /* One row: q4_0, q4_1 (also in pairs) and q8_0 have dedicated AVX-512 GEMV kernels. */
+    if (avx512 && n == 1 && (wtype == QF_Q4_0 || wtype == QF_Q4_1 || wtype == QF_Q8_0 || wtype == MLK_Q4_1_PAIRS_ROWS))
+        return MLK_KERNEL_AVX512_GEMV;
+    /* Every supported type (and the pairs layout) has an AVX-512 and an AVX2 kernel. */
     if (avx512) return n >= QF512_GEMM_MIN ? MLK_KERNEL_AVX512_GEMM : MLK_KERNEL_AVX512;
     if (isa == MLK_ISA_AVX2) return qf_avx2_uses_gemm(n) ? MLK_KERNEL_AVX2_GEMM : MLK_KERNEL_AVX2;
 #endif
     (void)isa;
+    (void)wtype;
     (void)n;
     return MLK_KERNEL_SCALAR;
 }
 
+mlk_kernel mlk_qf32_kernel(mlk_isa isa, int wtype, int64_t n) {
+    if (!mlk_qf32_supported(wtype)) return MLK_KERNEL_NONE;
+    if (isa > mlk_detect_isa()) isa = mlk_detect_isa();
+    return qf_kernel(isa, wtype, n);
+}
+
 void mlk_qf32_matmul_rows_isa(mlk_isa isa, int wtype, const float *x, int64_t n, int64_t k, const void *w,
                               int64_t j0, int64_t j1, float *y, int64_t ldy) {
-    if (wtype == MLK_Q4_1_PAIRS_ROWS) {
-        if (n <= 0 || k <= 0 || k % 64 != 0 || j1 <= j0 || j0 < 0) return;
-#ifdef QF_X86
-        if ((int)isa > (int)mlk_detect_isa()) isa = mlk_detect_isa();
-        if (isa != MLK_ISA_SCALAR) {
-            qf_avx2_run(wtype, qf_avx2_uses_gemm(n), x, n, k, w, j0, j1, y, ldy);
-            return;
-        }
-#endif
-        qf_pairs_scalar(x, n, k, w, j0, j1, y, ldy);
-        return;
-    }
-    if (!mlk_qf32_supported(wtype) || n <= 0 || k <= 0 || j1 <= j0 || j0 < 0 || k % qf_block(wtype) != 0) return;
-    const mlk_kernel kernel = mlk_qf32_kernel(isa, wtype, n);
+    const int pairs = wtype == MLK_Q4_1_PAIRS_ROWS;
+    if (pairs ? k % 64 != 0 : !mlk_qf32_supported(wtype) || k % qf_block(wtype) != 0) return;
+    if (n <= 0 || k <= 0 || j1 <= j0 || j0 < 0) return;
+    if ((int)isa > (int)mlk_detect_isa()) isa = mlk_detect_isa();
+    const mlk_kernel kernel = qf_kernel(isa, wtype, n);
     switch (kernel) {
 #ifdef QF_X86
     case MLK_KERNEL_AVX512_GEMV:
@@ -1163,6 +1180,7 @@ void mlk_qf32_matmul_rows_isa(mlk_isa isa, int wtype, const float *x, int64_t n,
         case QF_Q4_0: qf_gemv_q4_0(x, k, (const uint8_t *)w, j0, j1, y); return;
         case QF_Q4_1: qf_gemv_q4_1(x, k, (const uint8_t *)w, j0, j1, y); return;
         case QF_Q8_0: qf_gemv_q8_0(x, k, (const uint8_t *)w, j0, j1, y); return;
+        case MLK_Q4_1_PAIRS_ROWS: qf_gemv_q4_1p(x, k, (const uint8_t *)w, j0, j1, y); return;
         default: break;
         }
         break;
@@ -1177,7 +1195,8 @@ void mlk_qf32_matmul_rows_isa(mlk_isa isa, int wtype, const float *x, int64_t n,
 #endif
     default: break;
     }
-    qf_scalar(wtype, x, n, k, w, j0, j1, y, ldy);
+    if (pairs) qf_pairs_scalar(x, n, k, w, j0, j1, y, ldy);
+    else qf_scalar(wtype, x, n, k, w, j0, j1, y, ldy);
 }
 
 void mlk_qf32_matmul_rows(int wtype, const float *x, int64_t n, int64_t k, const void *w, int64_t j0, int64_t j1,

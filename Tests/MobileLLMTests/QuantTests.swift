@@ -485,6 +485,24 @@ struct QuantR8KernelTests {
             }
             worst = max(worst, QuantTestSupport.expectDots(y, ldy: ldy, equal: reference, n: n, m: m,
                                                            label: "\(label) isa \(isa.rawValue) k \(k) n \(n)"))
+            // One 8-row group per call (so the x86 drivers' 8-row tiles, where the ranges above also ran their 16-row
+            // tiles over pairs of groups): the same floats, bit for bit.
+            var single = [Float](repeating: .nan, count: n * ldy)
+            xq.withUnsafeBytes { xb in
+                packed.withUnsafeBytes { wb in
+                    single.withUnsafeMutableBufferPointer { yb in
+                        for j0 in stride(from: 0, to: m, by: 8) {
+                            mlk_q_r8_matmul_rows_isa(isa, layout, xb.baseAddress, Int64(n), Int64(k), wb.baseAddress,
+                                                     Int64(j0), Int64(j0 + 8), yb.baseAddress, Int64(ldy))
+                        }
+                    }
+                }
+            }
+            for i in 0..<n {
+                let row = (i * ldy)..<(i * ldy + m)
+                #expect(Array(single[row]).map(\.bitPattern) == Array(y[row]).map(\.bitPattern),
+                        "\(label) isa \(isa.rawValue) k \(k) n \(n) row \(i): group pairs and single groups differ")
+            }
         }
         return worst
     }
@@ -534,7 +552,7 @@ struct QuantR8KernelTests {
 
     @Test("Q4_1 pairs compacted row-major (MLX 4-bit, group 64, exact mode): the same rows and bit-identical f32 results")
     func q4_1PairsRows() throws {
-        let m = 12, n = 5
+        let m = 40
         for k in [64, 192, 1088] {
             let rb = try #require(QuantType.q4_1.rowBytes(k))
             var w = QuantTestSupport.weightBytes(type: .q4_1, rows: m, k: k, seed: UInt64(11 + k))
@@ -546,18 +564,21 @@ struct QuantR8KernelTests {
                 compact.withUnsafeBytes { c in row.withUnsafeMutableBytes { mlk_q4_1_pairs_expand_row(c.baseAddress, Int64(k), Int64(j), $0.baseAddress) } }
                 #expect(row == Array(w[(j * rb)..<(j * rb + rb)]), "k \(k) row \(j)")
             }
-            let x = QuantTestSupport.normals(n * k, seed: UInt64(k))
-            for isa in [MLK_ISA_SCALAR, mlk_detect_isa()] {
-                var plain = [Float](repeating: .nan, count: n * m), pairs = plain
-                x.withUnsafeBufferPointer { xb in
-                    w.withUnsafeBytes { wb in plain.withUnsafeMutableBufferPointer {
-                        mlk_qf32_matmul_rows_isa(isa, QuantType.q4_1.rawValue, xb.baseAddress, Int64(n), Int64(k), wb.baseAddress, 0, Int64(m), $0.baseAddress, Int64(m))
-                    } }
-                    compact.withUnsafeBytes { wb in pairs.withUnsafeMutableBufferPointer {
-                        mlk_qf32_matmul_rows_isa(isa, Int32(MLK_Q4_1_PAIRS_ROWS), xb.baseAddress, Int64(n), Int64(k), wb.baseAddress, 0, Int64(m), $0.baseAddress, Int64(m))
-                    } }
+            // 1 row (the AVX-512 GEMV), 5 (the tiles), 20 (the AVX-512 GEMM); 40 weight rows: a full 32-row panel and 8.
+            for n in [1, 5, 20] {
+                let x = QuantTestSupport.normals(n * k, seed: UInt64(k))
+                for isa in [MLK_ISA_SCALAR, MLK_ISA_AVX2, mlk_detect_isa()] where isa.rawValue <= mlk_detect_isa().rawValue {
+                    var plain = [Float](repeating: .nan, count: n * m), pairs = plain
+                    x.withUnsafeBufferPointer { xb in
+                        w.withUnsafeBytes { wb in plain.withUnsafeMutableBufferPointer {
+                            mlk_qf32_matmul_rows_isa(isa, QuantType.q4_1.rawValue, xb.baseAddress, Int64(n), Int64(k), wb.baseAddress, 0, Int64(m), $0.baseAddress, Int64(m))
+                        } }
+                        compact.withUnsafeBytes { wb in pairs.withUnsafeMutableBufferPointer {
+                            mlk_qf32_matmul_rows_isa(isa, Int32(MLK_Q4_1_PAIRS_ROWS), xb.baseAddress, Int64(n), Int64(k), wb.baseAddress, 0, Int64(m), $0.baseAddress, Int64(m))
+                        } }
+                    }
+                    #expect(pairs == plain, "k \(k) n \(n) isa \(isa.rawValue): the compact layout computes what plain Q4_1 computes")
                 }
-                #expect(pairs == plain, "k \(k) isa \(isa.rawValue): the compact layout computes what plain Q4_1 computes")
             }
         }
     }
