@@ -49,6 +49,8 @@ typedef enum {
     MLK_KERNEL_NONE = 0,
     MLK_KERNEL_SCALAR = 1,
     MLK_KERNEL_AVX2 = 2,
+    /** AVX-512 kernels; for the f32-activation quantized matmul, its register tiles for 2-15 rows (and one row of
+     *  the types without a GEMV). */
     MLK_KERNEL_AVX512 = 3,
     /** The AVX-512 one-row (decode) kernels of the f32-activation quantized matmul. */
     MLK_KERNEL_AVX512_GEMV = 4,
@@ -61,7 +63,8 @@ typedef enum {
     /** The AVX2 f32-activation quantized matmul for long prefill passes (48 rows and more): 16-row weight panels
      *  dequantized once per call into k-major blocks and a 6 x 16 broadcast micro-kernel. */
     MLK_KERNEL_AVX2_GEMM = 9,
-    /** The same at AVX-512: 32-row panels and a 12 x 32 micro-kernel. */
+    /** The AVX-512 f32-activation quantized matmul for prefill passes of 16 rows and more: 32-row weight panels
+     *  dequantized once per call into k-major blocks of up to 1536 weights and a 12 x 32 broadcast micro-kernel. */
     MLK_KERNEL_AVX512_GEMM = 10,
 } mlk_kernel;
 
