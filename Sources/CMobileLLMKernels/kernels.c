@@ -716,30 +716,42 @@ void mlk_attention_isa(mlk_isa isa, const float *q, int64_t group, int64_t d, co
     mlk_attention_dispatch(isa, q, group, d, keys, values, kv_dtype, length, scale, scores, out, NULL, NULL);
 }
 
+mlk_kernel mlk_attention_kernel(mlk_isa isa, mlk_dtype kv_dtype, int64_t d) {
+    if (isa > mlk_detect_isa()) isa = mlk_detect_isa();
+    if (d <= 0 || mlk_row_bytes(kv_dtype, d) == 0) return MLK_KERNEL_NONE;
+#ifdef MLK_X86
+    /* AVX-512 machines run the AVX2 kernel where it fits: its scores come two positions at a time through one
+     * shared reduction, where the AVX-512 kernel reduces a 16-lane sum per position and query head (SmolLM2 prefill
+     * 512 on Sapphire Rapids: 663 -> 737-783 tok/s, attention was 27% of it; a 16-position AVX-512 variant that
+     * converted K per query head was slower still). */
+    const int avx2_fits = mlk_attention_avx2_fits(kv_dtype, d);
+    if ((isa == MLK_ISA_AVX512 || isa == MLK_ISA_AVX512_VNNI) && !avx2_fits) return MLK_KERNEL_AVX512;
+    if ((isa == MLK_ISA_AVX2 || isa == MLK_ISA_AVX512 || isa == MLK_ISA_AVX512_VNNI) && avx2_fits) return MLK_KERNEL_AVX2;
+#endif
+    return MLK_KERNEL_SCALAR;
+}
+
 static void mlk_attention_dispatch(mlk_isa isa, const float *q, int64_t group, int64_t d, const void *keys,
                                    const void *values, mlk_dtype kv_dtype, int64_t length, float scale, float *scores,
                                    float *out, float *maxes, float *sums) {
-    if (isa > mlk_detect_isa()) isa = mlk_detect_isa();
     if (group <= 0 || d <= 0 || mlk_row_bytes(kv_dtype, d) == 0) return;
     if (length <= 0) {
         for (int64_t i = 0; i < group * d; i++) out[i] = 0;
         return;
     }
+    switch (mlk_attention_kernel(isa, kv_dtype, d)) {
 #ifdef MLK_X86
-    /* AVX-512 machines run the AVX2 kernel where it fits: its scores come two positions at a time through one
-     * shared reduction, where the AVX-512 kernel reduces a 16-lane sum per position and query head (SmolLM2 prefill
-     * 512 on Sapphire Rapids: 663 -> 737-783 tok/s, attention was 27% of it). */
-    const int avx2_fits = mlk_attention_avx2_fits(kv_dtype, d);
-    if ((isa == MLK_ISA_AVX512 || isa == MLK_ISA_AVX512_VNNI) && !avx2_fits) {
+    case MLK_KERNEL_AVX512:
         mlk_attention_avx512(q, group, d, keys, values, kv_dtype, length, scale, scores, out, maxes, sums);
         return;
-    }
-    if ((isa == MLK_ISA_AVX2 || isa == MLK_ISA_AVX512 || isa == MLK_ISA_AVX512_VNNI) && avx2_fits) {
+    case MLK_KERNEL_AVX2:
         mlk_attention_avx2(q, group, d, keys, values, kv_dtype, length, scale, scores, out, maxes, sums);
         return;
-    }
 #endif
-    mlk_attention_scalar(q, group, d, keys, values, kv_dtype, length, scale, scores, out, maxes, sums);
+    default:
+        mlk_attention_scalar(q, group, d, keys, values, kv_dtype, length, scale, scores, out, maxes, sums);
+        return;
+    }
 }
 
 /* ---------------------------------------------------------------- read-bandwidth probe */

@@ -92,6 +92,15 @@ static void mlk_info_build(void) {
         {"f32", MLK_DTYPE_F32}, {"f16", MLK_DTYPE_F16}, {"bf16", MLK_DTYPE_BF16}};
     for (size_t i = 0; i < sizeof dense / sizeof dense[0]; i++)
         mlk_info_append(&used, "%s: %s\n", dense[i].name, mlk_kernel_name(mlk_matmul_kernel(active, dense[i].dtype)));
+    /* Attention, by K/V type, at head size 64 and at 320 (the kernel depends on the size; see mlk_attention_kernel). */
+    const struct { const char *name; mlk_dtype dtype; } caches[] = {
+        {"f32", MLK_DTYPE_F32}, {"f16", MLK_DTYPE_F16}, {"q8_0", MLK_DTYPE_Q8_0}};
+    mlk_info_append(&used, "attention (head size 64 / 320):");
+    for (size_t i = 0; i < sizeof caches / sizeof caches[0]; i++)
+        mlk_info_append(&used, "%s %s %s / %s", i ? "," : "", caches[i].name,
+                        mlk_kernel_name(mlk_attention_kernel(active, caches[i].dtype, 64)),
+                        mlk_kernel_name(mlk_attention_kernel(active, caches[i].dtype, 320)));
+    mlk_info_append(&used, "\n");
     /* Quantized weights: exact mode (f32 activations; decode is one row, a prefill pass up to 256) and int8 mode. */
     const struct { const char *name; int type; } quantized[] = {
         {"q4_0", MLK_Q_Q4_0}, {"q4_1", MLK_Q_Q4_1}, {"q5_0", MLK_Q_Q5_0}, {"q5_1", MLK_Q_Q5_1},

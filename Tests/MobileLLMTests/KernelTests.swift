@@ -118,6 +118,22 @@ struct AttentionKernelTests {
         }
     }
 
+    @Test("the attention kernel choice: AVX2 where its sizes fit (on AVX-512 too), AVX-512 or scalar beyond")
+    func attentionKernelChoice() {
+        #expect(mlk_attention_kernel(MLK_ISA_SCALAR, MLK_DTYPE_F32, 64) == MLK_KERNEL_SCALAR)
+        #expect(mlk_attention_kernel(MLK_ISA_SCALAR, MLK_DTYPE_F32, 0) == MLK_KERNEL_NONE)
+        if MLK_ISA_AVX2.rawValue <= mlk_detect_isa().rawValue && mlk_detect_isa() != MLK_ISA_NEON_DOTPROD {
+            #expect(mlk_attention_kernel(MLK_ISA_AVX2, MLK_DTYPE_F16, 64) == MLK_KERNEL_AVX2)
+            #expect(mlk_attention_kernel(MLK_ISA_AVX2, MLK_DTYPE_F16, 320) == MLK_KERNEL_SCALAR)
+        }
+        if MLK_ISA_AVX512.rawValue <= mlk_detect_isa().rawValue && mlk_detect_isa() != MLK_ISA_NEON_DOTPROD {
+            #expect(mlk_attention_kernel(MLK_ISA_AVX512, MLK_DTYPE_Q8_0, 64) == MLK_KERNEL_AVX2)
+            #expect(mlk_attention_kernel(MLK_ISA_AVX512, MLK_DTYPE_F32, 36) == MLK_KERNEL_AVX512)
+            #expect(mlk_attention_kernel(MLK_ISA_AVX512, MLK_DTYPE_Q8_0, 40) == MLK_KERNEL_NONE)
+            #expect(mlk_attention_kernel(MLK_ISA_AVX512, MLK_DTYPE_F32, 320) == MLK_KERNEL_AVX512)
+        }
+    }
+
     @Test("grouped attention equals the reference", arguments: [(1, 16, 1), (4, 64, 37), (3, 24, 5), (6, 40, 130), (2, 128, 9), (4, 300, 3)])
     func attention(group: Int, d: Int, length: Int) {
         var generator = SeededGenerator(seed: UInt64(group * 1000 + d + length))

@@ -96,7 +96,8 @@ struct MemoryThreadsTests {
     func systemReport() {
         let info = MobileLLMSystem.info
         #expect(info.hasPrefix("arch: "))
-        for name in ["features:", "\nisa: ", "\nf16: ", "\nq4_0: exact-decode ", "\nq6_k: exact-decode ", ", int8 "] {
+        for name in ["features:", "\nisa: ", "\nf16: ", "\nattention (head size 64 / 320): f32 ", ", q8_0 ",
+                     "\nq4_0: exact-decode ", "\nq6_k: exact-decode ", ", int8 "] {
             #expect(info.contains(name), "\(name) missing from \(info)")
         }
     }

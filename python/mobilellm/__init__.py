@@ -292,7 +292,8 @@ def version():
 def system_info():
     """The library's report of this machine (``mobilellm_system_info``): one "key: value" line each for the
     architecture, the CPU ``features`` the kernels use (e.g. ``avx2 fma f16c avx512-vnni``), the instruction-set
-    level in use, and every weight type's kernel per mode (``q4_0: exact-decode avx2, exact-prefill avx2-gemm,
+    level in use, the attention kernel per K/V cache type (``attention (head size 64 / 320): f32 avx2 / avx512,
+    ...``), and every weight type's kernel per mode (``q4_0: exact-decode avx2, exact-prefill avx2-gemm,
     int8 avx2-r8``)."""
     return _lib().mobilellm_system_info().decode()
 

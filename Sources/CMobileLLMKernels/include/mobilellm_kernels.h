@@ -106,6 +106,11 @@ void mlk_matmul_rows_isa(mlk_isa isa, const float *x, int64_t n, int64_t k,
                          int64_t j0, int64_t j1,
                          float *y, int64_t ldy);
 
+/** The kernel mlk_attention runs for `kv_dtype` K/V rows of head size `d` at level `isa` (clamped to
+ *  mlk_detect_isa()): MLK_KERNEL_AVX2 wherever its sizes fit, AVX-512 machines included, MLK_KERNEL_AVX512 for the
+ *  rest there, MLK_KERNEL_SCALAR otherwise; MLK_KERNEL_NONE for an invalid dtype or size. The dispatch calls this. */
+mlk_kernel mlk_attention_kernel(mlk_isa isa, mlk_dtype kv_dtype, int64_t d);
+
 /**
  * Causal attention of `group` query heads that share one key/value head, over `length` cached positions.
  *   q:      [group, d] f32 query rows
