@@ -122,24 +122,25 @@ QF_AVX512 static inline void qf_q4_0(const uint8_t *row, int64_t g, __m512 *lo, 
     *hi = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_srli_epi32(q, 4), eight)), d);
 }
 
-QF_AVX512 static inline void qf_q4_1(const uint8_t *row, int64_t g, __m512 *lo, __m512 *hi) {
-    const uint8_t *b = row + g * 20;
-    const __m512 d = _mm512_set1_ps(qf_half(b)), m = _mm512_set1_ps(qf_half(b + 2));
-    const __m512i q = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(b + 4)));
+/* 32 Q4_1 weights from the f16 pair d, m at dm and 16 bytes of nibbles at qs (plain Q4_1 and its pairs layout). */
+QF_AVX512 static inline void qf_q4_1_at(const uint8_t *dm, const uint8_t *qs, __m512 *lo, __m512 *hi) {
+    const __m512 d = _mm512_set1_ps(qf_half(dm)), m = _mm512_set1_ps(qf_half(dm + 2));
+    const __m512i q = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)qs));
     const __m512i mask = _mm512_set1_epi32(15);
     /* ggml / gguf-py: d * q + m, rounded after the multiply */
     *lo = _mm512_add_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_and_si512(q, mask)), d), m);
     *hi = _mm512_add_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_srli_epi32(q, 4)), d), m);
 }
 
+QF_AVX512 static inline void qf_q4_1(const uint8_t *row, int64_t g, __m512 *lo, __m512 *hi) {
+    const uint8_t *b = row + g * 20;
+    qf_q4_1_at(b, b + 4, lo, hi);
+}
+
 /* Q4_1 in pairs (MLK_Q4_1_PAIRS_ROWS, 36 bytes per 64 weights): qf_q4_1's operations on the pair's shared d and m. */
 QF_AVX512 static inline void qf_q4_1p(const uint8_t *row, int64_t g, __m512 *lo, __m512 *hi) {
     const uint8_t *b = row + (g >> 1) * 36;
-    const __m512 d = _mm512_set1_ps(qf_half(b)), m = _mm512_set1_ps(qf_half(b + 2));
-    const __m512i q = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(b + 4 + (g & 1) * 16)));
-    const __m512i mask = _mm512_set1_epi32(15);
-    *lo = _mm512_add_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_and_si512(q, mask)), d), m);
-    *hi = _mm512_add_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_srli_epi32(q, 4)), d), m);
+    qf_q4_1_at(b, b + 4 + (g & 1) * 16, lo, hi);
 }
 
 QF_AVX512 static inline void qf_q8_0(const uint8_t *row, int64_t g, __m512 *lo, __m512 *hi) {
@@ -1088,12 +1089,15 @@ QF_DEFINE_AVX2(qf_avx2_q3_k, qf2_q3_k, 110, 256)
 typedef void (*qf_rows_fn)(const float *, int64_t, int64_t, const void *, int64_t, int64_t, float *, int64_t);
 typedef int (*qf_gemm_fn)(const float *, int64_t, int64_t, const void *, int64_t, int64_t, float *, int64_t);
 
-/* The AVX2 kernels of every weight type (and the Q4_1 pairs layout): the short path and the long-prefill GEMM. */
-static const struct {
+/* One weight type's (or layout's) kernels at one ISA level: the short path and the long-prefill GEMM. */
+typedef struct {
     int wtype;
     qf_rows_fn rows;
     qf_gemm_fn gemm;
-} qf_avx2_kernels[] = {
+} qf_kernels;
+
+/* The AVX2 kernels of every weight type and the Q4_1 pairs layout. */
+static const qf_kernels qf_avx2_kernels[] = {
     {QF_Q4_0, qf_avx2_q4_0, qf_avx2_q4_0_gemm},       {QF_Q4_1, qf_avx2_q4_1, qf_avx2_q4_1_gemm},
     {MLK_Q4_1_PAIRS_ROWS, qf_avx2_q4_1p, qf_avx2_q4_1p_gemm}, {QF_Q8_0, qf_avx2_q8_0, qf_avx2_q8_0_gemm},
     {QF_Q5_0, qf_avx2_q5_0, qf_avx2_q5_0_gemm},       {QF_Q5_1, qf_avx2_q5_1, qf_avx2_q5_1_gemm},
@@ -1102,23 +1106,8 @@ static const struct {
     {QF_Q2_K, qf_avx2_q2_k, qf_avx2_q2_k_gemm},       {QF_Q3_K, qf_avx2_q3_k, qf_avx2_q3_k_gemm},
 };
 
-/* Runs wtype's AVX2 kernel: the GEMM when `gemm` (falling back to the short path if its panel cannot be allocated). */
-static void qf_avx2_run(int wtype, int gemm, const float *x, int64_t n, int64_t k, const void *w, int64_t j0,
-                        int64_t j1, float *y, int64_t ldy) {
-    for (size_t i = 0; i < sizeof qf_avx2_kernels / sizeof qf_avx2_kernels[0]; i++) {
-        if (qf_avx2_kernels[i].wtype != wtype) continue;
-        if (gemm && qf_avx2_kernels[i].gemm(x, n, k, w, j0, j1, y, ldy)) return;
-        qf_avx2_kernels[i].rows(x, n, k, w, j0, j1, y, ldy);
-        return;
-    }
-}
-
-/* The AVX-512 kernels of every weight type: the register-tile path and the long-prefill GEMM. */
-static const struct {
-    int wtype;
-    qf_rows_fn rows;
-    qf_gemm_fn gemm;
-} qf_avx512_kernels[] = {
+/* The AVX-512 kernels of every weight type and the Q4_1 pairs layout (the short path: register tiles). */
+static const qf_kernels qf_avx512_kernels[] = {
     {QF_Q4_0, qf_avx512_q4_0, qf_avx512_q4_0_gemm},       {QF_Q4_1, qf_avx512_q4_1, qf_avx512_q4_1_gemm},
     {QF_Q8_0, qf_avx512_q8_0, qf_avx512_q8_0_gemm},       {QF_Q5_0, qf_avx512_q5_0, qf_avx512_q5_0_gemm},
     {QF_Q5_1, qf_avx512_q5_1, qf_avx512_q5_1_gemm},       {QF_IQ4_NL, qf_avx512_iq4_nl, qf_avx512_iq4_nl_gemm},
@@ -1127,14 +1116,14 @@ static const struct {
     {QF_Q3_K, qf_avx512_q3_k, qf_avx512_q3_k_gemm},       {MLK_Q4_1_PAIRS_ROWS, qf_avx512_q4_1p, qf_avx512_q4_1p_gemm},
 };
 
-/* Runs wtype's AVX-512 kernel (the GEMM when `gemm`, falling back to the tiles if its panel cannot be allocated);
- * 0 for a type without one. */
-static int qf_avx512_run(int wtype, int gemm, const float *x, int64_t n, int64_t k, const void *w, int64_t j0,
-                         int64_t j1, float *y, int64_t ldy) {
-    for (size_t i = 0; i < sizeof qf_avx512_kernels / sizeof qf_avx512_kernels[0]; i++) {
-        if (qf_avx512_kernels[i].wtype != wtype) continue;
-        if (gemm && qf_avx512_kernels[i].gemm(x, n, k, w, j0, j1, y, ldy)) return 1;
-        qf_avx512_kernels[i].rows(x, n, k, w, j0, j1, y, ldy);
+/* Runs wtype's kernel from `table` (count entries): the GEMM when `gemm`, falling back to the short path if its
+ * panel cannot be allocated. 0 for a type the table does not have. */
+static int qf_run(const qf_kernels *table, size_t count, int wtype, int gemm, const float *x, int64_t n, int64_t k,
+                  const void *w, int64_t j0, int64_t j1, float *y, int64_t ldy) {
+    for (size_t i = 0; i < count; i++) {
+        if (table[i].wtype != wtype) continue;
+        if (gemm && table[i].gemm(x, n, k, w, j0, j1, y, ldy)) return 1;
+        table[i].rows(x, n, k, w, j0, j1, y, ldy);
         return 1;
     }
     return 0;
@@ -1186,12 +1175,16 @@ void mlk_qf32_matmul_rows_isa(mlk_isa isa, int wtype, const float *x, int64_t n,
         break;
     case MLK_KERNEL_AVX512:
     case MLK_KERNEL_AVX512_GEMM:
-        if (qf_avx512_run(wtype, kernel == MLK_KERNEL_AVX512_GEMM, x, n, k, w, j0, j1, y, ldy)) return;
+        if (qf_run(qf_avx512_kernels, sizeof qf_avx512_kernels / sizeof qf_avx512_kernels[0], wtype,
+                   kernel == MLK_KERNEL_AVX512_GEMM, x, n, k, w, j0, j1, y, ldy))
+            return;
         break;
     case MLK_KERNEL_AVX2:
     case MLK_KERNEL_AVX2_GEMM:
-        qf_avx2_run(wtype, kernel == MLK_KERNEL_AVX2_GEMM, x, n, k, w, j0, j1, y, ldy);
-        return;
+        if (qf_run(qf_avx2_kernels, sizeof qf_avx2_kernels / sizeof qf_avx2_kernels[0], wtype,
+                   kernel == MLK_KERNEL_AVX2_GEMM, x, n, k, w, j0, j1, y, ldy))
+            return;
+        break;
 #endif
     default: break;
     }
