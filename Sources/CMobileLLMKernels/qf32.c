@@ -621,6 +621,193 @@ QF_DEFINE_AVX512_GEMM(qf_avx512_q6_k_gemm, qf_q6_k, 210, 256)
 QF_DEFINE_AVX512_GEMM(qf_avx512_q2_k_gemm, qf_q2_k, 84, 256)
 QF_DEFINE_AVX512_GEMM(qf_avx512_q3_k_gemm, qf_q3_k, 110, 256)
 
+/* ------------------------------------------------------------------ 16-bit activations (prefill at AVX-512 VNNI)
+ * The exact mode's long passes on CPUs with AVX-512 VNNI: activations are rounded once per matmul to 16-bit integers
+ * with an f32 scale per 32-block (mlk_qf32_prepare), the weights' integer codes are unpacked once per call into
+ * k-pair-interleaved int16 panels, and `vpdpwssd` multiplies 32 pairs per instruction: twice the multiply-adds of an
+ * f32 FMA. Each 32-block's products sum exactly in int32; the block's weight scale times its activation scale turns
+ * that into f32 once per block, and Q4_1's minimums add m * (the block's f32 sum of x). The only rounding beyond
+ * f32 is each activation's to 1/65534 of its block's largest magnitude. */
+
+#define QF16_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")))
+
+/* Rows from which the 16-bit GEMM runs, and weights per row of one of its k-blocks (96 KB of int16 panel for 32 rows). */
+#ifndef QF16_GEMM_MIN
+#define QF16_GEMM_MIN 16
+#endif
+#ifndef QF16_KC
+#define QF16_KC 1536
+#endif
+
+/* Bytes of one prepared row of k activations: int16 q[k], then f32 d[k / 32], then f32 s[k / 32] (the f32 sum of the
+ * block's x). */
+static size_t qf16_row_bytes(int64_t k) { return (size_t)k * 2 + (size_t)(k / 32) * 8; }
+
+QF16_AVX512 static void qf16_prepare(const float *x, int64_t n, int64_t k, uint8_t *out) {
+    const size_t rb = qf16_row_bytes(k);
+    for (int64_t i = 0; i < n; i++) {
+        const float *xi = x + i * k;
+        int16_t *q = (int16_t *)(out + (size_t)i * rb);
+        float *d = (float *)(out + (size_t)i * rb + (size_t)k * 2), *s = d + k / 32;
+        for (int64_t b = 0; b < k / 32; b++) {
+            const __m512 lo = _mm512_loadu_ps(xi + 32 * b), hi = _mm512_loadu_ps(xi + 32 * b + 16);
+            const float m = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(lo), _mm512_abs_ps(hi)));
+            const __m512 inv = _mm512_set1_ps(m > 0 ? 32767.0f / m : 0.0f);
+            d[b] = m / 32767.0f;
+            s[b] = _mm512_reduce_add_ps(_mm512_add_ps(lo, hi));
+            /* round to nearest even (the default mode); |x * inv| <= 32767 up to rounding, and the packs saturate */
+            _mm256_storeu_si256((__m256i *)(q + 32 * b), _mm512_cvtsepi32_epi16(_mm512_cvtps_epi32(_mm512_mul_ps(lo, inv))));
+            _mm256_storeu_si256((__m256i *)(q + 32 * b + 16), _mm512_cvtsepi32_epi16(_mm512_cvtps_epi32(_mm512_mul_ps(hi, inv))));
+        }
+    }
+}
+
+/* Integer codes of 32-block g of a row as 32 int16 in weight order (so dword i holds weights 2i and 2i + 1), its
+ * scale in *d and (Q4_1) its minimum in *m: Q4_0 w = d * code (code = nibble - 8), Q4_1 w = d * code + m, Q8_0
+ * w = d * code. */
+QF16_AVX512 static inline __m512i qf16_q4_0(const uint8_t *row, int64_t g, float *d, float *m) {
+    const uint8_t *b = row + g * 18;
+    *d = qf_half(b);
+    *m = 0;
+    const __m256i y = _mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)(b + 2)));
+    const __m512i z = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(y, _mm256_set1_epi16(15))),
+                                         _mm256_srli_epi16(y, 4), 1);
+    return _mm512_sub_epi16(z, _mm512_set1_epi16(8));
+}
+QF16_AVX512 static inline __m512i qf16_q4_1(const uint8_t *row, int64_t g, float *d, float *m) {
+    const uint8_t *b = row + g * 20;
+    *d = qf_half(b);
+    *m = qf_half(b + 2);
+    const __m256i y = _mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)(b + 4)));
+    return _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(y, _mm256_set1_epi16(15))), _mm256_srli_epi16(y, 4), 1);
+}
+QF16_AVX512 static inline __m512i qf16_q8_0(const uint8_t *row, int64_t g, float *d, float *m) {
+    const uint8_t *b = row + g * 34;
+    *d = qf_half(b);
+    *m = 0;
+    return _mm512_cvtepi8_epi16(_mm256_loadu_si256((const __m256i *)(b + 2)));
+}
+
+/* The micro-kernel: `tokens` (1..6) prepared rows times a 32-row panel of `blocks` 32-blocks. Token r's int16
+ * activations start at xq + r * ldx bytes, its block scales at xd + r * ldx bytes (f32, one per block) and its block
+ * sums `sums` floats after them. p holds per k-pair 32 dwords (rows 0..31, each a pair of int16 codes); ds[b * 32 + a]
+ * and ms[b * 32 + a] are row a's scale and minimum in block b. Each block's products sum in int32, then
+ * acc += float(sum) * (d_w * d_x) (+ m_w * s_x with minimums); outputs of rows < `rows` go to y[r * ldy + a],
+ * continuing from the values there with `accumulate`. */
+QF16_AVX512 static inline __attribute__((always_inline)) void qf16_tile(const int32_t *p, const float *ds, const float *ms,
+                                                                      int64_t blocks, const uint8_t *xq, const uint8_t *xd,
+                                                                      int64_t sums, int64_t ldx, int tokens, int rows,
+                                                                      int accumulate, float *y, int64_t ldy) {
+    const __mmask16 m0 = rows >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << rows) - 1);
+    const __mmask16 m1 = rows >= 32 ? (__mmask16)0xFFFF : rows <= 16 ? (__mmask16)0 : (__mmask16)((1u << (rows - 16)) - 1);
+    __m512 acc[6][2];
+    for (int r = 0; r < 6; r++) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
+    if (accumulate)
+        for (int r = 0; r < tokens; r++) {
+            acc[r][0] = _mm512_maskz_loadu_ps(m0, y + r * ldy);
+            acc[r][1] = _mm512_maskz_loadu_ps(m1, y + r * ldy + 16);
+        }
+    /* Tokens 3q..3q+2 at base q + {0, 1, 2} * ldx: base + index * scale addresses. */
+    const uint8_t *xa = xq, *xb = xq + 3 * ldx;
+    for (int64_t b = 0; b < blocks; b++, xa += 64, xb += 64) {
+        __m512i sum[6][2];
+        for (int r = 0; r < 6; r++) sum[r][0] = sum[r][1] = _mm512_setzero_si512();
+        const int32_t *pb = p + b * 16 * 32;
+        /* Opaque to the optimizer, so it keeps 2 pointers and one index instead of splitting 6 addresses. */
+        __asm__("" : "+r"(xa), "+r"(xb), "+r"(ldx));
+        for (int t = 0; t < 16; t++) {
+            const __m512i b0 = _mm512_load_si512(pb + 32 * t), b1 = _mm512_load_si512(pb + 32 * t + 16);
+            for (int r = 0; r < tokens; r++) {
+                const uint8_t *base = r < 3 ? xa : xb;
+                int32_t pair;
+                memcpy(&pair, base + (r % 3) * ldx + 4 * t, 4);
+                const __m512i a = _mm512_set1_epi32(pair);
+                sum[r][0] = _mm512_dpwssd_epi32(sum[r][0], a, b0);
+                sum[r][1] = _mm512_dpwssd_epi32(sum[r][1], a, b1);
+            }
+        }
+        const __m512 d0 = _mm512_load_ps(ds + 32 * b), d1 = _mm512_load_ps(ds + 32 * b + 16);
+        for (int r = 0; r < tokens; r++) {
+            const float *dx = (const float *)(xd + r * ldx) + b;
+            const __m512 s = _mm512_set1_ps(*dx);
+            acc[r][0] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum[r][0]), _mm512_mul_ps(d0, s), acc[r][0]);
+            acc[r][1] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum[r][1]), _mm512_mul_ps(d1, s), acc[r][1]);
+        }
+        if (ms) {
+            const __m512 n0 = _mm512_load_ps(ms + 32 * b), n1 = _mm512_load_ps(ms + 32 * b + 16);
+            for (int r = 0; r < tokens; r++) {
+                const __m512 s = _mm512_set1_ps(((const float *)(xd + r * ldx))[sums + b]);
+                acc[r][0] = _mm512_fmadd_ps(n0, s, acc[r][0]);
+                acc[r][1] = _mm512_fmadd_ps(n1, s, acc[r][1]);
+            }
+        }
+    }
+    for (int r = 0; r < tokens; r++) {
+        _mm512_mask_storeu_ps(y + r * ldy, m0, acc[r][0]);
+        _mm512_mask_storeu_ps(y + r * ldy + 16, m1, acc[r][1]);
+    }
+}
+
+/* Every token against one panel: tiles of 6 tokens, then the rest (each tail size a literal, so the always-inline
+ * tile keeps its accumulators in registers). */
+QF16_AVX512 static void qf16_panel(const int32_t *p, const float *ds, const float *ms, int64_t blocks, const uint8_t *xq,
+                                   const uint8_t *xd, int64_t sums, int64_t ldx, int64_t n, int rows, int accumulate,
+                                   float *y, int64_t ldy) {
+    int64_t i = 0;
+#define QF16_TILE(T) qf16_tile(p, ds, ms, blocks, xq + i * ldx, xd + i * ldx, sums, ldx, T, rows, accumulate, y + i * ldy, ldy)
+    for (; i + 6 <= n; i += 6) QF16_TILE(6);
+    switch (n - i) {
+    case 5: QF16_TILE(5); break;
+    case 4: QF16_TILE(4); break;
+    case 3: QF16_TILE(3); break;
+    case 2: QF16_TILE(2); break;
+    case 1: QF16_TILE(1); break;
+    default: break;
+    }
+#undef QF16_TILE
+}
+
+/* The 16-bit GEMM for one weight type: rows [j0, j1) of w against n prepared rows at xp (mlk_qf32_prepare's
+ * layout), in 32-row panels (rows past j1 repeat the last row and are not stored) of QF16_KC-weight k-blocks, tiles of
+ * 6 tokens. Returns 0 (having done nothing) when the panel cannot be allocated. */
+#define QF16_DEFINE_GEMM(NAME, CODES, BLOCK_BYTES, HAS_MIN)                                                  \
+    QF16_AVX512 static int NAME(const uint8_t *xp, int64_t n, int64_t k, const void *w, int64_t j0, int64_t j1, \
+                                float *y, int64_t ldy) {                                                    \
+        const size_t row_bytes = (size_t)(k / 32) * (BLOCK_BYTES);                                          \
+        const int64_t ldx = (int64_t)qf16_row_bytes(k);                                                     \
+        int32_t *panel = (int32_t *)aligned_alloc(64, (size_t)QF16_KC / 2 * 32 * sizeof(int32_t) + (size_t)QF16_KC / 32 * 64 * sizeof(float)); \
+        if (!panel) return 0;                                                                               \
+        float *ds = (float *)(panel + QF16_KC / 2 * 32), *ms = ds + QF16_KC;                                \
+        for (int64_t j = j0; j < j1; j += 32) {                                                             \
+            const int rows = j1 - j < 32 ? (int)(j1 - j) : 32;                                              \
+            for (int64_t t0 = 0; t0 < k; t0 += QF16_KC) {                                                   \
+                const int64_t kc = k - t0 < QF16_KC ? k - t0 : QF16_KC, blocks = kc / 32;                   \
+                for (int h = 0; h < 2; h++) {                                                               \
+                    const uint8_t *r[16];                                                                   \
+                    for (int a = 0; a < 16; a++) {                                                          \
+                        const int64_t row = j + 16 * h + a < j1 ? j + 16 * h + a : j1 - 1;                  \
+                        r[a] = (const uint8_t *)w + (size_t)row * row_bytes;                                \
+                    }                                                                                       \
+                    for (int64_t b = 0; b < blocks; b++) {                                                  \
+                        __m512 c[16];                                                                       \
+                        for (int a = 0; a < 16; a++)                                                        \
+                            c[a] = _mm512_castsi512_ps(CODES(r[a], t0 / 32 + b, &ds[b * 32 + 16 * h + a], &ms[b * 32 + 16 * h + a])); \
+                        qf_transpose16(c);                                                                  \
+                        for (int l = 0; l < 16; l++) _mm512_store_ps((float *)panel + (b * 16 + l) * 32 + 16 * h, c[l]); \
+                    }                                                                                       \
+                }                                                                                           \
+                qf16_panel(panel, ds, (HAS_MIN) ? ms : NULL, blocks, xp + 2 * t0, xp + 2 * k + 4 * (t0 / 32), k / 32, ldx, \
+                           n, rows, t0 > 0, y + j, ldy);                                                    \
+            }                                                                                               \
+        }                                                                                                   \
+        free(panel);                                                                                        \
+        return 1;                                                                                           \
+    }
+
+QF16_DEFINE_GEMM(qf16_q4_0_gemm, qf16_q4_0, 18, 0)
+QF16_DEFINE_GEMM(qf16_q4_1_gemm, qf16_q4_1, 20, 1)
+QF16_DEFINE_GEMM(qf16_q8_0_gemm, qf16_q8_0, 34, 0)
+
 
 /* ------------------------------------------------------------------ AVX2: every type, 4 weight rows x 2 inputs
  * Each 32-weight group is dequantized into four 8-wide vectors with ggml's float operations. */
@@ -1195,4 +1382,58 @@ void mlk_qf32_matmul_rows_isa(mlk_isa isa, int wtype, const float *x, int64_t n,
 void mlk_qf32_matmul_rows(int wtype, const float *x, int64_t n, int64_t k, const void *w, int64_t j0, int64_t j1,
                           float *y, int64_t ldy) {
     mlk_qf32_matmul_rows_isa(mlk_active_isa(), wtype, x, n, k, w, j0, j1, y, ldy);
+}
+
+/* ------------------------------------------------------------------ prepared (16-bit) activations */
+
+mlk_kernel mlk_qf32_prepared_kernel(mlk_isa isa, int wtype, int64_t n) {
+    if (!mlk_qf32_supported(wtype)) return mlk_qf32_kernel(isa, wtype, n);
+    if (isa > mlk_detect_isa()) isa = mlk_detect_isa();
+#ifdef QF_X86
+    if (isa == MLK_ISA_AVX512_VNNI && n >= QF16_GEMM_MIN && (wtype == QF_Q4_0 || wtype == QF_Q4_1 || wtype == QF_Q8_0))
+        return MLK_KERNEL_AVX512_VNNI_I16_GEMM;
+#endif
+    return qf_kernel(isa, wtype, n);
+}
+
+size_t mlk_qf32_prepared_bytes(int wtype, int64_t n, int64_t k) {
+    if (n <= 0 || k <= 0 || k % 32 != 0) return 0;
+    if (mlk_qf32_prepared_kernel(mlk_active_isa(), wtype, n) != MLK_KERNEL_AVX512_VNNI_I16_GEMM) return 0;
+#ifdef QF_X86
+    return (size_t)n * qf16_row_bytes(k);
+#else
+    return 0;
+#endif
+}
+
+void mlk_qf32_prepare(const float *x, int64_t n, int64_t k, void *prepared) {
+    if (!x || !prepared || n <= 0 || k <= 0 || k % 32 != 0) return;
+#ifdef QF_X86
+    if (mlk_detect_isa() >= MLK_ISA_AVX512_VNNI) qf16_prepare(x, n, k, (uint8_t *)prepared);
+#endif
+}
+
+void mlk_qf32_matmul_rows_prepared_isa(mlk_isa isa, int wtype, const float *x, const void *prepared, int64_t n,
+                                       int64_t k, const void *w, int64_t j0, int64_t j1, float *y, int64_t ldy) {
+#ifdef QF_X86
+    if (prepared && n > 0 && k > 0 && k % 32 == 0 && j0 >= 0 && j1 > j0 &&
+        mlk_qf32_prepared_kernel(isa, wtype, n) == MLK_KERNEL_AVX512_VNNI_I16_GEMM) {
+        const uint8_t *xp = (const uint8_t *)prepared;
+        int done = 0;
+        switch (wtype) {
+        case QF_Q4_0: done = qf16_q4_0_gemm(xp, n, k, w, j0, j1, y, ldy); break;
+        case QF_Q4_1: done = qf16_q4_1_gemm(xp, n, k, w, j0, j1, y, ldy); break;
+        case QF_Q8_0: done = qf16_q8_0_gemm(xp, n, k, w, j0, j1, y, ldy); break;
+        default: break;
+        }
+        if (done) return;
+    }
+#endif
+    (void)prepared;
+    mlk_qf32_matmul_rows_isa(isa, wtype, x, n, k, w, j0, j1, y, ldy);
+}
+
+void mlk_qf32_matmul_rows_prepared(int wtype, const float *x, const void *prepared, int64_t n, int64_t k,
+                                   const void *w, int64_t j0, int64_t j1, float *y, int64_t ldy) {
+    mlk_qf32_matmul_rows_prepared_isa(mlk_active_isa(), wtype, x, prepared, n, k, w, j0, j1, y, ldy);
 }

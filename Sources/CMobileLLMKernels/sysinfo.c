@@ -26,6 +26,7 @@ const char *mlk_kernel_name(mlk_kernel kernel) {
     case MLK_KERNEL_AVX2_GEMM: return "avx2-gemm";
     case MLK_KERNEL_AVX512_GEMM: return "avx512-gemm";
     case MLK_KERNEL_AVX512_VNNI_R8: return "avx512-vnni-r8";
+    case MLK_KERNEL_AVX512_VNNI_I16_GEMM: return "avx512-vnni-i16-gemm";
     default: return "none";
     }
 }
@@ -113,7 +114,7 @@ static void mlk_info_build(void) {
         const mlk_kernel int8 = r8 != MLK_KERNEL_NONE && r8 != MLK_KERNEL_SCALAR ? r8 : mlk_q_matmul_kernel(active, type);
         mlk_info_append(&used, "%s: exact-decode %s, exact-prefill %s, int8 %s\n", quantized[i].name,
                         mlk_kernel_name(mlk_qf32_kernel(active, type, 1)),
-                        mlk_kernel_name(mlk_qf32_kernel(active, type, 256)),
+                        mlk_kernel_name(mlk_qf32_prepared_kernel(active, type, 256)),
                         mlk_kernel_name(int8));
     }
 }

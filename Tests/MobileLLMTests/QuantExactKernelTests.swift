@@ -60,6 +60,70 @@ struct QuantExactKernelTests {
         }
     }
 
+    @Test("the 16-bit prefill GEMM (AVX-512 VNNI) stays within its activation-rounding bound of dequantize-then-dot",
+          arguments: [QuantType.q4_0, .q4_1, .q8_0])
+    func preparedWithinRoundingBound(type: QuantType) throws {
+        var generator = SeededGenerator(seed: UInt64(type.rawValue) * 104_729)
+        func random() -> Float { Float(Int(generator.next() % 20001) - 10000) / 5000 }
+        let rows = 61
+        for k in [32, 96, 576, 1792] {
+            for n in [16, 17, 53] {
+                guard mlk_qf32_prepared_kernel(mlk_detect_isa(), type.rawValue, Int64(n)) == MLK_KERNEL_AVX512_VNNI_I16_GEMM else {
+                    // Below AVX-512 VNNI there is no prepared kernel: nothing to prepare, and NULL runs the f32 path.
+                    #expect(mlk_qf32_prepared_bytes(type.rawValue, Int64(n), Int64(k)) == 0)
+                    continue
+                }
+                let weights = (0..<(rows * k)).map { _ in random() }
+                var bytes: [UInt8] = [], dequantized: [Float] = []
+                for r in 0..<rows {
+                    let block = try #require(QuantReference.quantize(Array(weights[(r * k)..<((r + 1) * k)]), type: type))
+                    bytes += block
+                    dequantized += try #require(QuantReference.dequantize(block, type: type, count: k))
+                }
+                // Every fifth block 40x larger: an outlier block sets its own scale and no other block's.
+                let x = (0..<(n * k)).map { i in random() * ((i / 32) % 5 == 2 ? 40 : 1) }
+                var expected = [Double](repeating: 0, count: n * rows), bound = expected
+                for i in 0..<n { for j in 0..<rows {
+                    for b in 0..<(k / 32) {
+                        var largest = 0.0, weight = 0.0
+                        for t in (32 * b)..<(32 * b + 32) {
+                            let term = Double(x[i * k + t]) * Double(dequantized[j * k + t])
+                            expected[i * rows + j] += term
+                            bound[i * rows + j] += 1e-5 * abs(term)
+                            largest = max(largest, abs(Double(x[i * k + t])))
+                            weight += abs(Double(dequantized[j * k + t]))
+                        }
+                        // Each activation moves by at most half a step, largest / 32767 / 2.
+                        bound[i * rows + j] += largest / 65534 * weight
+                    }
+                    bound[i * rows + j] += 1e-6
+                } }
+                let byteCount = mlk_qf32_prepared_bytes(type.rawValue, Int64(n), Int64(k))
+                #expect(byteCount == n * (2 * k + k / 4))
+                var prepared = [UInt8](repeating: 0, count: byteCount)
+                mlk_qf32_prepare(x, Int64(n), Int64(k), &prepared)
+                var y = [Float](repeating: .nan, count: n * rows), unprepared = y, f32 = y
+                bytes.withUnsafeBytes { w in
+                    for (j0, j1) in [(0, 41), (41, 42), (42, rows)] {
+                        mlk_qf32_matmul_rows_prepared(type.rawValue, x, prepared, Int64(n), Int64(k), w.baseAddress, Int64(j0), Int64(j1), &y, Int64(rows))
+                        mlk_qf32_matmul_rows_prepared(type.rawValue, x, nil, Int64(n), Int64(k), w.baseAddress, Int64(j0), Int64(j1), &unprepared, Int64(rows))
+                        mlk_qf32_matmul_rows(type.rawValue, x, Int64(n), Int64(k), w.baseAddress, Int64(j0), Int64(j1), &f32, Int64(rows))
+                    }
+                }
+                #expect(unprepared == f32, "without prepared rows the f32 kernels run")
+                var widest = 0.0
+                for index in 0..<(n * rows) {
+                    let error = abs(Double(y[index]) - expected[index])
+                    widest = max(widest, error / bound[index])
+                    #expect(error <= bound[index], "\(type) k \(k) n \(n) element \(index): \(y[index]) vs \(expected[index]) (bound \(bound[index]))")
+                }
+                // The bound is not vacuous: the rounding really moves the results (a kernel that ignored the scales
+                // would be far outside it; one in f32 would sit near 0).
+                #expect(widest > 0.01, "\(type) k \(k) n \(n): errors at most \(widest) of the bound")
+            }
+        }
+    }
+
     @Test("short prefill (a dequantized panel per 4 rows, 4x3 tiles: 3 <= n < 48) gives exactly the floats of pairs of inputs dequantizing as they go",
           arguments: QuantTestSupport.matmulTypes)
     func panelMatchesPairs(type: QuantType) throws {

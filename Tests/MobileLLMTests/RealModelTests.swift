@@ -66,7 +66,8 @@ struct RealModelTests {
     @Test("teacher-forced top-1 agrees with transformers on the dequantized weights (exact activations)")
     func exactAgreement() throws {
         guard let path = TokenizerFixtures.requireAsset(TokenizerFixtures.smollm2GGUF) else { return }
-        let (agree, total, _) = try agreement(try Model(path: path), try Self.reference())
+        let (agree, total, widest) = try agreement(try Model(path: path), try Self.reference())
+        print("SmolLM2 exact teacher-forced agreement: \(agree)/\(total), widest missed margin \(widest)")
         #expect(total > 300)
         #expect(Double(agree) >= 0.99 * Double(total), "exact mode: \(agree)/\(total)")
     }

@@ -66,9 +66,12 @@ typedef enum {
     /** The AVX-512 f32-activation quantized matmul for prefill passes of 16 rows and more: 32-row weight panels
      *  dequantized once per call into k-major blocks of up to 1536 weights and a 12 x 32 broadcast micro-kernel. */
     MLK_KERNEL_AVX512_GEMM = 10,
+    /** The exact mode's prefill GEMM on AVX-512 VNNI over 16-bit activations (mlk_qf32_prepare): k-pair int16 weight
+     *  panels unpacked once per call and a 6 x 32 `vpdpwssd` micro-kernel, exact int32 sums per 32-block. */
+    MLK_KERNEL_AVX512_VNNI_I16_GEMM = 11,
 } mlk_kernel;
 
-/** A short name for a kernel ("scalar", "avx2", "avx512", "avx512-gemv", "avx512-vnni", "neon-dotprod", "avx2-r8", "avx512-vnni-r8", "avx2-gemm", "avx512-gemm", "none"). */
+/** A short name for a kernel ("scalar", "avx2", "avx512", "avx512-gemv", "avx512-vnni", "neon-dotprod", "avx2-r8", "avx512-vnni-r8", "avx2-gemm", "avx512-gemm", "avx512-vnni-i16-gemm", "none"). */
 const char *mlk_kernel_name(mlk_kernel kernel);
 
 /** The kernel mlk_matmul_rows_isa runs for `dtype` weights at level `isa` (clamped to mlk_detect_isa()). */

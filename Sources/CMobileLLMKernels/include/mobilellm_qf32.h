@@ -7,6 +7,7 @@
 #ifndef MOBILELLM_QF32_H
 #define MOBILELLM_QF32_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "mobilellm_kernels.h"
@@ -36,6 +37,36 @@ mlk_kernel mlk_qf32_kernel(mlk_isa isa, int wtype, int64_t n);
 void mlk_qf32_matmul_rows_isa(mlk_isa isa, int wtype, const float *x, int64_t n, int64_t k, const void *w,
                               int64_t j0, int64_t j1, float *y, int64_t ldy);
 
+/*
+ * Prepared activations: on CPUs with AVX-512 VNNI, passes of 16 rows and more of Q4_0, Q4_1 and Q8_0 weights run a
+ * GEMM over 16-bit activations (`vpdpwssd`, twice an f32 FMA's multiply-adds). Each activation is rounded once per
+ * matmul to an int16 with an f32 scale per 32-block (d = max|x| / 32767 over the block, q = round-half-even(x / d)),
+ * an error of at most 1/65534 of the block's largest magnitude: results match the f32 kernels to about 1e-5 of the sum
+ * of |terms| (the stated tolerance of the exact mode's kernel tests). Products of a block sum exactly in int32.
+ *
+ *   size_t bytes = mlk_qf32_prepared_bytes(wtype, n, k);   // 0: this type, n or level has no prepared kernel
+ *   if (bytes) mlk_qf32_prepare(x, n, k, buffer);           // once per matmul input (buffer: bytes, any alignment)
+ *   mlk_qf32_matmul_rows_prepared(wtype, x, bytes ? buffer : NULL, n, k, w, j0, j1, y, ldy);  // per thread slice
+ *
+ * The prepared bytes depend only on x, so one buffer serves every matrix that reads the same input.
+ */
+/** Bytes mlk_qf32_prepare writes for n rows of k activations when the active level runs a prepared kernel for wtype
+ *  and n rows; 0 when it does not (or for invalid sizes). */
+size_t mlk_qf32_prepared_bytes(int wtype, int64_t n, int64_t k);
+/** Writes the 16-bit form of x ([n, k], k % 32 == 0) to `prepared` (mlk_qf32_prepared_bytes(wtype, n, k) bytes for a
+ *  type that has them). Reentrant; does nothing on invalid input or below AVX-512 VNNI. */
+void mlk_qf32_prepare(const float *x, int64_t n, int64_t k, void *prepared);
+/** mlk_qf32_matmul_rows, reading the prepared activations of x where its kernel takes them (`prepared` non-NULL and
+ *  mlk_qf32_prepared_kernel is the 16-bit GEMM); otherwise exactly mlk_qf32_matmul_rows on x. */
+void mlk_qf32_matmul_rows_prepared(int wtype, const float *x, const void *prepared, int64_t n, int64_t k,
+                                   const void *w, int64_t j0, int64_t j1, float *y, int64_t ldy);
+/** mlk_qf32_matmul_rows_prepared with an explicit ISA level (for tests; `prepared` must come from a level that has
+ *  the prepared kernel). */
+void mlk_qf32_matmul_rows_prepared_isa(mlk_isa isa, int wtype, const float *x, const void *prepared, int64_t n,
+                                       int64_t k, const void *w, int64_t j0, int64_t j1, float *y, int64_t ldy);
+/** The kernel mlk_qf32_matmul_rows_prepared_isa runs with prepared activations: MLK_KERNEL_AVX512_VNNI_I16_GEMM, or
+ *  what mlk_qf32_kernel reports. */
+mlk_kernel mlk_qf32_prepared_kernel(mlk_isa isa, int wtype, int64_t n);
 /*
  * Q4_1 in pairs, row-major (MLX 4-bit, group 64, for the exact kernels): MLK_Q4_1_PAIRS_ROWS is a layout, never a
  * stored type. A Q4_1 matrix whose blocks 2i and 2i+1 share d and m in every row (mlk_q_r8_pairs_shared) is

@@ -28,21 +28,30 @@ struct ForwardPass {
     /// Number of rows.
     var n: Int { rows.count }
 
-    /// Wraps `count` rows of `columns` f32 values as a projection input; in the int8-activation mode, when one of
+    /// Wraps `count` rows of `columns` f32 values as a projection input. In the int8-activation mode, when one of
     /// `linears` is quantized, the rows are also quantized (once, split across threads for prefill) to the Q8A
-    /// activation format into scratch memory.
+    /// activation format into scratch memory; in the exact mode, when a quantized linear's kernel reads 16-bit
+    /// activations (`mlk_qf32_prepared_bytes`: long passes on AVX-512 VNNI), the rows are rounded to that form once.
     func prepare(_ x: UnsafeMutablePointer<Float>, count: Int, columns: Int, for linears: [Linear]) -> ProjectionInput {
-        guard precision == .int8, let quantized = linears.first(where: { $0.weight.isQuantized })?.weight.type else {
-            return ProjectionInput(x: x, count: count, quantized: nil)
-        }
-        let rowBytes = quantized.activationRowBytes(columns) ?? 0
         nonisolated(unsafe) let destination = s.activations
         nonisolated(unsafe) let source = x
+        guard precision == .int8, let quantized = linears.first(where: { $0.weight.isQuantized })?.weight.type else {
+            let bytes = linears.lazy.filter { $0.weight.isQuantized }
+                .map { Int(mlk_qf32_prepared_bytes($0.weight.layout, Int64(count), Int64(columns))) }.max() ?? 0
+            guard bytes > 0 else { return ProjectionInput(x: x, count: count, quantized: nil, prepared: nil) }
+            let rowBytes = bytes / count
+            pool.forEach(count, minimumPerThread: 8) { range in
+                mlk_qf32_prepare(source + range.lowerBound * columns, Int64(range.count), Int64(columns),
+                                 destination + range.lowerBound * rowBytes)
+            }
+            return ProjectionInput(x: x, count: count, quantized: nil, prepared: UnsafeRawPointer(destination))
+        }
+        let rowBytes = quantized.activationRowBytes(columns) ?? 0
         pool.forEach(count, minimumPerThread: 8) { range in
             mlk_q_quantize_activations(quantized.rawValue, source + range.lowerBound * columns, Int64(range.count), Int64(columns),
                                        destination + range.lowerBound * rowBytes)
         }
-        return ProjectionInput(x: x, count: count, quantized: UnsafeRawPointer(destination))
+        return ProjectionInput(x: x, count: count, quantized: UnsafeRawPointer(destination), prepared: nil)
     }
 
     /// `output = input · Wᵀ (+ b)` for each linear, in one parallel region (see `ComputePool.project`).

@@ -246,7 +246,7 @@ final class Scratch {
         scores.deallocate()
     }
 
-    /// Sizes of the buffers for `n` rows: floats of each f32 buffer and bytes of the Q8A activation rows.
+    /// Sizes of the buffers for `n` rows: floats of each f32 buffer and bytes of the prepared activation rows.
     struct Layout {
         let x, h, q, kv, attention, mlp, activationBytes: Int
 
@@ -258,7 +258,9 @@ final class Scratch {
             kv = n * c.kvHeadCount * c.headDimension
             attention = n * qWidth
             mlp = n * c.intermediateSize
-            activationBytes = n * 2 * max(c.hiddenSize, qWidth, c.intermediateSize) + 64
+            // The larger of the int8 mode's Q8A rows (1.5 bytes a value) and the exact mode's 16-bit rows (2.25).
+            let width = max(c.hiddenSize, qWidth, c.intermediateSize)
+            activationBytes = n * (2 * width + width / 4 + 8) + 64
         }
 
         /// Bytes of every buffer together (x, h, q, k, v, attention, gate, up and the activation rows).

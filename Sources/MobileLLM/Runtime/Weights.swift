@@ -191,8 +191,8 @@ public struct WeightMatrix: @unchecked Sendable {
                               Int64(range.lowerBound), Int64(range.upperBound), y, Int64(rows))
         } else if isQuantized {
             // Compacted pairs only exist in the exact mode (`TransformerWeights` compacts only there).
-            mlk_qf32_matmul_rows(layout, input.x, Int64(input.count), Int64(columns), pointer,
-                                 Int64(range.lowerBound), Int64(range.upperBound), y, Int64(rows))
+            mlk_qf32_matmul_rows_prepared(layout, input.x, input.prepared, Int64(input.count), Int64(columns), pointer,
+                                          Int64(range.lowerBound), Int64(range.upperBound), y, Int64(rows))
         } else {
             mlk_matmul_rows(input.x, Int64(input.count), Int64(columns), pointer, denseKernelType,
                             Int64(range.lowerBound), Int64(range.upperBound), y, Int64(rows))
@@ -209,6 +209,9 @@ struct ProjectionInput {
     let count: Int
     /// Q8A rows, present only in the int8-activation mode when some matrix in the projection is quantized.
     let quantized: UnsafeRawPointer?
+    /// The rows' 16-bit form (`mlk_qf32_prepare`), present only in the exact mode when a quantized matrix's kernel
+    /// reads it (passes of 16 rows and more on AVX-512 VNNI).
+    let prepared: UnsafeRawPointer?
 }
 
 /// A linear layer: a weight matrix and an optional bias.
