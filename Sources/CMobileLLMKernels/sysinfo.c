@@ -102,7 +102,8 @@ static void mlk_info_build(void) {
                         mlk_kernel_name(mlk_attention_kernel(active, caches[i].dtype, 64)),
                         mlk_kernel_name(mlk_attention_kernel(active, caches[i].dtype, 320)));
     mlk_info_append(&used, "\n");
-    /* Quantized weights: exact mode (f32 activations; decode is one row, a prefill pass up to 256) and int8 mode. */
+    /* Quantized weights: exact mode (f32 activations; decode is one row, a prefill pass up to 256), int8 mode, and the
+     * int16 mode's prefill (its decode is exact's). */
     const struct { const char *name; int type; } quantized[] = {
         {"q4_0", MLK_Q_Q4_0}, {"q4_1", MLK_Q_Q4_1}, {"q5_0", MLK_Q_Q5_0}, {"q5_1", MLK_Q_Q5_1},
         {"q8_0", MLK_Q_Q8_0}, {"iq4_nl", MLK_Q_IQ4_NL}, {"q2_k", MLK_Q_Q2_K}, {"q3_k", MLK_Q_Q3_K},
@@ -112,10 +113,11 @@ static void mlk_info_build(void) {
         /* int8 mode interleaves a matrix at load when an r8 kernel runs here (mlk_q_r8_worthwhile): name that one. */
         const mlk_kernel r8 = mlk_q_r8_kernel(active, type);
         const mlk_kernel int8 = r8 != MLK_KERNEL_NONE && r8 != MLK_KERNEL_SCALAR ? r8 : mlk_q_matmul_kernel(active, type);
-        mlk_info_append(&used, "%s: exact-decode %s, exact-prefill %s, int8 %s\n", quantized[i].name,
+        mlk_info_append(&used, "%s: exact-decode %s, exact-prefill %s, int8 %s, int16-prefill %s\n", quantized[i].name,
                         mlk_kernel_name(mlk_qf32_kernel(active, type, 1)),
-                        mlk_kernel_name(mlk_qf32_prepared_kernel(active, type, 256)),
-                        mlk_kernel_name(int8));
+                        mlk_kernel_name(mlk_qf32_kernel(active, type, 256)),
+                        mlk_kernel_name(int8),
+                        mlk_kernel_name(mlk_qf32_prepared_kernel(active, type, 256)));
     }
 }
 

@@ -56,7 +56,7 @@ struct BenchCommand: ParsableCommand {
     @Option(name: .long, help: "KV cache: f32, f16 or q8_0 (default: f32 for float weights, f16 for quantized).")
     var kvCache: KVCacheType?
 
-    @Option(name: .long, help: "Quantized weights: exact (f32 activations) or int8 (integer dot products) (default: the library's default).")
+    @Option(name: .long, help: "Quantized weights: exact (f32 activations), int8 (integer dot products) or int16 (exact, 16-bit activations in prefill on AVX-512 VNNI) (default: the library's default).")
     var activations: ActivationPrecision?
 
     @Option(name: .long, help: "Prompt length for the prefill measurement.")

@@ -36,7 +36,7 @@ struct ModelOptions: ParsableArguments {
     @Option(name: .long, help: "Threads for matrix work (default: every core).")
     var threads: Int?
 
-    @Option(name: .long, help: "Quantized weights: 'exact' (f32 activations, as transformers on the dequantized model) or 'int8' (faster integer dot products, as llama.cpp) (default: the library's default).")
+    @Option(name: .long, help: "Quantized weights: 'exact' (f32 activations, as transformers on the dequantized model) or 'int8' (faster integer dot products, as llama.cpp) or 'int16' (exact, with 16-bit activations in prefill on AVX-512 VNNI) (default: the library's default).")
     var activations: ActivationPrecision?
 
     @Option(name: .long, help: "Quantize the weights while loading: q4_0, q4_1, q8_0 (also q5_0, q5_1, q4_k, q5_k, q6_k, f16, bf16, f32).")

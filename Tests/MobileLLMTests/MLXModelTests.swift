@@ -127,7 +127,10 @@ struct MLXModelTests {
             let a = try int8.makeSession().feed(sequence.tokens, logits: .all)
             let b = try rowMajor.makeSession().feed(sequence.tokens, logits: .all)
             let scale = b.values.map(abs).max() ?? 1
-            #expect(maxAbsDifference(a.values, b.values) <= 1e-4 * max(1, scale), "\(fixture): interleaved vs row-major int8")
+            // The two int8 paths sum in different orders, so a last-bit difference can flip one activation's 8-bit
+            // rounding downstream, a step of 1/254 of its block's range, which this random model amplifies to a few
+            // tenths of a percent of the logits (0.27% measured); a wrong interleaving moves them by the whole scale.
+            #expect(maxAbsDifference(a.values, b.values) <= 0.01 * max(1, scale), "\(fixture): interleaved vs row-major int8")
         }
     }
 

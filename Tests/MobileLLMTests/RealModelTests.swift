@@ -1,3 +1,4 @@
+import CMobileLLMKernels
 import Foundation
 import Testing
 @testable import MobileLLM
@@ -82,6 +83,32 @@ struct RealModelTests {
         // Activation rounding moves logits by tenths: it may only flip near-ties (0.243 measured), never a clear
         // choice.
         #expect(widest < 0.5, "int8 mode flipped a position whose transformers margin is \(widest)")
+    }
+
+    @Test("int16 activations (16-bit prefill on AVX-512 VNNI) keep 315/315 and stay within 0.1 of exact's logits")
+    func int16Agreement() throws {
+        guard let path = TokenizerFixtures.requireAsset(TokenizerFixtures.smollm2GGUF) else { return }
+        let model = try Model(path: path, options: ModelLoadOptions(activationPrecision: .int16))
+        let (agree, total, widest) = try agreement(model, try Self.reference())
+        print("SmolLM2 int16 teacher-forced agreement: \(agree)/\(total), widest missed margin \(widest)")
+        #expect(agree == total, "int16 mode: \(agree)/\(total)")
+        // Against exact on the longest sequence: the 16-bit rounding moves logits by hundredths (0.043 measured on
+        // Sapphire Rapids); where the CPU has no 16-bit kernel the two modes are identical.
+        let exact = try Model(path: path)
+        let tokens = try #require(try Self.reference().sequences.max { $0.tokens.count < $1.tokens.count }?.tokens)
+        let a = try exact.makeSession(contextLength: 512).feed(tokens, logits: .all)
+        let b = try model.makeSession(contextLength: 512).feed(tokens, logits: .all)
+        var worst: Float = 0
+        for position in 0..<tokens.count {
+            for (x, y) in zip(a.row(position), b.row(position)) { worst = max(worst, abs(x - y)) }
+        }
+        print("SmolLM2 int16 vs exact: max |Δlogit| \(worst) over \(tokens.count) positions")
+        #expect(worst < 0.1)
+        if mlk_qf32_prepared_kernel(mlk_detect_isa(), Int32(QuantType.q4_1.rawValue), 256) == MLK_KERNEL_AVX512_VNNI_I16_GEMM {
+            #expect(worst > 0, "the 16-bit kernel ran, so the logits differ from exact's")
+        } else {
+            #expect(worst == 0, "no 16-bit kernel here: int16 is exact")
+        }
     }
 
     @Test("greedy chat answer through the model's own template: The capital of France is Paris.")

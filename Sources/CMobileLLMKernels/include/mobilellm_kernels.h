@@ -144,11 +144,14 @@ void mlk_attention_partial(const float *q, int64_t group, int64_t d,
  * uses scores + r * scores_stride (scores_stride >= group * lengths[r]) as scratch and writes its partial result at
  * partials + r * partial_stride: out [group][d], then maxes [group], then sums [group]. Each row's numbers are
  * bit-identical to mlk_attention_partial on that row alone (the rows run one after the other, so they find the
- * segment's K/V in cache). Does nothing on invalid input.
+ * segment's K/V in cache). `kv_scratch` is NULL or room for 2 * max(lengths) * d floats: with several rows and F16 or
+ * Q8_0 K/V, the positions are converted to f32 there once for all rows, exactly the values each row's kernel would
+ * convert in registers, so the numbers do not change. Does nothing on invalid input.
  */
 void mlk_attention_partial_rows(int64_t rows, const float *q, int64_t q_stride, const int64_t *lengths, int64_t group,
                                 int64_t d, const void *keys, const void *values, mlk_dtype kv_dtype, float scale,
-                                float *scores, int64_t scores_stride, float *partials, int64_t partial_stride);
+                                float *scores, int64_t scores_stride, float *partials, int64_t partial_stride,
+                                float *kv_scratch);
 
 /**
  * Combines `segments` partial results (out: [segments][group][d], maxes/sums: [segments][group], in segment order)
@@ -161,6 +164,15 @@ void mlk_attention_combine(int64_t segments, int64_t group, int64_t d, const flo
 void mlk_attention_isa(mlk_isa isa, const float *q, int64_t group, int64_t d,
                        const void *keys, const void *values, mlk_dtype kv_dtype, int64_t length,
                        float scale, float *scores, float *out);
+
+/** RMS normalisation of `rows` rows of `width` floats: out = x * (1 / sqrt(mean(x^2) + epsilon)) * weight (no weight
+ *  when `weight` is NULL). The sum of squares runs in 8 lanes on x86 (AVX2 and later), so a row's result depends only
+ *  on the row and the level. `x` and `out` may be the same buffer. Reentrant; does nothing on invalid input. */
+void mlk_rms_norm(const float *x, int64_t rows, int64_t width, const float *weight, float epsilon, float *out);
+
+/** SwiGLU: gate[t] = gate[t] / (1 + exp(-gate[t])) * up[t] for t < count. On x86 (AVX2 and later) exp is the
+ *  attention's polynomial (within 2 ulp of expf); elsewhere expf. Reentrant. */
+void mlk_swiglu(float *gate, const float *up, int64_t count);
 
 /** f32 -> f16 (round to nearest even), for writing the KV cache. */
 void mlk_convert_f32_to_f16(const float *src, int64_t count, uint16_t *dst);

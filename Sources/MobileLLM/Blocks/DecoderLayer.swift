@@ -30,12 +30,13 @@ struct ForwardPass {
 
     /// Wraps `count` rows of `columns` f32 values as a projection input. In the int8-activation mode, when one of
     /// `linears` is quantized, the rows are also quantized (once, split across threads for prefill) to the Q8A
-    /// activation format into scratch memory; in the exact mode, when a quantized linear's kernel reads 16-bit
+    /// activation format into scratch memory; in the int16 mode, when a quantized linear's kernel reads 16-bit
     /// activations (`mlk_qf32_prepared_bytes`: long passes on AVX-512 VNNI), the rows are rounded to that form once.
     func prepare(_ x: UnsafeMutablePointer<Float>, count: Int, columns: Int, for linears: [Linear]) -> ProjectionInput {
         nonisolated(unsafe) let destination = s.activations
         nonisolated(unsafe) let source = x
         guard precision == .int8, let quantized = linears.first(where: { $0.weight.isQuantized })?.weight.type else {
+            guard precision == .int16 else { return ProjectionInput(x: x, count: count, quantized: nil, prepared: nil) }
             let bytes = linears.lazy.filter { $0.weight.isQuantized }
                 .map { Int(mlk_qf32_prepared_bytes($0.weight.layout, Int64(count), Int64(columns))) }.max() ?? 0
             guard bytes > 0 else { return ProjectionInput(x: x, count: count, quantized: nil, prepared: nil) }
@@ -52,6 +53,20 @@ struct ForwardPass {
                                        destination + range.lowerBound * rowBytes)
         }
         return ProjectionInput(x: x, count: count, quantized: UnsafeRawPointer(destination), prepared: nil)
+    }
+
+    /// RMS-normalises the pass's `n` rows of `x` (width `width`) with `weight` into `out`, rows split across threads
+    /// for prefill (each row's numbers are the same however rows are split).
+    func normalize(_ x: UnsafeMutablePointer<Float>, width: Int, weight: [Float], into out: UnsafeMutablePointer<Float>) {
+        let epsilon = configuration.rmsNormEpsilon
+        nonisolated(unsafe) let x = x, out = out
+        weight.withUnsafeBufferPointer { w in
+            nonisolated(unsafe) let w = w.baseAddress
+            pool.forEach(n, minimumPerThread: 32) { range in
+                Ops.rmsNorm(x + range.lowerBound * width, rows: range.count, width: width, weight: w, epsilon: epsilon,
+                            into: out + range.lowerBound * width)
+            }
+        }
     }
 
     /// `output = input · Wᵀ (+ b)` for each linear, in one parallel region (see `ComputePool.project`).
@@ -105,9 +120,7 @@ extension LayerWeights {
         let qWidth = c.headCount * c.headDimension, kvWidth = c.kvHeadCount * c.headDimension
 
         // h = RMSNorm(x); q [n, heads*headDim], k/v [n, kvHeads*headDim].
-        attentionNorm.withUnsafeBufferPointer { weight in
-            Ops.rmsNorm(s.x, rows: n, width: hidden, weight: weight.baseAddress, epsilon: c.rmsNormEpsilon, into: s.h)
-        }
+        pass.normalize(s.x, width: hidden, weight: attentionNorm, into: s.h)
         pass.project([query, key, value], s.h, columns: hidden, into: [s.q, s.k, s.v])
 
         // Position blocks per row, then K/V into the row's cache.
@@ -124,9 +137,7 @@ extension LayerWeights {
         Ops.add(s.x, s.h, count: n * hidden)
 
         // MLP: h = RMSNorm(x); x += down(silu(gate(h)) * up(h)), SwiGLU applied by each thread to the rows it computed.
-        mlpNorm.withUnsafeBufferPointer { weight in
-            Ops.rmsNorm(s.x, rows: n, width: hidden, weight: weight.baseAddress, epsilon: c.rmsNormEpsilon, into: s.h)
-        }
+        pass.normalize(s.x, width: hidden, weight: mlpNorm, into: s.h)
         let width = c.intermediateSize
         pass.project([gate, up], s.h, columns: hidden, into: [s.gate, s.up]) { rows in
             for i in 0..<n { Ops.swiGLU(s.gate + i * width + rows.lowerBound, s.up + i * width + rows.lowerBound, count: rows.count) }

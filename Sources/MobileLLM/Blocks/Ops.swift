@@ -1,3 +1,4 @@
+import CMobileLLMKernels
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
@@ -13,20 +14,10 @@ import Darwin
 enum Ops {
     /// RMS normalisation of `rows` rows of width `width`: `out = x * rsqrt(mean(x²) + eps) * weight`
     /// (weightless when `weight` is nil, as Llama-4's QK norm). `x` and `out` may alias.
+    /// (`mlk_rms_norm`: the sum of squares in 8 lanes on x86.)
     static func rmsNorm(_ x: UnsafePointer<Float>, rows: Int, width: Int, weight: UnsafePointer<Float>?, epsilon: Float,
                         into out: UnsafeMutablePointer<Float>) {
-        for r in 0..<rows {
-            let row = x + r * width
-            let destination = out + r * width
-            var sum: Float = 0
-            for t in 0..<width { sum += row[t] * row[t] }
-            let scale = 1 / (sum / Float(width) + epsilon).squareRoot()
-            if let weight {
-                for t in 0..<width { destination[t] = (row[t] * scale) * weight[t] }
-            } else {
-                for t in 0..<width { destination[t] = row[t] * scale }
-            }
-        }
+        mlk_rms_norm(x, Int64(rows), Int64(width), weight, epsilon, out)
     }
 
     /// Rotates `heads` heads of width `dimension` (one token, `x` is [heads, dimension]) by `position`.
@@ -47,11 +38,9 @@ enum Ops {
     }
 
     /// `gate[t] = silu(gate[t]) * up[t]` over `count` values.
+    /// (`mlk_swiglu`: a vector exp on x86.)
     static func swiGLU(_ gate: UnsafeMutablePointer<Float>, _ up: UnsafePointer<Float>, count: Int) {
-        for t in 0..<count {
-            let g = gate[t]
-            gate[t] = g / (1 + exp(-g)) * up[t]
-        }
+        mlk_swiglu(gate, up, Int64(count))
     }
 
     /// `x[t] += y[t]` over `count` values.

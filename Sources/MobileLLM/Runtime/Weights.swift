@@ -209,7 +209,7 @@ struct ProjectionInput {
     let count: Int
     /// Q8A rows, present only in the int8-activation mode when some matrix in the projection is quantized.
     let quantized: UnsafeRawPointer?
-    /// The rows' 16-bit form (`mlk_qf32_prepare`), present only in the exact mode when a quantized matrix's kernel
+    /// The rows' 16-bit form (`mlk_qf32_prepare`), present only in the int16 mode when a quantized matrix's kernel
     /// reads it (passes of 16 rows and more on AVX-512 VNNI).
     let prepared: UnsafeRawPointer?
 }
@@ -331,7 +331,7 @@ extension TransformerWeights {
                 && WeightMatrix.interleavesAtLoad(type: matrix.type, rows: matrix.rows, columns: matrix.columns, precision: precision) {
                 return matrix.interleavedCopy(threads: threads)
             }
-            return precision == .exact ? matrix.compactedPairs() : matrix
+            return precision != .int8 ? matrix.compactedPairs() : matrix
         }
         for spec in schema.tensors {
             if spec.role == .output && outputIsEmbedding { continue }
