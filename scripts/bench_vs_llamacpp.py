@@ -3,7 +3,7 @@ r"""Side-by-side speed comparison: mobilellm vs llama.cpp, ik_llama.cpp (and opt
 GGUF, same threads.
 
     python scripts/bench_vs_llamacpp.py --gguf .cache/assets/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf \
-        [--threads 2] [--prompt-tokens 512] [--gen-tokens 128] [--repetitions 3] [--int8] \
+        [--threads 2] [--prompt-tokens 512] [--gen-tokens 128] [--repetitions 3] [--int8] [--int16] \
         [--mobilellm .build/release/mobilellm] [--llama-bench PATH] [--ik-llama-bench PATH] [--transformers]
 
 llama.cpp runs through llama-cpp-python==0.3.36 when that is importable (built natively:
@@ -21,7 +21,7 @@ Each tool measures prefill (one batch of P random tokens in a fresh context) and
 after a P-token context: llama-bench -d P / ik's -gp P,G, as `mobilellm bench` decodes after its prompt), best of
 R repetitions; tools run in alternating order so that machine noise affects them alike. Prints a table
 naming the CPU and the ratios mobilellm / llama.cpp and mobilellm / ik_llama.cpp (with --int8 for both mobilellm
-modes: exact, f32 activations, and int8 activations).
+modes: exact, f32 activations, and int8 activations; --int16 adds the int16 mode).
 
 Batched and deep decoding (C++ llama.cpp and ik_llama.cpp only; llama-cpp-python is not needed):
 
@@ -281,6 +281,8 @@ def compare_batched_and_deep(args):
     variants = {"mobilellm": "exact"}
     if args.int8:
         variants["mobilellm int8"] = "int8"
+    if args.int16:
+        variants["mobilellm int16"] = "int16"
     engines = ["llama"] + (["ik"] if ik_flag else [])
     for repetition in range(args.repetitions):
         steps = [*engines, *variants] if repetition % 2 == 0 else [*reversed(variants), *reversed(engines)]
@@ -446,6 +448,8 @@ def main():
                         "--depth: the --build-llama-cpp build, if present)")
     parser.add_argument("--transformers", action="store_true")
     parser.add_argument("--int8", action="store_true", help="also run mobilellm with int8 activations")
+    parser.add_argument("--int16", action="store_true",
+                        help="also run mobilellm with int16 activations (exact, 16-bit prefill on AVX-512 VNNI)")
     parser.add_argument("--json", action="store_true", help="also print the results as JSON")
     parser.add_argument("--batch", help="compare batched decode at these batch sizes (e.g. 1,8,16) with llama-batched-bench")
     parser.add_argument("--depth", help="compare decode after these context lengths (e.g. 512,2048) with llama-bench -d "
@@ -474,6 +478,8 @@ def main():
     tools = {"mobilellm": bench_mobilellm(args.mobilellm, args.gguf, t, p, g)}
     if args.int8:
         tools["mobilellm int8"] = bench_mobilellm(args.mobilellm, args.gguf, t, p, g, "int8")
+    if args.int16:
+        tools["mobilellm int16"] = bench_mobilellm(args.mobilellm, args.gguf, t, p, g, "int16")
     labels = {"mobilellm": "mobilellm (exact)"}
     rivals = []
     llama_bench = args.llama_bench
