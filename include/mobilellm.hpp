@@ -225,7 +225,7 @@ public:
     }
     int32_t vocab_size() const { return info().vocab_size; }
     int32_t context_length() const { return info().context_length; }
-    /// How block-quantized weights are multiplied: "exact" or "int8" (ModelParams::activations, or the library's
+    /// How block-quantized weights are multiplied: "exact", "int8" or "int16" (ModelParams::activations, or the library's
     /// default).
     std::string activations() const {
         const char *name = info().activations;

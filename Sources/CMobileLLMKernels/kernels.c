@@ -588,6 +588,144 @@ MLK_INLINE TARGET_AVX2 void mlk_attend_row_avx2(mlk_dtype dtype, const float *q,
     }
 }
 
+/* ---- The AVX2 attention kernel's numbers with 512-bit registers (AVX-512 machines). Every lane runs exactly the
+ * operations of the 256-bit kernel: q·k holds positions p and p + 1 in the two halves of one register (the 256-bit
+ * kernel's two accumulators of a query row), and p·V covers 16 dims per register (two of its 8-dim chunks), so the
+ * multiply-adds per position halve and the results are bit for bit the 256-bit kernel's. */
+
+MLK_INLINE TARGET_AVX512 __m512 mlk_join256(__m256 low, __m256 high) {
+    return _mm512_castpd_ps(_mm512_insertf64x4(_mm512_castpd256_pd512(_mm256_castps_pd(low)), _mm256_castps_pd(high), 1));
+}
+
+/* mlk_qk_avx2 (same arguments, same scores) with one 512-bit accumulator per query row. */
+MLK_INLINE TARGET_AVX512 void mlk_qk_pairs512(const int G, mlk_dtype dtype, const float *q, int64_t d, const uint8_t *keys,
+                                             const uint8_t *prefetch, size_t row_bytes, int64_t n, float scale, float *scores) {
+    const __m256 vscale = _mm256_set1_ps(scale);
+    for (int64_t p = 0; p < n; p += 2) {
+        const uint8_t *k0 = keys + (size_t)p * row_bytes, *k1 = p + 1 < n ? k0 + row_bytes : k0;
+        if (prefetch) {
+            for (size_t offset = 0; offset < (p + 1 < n ? 2 : 1) * row_bytes; offset += 64)
+                _mm_prefetch((const char *)prefetch + (size_t)p * row_bytes + offset, _MM_HINT_T0);
+            if (p + MLK_KV_AHEAD + 1 < n)
+                for (size_t offset = 0; offset < 2 * row_bytes; offset += 64)
+                    _mm_prefetch((const char *)k0 + MLK_KV_AHEAD * row_bytes + offset, _MM_HINT_T0);
+        }
+        __m512 a[4];
+        for (int i = 0; i < 4; i++) a[i] = _mm512_setzero_ps();
+        __m256 s0 = _mm256_setzero_ps(), s1 = s0;
+        for (int64_t t = 0; t < d; t += 8) {
+            if (dtype == MLK_DTYPE_Q8_0 && t % 32 == 0) s0 = mlk_kv_scale_avx2(k0, t), s1 = mlk_kv_scale_avx2(k1, t);
+            const __m512 x = mlk_join256(mlk_kv8_avx2(k0, dtype, t, s0), mlk_kv8_avx2(k1, dtype, t, s1));
+            for (int g = 0; g < G; g++) {
+                const __m256 qv = _mm256_loadu_ps(q + g * d + t);
+                a[g] = _mm512_fmadd_ps(x, mlk_join256(qv, qv), a[g]);
+            }
+        }
+        __m256 h[8];
+        for (int g = 0; g < 4; g++) {
+            h[2 * g] = _mm512_castps512_ps256(a[g]);
+            h[2 * g + 1] = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(a[g]), 1));
+        }
+        /* Lanes: g0p0 g0p1 g1p0 g1p1 g2p0 g2p1 g3p0 g3p1, as mlk_qk_avx2 reduces them. */
+        const __m256 u0 = _mm256_hadd_ps(_mm256_hadd_ps(h[0], h[1]), _mm256_hadd_ps(h[2], h[3]));
+        const __m256 u1 = _mm256_hadd_ps(_mm256_hadd_ps(h[4], h[5]), _mm256_hadd_ps(h[6], h[7]));
+        const __m256 dots = _mm256_add_ps(_mm256_permute2f128_ps(u0, u1, 0x20), _mm256_permute2f128_ps(u0, u1, 0x31));
+        float lanes[8];
+        _mm256_storeu_ps(lanes, _mm256_mul_ps(dots, vscale));
+        for (int g = 0; g < G; g++) {
+            scores[g * n + p] = lanes[2 * g];
+            if (p + 1 < n) scores[g * n + p + 1] = lanes[2 * g + 1];
+        }
+    }
+}
+
+/* mlk_pv_avx2's sums for G (<= 4) query rows and C (1..4) 16-dim chunks from dim t0: each V row is read once for
+ * all of them. */
+MLK_INLINE TARGET_AVX512 void mlk_pv_pairs512(const int G, const int C, mlk_dtype dtype, const float *w, int64_t n,
+                                             int64_t d, int64_t t0, const uint8_t *values, size_t row_bytes, float *out) {
+    __m512 a[16];
+    for (int i = 0; i < 16; i++) a[i] = _mm512_setzero_ps();
+    for (int64_t p = 0; p < n; p++) {
+        const uint8_t *v = values + (size_t)p * row_bytes;
+        __m512 x[4];
+        for (int c = 0; c < C; c++) {
+            const int64_t t = t0 + 16 * c;
+            const __m256 scale = dtype == MLK_DTYPE_Q8_0 ? mlk_kv_scale_avx2(v, t) : _mm256_setzero_ps();
+            x[c] = mlk_join256(mlk_kv8_avx2(v, dtype, t, scale), mlk_kv8_avx2(v, dtype, t + 8, scale));
+        }
+        for (int g = 0; g < G; g++) {
+            const __m512 wg = _mm512_set1_ps(w[g * n + p]);
+            for (int c = 0; c < C; c++) a[4 * g + c] = _mm512_fmadd_ps(wg, x[c], a[4 * g + c]);
+        }
+    }
+    for (int g = 0; g < G; g++)
+        for (int c = 0; c < C; c++) _mm512_storeu_ps(out + g * d + t0 + 16 * c, a[4 * g + c]);
+}
+
+/* mlk_attend_row_avx2 with the 512-bit forms above (an 8-dim tail of d takes mlk_pv_avx2 itself). */
+MLK_INLINE TARGET_AVX512 void mlk_attend_row_pairs512(mlk_dtype dtype, const float *q, int64_t group, int64_t d,
+                                                     const uint8_t *keys, const uint8_t *values, int64_t n, float scale,
+                                                     float *scores, float *out, float *maxes, float *sums) {
+    const size_t row_bytes = mlk_row_bytes(dtype, d);
+    for (int64_t g = 0; g < group; g += 4) {
+        const float *qg = q + g * d;
+        float *sg = scores + g * n;
+        switch (group - g < 4 ? group - g : 4) {
+        case 4: mlk_qk_pairs512(4, dtype, qg, d, keys, g == 0 ? values : NULL, row_bytes, n, scale, sg); break;
+        case 3: mlk_qk_pairs512(3, dtype, qg, d, keys, g == 0 ? values : NULL, row_bytes, n, scale, sg); break;
+        case 2: mlk_qk_pairs512(2, dtype, qg, d, keys, g == 0 ? values : NULL, row_bytes, n, scale, sg); break;
+        default: mlk_qk_pairs512(1, dtype, qg, d, keys, g == 0 ? values : NULL, row_bytes, n, scale, sg); break;
+        }
+    }
+    mlk_exp_rows_avx2(scores, group, n, maxes == NULL, maxes, sums);
+    for (int64_t g = 0; g < group; g += 4) {
+        const float *wg = scores + g * n;
+        float *og = out + g * d;
+        const int G = group - g < 4 ? (int)(group - g) : 4;
+        int64_t t = 0;
+        for (; t + 16 <= d; t += 64) {
+            const int C = (int)((d - t) / 16 < 4 ? (d - t) / 16 : 4);
+#define MLK_PV512_CASE(GG)                                                                                              \
+    case GG:                                                                                                            \
+        switch (C) {                                                                                                    \
+        case 4: mlk_pv_pairs512(GG, 4, dtype, wg, n, d, t, values, row_bytes, og); break;                               \
+        case 3: mlk_pv_pairs512(GG, 3, dtype, wg, n, d, t, values, row_bytes, og); break;                               \
+        case 2: mlk_pv_pairs512(GG, 2, dtype, wg, n, d, t, values, row_bytes, og); break;                               \
+        default: mlk_pv_pairs512(GG, 1, dtype, wg, n, d, t, values, row_bytes, og); break;                              \
+        }                                                                                                               \
+        break;
+            switch (G) {
+            MLK_PV512_CASE(4)
+            MLK_PV512_CASE(3)
+            MLK_PV512_CASE(2)
+            default: MLK_PV512_CASE(1)
+            }
+#undef MLK_PV512_CASE
+            if (C < 4) { t += 16 * C; break; }
+        }
+        if (t < d) { /* 8 dims left (d % 16 == 8) */
+            switch (G) {
+            case 4: mlk_pv_avx2(4, 1, dtype, wg, n, d, t, values, row_bytes, og); break;
+            case 3: mlk_pv_avx2(3, 1, dtype, wg, n, d, t, values, row_bytes, og); break;
+            case 2: mlk_pv_avx2(2, 1, dtype, wg, n, d, t, values, row_bytes, og); break;
+            default: mlk_pv_avx2(1, 1, dtype, wg, n, d, t, values, row_bytes, og); break;
+            }
+        }
+    }
+}
+
+/* The AVX2 attention kernel's numbers on AVX-512 machines (see mlk_attention_avx2). */
+TARGET_AVX512 static void mlk_attention_pairs512(const float *q, int64_t group, int64_t d, const void *keys,
+                                                 const void *values, mlk_dtype kv_dtype, int64_t length, float scale,
+                                                 float *scores, float *out, float *maxes, float *sums) {
+    const uint8_t *k = (const uint8_t *)keys, *v = (const uint8_t *)values;
+    switch (kv_dtype) {
+    case MLK_DTYPE_F16: mlk_attend_row_pairs512(MLK_DTYPE_F16, q, group, d, k, v, length, scale, scores, out, maxes, sums); break;
+    case MLK_DTYPE_Q8_0: mlk_attend_row_pairs512(MLK_DTYPE_Q8_0, q, group, d, k, v, length, scale, scores, out, maxes, sums); break;
+    default: mlk_attend_row_pairs512(MLK_DTYPE_F32, q, group, d, k, v, length, scale, scores, out, maxes, sums); break;
+    }
+}
+
 /* The K/V types and head sizes the AVX2 attention kernel takes (others take the scalar kernel). */
 static int mlk_attention_avx2_fits(mlk_dtype dtype, int64_t d) {
     return d % 8 == 0 && d <= 256 && (dtype == MLK_DTYPE_F32 || dtype == MLK_DTYPE_F16 || (dtype == MLK_DTYPE_Q8_0 && d % 32 == 0));
@@ -854,7 +992,11 @@ static void mlk_attention_dispatch(mlk_isa isa, const float *q, int64_t group, i
         mlk_attention_avx512(q, group, d, keys, values, kv_dtype, length, scale, scores, out, maxes, sums);
         return;
     case MLK_KERNEL_AVX2:
-        mlk_attention_avx2(q, group, d, keys, values, kv_dtype, length, scale, scores, out, maxes, sums);
+        /* On AVX-512 the same operations run two 8-lane halves per register (bit for bit the same numbers). */
+        if (isa == MLK_ISA_AVX512 || isa == MLK_ISA_AVX512_VNNI)
+            mlk_attention_pairs512(q, group, d, keys, values, kv_dtype, length, scale, scores, out, maxes, sums);
+        else
+            mlk_attention_avx2(q, group, d, keys, values, kv_dtype, length, scale, scores, out, maxes, sums);
         return;
 #endif
     default:

@@ -123,6 +123,38 @@ struct AttentionKernelTests {
         }
     }
 
+    @Test("on AVX-512 the AVX2 attention kernel's numbers come from 512-bit registers bit for bit (f32, f16, Q8_0)",
+          arguments: [(3, 64), (4, 64), (6, 40), (1, 96), (5, 256), (2, 8), (7, 128)])
+    func attentionPairs512(group: Int, d: Int) {
+        guard mlk_detect_isa() == MLK_ISA_AVX512 || mlk_detect_isa() == MLK_ISA_AVX512_VNNI else { return }
+        var generator = SeededGenerator(seed: UInt64(group * 131 + d))
+        func random() -> Float { Float(Int(generator.next() % 2001) - 1000) / 400 }
+        for length in [1, 2, 7, 33, 256] {
+            let q = (0..<(group * d)).map { _ in random() }
+            let keys = (0..<(length * d)).map { _ in random() }, values = (0..<(length * d)).map { _ in random() }
+            var stored: [(mlk_dtype, [UInt8], [UInt8])] = [
+                (MLK_DTYPE_F32, keys.withUnsafeBytes { Array($0) }, values.withUnsafeBytes { Array($0) }),
+                (MLK_DTYPE_F16, keys.map { Float16($0) }.withUnsafeBytes { Array($0) }, values.map { Float16($0) }.withUnsafeBytes { Array($0) })]
+            if d % 32 == 0 {
+                func q8(_ x: [Float]) -> [UInt8] { (0..<length).flatMap { QuantReference.quantize(Array(x[($0 * d)..<(($0 + 1) * d)]), type: .q8_0) ?? [] } }
+                stored.append((MLK_DTYPE_Q8_0, q8(keys), q8(values)))
+            }
+            for (dtype, k, v) in stored {
+                #expect(mlk_attention_kernel(MLK_ISA_AVX512, dtype, Int64(d)) == MLK_KERNEL_AVX2)
+                var narrow = [Float](repeating: .nan, count: group * d), wide = narrow
+                var scores = [Float](repeating: 0, count: group * length)
+                k.withUnsafeBytes { kb in v.withUnsafeBytes { vb in
+                    mlk_attention_isa(MLK_ISA_AVX2, q, Int64(group), Int64(d), kb.baseAddress, vb.baseAddress, dtype, Int64(length),
+                                      0.125, &scores, &narrow)
+                    mlk_attention_isa(MLK_ISA_AVX512, q, Int64(group), Int64(d), kb.baseAddress, vb.baseAddress, dtype, Int64(length),
+                                      0.125, &scores, &wide)
+                } }
+                #expect(wide.map(\.bitPattern) == narrow.map(\.bitPattern), "dtype \(dtype.rawValue) group \(group) d \(d) length \(length)")
+                #expect(!wide.contains { $0.isNaN })
+            }
+        }
+    }
+
     @Test("the attention kernel choice: AVX2 where its sizes fit (on AVX-512 too), AVX-512 or scalar beyond")
     func attentionKernelChoice() {
         #expect(mlk_attention_kernel(MLK_ISA_SCALAR, MLK_DTYPE_F32, 64) == MLK_KERNEL_SCALAR)

@@ -363,8 +363,9 @@ pub struct LoadOptions {
     /// Lock the mapped model files in RAM (mlock); loading fails when RLIMIT_MEMLOCK is too low.
     pub use_mlock: bool,
     /// How block-quantized weights are multiplied: "exact" (f32 activations, the numbers transformers computes on
-    /// the dequantized model) or "int8" (8-bit activations for integer dot products: faster, drifts by the
-    /// activation rounding); None: the library's default ([`Model::activations`] reports it). Another name fails
+    /// the dequantized model), "int8" (8-bit activations for integer dot products: faster, drifts by the
+    /// activation rounding) or "int16" (exact, with 16-bit activations in prefill on AVX-512 VNNI CPUs); None: the
+    /// library's default ([`Model::activations`] reports it). Another name fails
     /// with an error naming `params->activations`. No effect on float weights.
     pub activations: Option<String>,
 }
@@ -440,7 +441,7 @@ impl Model {
         self.info.vocab_size as usize
     }
 
-    /// How block-quantized weights are multiplied: "exact" or "int8" ([`LoadOptions::activations`], or the
+    /// How block-quantized weights are multiplied: "exact", "int8" or "int16" ([`LoadOptions::activations`], or the
     /// library's default).
     pub fn activations(&self) -> String {
         if self.info.activations.is_null() {
