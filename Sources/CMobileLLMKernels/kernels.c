@@ -883,53 +883,12 @@ void mlk_attention_partial(const float *q, int64_t group, int64_t d, const void 
     mlk_attention_dispatch(mlk_active_isa(), q, group, d, keys, values, kv_dtype, length, scale, scores, out, maxes, sums);
 }
 
-#ifdef MLK_X86
-/* n K or V rows of d values (d % 8 == 0; F16, or Q8_0 with d % 32 == 0) as f32 rows: the values mlk_kv8_avx2 gives. */
-TARGET_AVX2 static void mlk_kv_to_f32_avx2(const uint8_t *rows, mlk_dtype dtype, int64_t d, int64_t n, float *out) {
-    const size_t row_bytes = mlk_row_bytes(dtype, d);
-    for (int64_t p = 0; p < n; p++) {
-        const uint8_t *row = rows + (size_t)p * row_bytes;
-        __m256 scale = _mm256_setzero_ps();
-        for (int64_t t = 0; t < d; t += 8) {
-            if (dtype == MLK_DTYPE_Q8_0 && t % 32 == 0) scale = mlk_kv_scale_avx2(row, t);
-            _mm256_storeu_ps(out + p * d + t, mlk_kv8_avx2(row, dtype, t, scale));
-        }
-    }
-}
-#endif
-
 void mlk_attention_partial_rows(int64_t rows, const float *q, int64_t q_stride, const int64_t *lengths, int64_t group,
                                 int64_t d, const void *keys, const void *values, mlk_dtype kv_dtype, float scale,
-                                float *scores, int64_t scores_stride, float *partials, int64_t partial_stride,
-                                float *kv_scratch) {
+                                float *scores, int64_t scores_stride, float *partials, int64_t partial_stride) {
     if (rows <= 0 || !q || !lengths || !scores || !partials || group <= 0 || d <= 0 || mlk_row_bytes(kv_dtype, d) == 0) return;
-    int64_t longest = 0;
-    for (int64_t r = 0; r < rows; r++) {
+    for (int64_t r = 0; r < rows; r++)
         if (lengths[r] <= 0 || scores_stride < group * lengths[r]) return;
-        longest = lengths[r] > longest ? lengths[r] : longest;
-    }
-    /* Several rows over converted K/V: convert once. The converted values are the ones the kernel would convert in
-     * registers, and the f32 kernel of the same level runs the same operations on them. */
-    if (kv_scratch && rows > 1 && kv_dtype != MLK_DTYPE_F32 && (kv_dtype == MLK_DTYPE_F16 || kv_dtype == MLK_DTYPE_Q8_0)) {
-        float *k32 = kv_scratch, *v32 = kv_scratch + longest * d;
-#ifdef MLK_X86
-        if (mlk_active_isa() >= MLK_ISA_AVX2 && d % 8 == 0) {
-            mlk_kv_to_f32_avx2((const uint8_t *)keys, kv_dtype, d, longest, k32);
-            mlk_kv_to_f32_avx2((const uint8_t *)values, kv_dtype, d, longest, v32);
-        } else
-#endif
-        {
-            const size_t row_bytes = mlk_row_bytes(kv_dtype, d);
-            for (int64_t p = 0; p < longest; p++)
-                for (int64_t t = 0; t < d; t++) {
-                    k32[p * d + t] = mlk_load_scalar((const uint8_t *)keys + (size_t)p * row_bytes, kv_dtype, t);
-                    v32[p * d + t] = mlk_load_scalar((const uint8_t *)values + (size_t)p * row_bytes, kv_dtype, t);
-                }
-        }
-        keys = k32;
-        values = v32;
-        kv_dtype = MLK_DTYPE_F32;
-    }
     /* One row after the other: each computes alone, and the later ones find the segment's K/V in cache. */
     for (int64_t r = 0; r < rows; r++) {
         float *partial = partials + r * partial_stride;

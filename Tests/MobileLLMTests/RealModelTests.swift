@@ -85,7 +85,7 @@ struct RealModelTests {
         #expect(widest < 0.5, "int8 mode flipped a position whose transformers margin is \(widest)")
     }
 
-    @Test("int16 activations (16-bit prefill on AVX-512 VNNI) keep 315/315 and stay within 0.1 of exact's logits")
+    @Test("int16 activations (16-bit prefill on AVX-512 VNNI) keep 315/315, stay within 0.1 of exact's logits and answer as transformers")
     func int16Agreement() throws {
         guard let path = TokenizerFixtures.requireAsset(TokenizerFixtures.smollm2GGUF) else { return }
         let model = try Model(path: path, options: ModelLoadOptions(activationPrecision: .int16))
@@ -109,6 +109,10 @@ struct RealModelTests {
         } else {
             #expect(worst == 0, "no 16-bit kernel here: int16 is exact")
         }
+        // And it answers the chat question as transformers does (the prompt is one 16-bit prefill pass).
+        let reference = try Self.reference()
+        let result = try model.makeSession().generate(prompt: reference.chat.prompt_tokens, options: GenerationOptions(maxTokens: 24))
+        #expect(result.tokens == reference.chat.answer_tokens)
     }
 
     @Test("greedy chat answer through the model's own template: The capital of France is Paris.")

@@ -144,14 +144,11 @@ void mlk_attention_partial(const float *q, int64_t group, int64_t d,
  * uses scores + r * scores_stride (scores_stride >= group * lengths[r]) as scratch and writes its partial result at
  * partials + r * partial_stride: out [group][d], then maxes [group], then sums [group]. Each row's numbers are
  * bit-identical to mlk_attention_partial on that row alone (the rows run one after the other, so they find the
- * segment's K/V in cache). `kv_scratch` is NULL or room for 2 * max(lengths) * d floats: with several rows and F16 or
- * Q8_0 K/V, the positions are converted to f32 there once for all rows, exactly the values each row's kernel would
- * convert in registers, so the numbers do not change. Does nothing on invalid input.
+ * segment's K/V in cache). Does nothing on invalid input.
  */
 void mlk_attention_partial_rows(int64_t rows, const float *q, int64_t q_stride, const int64_t *lengths, int64_t group,
                                 int64_t d, const void *keys, const void *values, mlk_dtype kv_dtype, float scale,
-                                float *scores, int64_t scores_stride, float *partials, int64_t partial_stride,
-                                float *kv_scratch);
+                                float *scores, int64_t scores_stride, float *partials, int64_t partial_stride);
 
 /**
  * Combines `segments` partial results (out: [segments][group][d], maxes/sums: [segments][group], in segment order)

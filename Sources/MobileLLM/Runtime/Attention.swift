@@ -23,11 +23,11 @@ struct Attention {
     /// Most rows of one sequence that attend a segment together.
     static let rowBlock = 8
 
-    /// Floats of one thread's scratch: the scores and segment partials of `rowBlock` rows, one set of partials to
-    /// combine from, and a segment's K and V rows converted to f32 (shared by a block's rows).
+    /// Floats of one thread's scratch: the scores and segment partials of `rowBlock` rows, and one set of partials
+    /// to combine from.
     static func threadScratchFloats(configuration c: ModelConfiguration, maxSegments segments: Int) -> Int {
         let partialStride = c.groupSize * (c.headDimension + 2)
-        return rowBlock * (c.groupSize * segment + segments * partialStride) + segments * partialStride + 2 * segment * c.headDimension
+        return rowBlock * (c.groupSize * segment + segments * partialStride) + segments * partialStride
     }
 
     /// Floats of scratch `run` needs: `threadScratchFloats` per thread, then the partials of every KV head for split
@@ -128,7 +128,6 @@ struct Attention {
                 let scores = threadScratch + thread * perThread
                 let partials = scores + Self.rowBlock * rowScores
                 let work = partials + Self.rowBlock * rowPartials
-                let converted = work + maxSegments * partialStride
                 withUnsafeTemporaryAllocation(of: Int64.self, capacity: Self.rowBlock) { lengths in
                     for item in range {
                         // Latest blocks (the most positions) first, so the threads finish together.
@@ -146,7 +145,7 @@ struct Attention {
                                                        cache.values(layer: layer, head: kvHead, from: begin), cache.type.kernelType,
                                                        scale, scores + (j - block.lowerBound) * rowScores, Int64(rowScores),
                                                        partials + (j - block.lowerBound) * rowPartials + (absolute - firstSegment) * partialStride,
-                                                       Int64(rowPartials), converted)
+                                                       Int64(rowPartials))
                         }
                         for i in block {
                             combine(row: i, kvHead: kvHead, segments: segmentCount(i),
