@@ -487,6 +487,31 @@ MLK_INLINE TARGET_AVX2 __m256 mlk_kv8_avx2(const uint8_t *row, mlk_dtype dtype, 
     return _mm256_loadu_ps((const float *)row + t);
 }
 
+/* q·k's prefetches at position pair p: the V rows p·V reads next (from `values`), fetched while q·k computes, and the K
+ * rows a few steps ahead of k0. */
+MLK_INLINE TARGET_AVX2 void mlk_qk_prefetch(const uint8_t *values, const uint8_t *k0, int64_t p, int64_t n, size_t row_bytes) {
+    for (size_t offset = 0; offset < (p + 1 < n ? 2 : 1) * row_bytes; offset += 64)
+        _mm_prefetch((const char *)values + (size_t)p * row_bytes + offset, _MM_HINT_T0);
+    if (p + MLK_KV_AHEAD + 1 < n)
+        for (size_t offset = 0; offset < 2 * row_bytes; offset += 64)
+            _mm_prefetch((const char *)k0 + MLK_KV_AHEAD * row_bytes + offset, _MM_HINT_T0);
+}
+
+/* Reduces the 8-lane partial sums a[2g] (position p) and a[2g + 1] (p + 1) of G query rows by one hadd tree and stores
+ * scale times them as scores[g·n + p] and [g·n + p + 1] (the latter while p + 1 < n). */
+MLK_INLINE TARGET_AVX2 void mlk_qk_store(const int G, const __m256 a[8], __m256 vscale, float *scores, int64_t p, int64_t n) {
+    /* Lanes: g0p0 g0p1 g1p0 g1p1 g2p0 g2p1 g3p0 g3p1. */
+    const __m256 u0 = _mm256_hadd_ps(_mm256_hadd_ps(a[0], a[1]), _mm256_hadd_ps(a[2], a[3]));
+    const __m256 u1 = _mm256_hadd_ps(_mm256_hadd_ps(a[4], a[5]), _mm256_hadd_ps(a[6], a[7]));
+    const __m256 dots = _mm256_add_ps(_mm256_permute2f128_ps(u0, u1, 0x20), _mm256_permute2f128_ps(u0, u1, 0x31));
+    float lanes[8];
+    _mm256_storeu_ps(lanes, _mm256_mul_ps(dots, vscale));
+    for (int g = 0; g < G; g++) {
+        scores[g * n + p] = lanes[2 * g];
+        if (p + 1 < n) scores[g * n + p + 1] = lanes[2 * g + 1];
+    }
+}
+
 /* scores[g·n + p] = scale · (q_g · k_p) for G (<= 4) query rows of a group and positions 0..<n. Two positions per
  * step: each K chunk is converted once, in registers, for all G rows; a dot product is 8 lanes of partial sums over
  * the dims, reduced by one hadd tree for all 2·G dots. */
@@ -495,13 +520,7 @@ MLK_INLINE TARGET_AVX2 void mlk_qk_avx2(const int G, mlk_dtype dtype, const floa
     const __m256 vscale = _mm256_set1_ps(scale);
     for (int64_t p = 0; p < n; p += 2) {
         const uint8_t *k0 = keys + (size_t)p * row_bytes, *k1 = p + 1 < n ? k0 + row_bytes : k0;
-        if (prefetch) { /* the V rows p·V reads next, fetched while q·k computes; K rows a few steps ahead */
-            for (size_t offset = 0; offset < (p + 1 < n ? 2 : 1) * row_bytes; offset += 64)
-                _mm_prefetch((const char *)prefetch + (size_t)p * row_bytes + offset, _MM_HINT_T0);
-            if (p + MLK_KV_AHEAD + 1 < n)
-                for (size_t offset = 0; offset < 2 * row_bytes; offset += 64)
-                    _mm_prefetch((const char *)k0 + MLK_KV_AHEAD * row_bytes + offset, _MM_HINT_T0);
-        }
+        if (prefetch) mlk_qk_prefetch(prefetch, k0, p, n, row_bytes);
         __m256 a[8];
         for (int i = 0; i < 8; i++) a[i] = _mm256_setzero_ps();
         __m256 s0 = _mm256_setzero_ps(), s1 = s0;
@@ -514,16 +533,7 @@ MLK_INLINE TARGET_AVX2 void mlk_qk_avx2(const int G, mlk_dtype dtype, const floa
                 a[2 * g + 1] = _mm256_fmadd_ps(x1, qv, a[2 * g + 1]);
             }
         }
-        /* Lanes: g0p0 g0p1 g1p0 g1p1 g2p0 g2p1 g3p0 g3p1. */
-        const __m256 u0 = _mm256_hadd_ps(_mm256_hadd_ps(a[0], a[1]), _mm256_hadd_ps(a[2], a[3]));
-        const __m256 u1 = _mm256_hadd_ps(_mm256_hadd_ps(a[4], a[5]), _mm256_hadd_ps(a[6], a[7]));
-        const __m256 dots = _mm256_add_ps(_mm256_permute2f128_ps(u0, u1, 0x20), _mm256_permute2f128_ps(u0, u1, 0x31));
-        float lanes[8];
-        _mm256_storeu_ps(lanes, _mm256_mul_ps(dots, vscale));
-        for (int g = 0; g < G; g++) {
-            scores[g * n + p] = lanes[2 * g];
-            if (p + 1 < n) scores[g * n + p + 1] = lanes[2 * g + 1];
-        }
+        mlk_qk_store(G, a, vscale, scores, p, n);
     }
 }
 
@@ -550,22 +560,27 @@ MLK_INLINE TARGET_AVX2 void mlk_pv_avx2(const int G, const int C, mlk_dtype dtyp
     }
 }
 
+/* The scores of a query row's `group` heads, 4 at a time through QK (mlk_qk_avx2 or its 512-bit form; the first
+ * call also prefetches the V rows), then their softmax weights: the first half of both attention row kernels. */
+#define MLK_ATTEND_SCORES(QK)                                                                                           \
+    for (int64_t g = 0; g < group; g += 4) {                                                                            \
+        const float *qg = q + g * d;                                                                                    \
+        float *sg = scores + g * n;                                                                                     \
+        switch (group - g < 4 ? group - g : 4) {                                                                        \
+        case 4: QK(4, dtype, qg, d, keys, g == 0 ? values : NULL, row_bytes, n, scale, sg); break;                      \
+        case 3: QK(3, dtype, qg, d, keys, g == 0 ? values : NULL, row_bytes, n, scale, sg); break;                      \
+        case 2: QK(2, dtype, qg, d, keys, g == 0 ? values : NULL, row_bytes, n, scale, sg); break;                      \
+        default: QK(1, dtype, qg, d, keys, g == 0 ? values : NULL, row_bytes, n, scale, sg); break;                     \
+        }                                                                                                               \
+    }                                                                                                                   \
+    mlk_exp_rows_avx2(scores, group, n, maxes == NULL, maxes, sums);
+
 /* One query row (`group` query heads) against positions 0..<n, the K/V type fixed so each variant is specialised. */
 MLK_INLINE TARGET_AVX2 void mlk_attend_row_avx2(mlk_dtype dtype, const float *q, int64_t group, int64_t d,
                                                  const uint8_t *keys, const uint8_t *values, int64_t n, float scale,
                                                  float *scores, float *out, float *maxes, float *sums) {
     const size_t row_bytes = mlk_row_bytes(dtype, d);
-    for (int64_t g = 0; g < group; g += 4) {
-        const float *qg = q + g * d;
-        float *sg = scores + g * n;
-        switch (group - g < 4 ? group - g : 4) {
-        case 4: mlk_qk_avx2(4, dtype, qg, d, keys, g == 0 ? values : NULL, row_bytes, n, scale, sg); break;
-        case 3: mlk_qk_avx2(3, dtype, qg, d, keys, g == 0 ? values : NULL, row_bytes, n, scale, sg); break;
-        case 2: mlk_qk_avx2(2, dtype, qg, d, keys, g == 0 ? values : NULL, row_bytes, n, scale, sg); break;
-        default: mlk_qk_avx2(1, dtype, qg, d, keys, g == 0 ? values : NULL, row_bytes, n, scale, sg); break;
-        }
-    }
-    mlk_exp_rows_avx2(scores, group, n, maxes == NULL, maxes, sums);
+    MLK_ATTEND_SCORES(mlk_qk_avx2)
     for (int64_t g = 0; g < group; g += 4) {
         const float *wg = scores + g * n;
         float *og = out + g * d;
@@ -603,13 +618,7 @@ MLK_INLINE TARGET_AVX512 void mlk_qk_pairs512(const int G, mlk_dtype dtype, cons
     const __m256 vscale = _mm256_set1_ps(scale);
     for (int64_t p = 0; p < n; p += 2) {
         const uint8_t *k0 = keys + (size_t)p * row_bytes, *k1 = p + 1 < n ? k0 + row_bytes : k0;
-        if (prefetch) {
-            for (size_t offset = 0; offset < (p + 1 < n ? 2 : 1) * row_bytes; offset += 64)
-                _mm_prefetch((const char *)prefetch + (size_t)p * row_bytes + offset, _MM_HINT_T0);
-            if (p + MLK_KV_AHEAD + 1 < n)
-                for (size_t offset = 0; offset < 2 * row_bytes; offset += 64)
-                    _mm_prefetch((const char *)k0 + MLK_KV_AHEAD * row_bytes + offset, _MM_HINT_T0);
-        }
+        if (prefetch) mlk_qk_prefetch(prefetch, k0, p, n, row_bytes);
         __m512 a[4];
         for (int i = 0; i < 4; i++) a[i] = _mm512_setzero_ps();
         __m256 s0 = _mm256_setzero_ps(), s1 = s0;
@@ -626,16 +635,7 @@ MLK_INLINE TARGET_AVX512 void mlk_qk_pairs512(const int G, mlk_dtype dtype, cons
             h[2 * g] = _mm512_castps512_ps256(a[g]);
             h[2 * g + 1] = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(a[g]), 1));
         }
-        /* Lanes: g0p0 g0p1 g1p0 g1p1 g2p0 g2p1 g3p0 g3p1, as mlk_qk_avx2 reduces them. */
-        const __m256 u0 = _mm256_hadd_ps(_mm256_hadd_ps(h[0], h[1]), _mm256_hadd_ps(h[2], h[3]));
-        const __m256 u1 = _mm256_hadd_ps(_mm256_hadd_ps(h[4], h[5]), _mm256_hadd_ps(h[6], h[7]));
-        const __m256 dots = _mm256_add_ps(_mm256_permute2f128_ps(u0, u1, 0x20), _mm256_permute2f128_ps(u0, u1, 0x31));
-        float lanes[8];
-        _mm256_storeu_ps(lanes, _mm256_mul_ps(dots, vscale));
-        for (int g = 0; g < G; g++) {
-            scores[g * n + p] = lanes[2 * g];
-            if (p + 1 < n) scores[g * n + p + 1] = lanes[2 * g + 1];
-        }
+        mlk_qk_store(G, h, vscale, scores, p, n);
     }
 }
 
@@ -667,17 +667,7 @@ MLK_INLINE TARGET_AVX512 void mlk_attend_row_pairs512(mlk_dtype dtype, const flo
                                                      const uint8_t *keys, const uint8_t *values, int64_t n, float scale,
                                                      float *scores, float *out, float *maxes, float *sums) {
     const size_t row_bytes = mlk_row_bytes(dtype, d);
-    for (int64_t g = 0; g < group; g += 4) {
-        const float *qg = q + g * d;
-        float *sg = scores + g * n;
-        switch (group - g < 4 ? group - g : 4) {
-        case 4: mlk_qk_pairs512(4, dtype, qg, d, keys, g == 0 ? values : NULL, row_bytes, n, scale, sg); break;
-        case 3: mlk_qk_pairs512(3, dtype, qg, d, keys, g == 0 ? values : NULL, row_bytes, n, scale, sg); break;
-        case 2: mlk_qk_pairs512(2, dtype, qg, d, keys, g == 0 ? values : NULL, row_bytes, n, scale, sg); break;
-        default: mlk_qk_pairs512(1, dtype, qg, d, keys, g == 0 ? values : NULL, row_bytes, n, scale, sg); break;
-        }
-    }
-    mlk_exp_rows_avx2(scores, group, n, maxes == NULL, maxes, sums);
+    MLK_ATTEND_SCORES(mlk_qk_pairs512)
     for (int64_t g = 0; g < group; g += 4) {
         const float *wg = scores + g * n;
         float *og = out + g * d;

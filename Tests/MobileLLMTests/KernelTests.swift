@@ -79,6 +79,19 @@ struct KernelTests {
 /// The attention kernel against a double-precision reference, for f32 and f16 caches, GQA groups and odd head sizes.
 @Suite("Attention kernel")
 struct AttentionKernelTests {
+    /// `keys` and `values` ([length, d] f32) as KV-cache rows of each type that takes head size d: f32, f16 and (d % 32
+    /// == 0) Q8_0.
+    static func cacheRows(keys: [Float], values: [Float], length: Int, d: Int) -> [(mlk_dtype, [UInt8], [UInt8])] {
+        var stored: [(mlk_dtype, [UInt8], [UInt8])] = [
+            (MLK_DTYPE_F32, keys.withUnsafeBytes { Array($0) }, values.withUnsafeBytes { Array($0) }),
+            (MLK_DTYPE_F16, keys.map { Float16($0) }.withUnsafeBytes { Array($0) }, values.map { Float16($0) }.withUnsafeBytes { Array($0) })]
+        if d % 32 == 0 {
+            func q8(_ x: [Float]) -> [UInt8] { (0..<length).flatMap { QuantReference.quantize(Array(x[($0 * d)..<(($0 + 1) * d)]), type: .q8_0) ?? [] } }
+            stored.append((MLK_DTYPE_Q8_0, q8(keys), q8(values)))
+        }
+        return stored
+    }
+
     @Test("attention of several rows over one K/V segment is bit-identical to each row alone (f32, f16, Q8_0)",
           arguments: [(3, 64, [1, 2, 3, 9, 16, 17, 40]), (4, 32, [7, 8]), (1, 96, [30, 31, 32, 33, 34, 35, 36, 256]), (2, 40, [5, 13])])
     func attentionRows(group: Int, d: Int, lengths: [Int]) {
@@ -88,13 +101,7 @@ struct AttentionKernelTests {
         let q = (0..<(rows * group * d)).map { _ in random() }
         let keys = (0..<(length * d)).map { _ in random() }, values = (0..<(length * d)).map { _ in random() }
         let scale = Float(1 / Double(d).squareRoot())
-        var stored: [(mlk_dtype, [UInt8], [UInt8])] = [
-            (MLK_DTYPE_F32, keys.withUnsafeBytes { Array($0) }, values.withUnsafeBytes { Array($0) }),
-            (MLK_DTYPE_F16, keys.map { Float16($0) }.withUnsafeBytes { Array($0) }, values.map { Float16($0) }.withUnsafeBytes { Array($0) })]
-        if d % 32 == 0 {
-            func q8(_ x: [Float]) -> [UInt8] { (0..<length).flatMap { QuantReference.quantize(Array(x[($0 * d)..<(($0 + 1) * d)]), type: .q8_0) ?? [] } }
-            stored.append((MLK_DTYPE_Q8_0, q8(keys), q8(values)))
-        }
+        let stored = Self.cacheRows(keys: keys, values: values, length: length, d: d)
         let stride = group * (d + 2), scoresStride = group * length
         for (dtype, k, v) in stored {
             var together = [Float](repeating: .nan, count: rows * stride), alone = together
@@ -127,13 +134,7 @@ struct AttentionKernelTests {
         for length in [1, 2, 7, 33, 256] {
             let q = (0..<(group * d)).map { _ in random() }
             let keys = (0..<(length * d)).map { _ in random() }, values = (0..<(length * d)).map { _ in random() }
-            var stored: [(mlk_dtype, [UInt8], [UInt8])] = [
-                (MLK_DTYPE_F32, keys.withUnsafeBytes { Array($0) }, values.withUnsafeBytes { Array($0) }),
-                (MLK_DTYPE_F16, keys.map { Float16($0) }.withUnsafeBytes { Array($0) }, values.map { Float16($0) }.withUnsafeBytes { Array($0) })]
-            if d % 32 == 0 {
-                func q8(_ x: [Float]) -> [UInt8] { (0..<length).flatMap { QuantReference.quantize(Array(x[($0 * d)..<(($0 + 1) * d)]), type: .q8_0) ?? [] } }
-                stored.append((MLK_DTYPE_Q8_0, q8(keys), q8(values)))
-            }
+            let stored = Self.cacheRows(keys: keys, values: values, length: length, d: d)
             for (dtype, k, v) in stored {
                 #expect(mlk_attention_kernel(MLK_ISA_AVX512, dtype, Int64(d)) == MLK_KERNEL_AVX2)
                 var narrow = [Float](repeating: .nan, count: group * d), wide = narrow
