@@ -1006,7 +1006,7 @@ MOBILELLM_API mobilellm_status mobilellm_batch_set_threads(mobilellm_batch *batc
  *  use (x86: avx2 fma f16c avx512f avx512bw avx512vl avx512dq avx512vbmi avx512-vnni avx512-bf16; ARM64: neon
  *  dotprod fp16 i8mm bf16), the instruction-set level in use, the attention kernel per K/V cache type ("attention
  *  (head size 64 / 320): f32 avx2 / avx512, ..."), and for every weight type the kernel each mode runs ("f16: avx2",
- *  "q4_0: exact-decode avx2, exact-prefill avx2-gemm, int8 avx2-r8, int16-prefill avx2-gemm"), as the kernels' own dispatch decides it. A static NUL-terminated UTF-8 string owned by the library, valid forever; never NULL; never fails; any
+ *  "q4_0: exact-decode avx2, exact-prefill avx2-gemm, int16-prefill avx2-gemm, int8 avx2-r8"), as the kernels' own dispatch decides it. A static NUL-terminated UTF-8 string owned by the library, valid forever; never NULL; never fails; any
  *  thread. Appended in ABI v1. */
 MOBILELLM_API const char *mobilellm_system_info(void);
 

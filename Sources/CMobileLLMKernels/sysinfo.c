@@ -113,11 +113,12 @@ static void mlk_info_build(void) {
         /* int8 mode interleaves a matrix at load when an r8 kernel runs here (mlk_q_r8_worthwhile): name that one. */
         const mlk_kernel r8 = mlk_q_r8_kernel(active, type);
         const mlk_kernel int8 = r8 != MLK_KERNEL_NONE && r8 != MLK_KERNEL_SCALAR ? r8 : mlk_q_matmul_kernel(active, type);
-        mlk_info_append(&used, "%s: exact-decode %s, exact-prefill %s, int8 %s, int16-prefill %s\n", quantized[i].name,
+        /* int8 stays last: hosts read the line's end for the int8 kernel (an r8 one interleaves at load). */
+        mlk_info_append(&used, "%s: exact-decode %s, exact-prefill %s, int16-prefill %s, int8 %s\n", quantized[i].name,
                         mlk_kernel_name(mlk_qf32_kernel(active, type, 1)),
                         mlk_kernel_name(mlk_qf32_kernel(active, type, 256)),
-                        mlk_kernel_name(int8),
-                        mlk_kernel_name(mlk_qf32_prepared_kernel(active, type, 256)));
+                        mlk_kernel_name(mlk_qf32_prepared_kernel(active, type, 256)),
+                        mlk_kernel_name(int8));
     }
 }
 

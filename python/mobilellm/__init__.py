@@ -294,7 +294,7 @@ def system_info():
     architecture, the CPU ``features`` the kernels use (e.g. ``avx2 fma f16c avx512-vnni``), the instruction-set
     level in use, the attention kernel per K/V cache type (``attention (head size 64 / 320): f32 avx2 / avx512,
     ...``), and every weight type's kernel per mode (``q4_0: exact-decode avx2, exact-prefill avx2-gemm,
-    int8 avx2-r8``)."""
+    int16-prefill avx2-gemm, int8 avx2-r8``)."""
     return _lib().mobilellm_system_info().decode()
 
 
