@@ -196,8 +196,8 @@ typedef struct mobilellm_model_params {
      *    "int8"   activations quantized to 8 bits per 32 values for integer dot products: faster, with results
      *             that drift from "exact" by about the activation rounding;
      *    "int16"  "exact", except that prefill passes (16 rows and more) of Q4_0/Q4_1/Q8_0 weights round their
-     *             activations to 16 bits per 32-value block for integer dot products on AVX-512 VNNI CPUs: about
-     *             1.4x exact's prefill there, logits within a few hundredths of exact's; elsewhere exactly "exact".
+     *             activations to 16 bits per 32-value block for integer dot products on AVX-512 VNNI CPUs:
+     *             1.3-1.4x exact's prefill there, logits within a few hundredths of exact's; elsewhere exactly "exact".
      *  Any other name gives INVALID_ARGUMENT naming params->activations and the accepted names. No effect on float
      *  weights. Read only when struct_size covers it (older callers get the default). Appended in ABI v1. */
     const char *activations;

@@ -18,9 +18,9 @@ public enum ActivationPrecision: String, Sendable, CaseIterable {
     case int8
     /// Exact, except that passes of 16 rows and more (prefill, large batches) of Q4_0, Q4_1 and Q8_0 weights round
     /// their activations once per matmul to 16-bit integers with an f32 scale per 32-value block and multiply them
-    /// with `vpdpwssd` on AVX-512 VNNI CPUs (`mlk_qf32_prepare`): about 1.4x exact's prefill there, each activation
-    /// within 1/65534 of its block's largest magnitude. On other CPUs, and for decode, it computes exactly what `exact`
-    /// computes.
+    /// with `vpdpwssd` on AVX-512 VNNI CPUs (`mlk_qf32_prepare`): 1.3-1.4x exact's prefill there (SmolLM2, the
+    /// R1-950M twin), each activation within 1/65534 of its block's largest magnitude. On other CPUs, and for decode,
+    /// it computes exactly what `exact` computes.
     case int16
 }
 
