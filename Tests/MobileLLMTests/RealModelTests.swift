@@ -73,14 +73,14 @@ struct RealModelTests {
         #expect(Double(agree) >= 0.99 * Double(total), "exact mode: \(agree)/\(total)")
     }
 
-    @Test("int8 activations (interleaved r8 kernels where the CPU has them) agree on at least 95% of positions (305/315 measured), and miss only near-ties")
+    @Test("int8 activations (interleaved r8 kernels where the CPU has them) agree on at least 95% of positions (309/315 measured), and miss only near-ties")
     func int8Agreement() throws {
         guard let path = TokenizerFixtures.requireAsset(TokenizerFixtures.smollm2GGUF) else { return }
         let model = try Model(path: path, options: ModelLoadOptions(activationPrecision: .int8))
         let (agree, total, widest) = try agreement(model, try Self.reference())
         print("SmolLM2 int8 teacher-forced agreement: \(agree)/\(total), widest missed margin \(widest)")
         #expect(Double(agree) >= 0.95 * Double(total), "int8 mode: \(agree)/\(total)")
-        // Activation rounding moves logits by tenths: it may only flip near-ties (0.243 measured), never a clear
+        // Activation rounding moves logits by tenths: it may only flip near-ties (0.243 and 0.098 measured), never a clear
         // choice.
         #expect(widest < 0.5, "int8 mode flipped a position whose transformers margin is \(widest)")
     }
