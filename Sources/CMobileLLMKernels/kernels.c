@@ -673,7 +673,7 @@ MLK_INLINE TARGET_AVX512 void mlk_attend_row_pairs512(mlk_dtype dtype, const flo
         float *og = out + g * d;
         const int G = group - g < 4 ? (int)(group - g) : 4;
         int64_t t = 0;
-        for (; t + 16 <= d; t += 64) {
+        while (t + 16 <= d) {
             const int C = (int)((d - t) / 16 < 4 ? (d - t) / 16 : 4);
 #define MLK_PV512_CASE(GG)                                                                                              \
     case GG:                                                                                                            \
@@ -691,7 +691,7 @@ MLK_INLINE TARGET_AVX512 void mlk_attend_row_pairs512(mlk_dtype dtype, const flo
             default: MLK_PV512_CASE(1)
             }
 #undef MLK_PV512_CASE
-            if (C < 4) { t += 16 * C; break; }
+            t += 16 * C;
         }
         if (t < d) { /* 8 dims left (d % 16 == 8) */
             switch (G) {

@@ -665,21 +665,22 @@ QF16_AVX512 static void qf16_prepare(const float *x, int64_t n, int64_t k, uint8
 /* Integer codes of 32-block g of a row as 32 int16 in weight order (so dword i holds weights 2i and 2i + 1), its
  * scale in *d and (Q4_1) its minimum in *m: Q4_0 w = d * code (code = nibble - 8), Q4_1 w = d * code + m, Q8_0
  * w = d * code. */
+/* The 32 nibbles of a 4-bit block's 16 bytes as int16 in weight order: low nibbles (weights 0..15), then high. */
+QF16_AVX512 static inline __m512i qf16_nibbles(const uint8_t *qs) {
+    const __m256i y = _mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)qs));
+    return _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(y, _mm256_set1_epi16(15))), _mm256_srli_epi16(y, 4), 1);
+}
 QF16_AVX512 static inline __m512i qf16_q4_0(const uint8_t *row, int64_t g, float *d, float *m) {
     const uint8_t *b = row + g * 18;
     *d = qf_half(b);
     *m = 0;
-    const __m256i y = _mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)(b + 2)));
-    const __m512i z = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(y, _mm256_set1_epi16(15))),
-                                         _mm256_srli_epi16(y, 4), 1);
-    return _mm512_sub_epi16(z, _mm512_set1_epi16(8));
+    return _mm512_sub_epi16(qf16_nibbles(b + 2), _mm512_set1_epi16(8));
 }
 QF16_AVX512 static inline __m512i qf16_q4_1(const uint8_t *row, int64_t g, float *d, float *m) {
     const uint8_t *b = row + g * 20;
     *d = qf_half(b);
     *m = qf_half(b + 2);
-    const __m256i y = _mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)(b + 4)));
-    return _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(y, _mm256_set1_epi16(15))), _mm256_srli_epi16(y, 4), 1);
+    return qf16_nibbles(b + 4);
 }
 QF16_AVX512 static inline __m512i qf16_q8_0(const uint8_t *row, int64_t g, float *d, float *m) {
     const uint8_t *b = row + g * 34;

@@ -35,24 +35,29 @@ struct ForwardPass {
     func prepare(_ x: UnsafeMutablePointer<Float>, count: Int, columns: Int, for linears: [Linear]) -> ProjectionInput {
         nonisolated(unsafe) let destination = s.activations
         nonisolated(unsafe) let source = x
-        guard precision == .int8, let quantized = linears.first(where: { $0.weight.isQuantized })?.weight.type else {
-            guard precision == .int16 else { return ProjectionInput(x: x, count: count, quantized: nil, prepared: nil) }
-            let bytes = linears.lazy.filter { $0.weight.isQuantized }
-                .map { Int(mlk_qf32_prepared_bytes($0.weight.layout, Int64(count), Int64(columns))) }.max() ?? 0
-            guard bytes > 0 else { return ProjectionInput(x: x, count: count, quantized: nil, prepared: nil) }
+        let quantized = linears.lazy.filter { $0.weight.isQuantized }
+        switch precision {
+        case .int8:
+            guard let type = quantized.first?.weight.type else { break }
+            let rowBytes = type.activationRowBytes(columns) ?? 0
+            pool.forEach(count, minimumPerThread: 8) { range in
+                mlk_q_quantize_activations(type.rawValue, source + range.lowerBound * columns, Int64(range.count), Int64(columns),
+                                           destination + range.lowerBound * rowBytes)
+            }
+            return ProjectionInput(x: x, count: count, quantized: UnsafeRawPointer(destination), prepared: nil)
+        case .int16:
+            let bytes = quantized.map { Int(mlk_qf32_prepared_bytes($0.weight.layout, Int64(count), Int64(columns))) }.max() ?? 0
+            guard bytes > 0 else { break }
             let rowBytes = bytes / count
             pool.forEach(count, minimumPerThread: 8) { range in
                 mlk_qf32_prepare(source + range.lowerBound * columns, Int64(range.count), Int64(columns),
                                  destination + range.lowerBound * rowBytes)
             }
             return ProjectionInput(x: x, count: count, quantized: nil, prepared: UnsafeRawPointer(destination))
+        case .exact:
+            break
         }
-        let rowBytes = quantized.activationRowBytes(columns) ?? 0
-        pool.forEach(count, minimumPerThread: 8) { range in
-            mlk_q_quantize_activations(quantized.rawValue, source + range.lowerBound * columns, Int64(range.count), Int64(columns),
-                                       destination + range.lowerBound * rowBytes)
-        }
-        return ProjectionInput(x: x, count: count, quantized: UnsafeRawPointer(destination), prepared: nil)
+        return ProjectionInput(x: x, count: count, quantized: nil, prepared: nil)
     }
 
     /// RMS-normalises the pass's `n` rows of `x` (width `width`) with `weight` into `out`, rows split across threads
